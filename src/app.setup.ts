@@ -1,0 +1,20 @@
+import type { INestApplication } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import cookieParser from 'cookie-parser';
+import { Logger } from 'nestjs-pino';
+import { AppConfig } from './config/app-config';
+import { setupSwagger } from './swagger';
+
+/** Everything main.ts and the tests both need on the HTTP app. */
+export function configureApp(app: INestApplication): void {
+  const express = app as NestExpressApplication;
+  const config = app.get(AppConfig);
+  express.useLogger(app.get(Logger));
+  express.set('trust proxy', config.trustProxy);
+  express.disable('x-powered-by');
+  // JSON bodies are small; uploads are multipart and streamed by busboy, never through this parser.
+  express.useBodyParser('json', { limit: '64kb', strict: true });
+  express.useBodyParser('urlencoded', { limit: '16kb', extended: false });
+  express.use(cookieParser());
+  setupSwagger(app);
+}

@@ -1,0 +1,75 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module';
+import { prepareInfrastructure, StartupError } from './bootstrap';
+import { ConfigError } from './config/app-config';
+import { UsersService } from './modules/auth/users.service';
+
+const USAGE = `Usage: npm run cli -- <command> [options]
+  migrate                                         apply pending database migrations
+  user:create --email E --password P [--admin]    create a user (an admin with --admin)
+  user:promote --email E                          make a user an admin`;
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function required(args: string[], name: string): string {
+  const value = option(args, name);
+  if (!value) {
+    throw new ConfigError(`--${name} is required.\n${USAGE}`);
+  }
+  return value;
+}
+
+/** The operator CLI: the same config and infrastructure as the service, no HTTP. */
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  if (!command || command === '--help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const infra = await prepareInfrastructure({ migrate: true });
+  try {
+    if (command === 'migrate') {
+      process.stdout.write('Migrations are up to date.\n');
+      return;
+    }
+    const app = await NestFactory.createApplicationContext(AppModule.forRoot(infra.config), { logger: ['error'] });
+    try {
+      const users = app.get(UsersService);
+      switch (command) {
+        case 'user:create': {
+          const user = await users.create(
+            required(args, 'email'),
+            required(args, 'password'),
+            args.includes('--admin') ? 'admin' : 'user',
+          );
+          process.stdout.write(`Created ${user.role} ${user.email} (${user.id}).\n`);
+          break;
+        }
+        case 'user:promote': {
+          const user = await users.setRole(required(args, 'email'), 'admin');
+          process.stdout.write(`${user.email} is now an admin.\n`);
+          break;
+        }
+        default:
+          throw new ConfigError(`Unknown command "${command}".\n${USAGE}`);
+      }
+    } finally {
+      await app.close();
+    }
+  } finally {
+    await infra.stop();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (err: unknown) => {
+    const known = err instanceof ConfigError || err instanceof StartupError || (err as { name?: string }).name === 'AppError';
+    process.stderr.write(`${known ? (err as Error).message : String(err)}\n`);
+    process.exit(1);
+  },
+);

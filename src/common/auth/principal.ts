@@ -1,0 +1,42 @@
+import type { UserRole } from './user-role';
+
+interface PrincipalBase {
+  userId: string;
+  email: string;
+  role: UserRole;
+}
+
+/** An `fxf_` API key. */
+export interface KeyPrincipal extends PrincipalBase {
+  kind: 'key';
+  keyId: string;
+  keyPrefix: string;
+  /** The key's request_count as last flushed to the database; seeds the Redis counter if Redis lost it. */
+  storedRequestCount: number;
+}
+
+/** A `ut_` upload token; it acts as (and counts against) its minting key. */
+export interface UploadTokenPrincipal extends PrincipalBase {
+  kind: 'upload_token';
+  keyId: string;
+  keyPrefix: string;
+  storedRequestCount: number;
+  expiresAt: Date;
+}
+
+/** A dashboard session (cookie). */
+export interface SessionPrincipal extends PrincipalBase {
+  kind: 'session';
+  sessionId: string;
+  csrfToken: string;
+}
+
+/** Who is calling: produced by the auth guard from a bearer credential or a session cookie. */
+export type Principal = KeyPrincipal | UploadTokenPrincipal | SessionPrincipal;
+
+export type PrincipalKind = Principal['kind'];
+
+/** The id rate limits and request counts are kept under: the key (a ut_ token counts as its minting key) or the user. */
+export function limitSubject(p: Principal): string {
+  return p.kind === 'session' ? `user:${p.userId}` : `key:${p.keyId}`;
+}

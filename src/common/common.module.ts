@@ -1,0 +1,19 @@
+import { Global, Module } from '@nestjs/common';
+import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { AllExceptionsFilter } from './errors/all-exceptions.filter';
+import { DomainEvents } from './events/domain-events';
+import { RedisModule } from './redis/redis.module';
+import { createValidationPipe } from './validation/validation.pipe';
+
+/** What every module uses and no module owns: the error filter, validation, Redis, domain events. */
+@Global()
+@Module({
+  imports: [RedisModule],
+  providers: [
+    DomainEvents,
+    { provide: APP_FILTER, useClass: AllExceptionsFilter },
+    { provide: APP_PIPE, useFactory: createValidationPipe },
+  ],
+  exports: [DomainEvents, RedisModule],
+})
+export class CommonModule {}

@@ -1,0 +1,32 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiProperty, ApiResponse } from '@nestjs/swagger';
+import { ERROR_CODES, ERROR_STATUS, type ErrorCode } from './error-status';
+
+/** The error envelope, for the OpenAPI document. */
+export class ErrorResponse {
+  @ApiProperty({ example: false, enum: [false] })
+  ok!: false;
+
+  @ApiProperty({ enum: ERROR_CODES, example: 'bad_request' })
+  code!: ErrorCode;
+
+  @ApiProperty({ description: 'A human sentence; never a stack trace, SQL or path.', example: 'The request is malformed.' })
+  error!: string;
+
+  @ApiProperty({ required: false, type: 'array', items: { type: 'object' }, description: 'Validation details.' })
+  details?: unknown[];
+}
+
+/** Documents the envelope for each listed code, grouped by status. */
+export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of new Set<ErrorCode>([...codes, 'internal'])) {
+    const status = ERROR_STATUS[code];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return applyDecorators(
+    ...[...byStatus.entries()].map(([status, list]) =>
+      ApiResponse({ status, type: ErrorResponse, description: `Error envelope with code ${list.map((c) => '`' + c + '`').join(' or ')}.` }),
+    ),
+  );
+}

@@ -1,0 +1,39 @@
+import { Global, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
+import Redis from 'ioredis';
+import { AppConfig } from '../../config/app-config';
+
+/** The shared ioredis client; every key it touches carries config.redisPrefix. */
+@Injectable()
+export class RedisService implements OnApplicationShutdown {
+  readonly client: Redis;
+
+  constructor(@Inject(AppConfig) readonly config: AppConfig) {
+    this.client = new Redis(config.redisUrl, {
+      keyPrefix: config.redisPrefix,
+      // Fail fast instead of queueing commands forever while Redis is down: callers answer 503.
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: true,
+      connectTimeout: 2000,
+      lazyConnect: false,
+    });
+    // Connection errors surface through the commands that fail; don't crash on the emitter.
+    this.client.on('error', () => undefined);
+  }
+
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.client.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}
+
+@Global()
+@Module({ providers: [RedisService], exports: [RedisService] })
+export class RedisModule {}

@@ -1,0 +1,67 @@
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUrl, Max, Min, MinLength } from 'class-validator';
+
+const toBool = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string') {
+    return value;
+  }
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) {
+    return true;
+  }
+  if (['false', '0', 'no', 'off', ''].includes(v)) {
+    return false;
+  }
+  return value;
+};
+const toInt = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+const toNum = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? Number(value) : value;
+
+/** Every environment variable the service reads, with its rule. Defaults live in app-config.ts. */
+export class EnvSchema {
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535) PORT?: number;
+  @IsOptional() @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true }) PUBLIC_URL?: string;
+  @IsOptional() @IsString() DATA_DIR?: string;
+  @IsOptional() @IsString() DATABASE_URL?: string;
+  @IsOptional() @IsString() REDIS_URL?: string;
+  @IsOptional() @IsString() REDIS_PREFIX?: string;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535) EMBEDDED_POSTGRES_PORT?: number;
+  @IsOptional() @IsString() @MinLength(32) SECRET_KEY?: string;
+  @IsOptional() @IsString() @MinLength(32) SECRET_KEY_PREVIOUS?: string;
+  @IsOptional() @IsIn(['local']) STORAGE_DRIVER?: string;
+  @IsOptional() @IsString() STORAGE_DIR?: string;
+  @IsOptional() @Transform(toBool) @IsBoolean() MIGRATE_ON_START?: boolean;
+  @IsOptional() @Transform(toBool) @IsBoolean() MODERATION_ENABLED?: boolean;
+  @IsOptional() @IsString() MODERATION_MODEL_PATH?: string;
+  @IsOptional() @Transform(toNum) @IsNumber() @Min(0) @Max(1) MODERATION_PORN_HENTAI_THRESHOLD?: number;
+  @IsOptional() @Transform(toNum) @IsNumber() @Min(0) @Max(1) MODERATION_PORN_THRESHOLD?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(16) MODERATION_FRAMES?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(4) MODERATION_THREADS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64) MODERATION_CONCURRENCY?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) RATE_LIMIT_UPLOADS_PER_MINUTE?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) RATE_LIMIT_UPLOADS_PER_DAY?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) RATE_LIMIT_MANAGEMENT_PER_MINUTE?: number;
+  @IsOptional() @Transform(toBool) @IsBoolean() RATE_LIMIT_FAIL_OPEN?: boolean;
+  @IsOptional() @Transform(toBool) @IsBoolean() REGISTRATION_OPEN?: boolean;
+  @IsOptional() @Transform(toBool) @IsBoolean() ALLOW_PRIVATE_WEBHOOKS?: boolean;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(60000) WEBHOOK_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toBool) @IsBoolean() TRUST_PROXY?: boolean;
+  @IsOptional() @IsIn(['all', 'api', 'worker']) APP_ROLE?: string;
+  @IsOptional() @IsString() ADMIN_EMAIL?: string;
+  @IsOptional() @IsString() @MinLength(10) ADMIN_PASSWORD?: string;
+  @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) LOG_LEVEL?: string;
+  @IsOptional() @Transform(toBool) @IsBoolean() SERVE_BANNED_IMAGES?: boolean;
+}
+
+/** The variable names above, for reading the environment (a class's optional fields can't be listed at run time). */
+export const ENV_KEYS = [
+  'PORT', 'PUBLIC_URL', 'DATA_DIR', 'DATABASE_URL', 'REDIS_URL', 'REDIS_PREFIX', 'EMBEDDED_POSTGRES_PORT', 'SECRET_KEY', 'SECRET_KEY_PREVIOUS',
+  'STORAGE_DRIVER', 'STORAGE_DIR', 'MIGRATE_ON_START', 'MODERATION_ENABLED', 'MODERATION_MODEL_PATH',
+  'MODERATION_PORN_HENTAI_THRESHOLD', 'MODERATION_PORN_THRESHOLD', 'MODERATION_FRAMES', 'MODERATION_THREADS',
+  'MODERATION_CONCURRENCY', 'RATE_LIMIT_UPLOADS_PER_MINUTE', 'RATE_LIMIT_UPLOADS_PER_DAY',
+  'RATE_LIMIT_MANAGEMENT_PER_MINUTE', 'RATE_LIMIT_FAIL_OPEN', 'REGISTRATION_OPEN', 'ALLOW_PRIVATE_WEBHOOKS',
+  'WEBHOOK_TIMEOUT_MS', 'TRUST_PROXY', 'APP_ROLE', 'ADMIN_EMAIL', 'ADMIN_PASSWORD', 'LOG_LEVEL',
+  'SERVE_BANNED_IMAGES',
+] as const satisfies readonly (keyof EnvSchema)[];

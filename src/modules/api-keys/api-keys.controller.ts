@@ -1,0 +1,41 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Auth } from '../../common/auth/auth.decorator';
+import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
+import type { Principal } from '../../common/auth/principal';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ApiKeysService } from './api-keys.service';
+import { CreateKeyDto, CreateKeyResponse, ListKeysResponse, RevokeKeyResponse } from './dto/api-key.dto';
+
+@ApiTags('API keys')
+@Controller('api/v1/keys')
+export class ApiKeysController {
+  constructor(private readonly keys: ApiKeysService) {}
+
+  @Post()
+  @HttpCode(201)
+  @Auth('session')
+  @ApiOperation({ summary: 'Create an API key; the token is shown once' })
+  @ApiCreatedResponse({ type: CreateKeyResponse })
+  @ApiErrorResponses('bad_request', 'conflict')
+  create(@CurrentPrincipal() principal: Principal, @Body() dto: CreateKeyDto): Promise<CreateKeyResponse> {
+    return this.keys.create(principal.userId, dto.label);
+  }
+
+  @Get()
+  @Auth('session')
+  @ApiOperation({ summary: 'List your API keys (never a token or a hash)' })
+  @ApiOkResponse({ type: ListKeysResponse })
+  async list(@CurrentPrincipal() principal: Principal): Promise<ListKeysResponse> {
+    return { ok: true, keys: await this.keys.list(principal.userId) };
+  }
+
+  @Delete(':id')
+  @Auth('session')
+  @ApiOperation({ summary: 'Revoke an API key, instantly on every instance' })
+  @ApiOkResponse({ type: RevokeKeyResponse })
+  @ApiErrorResponses('not_found')
+  revoke(@CurrentPrincipal() principal: Principal, @Param('id') id: string): Promise<RevokeKeyResponse> {
+    return this.keys.revoke(principal.userId, id);
+  }
+}

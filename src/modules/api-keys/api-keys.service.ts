@@ -1,0 +1,105 @@
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Injectable } from '@nestjs/common';
+import { BearerAuthenticator } from '../../common/auth/authenticators';
+import type { Principal } from '../../common/auth/principal';
+import { AppError } from '../../common/errors/app-error';
+import { ApiKey } from './api-key.entity';
+import { API_KEY_PATTERN, hashToken, mintApiKey } from './api-key-token';
+import type { CreateKeyResponse, KeyResponse } from './dto/api-key.dto';
+import { RequestCounterService } from './request-counter.service';
+
+export const MAX_ACTIVE_KEYS = 10;
+
+@Injectable()
+export class ApiKeysService extends BearerAuthenticator {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly counter: RequestCounterService,
+  ) {
+    super();
+  }
+
+  async create(userId: string, label: string): Promise<CreateKeyResponse> {
+    const { token, hash, prefix } = mintApiKey();
+    const key = await this.em.fork().transactional(async (em) => {
+      // Serialise key creation per user so two parallel creates can't both pass the limit.
+      await em.getConnection().execute('select id from users where id = ? for update', [userId], 'all', em.getTransactionContext());
+      const active = await em.count(ApiKey, { user: userId, revokedAt: null });
+      if (active >= MAX_ACTIVE_KEYS) {
+        throw new AppError('conflict', `You already have ${MAX_ACTIVE_KEYS} active API keys; revoke one first.`);
+      }
+      return em.create(ApiKey, { user: userId, tokenHash: hash, prefix, label });
+    });
+    return { ok: true, token, key: this.toResponse(key, null) };
+  }
+
+  async list(userId: string): Promise<KeyResponse[]> {
+    const keys = await this.em.fork().find(ApiKey, { user: userId }, { orderBy: { createdAt: 'desc', id: 'desc' } });
+    const live = await this.counter.live(keys.map((k) => k.id));
+    return keys.map((k) => this.toResponse(k, live.get(k.id) ?? null));
+  }
+
+  async get(userId: string, keyId: string): Promise<KeyResponse> {
+    const key = await this.em.fork().findOne(ApiKey, { id: keyId, user: userId });
+    if (!key) {
+      throw new AppError('not_found', 'No such API key.');
+    }
+    const live = await this.counter.live([key.id]);
+    return this.toResponse(key, live.get(key.id) ?? null);
+  }
+
+  async revoke(userId: string, keyId: string): Promise<{ ok: true; revoked: string }> {
+    if (!/^[0-9a-f-]{36}$/i.test(keyId)) {
+      throw new AppError('not_found', 'No such API key.');
+    }
+    const em = this.em.fork();
+    const key = await em.findOne(ApiKey, { id: keyId, user: userId, revokedAt: null });
+    if (!key) {
+      throw new AppError('not_found', 'No such API key.');
+    }
+    // Committed before we answer: every instance reads the key from the database on each request.
+    key.revokedAt = new Date();
+    await em.flush();
+    return { ok: true, revoked: key.id };
+  }
+
+  async authenticate(token: string): Promise<Principal> {
+    if (!API_KEY_PATTERN.test(token)) {
+      throw new AppError('unauthorized', 'Unknown or malformed API key.');
+    }
+    const key = await this.em
+      .fork()
+      .findOne(ApiKey, { tokenHash: hashToken(token), revokedAt: null }, { populate: ['user'] });
+    if (!key) {
+      throw new AppError('unauthorized', 'Unknown or revoked API key.');
+    }
+    if (key.user.bannedAt) {
+      throw new AppError('banned');
+    }
+    return {
+      kind: 'key',
+      userId: key.user.id,
+      email: key.user.email,
+      role: key.user.role,
+      keyId: key.id,
+      keyPrefix: key.prefix,
+      storedRequestCount: Number(key.requestCount),
+    };
+  }
+
+  toResponse(key: ApiKey, live: { count: number | null; lastUsed: Date | null } | null): KeyResponse {
+    const stored = Number(key.requestCount);
+    const lastUsed = [key.lastUsedAt ?? null, live?.lastUsed ?? null]
+      .filter((d): d is Date => d !== null)
+      .sort((a, b) => b.getTime() - a.getTime())[0];
+    return {
+      id: key.id,
+      prefix: key.prefix,
+      label: key.label,
+      request_count: Math.max(stored, live?.count ?? 0),
+      created_at: key.createdAt.toISOString(),
+      last_used_at: lastUsed ? lastUsed.toISOString() : null,
+      revoked_at: key.revokedAt ? key.revokedAt.toISOString() : null,
+    };
+  }
+}

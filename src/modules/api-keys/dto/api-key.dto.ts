@@ -1,0 +1,36 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { IsString, Length, Matches } from 'class-validator';
+
+export class CreateKeyDto {
+  @ApiProperty({ example: 'ci', minLength: 1, maxLength: 64, description: 'A name to recognise the key by.' })
+  @IsString()
+  @Length(1, 64)
+  @Matches(/^[^\p{Cc}]+$/u, { message: 'label must not contain control characters' })
+  label!: string;
+}
+
+export class KeyResponse {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ example: 'fxf_8350' }) prefix!: string;
+  @ApiProperty({ example: 'ci' }) label!: string;
+  @ApiProperty({ example: 402 }) request_count!: number;
+  @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
+  @ApiProperty({ nullable: true, type: String, example: '2026-04-02T10:00:00.000Z' }) last_used_at!: string | null;
+  @ApiProperty({ nullable: true, type: String, example: null }) revoked_at!: string | null;
+}
+
+export class CreateKeyResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ example: 'fxf_8350…', description: 'Shown once; only its SHA-256 is kept.' }) token!: string;
+  @ApiProperty({ type: KeyResponse }) key!: KeyResponse;
+}
+
+export class ListKeysResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ type: [KeyResponse] }) keys!: KeyResponse[];
+}
+
+export class RevokeKeyResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ format: 'uuid' }) revoked!: string;
+}

@@ -1,0 +1,82 @@
+import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { Auth, Public } from '../../common/auth/auth.decorator';
+import { SESSION_COOKIE } from '../../common/auth/authenticators';
+import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
+import type { Principal } from '../../common/auth/principal';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { clientIp } from '../../common/http/client-ip';
+import { AppConfig } from '../../config/app-config';
+import { LoginDto, OkResponse, RegisterDto, SessionResponse, UserEnvelope } from './dto/auth.dto';
+import { AuthService, type LoginResult } from './auth.service';
+
+@ApiTags('Auth')
+@Controller('api/v1/auth')
+export class AuthController {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly config: AppConfig,
+  ) {}
+
+  @Post('register')
+  @HttpCode(201)
+  @Public()
+  @ApiOperation({ summary: 'Create an account and start a session' })
+  @ApiCreatedResponse({ type: UserEnvelope })
+  @ApiErrorResponses('bad_request', 'conflict', 'forbidden')
+  async register(@Body() dto: RegisterDto, @Res({ passthrough: true }) res: Response): Promise<UserEnvelope> {
+    return this.withCookie(res, await this.auth.register(dto.email, dto.password));
+  }
+
+  @Post('login')
+  @HttpCode(200)
+  @Public()
+  @ApiOperation({ summary: 'Sign in; the same 401 for an unknown email and a wrong password' })
+  @ApiOkResponse({ type: UserEnvelope })
+  @ApiErrorResponses('bad_request', 'unauthorized', 'banned')
+  async login(
+    @Body() dto: LoginDto,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<UserEnvelope> {
+    return this.withCookie(res, await this.auth.login(dto.email, dto.password, clientIp(req)));
+  }
+
+  @Post('logout')
+  @HttpCode(200)
+  @Auth('session')
+  @ApiOperation({ summary: 'End the session' })
+  @ApiOkResponse({ type: OkResponse })
+  async logout(@Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<OkResponse> {
+    await this.auth.logout((req.cookies as Record<string, string> | undefined)?.[SESSION_COOKIE]);
+    res.clearCookie(SESSION_COOKIE, { path: '/' });
+    return { ok: true };
+  }
+
+  @Get('session')
+  @Auth('session')
+  @ApiOperation({ summary: 'The signed-in user and the CSRF token for state-changing requests' })
+  @ApiOkResponse({ type: SessionResponse })
+  session(@CurrentPrincipal() principal: Principal): SessionResponse {
+    if (principal.kind !== 'session') {
+      throw new Error('unreachable: @Auth(session)');
+    }
+    return {
+      ok: true,
+      user: { id: principal.userId, email: principal.email, role: principal.role },
+      csrf_token: principal.csrfToken,
+    };
+  }
+
+  private withCookie(res: Response, result: LoginResult): UserEnvelope {
+    res.cookie(SESSION_COOKIE, result.sessionToken, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: this.config.publicUrl.startsWith('https://'),
+      path: '/',
+      expires: result.expiresAt,
+    });
+    return { ok: true, user: result.user };
+  }
+}

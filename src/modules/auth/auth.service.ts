@@ -1,0 +1,64 @@
+import { Injectable } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AppError } from '../../common/errors/app-error';
+import { AppConfig } from '../../config/app-config';
+import type { UserResponse } from './dto/auth.dto';
+import { LoginThrottle } from './login-throttle';
+import { DUMMY_HASH_PROMISE, verifyPassword } from './password-hasher';
+import { SessionsService } from './sessions.service';
+import type { User } from './user.entity';
+import { UsersService } from './users.service';
+
+export interface LoginResult {
+  user: UserResponse;
+  sessionToken: string;
+  expiresAt: Date;
+}
+
+export function toUserResponse(user: User): UserResponse {
+  return { id: user.id, email: user.email, role: user.role };
+}
+
+@Injectable()
+export class AuthService {
+  constructor(
+    private readonly users: UsersService,
+    private readonly sessions: SessionsService,
+    private readonly throttle: LoginThrottle,
+    private readonly config: AppConfig,
+  ) {}
+
+  async register(email: string, password: string): Promise<LoginResult> {
+    if (!this.config.registrationOpen) {
+      throw new AppError('forbidden', 'Registration is closed on this server.');
+    }
+    const user = await this.users.create(email, password);
+    const session = await this.sessions.create(user);
+    return { user: toUserResponse(user), sessionToken: session.token, expiresAt: session.expiresAt };
+  }
+
+  async login(email: string, password: string, ip: string): Promise<LoginResult> {
+    const normalised = UsersService.normaliseEmail(email);
+    const delay = await this.throttle.delayFor(normalised, ip);
+    if (delay > 0) {
+      await sleep(delay);
+    }
+    const user = await this.users.findByEmail(normalised);
+    // Unknown email and wrong password cost the same and answer the same.
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
+    if (!user || !ok) {
+      await this.throttle.recordFailure(normalised, ip);
+      throw new AppError('unauthorized', 'Wrong email or password.');
+    }
+    if (user.bannedAt) {
+      throw new AppError('banned');
+    }
+    await this.throttle.reset(normalised, ip);
+    const session = await this.sessions.create(user);
+    return { user: toUserResponse(user), sessionToken: session.token, expiresAt: session.expiresAt };
+  }
+
+  logout(sessionToken: string | undefined): Promise<void> {
+    return sessionToken ? this.sessions.destroy(sessionToken) : Promise.resolve();
+  }
+}

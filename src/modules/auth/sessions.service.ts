@@ -1,0 +1,78 @@
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Injectable } from '@nestjs/common';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { SessionAuthenticator } from '../../common/auth/authenticators';
+import type { SessionPrincipal } from '../../common/auth/principal';
+import { AppError } from '../../common/errors/app-error';
+import { AppConfig } from '../../config/app-config';
+import { Session } from './session.entity';
+import type { User } from './user.entity';
+
+const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/**
+ * Server-side sessions: the cookie holds a random token, the table its hash. Every request looks the session up
+ * (no cache), so logout and bans end it at once on every instance.
+ */
+@Injectable()
+export class SessionsService extends SessionAuthenticator {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly config: AppConfig,
+  ) {
+    super();
+  }
+
+  async create(user: User): Promise<{ token: string; expiresAt: Date }> {
+    const token = randomBytes(32).toString('hex');
+    const expiresAt = new Date(Date.now() + SESSION_TTL_MS);
+    const em = this.em.fork();
+    em.create(Session, { tokenHash: sha256(token), user: user.id, expiresAt });
+    await em.flush();
+    return { token, expiresAt };
+  }
+
+  async destroy(token: string): Promise<void> {
+    await this.em.fork().nativeDelete(Session, { tokenHash: sha256(token) });
+  }
+
+  async authenticate(token: string): Promise<SessionPrincipal | null> {
+    if (!/^[0-9a-f]{64}$/.test(token)) {
+      return null;
+    }
+    const session = await this.em
+      .fork()
+      .findOne(Session, { tokenHash: sha256(token), expiresAt: { $gt: new Date() } }, { populate: ['user'] });
+    if (!session) {
+      return null;
+    }
+    const user = session.user;
+    if (user.bannedAt) {
+      throw new AppError('banned');
+    }
+    return {
+      kind: 'session',
+      userId: user.id,
+      email: user.email,
+      role: user.role,
+      sessionId: session.id,
+      csrfToken: this.csrfFor(token),
+    };
+  }
+
+  /** The CSRF token is derived from the session token (HMAC), so nothing extra is stored. */
+  csrfFor(sessionToken: string): string {
+    return createHmac('sha256', this.config.secretKey).update(`csrf:${sessionToken}`).digest('hex');
+  }
+
+  verifyCsrf(principal: SessionPrincipal, header: string | undefined): boolean {
+    if (!header) {
+      return false;
+    }
+    const a = Buffer.from(header);
+    const b = Buffer.from(principal.csrfToken);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+}

@@ -1,0 +1,34 @@
+import { Entity, Index, OptionalProps, PrimaryKey, Property } from '@mikro-orm/core';
+import { randomUUID } from 'node:crypto';
+
+import type { UserRole } from '../../common/auth/user-role';
+
+export type { UserRole };
+
+@Entity({ tableName: 'users' })
+export class User {
+  [OptionalProps]?: 'id' | 'role' | 'createdAt' | 'bannedAt' | 'banReason';
+
+  @PrimaryKey({ type: 'uuid' })
+  id: string = randomUUID();
+
+  /** Stored lower-cased; unique. */
+  @Property({ type: 'text', unique: true })
+  email!: string;
+
+  @Property({ type: 'text', hidden: true })
+  passwordHash!: string;
+
+  @Property({ type: 'text', default: 'user' })
+  role: UserRole = 'user';
+
+  @Property({ type: 'timestamptz', length: 3, nullable: true })
+  bannedAt?: Date | null = null;
+
+  @Property({ type: 'text', nullable: true })
+  banReason?: string | null = null;
+
+  @Index()
+  @Property({ type: 'timestamptz', length: 3 })
+  createdAt: Date = new Date();
+}

@@ -1,0 +1,67 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Public } from '../../common/auth/auth.decorator';
+import { AppError } from '../../common/errors/app-error';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { RedisService } from '../../common/redis/redis.module';
+import { ModerationService } from '../moderation/moderation.service';
+import { StorageDriver } from '../uploads/storage/storage-driver';
+
+class HealthResponse {
+  @ApiProperty({ example: true }) ok!: true;
+}
+
+class ReadyChecks {
+  @ApiProperty() database!: boolean;
+  @ApiProperty() redis!: boolean;
+  @ApiProperty() storage!: boolean;
+  @ApiProperty() moderation!: boolean;
+}
+
+class ReadyResponse extends HealthResponse {
+  @ApiProperty({ type: ReadyChecks }) checks!: ReadyChecks;
+}
+
+@ApiTags('Operations')
+@Controller()
+@Public()
+export class HealthController {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly redis: RedisService,
+    private readonly storage: StorageDriver,
+    private readonly moderation: ModerationService,
+  ) {}
+
+  @Get('healthz')
+  @ApiOperation({ summary: 'The process is alive' })
+  @ApiOkResponse({ type: HealthResponse })
+  healthz(): HealthResponse {
+    return { ok: true };
+  }
+
+  @Get('readyz')
+  @ApiOperation({ summary: 'Database, Redis, storage and the moderation model are ready' })
+  @ApiOkResponse({ type: ReadyResponse })
+  @ApiErrorResponses('unavailable')
+  async readyz(): Promise<ReadyResponse> {
+    const [database, redis, storage] = await Promise.all([
+      this.em
+        .getConnection()
+        .execute('select 1')
+        .then(() => true)
+        .catch(() => false),
+      this.redis.ping(),
+      this.storage.healthy(),
+    ]);
+    const checks = { database, redis, storage, moderation: this.moderation.isReady() };
+    const down = Object.entries(checks)
+      .filter(([, ok]) => !ok)
+      .map(([name]) => name);
+    if (down.length > 0) {
+      throw new AppError('unavailable', `Not ready: ${down.join(', ')}.`);
+    }
+    return { ok: true, checks };
+  }
+}

@@ -1,0 +1,122 @@
+import {
+  frameToModelInputs,
+  MODEL_INPUT_BYTES,
+  pickFrames,
+  resizeToModelInput,
+  type RawImage,
+} from './image-preprocess';
+
+function raw(
+  width: number,
+  height: number,
+  channels: number,
+  pixel: (x: number, y: number) => number[],
+): RawImage {
+  const data = new Uint8Array(width * height * channels);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      data.set(pixel(x, y), (y * width + x) * channels);
+    }
+  }
+  return { data, width, height, channels };
+}
+
+const px = (out: ArrayLike<number>, x: number, y: number, size = 224) =>
+  [0, 1, 2].map((c) => out[(y * size + x) * 3 + c]);
+
+describe('image preprocessing', () => {
+  describe(pickFrames.name, () => {
+    it('should take the only frame of a still image', () => {
+      expect(pickFrames(1, 3)).toEqual([0]);
+    });
+
+    it('should take first, middle and last frames', () => {
+      expect(pickFrames(10, 3)).toEqual([0, 5, 9]);
+      expect(pickFrames(3, 3)).toEqual([0, 1, 2]);
+    });
+
+    it('should take every frame of a short animation', () => {
+      expect(pickFrames(2, 3)).toEqual([0, 1]);
+    });
+
+    it('should take only the first frame when configured for one', () => {
+      expect(pickFrames(50, 1)).toEqual([0]);
+    });
+  });
+
+  describe(resizeToModelInput.name, () => {
+    it('should copy a 224×224 RGB image unchanged', () => {
+      const image = raw(224, 224, 3, (x, y) => [x, y, (x * y) % 256]);
+      const out = new Uint8Array(MODEL_INPUT_BYTES);
+      resizeToModelInput(image, 255, out);
+      expect(Buffer.compare(out, image.data)).toBe(0);
+    });
+
+    it('should align corners: output corners are the source corners', () => {
+      const image = raw(37, 19, 3, (x, y) => [x * 6, y * 13, 200]);
+      const out = new Uint8Array(MODEL_INPUT_BYTES);
+      resizeToModelInput(image, 255, out);
+      expect(px(out, 0, 0)).toEqual([0, 0, 200]);
+      expect(px(out, 223, 0)).toEqual([216, 0, 200]);
+      expect(px(out, 0, 223)).toEqual([0, 234, 200]);
+      expect(px(out, 223, 223)).toEqual([216, 234, 200]);
+    });
+
+    it('should interpolate linearly between the two source columns of a 2-pixel image', () => {
+      const image = raw(2, 1, 3, (x) => (x === 0 ? [0, 0, 0] : [223, 223, 223]));
+      const out = new Float32Array(MODEL_INPUT_BYTES);
+      resizeToModelInput(image, 0, out);
+      expect(px(out, 100, 50)).toEqual([100, 100, 100]);
+    });
+
+    it('should composite transparent pixels over the given background', () => {
+      const image = raw(4, 4, 4, () => [255, 0, 0, 0]);
+      const white = new Uint8Array(MODEL_INPUT_BYTES);
+      const black = new Uint8Array(MODEL_INPUT_BYTES);
+      resizeToModelInput(image, 255, white);
+      resizeToModelInput(image, 0, black);
+      expect(px(white, 10, 10)).toEqual([255, 255, 255]);
+      expect(px(black, 10, 10)).toEqual([0, 0, 0]);
+    });
+
+    it('should blend half-transparent pixels with the background', () => {
+      const image = raw(2, 2, 4, () => [200, 100, 0, 51]);
+      const out = new Uint8Array(MODEL_INPUT_BYTES);
+      resizeToModelInput(image, 255, out);
+      expect(px(out, 5, 5)).toEqual([244, 224, 204]);
+    });
+
+    it('should expand grey (with or without alpha) to RGB', () => {
+      const out = new Uint8Array(MODEL_INPUT_BYTES);
+      resizeToModelInput(
+        raw(3, 3, 1, () => [77]),
+        255,
+        out,
+      );
+      expect(px(out, 100, 100)).toEqual([77, 77, 77]);
+      resizeToModelInput(
+        raw(3, 3, 2, () => [0, 0]),
+        255,
+        out,
+      );
+      expect(px(out, 100, 100)).toEqual([255, 255, 255]);
+    });
+  });
+
+  describe(frameToModelInputs.name, () => {
+    it('should make one input for an opaque image', () => {
+      expect(frameToModelInputs(raw(8, 8, 3, () => [1, 2, 3]))).toHaveLength(1);
+    });
+
+    it('should make one input when the alpha channel is fully opaque', () => {
+      expect(frameToModelInputs(raw(8, 8, 4, () => [1, 2, 3, 255]))).toHaveLength(1);
+    });
+
+    it('should make a white and a black variant when transparency shows', () => {
+      const inputs = frameToModelInputs(raw(8, 8, 4, (x) => [1, 2, 3, x < 4 ? 255 : 0]));
+      expect(inputs).toHaveLength(2);
+      expect(px(inputs[0], 223, 0)).toEqual([255, 255, 255]);
+      expect(px(inputs[1], 223, 0)).toEqual([0, 0, 0]);
+    });
+  });
+});

@@ -1,0 +1,232 @@
+import { Worker } from 'node:worker_threads';
+import { MODEL_INPUT_SIZE } from './image-preprocess';
+
+export interface InferenceOptions {
+  /** onnxruntime intra-op threads. */
+  threads: number;
+}
+
+interface Job {
+  resolve: (scores: Float32Array) => void;
+  reject: (error: Error) => void;
+}
+
+type WorkerMessage =
+  | { type: 'ready'; input: TensorInfo; output: TensorInfo }
+  | { type: 'failed'; error: string }
+  | { type: 'result'; id: number; scores?: Float32Array; error?: string };
+
+interface TensorInfo {
+  name: string;
+  type: string;
+  shape: (number | string)[];
+}
+
+/*
+ * onnxruntime-node's run() is synchronous inside a setImmediate: on the main thread a batch of six images would
+ * stall every request for ~100 ms. The session therefore lives in a worker thread. The worker is plain JavaScript
+ * evaluated from a string so it runs the same under ts-node, jest and the compiled build.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ort = require(workerData.ortPath);
+const describe = (m) => ({ name: m.name, type: m.type, shape: m.shape });
+const message = (e) => String((e && e.message) || e);
+ort.InferenceSession.create(workerData.modelPath, workerData.sessionOptions).then(
+  (session) => {
+    const input = session.inputNames[0];
+    const output = session.outputNames[0];
+    parentPort.on('message', async (job) => {
+      try {
+        const result = await session.run({ [input]: new ort.Tensor('uint8', job.data, job.dims) });
+        const scores = Float32Array.from(result[output].data);
+        parentPort.postMessage({ type: 'result', id: job.id, scores }, [scores.buffer]);
+      } catch (e) {
+        parentPort.postMessage({ type: 'result', id: job.id, error: message(e) });
+      }
+    });
+    parentPort.postMessage({
+      type: 'ready',
+      input: describe(session.inputMetadata[0]),
+      output: describe(session.outputMetadata[0]),
+    });
+  },
+  (e) => parentPort.postMessage({ type: 'failed', error: message(e) }),
+);
+`;
+
+const CLASSES = 5;
+
+interface SharedEntry {
+  refs: number;
+  ready: Promise<InferenceWorker>;
+  instance?: InferenceWorker;
+}
+
+function checkContract(input: TensorInfo, output: TensorInfo): void {
+  const [, h, w, c] = input.shape;
+  if (
+    input.type !== 'uint8' ||
+    input.shape.length !== 4 ||
+    h !== MODEL_INPUT_SIZE ||
+    w !== MODEL_INPUT_SIZE ||
+    c !== 3
+  ) {
+    throw new Error(
+      `The model input must be uint8 [N,224,224,3], got ${input.type} [${input.shape.join(',')}]`,
+    );
+  }
+  if (output.type !== 'float32' || output.shape.length !== 2 || output.shape[1] !== CLASSES) {
+    throw new Error(`The model output must be float32 [N,5], got ${output.type} [${output.shape.join(',')}]`);
+  }
+}
+
+/** One onnxruntime session in a worker thread; shared by every user of the same model in the process. */
+export class InferenceWorker {
+  private static readonly shared = new Map<string, SharedEntry>();
+
+  private readonly jobs = new Map<number, Job>();
+  private nextId = 1;
+  private failure: Error | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly key: string,
+  ) {
+    worker.unref();
+    worker.on('message', (m: WorkerMessage) => this.onMessage(m));
+    worker.on('error', (e) => this.fail(e));
+    worker.on('exit', (code) => this.fail(new Error(`The inference worker exited (code ${code})`)));
+  }
+
+  /** Starts (or joins) the worker for this model; resolves once the session is created and its contract checked. */
+  static acquire(modelPath: string, options: InferenceOptions): Promise<InferenceWorker> {
+    const key = `${modelPath}\0${options.threads}`;
+    let entry = InferenceWorker.shared.get(key);
+    if (!entry) {
+      const created: SharedEntry = { refs: 0, ready: InferenceWorker.start(modelPath, options, key) };
+      created.ready.then(
+        (instance) => (created.instance = instance),
+        () => InferenceWorker.shared.get(key) === created && InferenceWorker.shared.delete(key),
+      );
+      InferenceWorker.shared.set(key, created);
+      entry = created;
+    }
+    entry.refs++;
+    return entry.ready;
+  }
+
+  private static start(modelPath: string, options: InferenceOptions, key: string): Promise<InferenceWorker> {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        ortPath: require.resolve('onnxruntime-node'),
+        modelPath,
+        sessionOptions: {
+          intraOpNumThreads: options.threads,
+          interOpNumThreads: 1,
+          executionMode: 'sequential',
+          graphOptimizationLevel: 'all',
+          // Spinning threads burn CPU between requests; on a small server that CPU belongs to the HTTP side.
+          extra: { session: { 'intra_op.allow_spinning': '0', 'inter_op.allow_spinning': '0' } },
+        },
+      },
+    });
+    return new Promise<InferenceWorker>((resolve, reject) => {
+      const onEarlyExit = (code: number) => reject(new Error(`The inference worker exited (code ${code})`));
+      worker.once('error', reject);
+      worker.once('exit', onEarlyExit);
+      worker.once('message', (m: WorkerMessage) => {
+        worker.off('error', reject);
+        worker.off('exit', onEarlyExit);
+        try {
+          if (m.type === 'failed') {
+            throw new Error(`Cannot load the moderation model ${modelPath}: ${m.error}`);
+          }
+          if (m.type !== 'ready') {
+            throw new Error(`Unexpected message from the inference worker: ${m.type}`);
+          }
+          checkContract(m.input, m.output);
+          resolve(new InferenceWorker(worker, key));
+        } catch (e) {
+          void worker.terminate();
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      });
+    });
+  }
+
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
+  /** Runs `count` images of uint8 RGB 224×224 (concatenated) and returns count × 5 probabilities. */
+  run(batch: Uint8Array, count: number): Promise<Float32Array> {
+    if (this.failure) {
+      return Promise.reject(this.failure);
+    }
+    const id = this.nextId++;
+    const dims = [count, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3];
+    return new Promise<Float32Array>((resolve, reject) => {
+      this.jobs.set(id, { resolve, reject });
+      // A busy worker keeps the process alive; an idle one must not (scripts and tests exit on their own).
+      if (this.jobs.size === 1) {
+        this.worker.ref();
+      }
+      // Transferring detaches the whole ArrayBuffer, so never transfer one the caller shares with other views.
+      const owned =
+        batch.byteOffset === 0 && batch.byteLength === batch.buffer.byteLength ? batch : batch.slice();
+      this.worker.postMessage({ id, data: owned, dims }, [owned.buffer as ArrayBuffer]);
+    });
+  }
+
+  /** Drops one reference; the worker ends when the last user releases it. */
+  async release(): Promise<void> {
+    const entry = this.sharedEntry();
+    if (entry && --entry.refs > 0) {
+      return;
+    }
+    if (entry) {
+      InferenceWorker.shared.delete(this.key);
+    }
+    this.failure ??= new Error('The inference worker was released');
+    await this.worker.terminate();
+  }
+
+  private sharedEntry(): SharedEntry | undefined {
+    const entry = InferenceWorker.shared.get(this.key);
+    return entry?.instance === this ? entry : undefined;
+  }
+
+  private settle(id: number): Job | undefined {
+    const job = this.jobs.get(id);
+    this.jobs.delete(id);
+    if (this.jobs.size === 0) {
+      this.worker.unref();
+    }
+    return job;
+  }
+
+  private onMessage(m: WorkerMessage): void {
+    if (m.type !== 'result') {
+      return;
+    }
+    const job = this.settle(m.id);
+    if (m.error !== undefined || !m.scores) {
+      job?.reject(new Error(`Inference failed: ${m.error ?? 'no output'}`));
+    } else {
+      job?.resolve(m.scores);
+    }
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    if (this.sharedEntry()) {
+      // The next acquire starts a fresh worker.
+      InferenceWorker.shared.delete(this.key);
+    }
+    for (const id of [...this.jobs.keys()]) {
+      this.settle(id)?.reject(this.failure);
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CONVERTER_VERSION, convertKerasToOnnx } from './keras-to-onnx';
+import { loadNsfwjsModel, nsfwjsModelDir } from './nsfwjs-source';
+import { NSFW_MODEL_NOTICE } from './third-party-notice';
+
+export const NSFW_MODEL_FILE = 'nsfw-mobilenet-v2.onnx';
+export const NSFW_CLASSES = ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'] as const;
+
+/** What the cached model was made from; any difference means it is converted again. */
+interface ModelChecksum {
+  converterVersion: string;
+  /** sha256 over the converter version and the nsfwjs model files. */
+  source: string;
+  /** sha256 of the ONNX file as written. */
+  onnx: string;
+}
+
+const sha256 = (...parts: (string | Uint8Array)[]): string => {
+  const hash = createHash('sha256');
+  parts.forEach((p) => hash.update(p));
+  return hash.digest('hex');
+};
+
+async function sourceChecksum(): Promise<string> {
+  const dir = nsfwjsModelDir();
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.min.js')).sort();
+  const hash = createHash('sha256').update(`converter ${CONVERTER_VERSION}\n`);
+  for (const file of files) {
+    const bytes = await readFile(join(dir, file));
+    hash.update(`${file} ${bytes.length}\n`).update(bytes);
+  }
+  return hash.digest('hex');
+}
+
+async function readChecksum(file: string): Promise<ModelChecksum | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as ModelChecksum;
+  } catch {
+    return undefined;
+  }
+}
+
+async function fileHash(file: string): Promise<string | undefined> {
+  return existsSync(file) ? sha256(await readFile(file)) : undefined;
+}
+
+/** Write-then-rename, so a crash or a second process converting at the same time never leaves a torn file. */
+async function writeAtomically(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Converts the nsfwjs MobileNetV2 model to ONNX bytes (deterministic). */
+export function convertNsfwModel(): Uint8Array {
+  const source = loadNsfwjsModel();
+  return convertKerasToOnnx(source.json, source.weightData, {
+    docString:
+      'nsfwjs MobileNetV2 (MIT, Infinite Red) with weights from GantMan/nsfw_model (MIT); see NOTICE.',
+    metadata: { classes: NSFW_CLASSES.join(','), input: 'uint8 RGB NHWC 224x224, raw pixels' },
+  });
+}
+
+const inFlight = new Map<string, Promise<string>>();
+
+/**
+ * Returns the path of the converted model under `<cacheDir>/models`, converting it first when it is missing, when
+ * nsfwjs or the converter changed since, or when the file no longer matches its recorded sha256.
+ */
+export function ensureNsfwModel(cacheDir: string): Promise<string> {
+  const dir = join(cacheDir, 'models');
+  let pending = inFlight.get(dir);
+  if (!pending) {
+    pending = ensure(dir).finally(() => inFlight.delete(dir));
+    inFlight.set(dir, pending);
+  }
+  return pending;
+}
+
+async function ensure(dir: string): Promise<string> {
+  const modelPath = join(dir, NSFW_MODEL_FILE);
+  const checksumPath = `${modelPath}.checksum.json`;
+  const noticePath = join(dir, 'NOTICE');
+  const source = await sourceChecksum();
+  const recorded = await readChecksum(checksumPath);
+  const upToDate =
+    recorded?.source === source &&
+    recorded.converterVersion === CONVERTER_VERSION &&
+    recorded.onnx === (await fileHash(modelPath));
+  await mkdir(dir, { recursive: true });
+  if (!upToDate) {
+    const onnx = convertNsfwModel();
+    await writeAtomically(modelPath, onnx);
+    const checksum: ModelChecksum = { converterVersion: CONVERTER_VERSION, source, onnx: sha256(onnx) };
+    await writeAtomically(checksumPath, JSON.stringify(checksum, null, 2) + '\n');
+  }
+  if (!upToDate || (await fileHash(noticePath)) !== sha256(NSFW_MODEL_NOTICE)) {
+    await writeAtomically(noticePath, NSFW_MODEL_NOTICE);
+  }
+  return modelPath;
+}

@@ -1,0 +1,81 @@
+import { decodeFrames, frameToModelInputs, MODEL_INPUT_BYTES } from './image-preprocess';
+import { InferenceWorker } from './inference-worker';
+import type { ModerationScores } from './moderation.types';
+import { Semaphore } from './semaphore';
+
+export interface NsfwClassifierOptions {
+  /** onnxruntime intra-op threads (1 suits a 2-core server). */
+  threads: number;
+  /** Reviews decoded and classified at once; the rest queue. */
+  concurrency: number;
+  /** Frames of an animation to classify: first, last and evenly spaced ones between. */
+  frames: number;
+}
+
+export interface Classification {
+  /** How many frames were classified. */
+  frames: number;
+  /** One entry per model input: per frame, and per background when the frame is transparent. */
+  scores: ModerationScores[];
+}
+
+const toScores = (p: Float32Array, i: number): ModerationScores => ({
+  drawing: p[i * 5],
+  hentai: p[i * 5 + 1],
+  neutral: p[i * 5 + 2],
+  porn: p[i * 5 + 3],
+  sexy: p[i * 5 + 4],
+});
+
+/** The NSFW classifier: nsfwjs-compatible preprocessing, inference off the event loop, bounded concurrency. */
+export class NsfwClassifier {
+  private readonly gate: Semaphore;
+
+  private constructor(
+    private readonly worker: InferenceWorker,
+    private readonly options: NsfwClassifierOptions,
+  ) {
+    this.gate = new Semaphore(options.concurrency);
+  }
+
+  /** Loads an ONNX model with input uint8 [N,224,224,3] and output float32 [N,5] (Drawing…Sexy). */
+  static async load(modelPath: string, options: NsfwClassifierOptions): Promise<NsfwClassifier> {
+    const worker = await InferenceWorker.acquire(modelPath, { threads: options.threads });
+    return new NsfwClassifier(worker, options);
+  }
+
+  /** Set when the inference worker died; the classifier cannot be used any more. */
+  get failure(): Error | undefined {
+    return this.worker.failed;
+  }
+
+  /** Reviews waiting for a slot. */
+  get queued(): number {
+    return this.gate.pending;
+  }
+
+  classify(image: Buffer): Promise<Classification> {
+    return this.gate.use(async () => {
+      const frames = await decodeFrames(image, this.options.frames);
+      const scores = await this.classifyPrepared(frames.flatMap((frame) => frameToModelInputs(frame)));
+      return { frames: frames.length, scores };
+    });
+  }
+
+  /** Classifies already prepared inputs (uint8 RGB 224×224 each); used by tests and the bench. */
+  async classifyPrepared(inputs: readonly Uint8Array[]): Promise<ModerationScores[]> {
+    const batch = new Uint8Array(inputs.length * MODEL_INPUT_BYTES);
+    inputs.forEach((input, i) => {
+      if (input.length !== MODEL_INPUT_BYTES) {
+        throw new Error(`A prepared input must be ${MODEL_INPUT_BYTES} bytes, got ${input.length}`);
+      }
+      batch.set(input, i * MODEL_INPUT_BYTES);
+    });
+    const probabilities = await this.worker.run(batch, inputs.length);
+    return inputs.map((_, i) => toScores(probabilities, i));
+  }
+
+  close(): Promise<void> {
+    return this.worker.release();
+  }
+}

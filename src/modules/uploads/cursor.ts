@@ -1,0 +1,35 @@
+import { AppError } from '../../common/errors/app-error';
+
+export interface Cursor {
+  createdAt: Date;
+  /** Set when the page boundary falls among rows sharing one timestamp. */
+  id: string | null;
+}
+
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * `before` is an ISO timestamp (strictly older than it), or `<ISO>~<id>` that our `next_before` emits when the
+ * page ends inside a run of equal timestamps: then the id breaks the tie, so paging never skips or repeats.
+ */
+export function parseCursor(raw: string | undefined): Cursor | null {
+  if (raw === undefined || raw === '') {
+    return null;
+  }
+  const [iso, id, ...rest] = raw.split('~');
+  const date = new Date(iso);
+  if (rest.length > 0 || !ISO_MS.test(iso) || Number.isNaN(date.getTime()) || (id !== undefined && !UUID.test(id))) {
+    throw new AppError('bad_request', '"before" must be an ISO-8601 UTC timestamp or a next_before value.');
+  }
+  return { createdAt: date, id: id ?? null };
+}
+
+/** The cursor after `last`: its plain timestamp when the next row is strictly older, else timestamp~id. */
+export function encodeCursor(last: { createdAt: Date; id: string }, next: { createdAt: Date } | undefined): string | null {
+  if (!next) {
+    return null;
+  }
+  const iso = last.createdAt.toISOString();
+  return next.createdAt.getTime() < last.createdAt.getTime() ? iso : `${iso}~${last.id}`;
+}

@@ -1,0 +1,41 @@
+import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Public } from '../../common/auth/auth.decorator';
+import { AppError } from '../../common/errors/app-error';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { DeletedResponse } from './dto/upload.dto';
+import { UploadsService } from './uploads.service';
+
+@ApiTags('Delete links')
+@Controller('api/delete/:token')
+@Public()
+export class DeleteLinksController {
+  constructor(private readonly uploads: UploadsService) {}
+
+  @Delete()
+  @ApiOperation({ summary: 'Delete an upload with its one-shot delete link (no auth)' })
+  @ApiOkResponse({ type: DeletedResponse })
+  @ApiErrorResponses('not_found')
+  delete(@Param('token') token: string): Promise<DeletedResponse> {
+    return this.uploads.deleteByToken(token);
+  }
+
+  @Post()
+  @HttpCode(200)
+  @ApiOperation({ summary: 'The same as DELETE, for clients that can only POST' })
+  @ApiOkResponse({ type: DeletedResponse })
+  @ApiErrorResponses('not_found')
+  post(@Param('token') token: string): Promise<DeletedResponse> {
+    return this.uploads.deleteByToken(token);
+  }
+
+  /** Link previewers fetch URLs: GET never deletes. */
+  @Get()
+  @ApiOperation({ summary: 'Never deletes: answers 405 with Allow: DELETE, POST' })
+  @ApiErrorResponses('method_not_allowed')
+  get(): never {
+    throw new AppError('method_not_allowed', 'Use DELETE or POST on a delete link; GET never deletes.', {
+      headers: { Allow: 'DELETE, POST' },
+    });
+  }
+}

@@ -1,0 +1,117 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { ArrayMaxSize, IsArray, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+
+export class UploadResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ example: 'FIXITFY-aB3xZ7nQrL9p.png' }) filename!: string;
+  @ApiProperty({ example: 'http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png' }) url!: string;
+  @ApiProperty({ example: 'http://localhost:3000/api/delete/3f9a8c1e…', description: 'One-shot delete link; a secret.' })
+  delete_url!: string;
+  @ApiProperty({ example: 184237, description: 'Bytes of the stored file as served from url.' }) size!: number;
+  @ApiProperty({ enum: ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif'] }) mime!: string;
+  @ApiProperty({ example: 1920 }) width!: number;
+  @ApiProperty({ example: 1080 }) height!: number;
+  @ApiProperty({ example: '9b998a17f968480982526464f04575fc…', description: 'SHA-256 of the bytes as uploaded.' })
+  hash_sha256!: string;
+  @ApiPropertyOptional({ example: true, description: 'Present on a dedupe hit: the existing upload is returned.' })
+  deduplicated?: true;
+}
+
+export class UploadFormDto {
+  @ApiProperty({ type: 'string', format: 'binary', description: 'The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).' })
+  file!: unknown;
+  @ApiPropertyOptional({ example: 'logo,redm', description: 'Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}.' })
+  tags?: string;
+}
+
+export class UploadListItem {
+  @ApiProperty({ example: 'FIXITFY-aB3xZ7nQrL9p.png' }) filename!: string;
+  @ApiProperty() url!: string;
+  @ApiProperty({ example: 'image/png' }) mime!: string;
+  @ApiProperty({ example: 184237 }) size!: number;
+  @ApiProperty({ example: 1920 }) width!: number;
+  @ApiProperty({ example: 1080 }) height!: number;
+  @ApiProperty({ type: [String], example: ['redm', 'logo'] }) tags!: string[];
+  @ApiProperty({ example: '2026-05-01T11:59:00.000Z' }) created_at!: string;
+}
+
+export class UploadDetail extends UploadListItem {
+  @ApiProperty({ example: '9b998a17…' }) hash_sha256!: string;
+}
+
+export class ListUploadsResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ example: 50 }) count!: number;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: '2026-05-01T12:00:00.000Z',
+    description: 'Pass back as `before` for the next page; null on the last page. An ISO timestamp, followed by `~<id>` when the page ends among uploads sharing a timestamp.',
+  })
+  next_before!: string | null;
+  @ApiProperty({ type: [UploadListItem] }) uploads!: UploadListItem[];
+}
+
+export class UploadDetailResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ type: UploadDetail }) upload!: UploadDetail;
+}
+
+export class DeletedResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ example: 'FIXITFY-aB3xZ7nQrL9p.png' }) deleted!: string;
+}
+
+export class ListUploadsQuery {
+  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 50 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  limit?: number;
+
+  @ApiPropertyOptional({ example: '2026-05-01T12:00:00.000Z', description: 'An ISO timestamp or a next_before value.' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(80)
+  before?: string;
+
+  @ApiPropertyOptional({ example: 'logo' })
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value))
+  @IsString()
+  @Matches(/^[a-z0-9_-]{1,32}$/, { message: 'tag must be 1–32 characters of a-z, 0-9, "_" or "-"' })
+  tag?: string;
+}
+
+export class UpdateTagsDto {
+  @ApiProperty({ type: [String], example: ['logo', 'redm'], maxItems: 10 })
+  @IsArray()
+  @ArrayMaxSize(10)
+  @IsString({ each: true })
+  @MaxLength(32, { each: true })
+  tags!: string[];
+}
+
+export class AccountStats {
+  @ApiProperty({ example: 'you@example.com' }) email!: string;
+  @ApiProperty({ enum: ['user', 'admin'] }) role!: string;
+  @ApiProperty({ example: 128 }) uploads_active!: number;
+  @ApiProperty({ example: 5242880 }) storage_used_bytes!: number;
+}
+
+export class MeKey {
+  @ApiProperty({ example: 'fxf_8350' }) prefix!: string;
+  @ApiProperty({ example: 'ci' }) label!: string;
+  @ApiProperty({ example: 402 }) request_count!: number;
+  @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
+}
+
+export class MeResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ type: AccountStats }) account!: AccountStats;
+  @ApiProperty({ type: MeKey, nullable: true, description: 'The calling key; null when called with a session.' })
+  key!: MeKey | null;
+}

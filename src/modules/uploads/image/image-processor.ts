@@ -1,0 +1,140 @@
+import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
+import { AppError } from '../../../common/errors/app-error';
+import { assertWithinLimits, IMAGE_LIMITS } from './image-limits';
+import type { ImageExt, ImageType, ProcessedImage } from './image.types';
+import { stripGifMetadata } from './strip/gif-metadata';
+import { stripJpegMetadata } from './strip/jpeg-metadata';
+import { stripPngMetadata } from './strip/png-metadata';
+import { stripWebpMetadata } from './strip/webp-metadata';
+
+type ReencodedExt = Exclude<ImageExt, 'gif'>;
+
+// failOn 'error', not sharp's default 'warning': libjpeg warns about benign quirks common in camera files
+// (extraneous bytes before a marker); truncation and decode errors still fail.
+const LOAD: SharpOptions = { failOn: 'error', limitInputPixels: IMAGE_LIMITS.maxPixels };
+
+const SHARP_FORMAT: Record<ImageExt, keyof sharp.FormatEnum> = {
+  png: 'png',
+  jpg: 'jpeg',
+  gif: 'gif',
+  webp: 'webp',
+  avif: 'heif',
+};
+
+const STRIP: Record<Exclude<ImageExt, 'avif'>, (input: Buffer) => Buffer> = {
+  png: stripPngMetadata,
+  jpg: stripJpegMetadata,
+  gif: stripGifMetadata,
+  webp: stripWebpMetadata,
+};
+
+const WEBP_OPTIONS: sharp.WebpOptions = { quality: 92, alphaQuality: 100, smartSubsample: true };
+
+// Lossless for PNG; otherwise high enough that a second generation is not visibly worse.
+const ENCODE: Record<ReencodedExt, (image: Sharp) => Sharp> = {
+  png: (image) => image.png(),
+  jpg: (image) => image.jpeg({ quality: 92, mozjpeg: false, chromaSubsampling: '4:4:4' }),
+  webp: (image) => image.webp(WEBP_OPTIONS),
+  // effort 3: effort 4 (the default) is about ten times slower for the same size.
+  avif: (image) => image.avif({ quality: 90, chromaSubsampling: '4:4:4', effort: 3 }),
+};
+
+/** EXIF orientation → a horizontal mirror, then a clockwise rotation: the order sharp applies flop() and rotate(). */
+const ORIENTATION: Record<number, { flop: boolean; angle: number }> = {
+  2: { flop: true, angle: 0 },
+  3: { flop: false, angle: 180 },
+  4: { flop: true, angle: 180 },
+  5: { flop: true, angle: 270 },
+  6: { flop: false, angle: 90 },
+  7: { flop: true, angle: 90 },
+  8: { flop: false, angle: 270 },
+};
+
+/**
+ * Checks the pixel limits from the header, proves the image decodes in full, and returns the bytes to store:
+ * without EXIF, XMP, IPTC or comments, orientation applied, ICC profile kept (API.md, `POST /api/v1/upload`).
+ * Every failure is `processing_failed`.
+ */
+export async function processImage(input: Buffer, type: ImageType): Promise<ProcessedImage> {
+  try {
+    return await decodeAndStrip(input, type.ext);
+  } catch (error) {
+    if (error instanceof AppError) {
+      throw error;
+    }
+    // Whatever sharp or a parser throws on hostile or damaged bytes is the client's corrupt file, not a 500.
+    throw new AppError('processing_failed');
+  }
+}
+
+async function decodeAndStrip(input: Buffer, ext: ImageExt): Promise<ProcessedImage> {
+  // Only the primary AVIF image is decoded: sharp cannot write an AVIF sequence back.
+  const pages = ext === 'avif' ? 1 : -1;
+  // metadata() reads the header only, so an oversized image fails here before any pixel is allocated.
+  const meta = await sharp(input, { ...LOAD, pages }).metadata();
+  if (meta.format !== SHARP_FORMAT[ext] || (ext === 'avif' && meta.compression !== 'av1')) {
+    throw new AppError('processing_failed', 'The image is not a valid file of its type.');
+  }
+  const frames = meta.pages ?? 1;
+  const frameHeight = meta.pageHeight ?? meta.height;
+  assertWithinLimits(meta.width, frameHeight, frames);
+
+  const orientation = meta.orientation ?? 1;
+  if (ext === 'avif' || (ext !== 'gif' && orientation !== 1)) {
+    // AVIF keeps EXIF and XMP as items addressed by byte offsets into mdat: rather than rewriting the box tree,
+    // sharp re-encodes it (quality 90, 4:4:4, ICC kept), so an AVIF is always a second generation.
+    return frames > 1 ? orientAnimation(input, meta, orientation) : reencode(input, ext, meta);
+  }
+  const data = STRIP[ext](input);
+  // Decode every pixel of every frame of the bytes that will be stored; stats() streams, holding no full copy.
+  await sharp(data, { ...LOAD, pages: -1 }).stats();
+  return { data, width: meta.width, height: frameHeight, pages: frames };
+}
+
+async function reencode(input: Buffer, ext: ReencodedExt, meta: Metadata): Promise<ProcessedImage> {
+  // sharp writes no EXIF, XMP or IPTC unless asked; rotate() applies the orientation.
+  let image = sharp(input, { ...LOAD, pages: 1 }).rotate();
+  if (meta.space !== 'cmyk') {
+    // A CMYK profile can't describe the sRGB output: sharp converts through it instead, and stores none.
+    image = image.keepIccProfile();
+  }
+  if (meta.space === 'b-w' || meta.space === 'grey16' || meta.space === 'rgb16') {
+    // Stay grey or 16-bit as uploaded, so the kept profile matches the channels and PNG stays lossless.
+    image = image.toColourspace(meta.space);
+  }
+  const { data, info } = await ENCODE[ext](image).toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, pages: 1 };
+}
+
+/** Only an animated WebP gets here (GIF has no EXIF; an AVIF is decoded as one image). */
+async function orientAnimation(input: Buffer, meta: Metadata, orientation: number): Promise<ProcessedImage> {
+  // sharp refuses to rotate a multi-page image: decode once, orient each frame, then join them again.
+  // The raw frames are in sRGB (sharp converts through the ICC profile), so the output needs no profile.
+  const { flop, angle } = ORIENTATION[orientation] ?? { flop: false, angle: 0 };
+  const frames = meta.pages ?? 1;
+  const width = meta.width;
+  const height = meta.pageHeight ?? meta.height;
+  const strip = await sharp(input, { ...LOAD, pages: -1 })
+    .ensureAlpha()
+    .raw()
+    .toBuffer();
+  const frameBytes = width * height * 4;
+  const oriented: Buffer[] = [];
+  for (let i = 0; i < frames; i++) {
+    const frame = strip.subarray(i * frameBytes, (i + 1) * frameBytes);
+    oriented.push(
+      await sharp(frame, { raw: { width, height, channels: 4 } })
+        .flop(flop)
+        .rotate(angle)
+        .raw()
+        .toBuffer(),
+    );
+  }
+  const [outWidth, outHeight] = angle % 180 === 0 ? [width, height] : [height, width];
+  const data = await sharp(Buffer.concat(oriented), {
+    raw: { width: outWidth, height: outHeight * frames, channels: 4, pageHeight: outHeight },
+  })
+    .webp({ ...WEBP_OPTIONS, loop: meta.loop, delay: meta.delay })
+    .toBuffer();
+  return { data, width: outWidth, height: outHeight, pages: frames };
+}

@@ -1,0 +1,104 @@
+import { Controller, Get, Head, Param, Req, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import rangeParser from 'range-parser';
+import { Public } from '../../common/auth/auth.decorator';
+import { AppError } from '../../common/errors/app-error';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { StorageDriver } from './storage/storage-driver';
+import { UploadsService } from './uploads.service';
+
+const CACHE_CONTROL = 'public, max-age=86400';
+
+@ApiTags('Direct links')
+@Controller('images')
+@Public()
+export class ImagesController {
+  constructor(
+    private readonly uploads: UploadsService,
+    private readonly storage: StorageDriver,
+  ) {}
+
+  @Head(':filename')
+  @ApiOperation({ summary: 'Headers of a stored image' })
+  @ApiOkResponse({ description: 'Headers only.' })
+  @ApiErrorResponses('not_found')
+  head(@Param('filename') filename: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    return this.serve(filename, req, res, false);
+  }
+
+  @Get(':filename')
+  @ApiOperation({ summary: 'The stored image bytes (ETag, 304, Range/206)' })
+  @ApiProduces('image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif')
+  @ApiOkResponse({ description: 'The image.', schema: { type: 'string', format: 'binary' } })
+  @ApiResponse({ status: 206, description: 'A byte range of the image.' })
+  @ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' })
+  @ApiResponse({ status: 416, description: 'Range not satisfiable.' })
+  @ApiErrorResponses('not_found')
+  get(@Param('filename') filename: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    return this.serve(filename, req, res, true);
+  }
+
+  private async serve(filename: string, req: Request, res: Response, withBody: boolean): Promise<void> {
+    const upload = await this.uploads.findServable(filename);
+    if (!upload) {
+      throw new AppError('not_found', 'No such image.');
+    }
+    const etag = `"${upload.storedSha256}"`;
+    res.setHeader('ETag', etag);
+    res.setHeader('Cache-Control', CACHE_CONTROL);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; sandbox");
+    res.setHeader('Last-Modified', upload.createdAt.toUTCString());
+    if (etagMatches(req.header('if-none-match'), etag)) {
+      res.status(304).end();
+      return;
+    }
+    let range: { start: number; end: number } | undefined;
+    const rangeHeader = req.header('range');
+    const ifRange = req.header('if-range');
+    if (rangeHeader && (!ifRange || ifRange === etag)) {
+      const parsed = rangeParser(upload.size, rangeHeader, { combine: true });
+      if (parsed === -1) {
+        res.status(416).setHeader('Content-Range', `bytes */${upload.size}`);
+        res.json({ ok: false, code: 'bad_request', error: 'The requested range is not satisfiable.' });
+        return;
+      }
+      // One range is served as 206; a malformed header or several ranges get the whole file (RFC 9110 allows it).
+      if (parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
+        range = { start: parsed[0].start, end: parsed[0].end };
+      }
+    }
+    res.setHeader('Content-Type', upload.mime);
+    if (range) {
+      res.status(206);
+      res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${upload.size}`);
+      res.setHeader('Content-Length', String(range.end - range.start + 1));
+    } else {
+      res.status(200);
+      res.setHeader('Content-Length', String(upload.size));
+    }
+    if (!withBody) {
+      res.end();
+      return;
+    }
+    const stream = await this.storage.get(upload.filename, range);
+    if (!stream) {
+      res.removeHeader('Content-Length');
+      throw new AppError('not_found', 'No such image.');
+    }
+    await pipeline(stream, res).catch(() => res.destroy());
+  }
+}
+
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) {
+    return false;
+  }
+  return header.split(',').some((t) => {
+    const v = t.trim();
+    return v === '*' || v === etag || v === `W/${etag}`;
+  });
+}

@@ -1,0 +1,33 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Auth } from '../../common/auth/auth.decorator';
+import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
+import type { Principal } from '../../common/auth/principal';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ApiKeysService } from '../api-keys/api-keys.service';
+import { MeResponse } from './dto/upload.dto';
+import { UploadsService } from './uploads.service';
+
+@ApiTags('Account')
+@Controller('api/v1/me')
+export class MeController {
+  constructor(
+    private readonly uploads: UploadsService,
+    private readonly keys: ApiKeysService,
+  ) {}
+
+  @Get()
+  @Auth('user')
+  @ApiOperation({ summary: 'Your account usage and the calling key (request_count is exact)' })
+  @ApiOkResponse({ type: MeResponse })
+  @ApiErrorResponses('rate_limit')
+  async me(@CurrentPrincipal() p: Principal): Promise<MeResponse> {
+    const stats = await this.uploads.accountStats(p.userId);
+    const key = p.kind === 'session' ? null : await this.keys.get(p.userId, p.keyId);
+    return {
+      ok: true,
+      account: { email: p.email, role: p.role, ...stats },
+      key: key && { prefix: key.prefix, label: key.label, request_count: key.request_count, created_at: key.created_at },
+    };
+  }
+}

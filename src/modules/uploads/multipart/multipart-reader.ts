@@ -1,0 +1,134 @@
+import busboy from 'busboy';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import type { Request } from 'express';
+import { AppError } from '../../../common/errors/app-error';
+import { parseTags } from '../tags';
+
+export interface ReceivedFile {
+  /** A temp file holding the bytes exactly as uploaded; the caller removes it. */
+  path: string;
+  size: number;
+  /** SHA-256 of the bytes as uploaded, computed while streaming. */
+  sha256: string;
+  tags: string[];
+}
+
+export interface MultipartLimits {
+  maxFileBytes: number;
+  tempDir: string;
+}
+
+/**
+ * Streams a multipart/form-data upload to a temp file with busboy, hashing as it goes. At most one `file` part
+ * of at most maxFileBytes; the body is never buffered in memory. Errors are the contract's codes.
+ */
+export async function receiveUpload(req: Request, limits: MultipartLimits): Promise<ReceivedFile> {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^multipart\/form-data\s*;/i.test(type)) {
+    throw new AppError('bad_request', 'Expected a multipart/form-data body with a "file" part.');
+  }
+  let bb: busboy.Busboy;
+  try {
+    bb = busboy({
+      headers: req.headers,
+      limits: { fileSize: limits.maxFileBytes, files: 1, fields: 10, fieldSize: 4096, parts: 20, headerPairs: 50 },
+    });
+  } catch {
+    throw new AppError('bad_request', 'Malformed multipart/form-data header.');
+  }
+  await mkdir(limits.tempDir, { recursive: true });
+  const path = join(limits.tempDir, `upload-${randomBytes(12).toString('hex')}`);
+
+  return new Promise<ReceivedFile>((resolve, reject) => {
+    let fileSeen = false;
+    let fileDone: Promise<{ size: number; sha256: string }> | null = null;
+    let tagsRaw: string | undefined;
+    let failed = false;
+
+    const fail = (err: AppError): void => {
+      if (failed) {
+        return;
+      }
+      failed = true;
+      // Stop parsing and discard the rest of the body without buffering it; the connection is not reused.
+      req.unpipe(bb);
+      req.resume();
+      void rm(path, { force: true }).finally(() => reject(err));
+    };
+
+    bb.on('file', (name, stream) => {
+      if (name !== 'file') {
+        stream.resume();
+        return;
+      }
+      if (fileSeen) {
+        stream.resume();
+        fail(new AppError('bad_request', 'Send exactly one "file" part.'));
+        return;
+      }
+      fileSeen = true;
+      const hash = createHash('sha256');
+      let size = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          size += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      stream.on('limit', () => fail(new AppError('too_large')));
+      fileDone = pipeline(stream, counter, createWriteStream(path, { flags: 'wx', mode: 0o600 })).then(() => ({
+        size,
+        sha256: hash.digest('hex'),
+      }));
+      fileDone.catch(() => fail(new AppError('bad_request', 'The upload was interrupted.')));
+    });
+    bb.on('field', (name, value, info) => {
+      if (name === 'tags') {
+        if (info.valueTruncated) {
+          fail(new AppError('bad_request', 'The "tags" field is too long.'));
+        }
+        tagsRaw = value;
+      }
+    });
+    bb.on('filesLimit', () => fail(new AppError('bad_request', 'Send exactly one "file" part.')));
+    bb.on('partsLimit', () => fail(new AppError('bad_request', 'Too many multipart parts.')));
+    bb.on('fieldsLimit', () => fail(new AppError('bad_request', 'Too many multipart fields.')));
+    bb.on('error', () => fail(new AppError('bad_request', 'Malformed multipart/form-data body.')));
+    req.on('aborted', () => fail(new AppError('bad_request', 'The upload was interrupted.')));
+    bb.on('close', () => {
+      if (failed) {
+        return;
+      }
+      if (!fileDone) {
+        fail(new AppError('missing_file'));
+        return;
+      }
+      fileDone
+        .then(({ size, sha256 }) => {
+          if (failed) {
+            return;
+          }
+          if (size === 0) {
+            fail(new AppError('empty_file'));
+            return;
+          }
+          let tags: string[];
+          try {
+            tags = parseTags(tagsRaw);
+          } catch (err) {
+            fail(err as AppError);
+            return;
+          }
+          resolve({ path, size, sha256, tags });
+        })
+        .catch(() => undefined);
+    });
+    req.pipe(bb);
+  });
+}

@@ -1,0 +1,94 @@
+import { Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { access, constants, mkdir, open, opendir, rename, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { AppError } from '../../../common/errors/app-error';
+import { AppConfig } from '../../../config/app-config';
+import { StorageDriver } from './storage-driver';
+
+const SAFE_KEY = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Files under STORAGE_DIR, sharded by two characters of the key. Written to a temp name, fsynced, renamed. */
+@Injectable()
+export class LocalStorageDriver extends StorageDriver {
+  private readonly root: string;
+
+  constructor(config: AppConfig) {
+    super();
+    this.root = config.storageDir;
+  }
+
+  async put(key: string, data: Buffer): Promise<void> {
+    const final = this.path(key);
+    const dir = join(final, '..');
+    const temp = join(dir, `.${key}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      await mkdir(dir, { recursive: true });
+      const handle = await open(temp, 'wx', 0o644);
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      // rename() is atomic within a filesystem: the final name never points at a partial file.
+      await rename(temp, final);
+    } catch (err) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw new AppError('storage_failed', undefined, { cause: err });
+    }
+  }
+
+  async get(key: string, range?: { start: number; end: number }): Promise<Readable | null> {
+    const path = this.path(key);
+    try {
+      await access(path, constants.R_OK);
+    } catch {
+      return null;
+    }
+    return createReadStream(path, range ? { start: range.start, end: range.end } : {});
+  }
+
+  async delete(key: string): Promise<void> {
+    await unlink(this.path(key)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') {
+        throw new AppError('storage_failed', undefined, { cause: err });
+      }
+    });
+  }
+
+  async *list(): AsyncIterable<string> {
+    await mkdir(this.root, { recursive: true });
+    for await (const shard of await opendir(this.root)) {
+      if (!shard.isDirectory()) {
+        continue;
+      }
+      for await (const file of await opendir(join(this.root, shard.name))) {
+        if (file.isFile() && !file.name.startsWith('.')) {
+          yield file.name;
+        }
+      }
+    }
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      await mkdir(this.root, { recursive: true });
+      await access(this.root, constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private path(key: string): string {
+    if (!SAFE_KEY.test(key) || key.startsWith('.')) {
+      throw new AppError('storage_failed', 'Invalid storage key.');
+    }
+    // Shard by the random part of the name, so no directory grows without bound.
+    const shard = key.length > 10 ? key.slice(8, 10) : '__';
+    return join(this.root, shard, key);
+  }
+}

@@ -1,0 +1,21 @@
+import type { Readable } from 'node:stream';
+
+export interface StoredObject {
+  size: number;
+}
+
+/**
+ * Where image bytes live. Keys are opaque names (the public filename); nothing here assumes a filesystem,
+ * so an S3-compatible driver can implement it. Drivers throw AppError('storage_failed') on write failures.
+ */
+export abstract class StorageDriver {
+  /** Writes the object atomically: a reader sees the whole object or none of it. */
+  abstract put(key: string, data: Buffer): Promise<void>;
+  /** Streams the object (or the inclusive byte range); null when it does not exist. */
+  abstract get(key: string, range?: { start: number; end: number }): Promise<Readable | null>;
+  abstract delete(key: string): Promise<void>;
+  /** Lists keys (for the janitor that removes files no row points to). */
+  abstract list(): AsyncIterable<string>;
+  /** Can we write? For /readyz. */
+  abstract healthy(): Promise<boolean>;
+}

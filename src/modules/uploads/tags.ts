@@ -1,0 +1,25 @@
+import { AppError } from '../../common/errors/app-error';
+
+export const TAG_PATTERN = /^[a-z0-9_-]{1,32}$/;
+export const MAX_TAGS = 10;
+
+/** Normalises a tag list (API.md: at most 10, each 1–32 of [a-z0-9_-], lower-cased); throws bad_request. */
+export function normaliseTags(input: readonly string[]): string[] {
+  const tags = [...new Set(input.map((t) => t.trim().toLowerCase()))];
+  if (tags.length > MAX_TAGS) {
+    throw new AppError('bad_request', `At most ${MAX_TAGS} tags.`);
+  }
+  const bad = tags.find((t) => !TAG_PATTERN.test(t));
+  if (bad !== undefined) {
+    throw new AppError('bad_request', 'Each tag must be 1–32 characters of a-z, 0-9, "_" or "-".');
+  }
+  return tags;
+}
+
+/** Parses the multipart `tags` text part: comma-separated; absent or blank means no tags. */
+export function parseTags(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') {
+    return [];
+  }
+  return normaliseTags(raw.split(','));
+}

@@ -1,0 +1,156 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Injectable } from '@nestjs/common';
+import type { Request } from 'express';
+import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Principal } from '../../common/auth/principal';
+import { AppError } from '../../common/errors/app-error';
+import { DomainEvents } from '../../common/events/domain-events';
+import { clientIp } from '../../common/http/client-ip';
+import { AppConfig } from '../../config/app-config';
+import { ModerationService } from '../moderation/moderation.service';
+import type { UploadResponse } from './dto/upload.dto';
+import { newFilename } from './filenames';
+import { processImage } from './image/image-processor';
+import { sniffImageType } from './image/image-type';
+import { receiveUpload } from './multipart/multipart-reader';
+import { StorageDriver } from './storage/storage-driver';
+import { Upload } from './upload.entity';
+import { UploadsService } from './uploads.service';
+
+/**
+ * POST /api/v1/upload, in API.md's order of outcomes: stream (413) → sniff (415 unsupported_type) → decode and
+ * strip (415 processing_failed) → moderation (415 nsfw_rejected) → dedupe → store the file → one transaction
+ * that re-checks the credential and records the row. The file is written before the row and removed if the row
+ * is not, so no row ever points at a missing file and a rejected upload leaves nothing.
+ */
+@Injectable()
+export class UploadPipelineService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly config: AppConfig,
+    private readonly uploads: UploadsService,
+    private readonly storage: StorageDriver,
+    private readonly moderation: ModerationService,
+    private readonly events: DomainEvents,
+  ) {}
+
+  async handle(principal: Principal, req: Request): Promise<UploadResponse> {
+    const received = await receiveUpload(req, {
+      maxFileBytes: this.config.maxUploadBytes,
+      tempDir: join(this.config.dataDir, 'tmp'),
+    });
+    try {
+      const original = await readFile(received.path);
+      const type = await sniffImageType(original);
+      if (!type) {
+        throw new AppError('unsupported_type');
+      }
+      const image = await processImage(original, type);
+
+      // The moderation step: the classifier sees what a viewer would see (orientation applied, alpha flattened).
+      const verdict = await this.moderation.review(original);
+      if (verdict.rejected) {
+        this.events.emit('upload.rejected', {
+          userId: principal.userId,
+          keyId: principal.kind === 'session' ? null : principal.keyId,
+          keyPrefix: principal.kind === 'session' ? null : principal.keyPrefix,
+          sha256: received.sha256,
+          scores: verdict.scores ? { ...verdict.scores } : null,
+          ip: clientIp(req),
+          userAgent: req.header('user-agent') ?? null,
+        });
+        throw new AppError('nsfw_rejected');
+      }
+
+      const existing = await this.uploads.findLiveBySha(principal.userId, received.sha256);
+      if (existing) {
+        await this.assertStillAuthorised(principal);
+        return this.uploads.toUploadResponse(existing, true);
+      }
+
+      const filename = newFilename(type.ext);
+      await this.storage.put(filename, image.data);
+      try {
+        const upload = await this.record(principal, {
+          filename,
+          mime: type.mime,
+          size: image.data.length,
+          width: image.width,
+          height: image.height,
+          sha256: received.sha256,
+          storedSha256: createHash('sha256').update(image.data).digest('hex'),
+          tags: received.tags,
+          scores: verdict.scores ? { ...verdict.scores } : null,
+        });
+        return this.uploads.toUploadResponse(upload, false);
+      } catch (err) {
+        await this.storage.delete(filename).catch(() => undefined);
+        if (err instanceof UniqueConstraintViolationException) {
+          // The same bytes won a race from a parallel request: answer as the dedupe hit it now is.
+          const winner = await this.uploads.findLiveBySha(principal.userId, received.sha256);
+          if (winner) {
+            return this.uploads.toUploadResponse(winner, true);
+          }
+        }
+        throw err;
+      }
+    } finally {
+      await rm(received.path, { force: true });
+    }
+  }
+
+  private async record(
+    principal: Principal,
+    data: Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>,
+  ): Promise<Upload> {
+    return this.em.fork().transactional(async (em) => {
+      await this.assertStillAuthorised(principal, em);
+      const upload = em.create(Upload, {
+        ...data,
+        owner: principal.userId,
+        apiKeyId: principal.kind === 'session' ? null : principal.keyId,
+        deleteTokenHash: '',
+      });
+      upload.deleteTokenHash = this.uploads.deleteTokenFor(upload.id).hash;
+      await em.flush();
+      return upload;
+    });
+  }
+
+  /**
+   * The key (or session user) may have been revoked or banned while the body streamed. Inside the transaction the
+   * key row is read FOR SHARE, so a revoke either committed before (→ 401, nothing kept) or waits for our commit.
+   */
+  private async assertStillAuthorised(principal: Principal, em: EntityManager = this.em.fork()): Promise<void> {
+    const conn = em.getConnection();
+    const ctx = em.getTransactionContext();
+    if (principal.kind === 'session') {
+      const rows = await conn.execute<{ banned_at: Date | null }[]>(
+        `select banned_at from users where id = ?${ctx ? ' for share' : ''}`,
+        [principal.userId],
+        'all',
+        ctx,
+      );
+      if (rows[0]?.banned_at) {
+        throw new AppError('banned');
+      }
+      return;
+    }
+    const rows = await conn.execute<{ revoked_at: Date | null; banned_at: Date | null }[]>(
+      `select k.revoked_at, u.banned_at from api_keys k join users u on u.id = k.user_id
+        where k.id = ?${ctx ? ' for share of k, u' : ''}`,
+      [principal.keyId],
+      'all',
+      ctx,
+    );
+    if (!rows[0] || rows[0].revoked_at) {
+      throw new AppError('unauthorized', 'The API key was revoked.');
+    }
+    if (rows[0].banned_at) {
+      throw new AppError('banned');
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import { Body, Controller, Delete, Get, Param, Patch, Query } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Auth } from '../../common/auth/auth.decorator';
+import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
+import type { Principal } from '../../common/auth/principal';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import {
+  DeletedResponse,
+  ListUploadsQuery,
+  ListUploadsResponse,
+  UpdateTagsDto,
+  UploadDetailResponse,
+} from './dto/upload.dto';
+import { UploadsService } from './uploads.service';
+
+@ApiTags('Uploads')
+@Controller('api/v1/uploads')
+@Auth('user')
+export class UploadsController {
+  constructor(private readonly uploads: UploadsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Your live uploads, newest first, keyset-paged' })
+  @ApiOkResponse({ type: ListUploadsResponse })
+  @ApiErrorResponses('bad_request', 'rate_limit')
+  async list(@CurrentPrincipal() p: Principal, @Query() q: ListUploadsQuery): Promise<ListUploadsResponse> {
+    return { ok: true, ...(await this.uploads.list(p.userId, q)) };
+  }
+
+  @Get(':filename')
+  @ApiOperation({ summary: 'One of your uploads' })
+  @ApiOkResponse({ type: UploadDetailResponse })
+  @ApiErrorResponses('not_found', 'rate_limit')
+  async get(@CurrentPrincipal() p: Principal, @Param('filename') filename: string): Promise<UploadDetailResponse> {
+    return { ok: true, upload: await this.uploads.get(p.userId, filename) };
+  }
+
+  @Patch(':filename')
+  @ApiOperation({ summary: 'Replace the tags of an upload' })
+  @ApiOkResponse({ type: UploadDetailResponse })
+  @ApiErrorResponses('bad_request', 'not_found', 'rate_limit')
+  async patch(
+    @CurrentPrincipal() p: Principal,
+    @Param('filename') filename: string,
+    @Body() dto: UpdateTagsDto,
+  ): Promise<UploadDetailResponse> {
+    return { ok: true, upload: await this.uploads.setTags(p.userId, filename, dto.tags) };
+  }
+
+  @Delete(':filename')
+  @ApiOperation({ summary: 'Soft-delete an upload; its direct link answers 404 at once' })
+  @ApiOkResponse({ type: DeletedResponse })
+  @ApiErrorResponses('not_found', 'rate_limit')
+  delete(@CurrentPrincipal() p: Principal, @Param('filename') filename: string): Promise<DeletedResponse> {
+    return this.uploads.deleteOwned(p.userId, filename);
+  }
+}

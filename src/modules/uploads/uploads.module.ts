@@ -1,0 +1,22 @@
+import { MikroOrmModule } from '@mikro-orm/nestjs';
+import { Module } from '@nestjs/common';
+import { ApiKeysModule } from '../api-keys/api-keys.module';
+import { ModerationModule } from '../moderation/moderation.module';
+import { DeleteLinksController } from './delete-links.controller';
+import { ImagesController } from './images.controller';
+import { MeController } from './me.controller';
+import { LocalStorageDriver } from './storage/local.driver';
+import { StorageDriver } from './storage/storage-driver';
+import { UploadController } from './upload.controller';
+import { Upload } from './upload.entity';
+import { UploadPipelineService } from './upload-pipeline.service';
+import { UploadsController } from './uploads.controller';
+import { UploadsService } from './uploads.service';
+
+@Module({
+  imports: [MikroOrmModule.forFeature([Upload]), ApiKeysModule, ModerationModule],
+  controllers: [UploadController, UploadsController, ImagesController, DeleteLinksController, MeController],
+  providers: [UploadsService, UploadPipelineService, { provide: StorageDriver, useClass: LocalStorageDriver }],
+  exports: [UploadsService, StorageDriver],
+})
+export class UploadsModule {}

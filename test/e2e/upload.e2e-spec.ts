@@ -1,0 +1,244 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { corruptJpeg, jpeg, png, pngHeader, SVG } from '../fixtures/sample-images';
+import { bearer, login, makeKey, makeUser } from '../setup/factories';
+import { createTestApp, type TestApp } from '../setup/test-app';
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+function storedFiles(t: TestApp): string[] {
+  const root = t.config.storageDir;
+  if (!existsSync(root)) {
+    return [];
+  }
+  return readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .flatMap((d) => readdirSync(join(root, d.name)));
+}
+
+async function sql<T>(t: TestApp, text: string, params: unknown[] = []): Promise<T[]> {
+  const c = new Client({ connectionString: t.databaseUrl });
+  await c.connect();
+  try {
+    return (await c.query(text, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+describe('POST /api/v1/upload (e2e)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('should store a PNG and answer exactly the contract body', async () => {
+    const { token } = await makeKey(t);
+    const bytes = await png(1, 40, 30);
+    const res = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
+    expect(Object.keys(res.body).sort()).toEqual(
+      ['ok', 'filename', 'url', 'delete_url', 'size', 'mime', 'width', 'height', 'hash_sha256'].sort(),
+    );
+    expect(res.body).toMatchObject({ ok: true, mime: 'image/png', width: 40, height: 30, hash_sha256: sha256(bytes) });
+    expect(res.body.filename).toMatch(/^FIXITFY-[A-Za-z0-9]{12}\.png$/);
+    expect(res.body.url).toBe(`http://upload.test/images/${res.body.filename}`);
+    expect(res.body.delete_url).toMatch(/^http:\/\/upload\.test\/api\/delete\/[0-9a-f]{64}$/);
+    const served = await t.http.get(`/images/${res.body.filename}`).expect(200);
+    expect(Number(served.headers['content-length'])).toBe(res.body.size);
+    expect(served.headers['content-type']).toBe('image/png');
+  });
+
+  it('should name a JPEG .jpg and report image/jpeg', async () => {
+    const { token } = await makeKey(t);
+    const res = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', await jpeg(2), 'x.bin').expect(200);
+    expect(res.body.filename).toMatch(/\.jpg$/);
+    expect(res.body.mime).toBe('image/jpeg');
+  });
+
+  it('should judge by content: a PNG named .jpg sent as image/jpeg is a PNG', async () => {
+    const { token } = await makeKey(t);
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', await png(3), { filename: 'photo.jpg', contentType: 'image/jpeg' })
+      .expect(200);
+    expect(res.body.mime).toBe('image/png');
+    expect(res.body.filename).toMatch(/\.png$/);
+  });
+
+  it('should accept tags, lower-cased, and list them', async () => {
+    const { token } = await makeKey(t);
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .field('tags', 'Logo, redm')
+      .attach('file', await png(4), 'a.png')
+      .expect(200);
+    const detail = await t.http.get(`/api/v1/uploads/${res.body.filename}`).set(...bearer(token)).expect(200);
+    expect(detail.body.upload.tags).toEqual(['logo', 'redm']);
+  });
+
+  describe('errors', () => {
+    let token: string;
+    beforeAll(async () => {
+      token = (await makeKey(t)).token;
+    });
+
+    const expectError = (res: { status: number; body: unknown }, status: number, code: string): void => {
+      expect({ status: res.status, body: res.body }).toEqual({
+        status,
+        body: { ok: false, code, error: expect.any(String) },
+      });
+    };
+
+    it('should answer 401 without credentials', async () => {
+      expectError(await t.http.post('/api/v1/upload').attach('file', await png(5), 'a.png'), 401, 'unauthorized');
+    });
+
+    it('should answer 400 bad_request when the body is not multipart', async () => {
+      expectError(await t.http.post('/api/v1/upload').set(...bearer(token)).send({ file: 'x' }), 400, 'bad_request');
+    });
+
+    it('should answer 400 missing_file without a file part', async () => {
+      expectError(await t.http.post('/api/v1/upload').set(...bearer(token)).field('tags', 'a'), 400, 'missing_file');
+    });
+
+    it('should answer 400 missing_file when the file is under another name', async () => {
+      expectError(
+        await t.http.post('/api/v1/upload').set(...bearer(token)).attach('image', await png(6), 'a.png'),
+        400,
+        'missing_file',
+      );
+    });
+
+    it('should answer 400 bad_request for two file parts', async () => {
+      const res = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', await png(7), 'a.png')
+        .attach('file', await png(8), 'b.png');
+      expectError(res, 400, 'bad_request');
+    });
+
+    it('should answer 400 empty_file for 0 bytes', async () => {
+      expectError(
+        await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', Buffer.alloc(0), 'a.png'),
+        400,
+        'empty_file',
+      );
+    });
+
+    it('should answer 400 bad_request for invalid tags', async () => {
+      for (const tags of ['has space', 'x'.repeat(33), 'a,b,c,d,e,f,g,h,i,j,k', 'ünï']) {
+        const res = await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .field('tags', tags)
+          .attach('file', await png(9), 'a.png');
+        expectError(res, 400, 'bad_request');
+      }
+    });
+
+    it('should answer 413 too_large for a 21 MB file', async () => {
+      const big = Buffer.alloc(21 * 1024 * 1024, 0x41);
+      const res = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', big, 'big.png');
+      expectError(res, 413, 'too_large');
+    });
+
+    it('should answer 415 unsupported_type for text and SVG', async () => {
+      expectError(
+        await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', Buffer.from('hello world'), 'a.png'),
+        415,
+        'unsupported_type',
+      );
+      expectError(
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', SVG, { filename: 'a.svg', contentType: 'image/svg+xml' }),
+        415,
+        'unsupported_type',
+      );
+    });
+
+    it('should answer 415 processing_failed for a truncated PNG, a 100000×100000 header and a corrupt JPEG', async () => {
+      const whole = await png(10, 200, 200);
+      for (const bytes of [whole.subarray(0, Math.floor(whole.length / 2)), pngHeader(100000, 100000), await corruptJpeg()]) {
+        const res = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png');
+        expectError(res, 415, 'processing_failed');
+      }
+    });
+
+    it('should leave no file and no row behind after a rejected upload', async () => {
+      const key = await makeKey(t);
+      await t.http.post('/api/v1/upload').set(...bearer(key.token)).attach('file', pngHeader(100000, 100000), 'a.png').expect(415);
+      const rows = await sql(t, 'select id from uploads where owner_id = $1', [key.user.id]);
+      expect(rows).toHaveLength(0);
+      expect(readdirSync(join(t.config.dataDir, 'tmp'))).toEqual([]);
+    });
+
+    it('should answer 403 banned for a banned owner', async () => {
+      const key = await makeKey(t);
+      await sql(t, "update users set banned_at = now(), ban_reason = 'test' where id = $1", [key.user.id]);
+      expectError(await t.http.post('/api/v1/upload').set(...bearer(key.token)).attach('file', await png(11), 'a.png'), 403, 'banned');
+    });
+
+    it('should answer 401 for a revoked key', async () => {
+      const key = await makeKey(t);
+      await sql(t, 'update api_keys set revoked_at = now() where id = $1', [key.keyId]);
+      expectError(await t.http.post('/api/v1/upload').set(...bearer(key.token)).attach('file', await png(12), 'a.png'), 401, 'unauthorized');
+    });
+  });
+
+  describe('dedupe', () => {
+    it('should return the existing upload with deduplicated: true and write no second file', async () => {
+      const { token } = await makeKey(t);
+      const bytes = await png(20);
+      const first = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
+      const filesBefore = storedFiles(t).length;
+      const second = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'b.png').expect(200);
+      expect(second.body).toEqual({ ...first.body, deduplicated: true });
+      expect(storedFiles(t).length).toBe(filesBefore);
+    });
+
+    it('should give a dedupe hit a delete_url that works, and make a new upload after the delete', async () => {
+      const { token } = await makeKey(t);
+      const bytes = await png(21);
+      const first = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
+      const dup = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
+      const path = new URL(dup.body.delete_url).pathname;
+      await t.http.delete(path).expect(200, { ok: true, deleted: first.body.filename });
+      const again = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
+      expect(again.body.deduplicated).toBeUndefined();
+      expect(again.body.filename).not.toBe(first.body.filename);
+    });
+
+    it('should not dedupe across owners', async () => {
+      const bytes = await png(22);
+      const a = await t.http.post('/api/v1/upload').set(...bearer((await makeKey(t)).token)).attach('file', bytes, 'a.png');
+      const b = await t.http.post('/api/v1/upload').set(...bearer((await makeKey(t)).token)).attach('file', bytes, 'a.png');
+      expect(b.body.deduplicated).toBeUndefined();
+      expect(b.body.filename).not.toBe(a.body.filename);
+    });
+  });
+
+  it('should accept a session upload with the CSRF token, and refuse it without', async () => {
+    const user = await makeUser(t);
+    const s = await login(t, user);
+    const bytes = await png(30);
+    const denied = await t.http.post('/api/v1/upload').set('Cookie', s.cookie).attach('file', bytes, 'a.png');
+    expect(denied.status).toBe(403);
+    expect(denied.body.code).toBe('forbidden');
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set('Cookie', s.cookie)
+      .set('X-CSRF-Token', s.csrf)
+      .attach('file', bytes, 'a.png')
+      .expect(200);
+    expect(res.body.hash_sha256).toBe(sha256(bytes));
+  });
+});

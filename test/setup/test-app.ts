@@ -1,0 +1,88 @@
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import type TestAgent from 'supertest/lib/agent';
+import { AppModule } from '../../src/app.module';
+import { configureApp } from '../../src/app.setup';
+import { type AppConfig, loadConfig } from '../../src/config/app-config';
+import { databaseUrl, readInfra, withAdminClient } from './infra';
+
+export interface TestApp {
+  app: INestApplication;
+  config: AppConfig;
+  http: TestAgent;
+  databaseUrl: string;
+  close: () => Promise<void>;
+}
+
+export interface TestAppOptions {
+  /** Environment variables as an operator would set them (validated like production). */
+  env?: Record<string, string>;
+  /** Reuse another instance's database and Redis prefix (two instances of one deployment). */
+  shareWith?: TestApp;
+}
+
+/** A fresh database copied from the migrated template. Retries: PostgreSQL refuses concurrent template copies. */
+export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const infra = readInfra();
+  const name = `fxf_t_${randomBytes(6).toString('hex')}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await withAdminClient(infra.adminUrl, (c) => c.query(`create database ${name} template ${infra.templateDb}`));
+      break;
+    } catch (err) {
+      if (attempt > 20) {
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+    }
+  }
+  return {
+    url: databaseUrl(infra.adminUrl, name),
+    drop: () =>
+      withAdminClient(infra.adminUrl, (c) => c.query(`drop database if exists ${name} with (force)`)).then(
+        () => undefined,
+      ),
+  };
+}
+
+/** The real AppModule on a fresh database and its own Redis prefix, configured as main.ts does. */
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const infra = readInfra();
+  const shared = options.shareWith;
+  const db = shared ? { url: shared.databaseUrl, drop: async () => undefined } : await createTestDatabase();
+  const dataDir = shared ? shared.config.dataDir : mkdtempSync(join(tmpdir(), 'fxf-test-'));
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    DATABASE_URL: db.url,
+    REDIS_URL: infra.redisUrl,
+    REDIS_PREFIX: shared ? shared.config.redisPrefix : `fxf-test:${randomBytes(6).toString('hex')}:`,
+    SECRET_KEY: shared ? shared.config.secretKey : randomBytes(32).toString('hex'),
+    PUBLIC_URL: 'http://upload.test',
+    MODERATION_ENABLED: 'false',
+    LOG_LEVEL: 'silent',
+    MIGRATE_ON_START: 'false',
+    ...options.env,
+  });
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  configureApp(app);
+  await app.init();
+  return {
+    app,
+    config,
+    http: request(app.getHttpServer()),
+    databaseUrl: db.url,
+    close: async () => {
+      await app.close();
+      await db.drop();
+      if (!shared) {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+  };
+}

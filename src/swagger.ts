@@ -14,7 +14,11 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API key: `fxf_` + 64 hex.' }, 'apiKey')
     .addBearerAuth(
-      { type: 'http', scheme: 'bearer', description: 'A temporary upload token `ut_…` (POST /api/v1/upload only).' },
+      {
+        type: 'http',
+        scheme: 'bearer',
+        description: 'A temporary upload token `ut_…` (POST /api/v1/upload only).',
+      },
       'uploadToken',
     )
     .addCookieAuth(SESSION_COOKIE, { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE }, 'session')

@@ -17,7 +17,11 @@ export class DatabaseModule {
             if (!config.databaseUrl) {
               throw new Error('databaseUrl must be resolved before the app module starts');
             }
-            return { ...ormOptions(config.databaseUrl), autoLoadEntities: true, registerRequestContext: true };
+            return {
+              ...ormOptions(config.databaseUrl),
+              autoLoadEntities: true,
+              registerRequestContext: true,
+            };
           },
           driver: PostgreSqlDriver,
         }),

@@ -23,6 +23,8 @@ export async function startEmbeddedPostgres(
     password: 'fixitfy',
     port,
     persistent: true,
+    // The package asks initdb for en_US.UTF-8 messages, which minimal systems lack; C.UTF-8 is always there.
+    initdbFlags: ['--locale=C.UTF-8', '--lc-messages=C', '--encoding=UTF8'],
     // PostgreSQL refuses to run as root; as root the package runs it as the `postgres` system user (made if missing).
     createPostgresUser: process.getuid?.() === 0,
     onError: () => undefined,

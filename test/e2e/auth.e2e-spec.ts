@@ -15,7 +15,10 @@ describe('Auth and API keys (e2e)', () => {
         .post('/api/v1/auth/register')
         .send({ email: 'New@Example.com', password: 'a long password' })
         .expect(201);
-      expect(res.body).toEqual({ ok: true, user: { id: expect.any(String), email: 'new@example.com', role: 'user' } });
+      expect(res.body).toEqual({
+        ok: true,
+        user: { id: expect.any(String), email: 'new@example.com', role: 'user' },
+      });
       const cookie = String(res.headers['set-cookie']);
       expect(cookie).toMatch(/fxf_session=[0-9a-f]{64}/);
       expect(cookie).toMatch(/HttpOnly/);
@@ -24,7 +27,9 @@ describe('Auth and API keys (e2e)', () => {
 
     it('should answer 409 conflict for a taken email', async () => {
       const user = await makeUser(t);
-      const res = await t.http.post('/api/v1/auth/register').send({ email: user.email, password: 'another password' });
+      const res = await t.http
+        .post('/api/v1/auth/register')
+        .send({ email: user.email, password: 'another password' });
       expect(res.status).toBe(409);
       expect(res.body).toEqual({ ok: false, code: 'conflict', error: expect.any(String) });
     });
@@ -38,8 +43,12 @@ describe('Auth and API keys (e2e)', () => {
 
     it('should answer the same 401 for an unknown email and a wrong password', async () => {
       const user = await makeUser(t);
-      const unknown = await t.http.post('/api/v1/auth/login').send({ email: 'nobody@example.com', password: 'whatever12' });
-      const wrong = await t.http.post('/api/v1/auth/login').send({ email: user.email, password: 'wrong password' });
+      const unknown = await t.http
+        .post('/api/v1/auth/login')
+        .send({ email: 'nobody@example.com', password: 'whatever12' });
+      const wrong = await t.http
+        .post('/api/v1/auth/login')
+        .send({ email: user.email, password: 'wrong password' });
       expect(unknown.status).toBe(401);
       expect(wrong.status).toBe(401);
       expect(unknown.body).toEqual(wrong.body);
@@ -50,7 +59,11 @@ describe('Auth and API keys (e2e)', () => {
       const user = await makeUser(t);
       const s = await login(t, user);
       const res = await t.http.get('/api/v1/auth/session').set('Cookie', s.cookie).expect(200);
-      expect(res.body).toEqual({ ok: true, user: { id: user.id, email: user.email, role: 'user' }, csrf_token: s.csrf });
+      expect(res.body).toEqual({
+        ok: true,
+        user: { id: user.id, email: user.email, role: 'user' },
+        csrf_token: s.csrf,
+      });
       const anon = await t.http.get('/api/v1/auth/session');
       expect(anon.status).toBe(401);
       expect(anon.body.code).toBe('unauthorized');
@@ -58,7 +71,11 @@ describe('Auth and API keys (e2e)', () => {
 
     it('should end the session at once on logout', async () => {
       const s = await login(t, await makeUser(t));
-      await t.http.post('/api/v1/auth/logout').set('Cookie', s.cookie).set('X-CSRF-Token', s.csrf).expect(200, { ok: true });
+      await t.http
+        .post('/api/v1/auth/logout')
+        .set('Cookie', s.cookie)
+        .set('X-CSRF-Token', s.csrf)
+        .expect(200, { ok: true });
       const after = await t.http.get('/api/v1/auth/session').set('Cookie', s.cookie);
       expect(after.status).toBe(401);
     });
@@ -68,7 +85,11 @@ describe('Auth and API keys (e2e)', () => {
       const res = await t.http.post('/api/v1/keys').set('Cookie', s.cookie).send({ label: 'x' });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe('forbidden');
-      const wrong = await t.http.post('/api/v1/keys').set('Cookie', s.cookie).set('X-CSRF-Token', 'f'.repeat(64)).send({ label: 'x' });
+      const wrong = await t.http
+        .post('/api/v1/keys')
+        .set('Cookie', s.cookie)
+        .set('X-CSRF-Token', 'f'.repeat(64))
+        .send({ label: 'x' });
       expect(wrong.status).toBe(403);
     });
   });
@@ -106,21 +127,31 @@ describe('Auth and API keys (e2e)', () => {
         await makeKey(t, user, `k${i}`);
       }
       const s = await login(t, user);
-      const res = await t.http.post('/api/v1/keys').set('Cookie', s.cookie).set('X-CSRF-Token', s.csrf).send({ label: 'eleven' });
+      const res = await t.http
+        .post('/api/v1/keys')
+        .set('Cookie', s.cookie)
+        .set('X-CSRF-Token', s.csrf)
+        .send({ label: 'eleven' });
       expect(res.status).toBe(409);
       expect(res.body.code).toBe('conflict');
     });
 
     it('should not let a key mint keys (403 forbidden)', async () => {
       const { token } = await makeKey(t);
-      const res = await t.http.post('/api/v1/keys').set(...bearer(token)).send({ label: 'x' });
+      const res = await t.http
+        .post('/api/v1/keys')
+        .set(...bearer(token))
+        .send({ label: 'x' });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe('forbidden');
     });
 
     it('should revoke a key so that it answers 401 on the very next request', async () => {
       const key = await makeKey(t);
-      await t.http.get('/api/v1/me').set(...bearer(key.token)).expect(200);
+      await t.http
+        .get('/api/v1/me')
+        .set(...bearer(key.token))
+        .expect(200);
       const s = await login(t, key.user);
       await t.http
         .delete(`/api/v1/keys/${key.keyId}`)
@@ -136,19 +167,31 @@ describe('Auth and API keys (e2e)', () => {
       const other = await makeKey(t);
       const s = await login(t, await makeUser(t));
       for (const id of [other.keyId, '00000000-0000-0000-0000-000000000000', 'not-a-uuid']) {
-        const res = await t.http.delete(`/api/v1/keys/${id}`).set('Cookie', s.cookie).set('X-CSRF-Token', s.csrf);
+        const res = await t.http
+          .delete(`/api/v1/keys/${id}`)
+          .set('Cookie', s.cookie)
+          .set('X-CSRF-Token', s.csrf);
         expect(res.status).toBe(404);
         expect(res.body.code).toBe('not_found');
       }
-      await t.http.get('/api/v1/me').set(...bearer(other.token)).expect(200);
+      await t.http
+        .get('/api/v1/me')
+        .set(...bearer(other.token))
+        .expect(200);
     });
 
     it('should count every authenticated request exactly in /me', async () => {
       const key = await makeKey(t);
       for (let i = 0; i < 4; i++) {
-        await t.http.get('/api/v1/uploads').set(...bearer(key.token)).expect(200);
+        await t.http
+          .get('/api/v1/uploads')
+          .set(...bearer(key.token))
+          .expect(200);
       }
-      const me = await t.http.get('/api/v1/me').set(...bearer(key.token)).expect(200);
+      const me = await t.http
+        .get('/api/v1/me')
+        .set(...bearer(key.token))
+        .expect(200);
       expect(me.body.key.request_count).toBe(5);
     });
   });

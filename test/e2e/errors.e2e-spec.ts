@@ -16,9 +16,16 @@ describe('Error envelope (e2e)', () => {
   });
 
   it('should answer malformed JSON with 400 bad_request and no parser internals', async () => {
-    const res = await t.http.post('/api/v1/auth/login').set('Content-Type', 'application/json').send('{"email": ');
+    const res = await t.http
+      .post('/api/v1/auth/login')
+      .set('Content-Type', 'application/json')
+      .send('{"email": ');
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ ok: false, code: 'bad_request', error: 'The request body is not valid JSON.' });
+    expect(res.body).toEqual({
+      ok: false,
+      code: 'bad_request',
+      error: 'The request body is not valid JSON.',
+    });
   });
 
   it('should answer a too-large JSON body with 413 too_large', async () => {
@@ -50,6 +57,9 @@ describe('Error envelope (e2e)', () => {
 
   it('should report readiness of database, Redis and storage', async () => {
     const res = await t.http.get('/readyz').expect(200);
-    expect(res.body).toEqual({ ok: true, checks: { database: true, redis: true, storage: true, moderation: true } });
+    expect(res.body).toEqual({
+      ok: true,
+      checks: { database: true, redis: true, storage: true, moderation: true },
+    });
   });
 });

@@ -34,7 +34,9 @@ function appRoutes(t: TestApp): Route[] {
       routes.push({
         method: method.toLowerCase(),
         path: path.replace(/:(\w+)/g, '{$1}'),
-        authMarked: !!reflector.getAllAndOverride(PUBLIC_ROUTE, targets) || !!reflector.getAllAndOverride(AUTH_POLICY, targets),
+        authMarked:
+          !!reflector.getAllAndOverride(PUBLIC_ROUTE, targets) ||
+          !!reflector.getAllAndOverride(AUTH_POLICY, targets),
       });
     }
   }
@@ -67,7 +69,9 @@ describe('OpenAPI document (e2e)', () => {
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiKey', 'session', 'uploadToken']);
     expect(doc.components.schemas.ErrorResponse.properties.code.enum).toContain('nsfw_rejected');
     const upload = doc.paths['/api/v1/upload'].post;
-    expect(Object.keys(upload.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '413', '415', '429', '500']));
+    expect(Object.keys(upload.responses)).toEqual(
+      expect.arrayContaining(['200', '400', '401', '403', '413', '415', '429', '500']),
+    );
   });
 
   it('should serve Swagger UI at /docs', async () => {

@@ -39,11 +39,21 @@ describe('POST /api/v1/upload (e2e)', () => {
   it('should store a PNG and answer exactly the contract body', async () => {
     const { token } = await makeKey(t);
     const bytes = await png(1, 40, 30);
-    const res = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', bytes, 'a.png')
+      .expect(200);
     expect(Object.keys(res.body).sort()).toEqual(
       ['ok', 'filename', 'url', 'delete_url', 'size', 'mime', 'width', 'height', 'hash_sha256'].sort(),
     );
-    expect(res.body).toMatchObject({ ok: true, mime: 'image/png', width: 40, height: 30, hash_sha256: sha256(bytes) });
+    expect(res.body).toMatchObject({
+      ok: true,
+      mime: 'image/png',
+      width: 40,
+      height: 30,
+      hash_sha256: sha256(bytes),
+    });
     expect(res.body.filename).toMatch(/^FIXITFY-[A-Za-z0-9]{12}\.png$/);
     expect(res.body.url).toBe(`http://upload.test/images/${res.body.filename}`);
     expect(res.body.delete_url).toMatch(/^http:\/\/upload\.test\/api\/delete\/[0-9a-f]{64}$/);
@@ -54,7 +64,11 @@ describe('POST /api/v1/upload (e2e)', () => {
 
   it('should name a JPEG .jpg and report image/jpeg', async () => {
     const { token } = await makeKey(t);
-    const res = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', await jpeg(2), 'x.bin').expect(200);
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', await jpeg(2), 'x.bin')
+      .expect(200);
     expect(res.body.filename).toMatch(/\.jpg$/);
     expect(res.body.mime).toBe('image/jpeg');
   });
@@ -78,7 +92,10 @@ describe('POST /api/v1/upload (e2e)', () => {
       .field('tags', 'Logo, redm')
       .attach('file', await png(4), 'a.png')
       .expect(200);
-    const detail = await t.http.get(`/api/v1/uploads/${res.body.filename}`).set(...bearer(token)).expect(200);
+    const detail = await t.http
+      .get(`/api/v1/uploads/${res.body.filename}`)
+      .set(...bearer(token))
+      .expect(200);
     expect(detail.body.upload.tags).toEqual(['logo', 'redm']);
   });
 
@@ -96,20 +113,41 @@ describe('POST /api/v1/upload (e2e)', () => {
     };
 
     it('should answer 401 without credentials', async () => {
-      expectError(await t.http.post('/api/v1/upload').attach('file', await png(5), 'a.png'), 401, 'unauthorized');
+      expectError(
+        await t.http.post('/api/v1/upload').attach('file', await png(5), 'a.png'),
+        401,
+        'unauthorized',
+      );
     });
 
     it('should answer 400 bad_request when the body is not multipart', async () => {
-      expectError(await t.http.post('/api/v1/upload').set(...bearer(token)).send({ file: 'x' }), 400, 'bad_request');
+      expectError(
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .send({ file: 'x' }),
+        400,
+        'bad_request',
+      );
     });
 
     it('should answer 400 missing_file without a file part', async () => {
-      expectError(await t.http.post('/api/v1/upload').set(...bearer(token)).field('tags', 'a'), 400, 'missing_file');
+      expectError(
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .field('tags', 'a'),
+        400,
+        'missing_file',
+      );
     });
 
     it('should answer 400 missing_file when the file is under another name', async () => {
       expectError(
-        await t.http.post('/api/v1/upload').set(...bearer(token)).attach('image', await png(6), 'a.png'),
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('image', await png(6), 'a.png'),
         400,
         'missing_file',
       );
@@ -126,7 +164,10 @@ describe('POST /api/v1/upload (e2e)', () => {
 
     it('should answer 400 empty_file for 0 bytes', async () => {
       expectError(
-        await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', Buffer.alloc(0), 'a.png'),
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', Buffer.alloc(0), 'a.png'),
         400,
         'empty_file',
       );
@@ -145,13 +186,19 @@ describe('POST /api/v1/upload (e2e)', () => {
 
     it('should answer 413 too_large for a 21 MB file', async () => {
       const big = Buffer.alloc(21 * 1024 * 1024, 0x41);
-      const res = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', big, 'big.png');
+      const res = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', big, 'big.png');
       expectError(res, 413, 'too_large');
     });
 
     it('should answer 415 unsupported_type for text and SVG', async () => {
       expectError(
-        await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', Buffer.from('hello world'), 'a.png'),
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', Buffer.from('hello world'), 'a.png'),
         415,
         'unsupported_type',
       );
@@ -167,15 +214,26 @@ describe('POST /api/v1/upload (e2e)', () => {
 
     it('should answer 415 processing_failed for a truncated PNG, a 100000×100000 header and a corrupt JPEG', async () => {
       const whole = await png(10, 200, 200);
-      for (const bytes of [whole.subarray(0, Math.floor(whole.length / 2)), pngHeader(100000, 100000), await corruptJpeg()]) {
-        const res = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png');
+      for (const bytes of [
+        whole.subarray(0, Math.floor(whole.length / 2)),
+        pngHeader(100000, 100000),
+        await corruptJpeg(),
+      ]) {
+        const res = await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', bytes, 'a.png');
         expectError(res, 415, 'processing_failed');
       }
     });
 
     it('should leave no file and no row behind after a rejected upload', async () => {
       const key = await makeKey(t);
-      await t.http.post('/api/v1/upload').set(...bearer(key.token)).attach('file', pngHeader(100000, 100000), 'a.png').expect(415);
+      await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(key.token))
+        .attach('file', pngHeader(100000, 100000), 'a.png')
+        .expect(415);
       const rows = await sql(t, 'select id from uploads where owner_id = $1', [key.user.id]);
       expect(rows).toHaveLength(0);
       expect(readdirSync(join(t.config.dataDir, 'tmp'))).toEqual([]);
@@ -184,13 +242,27 @@ describe('POST /api/v1/upload (e2e)', () => {
     it('should answer 403 banned for a banned owner', async () => {
       const key = await makeKey(t);
       await sql(t, "update users set banned_at = now(), ban_reason = 'test' where id = $1", [key.user.id]);
-      expectError(await t.http.post('/api/v1/upload').set(...bearer(key.token)).attach('file', await png(11), 'a.png'), 403, 'banned');
+      expectError(
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(key.token))
+          .attach('file', await png(11), 'a.png'),
+        403,
+        'banned',
+      );
     });
 
     it('should answer 401 for a revoked key', async () => {
       const key = await makeKey(t);
       await sql(t, 'update api_keys set revoked_at = now() where id = $1', [key.keyId]);
-      expectError(await t.http.post('/api/v1/upload').set(...bearer(key.token)).attach('file', await png(12), 'a.png'), 401, 'unauthorized');
+      expectError(
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(key.token))
+          .attach('file', await png(12), 'a.png'),
+        401,
+        'unauthorized',
+      );
     });
   });
 
@@ -198,9 +270,17 @@ describe('POST /api/v1/upload (e2e)', () => {
     it('should return the existing upload with deduplicated: true and write no second file', async () => {
       const { token } = await makeKey(t);
       const bytes = await png(20);
-      const first = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
+      const first = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', bytes, 'a.png')
+        .expect(200);
       const filesBefore = storedFiles(t).length;
-      const second = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'b.png').expect(200);
+      const second = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', bytes, 'b.png')
+        .expect(200);
       expect(second.body).toEqual({ ...first.body, deduplicated: true });
       expect(storedFiles(t).length).toBe(filesBefore);
     });
@@ -208,19 +288,37 @@ describe('POST /api/v1/upload (e2e)', () => {
     it('should give a dedupe hit a delete_url that works, and make a new upload after the delete', async () => {
       const { token } = await makeKey(t);
       const bytes = await png(21);
-      const first = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
-      const dup = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
+      const first = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', bytes, 'a.png')
+        .expect(200);
+      const dup = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', bytes, 'a.png')
+        .expect(200);
       const path = new URL(dup.body.delete_url).pathname;
       await t.http.delete(path).expect(200, { ok: true, deleted: first.body.filename });
-      const again = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', bytes, 'a.png').expect(200);
+      const again = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', bytes, 'a.png')
+        .expect(200);
       expect(again.body.deduplicated).toBeUndefined();
       expect(again.body.filename).not.toBe(first.body.filename);
     });
 
     it('should not dedupe across owners', async () => {
       const bytes = await png(22);
-      const a = await t.http.post('/api/v1/upload').set(...bearer((await makeKey(t)).token)).attach('file', bytes, 'a.png');
-      const b = await t.http.post('/api/v1/upload').set(...bearer((await makeKey(t)).token)).attach('file', bytes, 'a.png');
+      const a = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer((await makeKey(t)).token))
+        .attach('file', bytes, 'a.png');
+      const b = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer((await makeKey(t)).token))
+        .attach('file', bytes, 'a.png');
       expect(b.body.deduplicated).toBeUndefined();
       expect(b.body.filename).not.toBe(a.body.filename);
     });

@@ -30,7 +30,10 @@ export async function makeUser(t: TestApp, role: 'user' | 'admin' = 'user'): Pro
 
 /** Signs in over HTTP and returns the cookie and CSRF token a browser would hold. */
 export async function login(t: TestApp, user: TestUser): Promise<TestSession> {
-  const res = await t.http.post('/api/v1/auth/login').send({ email: user.email, password: user.password }).expect(200);
+  const res = await t.http
+    .post('/api/v1/auth/login')
+    .send({ email: user.email, password: user.password })
+    .expect(200);
   const setCookie = ([] as string[]).concat(res.headers['set-cookie'] ?? []);
   const cookie = setCookie.map((c) => c.split(';')[0]).join('; ');
   const session = await t.http.get('/api/v1/auth/session').set('Cookie', cookie).expect(200);

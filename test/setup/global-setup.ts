@@ -3,9 +3,7 @@ import { runMigrations } from '../../src/database/migrate';
 import { databaseUrl, INFRA_ENV, type TestInfra, withAdminClient } from './infra';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __FXF_CONTAINERS__: StartedTestContainer[] | undefined;
-  // eslint-disable-next-line no-var
   var __FXF_INFRA__: TestInfra | undefined;
 }
 

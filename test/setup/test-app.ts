@@ -54,7 +54,7 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const infra = readInfra();
   const shared = options.shareWith;
-  const db = shared ? { url: shared.databaseUrl, drop: async () => undefined } : await createTestDatabase();
+  const db = shared ? { url: shared.databaseUrl, drop: () => Promise.resolve() } : await createTestDatabase();
   const dataDir = shared ? shared.config.dataDir : mkdtempSync(join(tmpdir(), 'fxf-test-'));
   const config = loadConfig({
     DATA_DIR: dataDir,

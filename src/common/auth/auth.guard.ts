@@ -13,7 +13,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 class BearerPassportGuard extends PassportAuthGuard('bearer') {
   override handleRequest<T>(err: unknown, user: T | false): T {
     if (err) {
-      throw err;
+      // The strategy throws AppError (unauthorized/banned); anything else from passport is a bad header.
+      throw err instanceof AppError ? err : new AppError('unauthorized', 'Missing or malformed Authorization header.');
     }
     if (!user) {
       throw new AppError('unauthorized', 'Missing or malformed Authorization header.');
@@ -79,7 +80,7 @@ export class AuthGuard implements CanActivate {
       await this.bearer.canActivate(context);
       return (req as AuthedRequest & { user?: Principal }).user ?? null;
     }
-    const cookies = (req as AuthedRequest & { cookies?: Record<string, string> }).cookies;
+    const cookies = (req as { cookies?: Record<string, string | undefined> }).cookies;
     const token = cookies?.[SESSION_COOKIE];
     return token ? this.sessions.authenticate(token) : null;
   }

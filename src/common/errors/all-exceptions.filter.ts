@@ -45,7 +45,10 @@ export function toAppError(exception: unknown): { error: AppError; unexpected: b
     const status = exception.getStatus();
     const code = HTTP_STATUS_CODES[status];
     if (code) {
-      return { error: new AppError(code, status === 404 ? 'No such resource.' : DEFAULT_MESSAGES[code]), unexpected: false };
+      return {
+        error: new AppError(code, status === 404 ? 'No such resource.' : DEFAULT_MESSAGES[code]),
+        unexpected: false,
+      };
     }
     return { error: new AppError(status >= 500 ? 'internal' : 'bad_request'), unexpected: status >= 500 };
   }
@@ -71,7 +74,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const ctx = host.switchToHttp();
     const res = ctx.getResponse<Response>();
     const req = ctx.getRequest<Request>();
-    let { error, unexpected } = toAppError(exception);
+    const mapped = toAppError(exception);
+    const unexpected = mapped.unexpected;
+    let error = mapped.error;
     if (!(exception instanceof AppError) && error.code === 'bad_request' && req.is('application/json')) {
       // Nest turns body-parser's SyntaxError into a bare BadRequestException (routes-resolver mapExternalException).
       error = new AppError('bad_request', 'The request body is not valid JSON.');

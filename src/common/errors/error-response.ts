@@ -10,10 +10,18 @@ export class ErrorResponse {
   @ApiProperty({ enum: ERROR_CODES, example: 'bad_request' })
   code!: ErrorCode;
 
-  @ApiProperty({ description: 'A human sentence; never a stack trace, SQL or path.', example: 'The request is malformed.' })
+  @ApiProperty({
+    description: 'A human sentence; never a stack trace, SQL or path.',
+    example: 'The request is malformed.',
+  })
   error!: string;
 
-  @ApiProperty({ required: false, type: 'array', items: { type: 'object' }, description: 'Validation details.' })
+  @ApiProperty({
+    required: false,
+    type: 'array',
+    items: { type: 'object' },
+    description: 'Validation details.',
+  })
   details?: unknown[];
 }
 
@@ -26,7 +34,11 @@ export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & Clas
   }
   return applyDecorators(
     ...[...byStatus.entries()].map(([status, list]) =>
-      ApiResponse({ status, type: ErrorResponse, description: `Error envelope with code ${list.map((c) => '`' + c + '`').join(' or ')}.` }),
+      ApiResponse({
+        status,
+        type: ErrorResponse,
+        description: `Error envelope with code ${list.map((c) => '`' + c + '`').join(' or ')}.`,
+      }),
     ),
   );
 }

@@ -88,7 +88,7 @@ export class RequestCounterService extends RequestCounter implements OnModuleIni
 
   async flush(): Promise<void> {
     for (;;) {
-      const ids = (await this.redis.client.spop('keyreq:dirty', 200)) as string[];
+      const ids = await this.redis.client.spop('keyreq:dirty', 200);
       if (ids.length === 0) {
         return;
       }

@@ -19,14 +19,22 @@ export function parseCursor(raw: string | undefined): Cursor | null {
   }
   const [iso, id, ...rest] = raw.split('~');
   const date = new Date(iso);
-  if (rest.length > 0 || !ISO_MS.test(iso) || Number.isNaN(date.getTime()) || (id !== undefined && !UUID.test(id))) {
+  if (
+    rest.length > 0 ||
+    !ISO_MS.test(iso) ||
+    Number.isNaN(date.getTime()) ||
+    (id !== undefined && !UUID.test(id))
+  ) {
     throw new AppError('bad_request', '"before" must be an ISO-8601 UTC timestamp or a next_before value.');
   }
   return { createdAt: date, id: id ?? null };
 }
 
 /** The cursor after `last`: its plain timestamp when the next row is strictly older, else timestamp~id. */
-export function encodeCursor(last: { createdAt: Date; id: string }, next: { createdAt: Date } | undefined): string | null {
+export function encodeCursor(
+  last: { createdAt: Date; id: string },
+  next: { createdAt: Date } | undefined,
+): string | null {
   if (!next) {
     return null;
   }

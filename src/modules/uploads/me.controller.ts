@@ -27,7 +27,12 @@ export class MeController {
     return {
       ok: true,
       account: { email: p.email, role: p.role, ...stats },
-      key: key && { prefix: key.prefix, label: key.label, request_count: key.request_count, created_at: key.created_at },
+      key: key && {
+        prefix: key.prefix,
+        label: key.label,
+        request_count: key.request_count,
+        created_at: key.created_at,
+      },
     };
   }
 }

@@ -18,7 +18,8 @@ export class UploadController {
   @Auth('upload')
   @ApiOperation({
     summary: 'Upload an image',
-    description: 'multipart/form-data with one `file` part and an optional `tags` text part. Same bytes from the same owner → the existing upload with `deduplicated: true`.',
+    description:
+      'multipart/form-data with one `file` part and an optional `tags` text part. Same bytes from the same owner → the existing upload with `deduplicated: true`.',
   })
   @ApiConsumes('multipart/form-data')
   @ApiBody({ type: UploadFormDto })

@@ -12,10 +12,25 @@ export interface UploadScores {
 
 @Entity({ tableName: 'uploads' })
 // Dedupe: one live upload per (owner, sha256); the partial unique index also settles concurrent duplicates.
-@Index({ name: 'uploads_owner_sha256_live_uniq', properties: ['owner', 'sha256'], expression: 'create unique index "uploads_owner_sha256_live_uniq" on "uploads" ("owner_id", "sha256") where "deleted_at" is null' })
+@Index({
+  name: 'uploads_owner_sha256_live_uniq',
+  properties: ['owner', 'sha256'],
+  expression:
+    'create unique index "uploads_owner_sha256_live_uniq" on "uploads" ("owner_id", "sha256") where "deleted_at" is null',
+})
 // The keyset listing: newest first per owner, id as the tie-breaker.
-@Index({ name: 'uploads_owner_listing_idx', properties: ['owner', 'createdAt', 'id'], expression: 'create index "uploads_owner_listing_idx" on "uploads" ("owner_id", "created_at" desc, "id" desc) where "deleted_at" is null' })
-@Index({ name: 'uploads_tags_gin_idx', properties: ['tags'], expression: 'create index "uploads_tags_gin_idx" on "uploads" using gin ("tags") where "deleted_at" is null' })
+@Index({
+  name: 'uploads_owner_listing_idx',
+  properties: ['owner', 'createdAt', 'id'],
+  expression:
+    'create index "uploads_owner_listing_idx" on "uploads" ("owner_id", "created_at" desc, "id" desc) where "deleted_at" is null',
+})
+@Index({
+  name: 'uploads_tags_gin_idx',
+  properties: ['tags'],
+  expression:
+    'create index "uploads_tags_gin_idx" on "uploads" using gin ("tags") where "deleted_at" is null',
+})
 export class Upload {
   [OptionalProps]?: 'id' | 'createdAt' | 'deletedAt' | 'tags' | 'apiKeyId' | 'scores';
 

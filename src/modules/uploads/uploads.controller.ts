@@ -31,7 +31,10 @@ export class UploadsController {
   @ApiOperation({ summary: 'One of your uploads' })
   @ApiOkResponse({ type: UploadDetailResponse })
   @ApiErrorResponses('not_found', 'rate_limit')
-  async get(@CurrentPrincipal() p: Principal, @Param('filename') filename: string): Promise<UploadDetailResponse> {
+  async get(
+    @CurrentPrincipal() p: Principal,
+    @Param('filename') filename: string,
+  ): Promise<UploadDetailResponse> {
     return { ok: true, upload: await this.uploads.get(p.userId, filename) };
   }
 

@@ -4,7 +4,13 @@ import { createHash, createHmac } from 'node:crypto';
 import { AppError } from '../../common/errors/app-error';
 import { AppConfig } from '../../config/app-config';
 import { encodeCursor, parseCursor } from './cursor';
-import type { AccountStats, DeletedResponse, UploadDetail, UploadListItem, UploadResponse } from './dto/upload.dto';
+import type {
+  AccountStats,
+  DeletedResponse,
+  UploadDetail,
+  UploadListItem,
+  UploadResponse,
+} from './dto/upload.dto';
 import { FILENAME_PATTERN } from './filenames';
 import { StorageDriver } from './storage/storage-driver';
 import { normaliseTags } from './tags';
@@ -136,10 +142,9 @@ export class UploadsService {
   async accountStats(ownerId: string): Promise<Pick<AccountStats, 'uploads_active' | 'storage_used_bytes'>> {
     const [row] = await this.em
       .getConnection()
-      .execute<{ n: string; bytes: string | null }[]>(
-        'select count(*) as n, coalesce(sum(size), 0) as bytes from uploads where owner_id = ? and deleted_at is null',
-        [ownerId],
-      );
+      .execute<
+        { n: string; bytes: string | null }[]
+      >('select count(*) as n, coalesce(sum(size), 0) as bytes from uploads where owner_id = ? and deleted_at is null', [ownerId]);
     return { uploads_active: Number(row.n), storage_used_bytes: Number(row.bytes) };
   }
 
@@ -169,7 +174,11 @@ export class UploadsService {
 
   private async softDelete(em: EntityManager, upload: Upload): Promise<DeletedResponse> {
     // Conditional update: of two concurrent deletes exactly one wins; the other answers 404.
-    const affected = await em.nativeUpdate(Upload, { id: upload.id, deletedAt: null }, { deletedAt: new Date() });
+    const affected = await em.nativeUpdate(
+      Upload,
+      { id: upload.id, deletedAt: null },
+      { deletedAt: new Date() },
+    );
     if (affected === 0) {
       throw new AppError('not_found', 'No such upload.');
     }

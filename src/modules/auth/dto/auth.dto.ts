@@ -38,7 +38,9 @@ export class UserEnvelope {
 }
 
 export class SessionResponse extends UserEnvelope {
-  @ApiProperty({ description: 'Send as X-CSRF-Token on state-changing requests made with the session cookie.' })
+  @ApiProperty({
+    description: 'Send as X-CSRF-Token on state-changing requests made with the session cookie.',
+  })
   csrf_token!: string;
 }
 

@@ -1,27 +1,54 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
 
 export class UploadResponse {
   @ApiProperty({ example: true }) ok!: true;
   @ApiProperty({ example: 'FIXITFY-aB3xZ7nQrL9p.png' }) filename!: string;
   @ApiProperty({ example: 'http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png' }) url!: string;
-  @ApiProperty({ example: 'http://localhost:3000/api/delete/3f9a8c1e…', description: 'One-shot delete link; a secret.' })
+  @ApiProperty({
+    example: 'http://localhost:3000/api/delete/3f9a8c1e…',
+    description: 'One-shot delete link; a secret.',
+  })
   delete_url!: string;
-  @ApiProperty({ example: 184237, description: 'Bytes of the stored file as served from url.' }) size!: number;
+  @ApiProperty({ example: 184237, description: 'Bytes of the stored file as served from url.' })
+  size!: number;
   @ApiProperty({ enum: ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif'] }) mime!: string;
   @ApiProperty({ example: 1920 }) width!: number;
   @ApiProperty({ example: 1080 }) height!: number;
-  @ApiProperty({ example: '9b998a17f968480982526464f04575fc…', description: 'SHA-256 of the bytes as uploaded.' })
+  @ApiProperty({
+    example: '9b998a17f968480982526464f04575fc…',
+    description: 'SHA-256 of the bytes as uploaded.',
+  })
   hash_sha256!: string;
-  @ApiPropertyOptional({ example: true, description: 'Present on a dedupe hit: the existing upload is returned.' })
+  @ApiPropertyOptional({
+    example: true,
+    description: 'Present on a dedupe hit: the existing upload is returned.',
+  })
   deduplicated?: true;
 }
 
 export class UploadFormDto {
-  @ApiProperty({ type: 'string', format: 'binary', description: 'The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).' })
+  @ApiProperty({
+    type: 'string',
+    format: 'binary',
+    description: 'The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).',
+  })
   file!: unknown;
-  @ApiPropertyOptional({ example: 'logo,redm', description: 'Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}.' })
+  @ApiPropertyOptional({
+    example: 'logo,redm',
+    description: 'Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}.',
+  })
   tags?: string;
 }
 
@@ -47,7 +74,8 @@ export class ListUploadsResponse {
     type: String,
     nullable: true,
     example: '2026-05-01T12:00:00.000Z',
-    description: 'Pass back as `before` for the next page; null on the last page. An ISO timestamp, followed by `~<id>` when the page ends among uploads sharing a timestamp.',
+    description:
+      'Pass back as `before` for the next page; null on the last page. An ISO timestamp, followed by `~<id>` when the page ends among uploads sharing a timestamp.',
   })
   next_before!: string | null;
   @ApiProperty({ type: [UploadListItem] }) uploads!: UploadListItem[];
@@ -72,7 +100,10 @@ export class ListUploadsQuery {
   @Max(100)
   limit?: number;
 
-  @ApiPropertyOptional({ example: '2026-05-01T12:00:00.000Z', description: 'An ISO timestamp or a next_before value.' })
+  @ApiPropertyOptional({
+    example: '2026-05-01T12:00:00.000Z',
+    description: 'An ISO timestamp or a next_before value.',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(80)
@@ -112,6 +143,10 @@ export class MeKey {
 export class MeResponse {
   @ApiProperty({ example: true }) ok!: true;
   @ApiProperty({ type: AccountStats }) account!: AccountStats;
-  @ApiProperty({ type: MeKey, nullable: true, description: 'The calling key; null when called with a session.' })
+  @ApiProperty({
+    type: MeKey,
+    nullable: true,
+    description: 'The calling key; null when called with a session.',
+  })
   key!: MeKey | null;
 }

@@ -36,7 +36,14 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
   try {
     bb = busboy({
       headers: req.headers,
-      limits: { fileSize: limits.maxFileBytes, files: 1, fields: 10, fieldSize: 4096, parts: 20, headerPairs: 50 },
+      limits: {
+        fileSize: limits.maxFileBytes,
+        files: 1,
+        fields: 10,
+        fieldSize: 4096,
+        parts: 20,
+        headerPairs: 50,
+      },
     });
   } catch {
     throw new AppError('bad_request', 'Malformed multipart/form-data header.');
@@ -82,10 +89,12 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
         },
       });
       stream.on('limit', () => fail(new AppError('too_large')));
-      fileDone = pipeline(stream, counter, createWriteStream(path, { flags: 'wx', mode: 0o600 })).then(() => ({
-        size,
-        sha256: hash.digest('hex'),
-      }));
+      fileDone = pipeline(stream, counter, createWriteStream(path, { flags: 'wx', mode: 0o600 })).then(
+        () => ({
+          size,
+          sha256: hash.digest('hex'),
+        }),
+      );
       fileDone.catch(() => fail(new AppError('bad_request', 'The upload was interrupted.')));
     });
     bb.on('field', (name, value, info) => {

@@ -1,0 +1,65 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from './app-config';
+
+describe('loadConfig', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fxf-config-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('should apply the documented defaults', () => {
+    const c = loadConfig({ DATA_DIR: dir });
+    expect(c).toMatchObject({
+      port: 3000,
+      publicUrl: 'http://localhost:3000',
+      redisUrl: 'redis://127.0.0.1:6379',
+      databaseUrl: undefined,
+      migrateOnStart: true,
+      rateLimit: { uploadsPerMinute: 30, uploadsPerDay: 2000, managementPerMinute: 120, failOpen: false },
+      moderation: { enabled: true, pornHentaiThreshold: 0.7, pornThreshold: 0.5, frames: 3 },
+      maxUploadBytes: 20 * 1024 * 1024,
+    });
+  });
+
+  it('should generate SECRET_KEY once into DATA_DIR with mode 0600 and reuse it', () => {
+    const first = loadConfig({ DATA_DIR: dir }).secretKey;
+    const file = join(dir, 'secret.key');
+    expect(existsSync(file)).toBe(true);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, 'utf8').trim()).toBe(first);
+    expect(loadConfig({ DATA_DIR: dir }).secretKey).toBe(first);
+  });
+
+  it('should stop with a message naming every bad variable', () => {
+    const bad = () =>
+      loadConfig({ DATA_DIR: dir, PORT: 'eighty', MODERATION_PORN_THRESHOLD: '2', APP_ROLE: 'boss' });
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow(/PORT.*MODERATION_PORN_THRESHOLD.*APP_ROLE|PORT/);
+    try {
+      bad();
+    } catch (err) {
+      expect((err as Error).message).toContain('PORT');
+      expect((err as Error).message).toContain('MODERATION_PORN_THRESHOLD');
+      expect((err as Error).message).toContain('APP_ROLE');
+    }
+  });
+
+  it('should refuse a short SECRET_KEY and a non-URL PUBLIC_URL', () => {
+    expect(() => loadConfig({ DATA_DIR: dir, SECRET_KEY: 'short' })).toThrow(/SECRET_KEY/);
+    expect(() => loadConfig({ DATA_DIR: dir, PUBLIC_URL: 'not a url' })).toThrow(/PUBLIC_URL/);
+  });
+
+  it('should parse booleans and strip a trailing slash from PUBLIC_URL', () => {
+    const c = loadConfig({
+      DATA_DIR: dir,
+      MODERATION_ENABLED: 'false',
+      PUBLIC_URL: 'https://img.example.com/',
+    });
+    expect(c.moderation.enabled).toBe(false);
+    expect(c.publicUrl).toBe('https://img.example.com');
+    expect(() => loadConfig({ DATA_DIR: dir, TRUST_PROXY: 'maybe' })).toThrow(/TRUST_PROXY/);
+  });
+});

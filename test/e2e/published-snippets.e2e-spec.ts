@@ -22,7 +22,6 @@ describe('Published client snippets (e2e)', () => {
 
   beforeAll(async () => {
     t = await createTestApp();
-    await t.app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}`;
     dir = mkdtempSync(join(tmpdir(), 'fxf-snippets-'));
     key = (await makeKey(t)).token;

@@ -24,6 +24,8 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   /** Reuse another instance's database and Redis prefix (two instances of one deployment). */
   shareWith?: TestApp;
+  /** Providers replaced in the TestingModule, e.g. `{ provide: Clock, useValue: clock }`. */
+  overrides?: { provide: unknown; useValue: unknown }[];
 }
 
 /** A fresh database copied from the migrated template. Retries: PostgreSQL refuses concurrent template copies. */
@@ -32,7 +34,9 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
   const name = `fxf_t_${randomBytes(6).toString('hex')}`;
   for (let attempt = 0; ; attempt++) {
     try {
-      await withAdminClient(infra.adminUrl, (c) => c.query(`create database ${name} template ${infra.templateDb}`));
+      await withAdminClient(infra.adminUrl, (c) =>
+        c.query(`create database ${name} template ${infra.templateDb}`),
+      );
       break;
     } catch (err) {
       if (attempt > 20) {
@@ -68,10 +72,15 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     MIGRATE_ON_START: 'false',
     ...options.env,
   });
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
+  const builder = Test.createTestingModule({ imports: [AppModule.forRoot(config)] });
+  for (const { provide, useValue } of options.overrides ?? []) {
+    builder.overrideProvider(provide).useValue(useValue);
+  }
+  const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication({ logger: false });
   configureApp(app);
-  await app.init();
+  // Listening (not just init) so parallel supertest requests share one server instead of each starting one.
+  await app.listen(0, '127.0.0.1');
   return {
     app,
     config,

@@ -4,6 +4,7 @@ import { ApiKeysModule } from '../api-keys/api-keys.module';
 import { ModerationModule } from '../moderation/moderation.module';
 import { DeleteLinksController } from './delete-links.controller';
 import { ImagesController } from './images.controller';
+import { JanitorService } from './janitor.service';
 import { MeController } from './me.controller';
 import { LocalStorageDriver } from './storage/local.driver';
 import { StorageDriver } from './storage/storage-driver';
@@ -16,7 +17,12 @@ import { UploadsService } from './uploads.service';
 @Module({
   imports: [MikroOrmModule.forFeature([Upload]), ApiKeysModule, ModerationModule],
   controllers: [UploadController, UploadsController, ImagesController, DeleteLinksController, MeController],
-  providers: [UploadsService, UploadPipelineService, { provide: StorageDriver, useClass: LocalStorageDriver }],
+  providers: [
+    UploadsService,
+    UploadPipelineService,
+    JanitorService,
+    { provide: StorageDriver, useClass: LocalStorageDriver },
+  ],
   exports: [UploadsService, StorageDriver],
 })
 export class UploadsModule {}

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, constants, mkdir, open, opendir, rename, rm, unlink } from 'node:fs/promises';
+import { access, constants, mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppError } from '../../../common/errors/app-error';
@@ -59,7 +59,7 @@ export class LocalStorageDriver extends StorageDriver {
     });
   }
 
-  async *list(): AsyncIterable<string> {
+  async *list(): AsyncIterable<{ key: string; modifiedAt: Date }> {
     await mkdir(this.root, { recursive: true });
     for await (const shard of await opendir(this.root)) {
       if (!shard.isDirectory()) {
@@ -67,7 +67,10 @@ export class LocalStorageDriver extends StorageDriver {
       }
       for await (const file of await opendir(join(this.root, shard.name))) {
         if (file.isFile() && !file.name.startsWith('.')) {
-          yield file.name;
+          const info = await stat(join(this.root, shard.name, file.name)).catch(() => null);
+          if (info) {
+            yield { key: file.name, modifiedAt: info.mtime };
+          }
         }
       }
     }

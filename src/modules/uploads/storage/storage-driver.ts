@@ -14,8 +14,8 @@ export abstract class StorageDriver {
   /** Streams the object (or the inclusive byte range); null when it does not exist. */
   abstract get(key: string, range?: { start: number; end: number }): Promise<Readable | null>;
   abstract delete(key: string): Promise<void>;
-  /** Lists keys (for the janitor that removes files no row points to). */
-  abstract list(): AsyncIterable<string>;
+  /** Lists objects with their last write time (for the janitor that removes files no row points to). */
+  abstract list(): AsyncIterable<{ key: string; modifiedAt: Date }>;
   /** Can we write? For /readyz. */
   abstract healthy(): Promise<boolean>;
 }

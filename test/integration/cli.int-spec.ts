@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from 'pg';
+import { createTestDatabase } from '../setup/test-app';
+import { readInfra } from '../setup/infra';
+
+const run = promisify(execFile);
+const ROOT = join(__dirname, '..', '..');
+
+/** The operator CLI as an operator runs it (`npm run cli -- …`), against a real database. */
+describe('cli', () => {
+  let db: { url: string; drop: () => Promise<void> };
+  let dataDir: string;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataDir = mkdtempSync(join(tmpdir(), 'fxf-cli-'));
+    env = {
+      ...process.env,
+      DATABASE_URL: db.url,
+      REDIS_URL: readInfra().redisUrl,
+      DATA_DIR: dataDir,
+      MODERATION_ENABLED: 'false',
+      LOG_LEVEL: 'silent',
+    };
+  });
+  afterAll(async () => {
+    await db.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const cli = (...args: string[]) =>
+    run(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/cli.ts', ...args], {
+      cwd: ROOT,
+      env,
+    });
+
+  it('should create an admin with user:create --admin, and refuse a duplicate', async () => {
+    const { stdout } = await cli(
+      'user:create',
+      '--email',
+      'Ops@Example.com',
+      '--password',
+      'a long password',
+      '--admin',
+    );
+    expect(stdout).toMatch(/Created admin ops@example.com/);
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    const { rows } = await c.query("select role, password_hash from users where email = 'ops@example.com'");
+    await c.end();
+    expect(rows).toEqual([{ role: 'admin', password_hash: expect.stringMatching(/^scrypt\$/) }]);
+    await expect(
+      cli('user:create', '--email', 'ops@example.com', '--password', 'a long password'),
+    ).rejects.toMatchObject({
+      stderr: expect.stringContaining('already registered'),
+    });
+  }, 60000);
+
+  it('should explain a missing option and an unknown command', async () => {
+    await Promise.all([
+      expect(cli('user:create', '--email', 'x@example.com')).rejects.toMatchObject({
+        stderr: expect.stringContaining('--password is required'),
+      }),
+      expect(cli('user:fly')).rejects.toMatchObject({ stderr: expect.stringContaining('Unknown command') }),
+    ]);
+  }, 60000);
+});

@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { createHash, createHmac } from 'node:crypto';
 import { AppError } from '../../common/errors/app-error';
 import { AppConfig } from '../../config/app-config';
-import { encodeCursor, parseCursor } from './cursor';
+import { encodeCursor, parseCursor } from '../../common/http/cursor';
 import type {
   AccountStats,
   DeletedResponse,

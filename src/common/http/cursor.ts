@@ -1,4 +1,4 @@
-import { AppError } from '../../common/errors/app-error';
+import { AppError } from '../errors/app-error';
 
 export interface Cursor {
   createdAt: Date;

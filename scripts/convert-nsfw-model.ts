@@ -1,6 +1,7 @@
 /**
- * Converts the nsfwjs MobileNetV2 model to ONNX into <dir>/models (DATA_DIR by default), or checks that the cached
- * conversion is current. The server does the same at first start; this lets a build or an image bake it in.
+ * Converts the nsfwjs MobileNetV2 model to ONNX into <dir>/models (DATA_DIR by default), or checks that the
+ * cached conversion is current. The server does the same at first start; this lets a build or an image bake
+ * it in.
  *
  *   npx ts-node --transpile-only scripts/convert-nsfw-model.ts [dir]
  */
@@ -8,7 +9,8 @@ import { loadConfig } from '../src/config/app-config';
 import { ensureNsfwModel } from '../src/modules/moderation/model/nsfw-model-cache';
 
 async function main(): Promise<void> {
-  // A placeholder secret keeps loadConfig from generating DATA_DIR/secret.key, which a build must not bake in.
+  // A placeholder secret keeps loadConfig from generating DATA_DIR/secret.key, which a build must not bake
+  // in.
   const dir = process.argv[2] ?? loadConfig(undefined, { secretKey: 'unused-by-the-converter' }).dataDir;
   const started = Date.now();
   const path = await ensureNsfwModel(dir);

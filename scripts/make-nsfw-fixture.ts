@@ -1,8 +1,8 @@
 /**
- * Regenerates test/fixtures/moderation/{seeded-noise,adversarial-noise}.png: seeded grey noise, and the same noise
- * nudged by signed-gradient steps (computed with tfjs on the nsfwjs model) until our converted model, through our
- * own preprocessing, scores it Porn ≥ 0.9. A person sees two grey-noise squares; the point is a real-model test
- * image that contains nothing explicit. Deterministic for a given seed.
+ * Regenerates test/fixtures/moderation/{seeded-noise,adversarial-noise}.png: seeded grey noise, and the same
+ * noise nudged by signed-gradient steps (computed with tfjs on the nsfwjs model) until our converted model,
+ * through our own preprocessing, scores it Porn ≥ 0.9. A person sees grey noise in both; the point is a
+ * real-model test image that contains nothing explicit. Deterministic for a given seed.
  *
  *   npx ts-node --transpile-only scripts/make-nsfw-fixture.ts
  */

@@ -9,7 +9,11 @@ export type AppRole = 'all' | 'api' | 'worker';
 
 export interface ModerationConfig {
   enabled: boolean;
-  /** An ONNX model with input uint8 [N,224,224,3] and output float32 [N,5]; unset = the converted nsfwjs model. */
+  /**
+   * An ONNX model with one input float32 [N,224,224,3] (RGB 0…255, NHWC: the bilinear align-corners resize,
+   * not rounded; the model does any /255 itself) and one output float32 [N,5] (probabilities Drawing, Hentai,
+   * Neutral, Porn, Sexy); unset = the converted nsfwjs model.
+   */
   modelPath: string | undefined;
   pornHentaiThreshold: number;
   pornThreshold: number;
@@ -48,6 +52,8 @@ export class AppConfig {
   registrationOpen!: boolean;
   allowPrivateWebhooks!: boolean;
   webhookTimeoutMs!: number;
+  /** First retry delay of a failed webhook delivery; each next one doubles (tests use a few ms). */
+  webhookRetryBaseMs!: number;
   trustProxy!: boolean;
   appRole!: AppRole;
   adminEmail!: string | undefined;
@@ -61,7 +67,10 @@ export class AppConfig {
 export class ConfigError extends Error {}
 
 /** Validates the environment and builds AppConfig; throws ConfigError naming every bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<AppConfig> = {}): AppConfig {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<AppConfig> = {},
+): AppConfig {
   const raw: Record<string, string> = {};
   for (const key of ENV_KEYS) {
     const value = env[key];
@@ -108,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     registrationOpen: parsed.REGISTRATION_OPEN ?? true,
     allowPrivateWebhooks: parsed.ALLOW_PRIVATE_WEBHOOKS ?? false,
     webhookTimeoutMs: parsed.WEBHOOK_TIMEOUT_MS ?? 8000,
+    webhookRetryBaseMs: parsed.WEBHOOK_RETRY_BASE_MS ?? 30000,
     trustProxy: parsed.TRUST_PROXY ?? false,
     appRole: (parsed.APP_ROLE ?? 'all') as AppRole,
     adminEmail: parsed.ADMIN_EMAIL,

@@ -8,6 +8,7 @@ import {
   OnnxGraphBuilder,
 } from '../../src/modules/moderation/model/onnx-writer';
 import * as ref from './support/keras-reference';
+import { OnnxRunner } from './support/onnx-runner';
 import {
   maxAbsDiff,
   randoms,
@@ -51,19 +52,20 @@ describe('ONNX writer', () => {
     expect(Number(decoded.irVersion)).toBe(7);
     expect(decoded.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 13]]);
     expect(decoded.metadataProps.map((p) => [p.key, p.value])).toEqual([['classes', 'a,b']]);
-    const graph = decoded.graph!;
+    // The decoder's optional fields are all set here; protobufjs fills repeated fields with [] anyway.
+    const graph = onnx.GraphProto.fromObject(decoded.graph!);
     expect(graph.node.map((n) => n.opType)).toEqual(['Clip', 'AveragePool', 'LeakyRelu']);
-    const pool = graph.node[1];
-    expect(pool.attribute.map((a) => [a.name, a.type, a.ints.map(Number)])).toEqual([
+    const pool = onnx.NodeProto.fromObject(graph.node[1]);
+    expect(pool.attribute.map((a) => [a.name, a.type, (a.ints ?? []).map(Number)])).toEqual([
       ['kernel_shape', onnx.AttributeProto.AttributeType.INTS, [2, 2]],
       ['pads', onnx.AttributeProto.AttributeType.INTS, [0, 0, 1, 1]],
       ['strides', onnx.AttributeProto.AttributeType.INTS, [2, 2]],
     ]);
-    expect(graph.node[2].attribute[0].f).toBe(0.25);
+    expect(graph.node[2].attribute?.[0].f).toBe(0.25);
     const hi = graph.initializer.find((t) => t.name === 'hi')!;
     expect(hi.dataType).toBe(onnx.TensorProto.DataType.FLOAT);
-    expect(Buffer.from(hi.rawData).readFloatLE(0)).toBe(6);
-    const dims = graph.input[0].type!.tensorType!.shape!.dim;
+    expect(Buffer.from(hi.rawData!).readFloatLE(0)).toBe(6);
+    const dims = graph.input[0].type!.tensorType!.shape!.dim!;
     expect(dims.map((d) => d.dimParam || Number(d.dimValue))).toEqual(['N', 1, 3, 3]);
   });
 
@@ -246,7 +248,7 @@ describe(convertKerasToOnnx.name, () => {
     );
   });
 
-  it('should convert a MobileNet-style strided depthwise block (pad, depthwise valid, BN, ReLU6)', async () => {
+  it('should convert a MobileNet strided depthwise block (pad, depthwise valid, BN, ReLU6)', async () => {
     const kernel = rand(3 * 3 * 4);
     const bn = {
       gamma: rand(4, 0.5, 2),
@@ -367,7 +369,7 @@ describe(convertKerasToOnnx.name, () => {
     );
   });
 
-  it('should follow inbound_nodes through a residual Add, `same` average pooling and a relu Dense head', async () => {
+  it('should follow inbound_nodes through an Add, `same` average pooling and a Dense head', async () => {
     const k1 = rand(1 * 1 * 3 * 3);
     const k2 = rand(3 * 3 * 3 * 3);
     const d1 = rand(2 * 2 * 3 * 5);
@@ -464,6 +466,60 @@ describe(convertKerasToOnnx.name, () => {
     const { output } = await runConverted(json, data, input, [3]);
     const expected = ref.dense(input, kernel, bias, 2).map((v) => 1 / (1 + Math.exp(-v)));
     expect(maxAbsDiff(output, expected)).toBeLessThan(TOLERANCE);
+  });
+
+  it('should take float32 pixels by default (uint8 on request) and divide them by inputDivisor', async () => {
+    const kernel = rand(3 * 2);
+    const bias = rand(2);
+    const { json, data } = tinyModel(
+      [3],
+      [{ name: 'dense', class_name: 'Dense', config: { units: 2 } }],
+      [
+        { name: 'dense/kernel', shape: [3, 2], values: kernel },
+        { name: 'dense/bias', shape: [2], values: bias },
+      ],
+    );
+    const pixels = [0, 127.5, 255];
+    const expected = ref.dense(
+      pixels.map((v) => v / 255),
+      kernel,
+      bias,
+      2,
+    );
+    const run = async (
+      model: Uint8Array,
+      input: { type: 'float32' | 'uint8'; data: Float32Array | Uint8Array },
+    ) => {
+      const runner = await OnnxRunner.create(model);
+      try {
+        const [out] = await runner.run({ input: { ...input, dims: [1, 3] } });
+        return out.data;
+      } finally {
+        await runner.close();
+      }
+    };
+    const float = await run(convertKerasToOnnx(json, data), {
+      type: 'float32',
+      data: Float32Array.from(pixels),
+    });
+    expect(maxAbsDiff(float, expected)).toBeLessThan(TOLERANCE);
+    // A fraction survives the float input; the uint8 variant can only take whole levels.
+    const whole = [0, 128, 255];
+    const uint8 = await run(convertKerasToOnnx(json, data, { inputType: 'uint8' }), {
+      type: 'uint8',
+      data: Uint8Array.from(whole),
+    });
+    expect(
+      maxAbsDiff(
+        uint8,
+        ref.dense(
+          whole.map((v) => v / 255),
+          kernel,
+          bias,
+          2,
+        ),
+      ),
+    ).toBeLessThan(TOLERANCE);
   });
 
   it('should name unsupported layers instead of converting them wrongly', () => {

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
-import { CONVERTER_VERSION } from '../../src/modules/moderation/model/keras-to-onnx';
+import { CONVERTER_VERSION, convertKerasToOnnx } from '../../src/modules/moderation/model/keras-to-onnx';
 import { ensureNsfwModel, NSFW_MODEL_FILE } from '../../src/modules/moderation/model/nsfw-model-cache';
+import { loadNsfwjsModel } from '../../src/modules/moderation/model/nsfwjs-source';
 import { NSFW_MODEL_NOTICE } from '../../src/modules/moderation/model/third-party-notice';
 import { OnnxRunner } from './support/onnx-runner';
 import { gradient, noise, skin } from './support/synthetic-images';
@@ -35,7 +37,7 @@ describe('converted nsfwjs model', () => {
       let max = 0;
       for (const { image, expected } of GOLDEN) {
         const [out] = await runner.run({
-          input: { type: 'uint8', data: image.data, dims: [1, 224, 224, 3] },
+          input: { type: 'float32', data: Float32Array.from(image.data), dims: [1, 224, 224, 3] },
         });
         expect(out.dims).toEqual([1, 5]);
         max = Math.max(max, maxAbsDiff(out.data, expected));
@@ -47,17 +49,21 @@ describe('converted nsfwjs model', () => {
     }
   });
 
-  it('should take uint8 NHWC [N,224,224,3] as `input` and give float32 [N,5] at opset 13', async () => {
-    const model = onnx.ModelProto.decode(await readFile(modelPath));
-    const graph = model.graph!;
+  const signature = async (path: string) => {
+    const graph = onnx.GraphProto.fromObject(onnx.ModelProto.decode(await readFile(path)).graph!);
     const shape = (v: onnx.IValueInfoProto) =>
       v.type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
-    expect(graph.input.map((i) => [i.name, i.type!.tensorType!.elemType, shape(i)])).toEqual([
-      ['input', onnx.TensorProto.DataType.UINT8, ['N', 224, 224, 3]],
-    ]);
-    expect(graph.output.map((o) => [o.name, o.type!.tensorType!.elemType, shape(o)])).toEqual([
-      ['probabilities', onnx.TensorProto.DataType.FLOAT, ['N', 5]],
-    ]);
+    return {
+      inputs: graph.input.map((i) => [i.name, i.type!.tensorType!.elemType, shape(i)]),
+      outputs: graph.output.map((o) => [o.name, o.type!.tensorType!.elemType, shape(o)]),
+    };
+  };
+
+  it('should take float32 NHWC [N,224,224,3] as `input` and give float32 [N,5] at opset 13', async () => {
+    const model = onnx.ModelProto.decode(await readFile(modelPath));
+    const { inputs, outputs } = await signature(modelPath);
+    expect(inputs).toEqual([['input', onnx.TensorProto.DataType.FLOAT, ['N', 224, 224, 3]]]);
+    expect(outputs).toEqual([['probabilities', onnx.TensorProto.DataType.FLOAT, ['N', 5]]]);
     expect(model.opsetImport.map((o) => Number(o.version))).toEqual([13]);
     expect(model.metadataProps.find((p) => p.key === 'classes')?.value).toBe(
       'Drawing,Hentai,Neutral,Porn,Sexy',
@@ -104,6 +110,37 @@ describe('converted nsfwjs model', () => {
       const before = await stat(modelPath);
       await ensureNsfwModel(cacheDir);
       expect((await stat(modelPath)).mtimeMs).not.toBe(before.mtimeMs);
+    });
+
+    it('should convert again when the conversion options changed (an old uint8-input cache)', async () => {
+      const checksum = JSON.parse(await readFile(checksumPath(), 'utf8')) as Record<string, unknown>;
+      // What the cache held before the input became float32: the uint8 graph, recorded without options.
+      const source = loadNsfwjsModel();
+      const uint8 = convertKerasToOnnx(source.json, source.weightData, { inputType: 'uint8' });
+      await writeFile(modelPath, uint8);
+      await writeFile(
+        checksumPath(),
+        JSON.stringify({
+          converterVersion: CONVERTER_VERSION,
+          source: checksum.source,
+          onnx: createHash('sha256').update(uint8).digest('hex'),
+        }),
+      );
+      expect((await signature(modelPath)).inputs[0][1]).toBe(onnx.TensorProto.DataType.UINT8);
+      await ensureNsfwModel(cacheDir);
+      expect((await signature(modelPath)).inputs[0][1]).toBe(onnx.TensorProto.DataType.FLOAT);
+      expect(JSON.parse(await readFile(checksumPath(), 'utf8'))).toEqual(checksum);
+
+      // The same when only the recorded options differ.
+      const conversion = checksum.conversion as Record<string, unknown>;
+      await writeFile(
+        checksumPath(),
+        JSON.stringify({ ...checksum, conversion: { ...conversion, inputType: 'uint8' } }),
+      );
+      const before = await stat(modelPath);
+      await ensureNsfwModel(cacheDir);
+      expect((await stat(modelPath)).mtimeMs).not.toBe(before.mtimeMs);
+      expect(JSON.parse(await readFile(checksumPath(), 'utf8'))).toEqual(checksum);
     });
 
     it('should give one conversion to concurrent callers', async () => {

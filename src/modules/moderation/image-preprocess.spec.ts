@@ -1,6 +1,6 @@
 import {
   frameToModelInputs,
-  MODEL_INPUT_BYTES,
+  MODEL_INPUT_VALUES,
   pickFrames,
   resizeToModelInput,
   type RawImage,
@@ -23,6 +23,10 @@ function raw(
 
 const px = (out: ArrayLike<number>, x: number, y: number, size = 224) =>
   [0, 1, 2].map((c) => out[(y * size + x) * 3 + c]);
+
+/** Float32 keeps ~7 significant digits: 0…255 values agree to ~1e-5. */
+const expectPixel = (actual: number[], expected: number[]) =>
+  actual.forEach((v, c) => expect(v).toBeCloseTo(expected[c], 4));
 
 describe('image preprocessing', () => {
   describe(pickFrames.name, () => {
@@ -47,59 +51,68 @@ describe('image preprocessing', () => {
   describe(resizeToModelInput.name, () => {
     it('should copy a 224×224 RGB image unchanged', () => {
       const image = raw(224, 224, 3, (x, y) => [x, y, (x * y) % 256]);
-      const out = new Uint8Array(MODEL_INPUT_BYTES);
+      const out = new Float32Array(MODEL_INPUT_VALUES);
       resizeToModelInput(image, 255, out);
-      expect(Buffer.compare(out, image.data)).toBe(0);
+      expect(out.every((v, i) => v === image.data[i])).toBe(true);
     });
 
     it('should align corners: output corners are the source corners', () => {
       const image = raw(37, 19, 3, (x, y) => [x * 6, y * 13, 200]);
-      const out = new Uint8Array(MODEL_INPUT_BYTES);
+      const out = new Float32Array(MODEL_INPUT_VALUES);
       resizeToModelInput(image, 255, out);
-      expect(px(out, 0, 0)).toEqual([0, 0, 200]);
-      expect(px(out, 223, 0)).toEqual([216, 0, 200]);
-      expect(px(out, 0, 223)).toEqual([0, 234, 200]);
-      expect(px(out, 223, 223)).toEqual([216, 234, 200]);
+      expectPixel(px(out, 0, 0), [0, 0, 200]);
+      expectPixel(px(out, 223, 0), [216, 0, 200]);
+      expectPixel(px(out, 0, 223), [0, 234, 200]);
+      expectPixel(px(out, 223, 223), [216, 234, 200]);
     });
 
     it('should interpolate linearly between the two source columns of a 2-pixel image', () => {
       const image = raw(2, 1, 3, (x) => (x === 0 ? [0, 0, 0] : [223, 223, 223]));
-      const out = new Float32Array(MODEL_INPUT_BYTES);
+      const out = new Float32Array(MODEL_INPUT_VALUES);
       resizeToModelInput(image, 0, out);
-      expect(px(out, 100, 50)).toEqual([100, 100, 100]);
+      expectPixel(px(out, 100, 50), [100, 100, 100]);
+    });
+
+    it('should keep fractional values (the model gets the resize unrounded, as nsfwjs feeds it)', () => {
+      const image = raw(2, 1, 3, (x) => (x === 0 ? [0, 10, 255] : [1, 20, 0]));
+      const out = new Float32Array(MODEL_INPUT_VALUES);
+      resizeToModelInput(image, 0, out);
+      // Column 1 of 223 intervals: 1/223 of the way from the left pixel to the right one.
+      expectPixel(px(out, 1, 0), [1 / 223, 10 + 10 / 223, 255 - 255 / 223]);
+      expect(px(out, 1, 0)[0]).toBeGreaterThan(0);
     });
 
     it('should composite transparent pixels over the given background', () => {
       const image = raw(4, 4, 4, () => [255, 0, 0, 0]);
-      const white = new Uint8Array(MODEL_INPUT_BYTES);
-      const black = new Uint8Array(MODEL_INPUT_BYTES);
+      const white = new Float32Array(MODEL_INPUT_VALUES);
+      const black = new Float32Array(MODEL_INPUT_VALUES);
       resizeToModelInput(image, 255, white);
       resizeToModelInput(image, 0, black);
-      expect(px(white, 10, 10)).toEqual([255, 255, 255]);
-      expect(px(black, 10, 10)).toEqual([0, 0, 0]);
+      expectPixel(px(white, 10, 10), [255, 255, 255]);
+      expectPixel(px(black, 10, 10), [0, 0, 0]);
     });
 
     it('should blend half-transparent pixels with the background', () => {
       const image = raw(2, 2, 4, () => [200, 100, 0, 51]);
-      const out = new Uint8Array(MODEL_INPUT_BYTES);
+      const out = new Float32Array(MODEL_INPUT_VALUES);
       resizeToModelInput(image, 255, out);
-      expect(px(out, 5, 5)).toEqual([244, 224, 204]);
+      expectPixel(px(out, 5, 5), [244, 224, 204]);
     });
 
     it('should expand grey (with or without alpha) to RGB', () => {
-      const out = new Uint8Array(MODEL_INPUT_BYTES);
+      const out = new Float32Array(MODEL_INPUT_VALUES);
       resizeToModelInput(
         raw(3, 3, 1, () => [77]),
         255,
         out,
       );
-      expect(px(out, 100, 100)).toEqual([77, 77, 77]);
+      expectPixel(px(out, 100, 100), [77, 77, 77]);
       resizeToModelInput(
         raw(3, 3, 2, () => [0, 0]),
         255,
         out,
       );
-      expect(px(out, 100, 100)).toEqual([255, 255, 255]);
+      expectPixel(px(out, 100, 100), [255, 255, 255]);
     });
   });
 
@@ -115,8 +128,9 @@ describe('image preprocessing', () => {
     it('should make a white and a black variant when transparency shows', () => {
       const inputs = frameToModelInputs(raw(8, 8, 4, (x) => [1, 2, 3, x < 4 ? 255 : 0]));
       expect(inputs).toHaveLength(2);
-      expect(px(inputs[0], 223, 0)).toEqual([255, 255, 255]);
-      expect(px(inputs[1], 223, 0)).toEqual([0, 0, 0]);
+      expect(inputs.every((input) => input instanceof Float32Array)).toBe(true);
+      expectPixel(px(inputs[0], 223, 0), [255, 255, 255]);
+      expectPixel(px(inputs[1], 223, 0), [0, 0, 0]);
     });
   });
 });

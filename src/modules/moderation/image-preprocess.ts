@@ -1,8 +1,12 @@
 import sharp from 'sharp';
 
-/** The classifier's input side (pixels); inputs are uint8 RGB, NHWC. */
+/**
+ * The classifier's input side (pixels). An input is float32 RGB, NHWC, 0…255 and unrounded: the bilinear
+ * resize exactly as nsfwjs computes it (the model divides by 255 itself).
+ */
 export const MODEL_INPUT_SIZE = 224;
-export const MODEL_INPUT_BYTES = MODEL_INPUT_SIZE * MODEL_INPUT_SIZE * 3;
+/** Values (not bytes) in one model input: 224 × 224 × 3. */
+export const MODEL_INPUT_VALUES = MODEL_INPUT_SIZE * MODEL_INPUT_SIZE * 3;
 
 /** Decoded pixels: 8-bit, interleaved, 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels. */
 export interface RawImage {
@@ -29,8 +33,9 @@ export function pickFrames(pages: number, max: number): number[] {
 }
 
 /**
- * Decodes the chosen frames at full resolution with EXIF orientation applied, as 8-bit sRGB(A). Resizing is left
- * to resizeToModelInput so it matches the reference (tf.image.resizeBilinear with align corners) sample for sample.
+ * Decodes the chosen frames at full resolution with EXIF orientation applied, as 8-bit sRGB(A). Resizing is
+ * left to resizeToModelInput so it matches the reference (tf.image.resizeBilinear with align corners) sample
+ * for sample.
  */
 export async function decodeFrames(image: Buffer, maxFrames: number): Promise<RawImage[]> {
   const { pages = 1 } = await sharp(image).metadata();
@@ -51,72 +56,86 @@ export function hasAlpha(image: RawImage): boolean {
 }
 
 /**
- * Resizes to size×size (aspect not kept) with bilinear interpolation and aligned corners, the way nsfwjs prepares
- * its input, writing RGB into `out` at `offset`: rounded into a Uint8Array (the model's input), exact into a
- * Float32Array (tests compare that with tf.image.resizeBilinear). Transparent pixels are composited over a grey
- * level `background` first (what a viewer would see); only the sampled pixels are composited, so this stays cheap
+ * Resizes to size×size (aspect not kept) with bilinear interpolation and aligned corners, the way nsfwjs
+ * prepares its input, writing RGB (0…255, not rounded) into `out` at `offset`; this is what the model gets,
+ * and it matches tf.image.resizeBilinear(alignCorners = true) to float32 precision. A size×size source is
+ * copied unchanged (nsfwjs skips the resize then). Transparent pixels are composited over a grey level
+ * `background` first (what a viewer would see); only the sampled pixels are composited, so this stays cheap
  * for large images.
  */
 export function resizeToModelInput(
   src: RawImage,
   background: number,
-  out: Uint8Array | Float32Array,
+  out: Float32Array,
   offset = 0,
   size = MODEL_INPUT_SIZE,
 ): void {
-  const round = out instanceof Uint8Array;
   const { data, width, height, channels } = src;
   const alpha = hasAlpha(src);
-  const colourChannels = alpha ? channels - 1 : channels;
+  const grey = (alpha ? channels - 1 : channels) === 1;
   const rowRatio = size > 1 ? (height - 1) / (size - 1) : 0;
   const colRatio = size > 1 ? (width - 1) / (size - 1) : 0;
-  const pixel = new Float64Array(12);
 
-  const load = (slot: number, x: number, y: number): void => {
-    const i = (y * width + x) * channels;
-    const a = alpha ? data[i + channels - 1] / 255 : 1;
-    for (let c = 0; c < 3; c++) {
-      const v = data[i + (colourChannels === 1 ? 0 : c)];
-      pixel[slot * 3 + c] = a === 1 ? v : v * a + background * (1 - a);
-    }
-  };
+  const left = new Int32Array(size);
+  const right = new Int32Array(size);
+  const colFrac = new Float64Array(size);
+  for (let col = 0; col < size; col++) {
+    const fx = col * colRatio;
+    left[col] = Math.floor(fx) * channels;
+    right[col] = Math.min(width - 1, Math.ceil(fx)) * channels;
+    colFrac[col] = fx - Math.floor(fx);
+  }
 
+  // Each sample is composited over the background as it is read: (1 − alpha) of the background shows through.
+  const alphaAt = (i: number): number => (alpha ? data[i + channels - 1] / 255 : 1);
   for (let r = 0; r < size; r++) {
     const fy = r * rowRatio;
-    const y0 = Math.floor(fy);
-    const y1 = Math.min(height - 1, Math.ceil(fy));
-    const dy = fy - y0;
+    const top = Math.floor(fy) * width * channels;
+    const bottom = Math.min(height - 1, Math.ceil(fy)) * width * channels;
+    const dy = fy - Math.floor(fy);
     for (let col = 0; col < size; col++) {
-      const fx = col * colRatio;
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(width - 1, Math.ceil(fx));
-      const dx = fx - x0;
-      load(0, x0, y0);
-      load(1, x1, y0);
-      load(2, x0, y1);
-      load(3, x1, y1);
+      const dx = colFrac[col];
+      const i00 = top + left[col];
+      const i01 = top + right[col];
+      const i10 = bottom + left[col];
+      const i11 = bottom + right[col];
+      const a00 = alphaAt(i00);
+      const a01 = alphaAt(i01);
+      const a10 = alphaAt(i10);
+      const a11 = alphaAt(i11);
       const o = offset + (r * size + col) * 3;
       for (let c = 0; c < 3; c++) {
-        const top = pixel[c] + (pixel[3 + c] - pixel[c]) * dx;
-        const bottom = pixel[6 + c] + (pixel[9 + c] - pixel[6 + c]) * dx;
-        const v = top + (bottom - top) * dy;
-        out[o + c] = round ? Math.round(v) : v;
+        const k = grey ? 0 : c;
+        const tl = data[i00 + k] * a00 + background * (1 - a00);
+        const tr = data[i01 + k] * a01 + background * (1 - a01);
+        const bl = data[i10 + k] * a10 + background * (1 - a10);
+        const br = data[i11 + k] * a11 + background * (1 - a11);
+        const upper = tl + (tr - tl) * dx;
+        const lower = bl + (br - bl) * dx;
+        const v = upper + (lower - upper) * dy;
+        out[o + c] = v;
       }
     }
   }
 }
 
+const sameValues = (a: Float32Array, b: Float32Array): boolean =>
+  Buffer.compare(
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  ) === 0;
+
 /**
- * The model inputs for one frame: one, or two (over white and over black) when the frame has transparency that
- * shows in the sampled pixels; identical inputs are not repeated.
+ * The model inputs for one frame: one, or two (over white and over black) when the frame has transparency
+ * that shows in the sampled pixels; identical inputs are not repeated.
  */
-export function frameToModelInputs(frame: RawImage): Uint8Array[] {
-  const first = new Uint8Array(MODEL_INPUT_BYTES);
+export function frameToModelInputs(frame: RawImage): Float32Array[] {
+  const first = new Float32Array(MODEL_INPUT_VALUES);
   resizeToModelInput(frame, BACKGROUNDS[0], first);
   if (!hasAlpha(frame)) {
     return [first];
   }
-  const second = new Uint8Array(MODEL_INPUT_BYTES);
+  const second = new Float32Array(MODEL_INPUT_VALUES);
   resizeToModelInput(frame, BACKGROUNDS[1], second);
-  return Buffer.compare(first, second) === 0 ? [first] : [first, second];
+  return sameValues(first, second) ? [first] : [first, second];
 }

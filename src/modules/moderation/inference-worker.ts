@@ -23,9 +23,9 @@ interface TensorInfo {
 }
 
 /*
- * onnxruntime-node's run() is synchronous inside a setImmediate: on the main thread a batch of six images would
- * stall every request for ~100 ms. The session therefore lives in a worker thread. The worker is plain JavaScript
- * evaluated from a string so it runs the same under ts-node, jest and the compiled build.
+ * onnxruntime-node's run() is synchronous inside a setImmediate: on the main thread a batch of six images
+ * would stall every request for ~100 ms. The session therefore lives in a worker thread. The worker is plain
+ * JavaScript evaluated from a string so it runs the same under ts-node, jest and the compiled build.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -38,7 +38,7 @@ ort.InferenceSession.create(workerData.modelPath, workerData.sessionOptions).the
     const output = session.outputNames[0];
     parentPort.on('message', async (job) => {
       try {
-        const result = await session.run({ [input]: new ort.Tensor('uint8', job.data, job.dims) });
+        const result = await session.run({ [input]: new ort.Tensor('float32', job.data, job.dims) });
         const scores = Float32Array.from(result[output].data);
         parentPort.postMessage({ type: 'result', id: job.id, scores }, [scores.buffer]);
       } catch (e) {
@@ -66,14 +66,14 @@ interface SharedEntry {
 function checkContract(input: TensorInfo, output: TensorInfo): void {
   const [, h, w, c] = input.shape;
   if (
-    input.type !== 'uint8' ||
+    input.type !== 'float32' ||
     input.shape.length !== 4 ||
     h !== MODEL_INPUT_SIZE ||
     w !== MODEL_INPUT_SIZE ||
     c !== 3
   ) {
     throw new Error(
-      `The model input must be uint8 [N,224,224,3], got ${input.type} [${input.shape.join(',')}]`,
+      `The model input must be float32 [N,224,224,3], got ${input.type} [${input.shape.join(',')}]`,
     );
   }
   if (output.type !== 'float32' || output.shape.length !== 2 || output.shape[1] !== CLASSES) {
@@ -99,7 +99,10 @@ export class InferenceWorker {
     worker.on('exit', (code) => this.fail(new Error(`The inference worker exited (code ${code})`)));
   }
 
-  /** Starts (or joins) the worker for this model; resolves once the session is created and its contract checked. */
+  /**
+   * Starts (or joins) the worker for this model; resolves once the session is created and its contract
+   * checked.
+   */
   static acquire(modelPath: string, options: InferenceOptions): Promise<InferenceWorker> {
     const key = `${modelPath}\0${options.threads}`;
     let entry = InferenceWorker.shared.get(key);
@@ -160,8 +163,11 @@ export class InferenceWorker {
     return this.failure;
   }
 
-  /** Runs `count` images of uint8 RGB 224×224 (concatenated) and returns count × 5 probabilities. */
-  run(batch: Uint8Array, count: number): Promise<Float32Array> {
+  /**
+   * Runs `count` images of float32 RGB 0…255, 224×224 NHWC (concatenated) and returns count × 5
+   * probabilities.
+   */
+  run(batch: Float32Array, count: number): Promise<Float32Array> {
     if (this.failure) {
       return Promise.reject(this.failure);
     }
@@ -173,7 +179,8 @@ export class InferenceWorker {
       if (this.jobs.size === 1) {
         this.worker.ref();
       }
-      // Transferring detaches the whole ArrayBuffer, so never transfer one the caller shares with other views.
+      // Transferring detaches the whole ArrayBuffer, so never transfer one the caller shares with other
+      // views.
       const owned =
         batch.byteOffset === 0 && batch.byteLength === batch.buffer.byteLength ? batch : batch.slice();
       this.worker.postMessage({ id, data: owned, dims }, [owned.buffer as ArrayBuffer]);

@@ -6,7 +6,10 @@ import type { ModerationVerdict } from './moderation.types';
 import { ensureNsfwModel } from './model/nsfw-model-cache';
 import { NsfwClassifier } from './nsfw-classifier';
 
-/** Reviews images with the NSFW classifier and the configured policy. Never imports the uploads module. */
+/**
+ * Reviews images with the NSFW classifier and the configured policy. A failed load stays failed (logged, not
+ * ready) until restart; an inference worker that dies is replaced on the next review or whenReady().
+ */
 @Injectable()
 export class ModerationService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(ModerationService.name);
@@ -16,7 +19,9 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
 
   constructor(private readonly config: AppConfig) {}
 
-  /** Starts loading (and, the first time, converting) the model without holding up boot; /readyz waits for it. */
+  /**
+   * Starts loading (and, the first time, converting) the model without holding up boot; /readyz waits for it.
+   */
   onModuleInit(): void {
     if (this.config.moderation.enabled) {
       this.whenReady().catch(() => undefined);
@@ -35,7 +40,9 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
     return !this.config.moderation.enabled || (this.classifier !== undefined && !this.classifier.failure);
   }
 
-  /** Resolves once the model is loaded (immediately when moderation is disabled); rejects if loading failed. */
+  /**
+   * Resolves once the model is loaded (immediately when moderation is disabled); rejects if loading failed.
+   */
   whenReady(): Promise<void> {
     if (!this.config.moderation.enabled) {
       return Promise.resolve();

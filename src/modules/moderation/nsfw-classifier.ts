@@ -1,4 +1,4 @@
-import { decodeFrames, frameToModelInputs, MODEL_INPUT_BYTES } from './image-preprocess';
+import { decodeFrames, frameToModelInputs, MODEL_INPUT_VALUES } from './image-preprocess';
 import { InferenceWorker } from './inference-worker';
 import type { ModerationScores } from './moderation.types';
 import { Semaphore } from './semaphore';
@@ -27,7 +27,9 @@ const toScores = (p: Float32Array, i: number): ModerationScores => ({
   sexy: p[i * 5 + 4],
 });
 
-/** The NSFW classifier: nsfwjs-compatible preprocessing, inference off the event loop, bounded concurrency. */
+/**
+ * The NSFW classifier: nsfwjs-compatible preprocessing, inference off the event loop, bounded concurrency.
+ */
 export class NsfwClassifier {
   private readonly gate: Semaphore;
 
@@ -38,7 +40,10 @@ export class NsfwClassifier {
     this.gate = new Semaphore(options.concurrency);
   }
 
-  /** Loads an ONNX model with input uint8 [N,224,224,3] and output float32 [N,5] (Drawing…Sexy). */
+  /**
+   * Loads an ONNX model with input float32 [N,224,224,3] (RGB 0…255, NHWC) and output float32 [N,5]
+   * (Drawing…Sexy).
+   */
   static async load(modelPath: string, options: NsfwClassifierOptions): Promise<NsfwClassifier> {
     const worker = await InferenceWorker.acquire(modelPath, { threads: options.threads });
     return new NsfwClassifier(worker, options);
@@ -62,14 +67,17 @@ export class NsfwClassifier {
     });
   }
 
-  /** Classifies already prepared inputs (uint8 RGB 224×224 each); used by tests and the bench. */
-  async classifyPrepared(inputs: readonly Uint8Array[]): Promise<ModerationScores[]> {
-    const batch = new Uint8Array(inputs.length * MODEL_INPUT_BYTES);
+  /**
+   * Classifies already prepared inputs (float32 RGB 0…255, 224×224 each, as frameToModelInputs makes them);
+   * used by tests and the bench.
+   */
+  async classifyPrepared(inputs: readonly Float32Array[]): Promise<ModerationScores[]> {
+    const batch = new Float32Array(inputs.length * MODEL_INPUT_VALUES);
     inputs.forEach((input, i) => {
-      if (input.length !== MODEL_INPUT_BYTES) {
-        throw new Error(`A prepared input must be ${MODEL_INPUT_BYTES} bytes, got ${input.length}`);
+      if (input.length !== MODEL_INPUT_VALUES) {
+        throw new Error(`A prepared input must have ${MODEL_INPUT_VALUES} values, got ${input.length}`);
       }
-      batch.set(input, i * MODEL_INPUT_BYTES);
+      batch.set(input, i * MODEL_INPUT_VALUES);
     });
     const probabilities = await this.worker.run(batch, inputs.length);
     return inputs.map((_, i) => toScores(probabilities, i));

@@ -11,6 +11,7 @@ import { DomainEvents } from '../../common/events/domain-events';
 import { clientIp } from '../../common/http/client-ip';
 import { AppConfig } from '../../config/app-config';
 import { ModerationService } from '../moderation/moderation.service';
+import { OutboxService } from '../webhooks/outbox.service';
 import type { UploadResponse } from './dto/upload.dto';
 import { newFilename } from './filenames';
 import { processImage } from './image/image-processor';
@@ -35,6 +36,7 @@ export class UploadPipelineService {
     private readonly storage: StorageDriver,
     private readonly moderation: ModerationService,
     private readonly events: DomainEvents,
+    private readonly webhooks: OutboxService,
   ) {}
 
   async handle(principal: Principal, req: Request): Promise<UploadResponse> {
@@ -51,7 +53,10 @@ export class UploadPipelineService {
       const image = await processImage(original, type);
 
       // The moderation step: the classifier sees what a viewer would see (orientation applied, alpha flattened).
-      const verdict = await this.moderation.review(original);
+      const verdict = await this.moderation.review(original).catch((err: unknown) => {
+        // The bytes already decoded in processImage; a decoder failure here is still the image's fault.
+        throw err instanceof AppError ? err : new AppError('processing_failed', undefined, { cause: err });
+      });
       if (verdict.rejected) {
         this.events.emit('upload.rejected', {
           userId: principal.userId,
@@ -68,7 +73,7 @@ export class UploadPipelineService {
       const existing = await this.uploads.findLiveBySha(principal.userId, received.sha256);
       if (existing) {
         await this.assertStillAuthorised(principal);
-        return this.uploads.toUploadResponse(existing, true);
+        return this.uploads.dedupeResponse(existing);
       }
 
       const filename = newFilename(type.ext);
@@ -92,7 +97,7 @@ export class UploadPipelineService {
           // The same bytes won a race from a parallel request: answer as the dedupe hit it now is.
           const winner = await this.uploads.findLiveBySha(principal.userId, received.sha256);
           if (winner) {
-            return this.uploads.toUploadResponse(winner, true);
+            return this.uploads.dedupeResponse(winner);
           }
         }
         throw err;
@@ -116,6 +121,20 @@ export class UploadPipelineService {
       });
       upload.deleteTokenHash = this.uploads.deleteTokenFor(upload.id).hash;
       await em.flush();
+      // The webhook outbox rows commit (or roll back) with the upload row: no upload without its events.
+      await this.webhooks.recordUploadCreated(em, {
+        ownerId: principal.userId,
+        upload: {
+          filename: upload.filename,
+          url: this.uploads.url(upload.filename),
+          size: upload.size,
+          mime: upload.mime,
+          width: upload.width,
+          height: upload.height,
+          hash_sha256: upload.sha256,
+        },
+        createdAt: upload.createdAt,
+      });
       return upload;
     });
   }
@@ -124,9 +143,12 @@ export class UploadPipelineService {
    * The key (or session user) may have been revoked or banned while the body streamed. Inside the transaction the
    * key row is read FOR SHARE, so a revoke either committed before (→ 401, nothing kept) or waits for our commit.
    */
-  private async assertStillAuthorised(principal: Principal, em: EntityManager = this.em.fork()): Promise<void> {
+  private async assertStillAuthorised(
+    principal: Principal,
+    em: EntityManager = this.em.fork(),
+  ): Promise<void> {
     const conn = em.getConnection();
-    const ctx = em.getTransactionContext();
+    const ctx: unknown = em.getTransactionContext();
     if (principal.kind === 'session') {
       const rows = await conn.execute<{ banned_at: Date | null }[]>(
         `select banned_at from users where id = ?${ctx ? ' for share' : ''}`,

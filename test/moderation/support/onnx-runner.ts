@@ -12,8 +12,8 @@ export interface Fetched {
 }
 
 /*
- * Under jest, onnxruntime-node's output tensors fail its own `instanceof Float32Array` check (they come from the
- * outer realm), so tests run sessions in a worker thread, as the server does.
+ * Under jest, onnxruntime-node's output tensors fail its own `instanceof Float32Array` check (they come from
+ * the outer realm), so tests run sessions in a worker thread, as the server does.
  */
 const SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -25,7 +25,9 @@ ort.InferenceSession.create(workerData.model, { intraOpNumThreads: 1 }).then((se
       for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
       const result = await session.run(tensors);
       const out = {};
-      for (const name of session.outputNames) out[name] = { data: Float32Array.from(result[name].data), dims: [...result[name].dims] };
+      for (const name of session.outputNames) {
+        out[name] = { data: Float32Array.from(result[name].data), dims: [...result[name].dims] };
+      }
       parentPort.postMessage({ id, out, outputNames: session.outputNames });
     } catch (e) {
       parentPort.postMessage({ id, error: String(e && e.message || e) });

@@ -63,8 +63,9 @@ function float16ToFloat32(h: number): number {
 }
 
 /**
- * Decodes the weights of every manifest group, given the concatenation of all groups' shards in manifest order.
- * Quantised values are restored as tfjs-core does: q * scale + min, evaluated in double and stored as float32.
+ * Decodes the weights of every manifest group, given the concatenation of all groups' shards in manifest
+ * order. Quantised values are restored as tfjs-core does: q * scale + min, evaluated in double and stored as
+ * float32.
  */
 export function decodeKerasWeights(
   manifest: readonly KerasWeightsGroup[],

@@ -7,13 +7,19 @@ import {
 } from './keras-model';
 import { attr, encodeOnnxModel, OnnxDataType, OnnxGraphBuilder, type OnnxAttribute } from './onnx-writer';
 
-/** Bump whenever the converter's output changes: cached conversions are keyed on it. */
-export const CONVERTER_VERSION = '1';
+/**
+ * Bump whenever the converter's output changes: cached conversions are keyed on it (and on the options).
+ * 2: the default input is float32 (was uint8), so the served model gets the unrounded resize as nsfwjs does.
+ */
+export const CONVERTER_VERSION = '2';
 
 export interface KerasToOnnxOptions {
   inputName?: string;
   outputName?: string;
-  /** `uint8` takes raw pixels (e.g. from sharp) and casts them inside the graph. */
+  /**
+   * `float32` (the default) takes pixels as floats, e.g. an unrounded resize; `uint8` takes raw pixels (e.g.
+   * from sharp) and casts them inside the graph.
+   */
   inputType?: 'uint8' | 'float32';
   /** The graph divides the input by this first (nsfwjs feeds pixels / 255). */
   inputDivisor?: number;
@@ -28,7 +34,10 @@ interface Pads {
   right: number;
 }
 
-/** A 4-D tensor, NCHW inside the graph; `pad` is a ZeroPadding2D not yet applied (a Conv folds it into its pads). */
+/**
+ * A 4-D tensor, NCHW inside the graph; `pad` is a ZeroPadding2D not yet applied (a Conv folds it into its
+ * pads).
+ */
 interface SpatialValue {
   kind: 'spatial';
   name: string;
@@ -77,10 +86,20 @@ function pair(value: unknown, what: string): [number, number] {
   if (typeof value === 'number') {
     return [value, value];
   }
-  if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'number')) {
-    return [value[0] as number, value[1] as number];
+  if (Array.isArray(value) && value.length === 2 && value.every((v): v is number => typeof v === 'number')) {
+    return [value[0], value[1]];
   }
   throw new Error(`${what}: expected a number or a pair, got ${JSON.stringify(value)}`);
+}
+
+function text(value: unknown, fallback: string, what: string): string {
+  if (value === undefined || value === null) {
+    return fallback;
+  }
+  if (typeof value !== 'string') {
+    throw new Error(`${what}: expected a string, got ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 function zeroPadding(value: unknown, what: string): Pads {
@@ -92,7 +111,10 @@ function zeroPadding(value: unknown, what: string): Pads {
   return { top: h, bottom: h, left: w, right: w };
 }
 
-/** Keras output size and (begin, end) padding along one axis; `same` puts the odd pixel at the end, as TF does. */
+/**
+ * Keras output size and (begin, end) padding along one axis; `same` puts the odd pixel at the end, as TF
+ * does.
+ */
 function windowAxis(
   size: number,
   kernel: number,
@@ -261,12 +283,15 @@ class KerasToOnnxConverter {
   }
 
   private convertCall(call: LayerCall): void {
-    const { layer } = call;
     const inputs = call.inputs.map((ref) => this.values.get(refKey(ref))!);
-    const out = (value: Value) => this.values.set(key(layer.name, call.index, 0), value);
+    this.values.set(key(call.layer.name, call.index, 0), this.layerOutput(call, inputs));
+  }
+
+  private layerOutput(call: LayerCall, inputs: Value[]): Value {
+    const { layer } = call;
     const cfg = layer.config;
     if (cfg.data_format !== undefined && cfg.data_format !== 'channels_last') {
-      throw new Error(`${layer.name}: data_format ${String(cfg.data_format)} is not supported`);
+      throw new Error(`${layer.name}: data_format ${JSON.stringify(cfg.data_format)} is not supported`);
     }
     if (layer.class_name !== 'Add' && inputs.length !== 1) {
       throw new Error(`${layer.name}: expected one input, got ${inputs.length}`);
@@ -283,42 +308,38 @@ class KerasToOnnxConverter {
           left: prev.left + p.left,
           right: prev.right + p.right,
         };
-        return void out({ ...s, h: s.h + p.top + p.bottom, w: s.w + p.left + p.right, pad });
+        return { ...s, h: s.h + p.top + p.bottom, w: s.w + p.left + p.right, pad };
       }
       case 'Conv2D':
       case 'DepthwiseConv2D':
         return this.convolution(call, this.spatial(x, layer));
       case 'BatchNormalization':
-        return void out(this.batchNorm(layer, x));
+        return this.batchNorm(layer, x);
       case 'ReLU':
-        return void out(this.relu(layer, x));
+        return this.relu(layer, x);
       case 'Activation':
-        return void out(this.activation(layer.name, x, String(cfg.activation)));
+        return this.activation(layer.name, x, text(cfg.activation, 'linear', `${layer.name}.activation`));
       case 'Softmax':
-        return void out(this.activation(layer.name, x, 'softmax'));
+        return this.activation(layer.name, x, 'softmax');
       case 'Add':
-        return void out(this.add(layer, inputs));
+        return this.add(layer, inputs);
       case 'AveragePooling2D':
       case 'MaxPooling2D':
-        return void out(this.pool(layer, this.spatial(x, layer)));
+        return this.pool(layer, this.spatial(x, layer));
       case 'GlobalAveragePooling2D':
       case 'GlobalMaxPooling2D': {
         const s = this.spatial(x, layer);
         const op = layer.class_name === 'GlobalAveragePooling2D' ? 'GlobalAveragePool' : 'GlobalMaxPool';
         const pooled = this.g.op(op, layer.name, [this.plain(s)]);
-        return void out({
-          kind: 'flat',
-          name: this.g.op('Flatten', `${layer.name}_flat`, [pooled]),
-          features: s.c,
-        });
+        return { kind: 'flat', name: this.g.op('Flatten', `${layer.name}_flat`, [pooled]), features: s.c };
       }
       case 'Flatten':
-        return void out(this.flatten(layer, x));
+        return this.flatten(layer, x);
       case 'Dense':
-        return void out(this.dense(layer, x));
+        return this.dense(layer, x);
       default:
         if (IDENTITY_LAYERS.has(layer.class_name)) {
-          return void out(x);
+          return x;
         }
         throw new Error(`${layer.name}: layer ${layer.class_name} is not supported`);
     }
@@ -365,7 +386,8 @@ class KerasToOnnxConverter {
     const cfg = layer.config;
     const channels = x.kind === 'spatial' ? x.c : x.features;
     const lastAxis = x.kind === 'spatial' ? 3 : 1;
-    const axis = Array.isArray(cfg.axis) && cfg.axis.length === 1 ? cfg.axis[0] : (cfg.axis ?? -1);
+    const axes: unknown = cfg.axis;
+    const axis: unknown = Array.isArray(axes) && axes.length === 1 ? (axes as unknown[])[0] : (axes ?? -1);
     if (axis !== -1 && axis !== lastAxis) {
       throw new Error(`${layer.name}: only the channel axis (-1) is supported`);
     }
@@ -399,14 +421,15 @@ class KerasToOnnxConverter {
     return users.length === 1 && k !== this.outputKey ? users[0] : undefined;
   }
 
-  private convolution(call: LayerCall, x: SpatialValue): void {
+  /** Conv2D or DepthwiseConv2D; a BatchNormalization that alone consumes it is folded in and marked done. */
+  private convolution(call: LayerCall, x: SpatialValue): Value {
     const { layer } = call;
     const cfg = layer.config;
     const depthwise = layer.class_name === 'DepthwiseConv2D';
     const [kh, kw] = pair(cfg.kernel_size, `${layer.name}.kernel_size`);
     const [sh, sw] = pair(cfg.strides ?? 1, `${layer.name}.strides`);
     const [dh, dw] = pair(cfg.dilation_rate ?? 1, `${layer.name}.dilation_rate`);
-    const padding = String(cfg.padding ?? 'valid');
+    const padding = text(cfg.padding, 'valid', `${layer.name}.padding`);
     const rows = windowAxis(x.h, kh, sh, dh, padding, layer.name);
     const cols = windowAxis(x.w, kw, sw, dw, padding, layer.name);
     const cin = x.c;
@@ -444,9 +467,8 @@ class KerasToOnnxConverter {
     }
     const useBias = cfg.use_bias !== false;
     const bias = useBias ? this.weight(layer, 'bias', [cout]) : null;
-    const activation = String(cfg.activation ?? 'linear');
+    const activation = text(cfg.activation, 'linear', `${layer.name}.activation`);
 
-    let outputLayer = layer;
     let outputCall = call;
     let finalKernel: Float32Array = kernel;
     let finalBias: Float32Array | null = bias;
@@ -463,7 +485,6 @@ class KerasToOnnxConverter {
         }
         finalBias[o] = (bias ? bias[o] : 0) * scale[o] + shift[o];
       }
-      outputLayer = next.layer;
       outputCall = next;
       this.done.add(next);
     }
@@ -486,14 +507,16 @@ class KerasToOnnxConverter {
     }
     const conv: SpatialValue = {
       kind: 'spatial',
-      name: this.g.op('Conv', outputLayer.name, inputs, attributes),
+      name: this.g.op('Conv', outputCall.layer.name, inputs, attributes),
       h: rows.out,
       w: cols.out,
       c: cout,
     };
     const result = this.activation(`${layer.name}_act`, conv, activation);
-    this.values.set(key(layer.name, call.index, 0), result);
-    this.values.set(key(outputLayer.name, outputCall.index, 0), result);
+    if (outputCall !== call) {
+      this.values.set(key(outputCall.layer.name, outputCall.index, 0), result);
+    }
+    return result;
   }
 
   /** A BatchNormalization that could not be folded (e.g. after a Dense or an Add) stays an ONNX op. */
@@ -593,7 +616,7 @@ class KerasToOnnxConverter {
     const cfg = layer.config;
     const [kh, kw] = pair(cfg.pool_size ?? 2, `${layer.name}.pool_size`);
     const [sh, sw] = pair(cfg.strides ?? [kh, kw], `${layer.name}.strides`);
-    const padding = String(cfg.padding ?? 'valid');
+    const padding = text(cfg.padding, 'valid', `${layer.name}.padding`);
     const rows = windowAxis(x.h, kh, sh, 1, padding, layer.name);
     const cols = windowAxis(x.w, kw, sw, 1, padding, layer.name);
     const attributes: Record<string, OnnxAttribute> = {
@@ -601,7 +624,8 @@ class KerasToOnnxConverter {
       strides: attr.ints([sh, sw]),
       pads: attr.ints([rows.begin, cols.begin, rows.end, cols.end]),
     };
-    // TF's `same` average pooling divides by the number of real pixels in the window, like count_include_pad=0.
+    // TF's `same` average pooling divides by the number of real pixels in the window, like
+    // count_include_pad=0.
     const op = layer.class_name === 'AveragePooling2D' ? 'AveragePool' : 'MaxPool';
     const name = this.g.op(op, layer.name, [this.plain(x)], attributes);
     return { kind: 'spatial', name, h: rows.out, w: cols.out, c: x.c };
@@ -637,7 +661,11 @@ class KerasToOnnxConverter {
       inputs.push(this.g.floatTensor(`${layer.name}_B`, [units], this.weight(layer, 'bias', [units])));
     }
     const gemm: FlatValue = { kind: 'flat', name: this.g.op('Gemm', layer.name, inputs), features: units };
-    return this.activation(`${layer.name}_act`, gemm, String(cfg.activation ?? 'linear')) as FlatValue;
+    return this.activation(
+      `${layer.name}_act`,
+      gemm,
+      text(cfg.activation, 'linear', `${layer.name}.activation`),
+    ) as FlatValue;
   }
 }
 
@@ -650,7 +678,7 @@ export function convertKerasToOnnx(
   const resolved = {
     inputName: options.inputName ?? 'input',
     outputName: options.outputName ?? 'probabilities',
-    inputType: options.inputType ?? 'uint8',
+    inputType: options.inputType ?? 'float32',
     inputDivisor: options.inputDivisor ?? 255,
   };
   const weights = decodeKerasWeights(json.weightsManifest, weightData);

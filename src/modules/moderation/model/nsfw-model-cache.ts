@@ -2,17 +2,43 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CONVERTER_VERSION, convertKerasToOnnx } from './keras-to-onnx';
+import { CONVERTER_VERSION, convertKerasToOnnx, type KerasToOnnxOptions } from './keras-to-onnx';
 import { loadNsfwjsModel, nsfwjsModelDir } from './nsfwjs-source';
 import { NSFW_MODEL_NOTICE } from './third-party-notice';
 
 export const NSFW_MODEL_FILE = 'nsfw-mobilenet-v2.onnx';
 export const NSFW_CLASSES = ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'] as const;
 
+/**
+ * How the served model is converted: input `input` float32 NHWC [N,224,224,3] holding RGB 0…255 (the
+ * unrounded resize), divided by 255 inside the graph as nsfwjs does; output `probabilities` float32 [N,5].
+ */
+export const NSFW_CONVERSION = {
+  inputName: 'input',
+  outputName: 'probabilities',
+  inputType: 'float32',
+  inputDivisor: 255,
+} as const satisfies KerasToOnnxOptions;
+
+/** Everything the conversion is given besides the nsfwjs files. */
+const CONVERSION_OPTIONS: KerasToOnnxOptions = {
+  ...NSFW_CONVERSION,
+  docString: 'nsfwjs MobileNetV2 (MIT, Infinite Red) with weights from GantMan/nsfw_model (MIT); see NOTICE.',
+  metadata: {
+    classes: NSFW_CLASSES.join(','),
+    input: 'float32 RGB NHWC 224x224, 0..255 (bilinear align-corners resize, not rounded)',
+  },
+};
+
+/** The conversion options as hashed into (and compared with) the checksum file. */
+const CONVERSION = JSON.stringify(CONVERSION_OPTIONS);
+
 /** What the cached model was made from; any difference means it is converted again. */
 interface ModelChecksum {
   converterVersion: string;
-  /** sha256 over the converter version and the nsfwjs model files. */
+  /** The conversion options: a cache converted with other options (e.g. a uint8 input) is converted again. */
+  conversion: KerasToOnnxOptions;
+  /** sha256 over the converter version, the conversion options and the nsfwjs model files. */
   source: string;
   /** sha256 of the ONNX file as written. */
   onnx: string;
@@ -27,7 +53,7 @@ const sha256 = (...parts: (string | Uint8Array)[]): string => {
 async function sourceChecksum(): Promise<string> {
   const dir = nsfwjsModelDir();
   const files = (await readdir(dir)).filter((f) => f.endsWith('.min.js')).sort();
-  const hash = createHash('sha256').update(`converter ${CONVERTER_VERSION}\n`);
+  const hash = createHash('sha256').update(`converter ${CONVERTER_VERSION}\noptions ${CONVERSION}\n`);
   for (const file of files) {
     const bytes = await readFile(join(dir, file));
     hash.update(`${file} ${bytes.length}\n`).update(bytes);
@@ -62,18 +88,15 @@ async function writeAtomically(file: string, data: string | Uint8Array): Promise
 /** Converts the nsfwjs MobileNetV2 model to ONNX bytes (deterministic). */
 export function convertNsfwModel(): Uint8Array {
   const source = loadNsfwjsModel();
-  return convertKerasToOnnx(source.json, source.weightData, {
-    docString:
-      'nsfwjs MobileNetV2 (MIT, Infinite Red) with weights from GantMan/nsfw_model (MIT); see NOTICE.',
-    metadata: { classes: NSFW_CLASSES.join(','), input: 'uint8 RGB NHWC 224x224, raw pixels' },
-  });
+  return convertKerasToOnnx(source.json, source.weightData, CONVERSION_OPTIONS);
 }
 
 const inFlight = new Map<string, Promise<string>>();
 
 /**
- * Returns the path of the converted model under `<cacheDir>/models`, converting it first when it is missing, when
- * nsfwjs or the converter changed since, or when the file no longer matches its recorded sha256.
+ * Returns the path of the converted model under `<cacheDir>/models`, converting it first when it is missing,
+ * when nsfwjs, the converter or the conversion options changed since, or when the file no longer matches its
+ * recorded sha256.
  */
 export function ensureNsfwModel(cacheDir: string): Promise<string> {
   const dir = join(cacheDir, 'models');
@@ -94,12 +117,18 @@ async function ensure(dir: string): Promise<string> {
   const upToDate =
     recorded?.source === source &&
     recorded.converterVersion === CONVERTER_VERSION &&
+    JSON.stringify(recorded.conversion) === CONVERSION &&
     recorded.onnx === (await fileHash(modelPath));
   await mkdir(dir, { recursive: true });
   if (!upToDate) {
     const onnx = convertNsfwModel();
     await writeAtomically(modelPath, onnx);
-    const checksum: ModelChecksum = { converterVersion: CONVERTER_VERSION, source, onnx: sha256(onnx) };
+    const checksum: ModelChecksum = {
+      converterVersion: CONVERTER_VERSION,
+      conversion: CONVERSION_OPTIONS,
+      source,
+      onnx: sha256(onnx),
+    };
     await writeAtomically(checksumPath, JSON.stringify(checksum, null, 2) + '\n');
   }
   if (!upToDate || (await fileHash(noticePath)) !== sha256(NSFW_MODEL_NOTICE)) {

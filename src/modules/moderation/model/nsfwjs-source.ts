@@ -9,15 +9,20 @@ export interface KerasModelSource {
   files: string[];
 }
 
-/** nsfwjs' export map blocks deep imports, so walk from its main entry (…/dist/cjs) to …/dist/models/<name>. */
+/**
+ * nsfwjs' export map blocks deep imports, so walk from its main entry (…/dist/cjs) to …/dist/models/<name>.
+ */
 export function nsfwjsModelDir(name = 'mobilenet_v2'): string {
   return join(dirname(require.resolve('nsfwjs')), '..', 'models', name);
 }
 
-/** Each shipped file is a UMD bundle: in CommonJS the model file exports its JSON and a shard a base64 string. */
+/**
+ * Each shipped file is a UMD bundle: in CommonJS the model file exports its JSON and a shard a base64 string.
+ */
 function requireOnce(file: string): unknown {
   const resolved = require.resolve(file);
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- UMD bundles load only through require()
     return require(resolved) as unknown;
   } finally {
     // The bundles are only needed for one conversion; do not keep ~7 MB in the module cache.

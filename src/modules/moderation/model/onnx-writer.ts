@@ -1,6 +1,7 @@
 /**
- * A minimal ONNX (protobuf) encoder: just the messages a feed-forward graph needs. Field numbers follow onnx.proto
- * (proto2); repeated scalars that onnx.proto does not mark `packed` are written unpacked, as protoc would.
+ * A minimal ONNX (protobuf) encoder: just the messages a feed-forward graph needs. Field numbers follow
+ * onnx.proto (proto2); repeated scalars that onnx.proto does not mark `packed` are written unpacked, as
+ * protoc would.
  */
 
 export enum OnnxDataType {

@@ -1,8 +1,9 @@
 /**
- * The notices that must travel with the converted model (it is a derived work of both). THIRD_PARTY_NOTICES.md at
- * the repository root carries the same text; a test keeps the two in step.
+ * The notices that must travel with the converted model (it is a derived work of both).
+ * THIRD_PARTY_NOTICES.md at the repository root carries the same text; a test keeps the two in step.
  */
-export const NSFW_MODEL_NOTICE = `The NSFW classifier model (nsfw-mobilenet-v2.onnx) is converted from the MobileNetV2
+export const NSFW_MODEL_NOTICE = `
+The NSFW classifier model (nsfw-mobilenet-v2.onnx) is converted from the MobileNetV2
 model shipped in the nsfwjs npm package. Both the package and the trained weights are
 under the MIT License.
 
@@ -53,4 +54,4 @@ AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
 LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
 OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
-`;
+`.trimStart();

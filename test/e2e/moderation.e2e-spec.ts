@@ -1,0 +1,174 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import sharp from 'sharp';
+import { writeColourModel } from '../fixtures/moderation/make-colour-model';
+import { solid } from '../fixtures/sample-images';
+import { bearer, makeKey } from '../setup/factories';
+import { storedFiles } from '../setup/db';
+import { createTestApp, type TestApp } from '../setup/test-app';
+import { ModerationService } from '../../src/modules/moderation/moderation.service';
+
+const RED = { r: 230, g: 20, b: 20 };
+const BLUE = { r: 20, g: 40, b: 230 };
+
+/** Animated GIF whose frames have the given colours. */
+async function gif(colours: { r: number; g: number; b: number }[]): Promise<Buffer> {
+  const frames = await Promise.all(
+    colours.map((c) =>
+      sharp({ create: { width: 32, height: 32, channels: 3, background: c } })
+        .raw()
+        .toBuffer(),
+    ),
+  );
+  return sharp(Buffer.concat(frames), {
+    raw: { width: 32, height: 32 * colours.length, channels: 3, pageHeight: 32 },
+  } as never)
+    .gif()
+    .toBuffer();
+}
+
+describe('NSFW moderation through the upload API (e2e, tiny colour model: red → Porn)', () => {
+  let t: TestApp;
+  let token: string;
+  let userId: string;
+  let modelDir: string;
+
+  beforeAll(async () => {
+    modelDir = mkdtempSync(join(tmpdir(), 'fxf-colour-model-'));
+    const modelPath = await writeColourModel(join(modelDir, 'colour.onnx'));
+    t = await createTestApp({ env: { MODERATION_ENABLED: 'true', MODERATION_MODEL_PATH: modelPath } });
+    await t.app.get(ModerationService).whenReady();
+    const key = await makeKey(t);
+    token = key.token;
+    userId = key.user.id;
+  });
+  afterAll(async () => {
+    await t.close();
+    rmSync(modelDir, { recursive: true, force: true });
+  });
+
+  const upload = (bytes: Buffer, name = 'a.png') =>
+    t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', bytes, name);
+
+  it('should reject a red image with 415 nsfw_rejected, keep nothing, and record upload.rejected', async () => {
+    const before = storedFiles(t).length;
+    const bytes = await solid(RED);
+    const res = await upload(bytes);
+    expect(res.status).toBe(415);
+    expect(res.body).toEqual({
+      ok: false,
+      code: 'nsfw_rejected',
+      error: 'Explicit content detected. This image cannot be hosted.',
+    });
+    expect(storedFiles(t).length).toBe(before);
+    const c = new Client({ connectionString: t.databaseUrl });
+    await c.connect();
+    const rows = (await c.query('select id from uploads where owner_id = $1', [userId])).rows;
+    await new Promise((r) => setTimeout(r, 200));
+    const audit = (
+      await c.query("select key_prefix, metadata from audit_entries where action = 'upload.rejected'")
+    ).rows;
+    await c.end();
+    expect(rows).toHaveLength(0);
+    expect(audit).toHaveLength(1);
+    expect(audit[0].key_prefix).toBe(token.slice(0, 8));
+    expect(audit[0].metadata.scores.porn).toBeGreaterThan(0.9);
+    expect(audit[0].metadata.sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('should accept a blue image and store its five scores', async () => {
+    const res = await upload(await solid(BLUE)).expect(200);
+    const c = new Client({ connectionString: t.databaseUrl });
+    await c.connect();
+    const [row] = (await c.query('select scores from uploads where filename = $1', [res.body.filename])).rows;
+    await c.end();
+    expect(Object.keys(row.scores).sort()).toEqual(['drawing', 'hentai', 'neutral', 'porn', 'sexy']);
+    expect(row.scores.neutral).toBeGreaterThan(0.9);
+  });
+
+  it('should reject an animated GIF whose last frame is red', async () => {
+    const res = await upload(await gif([BLUE, BLUE, BLUE, RED]), 'a.gif');
+    expect(res.status).toBe(415);
+    expect(res.body.code).toBe('nsfw_rejected');
+    await upload(await gif([BLUE, BLUE, BLUE]), 'b.gif').expect(200);
+  });
+
+  it('should judge transparency by what a viewer sees', async () => {
+    // Red RGB under alpha 0: a viewer sees only the page behind it.
+    const hidden = await sharp({
+      create: { width: 32, height: 32, channels: 4, background: { ...RED, alpha: 0 } },
+    })
+      .png()
+      .toBuffer();
+    await upload(hidden).expect(200);
+    // Opaque red: visible, rejected.
+    const visible = await sharp({
+      create: { width: 32, height: 32, channels: 4, background: { ...RED, alpha: 1 } },
+    })
+      .png()
+      .toBuffer();
+    expect((await upload(visible)).body.code).toBe('nsfw_rejected');
+  });
+});
+
+describe('NSFW moderation with the real converted nsfwjs model (e2e)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await createTestApp({ env: { MODERATION_ENABLED: 'true' } });
+    await t.app.get(ModerationService).whenReady();
+  }, 120000);
+  afterAll(() => t.close());
+
+  it('should reject the adversarial noise fixture and accept the plain seeded noise', async () => {
+    const { token } = await makeKey(t);
+    const fixtures = join(__dirname, '..', 'fixtures', 'moderation');
+    const bad = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', await readFile(join(fixtures, 'adversarial-noise.png')), 'noise.png');
+    expect(bad.status).toBe(415);
+    expect(bad.body.code).toBe('nsfw_rejected');
+    await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', await readFile(join(fixtures, 'seeded-noise.png')), 'noise.png')
+      .expect(200);
+    const ready = await t.http.get('/readyz').expect(200);
+    expect(ready.body.checks.moderation).toBe(true);
+  });
+});
+
+describe('NSFW moderation when the model cannot load (e2e)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await createTestApp({
+      env: { MODERATION_ENABLED: 'true', MODERATION_MODEL_PATH: '/nonexistent/model.onnx' },
+    });
+    await t.app
+      .get(ModerationService)
+      .whenReady()
+      .catch(() => undefined);
+  });
+  afterAll(() => t.close());
+
+  it('should refuse uploads with 503 unavailable and report not ready', async () => {
+    const { token } = await makeKey(t);
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', await solid(BLUE), 'a.png');
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('unavailable');
+    const ready = await t.http.get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.code).toBe('unavailable');
+  });
+});

@@ -1,0 +1,343 @@
+import { Global, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { AppError } from '../../src/common/errors/app-error';
+import { AppConfig, type ModerationConfig } from '../../src/config/app-config';
+import { decodeFrames, MODEL_INPUT_VALUES } from '../../src/modules/moderation/image-preprocess';
+import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
+import {
+  attr,
+  encodeOnnxModel,
+  OnnxDataType,
+  OnnxGraphBuilder,
+} from '../../src/modules/moderation/model/onnx-writer';
+import { ModerationModule } from '../../src/modules/moderation/moderation.module';
+import { ModerationService } from '../../src/modules/moderation/moderation.service';
+import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
+import { writeColourModel } from '../fixtures/moderation/make-colour-model';
+
+/** Shared with scripts/make-nsfw-fixture.ts; .tmp/ is git-ignored. */
+const REAL_MODEL_CACHE = join(__dirname, '..', '..', '.tmp', 'moderation-cache');
+const FIXTURES = join(__dirname, '..', 'fixtures', 'moderation');
+
+type Rgb = [number, number, number];
+
+function config(moderation: Partial<ModerationConfig> = {}, dataDir = REAL_MODEL_CACHE): AppConfig {
+  return {
+    dataDir,
+    moderation: {
+      enabled: true,
+      modelPath: undefined,
+      pornHentaiThreshold: 0.7,
+      pornThreshold: 0.5,
+      frames: 3,
+      threads: 1,
+      concurrency: 2,
+      ...moderation,
+    },
+  } as AppConfig;
+}
+
+const solidPng = ([r, g, b]: Rgb, width = 64, height = 48): Promise<Buffer> =>
+  sharp({ create: { width, height, channels: 3, background: { r, g, b } } })
+    .png()
+    .toBuffer();
+
+/** An RGBA PNG from a per-pixel function. */
+function rgbaPng(width: number, height: number, pixel: (x: number, y: number) => number[]): Promise<Buffer> {
+  const data = Buffer.alloc(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      data.set(pixel(x, y), (y * width + x) * 4);
+    }
+  }
+  return sharp(data, { raw: { width, height, channels: 4 } })
+    .png()
+    .toBuffer();
+}
+
+/** What a check that ignores transparency would look at: the same pixels with alpha dropped. */
+const withoutAlpha = async (png: Buffer): Promise<Buffer> => sharp(png).removeAlpha().png().toBuffer();
+
+/** Animated GIF or WebP; frames must differ or the encoder merges them. */
+async function animation(format: 'gif' | 'webp', colours: Rgb[]): Promise<Buffer> {
+  const frames = await Promise.all(colours.map((c) => solidPng(c)));
+  return sharp(frames, { join: { animated: true } })
+    .toFormat(format)
+    .toBuffer();
+}
+
+const RED: Rgb = [255, 0, 0];
+const BLUES: Rgb[] = [
+  [0, 0, 255],
+  [0, 10, 245],
+  [0, 20, 235],
+  [10, 0, 240],
+];
+
+describe(ModerationService.name, () => {
+  let workDir: string;
+  let colourModel: string;
+  let service: ModerationService;
+
+  beforeAll(async () => {
+    workDir = await mkdtemp(join(tmpdir(), 'moderation-'));
+    colourModel = await writeColourModel(join(workDir, 'colour.onnx'));
+    service = new ModerationService(config({ modelPath: colourModel }));
+    service.onModuleInit();
+    await service.whenReady();
+  });
+
+  afterAll(async () => {
+    await service?.onModuleDestroy();
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  describe('with the colour test model', () => {
+    it('should load through ModerationModule with the global AppConfig and reject a red image', async () => {
+      @Global()
+      @Module({
+        providers: [{ provide: AppConfig, useValue: config({ modelPath: colourModel }) }],
+        exports: [AppConfig],
+      })
+      class TestConfigModule {}
+
+      const moduleRef = await Test.createTestingModule({
+        imports: [TestConfigModule, ModerationModule],
+      }).compile();
+      await moduleRef.init();
+      try {
+        const moderation = moduleRef.get(ModerationService);
+        await moderation.whenReady();
+        expect(moderation.isReady()).toBe(true);
+        await expect(moderation.review(await solidPng(RED))).resolves.toMatchObject({
+          rejected: true,
+          frames: 1,
+        });
+      } finally {
+        await moduleRef.close();
+      }
+    });
+
+    it('should reject a red PNG and report its scores', async () => {
+      const verdict = await service.review(await solidPng(RED));
+      expect(verdict.rejected).toBe(true);
+      expect(verdict.frames).toBe(1);
+      expect(verdict.scores!.porn).toBeGreaterThan(0.99);
+    });
+
+    it('should accept a blue PNG', async () => {
+      const verdict = await service.review(await solidPng(BLUES[0]));
+      expect(verdict).toMatchObject({ rejected: false, frames: 1 });
+      expect(verdict.scores!.neutral).toBeGreaterThan(0.9);
+    });
+
+    it('should reject an animated GIF whose last frame is red', async () => {
+      const gif = await animation('gif', [...BLUES, RED]);
+      expect((await sharp(gif).metadata()).pages).toBe(5);
+      await expect(service.review(gif)).resolves.toMatchObject({ rejected: true, frames: 3 });
+    });
+
+    it('should reject an animated WebP whose first frame is red', async () => {
+      await expect(service.review(await animation('webp', [RED, ...BLUES]))).resolves.toMatchObject({
+        rejected: true,
+        frames: 3,
+      });
+    });
+
+    it('should accept an animation whose frames are all blue', async () => {
+      await expect(service.review(await animation('gif', BLUES))).resolves.toMatchObject({
+        rejected: false,
+        frames: 3,
+      });
+    });
+
+    it('should look at the first frame only when configured for one frame', async () => {
+      const firstOnly = new ModerationService(config({ modelPath: colourModel, frames: 1 }));
+      await firstOnly.whenReady();
+      try {
+        await expect(firstOnly.review(await animation('gif', [...BLUES, RED]))).resolves.toMatchObject({
+          rejected: false,
+          frames: 1,
+        });
+      } finally {
+        await firstOnly.onModuleDestroy();
+      }
+    });
+
+    /*
+     * Transparency is judged on what a viewer sees: the image over the page behind it, which may be light or
+     * dark. Each transparent frame is classified over white and over black and the worse result counts.
+     * Colour kept under fully transparent pixels is invisible, so it is not judged (no viewer can see it
+     * without editing the file, and any classifier can be evaded by editing).
+     */
+    describe('transparency', () => {
+      it('should accept red kept only under fully transparent pixels (a viewer sees the page)', async () => {
+        const hidden = await rgbaPng(32, 32, () => [255, 0, 0, 0]);
+        await expect(service.review(hidden)).resolves.toMatchObject({ rejected: false });
+        // A check that dropped alpha would have judged the invisible red.
+        await expect(service.review(await withoutAlpha(hidden))).resolves.toMatchObject({ rejected: true });
+      });
+
+      it('should reject visible red that would look neutral with alpha ignored', async () => {
+        // Left half opaque red; right half transparent but blue underneath. Over a dark page a viewer sees
+        // red and black; ignoring alpha gives red and blue, which the model calls neutral.
+        const image = await rgbaPng(32, 32, (x) => (x < 16 ? [255, 0, 0, 255] : [0, 0, 255, 0]));
+        const verdict = await service.review(image);
+        expect(verdict.rejected).toBe(true);
+        expect(verdict.scores!.porn).toBeGreaterThan(0.8);
+        await expect(service.review(await withoutAlpha(image))).resolves.toMatchObject({ rejected: false });
+      });
+
+      it('should reject half-transparent red, which shows as dark red on a dark page', async () => {
+        await expect(service.review(await rgbaPng(16, 16, () => [255, 0, 0, 128]))).resolves.toMatchObject({
+          rejected: true,
+        });
+      });
+
+      it('should accept opaque blue stored with an alpha channel', async () => {
+        await expect(service.review(await rgbaPng(16, 16, () => [0, 0, 255, 255]))).resolves.toMatchObject({
+          rejected: false,
+        });
+      });
+    });
+
+    it('should finish 16 parallel reviews (queued two at a time) with the right verdicts', async () => {
+      const images = await Promise.all(
+        Array.from({ length: 16 }, (_, i) => solidPng(i % 2 === 0 ? RED : BLUES[0])),
+      );
+      const verdicts = await Promise.all(images.map((image) => service.review(image)));
+      expect(verdicts.map((v) => v.rejected)).toEqual(images.map((_, i) => i % 2 === 0));
+    });
+
+    it('should apply EXIF orientation before classifying', async () => {
+      const sideways = await sharp(Buffer.from([255, 0, 0, 0, 0, 255]), {
+        raw: { width: 2, height: 1, channels: 3 },
+      })
+        .png()
+        .withMetadata({ orientation: 6 })
+        .toBuffer();
+      const [frame] = await decodeFrames(sideways, 1);
+      expect([frame.width, frame.height]).toEqual([1, 2]);
+      expect(Array.from(frame.data)).toEqual([255, 0, 0, 0, 0, 255]);
+    });
+  });
+
+  describe('availability', () => {
+    it('should pass everything without scores when moderation is disabled', async () => {
+      const disabled = new ModerationService(
+        config({ enabled: false, modelPath: join(workDir, 'missing.onnx') }),
+      );
+      disabled.onModuleInit();
+      expect(disabled.isReady()).toBe(true);
+      await disabled.whenReady();
+      await expect(disabled.review(await solidPng(RED))).resolves.toEqual({
+        rejected: false,
+        scores: null,
+        frames: 0,
+      });
+    });
+
+    it('should refuse reviews with `unavailable` until the model is loaded', async () => {
+      const notStarted = new ModerationService(config({ modelPath: colourModel }));
+      expect(notStarted.isReady()).toBe(false);
+      const error = await notStarted.review(await solidPng(RED)).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AppError);
+      expect(error).toMatchObject({ code: 'unavailable' });
+    });
+
+    it('should stay unavailable when the model cannot be loaded', async () => {
+      const garbage = join(workDir, 'garbage.onnx');
+      await writeFile(garbage, 'not a model');
+      const broken = new ModerationService(config({ modelPath: garbage }));
+      await expect(broken.whenReady()).rejects.toThrow(/Cannot load the moderation model/);
+      expect(broken.isReady()).toBe(false);
+      await expect(broken.review(await solidPng(BLUES[0]))).rejects.toMatchObject({ code: 'unavailable' });
+    });
+
+    it('should refuse a model whose input does not fit the contract (uint8 instead of float32)', async () => {
+      // A valid model with the old uint8 input: rounding the resize would cost parity with nsfwjs.
+      const g = new OnnxGraphBuilder();
+      const input = g.unique('input');
+      const float = g.op('Cast', 'float', [input], { to: attr.int(OnnxDataType.Float) });
+      const mean = g.op('ReduceMean', 'mean', [float], { axes: attr.ints([1, 2]), keepdims: attr.int(0) });
+      const weights = g.floatTensor('w', [3, 5], new Float32Array(15));
+      g.nodes.push({ opType: 'Gemm', name: 'gemm', inputs: [mean, weights], outputs: ['probabilities'] });
+      const wrong = join(workDir, 'uint8-input.onnx');
+      await writeFile(
+        wrong,
+        encodeOnnxModel({
+          irVersion: 7,
+          opsetVersion: 13,
+          producerName: 'test',
+          producerVersion: '1',
+          graph: {
+            name: 'wrong',
+            nodes: g.nodes,
+            initializers: g.initializers,
+            inputs: [{ name: input, dataType: OnnxDataType.Uint8, shape: ['N', 224, 224, 3] }],
+            outputs: [{ name: 'probabilities', dataType: OnnxDataType.Float, shape: ['N', 5] }],
+          },
+        }),
+      );
+      const mismatched = new ModerationService(config({ modelPath: wrong }));
+      await expect(mismatched.whenReady()).rejects.toThrow(
+        'The model input must be float32 [N,224,224,3], got uint8 [N,224,224,3]',
+      );
+      expect(mismatched.isReady()).toBe(false);
+    });
+  });
+
+  describe('with the converted nsfwjs model', () => {
+    let real: ModerationService;
+
+    beforeAll(async () => {
+      real = new ModerationService(config());
+      real.onModuleInit();
+      await real.whenReady();
+    });
+
+    afterAll(async () => {
+      await real?.onModuleDestroy();
+    });
+
+    it('should reject the adversarial noise fixture (grey noise nudged toward Porn)', async () => {
+      const verdict = await real.review(await readFile(join(FIXTURES, 'adversarial-noise.png')));
+      expect(verdict.rejected).toBe(true);
+      expect(verdict.scores!.porn).toBeGreaterThanOrEqual(0.9);
+    });
+
+    it('should accept the plain seeded noise it was made from', async () => {
+      const verdict = await real.review(await readFile(join(FIXTURES, 'seeded-noise.png')));
+      expect(verdict.rejected).toBe(false);
+      expect(verdict.scores!.neutral).toBeGreaterThan(0.9);
+    });
+
+    it('should keep the event loop running while the model works', async () => {
+      const classifier = await NsfwClassifier.load(await ensureNsfwModel(REAL_MODEL_CACHE), {
+        threads: 1,
+        concurrency: 2,
+        frames: 3,
+      });
+      try {
+        const inputs = Array.from({ length: 16 }, (_, i) =>
+          new Float32Array(MODEL_INPUT_VALUES).fill(i * 16),
+        );
+        let ticks = 0;
+        const timer = setInterval(() => ticks++, 1);
+        const started = Date.now();
+        await classifier.classifyPrepared(inputs);
+        const elapsed = Date.now() - started;
+        clearInterval(timer);
+        // A batch of 16 takes ~100 ms; run on the main thread it would allow no timer tick at all.
+        expect(elapsed).toBeGreaterThan(30);
+        expect(ticks).toBeGreaterThan(elapsed / 10);
+      } finally {
+        await classifier.close();
+      }
+    });
+  });
+});

@@ -2,6 +2,7 @@ import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module } from '@nestjs/common';
 import { ApiKeysModule } from '../api-keys/api-keys.module';
 import { ModerationModule } from '../moderation/moderation.module';
+import { WebhooksModule } from '../webhooks/webhooks.module';
 import { DeleteLinksController } from './delete-links.controller';
 import { ImagesController } from './images.controller';
 import { JanitorService } from './janitor.service';
@@ -15,7 +16,7 @@ import { UploadsController } from './uploads.controller';
 import { UploadsService } from './uploads.service';
 
 @Module({
-  imports: [MikroOrmModule.forFeature([Upload]), ApiKeysModule, ModerationModule],
+  imports: [MikroOrmModule.forFeature([Upload]), ApiKeysModule, ModerationModule, WebhooksModule],
   controllers: [UploadController, UploadsController, ImagesController, DeleteLinksController, MeController],
   providers: [
     UploadsService,

@@ -1,0 +1,140 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsBoolean, IsInt, IsOptional, IsString, Max, MaxLength, Min, MinLength } from 'class-validator';
+
+const URL_DOC =
+  'http or https only. Loopback, private, link-local and other non-public addresses are refused, at registration ' +
+  'and again at delivery after DNS resolution, unless the operator set ALLOW_PRIVATE_WEBHOOKS.';
+
+export class CreateWebhookDto {
+  @ApiProperty({ example: 'https://example.com/webhooks/fixitfy', maxLength: 2048, description: URL_DOC })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(2048)
+  url!: string;
+
+  @ApiPropertyOptional({ example: true, default: true, description: 'Whether events are sent to it.' })
+  @IsOptional()
+  @IsBoolean()
+  enabled?: boolean;
+}
+
+export class UpdateWebhookDto {
+  @ApiPropertyOptional({
+    example: 'https://example.com/webhooks/fixitfy',
+    maxLength: 2048,
+    description: URL_DOC,
+  })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(2048)
+  url?: string;
+
+  @ApiPropertyOptional({
+    example: true,
+    description: 'Re-enabling an endpoint (also one disabled automatically) resets its failure_count.',
+  })
+  @IsOptional()
+  @IsBoolean()
+  enabled?: boolean;
+}
+
+export class ListDeliveriesQuery {
+  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 50 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  limit?: number;
+
+  @ApiPropertyOptional({
+    example: '2026-06-01T12:00:00.000Z',
+    description: 'An ISO timestamp or a next_before value.',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(80)
+  before?: string;
+}
+
+export class WebhookResponse {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ example: 'https://example.com/webhooks/fixitfy' }) url!: string;
+  @ApiProperty({
+    example: true,
+    description: 'false after 100 consecutive failed attempts, or when turned off.',
+  })
+  enabled!: boolean;
+  @ApiProperty({ example: '2026-06-01T12:00:00.000Z' }) created_at!: string;
+  @ApiProperty({ type: String, nullable: true, example: '2026-06-01T12:00:01.000Z' }) last_success_at!:
+    | string
+    | null;
+  @ApiProperty({ type: String, nullable: true, example: null }) last_failure_at!: string | null;
+  @ApiProperty({
+    example: 0,
+    description: 'Consecutive failed attempts since the last success; 100 disables the endpoint.',
+  })
+  failure_count!: number;
+}
+
+export class WebhookEnvelope {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ type: WebhookResponse }) webhook!: WebhookResponse;
+}
+
+export class ListWebhooksResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ type: [WebhookResponse] }) webhooks!: WebhookResponse[];
+}
+
+export class DeletedWebhookResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ format: 'uuid' }) deleted!: string;
+}
+
+export class SigningSecretResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({
+    example: 'whsec_3f9a8c1e…',
+    description: 'The HMAC-SHA256 key for X-Fixitfy-Signature, used as shown (the whole string).',
+  })
+  signing_secret!: string;
+}
+
+export class DeliveryResponse {
+  @ApiProperty({ format: 'uuid', description: 'This attempt.' }) id!: string;
+  @ApiProperty({ format: 'uuid', description: 'X-Fixitfy-Delivery: the same on every attempt of one event.' })
+  delivery_id!: string;
+  @ApiProperty({ example: 'upload.created', enum: ['upload.created', 'ping'] }) event!: string;
+  @ApiProperty({ example: 1, description: '1 for the first try, then one more per retry.' }) attempt!: number;
+  @ApiProperty({ type: Number, nullable: true, example: 200, description: 'null when no answer came.' })
+  status_code!: number | null;
+  @ApiProperty({ example: 84 }) duration_ms!: number;
+  @ApiProperty({ type: String, nullable: true, example: null, description: 'Why the attempt failed.' })
+  error!: string | null;
+  @ApiProperty({ example: true }) succeeded!: boolean;
+  @ApiProperty({ example: '2026-06-01T12:00:00.000Z', description: 'When the attempt started.' })
+  created_at!: string;
+}
+
+export class ListDeliveriesResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ example: 50 }) count!: number;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: '2026-06-01T12:00:00.000Z',
+    description:
+      'Pass back as `before` for the next page; null on the last page. An ISO timestamp, followed by `~<id>` when the page ends among attempts sharing a timestamp.',
+  })
+  next_before!: string | null;
+  @ApiProperty({ type: [DeliveryResponse] }) deliveries!: DeliveryResponse[];
+}
+
+export class TestDeliveryResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ type: DeliveryResponse, description: 'The ping attempt, made before this answer.' })
+  delivery!: DeliveryResponse;
+}

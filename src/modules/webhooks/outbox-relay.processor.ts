@@ -1,0 +1,115 @@
+import { EntityManager } from '@mikro-orm/postgresql';
+import {
+  type BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { OutboxEvent } from './outbox-event.entity';
+import { WebhookQueue } from './webhook-queue';
+
+const POLL_INTERVAL_MS = 1000;
+const BATCH_SIZE = 100;
+const ENQUEUE_TIMEOUT_MS = 5000;
+const SHUTDOWN_WAIT_MS = 10_000;
+
+/**
+ * Moves committed outbox rows to the delivery queue. It polls (so rows committed while Redis was down, or just
+ * before a crash, are picked up once it can enqueue) and is kicked right after an upload commits. A row is marked
+ * relayed only after the enqueue succeeded; the job id is the row id, so enqueueing twice is harmless. Rows are
+ * claimed FOR UPDATE SKIP LOCKED, so any number of instances can relay at once. Runs in every APP_ROLE.
+ */
+@Injectable()
+export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(OutboxRelay.name);
+  private loop: Promise<void> | null = null;
+  private stopped = false;
+  private kicked = false;
+  private wake: (() => void) | null = null;
+  private failing = false;
+
+  constructor(
+    private readonly em: EntityManager,
+    private readonly queue: WebhookQueue,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.loop = this.run();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    // A batch in flight finishes (or rolls back: its rows stay for the next start); a wedged database can't hold
+    // the shutdown hostage.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.loop,
+      new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Relay now rather than at the next poll (after a commit that wrote outbox rows). */
+  kick(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  /** One batch: claim unrelayed rows, enqueue them, mark them. Returns how many were relayed. */
+  async relayOnce(): Promise<number> {
+    return this.em.fork().transactional(async (em) => {
+      const rows = await em
+        .getConnection()
+        .execute<
+          { id: string }[]
+        >('select id from outbox_events where relayed_at is null order by created_at limit ? for update skip locked', [BATCH_SIZE], 'all', em.getTransactionContext());
+      if (rows.length === 0) {
+        return 0;
+      }
+      const ids = rows.map((r) => r.id);
+      // A failure (Redis down) rolls back: the rows stay unrelayed for the next poll.
+      await withTimeout(this.queue.addBulk(ids), ENQUEUE_TIMEOUT_MS);
+      await em.nativeUpdate(OutboxEvent, { id: { $in: ids } }, { relayedAt: new Date() });
+      return rows.length;
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      this.kicked = false;
+      try {
+        while (!this.stopped && (await this.relayOnce()) === BATCH_SIZE) {
+          // A full batch: there may be more.
+        }
+        if (this.failing) {
+          this.failing = false;
+          this.logger.log('outbox relay recovered');
+        }
+      } catch (err) {
+        if (!this.failing) {
+          this.failing = true;
+          this.logger.warn({ err }, 'outbox relay failed; retrying every second');
+        }
+      }
+      if (!this.kicked && !this.stopped) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, POLL_INTERVAL_MS);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = null;
+      }
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`enqueue timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,63 @@
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Injectable } from '@nestjs/common';
+import { OutboxEvent } from './outbox-event.entity';
+import { OutboxRelay } from './outbox-relay.processor';
+import { Webhook } from './webhook.entity';
+
+/** What the uploads module hands over when an upload is recorded (API.md: the upload.created payload). */
+export interface UploadCreatedEvent {
+  ownerId: string;
+  upload: {
+    filename: string;
+    url: string;
+    size: number;
+    mime: string;
+    width: number;
+    height: number;
+    hash_sha256: string;
+  };
+  /** The upload's creation time: the event's `timestamp`. */
+  createdAt: Date;
+}
+
+/** Writes webhook events into the outbox, inside the caller's transaction. */
+@Injectable()
+export class OutboxService {
+  constructor(private readonly relay: OutboxRelay) {}
+
+  /**
+   * Call inside the transaction that records the upload (em is that transaction's EntityManager): one outbox row per
+   * endpoint of the owner enabled now, committed or rolled back with the upload. Returns how many were written.
+   */
+  async recordUploadCreated(em: EntityManager, e: UploadCreatedEvent): Promise<number> {
+    const hooks = await em.find(Webhook, { user: e.ownerId, enabled: true });
+    if (hooks.length === 0) {
+      return 0;
+    }
+    const { filename, url, size, mime, width, height, hash_sha256 } = e.upload;
+    const body = JSON.stringify({
+      event: 'upload.created',
+      upload: { filename, url, size, mime, width, height, hash_sha256 },
+      timestamp: e.createdAt.toISOString(),
+    });
+    for (const hook of hooks) {
+      em.create(OutboxEvent, { webhook: hook, event: 'upload.created', body });
+    }
+    await em.flush();
+    this.kickAfterCommit(em);
+    return hooks.length;
+  }
+
+  /** Relay as soon as the transaction commits; if it never does, the rows don't exist and the relay finds nothing. */
+  private kickAfterCommit(em: EntityManager): void {
+    const trx = em.getTransactionContext<{ executionPromise?: Promise<unknown> } & object>();
+    if (trx?.executionPromise) {
+      void trx.executionPromise.then(
+        () => this.relay.kick(),
+        () => undefined,
+      );
+    } else {
+      this.relay.kick();
+    }
+  }
+}

@@ -1,0 +1,64 @@
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Injectable } from '@nestjs/common';
+import { AppError } from '../../common/errors/app-error';
+import { AppConfig } from '../../config/app-config';
+import { SecretBox } from './secret-box';
+import { newSigningSecret } from './signer';
+import { WebhookSecret } from './webhook-secret.entity';
+
+/** The one signing secret per account: made on first use, rotated on request, kept encrypted. */
+@Injectable()
+export class SigningSecretsService {
+  private readonly box: SecretBox;
+
+  constructor(
+    private readonly em: EntityManager,
+    config: AppConfig,
+  ) {
+    this.box = new SecretBox(config.secretKey, config.secretKeyPrevious);
+  }
+
+  /** The account's secret, created if it has none yet (concurrent first calls agree on one). */
+  async reveal(userId: string, em: EntityManager = this.em.fork()): Promise<string> {
+    const existing = await em.findOne(WebhookSecret, { user: userId }, { refresh: true });
+    if (existing) {
+      return this.open(existing);
+    }
+    const secret = newSigningSecret();
+    await em
+      .getConnection()
+      .execute(
+        'insert into webhook_secrets (user_id, sealed, created_at) values (?, ?, ?) on conflict (user_id) do nothing',
+        [userId, this.box.seal(secret, userId), new Date()],
+        'run',
+        em.getTransactionContext(),
+      );
+    const row = await em.findOneOrFail(WebhookSecret, { user: userId }, { refresh: true });
+    return this.open(row);
+  }
+
+  /** A new secret replaces the old one at once (in `em`'s transaction when given). */
+  async rotate(userId: string, em: EntityManager = this.em.fork()): Promise<string> {
+    const secret = newSigningSecret();
+    await em.getConnection().execute(
+      `insert into webhook_secrets (user_id, sealed, created_at, rotated_at) values (?, ?, ?, ?)
+           on conflict (user_id) do update set sealed = excluded.sealed, rotated_at = excluded.rotated_at`,
+      [userId, this.box.seal(secret, userId), new Date(), new Date()],
+      'run',
+      em.getTransactionContext(),
+    );
+    return secret;
+  }
+
+  private open(row: WebhookSecret): string {
+    const secret = this.box.open(row.sealed, row.user.id);
+    if (secret === null) {
+      // Sealed under a SECRET_KEY that is no longer configured: only a rotation can mend it.
+      throw new AppError(
+        'internal',
+        'The signing secret cannot be decrypted with the configured SECRET_KEY; rotate it.',
+      );
+    }
+    return secret;
+  }
+}

@@ -1,0 +1,53 @@
+import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Queue } from 'bullmq';
+import Redis from 'ioredis';
+import { AppConfig } from '../../config/app-config';
+import {
+  bullPrefix,
+  deliveryJobOptions,
+  settleWithin,
+  closeRedis,
+  redisReachable,
+  WEBHOOK_DELIVERY_QUEUE,
+  type WebhookDeliveryJob,
+} from './queues';
+
+const READY_WAIT_MS = 2000;
+
+/** The producer side of the delivery queue, used by the outbox relay. */
+@Injectable()
+export class WebhookQueue implements OnApplicationShutdown {
+  private readonly connection: Redis;
+  private readonly queue: Queue<WebhookDeliveryJob>;
+
+  constructor(private readonly config: AppConfig) {
+    // Its own connection (BullMQ refuses ioredis keyPrefix). Commands fail fast while Redis is down, so the relay
+    // rolls back and keeps the rows for its next poll instead of waiting on an offline queue.
+    this.connection = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
+    this.connection.on('error', () => undefined);
+    this.queue = new Queue<WebhookDeliveryJob>(WEBHOOK_DELIVERY_QUEUE, {
+      connection: this.connection,
+      prefix: bullPrefix(config),
+    });
+    this.queue.on('error', () => undefined);
+  }
+
+  /** Adds one job per event; an event already queued (same job id) is left as it is. */
+  async addBulk(eventIds: string[]): Promise<void> {
+    await this.queue.addBulk(
+      eventIds.map((eventId) => ({
+        name: 'deliver',
+        data: { eventId },
+        opts: deliveryJobOptions(eventId, this.config.webhookRetryBaseMs),
+      })),
+    );
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (redisReachable(this.connection)) {
+      await settleWithin(this.queue.waitUntilReady(), READY_WAIT_MS);
+    }
+    await this.queue.close().catch(() => undefined);
+    await closeRedis(this.connection);
+  }
+}

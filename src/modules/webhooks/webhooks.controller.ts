@@ -1,0 +1,109 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Auth } from '../../common/auth/auth.decorator';
+import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
+import type { Principal } from '../../common/auth/principal';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
+import {
+  CreateWebhookDto,
+  DeletedWebhookResponse,
+  ListDeliveriesQuery,
+  ListDeliveriesResponse,
+  ListWebhooksResponse,
+  SigningSecretResponse,
+  TestDeliveryResponse,
+  UpdateWebhookDto,
+  WebhookEnvelope,
+} from './dto/webhook.dto';
+import { WebhooksService } from './webhooks.service';
+
+@ApiTags('Webhooks')
+@Controller('api/v1/webhooks')
+@Auth('session')
+export class WebhooksController {
+  constructor(private readonly webhooks: WebhooksService) {}
+
+  @Get('secret')
+  @ApiOperation({ summary: "The account's signing secret (made on first use)" })
+  @ApiOkResponse({ type: SigningSecretResponse })
+  secret(@CurrentPrincipal() p: Principal): Promise<SigningSecretResponse> {
+    return this.webhooks.secret(p.userId);
+  }
+
+  @Post('secret/rotate')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Replace the signing secret; later deliveries are signed with the new one' })
+  @ApiOkResponse({ type: SigningSecretResponse })
+  rotateSecret(
+    @CurrentPrincipal() p: Principal,
+    @ReqMeta() meta: RequestMeta,
+  ): Promise<SigningSecretResponse> {
+    return this.webhooks.rotateSecret(p.userId, meta);
+  }
+
+  @Post()
+  @HttpCode(201)
+  @ApiOperation({ summary: 'Register an endpoint for upload.created events (at most 10)' })
+  @ApiCreatedResponse({ type: WebhookEnvelope })
+  @ApiErrorResponses('bad_request', 'conflict')
+  create(
+    @CurrentPrincipal() p: Principal,
+    @Body() dto: CreateWebhookDto,
+    @ReqMeta() meta: RequestMeta,
+  ): Promise<WebhookEnvelope> {
+    return this.webhooks.create(p.userId, dto.url, dto.enabled, meta);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Your webhook endpoints' })
+  @ApiOkResponse({ type: ListWebhooksResponse })
+  async list(@CurrentPrincipal() p: Principal): Promise<ListWebhooksResponse> {
+    return { ok: true, webhooks: await this.webhooks.list(p.userId) };
+  }
+
+  @Patch(':id')
+  @ApiOperation({ summary: 'Change the URL of an endpoint or turn it on or off' })
+  @ApiOkResponse({ type: WebhookEnvelope })
+  @ApiErrorResponses('bad_request', 'not_found')
+  update(
+    @CurrentPrincipal() p: Principal,
+    @Param('id') id: string,
+    @Body() dto: UpdateWebhookDto,
+  ): Promise<WebhookEnvelope> {
+    return this.webhooks.update(p.userId, id, dto);
+  }
+
+  @Delete(':id')
+  @ApiOperation({ summary: 'Delete an endpoint; its pending deliveries are dropped' })
+  @ApiOkResponse({ type: DeletedWebhookResponse })
+  @ApiErrorResponses('not_found')
+  remove(
+    @CurrentPrincipal() p: Principal,
+    @Param('id') id: string,
+    @ReqMeta() meta: RequestMeta,
+  ): Promise<DeletedWebhookResponse> {
+    return this.webhooks.remove(p.userId, id, meta);
+  }
+
+  @Get(':id/deliveries')
+  @ApiOperation({ summary: 'Recent delivery attempts to an endpoint, newest first, keyset-paged' })
+  @ApiOkResponse({ type: ListDeliveriesResponse })
+  @ApiErrorResponses('bad_request', 'not_found')
+  deliveries(
+    @CurrentPrincipal() p: Principal,
+    @Param('id') id: string,
+    @Query() q: ListDeliveriesQuery,
+  ): Promise<ListDeliveriesResponse> {
+    return this.webhooks.listDeliveries(p.userId, id, q);
+  }
+
+  @Post(':id/test')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Send a signed ping event to the endpoint now and answer with the attempt' })
+  @ApiOkResponse({ type: TestDeliveryResponse })
+  @ApiErrorResponses('not_found')
+  test(@CurrentPrincipal() p: Principal, @Param('id') id: string): Promise<TestDeliveryResponse> {
+    return this.webhooks.ping(p.userId, id);
+  }
+}

@@ -1,0 +1,230 @@
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { AppError } from '../../common/errors/app-error';
+import { keysetFilter, keysetPage } from '../../common/http/cursor';
+import type { RequestMeta } from '../../common/http/request-meta';
+import { AppConfig } from '../../config/app-config';
+import { AuditService } from '../audit/audit.service';
+import type {
+  DeletedWebhookResponse,
+  DeliveryResponse,
+  ListDeliveriesResponse,
+  SigningSecretResponse,
+  TestDeliveryResponse,
+  UpdateWebhookDto,
+  WebhookEnvelope,
+  WebhookResponse,
+} from './dto/webhook.dto';
+import { MAX_WEBHOOKS_PER_ACCOUNT } from './queues';
+import { SigningSecretsService } from './signing-secrets.service';
+import { SsrfGuard, WebhookTargetError } from './ssrf-guard';
+import { Webhook } from './webhook.entity';
+import { WebhookDelivery } from './webhook-delivery.entity';
+import { WebhookDeliveryService } from './webhook-delivery.service';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The owner's side of webhooks (API.md Part 2, "Webhooks (session)"); every query is scoped to the owner. */
+@Injectable()
+export class WebhooksService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly config: AppConfig,
+    private readonly secrets: SigningSecretsService,
+    private readonly guard: SsrfGuard,
+    private readonly deliveries: WebhookDeliveryService,
+    private readonly audit: AuditService,
+  ) {}
+
+  async secret(userId: string): Promise<SigningSecretResponse> {
+    return { ok: true, signing_secret: await this.secrets.reveal(userId) };
+  }
+
+  async rotateSecret(userId: string, meta: RequestMeta): Promise<SigningSecretResponse> {
+    const secret = await this.em.fork().transactional(async (em) => {
+      const fresh = await this.secrets.rotate(userId, em);
+      await this.audit.record(
+        { action: 'webhook.secret_rotated', meta, targetType: 'user', targetId: userId },
+        em,
+      );
+      return fresh;
+    });
+    return { ok: true, signing_secret: secret };
+  }
+
+  async create(
+    userId: string,
+    url: string,
+    enabled: boolean | undefined,
+    meta: RequestMeta,
+  ): Promise<WebhookEnvelope> {
+    const checked = await this.checkUrl(url);
+    // The first delivery needs a secret: make it now rather than in the worker.
+    await this.secrets.reveal(userId);
+    const hook = await this.em.fork().transactional(async (em) => {
+      // Serialise creation per account so two parallel requests can't both pass the limit.
+      await em
+        .getConnection()
+        .execute(
+          'select pg_advisory_xact_lock(hashtext(?))',
+          [`webhooks:${userId}`],
+          'all',
+          em.getTransactionContext(),
+        );
+      if ((await em.count(Webhook, { user: userId })) >= MAX_WEBHOOKS_PER_ACCOUNT) {
+        throw new AppError(
+          'conflict',
+          `You already have ${MAX_WEBHOOKS_PER_ACCOUNT} webhooks; delete one first.`,
+        );
+      }
+      const created = em.create(Webhook, { user: userId, url: checked, enabled: enabled ?? true });
+      await this.audit.record(
+        {
+          action: 'webhook.created',
+          meta,
+          targetType: 'webhook',
+          targetId: created.id,
+          // The origin only: webhook URLs often carry a secret in their path or query.
+          metadata: { origin: new URL(checked).origin, enabled: created.enabled },
+        },
+        em,
+      );
+      return created;
+    });
+    return { ok: true, webhook: toWebhookResponse(hook) };
+  }
+
+  async list(userId: string): Promise<WebhookResponse[]> {
+    const hooks = await this.em
+      .fork()
+      .find(Webhook, { user: userId }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+    return hooks.map(toWebhookResponse);
+  }
+
+  async update(userId: string, id: string, dto: UpdateWebhookDto): Promise<WebhookEnvelope> {
+    const em = this.em.fork();
+    const hook = await this.findOwned(em, userId, id);
+    if (dto.url !== undefined) {
+      hook.url = await this.checkUrl(dto.url);
+    }
+    if (dto.enabled !== undefined) {
+      if (dto.enabled && !hook.enabled) {
+        // A fresh start: otherwise an endpoint disabled after 100 failures would be disabled again by the next one.
+        hook.failureCount = 0;
+      }
+      hook.enabled = dto.enabled;
+    }
+    await em.flush();
+    return { ok: true, webhook: toWebhookResponse(hook) };
+  }
+
+  async remove(userId: string, id: string, meta: RequestMeta): Promise<DeletedWebhookResponse> {
+    return this.em.fork().transactional(async (em) => {
+      const hook = await this.findOwned(em, userId, id);
+      // Its pending events and recorded attempts go with it (on delete cascade); queued jobs then find nothing.
+      await em.nativeDelete(Webhook, { id: hook.id, user: userId });
+      await this.audit.record(
+        {
+          action: 'webhook.deleted',
+          meta,
+          targetType: 'webhook',
+          targetId: hook.id,
+          metadata: { origin: new URL(hook.url).origin },
+        },
+        em,
+      );
+      return { ok: true as const, deleted: hook.id };
+    });
+  }
+
+  /** Keyset paging on (created_at desc, id desc), like the uploads listing: ties never skip or repeat. */
+  async listDeliveries(
+    userId: string,
+    id: string,
+    opts: { limit?: number; before?: string },
+  ): Promise<ListDeliveriesResponse> {
+    const em = this.em.fork();
+    const hook = await this.findOwned(em, userId, id);
+    const limit = opts.limit ?? 50;
+    const rows = await em.find(
+      WebhookDelivery,
+      { webhook: hook.id, ...keysetFilter(opts.before) },
+      { orderBy: { createdAt: 'desc', id: 'desc' }, limit: limit + 1 },
+    );
+    const { page, next_before } = keysetPage(rows, limit);
+    return {
+      ok: true,
+      count: page.length,
+      next_before,
+      deliveries: page.map(toDeliveryResponse),
+    };
+  }
+
+  /** POST /:id/test: a signed `ping`, sent now (also to a disabled endpoint), recorded like any attempt. */
+  async ping(userId: string, id: string): Promise<TestDeliveryResponse> {
+    const hook = await this.findOwned(this.em.fork(), userId, id);
+    const body = JSON.stringify({
+      event: 'ping',
+      webhook: { id: hook.id, url: hook.url },
+      timestamp: new Date().toISOString(),
+    });
+    const record = await this.deliveries.attempt(hook, {
+      deliveryId: randomUUID(),
+      event: 'ping',
+      body,
+      attempt: 1,
+    });
+    return { ok: true, delivery: toDeliveryResponse(record) };
+  }
+
+  /** The URL as stored (normalised), after the SSRF rules; a refusal is 400 bad_request with the reason. */
+  private async checkUrl(raw: string): Promise<string> {
+    try {
+      const url = this.guard.parseUrl(raw.trim());
+      if (!this.config.allowPrivateWebhooks) {
+        await this.guard.resolveTarget(url);
+      }
+      return url.toString();
+    } catch (err) {
+      if (err instanceof WebhookTargetError) {
+        throw new AppError('bad_request', err.message);
+      }
+      throw err;
+    }
+  }
+
+  private async findOwned(em: EntityManager, userId: string, id: string): Promise<Webhook> {
+    const hook = UUID.test(id) ? await em.findOne(Webhook, { id, user: userId }) : null;
+    if (!hook) {
+      throw new AppError('not_found', 'No such webhook.');
+    }
+    return hook;
+  }
+}
+
+export function toWebhookResponse(hook: Webhook): WebhookResponse {
+  return {
+    id: hook.id,
+    url: hook.url,
+    enabled: hook.enabled,
+    created_at: hook.createdAt.toISOString(),
+    last_success_at: hook.lastSuccessAt?.toISOString() ?? null,
+    last_failure_at: hook.lastFailureAt?.toISOString() ?? null,
+    failure_count: hook.failureCount,
+  };
+}
+
+export function toDeliveryResponse(d: WebhookDelivery): DeliveryResponse {
+  return {
+    id: d.id,
+    delivery_id: d.deliveryId,
+    event: d.event,
+    attempt: d.attempt,
+    status_code: d.statusCode ?? null,
+    duration_ms: d.durationMs,
+    error: d.error ?? null,
+    succeeded: d.succeeded,
+    created_at: d.createdAt.toISOString(),
+  };
+}

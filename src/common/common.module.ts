@@ -3,17 +3,19 @@ import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { AllExceptionsFilter } from './errors/all-exceptions.filter';
 import { DomainEvents } from './events/domain-events';
 import { RedisModule } from './redis/redis.module';
+import { Clock } from './time/clock';
 import { createValidationPipe } from './validation/validation.pipe';
 
-/** What every module uses and no module owns: the error filter, validation, Redis, domain events. */
+/** What every module uses and no module owns: the error filter, validation, Redis, domain events, the clock. */
 @Global()
 @Module({
   imports: [RedisModule],
   providers: [
     DomainEvents,
+    Clock,
     { provide: APP_FILTER, useClass: AllExceptionsFilter },
     { provide: APP_PIPE, useFactory: createValidationPipe },
   ],
-  exports: [DomainEvents, RedisModule],
+  exports: [DomainEvents, Clock, RedisModule],
 })
 export class CommonModule {}

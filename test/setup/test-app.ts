@@ -68,7 +68,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     SECRET_KEY: shared ? shared.config.secretKey : randomBytes(32).toString('hex'),
     PUBLIC_URL: 'http://upload.test',
     MODERATION_ENABLED: 'false',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.FXF_TEST_LOG_LEVEL ?? 'silent',
     MIGRATE_ON_START: 'false',
     ...options.env,
   });

@@ -39,7 +39,11 @@ export function Auth(level: AuthLevel): MethodDecorator & ClassDecorator {
   if (policy.kinds.includes('session')) {
     docs.push(ApiCookieAuth('session'));
     docs.push(
-      ApiHeader({ name: 'X-CSRF-Token', required: false, description: 'Required with the session cookie on POST/PATCH/DELETE.' }),
+      ApiHeader({
+        name: 'X-CSRF-Token',
+        required: false,
+        description: 'Required with the session cookie on POST/PATCH/DELETE.',
+      }),
     );
   }
   return applyDecorators(

@@ -1,27 +1,17 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { AuthGuard as PassportAuthGuard } from '@nestjs/passport';
+import type { Response } from 'express';
+import passport from 'passport';
+import { Strategy as BearerStrategy } from 'passport-http-bearer';
 import { AppError } from '../errors/app-error';
 import { AUTH_POLICY, type AuthPolicy, PUBLIC_ROUTE } from './auth.decorator';
-import { RequestCounter, SESSION_COOKIE, SessionAuthenticator } from './authenticators';
+import { BearerAuthenticator, RequestCounter, SESSION_COOKIE, SessionAuthenticator } from './authenticators';
 import type { AuthedRequest } from './current-principal.decorator';
 import type { Principal } from './principal';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** passport-http-bearer, with its failures turned into the contract's 401 envelope. */
-class BearerPassportGuard extends PassportAuthGuard('bearer') {
-  override handleRequest<T>(err: unknown, user: T | false): T {
-    if (err) {
-      // The strategy throws AppError (unauthorized/banned); anything else from passport is a bad header.
-      throw err instanceof AppError ? err : new AppError('unauthorized', 'Missing or malformed Authorization header.');
-    }
-    if (!user) {
-      throw new AppError('unauthorized', 'Missing or malformed Authorization header.');
-    }
-    return user;
-  }
-}
+type VerifyBearer = (token: string, done: (err: unknown, user?: Principal) => void) => void;
 
 /**
  * The global guard. Deny by default: a route needs @Auth(...) or @Public(). A bearer header wins over a cookie;
@@ -29,13 +19,26 @@ class BearerPassportGuard extends PassportAuthGuard('bearer') {
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
-  private readonly bearer = new BearerPassportGuard();
+  /**
+   * passport-http-bearer parses `Authorization: Bearer <token>` (scheme case-insensitive). The strategy is this app's
+   * own instance, not one registered by name on the process-wide passport object: two apps in one process (the
+   * multi-instance tests) would otherwise both authenticate through whichever registered last.
+   */
+  private readonly bearer: BearerStrategy<VerifyBearer>;
 
   constructor(
     private readonly reflector: Reflector,
     private readonly sessions: SessionAuthenticator,
     private readonly counter: RequestCounter,
-  ) {}
+    authenticator: BearerAuthenticator,
+  ) {
+    this.bearer = new BearerStrategy((token, done) => {
+      authenticator.authenticate(token).then(
+        (principal) => done(null, principal),
+        (err: unknown) => done(err),
+      );
+    });
+  }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
@@ -77,11 +80,35 @@ export class AuthGuard implements CanActivate {
 
   private async resolve(context: ExecutionContext, req: AuthedRequest): Promise<Principal | null> {
     if (req.headers.authorization !== undefined) {
-      await this.bearer.canActivate(context);
-      return (req as AuthedRequest & { user?: Principal }).user ?? null;
+      return this.authenticateBearer(req, context.switchToHttp().getResponse<Response>());
     }
     const cookies = (req as { cookies?: Record<string, string | undefined> }).cookies;
     const token = cookies?.[SESSION_COOKIE];
     return token ? this.sessions.authenticate(token) : null;
+  }
+
+  /** Runs the bearer strategy, its failures turned into the contract's 401 envelope. */
+  private authenticateBearer(req: AuthedRequest, res: Response): Promise<Principal> {
+    const malformed = (): AppError =>
+      new AppError('unauthorized', 'Missing or malformed Authorization header.');
+    // A fresh object per request, as passport makes for named strategies: it binds success/fail onto the instance.
+    const strategy = Object.create(this.bearer) as BearerStrategy<VerifyBearer>;
+    return new Promise((resolve, reject) => {
+      const run = passport.authenticate(
+        strategy,
+        { session: false },
+        (err: unknown, user: Principal | false) => {
+          if (err) {
+            // The authenticator throws AppError (unauthorized/banned); anything else from passport is a bad header.
+            reject(err instanceof AppError ? err : malformed());
+          } else if (!user) {
+            reject(malformed());
+          } else {
+            resolve(user);
+          }
+        },
+      ) as (req: AuthedRequest, res: Response, next: () => void) => void;
+      run(req, res, () => reject(malformed()));
+    });
   }
 }

@@ -7,12 +7,10 @@ export interface AuthedRequest extends Request {
 }
 
 /** The Principal the auth guard attached. */
-export const CurrentPrincipal = createParamDecorator(
-  (_data: unknown, ctx: ExecutionContext): Principal => {
-    const principal = ctx.switchToHttp().getRequest<AuthedRequest>().principal;
-    if (!principal) {
-      throw new Error('CurrentPrincipal used on a route without @Auth');
-    }
-    return principal;
-  },
-);
+export const CurrentPrincipal = createParamDecorator((_data: unknown, ctx: ExecutionContext): Principal => {
+  const principal = ctx.switchToHttp().getRequest<AuthedRequest>().principal;
+  if (!principal) {
+    throw new Error('CurrentPrincipal used on a route without @Auth');
+  }
+  return principal;
+});

@@ -20,7 +20,6 @@ export class RedisService implements OnApplicationShutdown {
     this.client.on('error', () => undefined);
   }
 
-
   async ping(): Promise<boolean> {
     try {
       return (await this.client.ping()) === 'PONG';

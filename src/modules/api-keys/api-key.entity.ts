@@ -4,7 +4,11 @@ import { User } from '../auth/user.entity';
 
 /** An API key. Only sha256(token) and a display prefix are stored: a lost key can be revoked, never recovered. */
 @Entity({ tableName: 'api_keys' })
-@Index({ name: 'api_keys_user_active_idx', properties: ['user'], expression: 'create index "api_keys_user_active_idx" on "api_keys" ("user_id") where "revoked_at" is null' })
+@Index({
+  name: 'api_keys_user_active_idx',
+  properties: ['user'],
+  expression: 'create index "api_keys_user_active_idx" on "api_keys" ("user_id") where "revoked_at" is null',
+})
 export class ApiKey {
   [OptionalProps]?: 'id' | 'createdAt' | 'lastUsedAt' | 'revokedAt' | 'requestCount';
 

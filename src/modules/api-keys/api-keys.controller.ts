@@ -4,6 +4,7 @@ import { Auth } from '../../common/auth/auth.decorator';
 import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
 import type { Principal } from '../../common/auth/principal';
 import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { ApiKeysService } from './api-keys.service';
 import { CreateKeyDto, CreateKeyResponse, ListKeysResponse, RevokeKeyResponse } from './dto/api-key.dto';
 
@@ -18,8 +19,12 @@ export class ApiKeysController {
   @ApiOperation({ summary: 'Create an API key; the token is shown once' })
   @ApiCreatedResponse({ type: CreateKeyResponse })
   @ApiErrorResponses('bad_request', 'conflict')
-  create(@CurrentPrincipal() principal: Principal, @Body() dto: CreateKeyDto): Promise<CreateKeyResponse> {
-    return this.keys.create(principal.userId, dto.label);
+  create(
+    @CurrentPrincipal() principal: Principal,
+    @Body() dto: CreateKeyDto,
+    @ReqMeta() meta: RequestMeta,
+  ): Promise<CreateKeyResponse> {
+    return this.keys.create(principal.userId, dto.label, meta);
   }
 
   @Get()
@@ -35,7 +40,11 @@ export class ApiKeysController {
   @ApiOperation({ summary: 'Revoke an API key, instantly on every instance' })
   @ApiOkResponse({ type: RevokeKeyResponse })
   @ApiErrorResponses('not_found')
-  revoke(@CurrentPrincipal() principal: Principal, @Param('id') id: string): Promise<RevokeKeyResponse> {
-    return this.keys.revoke(principal.userId, id);
+  revoke(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') id: string,
+    @ReqMeta() meta: RequestMeta,
+  ): Promise<RevokeKeyResponse> {
+    return this.keys.revoke(principal.userId, id, meta);
   }
 }

@@ -1,20 +1,20 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module } from '@nestjs/common';
-import { PassportModule } from '@nestjs/passport';
 import { BearerAuthenticator, RequestCounter } from '../../common/auth/authenticators';
 import { ApiKey } from './api-key.entity';
 import { ApiKeysController } from './api-keys.controller';
 import { ApiKeysService } from './api-keys.service';
-import { BearerStrategy } from './bearer.strategy';
 import { RequestCounterService } from './request-counter.service';
+import { UploadTokensController } from './upload-tokens.controller';
+import { UploadTokensService } from './upload-tokens.service';
 
 @Module({
-  imports: [MikroOrmModule.forFeature([ApiKey]), PassportModule],
-  controllers: [ApiKeysController],
+  imports: [MikroOrmModule.forFeature([ApiKey])],
+  controllers: [ApiKeysController, UploadTokensController],
   providers: [
     ApiKeysService,
+    UploadTokensService,
     RequestCounterService,
-    BearerStrategy,
     { provide: BearerAuthenticator, useExisting: ApiKeysService },
     { provide: RequestCounter, useExisting: RequestCounterService },
   ],

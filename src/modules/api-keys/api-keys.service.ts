@@ -3,10 +3,14 @@ import { Injectable } from '@nestjs/common';
 import { BearerAuthenticator } from '../../common/auth/authenticators';
 import type { Principal } from '../../common/auth/principal';
 import { AppError } from '../../common/errors/app-error';
+import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
+import { AuditService } from '../audit/audit.service';
 import { ApiKey } from './api-key.entity';
 import { API_KEY_PATTERN, hashToken, mintApiKey } from './api-key-token';
 import type { CreateKeyResponse, KeyResponse } from './dto/api-key.dto';
 import { RequestCounterService } from './request-counter.service';
+import { UPLOAD_TOKEN_PREFIX } from './upload-token';
+import { UploadTokensService } from './upload-tokens.service';
 
 export const MAX_ACTIVE_KEYS = 10;
 
@@ -15,26 +19,46 @@ export class ApiKeysService extends BearerAuthenticator {
   constructor(
     private readonly em: EntityManager,
     private readonly counter: RequestCounterService,
+    private readonly audit: AuditService,
+    private readonly uploadTokens: UploadTokensService,
   ) {
     super();
   }
 
-  async create(userId: string, label: string): Promise<CreateKeyResponse> {
+  async create(userId: string, label: string, meta: RequestMeta = NO_REQUEST): Promise<CreateKeyResponse> {
     const { token, hash, prefix } = mintApiKey();
     const key = await this.em.fork().transactional(async (em) => {
       // Serialise key creation per user so two parallel creates can't both pass the limit.
-      await em.getConnection().execute('select id from users where id = ? for update', [userId], 'all', em.getTransactionContext());
+      await em
+        .getConnection()
+        .execute('select id from users where id = ? for update', [userId], 'all', em.getTransactionContext());
       const active = await em.count(ApiKey, { user: userId, revokedAt: null });
       if (active >= MAX_ACTIVE_KEYS) {
-        throw new AppError('conflict', `You already have ${MAX_ACTIVE_KEYS} active API keys; revoke one first.`);
+        throw new AppError(
+          'conflict',
+          `You already have ${MAX_ACTIVE_KEYS} active API keys; revoke one first.`,
+        );
       }
-      return em.create(ApiKey, { user: userId, tokenHash: hash, prefix, label });
+      const created = em.create(ApiKey, { user: userId, tokenHash: hash, prefix, label });
+      await this.audit.record(
+        {
+          action: 'api_key.created',
+          meta,
+          targetType: 'api_key',
+          targetId: created.id,
+          metadata: { prefix, label },
+        },
+        em,
+      );
+      return created;
     });
     return { ok: true, token, key: this.toResponse(key, null) };
   }
 
   async list(userId: string): Promise<KeyResponse[]> {
-    const keys = await this.em.fork().find(ApiKey, { user: userId }, { orderBy: { createdAt: 'desc', id: 'desc' } });
+    const keys = await this.em
+      .fork()
+      .find(ApiKey, { user: userId }, { orderBy: { createdAt: 'desc', id: 'desc' } });
     const live = await this.counter.live(keys.map((k) => k.id));
     return keys.map((k) => this.toResponse(k, live.get(k.id) ?? null));
   }
@@ -48,22 +72,40 @@ export class ApiKeysService extends BearerAuthenticator {
     return this.toResponse(key, live.get(key.id) ?? null);
   }
 
-  async revoke(userId: string, keyId: string): Promise<{ ok: true; revoked: string }> {
+  async revoke(
+    userId: string,
+    keyId: string,
+    meta: RequestMeta = NO_REQUEST,
+  ): Promise<{ ok: true; revoked: string }> {
     if (!/^[0-9a-f-]{36}$/i.test(keyId)) {
       throw new AppError('not_found', 'No such API key.');
     }
-    const em = this.em.fork();
-    const key = await em.findOne(ApiKey, { id: keyId, user: userId, revokedAt: null });
-    if (!key) {
-      throw new AppError('not_found', 'No such API key.');
-    }
-    // Committed before we answer: every instance reads the key from the database on each request.
-    key.revokedAt = new Date();
-    await em.flush();
-    return { ok: true, revoked: key.id };
+    return this.em.fork().transactional(async (em) => {
+      const key = await em.findOne(ApiKey, { id: keyId, user: userId, revokedAt: null });
+      if (!key) {
+        throw new AppError('not_found', 'No such API key.');
+      }
+      // Committed before we answer: every instance reads the key from the database on each request.
+      key.revokedAt = new Date();
+      await this.audit.record(
+        {
+          action: 'api_key.revoked',
+          meta,
+          targetType: 'api_key',
+          targetId: key.id,
+          metadata: { prefix: key.prefix },
+        },
+        em,
+      );
+      return { ok: true as const, revoked: key.id };
+    });
   }
 
+  /** The BearerAuthenticator: an `fxf_` key here, a `ut_` upload token in UploadTokensService. */
   async authenticate(token: string): Promise<Principal> {
+    if (token.startsWith(UPLOAD_TOKEN_PREFIX)) {
+      return this.uploadTokens.authenticate(token);
+    }
     if (!API_KEY_PATTERN.test(token)) {
       throw new AppError('unauthorized', 'Unknown or malformed API key.');
     }

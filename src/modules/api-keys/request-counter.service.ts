@@ -3,6 +3,7 @@ import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } fro
 import { RequestCounter } from '../../common/auth/authenticators';
 import type { Principal } from '../../common/auth/principal';
 import { RedisService } from '../../common/redis/redis.module';
+import { withRedisTimeout } from '../../common/redis/redis-timeout';
 
 // One atomic step per request: seed the total from the database if Redis lost it, count, stamp, mark dirty.
 const COUNT_SCRIPT = `
@@ -13,6 +14,8 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return n`;
 
 const FLUSH_INTERVAL_MS = 10_000;
+/** A Redis that stops answering must not hold every authenticated request. */
+const COUNT_TIMEOUT_MS = 1000;
 
 /**
  * request_count and last_used_at without a row update per request (a busy key would serialise on its row lock):
@@ -32,7 +35,10 @@ export class RequestCounterService extends RequestCounter implements OnModuleIni
   }
 
   onModuleInit(): void {
-    this.timer = setInterval(() => void this.flush().catch((err: unknown) => this.logger.warn({ err }, 'flush failed')), FLUSH_INTERVAL_MS);
+    this.timer = setInterval(
+      () => void this.flush().catch((err: unknown) => this.logger.warn({ err }, 'flush failed')),
+      FLUSH_INTERVAL_MS,
+    );
     this.timer.unref();
   }
 
@@ -47,7 +53,7 @@ export class RequestCounterService extends RequestCounter implements OnModuleIni
     }
     const id = principal.keyId;
     try {
-      await this.redis.client.eval(
+      const counted = this.redis.client.eval(
         COUNT_SCRIPT,
         3,
         `keyreq:${id}`,
@@ -57,6 +63,7 @@ export class RequestCounterService extends RequestCounter implements OnModuleIni
         String(Date.now()),
         id,
       );
+      await withRedisTimeout(counted, COUNT_TIMEOUT_MS, 'request count');
     } catch (err) {
       // Counting must not fail the request; the rate limiter is what refuses work when Redis is down.
       this.logger.warn({ err }, 'request count not recorded');

@@ -15,7 +15,9 @@ export class KeyResponse {
   @ApiProperty({ example: 'ci' }) label!: string;
   @ApiProperty({ example: 402 }) request_count!: number;
   @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
-  @ApiProperty({ nullable: true, type: String, example: '2026-04-02T10:00:00.000Z' }) last_used_at!: string | null;
+  @ApiProperty({ nullable: true, type: String, example: '2026-04-02T10:00:00.000Z' }) last_used_at!:
+    | string
+    | null;
   @ApiProperty({ nullable: true, type: String, example: null }) revoked_at!: string | null;
 }
 

@@ -1,0 +1,86 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export const UPLOAD_TOKEN_PREFIX = 'ut_';
+export const UPLOAD_TOKEN_PATTERN = /^ut_([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
+export const UPLOAD_TOKEN_TTL = { min: 60, max: 604_800, default: 3600 } as const;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** What a `ut_` token carries. On the wire: `{"u":userId,"k":keyId,"e":expiry in epoch ms}`. */
+export interface UploadTokenClaims {
+  userId: string;
+  keyId: string;
+  /** Epoch milliseconds; the token is refused from this instant on. */
+  expiresAt: number;
+}
+
+export type UploadTokenVerdict =
+  | { ok: true; claims: UploadTokenClaims }
+  | { ok: false; reason: 'malformed' | 'bad_signature' | 'expired' };
+
+/**
+ * The HMAC key for upload tokens, derived from a server secret: SECRET_KEY also keys CSRF tokens and delete links,
+ * so each use gets its own key and a signature made for one purpose never verifies for another.
+ */
+export function uploadTokenSigningKey(secret: string): Buffer {
+  return createHmac('sha256', secret).update('fixitfy:upload-token:v1').digest();
+}
+
+const mac = (key: Buffer, payload: string): string =>
+  createHmac('sha256', key).update(payload).digest('base64url');
+
+/** `ut_` + base64url(JSON payload beginning `{"u":"`) + `.` + base64url(HMAC-SHA256) (API.md, upload-token). */
+export function signUploadToken(claims: UploadTokenClaims, key: Buffer): string {
+  const payload = Buffer.from(
+    JSON.stringify({ u: claims.userId, k: claims.keyId, e: claims.expiresAt }),
+  ).toString('base64url');
+  return `${UPLOAD_TOKEN_PREFIX}${payload}.${mac(key, payload)}`;
+}
+
+/**
+ * Checks the signature against each key in turn (the current secret, then the previous one during a rotation) with
+ * a constant-time compare, then the expiry. The payload is parsed only once the signature holds.
+ */
+export function verifyUploadToken(token: string, keys: Buffer[], nowMs: number): UploadTokenVerdict {
+  const match = UPLOAD_TOKEN_PATTERN.exec(token);
+  if (!match) {
+    return { ok: false, reason: 'malformed' };
+  }
+  const [, payload, signature] = match;
+  const given = Buffer.from(signature);
+  const signed = keys.some((key) => {
+    const expected = Buffer.from(mac(key, payload));
+    return expected.length === given.length && timingSafeEqual(expected, given);
+  });
+  if (!signed) {
+    return { ok: false, reason: 'bad_signature' };
+  }
+  const claims = parseClaims(Buffer.from(payload, 'base64url').toString('utf8'));
+  if (!claims) {
+    return { ok: false, reason: 'malformed' };
+  }
+  if (nowMs >= claims.expiresAt) {
+    return { ok: false, reason: 'expired' };
+  }
+  return { ok: true, claims };
+}
+
+function parseClaims(json: string): UploadTokenClaims | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  const { u, k, e } = (raw ?? {}) as { u?: unknown; k?: unknown; e?: unknown };
+  if (
+    typeof u !== 'string' ||
+    !UUID.test(u) ||
+    typeof k !== 'string' ||
+    !UUID.test(k) ||
+    !Number.isSafeInteger(e)
+  ) {
+    return null;
+  }
+  return { userId: u, keyId: k, expiresAt: e as number };
+}

@@ -1,0 +1,36 @@
+import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Auth } from '../../common/auth/auth.decorator';
+import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
+import type { KeyPrincipal } from '../../common/auth/principal';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { RateLimit } from '../../common/rate-limit/rate-limit.decorator';
+import { CreateUploadTokenDto, UploadTokenResponse } from './dto/upload-token.dto';
+import { UPLOAD_TOKEN_TTL } from './upload-token';
+import { UploadTokensService } from './upload-tokens.service';
+
+@ApiTags('Upload tokens')
+@Controller('api/v1/upload-token')
+export class UploadTokensController {
+  constructor(private readonly tokens: UploadTokensService) {}
+
+  @RateLimit('management')
+  @Post()
+  @HttpCode(200)
+  @Auth('key')
+  @ApiOperation({
+    summary: 'Mint a temporary upload token (ut_) with an API key',
+    description:
+      'Stateless and signed; valid on POST /api/v1/upload only, until `expires_at`. It cannot be revoked on its own ' +
+      "but dies with its minting key (401) and with its owner's ban (403 `banned`); its uploads count against the " +
+      "minting key's rate limits and request_count. Needs an `fxf_` key: a session or another upload token gets 403.",
+  })
+  @ApiOkResponse({ type: UploadTokenResponse })
+  @ApiErrorResponses('bad_request')
+  create(
+    @CurrentPrincipal() principal: KeyPrincipal,
+    @Body() dto: CreateUploadTokenDto,
+  ): UploadTokenResponse {
+    return this.tokens.mint(principal, dto.ttl_seconds ?? UPLOAD_TOKEN_TTL.default);
+  }
+}

@@ -4,14 +4,19 @@ import { LoggerModule } from 'nestjs-pino';
 import { AuthGuard } from './common/auth/auth.guard';
 import { CommonModule } from './common/common.module';
 import { requestId } from './common/http/request-id';
+import { RateLimitGuard } from './common/rate-limit/rate-limit.guard';
+import { RateLimitModule } from './common/rate-limit/rate-limit.module';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
+import { AdminModule } from './modules/admin/admin.module';
 import { ApiKeysModule } from './modules/api-keys/api-keys.module';
+import { AuditModule } from './modules/audit/audit.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
 import { ModerationModule } from './modules/moderation/moderation.module';
 import { UploadsModule } from './modules/uploads/uploads.module';
+import { WebhooksModule } from './modules/webhooks/webhooks.module';
 
 @Module({})
 export class AppModule {
@@ -26,18 +31,31 @@ export class AppModule {
             level: config.logLevel,
             genReqId: requestId,
             autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
-            redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]'],
+            redact: [
+              'req.headers.authorization',
+              'req.headers.cookie',
+              'req.headers["x-csrf-token"]',
+              'res.headers["set-cookie"]',
+            ],
           },
         }),
         CommonModule,
+        RateLimitModule,
         DatabaseModule.forRoot(),
+        AuditModule,
         AuthModule,
         ApiKeysModule,
         ModerationModule,
         UploadsModule,
+        WebhooksModule,
         HealthModule,
+        AdminModule,
       ],
-      providers: [{ provide: APP_GUARD, useClass: AuthGuard }],
+      // Global guards run in this order: authenticate first, then rate-limit the known key before any body is read.
+      providers: [
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_GUARD, useClass: RateLimitGuard },
+      ],
     };
   }
 }

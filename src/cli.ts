@@ -3,12 +3,15 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
 import { prepareInfrastructure, StartupError } from './bootstrap';
 import { ConfigError } from './config/app-config';
+import { NO_REQUEST } from './common/http/request-meta';
 import { UsersService } from './modules/auth/users.service';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
   migrate                                         apply pending database migrations
   user:create --email E --password P [--admin]    create a user (an admin with --admin)
-  user:promote --email E                          make a user an admin`;
+  user:promote --email E                          make a user an admin
+  user:ban --email E --reason R                   ban a user (keys, tokens and sessions answer 403 at once)
+  user:unban --email E                            lift a ban`;
 
 function option(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
@@ -31,6 +34,8 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const infra = await prepareInfrastructure({ migrate: true });
+  // One-off commands: no webhook worker, relay or janitor.
+  infra.config.appRole = 'api';
   try {
     if (command === 'migrate') {
       process.stdout.write('Migrations are up to date.\n');
@@ -47,6 +52,8 @@ async function main(argv: string[]): Promise<void> {
             required(args, 'email'),
             required(args, 'password'),
             args.includes('--admin') ? 'admin' : 'user',
+            NO_REQUEST,
+            'cli',
           );
           process.stdout.write(`Created ${user.role} ${user.email} (${user.id}).\n`);
           break;
@@ -54,6 +61,18 @@ async function main(argv: string[]): Promise<void> {
         case 'user:promote': {
           const user = await users.setRole(required(args, 'email'), 'admin');
           process.stdout.write(`${user.email} is now an admin.\n`);
+          break;
+        }
+        case 'user:ban': {
+          const target = await users.findByEmailOrFail(required(args, 'email'));
+          await users.ban(target.id, required(args, 'reason'), NO_REQUEST);
+          process.stdout.write(`${target.email} is banned.\n`);
+          break;
+        }
+        case 'user:unban': {
+          const target = await users.findByEmailOrFail(required(args, 'email'));
+          await users.unban(target.id, NO_REQUEST);
+          process.stdout.write(`${target.email} is no longer banned.\n`);
           break;
         }
         default:

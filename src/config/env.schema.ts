@@ -1,5 +1,16 @@
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUrl, Max, Min, MinLength } from 'class-validator';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Max,
+  Min,
+  MinLength,
+} from 'class-validator';
 
 const toBool = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') {
@@ -22,7 +33,9 @@ const toNum = ({ value }: { value: unknown }): unknown =>
 /** Every environment variable the service reads, with its rule. Defaults live in app-config.ts. */
 export class EnvSchema {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535) PORT?: number;
-  @IsOptional() @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true }) PUBLIC_URL?: string;
+  @IsOptional()
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  PUBLIC_URL?: string;
   @IsOptional() @IsString() DATA_DIR?: string;
   @IsOptional() @IsString() DATABASE_URL?: string;
   @IsOptional() @IsString() REDIS_URL?: string;
@@ -47,6 +60,7 @@ export class EnvSchema {
   @IsOptional() @Transform(toBool) @IsBoolean() REGISTRATION_OPEN?: boolean;
   @IsOptional() @Transform(toBool) @IsBoolean() ALLOW_PRIVATE_WEBHOOKS?: boolean;
   @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(60000) WEBHOOK_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600000) WEBHOOK_RETRY_BASE_MS?: number;
   @IsOptional() @Transform(toBool) @IsBoolean() TRUST_PROXY?: boolean;
   @IsOptional() @IsIn(['all', 'api', 'worker']) APP_ROLE?: string;
   @IsOptional() @IsString() ADMIN_EMAIL?: string;
@@ -57,11 +71,37 @@ export class EnvSchema {
 
 /** The variable names above, for reading the environment (a class's optional fields can't be listed at run time). */
 export const ENV_KEYS = [
-  'PORT', 'PUBLIC_URL', 'DATA_DIR', 'DATABASE_URL', 'REDIS_URL', 'REDIS_PREFIX', 'EMBEDDED_POSTGRES_PORT', 'SECRET_KEY', 'SECRET_KEY_PREVIOUS',
-  'STORAGE_DRIVER', 'STORAGE_DIR', 'MIGRATE_ON_START', 'MODERATION_ENABLED', 'MODERATION_MODEL_PATH',
-  'MODERATION_PORN_HENTAI_THRESHOLD', 'MODERATION_PORN_THRESHOLD', 'MODERATION_FRAMES', 'MODERATION_THREADS',
-  'MODERATION_CONCURRENCY', 'RATE_LIMIT_UPLOADS_PER_MINUTE', 'RATE_LIMIT_UPLOADS_PER_DAY',
-  'RATE_LIMIT_MANAGEMENT_PER_MINUTE', 'RATE_LIMIT_FAIL_OPEN', 'REGISTRATION_OPEN', 'ALLOW_PRIVATE_WEBHOOKS',
-  'WEBHOOK_TIMEOUT_MS', 'TRUST_PROXY', 'APP_ROLE', 'ADMIN_EMAIL', 'ADMIN_PASSWORD', 'LOG_LEVEL',
+  'PORT',
+  'PUBLIC_URL',
+  'DATA_DIR',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'REDIS_PREFIX',
+  'EMBEDDED_POSTGRES_PORT',
+  'SECRET_KEY',
+  'SECRET_KEY_PREVIOUS',
+  'STORAGE_DRIVER',
+  'STORAGE_DIR',
+  'MIGRATE_ON_START',
+  'MODERATION_ENABLED',
+  'MODERATION_MODEL_PATH',
+  'MODERATION_PORN_HENTAI_THRESHOLD',
+  'MODERATION_PORN_THRESHOLD',
+  'MODERATION_FRAMES',
+  'MODERATION_THREADS',
+  'MODERATION_CONCURRENCY',
+  'RATE_LIMIT_UPLOADS_PER_MINUTE',
+  'RATE_LIMIT_UPLOADS_PER_DAY',
+  'RATE_LIMIT_MANAGEMENT_PER_MINUTE',
+  'RATE_LIMIT_FAIL_OPEN',
+  'REGISTRATION_OPEN',
+  'ALLOW_PRIVATE_WEBHOOKS',
+  'WEBHOOK_TIMEOUT_MS',
+  'WEBHOOK_RETRY_BASE_MS',
+  'TRUST_PROXY',
+  'APP_ROLE',
+  'ADMIN_EMAIL',
+  'ADMIN_PASSWORD',
+  'LOG_LEVEL',
   'SERVE_BANNED_IMAGES',
 ] as const satisfies readonly (keyof EnvSchema)[];

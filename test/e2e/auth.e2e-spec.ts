@@ -214,4 +214,21 @@ describe('Auth and API keys (e2e)', () => {
       expect(upper.status).toBe(401);
     });
   });
+
+  it('should refuse registration with 403 forbidden when REGISTRATION_OPEN=false', async () => {
+    const closed = await createTestApp({ env: { REGISTRATION_OPEN: 'false' } });
+    try {
+      const res = await closed.http
+        .post('/api/v1/auth/register')
+        .send({ email: 'late@example.com', password: 'a long password' });
+      expect(res.status).toBe(403);
+      expect(res.body).toEqual({
+        ok: false,
+        code: 'forbidden',
+        error: 'Registration is closed on this server.',
+      });
+    } finally {
+      await closed.close();
+    }
+  });
 });

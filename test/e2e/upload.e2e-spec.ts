@@ -1,32 +1,12 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from 'pg';
 import { corruptJpeg, jpeg, png, pngHeader, SVG } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
+import { sql, storedFiles } from '../setup/db';
 import { createTestApp, type TestApp } from '../setup/test-app';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-function storedFiles(t: TestApp): string[] {
-  const root = t.config.storageDir;
-  if (!existsSync(root)) {
-    return [];
-  }
-  return readdirSync(root, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .flatMap((d) => readdirSync(join(root, d.name)));
-}
-
-async function sql<T>(t: TestApp, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new Client({ connectionString: t.databaseUrl });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
-}
 
 describe('POST /api/v1/upload (e2e)', () => {
   let t: TestApp;
@@ -338,5 +318,36 @@ describe('POST /api/v1/upload (e2e)', () => {
       .attach('file', bytes, 'a.png')
       .expect(200);
     expect(res.body.hash_sha256).toBe(sha256(bytes));
+  });
+});
+
+describe('Delete links across a SECRET_KEY rotation (e2e)', () => {
+  it('should keep handing out a working delete_url on a dedupe hit after the key was rotated', async () => {
+    const before = await createTestApp();
+    const after = await createTestApp({
+      shareWith: before,
+      env: { SECRET_KEY: 'r'.repeat(64), SECRET_KEY_PREVIOUS: before.config.secretKey },
+    });
+    try {
+      const { token } = await makeKey(before);
+      const bytes = await png(77);
+      const first = await before.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', bytes, 'a.png')
+        .expect(200);
+      const dup = await after.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', bytes, 'a.png')
+        .expect(200);
+      expect(dup.body.delete_url).toBe(first.body.delete_url);
+      await after.http
+        .delete(new URL(dup.body.delete_url).pathname)
+        .expect(200, { ok: true, deleted: first.body.filename });
+    } finally {
+      await after.close();
+      await before.close();
+    }
   });
 });

@@ -69,4 +69,26 @@ describe('cli', () => {
       expect(cli('user:fly')).rejects.toMatchObject({ stderr: expect.stringContaining('Unknown command') }),
     ]);
   }, 60000);
+
+  it('should promote, ban and unban by email', async () => {
+    await cli('user:create', '--email', 'member@example.com', '--password', 'a long password');
+    expect((await cli('user:promote', '--email', 'member@example.com')).stdout).toMatch(/now an admin/);
+    expect((await cli('user:ban', '--email', 'member@example.com', '--reason', 'abuse')).stdout).toMatch(
+      /is banned/,
+    );
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    const banned = (
+      await c.query("select role, banned_at, ban_reason from users where email = 'member@example.com'")
+    ).rows[0];
+    expect(banned).toMatchObject({ role: 'admin', ban_reason: 'abuse', banned_at: expect.any(Date) });
+    await cli('user:unban', '--email', 'member@example.com');
+    const after = (await c.query("select banned_at from users where email = 'member@example.com'")).rows[0];
+    const audit = (
+      await c.query("select action from audit_entries where action in ('user.banned', 'user.unbanned')")
+    ).rows;
+    await c.end();
+    expect(after.banned_at).toBeNull();
+    expect(audit.map((r) => r.action).sort()).toEqual(['user.banned', 'user.unbanned']);
+  }, 90000);
 });

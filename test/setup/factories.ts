@@ -24,7 +24,7 @@ export interface TestKey {
 export async function makeUser(t: TestApp, role: 'user' | 'admin' = 'user'): Promise<TestUser> {
   const email = `u-${randomBytes(6).toString('hex')}@example.com`;
   const password = 'correct horse battery';
-  const user = await t.app.get(UsersService).create(email, password, role);
+  const user = await t.app.get(UsersService).create(email, password, role, undefined, 'test');
   return { id: user.id, email, password };
 }
 

@@ -41,3 +41,26 @@ export function encodeCursor(
   const iso = last.createdAt.toISOString();
   return next.createdAt.getTime() < last.createdAt.getTime() ? iso : `${iso}~${last.id}`;
 }
+
+/** The MikroORM filter for "strictly after the cursor" in (created_at desc, id desc) order. */
+export function keysetFilter(raw: string | undefined): { $or?: Record<string, unknown>[] } {
+  const cursor = parseCursor(raw);
+  if (!cursor) {
+    return {};
+  }
+  return {
+    $or: cursor.id
+      ? [{ createdAt: { $lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { $lt: cursor.id } }]
+      : [{ createdAt: { $lt: cursor.createdAt } }],
+  };
+}
+
+/** Cuts `limit + 1` rows fetched in keyset order into a page and the cursor of the next one. */
+export function keysetPage<T extends { createdAt: Date; id: string }>(
+  rows: T[],
+  limit: number,
+): { page: T[]; next_before: string | null } {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { page, next_before: last ? encodeCursor(last, rows[limit]) : null };
+}

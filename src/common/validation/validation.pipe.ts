@@ -18,7 +18,9 @@ export function createValidationPipe(): ValidationPipe {
     stopAtFirstError: false,
     exceptionFactory: (errors) => {
       const details = flatten(errors);
-      return new AppError('bad_request', details.map((d) => d.message).join('; ') || 'Invalid request.', { details });
+      return new AppError('bad_request', details.map((d) => d.message).join('; ') || 'Invalid request.', {
+        details,
+      });
     },
   });
 }

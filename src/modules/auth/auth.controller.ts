@@ -6,7 +6,7 @@ import { SESSION_COOKIE } from '../../common/auth/authenticators';
 import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
 import type { Principal } from '../../common/auth/principal';
 import { ApiErrorResponses } from '../../common/errors/error-response';
-import { clientIp } from '../../common/http/client-ip';
+import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { AppConfig } from '../../config/app-config';
 import { LoginDto, OkResponse, RegisterDto, SessionResponse, UserEnvelope } from './dto/auth.dto';
 import { AuthService, type LoginResult } from './auth.service';
@@ -25,8 +25,12 @@ export class AuthController {
   @ApiOperation({ summary: 'Create an account and start a session' })
   @ApiCreatedResponse({ type: UserEnvelope })
   @ApiErrorResponses('bad_request', 'conflict', 'forbidden')
-  async register(@Body() dto: RegisterDto, @Res({ passthrough: true }) res: Response): Promise<UserEnvelope> {
-    return this.withCookie(res, await this.auth.register(dto.email, dto.password));
+  async register(
+    @Body() dto: RegisterDto,
+    @ReqMeta() meta: RequestMeta,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<UserEnvelope> {
+    return this.withCookie(res, await this.auth.register(dto.email, dto.password, meta));
   }
 
   @Post('login')
@@ -37,10 +41,10 @@ export class AuthController {
   @ApiErrorResponses('bad_request', 'unauthorized', 'banned')
   async login(
     @Body() dto: LoginDto,
-    @Req() req: Request,
+    @ReqMeta() meta: RequestMeta,
     @Res({ passthrough: true }) res: Response,
   ): Promise<UserEnvelope> {
-    return this.withCookie(res, await this.auth.login(dto.email, dto.password, clientIp(req)));
+    return this.withCookie(res, await this.auth.login(dto.email, dto.password, meta));
   }
 
   @Post('logout')

@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../common/errors/app-error';
+import type { RequestMeta } from '../../common/http/request-meta';
 import { AppConfig } from '../../config/app-config';
+import { AuditService } from '../audit/audit.service';
 import type { UserResponse } from './dto/auth.dto';
 import { LoginThrottle } from './login-throttle';
 import { DUMMY_HASH_PROMISE, verifyPassword } from './password-hasher';
@@ -26,18 +28,20 @@ export class AuthService {
     private readonly sessions: SessionsService,
     private readonly throttle: LoginThrottle,
     private readonly config: AppConfig,
+    private readonly audit: AuditService,
   ) {}
 
-  async register(email: string, password: string): Promise<LoginResult> {
+  async register(email: string, password: string, meta: RequestMeta): Promise<LoginResult> {
     if (!this.config.registrationOpen) {
       throw new AppError('forbidden', 'Registration is closed on this server.');
     }
-    const user = await this.users.create(email, password);
+    const user = await this.users.create(email, password, 'user', meta);
     const session = await this.sessions.create(user);
     return { user: toUserResponse(user), sessionToken: session.token, expiresAt: session.expiresAt };
   }
 
-  async login(email: string, password: string, ip: string): Promise<LoginResult> {
+  async login(email: string, password: string, meta: RequestMeta): Promise<LoginResult> {
+    const ip = meta.ip ?? 'unknown';
     const normalised = UsersService.normaliseEmail(email);
     const delay = await this.throttle.delayFor(normalised, ip);
     if (delay > 0) {
@@ -48,6 +52,13 @@ export class AuthService {
     const ok = await verifyPassword(password, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
     if (!user || !ok) {
       await this.throttle.recordFailure(normalised, ip);
+      await this.audit.record({
+        action: 'user.login_failed',
+        meta,
+        targetType: 'user',
+        targetId: user?.id,
+        metadata: { email: normalised, reason: user ? 'wrong_password' : 'unknown_email' },
+      });
       throw new AppError('unauthorized', 'Wrong email or password.');
     }
     if (user.bannedAt) {

@@ -1,31 +1,56 @@
 import { EntityManager } from '@mikro-orm/postgresql';
+import { LockMode } from '@mikro-orm/core';
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
+import { keysetFilter, keysetPage } from '../../common/http/cursor';
+import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
+import { AuditService } from '../audit/audit.service';
 import { hashPassword } from './password-hasher';
 import { User, type UserRole } from './user.entity';
 
 /** Account creation shared by registration, the CLI and ADMIN_EMAIL bootstrap. */
 @Injectable()
 export class UsersService {
-  constructor(private readonly em: EntityManager) {}
+  constructor(
+    private readonly em: EntityManager,
+    private readonly audit: AuditService,
+  ) {}
 
   static normaliseEmail(email: string): string {
     return email.trim().toLowerCase();
   }
 
-  async create(email: string, password: string, role: UserRole = 'user'): Promise<User> {
+  /** Creates an account and its `user.registered` audit entry in one transaction. */
+  async create(
+    email: string,
+    password: string,
+    role: UserRole = 'user',
+    meta: RequestMeta = NO_REQUEST,
+    via: 'register' | 'cli' | 'bootstrap' | 'test' = 'register',
+  ): Promise<User> {
     if (password.length < 10) {
       throw new AppError('bad_request', 'The password must be at least 10 characters.');
     }
     const normalised = UsersService.normaliseEmail(email);
-    const em = this.em.fork();
-    if (await em.findOne(User, { email: normalised })) {
+    if (await this.em.fork().findOne(User, { email: normalised })) {
       throw new AppError('conflict', 'This email is already registered.');
     }
-    const user = em.create(User, { email: normalised, passwordHash: await hashPassword(password), role });
+    const passwordHash = await hashPassword(password);
     // A concurrent registration of the same email loses on the unique index → conflict via the filter.
-    await em.persistAndFlush(user);
-    return user;
+    return this.em.fork().transactional(async (em) => {
+      const user = em.create(User, { email: normalised, passwordHash, role });
+      await this.audit.record(
+        {
+          action: 'user.registered',
+          meta: { ...meta, actorId: meta.actorId ?? user.id },
+          targetType: 'user',
+          targetId: user.id,
+          metadata: { email: normalised, role, via },
+        },
+        em,
+      );
+      return user;
+    });
   }
 
   async findByEmail(email: string): Promise<User | null> {
@@ -40,6 +65,104 @@ export class UsersService {
     }
     user.role = role;
     await em.flush();
+    return user;
+  }
+
+  /** Users for the admin list: newest first, keyset-paged, optionally by an email substring. */
+  async listPage(opts: {
+    query?: string;
+    limit?: number;
+    before?: string;
+  }): Promise<{ users: User[]; next_before: string | null }> {
+    const limit = opts.limit ?? 50;
+    const where: Record<string, unknown> = keysetFilter(opts.before);
+    if (opts.query) {
+      where.email = { $ilike: `%${opts.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%` };
+    }
+    const rows = await this.em
+      .fork()
+      .find(User, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: limit + 1 });
+    const { page, next_before } = keysetPage(rows, limit);
+    return { users: page, next_before };
+  }
+
+  /**
+   * Bans a user: from the commit on, every key, ut_ token and session of theirs answers 403 on every instance (each
+   * request reads banned_at). Refuses an admin banning themselves or the last admin who isn't banned.
+   */
+  async ban(userId: string, reason: string, meta: RequestMeta): Promise<User> {
+    return this.em.fork().transactional(async (em) => {
+      if (userId === meta.actorId) {
+        throw new AppError('conflict', 'You cannot ban yourself.');
+      }
+      const user = await this.lockedUser(em, userId);
+      if (user.role === 'admin' && !user.bannedAt) {
+        // Serialise admin bans so two admins can't ban each other into no admin at all.
+        await em
+          .getConnection()
+          .execute(
+            "select pg_advisory_xact_lock(hashtext('fxf:admin-ban'))",
+            [],
+            'all',
+            em.getTransactionContext(),
+          );
+        const others = await em.count(User, { role: 'admin', bannedAt: null, id: { $ne: user.id } });
+        if (others === 0) {
+          throw new AppError('conflict', 'You cannot ban the last admin.');
+        }
+      }
+      if (!user.bannedAt) {
+        user.bannedAt = new Date();
+      }
+      user.banReason = reason;
+      await this.audit.record(
+        {
+          action: 'user.banned',
+          meta,
+          targetType: 'user',
+          targetId: user.id,
+          metadata: { email: user.email, reason },
+        },
+        em,
+      );
+      return user;
+    });
+  }
+
+  async unban(userId: string, meta: RequestMeta): Promise<User> {
+    return this.em.fork().transactional(async (em) => {
+      const user = await this.lockedUser(em, userId);
+      user.bannedAt = null;
+      user.banReason = null;
+      await this.audit.record(
+        {
+          action: 'user.unbanned',
+          meta,
+          targetType: 'user',
+          targetId: user.id,
+          metadata: { email: user.email },
+        },
+        em,
+      );
+      return user;
+    });
+  }
+
+  async findByEmailOrFail(email: string): Promise<User> {
+    const user = await this.findByEmail(email);
+    if (!user) {
+      throw new AppError('not_found', 'No user with this email.');
+    }
+    return user;
+  }
+
+  private async lockedUser(em: EntityManager, userId: string): Promise<User> {
+    const user = /^[0-9a-f-]{36}$/i.test(userId)
+      ? await em.findOne(User, { id: userId }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+      : null;
+    if (!user) {
+      throw new AppError('not_found', 'No such user.');
+    }
     return user;
   }
 }

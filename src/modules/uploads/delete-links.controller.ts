@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Public } from '../../common/auth/auth.decorator';
 import { AppError } from '../../common/errors/app-error';
 import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { DeletedResponse } from './dto/upload.dto';
 import { UploadsService } from './uploads.service';
 
@@ -16,8 +17,8 @@ export class DeleteLinksController {
   @ApiOperation({ summary: 'Delete an upload with its one-shot delete link (no auth)' })
   @ApiOkResponse({ type: DeletedResponse })
   @ApiErrorResponses('not_found')
-  delete(@Param('token') token: string): Promise<DeletedResponse> {
-    return this.uploads.deleteByToken(token);
+  delete(@Param('token') token: string, @ReqMeta() meta: RequestMeta): Promise<DeletedResponse> {
+    return this.uploads.deleteByToken(token, meta);
   }
 
   @Post()
@@ -25,8 +26,8 @@ export class DeleteLinksController {
   @ApiOperation({ summary: 'The same as DELETE, for clients that can only POST' })
   @ApiOkResponse({ type: DeletedResponse })
   @ApiErrorResponses('not_found')
-  post(@Param('token') token: string): Promise<DeletedResponse> {
-    return this.uploads.deleteByToken(token);
+  post(@Param('token') token: string, @ReqMeta() meta: RequestMeta): Promise<DeletedResponse> {
+    return this.uploads.deleteByToken(token, meta);
   }
 
   /** Link previewers fetch URLs: GET never deletes. */

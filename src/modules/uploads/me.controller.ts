@@ -4,6 +4,7 @@ import { Auth } from '../../common/auth/auth.decorator';
 import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
 import type { Principal } from '../../common/auth/principal';
 import { ApiErrorResponses } from '../../common/errors/error-response';
+import { RateLimit } from '../../common/rate-limit/rate-limit.decorator';
 import { ApiKeysService } from '../api-keys/api-keys.service';
 import { MeResponse } from './dto/upload.dto';
 import { UploadsService } from './uploads.service';
@@ -16,6 +17,7 @@ export class MeController {
     private readonly keys: ApiKeysService,
   ) {}
 
+  @RateLimit('management')
   @Get()
   @Auth('user')
   @ApiOperation({ summary: 'Your account usage and the calling key (request_count is exact)' })

@@ -5,6 +5,7 @@ import { Auth } from '../../common/auth/auth.decorator';
 import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
 import type { Principal } from '../../common/auth/principal';
 import { ApiErrorResponses } from '../../common/errors/error-response';
+import { RateLimit } from '../../common/rate-limit/rate-limit.decorator';
 import { UploadFormDto, UploadResponse } from './dto/upload.dto';
 import { UploadPipelineService } from './upload-pipeline.service';
 
@@ -13,6 +14,7 @@ import { UploadPipelineService } from './upload-pipeline.service';
 export class UploadController {
   constructor(private readonly pipeline: UploadPipelineService) {}
 
+  @RateLimit('uploads')
   @Post()
   @HttpCode(200)
   @Auth('upload')

@@ -4,6 +4,8 @@ import { Auth } from '../../common/auth/auth.decorator';
 import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
 import type { Principal } from '../../common/auth/principal';
 import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
+import { RateLimit } from '../../common/rate-limit/rate-limit.decorator';
 import {
   DeletedResponse,
   ListUploadsQuery,
@@ -13,6 +15,7 @@ import {
 } from './dto/upload.dto';
 import { UploadsService } from './uploads.service';
 
+@RateLimit('management')
 @ApiTags('Uploads')
 @Controller('api/v1/uploads')
 @Auth('user')
@@ -54,7 +57,11 @@ export class UploadsController {
   @ApiOperation({ summary: 'Soft-delete an upload; its direct link answers 404 at once' })
   @ApiOkResponse({ type: DeletedResponse })
   @ApiErrorResponses('not_found', 'rate_limit')
-  delete(@CurrentPrincipal() p: Principal, @Param('filename') filename: string): Promise<DeletedResponse> {
-    return this.uploads.deleteOwned(p.userId, filename);
+  delete(
+    @CurrentPrincipal() p: Principal,
+    @Param('filename') filename: string,
+    @ReqMeta() meta: RequestMeta,
+  ): Promise<DeletedResponse> {
+    return this.uploads.deleteOwned(p.userId, filename, meta);
   }
 }

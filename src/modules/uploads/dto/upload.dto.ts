@@ -1,16 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform, Type } from 'class-transformer';
-import {
-  ArrayMaxSize,
-  IsArray,
-  IsInt,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  MaxLength,
-  Min,
-} from 'class-validator';
+import { Transform } from 'class-transformer';
+import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { PageQuery } from '../../../common/validation/page-query';
 
 export class UploadResponse {
   @ApiProperty({ example: true }) ok!: true;
@@ -91,24 +82,7 @@ export class DeletedResponse {
   @ApiProperty({ example: 'FIXITFY-aB3xZ7nQrL9p.png' }) deleted!: string;
 }
 
-export class ListUploadsQuery {
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(100)
-  limit?: number;
-
-  @ApiPropertyOptional({
-    example: '2026-05-01T12:00:00.000Z',
-    description: 'An ISO timestamp or a next_before value.',
-  })
-  @IsOptional()
-  @IsString()
-  @MaxLength(80)
-  before?: string;
-
+export class ListUploadsQuery extends PageQuery {
   @ApiPropertyOptional({ example: 'logo' })
   @IsOptional()
   @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value))

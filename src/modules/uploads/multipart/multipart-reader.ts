@@ -1,6 +1,7 @@
 import busboy from 'busboy';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -56,6 +57,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
     let fileDone: Promise<{ size: number; sha256: string }> | null = null;
     let tagsRaw: string | undefined;
     let failed = false;
+    let sink: WriteStream | null = null;
 
     const fail = (err: AppError): void => {
       if (failed) {
@@ -65,7 +67,10 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
       // Stop parsing and discard the rest of the body without buffering it; the connection is not reused.
       req.unpipe(bb);
       req.resume();
-      void rm(path, { force: true }).finally(() => reject(err));
+      // Close the temp file before removing it: its open() may still be pending and would re-create it.
+      const closed =
+        sink && !sink.closed ? once(sink.destroy(), 'close').catch(() => undefined) : Promise.resolve();
+      void closed.then(() => rm(path, { force: true })).finally(() => reject(err));
     };
 
     bb.on('file', (name, stream) => {
@@ -89,12 +94,11 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
         },
       });
       stream.on('limit', () => fail(new AppError('too_large')));
-      fileDone = pipeline(stream, counter, createWriteStream(path, { flags: 'wx', mode: 0o600 })).then(
-        () => ({
-          size,
-          sha256: hash.digest('hex'),
-        }),
-      );
+      sink = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+      fileDone = pipeline(stream, counter, sink).then(() => ({
+        size,
+        sha256: hash.digest('hex'),
+      }));
       fileDone.catch(() => fail(new AppError('bad_request', 'The upload was interrupted.')));
     });
     bb.on('field', (name, value, info) => {

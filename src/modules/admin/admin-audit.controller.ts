@@ -1,0 +1,21 @@
+import { Controller, Get, Query } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Auth } from '../../common/auth/auth.decorator';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { AuditService } from '../audit/audit.service';
+import { AuditListResponse, AuditQueryDto } from './dto/admin.dto';
+
+@ApiTags('Admin')
+@Controller('api/v1/admin/audit')
+@Auth('admin')
+export class AdminAuditController {
+  constructor(private readonly audit: AuditService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'The append-only audit log, newest first, filtered by action, actor or target' })
+  @ApiOkResponse({ type: AuditListResponse })
+  @ApiErrorResponses('bad_request')
+  async list(@Query() q: AuditQueryDto): Promise<AuditListResponse> {
+    return { ok: true, ...(await this.audit.list(q)) };
+  }
+}

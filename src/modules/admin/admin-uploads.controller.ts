@@ -1,0 +1,31 @@
+import { Controller, Delete, Get, Param, Query } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Auth } from '../../common/auth/auth.decorator';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
+import { DeletedResponse } from '../uploads/dto/upload.dto';
+import { UploadsService } from '../uploads/uploads.service';
+import { AdminUploadsQueryDto, AdminUploadsResponse } from './dto/admin.dto';
+
+@ApiTags('Admin')
+@Controller('api/v1/admin/uploads')
+@Auth('admin')
+export class AdminUploadsController {
+  constructor(private readonly uploads: UploadsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Live uploads of every user (or of one with ?user=), newest first' })
+  @ApiOkResponse({ type: AdminUploadsResponse })
+  @ApiErrorResponses('bad_request')
+  async list(@Query() q: AdminUploadsQueryDto): Promise<AdminUploadsResponse> {
+    return { ok: true, ...(await this.uploads.listForAdmin(q)) };
+  }
+
+  @Delete(':filename')
+  @ApiOperation({ summary: "Delete anyone's upload; its direct link answers 404 at once" })
+  @ApiOkResponse({ type: DeletedResponse })
+  @ApiErrorResponses('not_found')
+  delete(@Param('filename') filename: string, @ReqMeta() meta: RequestMeta): Promise<DeletedResponse> {
+    return this.uploads.deleteAny(filename, meta);
+  }
+}

@@ -1,0 +1,44 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Auth } from '../../common/auth/auth.decorator';
+import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
+import { AdminService } from './admin.service';
+import { AdminUserResponse, AdminUsersResponse, BanDto, UsersQueryDto } from './dto/admin.dto';
+
+@ApiTags('Admin')
+@Controller('api/v1/admin/users')
+@Auth('admin')
+export class AdminUsersController {
+  constructor(private readonly admin: AdminService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Users with role, ban state and usage; search by email' })
+  @ApiOkResponse({ type: AdminUsersResponse })
+  @ApiErrorResponses('bad_request')
+  list(@Query() q: UsersQueryDto): Promise<AdminUsersResponse> {
+    return this.admin.listUsers(q);
+  }
+
+  @Post(':id/ban')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Ban a user: every key, token and session of theirs answers 403 banned at once' })
+  @ApiOkResponse({ type: AdminUserResponse })
+  @ApiErrorResponses('bad_request', 'not_found', 'conflict')
+  ban(
+    @Param('id') id: string,
+    @Body() dto: BanDto,
+    @ReqMeta() meta: RequestMeta,
+  ): Promise<AdminUserResponse> {
+    return this.admin.ban(id, dto.reason, meta);
+  }
+
+  @Post(':id/unban')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Lift a ban' })
+  @ApiOkResponse({ type: AdminUserResponse })
+  @ApiErrorResponses('not_found')
+  unban(@Param('id') id: string, @ReqMeta() meta: RequestMeta): Promise<AdminUserResponse> {
+    return this.admin.unban(id, meta);
+  }
+}

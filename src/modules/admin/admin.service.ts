@@ -1,0 +1,53 @@
+import { Injectable } from '@nestjs/common';
+import type { RequestMeta } from '../../common/http/request-meta';
+import type { User } from '../auth/user.entity';
+import { UsersService } from '../auth/users.service';
+import { UploadsService } from '../uploads/uploads.service';
+import type { AdminUser, AdminUserResponse, AdminUsersResponse } from './dto/admin.dto';
+
+/** Admin use cases over other modules' services (users, uploads); the audit query is AuditService's. */
+@Injectable()
+export class AdminService {
+  constructor(
+    private readonly users: UsersService,
+    private readonly uploads: UploadsService,
+  ) {}
+
+  async listUsers(opts: { query?: string; limit?: number; before?: string }): Promise<AdminUsersResponse> {
+    const { users, next_before } = await this.users.listPage(opts);
+    const usage = await this.uploads.usageFor(users.map((u) => u.id));
+    return {
+      ok: true,
+      count: users.length,
+      next_before,
+      users: users.map((u) => this.toAdminUser(u, usage.get(u.id))),
+    };
+  }
+
+  async ban(userId: string, reason: string, meta: RequestMeta): Promise<AdminUserResponse> {
+    return this.withUsage(await this.users.ban(userId, reason, meta));
+  }
+
+  async unban(userId: string, meta: RequestMeta): Promise<AdminUserResponse> {
+    return this.withUsage(await this.users.unban(userId, meta));
+  }
+
+  private async withUsage(user: User): Promise<AdminUserResponse> {
+    const usage = await this.uploads.usageFor([user.id]);
+    return { ok: true, user: this.toAdminUser(user, usage.get(user.id)) };
+  }
+
+  private toAdminUser(u: User, usage?: { uploads_active: number; storage_used_bytes: number }): AdminUser {
+    return {
+      id: u.id,
+      email: u.email,
+      role: u.role,
+      banned: !!u.bannedAt,
+      banned_at: u.bannedAt ? u.bannedAt.toISOString() : null,
+      ban_reason: u.banReason ?? null,
+      uploads_active: usage?.uploads_active ?? 0,
+      storage_used_bytes: usage?.storage_used_bytes ?? 0,
+      created_at: u.createdAt.toISOString(),
+    };
+  }
+}

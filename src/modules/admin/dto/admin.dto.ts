@@ -1,0 +1,117 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, IsString, IsUUID, Length, MaxLength } from 'class-validator';
+import { PageQuery } from '../../../common/validation/page-query';
+import { UploadDetail } from '../../uploads/dto/upload.dto';
+
+export class AuditQueryDto extends PageQuery {
+  @ApiPropertyOptional({ example: 'api_key.revoked' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  action?: string;
+
+  @ApiPropertyOptional({ description: "The actor's user id or email." })
+  @IsOptional()
+  @IsString()
+  @MaxLength(254)
+  actor?: string;
+
+  @ApiPropertyOptional({ description: 'A target id (user id, key id, filename, webhook id, sha256).' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(254)
+  target?: string;
+}
+
+export class UsersQueryDto extends PageQuery {
+  @ApiPropertyOptional({ description: 'Part of an email address.', example: 'example.com' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(254)
+  query?: string;
+}
+
+export class AdminUploadsQueryDto extends PageQuery {
+  @ApiPropertyOptional({ format: 'uuid', description: 'Only this user’s uploads.' })
+  @IsOptional()
+  @IsUUID()
+  user?: string;
+}
+
+export class BanDto {
+  @ApiProperty({ example: 'Spam uploads', minLength: 1, maxLength: 500 })
+  @IsString()
+  @Length(1, 500)
+  reason!: string;
+}
+
+export class AuditActor {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ nullable: true, type: String }) email!: string | null;
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    example: 'fxf_8350',
+    description: 'Set when an API key acted.',
+  })
+  key_prefix!: string | null;
+}
+
+export class AuditEntryResponse {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ example: 'api_key.revoked' }) action!: string;
+  @ApiProperty({ type: AuditActor, nullable: true }) actor!: AuditActor | null;
+  @ApiProperty({ nullable: true, type: String, example: 'api_key' }) target_type!: string | null;
+  @ApiProperty({ nullable: true, type: String }) target_id!: string | null;
+  @ApiProperty({ nullable: true, type: String }) ip!: string | null;
+  @ApiProperty({ nullable: true, type: String }) user_agent!: string | null;
+  @ApiProperty({ type: 'object', additionalProperties: true }) metadata!: Record<string, unknown>;
+  @ApiProperty({ example: '2026-05-01T11:59:00.000Z' }) created_at!: string;
+}
+
+export class AuditListResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty() count!: number;
+  @ApiProperty({ nullable: true, type: String }) next_before!: string | null;
+  @ApiProperty({ type: [AuditEntryResponse] }) entries!: AuditEntryResponse[];
+}
+
+export class AdminUser {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty() email!: string;
+  @ApiProperty({ enum: ['user', 'admin'] }) role!: string;
+  @ApiProperty() banned!: boolean;
+  @ApiProperty({ nullable: true, type: String }) banned_at!: string | null;
+  @ApiProperty({ nullable: true, type: String }) ban_reason!: string | null;
+  @ApiProperty() uploads_active!: number;
+  @ApiProperty() storage_used_bytes!: number;
+  @ApiProperty() created_at!: string;
+}
+
+export class AdminUsersResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty() count!: number;
+  @ApiProperty({ nullable: true, type: String }) next_before!: string | null;
+  @ApiProperty({ type: [AdminUser] }) users!: AdminUser[];
+}
+
+export class AdminUserResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({ type: AdminUser }) user!: AdminUser;
+}
+
+export class UploadOwner {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty() email!: string;
+}
+
+export class AdminUpload extends UploadDetail {
+  @ApiProperty({ type: UploadOwner }) owner!: UploadOwner;
+}
+
+export class AdminUploadsResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty() count!: number;
+  @ApiProperty({ nullable: true, type: String }) next_before!: string | null;
+  @ApiProperty({ type: [AdminUpload] }) uploads!: AdminUpload[];
+}

@@ -277,7 +277,9 @@ describe('Rate limits (e2e)', () => {
       }
       for (const res of [
         await t.http.post('/api/v1/upload').send({}),
-        await t.http.post('/api/v1/upload').set(...bearer(`${token.slice(0, -1)}${token.endsWith('0') ? '1' : '0'}`)),
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(`${token.slice(0, -1)}${token.endsWith('0') ? '1' : '0'}`)),
       ]) {
         expect(res.status).toBe(401);
         expect(limits(res)).toEqual({

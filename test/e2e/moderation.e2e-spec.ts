@@ -7,7 +7,8 @@ import sharp from 'sharp';
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
 import { solid } from '../fixtures/sample-images';
 import { bearer, makeKey } from '../setup/factories';
-import { storedFiles } from '../setup/db';
+import { sql, storedFiles } from '../setup/db';
+import { waitFor } from '../setup/wait';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 
@@ -67,15 +68,15 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
       error: 'Explicit content detected. This image cannot be hosted.',
     });
     expect(storedFiles(t).length).toBe(before);
-    const c = new Client({ connectionString: t.databaseUrl });
-    await c.connect();
-    const rows = (await c.query('select id from uploads where owner_id = $1', [userId])).rows;
-    await new Promise((r) => setTimeout(r, 200));
-    const audit = (
-      await c.query("select key_prefix, metadata from audit_entries where action = 'upload.rejected'")
-    ).rows;
-    await c.end();
-    expect(rows).toHaveLength(0);
+    expect(await sql(t, 'select id from uploads where owner_id = $1', [userId])).toHaveLength(0);
+    // The audit entry is written by a listener of the upload.rejected event, just after the answer.
+    const audit = await waitFor('the upload.rejected audit entry', async () => {
+      const found = await sql(
+        t,
+        "select key_prefix, metadata from audit_entries where action = 'upload.rejected'",
+      );
+      return found.length > 0 ? found : null;
+    });
     expect(audit).toHaveLength(1);
     expect(audit[0].key_prefix).toBe(token.slice(0, 8));
     expect(audit[0].metadata.scores.porn).toBeGreaterThan(0.9);

@@ -1,6 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from 'pg';
 import request from 'supertest';
 import { png } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser, type TestKey } from '../setup/factories';
@@ -13,16 +12,7 @@ import {
   until,
 } from '../setup/raw-http';
 import { createTestApp, type TestApp } from '../setup/test-app';
-
-async function sql<T>(t: TestApp, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new Client({ connectionString: t.databaseUrl });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
-}
+import { sql } from '../setup/db';
 
 const list = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir) : []);
 

@@ -1,21 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Client } from 'pg';
 import { Clock } from '../../src/common/time/clock';
 import { signUploadToken, uploadTokenSigningKey } from '../../src/modules/api-keys/upload-token';
 import { png } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser, type TestKey } from '../setup/factories';
 import { FakeClock } from '../setup/fake-clock';
 import { createTestApp, type TestApp } from '../setup/test-app';
-
-async function sql<T>(t: TestApp, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new Client({ connectionString: t.databaseUrl });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
-}
+import { sql } from '../setup/db';
 
 const expectError = (
   res: { status: number; body: Record<string, unknown> },

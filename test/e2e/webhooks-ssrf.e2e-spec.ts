@@ -3,7 +3,8 @@ import { HostResolver } from '../../src/modules/webhooks/host-resolver';
 import { png } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser, type TestKey, type TestSession } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
-import { Receiver, waitFor } from './webhooks-receiver';
+import { waitFor } from '../setup/wait';
+import { Receiver } from './webhooks-receiver';
 
 /** The default deployment: ALLOW_PRIVATE_WEBHOOKS is off. */
 describe('Webhooks: SSRF (e2e)', () => {

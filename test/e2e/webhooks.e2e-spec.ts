@@ -1,6 +1,5 @@
 import { Queue } from 'bullmq';
 import Redis from 'ioredis';
-import { Client } from 'pg';
 import { HostResolver } from '../../src/modules/webhooks/host-resolver';
 import { OutboxRelay } from '../../src/modules/webhooks/outbox-relay.processor';
 import { bullPrefix, WEBHOOK_DELIVERY_QUEUE } from '../../src/modules/webhooks/queues';
@@ -18,7 +17,9 @@ import {
   type TestUser,
 } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
-import { Receiver, verifyPublished, waitFor } from './webhooks-receiver';
+import { waitFor } from '../setup/wait';
+import { Receiver, verifyPublished } from './webhooks-receiver';
+import { sql } from '../setup/db';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -62,16 +63,6 @@ async function upload(t: TestApp, a: Account, bytes?: Buffer): Promise<Record<st
     .attach('file', bytes ?? (await png(seed++)), 'a.png')
     .expect(200);
   return res.body;
-}
-
-async function sql<T = Record<string, any>>(t: TestApp, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new Client({ connectionString: t.databaseUrl });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
 }
 
 async function outbox(t: TestApp, webhookId: string): Promise<Record<string, any>[]> {

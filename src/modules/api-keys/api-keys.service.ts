@@ -7,6 +7,7 @@ import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
 import { AuditService } from '../audit/audit.service';
 import { ApiKey } from './api-key.entity';
 import { API_KEY_PATTERN, hashToken, mintApiKey } from './api-key-token';
+import { keyPrincipalFields } from './key-principal';
 import type { CreateKeyResponse, KeyResponse } from './dto/api-key.dto';
 import { RequestCounterService } from './request-counter.service';
 import { UPLOAD_TOKEN_PREFIX } from './upload-token';
@@ -115,18 +116,7 @@ export class ApiKeysService extends BearerAuthenticator {
     if (!key) {
       throw new AppError('unauthorized', 'Unknown or revoked API key.');
     }
-    if (key.user.bannedAt) {
-      throw new AppError('banned');
-    }
-    return {
-      kind: 'key',
-      userId: key.user.id,
-      email: key.user.email,
-      role: key.user.role,
-      keyId: key.id,
-      keyPrefix: key.prefix,
-      storedRequestCount: Number(key.requestCount),
-    };
+    return { kind: 'key', ...keyPrincipalFields(key) };
   }
 
   toResponse(key: ApiKey, live: { count: number | null; lastUsed: Date | null } | null): KeyResponse {

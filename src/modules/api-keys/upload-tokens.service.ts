@@ -5,6 +5,7 @@ import { AppError } from '../../common/errors/app-error';
 import { Clock } from '../../common/time/clock';
 import { AppConfig } from '../../config/app-config';
 import { ApiKey } from './api-key.entity';
+import { keyPrincipalFields } from './key-principal';
 import type { UploadTokenResponse } from './dto/upload-token.dto';
 import { signUploadToken, uploadTokenSigningKey, verifyUploadToken } from './upload-token';
 
@@ -50,18 +51,6 @@ export class UploadTokensService {
     if (!key || key.user.id !== claims.userId) {
       throw new AppError('unauthorized', 'The API key that minted this upload token was revoked.');
     }
-    if (key.user.bannedAt) {
-      throw new AppError('banned');
-    }
-    return {
-      kind: 'upload_token',
-      userId: key.user.id,
-      email: key.user.email,
-      role: key.user.role,
-      keyId: key.id,
-      keyPrefix: key.prefix,
-      storedRequestCount: Number(key.requestCount),
-      expiresAt: new Date(claims.expiresAt),
-    };
+    return { kind: 'upload_token', ...keyPrincipalFields(key), expiresAt: new Date(claims.expiresAt) };
   }
 }

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsBoolean, IsInt, IsOptional, IsString, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsBoolean, IsOptional, IsString, MaxLength, MinLength } from 'class-validator';
+import { PageQuery } from '../../../common/validation/page-query';
 
 const URL_DOC =
   'http or https only. Loopback, private, link-local and other non-public addresses are refused, at registration ' +
@@ -40,24 +40,8 @@ export class UpdateWebhookDto {
   enabled?: boolean;
 }
 
-export class ListDeliveriesQuery {
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(100)
-  limit?: number;
-
-  @ApiPropertyOptional({
-    example: '2026-06-01T12:00:00.000Z',
-    description: 'An ISO timestamp or a next_before value.',
-  })
-  @IsOptional()
-  @IsString()
-  @MaxLength(80)
-  before?: string;
-}
+/** `limit` / `before` as every keyset-paged list. */
+export class ListDeliveriesQuery extends PageQuery {}
 
 export class WebhookResponse {
   @ApiProperty({ format: 'uuid' }) id!: string;

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Redis from 'ioredis';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
 import { AppModule } from '../../src/app.module';
@@ -91,7 +92,29 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       await db.drop();
       if (!shared) {
         rmSync(dataDir, { recursive: true, force: true });
+        await dropRedisKeys(infra.redisUrl, config.redisPrefix);
       }
     },
   };
+}
+
+/** Removes every Redis key of one test app (its prefix), so a developer's Redis doesn't fill up run after run. */
+async function dropRedisKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      if (keys.length > 0) {
+        await redis.unlink(...keys);
+      }
+      cursor = next;
+    } while (cursor !== '0');
+  } catch {
+    // A test that stopped Redis on purpose: nothing to clean.
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -14,6 +14,7 @@ import { WebhookQueue } from './webhook-queue';
 import { WebhookSecret } from './webhook-secret.entity';
 import { WebhookSender } from './webhook-sender';
 import { WebhooksController } from './webhooks.controller';
+import { WebhookRetentionService } from './webhook-retention.service';
 import { WebhooksService } from './webhooks.service';
 
 /**
@@ -34,6 +35,7 @@ import { WebhooksService } from './webhooks.service';
     SsrfGuard,
     HostResolver,
     WebhookSender,
+    WebhookRetentionService,
   ],
   exports: [OutboxService],
 })

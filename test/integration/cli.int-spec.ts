@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { createTestDatabase } from '../setup/test-app';
+import { createTestDatabase, dropRedisKeys } from '../setup/test-app';
 import { readInfra } from '../setup/infra';
 
 const run = promisify(execFile);
@@ -25,10 +25,12 @@ describe('cli', () => {
       REDIS_URL: readInfra().redisUrl,
       DATA_DIR: dataDir,
       MODERATION_ENABLED: 'false',
+      REDIS_PREFIX: `fxf-test:cli-${process.pid}:`,
       LOG_LEVEL: 'silent',
     };
   });
   afterAll(async () => {
+    await dropRedisKeys(String(env.REDIS_URL), String(env.REDIS_PREFIX));
     await db.drop();
     rmSync(dataDir, { recursive: true, force: true });
   });

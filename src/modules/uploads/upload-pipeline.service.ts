@@ -22,8 +22,9 @@ import { Upload } from './upload.entity';
 import { UploadsService } from './uploads.service';
 
 /**
- * POST /api/v1/upload, in API.md's order of outcomes: stream (413) → sniff (415 unsupported_type) → decode and
- * strip (415 processing_failed) → moderation (415 nsfw_rejected) → dedupe → store the file → one transaction
+ * POST /api/v1/upload, in API.md's order of outcomes: stream (413) → dedupe (bytes the owner already has live passed
+ * every later check) → sniff (415 unsupported_type) → decode and strip (415 processing_failed) → moderation
+ * (415 nsfw_rejected) → store the file → one transaction
  * that re-checks the credential and records the row. The file is written before the row and removed if the row
  * is not, so no row ever points at a missing file and a rejected upload leaves nothing.
  */
@@ -45,6 +46,13 @@ export class UploadPipelineService {
       tempDir: join(this.config.dataDir, 'tmp'),
     });
     try {
+      // The same bytes of the same owner already passed sniffing, decoding and review: answer before redoing them.
+      const existing = await this.uploads.findLiveBySha(principal.userId, received.sha256);
+      if (existing) {
+        await this.assertStillAuthorised(principal);
+        return await this.uploads.dedupeResponse(existing);
+      }
+
       const original = await readFile(received.path);
       const type = await sniffImageType(original);
       if (!type) {
@@ -68,12 +76,6 @@ export class UploadPipelineService {
           userAgent: req.header('user-agent') ?? null,
         });
         throw new AppError('nsfw_rejected');
-      }
-
-      const existing = await this.uploads.findLiveBySha(principal.userId, received.sha256);
-      if (existing) {
-        await this.assertStillAuthorised(principal);
-        return this.uploads.dedupeResponse(existing);
       }
 
       const filename = newFilename(type.ext);

@@ -25,7 +25,8 @@ RUN npm run build \
 
 FROM node:22-bookworm-slim
 WORKDIR /app
-ENV NODE_ENV=production DATA_DIR=/data PORT=3000
+# NPM_CONFIG_UPDATE_NOTIFIER: `npm run cli` in the container should not ask the registry for npm updates.
+ENV NODE_ENV=production DATA_DIR=/data PORT=3000 NPM_CONFIG_UPDATE_NOTIFIER=false
 RUN groupadd --system app \
   && useradd --system --gid app --home-dir /app --shell /usr/sbin/nologin app \
   && mkdir -p /data \

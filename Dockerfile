@@ -4,8 +4,9 @@
 # Build: compile, convert the moderation model into dist/model, then keep only what the server runs.
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
+# onnxruntime-node needs no download: its npm package ships the CPU binaries (no .npmrc in the image).
 ENV ONNXRUNTIME_NODE_INSTALL=skip
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src

@@ -1,7 +1,7 @@
 /**
  * Converts the nsfwjs MobileNetV2 model to ONNX into <dir>/models (DATA_DIR by default), or checks that the
- * cached conversion is current. The server does the same at first start; this lets a build or an image bake
- * it in.
+ * cached conversion is current: what the server does at first start when run from the TypeScript sources
+ * (`npm run start:dev`, tests). `npm run build` converts into dist/model instead (scripts/build-model.ts).
  *
  *   npx ts-node --transpile-only scripts/convert-nsfw-model.ts [dir]
  */

@@ -1,16 +1,56 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { appRoutes } from '../setup/routes';
 import { createTestApp, type TestApp } from '../setup/test-app';
 
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+interface LintProblem {
+  ruleId: string;
+  severity: 'error' | 'warn';
+  message: string;
+  location: { pointer?: string }[];
+}
+
+/** Runs `redocly lint` (its recommended rules, the CLI's default) on the document; no network, no telemetry. */
+async function redoclyLint(
+  doc: unknown,
+): Promise<{ totals: { errors: number; warnings: number }; problems: LintProblem[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'openapi-lint-'));
+  try {
+    const file = join(dir, 'openapi.json');
+    await writeFile(file, JSON.stringify(doc));
+    const bin = join(__dirname, '..', '..', 'node_modules', '.bin', 'redocly');
+    const { stdout } = await promisify(execFile)(bin, ['lint', file, '--format=json'], {
+      cwd: dir,
+      env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+      maxBuffer: 16 * 1024 * 1024,
+    }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+    return JSON.parse(stdout.slice(stdout.indexOf('{')));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 describe('OpenAPI document (e2e)', () => {
   let t: TestApp;
+  let doc: any;
 
   beforeAll(async () => {
     t = await createTestApp();
+    doc = (await t.http.get('/docs/openapi.json').expect(200)).body;
   });
   afterAll(() => t.close());
 
-  it('should describe every route the app serves', async () => {
-    const doc = (await t.http.get('/docs/openapi.json').expect(200)).body;
+  const operations = (): { method: string; path: string; op: any }[] =>
+    Object.entries(doc.paths).flatMap(([path, item]: [string, any]) =>
+      METHODS.filter((m) => item[m]).map((method) => ({ method, path, op: item[method] })),
+    );
+
+  it('should describe every route the app serves', () => {
     const routes = appRoutes(t.app);
     expect(routes.length).toBeGreaterThan(15);
     const missing = routes.filter((r) => !doc.paths[r.path]?.[r.method]).map((r) => `${r.method} ${r.path}`);
@@ -22,14 +62,84 @@ describe('OpenAPI document (e2e)', () => {
     expect(unmarked).toEqual([]);
   });
 
-  it('should declare the bearer (fxf_, ut_) and cookie security schemes and the error envelope', async () => {
-    const doc = (await t.http.get('/docs/openapi.json').expect(200)).body;
+  it('should declare the bearer (fxf_, ut_) and cookie security schemes and the error envelope', () => {
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiKey', 'session', 'uploadToken']);
     expect(doc.components.schemas.ErrorResponse.properties.code.enum).toContain('nsfw_rejected');
+    expect(doc.components.schemas.ErrorResponse.properties.ok.type).toBe('boolean');
     const upload = doc.paths['/api/v1/upload'].post;
     expect(Object.keys(upload.responses)).toEqual(
       expect.arrayContaining(['200', '400', '401', '403', '413', '415', '429', '500']),
     );
+  });
+
+  it('should lint clean with @redocly/cli recommended rules: 0 errors, 0 warnings', async () => {
+    const result = await redoclyLint(doc);
+    const problems = result.problems.map(
+      (p) => `${p.severity} ${p.ruleId} ${p.location[0]?.pointer}: ${p.message}`,
+    );
+    expect(problems).toEqual([]);
+    expect(result.totals).toMatchObject({ errors: 0, warnings: 0 });
+  }, 60000);
+
+  it('should catch a broken document (the lint really runs)', async () => {
+    const broken = structuredClone(doc);
+    broken.servers = [];
+    delete broken.paths['/healthz'].get.security;
+    const result = await redoclyLint(broken);
+    expect(result.problems.map((p) => p.ruleId)).toEqual(
+      expect.arrayContaining(['no-empty-servers', 'security-defined']),
+    );
+  }, 60000);
+
+  it('should name every operation with a unique camelCase operationId (not Nest’s Controller_method)', () => {
+    const ids = operations().map(({ op }) => op.operationId);
+    expect(ids.filter((id) => typeof id !== 'string' || !/^[a-z][a-zA-Z0-9]*$/.test(id))).toEqual([]);
+    expect(new Set(ids).size).toBe(ids.length);
+    const byRoute = Object.fromEntries(
+      operations().map(({ method, path, op }) => [`${method} ${path}`, op.operationId]),
+    );
+    expect(byRoute).toMatchObject({
+      'get /api/v1/uploads': 'listUploads',
+      'get /api/v1/uploads/{filename}': 'getUpload',
+      'delete /api/v1/uploads/{filename}': 'deleteUpload',
+      'post /api/v1/upload': 'upload',
+      'post /api/v1/keys': 'createKey',
+      'get /api/v1/me': 'getMe',
+      'post /api/v1/upload-token': 'createUploadToken',
+    });
+  });
+
+  it('should ask for X-CSRF-Token only on state-changing session operations, and say public ones need nothing', () => {
+    const csrf = (op: any) =>
+      (op.parameters ?? []).some((p: any) => p.in === 'header' && p.name === 'X-CSRF-Token');
+    const session = (op: any) => (op.security ?? []).some((s: any) => 'session' in s);
+    const wrong = operations()
+      .filter(({ method, op }) => csrf(op) !== (session(op) && !['get', 'head', 'options'].includes(method)))
+      .map(({ method, path }) => `${method} ${path}`);
+    expect(wrong).toEqual([]);
+    expect(csrf(doc.paths['/api/v1/uploads/{filename}'].delete)).toBe(true);
+    expect(csrf(doc.paths['/api/v1/uploads'].get)).toBe(false);
+    expect(doc.paths['/healthz'].get.security).toEqual([]);
+    expect(doc.paths['/api/delete/{token}'].get.security).toEqual([]);
+    expect(doc.paths['/api/v1/uploads'].get.security).toEqual(
+      expect.arrayContaining([{ apiKey: [] }, { session: [] }]),
+    );
+  });
+
+  it('should point servers at PUBLIC_URL and use no JWT bearer format for the opaque tokens', () => {
+    expect(doc.servers).toEqual([{ url: 'http://upload.test' }]);
+    expect(doc.components.securitySchemes.apiKey.bearerFormat).not.toBe('JWT');
+    expect(doc.components.securitySchemes.uploadToken.bearerFormat).not.toBe('JWT');
+    expect(doc.info.license.name).toBe('MIT');
+  });
+
+  it('should answer the documented 400 on /healthz and /readyz for a body that is not JSON', async () => {
+    for (const path of ['/healthz', '/readyz']) {
+      expect(doc.paths[path].get.responses['400']).toBeDefined();
+      const res = await t.http.get(path).set('Content-Type', 'application/json').send('{');
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ ok: false, code: 'bad_request' });
+    }
   });
 
   it('should serve Swagger UI at /docs', async () => {

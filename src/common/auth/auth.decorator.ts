@@ -1,5 +1,5 @@
 import { applyDecorators, SetMetadata } from '@nestjs/common';
-import { ApiBearerAuth, ApiCookieAuth, ApiHeader } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCookieAuth } from '@nestjs/swagger';
 import { ApiErrorResponses } from '../errors/error-response';
 import type { PrincipalKind } from './principal';
 
@@ -37,14 +37,8 @@ export function Auth(level: AuthLevel): MethodDecorator & ClassDecorator {
     docs.push(ApiBearerAuth('uploadToken'));
   }
   if (policy.kinds.includes('session')) {
+    // X-CSRF-Token is declared on the state-changing operations only, by buildOpenApi (src/swagger.ts).
     docs.push(ApiCookieAuth('session'));
-    docs.push(
-      ApiHeader({
-        name: 'X-CSRF-Token',
-        required: false,
-        description: 'Required with the session cookie on POST/PATCH/DELETE.',
-      }),
-    );
   }
   return applyDecorators(
     SetMetadata(AUTH_POLICY, policy),

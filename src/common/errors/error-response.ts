@@ -4,7 +4,7 @@ import { ERROR_CODES, ERROR_STATUS, type ErrorCode } from './error-status';
 
 /** The error envelope, for the OpenAPI document. */
 export class ErrorResponse {
-  @ApiProperty({ example: false, enum: [false] })
+  @ApiProperty({ type: Boolean, example: false, description: 'Always false on an error.' })
   ok!: false;
 
   @ApiProperty({ enum: ERROR_CODES, example: 'bad_request' })

@@ -12,7 +12,10 @@ export class AdminAuditController {
   constructor(private readonly audit: AuditService) {}
 
   @Get()
-  @ApiOperation({ summary: 'The append-only audit log, newest first, filtered by action, actor or target' })
+  @ApiOperation({
+    operationId: 'adminListAudit',
+    summary: 'The append-only audit log, newest first, filtered by action, actor or target',
+  })
   @ApiOkResponse({ type: AuditListResponse })
   @ApiErrorResponses('bad_request')
   async list(@Query() q: AuditQueryDto): Promise<AuditListResponse> {

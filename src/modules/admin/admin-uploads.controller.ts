@@ -14,7 +14,10 @@ export class AdminUploadsController {
   constructor(private readonly uploads: UploadsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Live uploads of every user (or of one with ?user=), newest first' })
+  @ApiOperation({
+    operationId: 'adminListUploads',
+    summary: 'Live uploads of every user (or of one with ?user=), newest first',
+  })
   @ApiOkResponse({ type: AdminUploadsResponse })
   @ApiErrorResponses('bad_request')
   async list(@Query() q: AdminUploadsQueryDto): Promise<AdminUploadsResponse> {
@@ -22,7 +25,10 @@ export class AdminUploadsController {
   }
 
   @Delete(':filename')
-  @ApiOperation({ summary: "Delete anyone's upload; its direct link answers 404 at once" })
+  @ApiOperation({
+    operationId: 'adminDeleteUpload',
+    summary: "Delete anyone's upload; its direct link answers 404 at once",
+  })
   @ApiOkResponse({ type: DeletedResponse })
   @ApiErrorResponses('not_found')
   delete(@Param('filename') filename: string, @ReqMeta() meta: RequestMeta): Promise<DeletedResponse> {

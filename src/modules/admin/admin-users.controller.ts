@@ -13,7 +13,10 @@ export class AdminUsersController {
   constructor(private readonly admin: AdminService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Users with role, ban state and usage; search by email' })
+  @ApiOperation({
+    operationId: 'adminListUsers',
+    summary: 'Users with role, ban state and usage; search by email',
+  })
   @ApiOkResponse({ type: AdminUsersResponse })
   @ApiErrorResponses('bad_request')
   list(@Query() q: UsersQueryDto): Promise<AdminUsersResponse> {
@@ -22,7 +25,10 @@ export class AdminUsersController {
 
   @Post(':id/ban')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Ban a user: every key, token and session of theirs answers 403 banned at once' })
+  @ApiOperation({
+    operationId: 'adminBanUser',
+    summary: 'Ban a user: every key, token and session of theirs answers 403 banned at once',
+  })
   @ApiOkResponse({ type: AdminUserResponse })
   @ApiErrorResponses('bad_request', 'not_found', 'conflict')
   ban(
@@ -35,7 +41,7 @@ export class AdminUsersController {
 
   @Post(':id/unban')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Lift a ban' })
+  @ApiOperation({ operationId: 'adminUnbanUser', summary: 'Lift a ban' })
   @ApiOkResponse({ type: AdminUserResponse })
   @ApiErrorResponses('not_found')
   unban(@Param('id') id: string, @ReqMeta() meta: RequestMeta): Promise<AdminUserResponse> {

@@ -16,7 +16,7 @@ export class ApiKeysController {
   @Post()
   @HttpCode(201)
   @Auth('session')
-  @ApiOperation({ summary: 'Create an API key; the token is shown once' })
+  @ApiOperation({ operationId: 'createKey', summary: 'Create an API key; the token is shown once' })
   @ApiCreatedResponse({ type: CreateKeyResponse })
   @ApiErrorResponses('bad_request', 'conflict')
   create(
@@ -29,7 +29,7 @@ export class ApiKeysController {
 
   @Get()
   @Auth('session')
-  @ApiOperation({ summary: 'List your API keys (never a token or a hash)' })
+  @ApiOperation({ operationId: 'listKeys', summary: 'List your API keys (never a token or a hash)' })
   @ApiOkResponse({ type: ListKeysResponse })
   async list(@CurrentPrincipal() principal: Principal): Promise<ListKeysResponse> {
     return { ok: true, keys: await this.keys.list(principal.userId) };
@@ -37,7 +37,7 @@ export class ApiKeysController {
 
   @Delete(':id')
   @Auth('session')
-  @ApiOperation({ summary: 'Revoke an API key, instantly on every instance' })
+  @ApiOperation({ operationId: 'revokeKey', summary: 'Revoke an API key, instantly on every instance' })
   @ApiOkResponse({ type: RevokeKeyResponse })
   @ApiErrorResponses('not_found')
   revoke(

@@ -19,6 +19,7 @@ export class UploadTokensController {
   @HttpCode(200)
   @Auth('key')
   @ApiOperation({
+    operationId: 'createUploadToken',
     summary: 'Mint a temporary upload token (ut_) with an API key',
     description:
       'Stateless and signed; valid on POST /api/v1/upload only, until `expires_at`. It cannot be revoked on its own ' +

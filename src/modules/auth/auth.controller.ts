@@ -22,7 +22,7 @@ export class AuthController {
   @Post('register')
   @HttpCode(201)
   @Public()
-  @ApiOperation({ summary: 'Create an account and start a session' })
+  @ApiOperation({ operationId: 'register', summary: 'Create an account and start a session' })
   @ApiCreatedResponse({ type: UserEnvelope })
   @ApiErrorResponses('bad_request', 'conflict', 'forbidden')
   async register(
@@ -36,7 +36,10 @@ export class AuthController {
   @Post('login')
   @HttpCode(200)
   @Public()
-  @ApiOperation({ summary: 'Sign in; the same 401 for an unknown email and a wrong password' })
+  @ApiOperation({
+    operationId: 'login',
+    summary: 'Sign in; the same 401 for an unknown email and a wrong password',
+  })
   @ApiOkResponse({ type: UserEnvelope })
   @ApiErrorResponses('bad_request', 'unauthorized', 'banned')
   async login(
@@ -50,7 +53,7 @@ export class AuthController {
   @Post('logout')
   @HttpCode(200)
   @Auth('session')
-  @ApiOperation({ summary: 'End the session' })
+  @ApiOperation({ operationId: 'logout', summary: 'End the session' })
   @ApiOkResponse({ type: OkResponse })
   async logout(@Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<OkResponse> {
     await this.auth.logout((req.cookies as Record<string, string> | undefined)?.[SESSION_COOKIE]);
@@ -60,7 +63,10 @@ export class AuthController {
 
   @Get('session')
   @Auth('session')
-  @ApiOperation({ summary: 'The signed-in user and the CSRF token for state-changing requests' })
+  @ApiOperation({
+    operationId: 'getSession',
+    summary: 'The signed-in user and the CSRF token for state-changing requests',
+  })
   @ApiOkResponse({ type: SessionResponse })
   session(@CurrentPrincipal() principal: Principal): SessionResponse {
     if (principal.kind !== 'session') {

@@ -35,16 +35,21 @@ export class HealthController {
   ) {}
 
   @Get('healthz')
-  @ApiOperation({ summary: 'The process is alive' })
+  @ApiOperation({ operationId: 'checkHealth', summary: 'The process is alive' })
   @ApiOkResponse({ type: HealthResponse })
+  // Like every route: a request body that is not valid JSON (with a JSON content type) answers 400.
+  @ApiErrorResponses('bad_request')
   healthz(): HealthResponse {
     return { ok: true };
   }
 
   @Get('readyz')
-  @ApiOperation({ summary: 'Database, Redis, storage and the moderation model are ready' })
+  @ApiOperation({
+    operationId: 'checkReadiness',
+    summary: 'Database, Redis, storage and the moderation model are ready',
+  })
   @ApiOkResponse({ type: ReadyResponse })
-  @ApiErrorResponses('unavailable')
+  @ApiErrorResponses('bad_request', 'unavailable')
   async readyz(): Promise<ReadyResponse> {
     const [database, redis, storage] = await Promise.all([
       this.em

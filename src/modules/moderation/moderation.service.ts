@@ -1,15 +1,25 @@
-import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+  Optional,
+} from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
 import { AppConfig } from '../../config/app-config';
 import { decideModeration } from './moderation-policy';
 import type { ModerationVerdict } from './moderation.types';
-import { ensureNsfwModel } from './model/nsfw-model-cache';
+import { builtModelDir, verifyBuiltModel } from './model/built-model';
 import { NsfwClassifier } from './nsfw-classifier';
 
 /**
  * Reviews images with the NSFW classifier and the configured policy. A failed load stays failed (logged, not
  * ready) until restart; an inference worker that dies is replaced on the next review or whenReady().
  */
+/** Where the built model is (dist/model); null from the TypeScript sources. Tests point it elsewhere. */
+export const BUILT_MODEL_DIR = Symbol('BUILT_MODEL_DIR');
+
 @Injectable()
 export class ModerationService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(ModerationService.name);
@@ -17,10 +27,17 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
   private loading: Promise<void> | undefined;
   private closed = false;
 
-  constructor(private readonly config: AppConfig) {}
+  private readonly builtModelDir: string | null;
+
+  constructor(
+    private readonly config: AppConfig,
+    @Optional() @Inject(BUILT_MODEL_DIR) builtDir?: string | null,
+  ) {
+    this.builtModelDir = builtDir === undefined ? (builtModelDir() ?? null) : builtDir;
+  }
 
   /**
-   * Starts loading (and, the first time, converting) the model without holding up boot; /readyz waits for it.
+   * Starts loading (and, from the TypeScript sources the first time, converting) the model without holding up boot; /readyz waits for it.
    */
   onModuleInit(): void {
     if (this.config.moderation.enabled) {
@@ -83,7 +100,7 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
     const { moderation, dataDir } = this.config;
     const started = Date.now();
     try {
-      const modelPath = moderation.modelPath ?? (await ensureNsfwModel(dataDir));
+      const modelPath = moderation.modelPath ?? (await this.nsfwModelPath(dataDir));
       const classifier = await NsfwClassifier.load(modelPath, {
         threads: moderation.threads,
         concurrency: moderation.concurrency,
@@ -99,5 +116,18 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
       this.logger.error(`Cannot load the moderation model: ${e instanceof Error ? e.message : String(e)}`);
       throw e;
     }
+  }
+
+  /**
+   * The compiled server loads the model `npm run build` made, after checking its sha256. From the TypeScript
+   * sources (ts-node, jest) it converts nsfwjs' model into DATA_DIR/models once; the converter (and nsfwjs)
+   * is loaded only then, so the production image does without both.
+   */
+  private async nsfwModelPath(dataDir: string): Promise<string> {
+    if (this.builtModelDir !== null) {
+      return verifyBuiltModel(this.builtModelDir);
+    }
+    const { ensureNsfwModel } = await import('./model/nsfw-model-cache');
+    return ensureNsfwModel(dataDir);
   }
 }

@@ -1,20 +1,24 @@
 import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiDefaultResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { Public } from '../../common/auth/auth.decorator';
 import { AppError } from '../../common/errors/app-error';
-import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ApiErrorResponses, ErrorResponse } from '../../common/errors/error-response';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { DeletedResponse } from './dto/upload.dto';
 import { UploadsService } from './uploads.service';
 
 @ApiTags('Delete links')
+@ApiParam({ name: 'token', description: 'The one-shot token of the delete link (`delete_url`).' })
 @Controller('api/delete/:token')
 @Public()
 export class DeleteLinksController {
   constructor(private readonly uploads: UploadsService) {}
 
   @Delete()
-  @ApiOperation({ summary: 'Delete an upload with its one-shot delete link (no auth)' })
+  @ApiOperation({
+    operationId: 'deleteWithLink',
+    summary: 'Delete an upload with its one-shot delete link (no auth)',
+  })
   @ApiOkResponse({ type: DeletedResponse })
   @ApiErrorResponses('not_found')
   delete(@Param('token') token: string, @ReqMeta() meta: RequestMeta): Promise<DeletedResponse> {
@@ -23,7 +27,10 @@ export class DeleteLinksController {
 
   @Post()
   @HttpCode(200)
-  @ApiOperation({ summary: 'The same as DELETE, for clients that can only POST' })
+  @ApiOperation({
+    operationId: 'deleteWithLinkPost',
+    summary: 'The same as DELETE, for clients that can only POST',
+  })
   @ApiOkResponse({ type: DeletedResponse })
   @ApiErrorResponses('not_found')
   post(@Param('token') token: string, @ReqMeta() meta: RequestMeta): Promise<DeletedResponse> {
@@ -32,8 +39,15 @@ export class DeleteLinksController {
 
   /** Link previewers fetch URLs: GET never deletes. */
   @Get()
-  @ApiOperation({ summary: 'Never deletes: answers 405 with Allow: DELETE, POST' })
+  @ApiOperation({
+    operationId: 'getDeleteLink',
+    summary: 'Never deletes: answers 405 with Allow: DELETE, POST',
+  })
   @ApiErrorResponses('method_not_allowed')
+  @ApiDefaultResponse({
+    type: ErrorResponse,
+    description: 'Always 405 `method_not_allowed`, never a success.',
+  })
   get(): never {
     throw new AppError('method_not_allowed', 'Use DELETE or POST on a delete link; GET never deletes.', {
       headers: { Allow: 'DELETE, POST' },

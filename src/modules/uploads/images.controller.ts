@@ -21,7 +21,7 @@ export class ImagesController {
   ) {}
 
   @Head(':filename')
-  @ApiOperation({ summary: 'Headers of a stored image' })
+  @ApiOperation({ operationId: 'headImage', summary: 'Headers of a stored image' })
   @ApiOkResponse({ description: 'Headers only.' })
   @ApiErrorResponses('not_found')
   head(@Param('filename') filename: string, @Req() req: Request, @Res() res: Response): Promise<void> {
@@ -29,7 +29,7 @@ export class ImagesController {
   }
 
   @Get(':filename')
-  @ApiOperation({ summary: 'The stored image bytes (ETag, 304, Range/206)' })
+  @ApiOperation({ operationId: 'getImage', summary: 'The stored image bytes (ETag, 304, Range/206)' })
   @ApiProduces('image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif')
   @ApiOkResponse({ description: 'The image.', schema: { type: 'string', format: 'binary' } })
   @ApiResponse({ status: 206, description: 'A byte range of the image.' })

@@ -20,7 +20,10 @@ export class MeController {
   @RateLimit('management')
   @Get()
   @Auth('user')
-  @ApiOperation({ summary: 'Your account usage and the calling key (request_count is exact)' })
+  @ApiOperation({
+    operationId: 'getMe',
+    summary: 'Your account usage and the calling key (request_count is exact)',
+  })
   @ApiOkResponse({ type: MeResponse })
   @ApiErrorResponses('rate_limit')
   async me(@CurrentPrincipal() p: Principal): Promise<MeResponse> {

@@ -19,6 +19,7 @@ export class UploadController {
   @HttpCode(200)
   @Auth('upload')
   @ApiOperation({
+    operationId: 'upload',
     summary: 'Upload an image',
     description:
       'multipart/form-data with one `file` part and an optional `tags` text part. Same bytes from the same owner → the existing upload with `deduplicated: true`.',

@@ -23,7 +23,7 @@ export class UploadsController {
   constructor(private readonly uploads: UploadsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Your live uploads, newest first, keyset-paged' })
+  @ApiOperation({ operationId: 'listUploads', summary: 'Your live uploads, newest first, keyset-paged' })
   @ApiOkResponse({ type: ListUploadsResponse })
   @ApiErrorResponses('bad_request', 'rate_limit')
   async list(@CurrentPrincipal() p: Principal, @Query() q: ListUploadsQuery): Promise<ListUploadsResponse> {
@@ -31,7 +31,7 @@ export class UploadsController {
   }
 
   @Get(':filename')
-  @ApiOperation({ summary: 'One of your uploads' })
+  @ApiOperation({ operationId: 'getUpload', summary: 'One of your uploads' })
   @ApiOkResponse({ type: UploadDetailResponse })
   @ApiErrorResponses('not_found', 'rate_limit')
   async get(
@@ -42,7 +42,7 @@ export class UploadsController {
   }
 
   @Patch(':filename')
-  @ApiOperation({ summary: 'Replace the tags of an upload' })
+  @ApiOperation({ operationId: 'updateUploadTags', summary: 'Replace the tags of an upload' })
   @ApiOkResponse({ type: UploadDetailResponse })
   @ApiErrorResponses('bad_request', 'not_found', 'rate_limit')
   async patch(
@@ -54,7 +54,10 @@ export class UploadsController {
   }
 
   @Delete(':filename')
-  @ApiOperation({ summary: 'Soft-delete an upload; its direct link answers 404 at once' })
+  @ApiOperation({
+    operationId: 'deleteUpload',
+    summary: 'Soft-delete an upload; its direct link answers 404 at once',
+  })
   @ApiOkResponse({ type: DeletedResponse })
   @ApiErrorResponses('not_found', 'rate_limit')
   delete(

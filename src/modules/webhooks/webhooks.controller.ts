@@ -25,7 +25,10 @@ export class WebhooksController {
   constructor(private readonly webhooks: WebhooksService) {}
 
   @Get('secret')
-  @ApiOperation({ summary: "The account's signing secret (made on first use)" })
+  @ApiOperation({
+    operationId: 'getWebhookSecret',
+    summary: "The account's signing secret (made on first use)",
+  })
   @ApiOkResponse({ type: SigningSecretResponse })
   secret(@CurrentPrincipal() p: Principal): Promise<SigningSecretResponse> {
     return this.webhooks.secret(p.userId);
@@ -33,7 +36,10 @@ export class WebhooksController {
 
   @Post('secret/rotate')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Replace the signing secret; later deliveries are signed with the new one' })
+  @ApiOperation({
+    operationId: 'rotateWebhookSecret',
+    summary: 'Replace the signing secret; later deliveries are signed with the new one',
+  })
   @ApiOkResponse({ type: SigningSecretResponse })
   rotateSecret(
     @CurrentPrincipal() p: Principal,
@@ -44,7 +50,10 @@ export class WebhooksController {
 
   @Post()
   @HttpCode(201)
-  @ApiOperation({ summary: 'Register an endpoint for upload.created events (at most 10)' })
+  @ApiOperation({
+    operationId: 'createWebhook',
+    summary: 'Register an endpoint for upload.created events (at most 10)',
+  })
   @ApiCreatedResponse({ type: WebhookEnvelope })
   @ApiErrorResponses('bad_request', 'conflict')
   create(
@@ -56,14 +65,17 @@ export class WebhooksController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'Your webhook endpoints' })
+  @ApiOperation({ operationId: 'listWebhooks', summary: 'Your webhook endpoints' })
   @ApiOkResponse({ type: ListWebhooksResponse })
   async list(@CurrentPrincipal() p: Principal): Promise<ListWebhooksResponse> {
     return { ok: true, webhooks: await this.webhooks.list(p.userId) };
   }
 
   @Patch(':id')
-  @ApiOperation({ summary: 'Change the URL of an endpoint or turn it on or off' })
+  @ApiOperation({
+    operationId: 'updateWebhook',
+    summary: 'Change the URL of an endpoint or turn it on or off',
+  })
   @ApiOkResponse({ type: WebhookEnvelope })
   @ApiErrorResponses('bad_request', 'not_found')
   update(
@@ -75,7 +87,10 @@ export class WebhooksController {
   }
 
   @Delete(':id')
-  @ApiOperation({ summary: 'Delete an endpoint; its pending deliveries are dropped' })
+  @ApiOperation({
+    operationId: 'deleteWebhook',
+    summary: 'Delete an endpoint; its pending deliveries are dropped',
+  })
   @ApiOkResponse({ type: DeletedWebhookResponse })
   @ApiErrorResponses('not_found')
   remove(
@@ -87,7 +102,10 @@ export class WebhooksController {
   }
 
   @Get(':id/deliveries')
-  @ApiOperation({ summary: 'Recent delivery attempts to an endpoint, newest first, keyset-paged' })
+  @ApiOperation({
+    operationId: 'listWebhookDeliveries',
+    summary: 'Recent delivery attempts to an endpoint, newest first, keyset-paged',
+  })
   @ApiOkResponse({ type: ListDeliveriesResponse })
   @ApiErrorResponses('bad_request', 'not_found')
   deliveries(
@@ -100,7 +118,10 @@ export class WebhooksController {
 
   @Post(':id/test')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Send a signed ping event to the endpoint now and answer with the attempt' })
+  @ApiOperation({
+    operationId: 'testWebhook',
+    summary: 'Send a signed ping event to the endpoint now and answer with the attempt',
+  })
   @ApiOkResponse({ type: TestDeliveryResponse })
   @ApiErrorResponses('not_found')
   test(@CurrentPrincipal() p: Principal, @Param('id') id: string): Promise<TestDeliveryResponse> {

@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checksumFileOf, type ModelChecksum, NSFW_MODEL_FILE } from './built-model';
 import { CONVERTER_VERSION, convertKerasToOnnx, type KerasToOnnxOptions } from './keras-to-onnx';
 import { loadNsfwjsModel, nsfwjsModelDir } from './nsfwjs-source';
 import { NSFW_MODEL_NOTICE } from './third-party-notice';
 
-export const NSFW_MODEL_FILE = 'nsfw-mobilenet-v2.onnx';
+export { NSFW_MODEL_FILE };
 export const NSFW_CLASSES = ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'] as const;
 
 /**
@@ -32,17 +33,6 @@ const CONVERSION_OPTIONS: KerasToOnnxOptions = {
 
 /** The conversion options as hashed into (and compared with) the checksum file. */
 const CONVERSION = JSON.stringify(CONVERSION_OPTIONS);
-
-/** What the cached model was made from; any difference means it is converted again. */
-interface ModelChecksum {
-  converterVersion: string;
-  /** The conversion options: a cache converted with other options (e.g. a uint8 input) is converted again. */
-  conversion: KerasToOnnxOptions;
-  /** sha256 over the converter version, the conversion options and the nsfwjs model files. */
-  source: string;
-  /** sha256 of the ONNX file as written. */
-  onnx: string;
-}
 
 const sha256 = (...parts: (string | Uint8Array)[]): string => {
   const hash = createHash('sha256');
@@ -96,10 +86,17 @@ const inFlight = new Map<string, Promise<string>>();
 /**
  * Returns the path of the converted model under `<cacheDir>/models`, converting it first when it is missing,
  * when nsfwjs, the converter or the conversion options changed since, or when the file no longer matches its
- * recorded sha256.
+ * recorded sha256. The development and test path: the compiled server loads the model `npm run build` made.
  */
 export function ensureNsfwModel(cacheDir: string): Promise<string> {
-  const dir = join(cacheDir, 'models');
+  return ensureNsfwModelIn(join(cacheDir, 'models'));
+}
+
+/**
+ * The same for the directory itself: `npm run build` writes dist/model with it (the model, its checksum file
+ * and NOTICE), converting only when the sources or the converter changed.
+ */
+export function ensureNsfwModelIn(dir: string): Promise<string> {
   let pending = inFlight.get(dir);
   if (!pending) {
     pending = ensure(dir).finally(() => inFlight.delete(dir));
@@ -110,7 +107,7 @@ export function ensureNsfwModel(cacheDir: string): Promise<string> {
 
 async function ensure(dir: string): Promise<string> {
   const modelPath = join(dir, NSFW_MODEL_FILE);
-  const checksumPath = `${modelPath}.checksum.json`;
+  const checksumPath = checksumFileOf(modelPath);
   const noticePath = join(dir, 'NOTICE');
   const source = await sourceChecksum();
   const recorded = await readChecksum(checksumPath);

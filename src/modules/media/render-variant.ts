@@ -137,7 +137,7 @@ async function render(
     throw new MediaError('processing_failed', `The stored bytes are not a valid ${sourceMime} image.`);
   }
   // limitInputPixels has already counted every frame: sharp refused an oversized image above.
-  const frames = meta.pages ?? 1;
+  const frames = sourceMime === 'image/avif' ? 1 : (meta.pages ?? 1);
   const frameWidth = meta.width;
   const frameHeight = meta.pageHeight ?? meta.height;
 

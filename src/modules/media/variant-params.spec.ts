@@ -226,7 +226,22 @@ describe(resolveVariant.name, () => {
         mime: 'image/webp',
       },
     );
+    expect(
+      resolveVariant(parsed, { sourceMime: 'image/gif', accept: CHROME, animated: false }),
+    ).toMatchObject({
+      key: 'w128_h0_inside_avif',
+    });
+  });
+
+  it('should treat a GIF or WebP original of unknown frame count as animated', () => {
+    const parsed = parseVariantQuery(query('w=128&format=auto'));
     expect(resolveVariant(parsed, { sourceMime: 'image/gif', accept: CHROME })).toMatchObject({
+      key: 'w128_h0_inside_webp',
+    });
+    expect(resolveVariant(parsed, { sourceMime: 'image/webp', accept: CHROME })).toMatchObject({
+      key: 'w128_h0_inside_webp',
+    });
+    expect(resolveVariant(parsed, { sourceMime: 'image/png', accept: CHROME })).toMatchObject({
       key: 'w128_h0_inside_avif',
     });
   });
@@ -260,12 +275,14 @@ describe(negotiateFormat.name, () => {
 
   it("should fall back to the original's own format", () => {
     expect(negotiateFormat(undefined, 'image/png')).toBe('png');
-    expect(negotiateFormat('image/*', 'image/gif')).toBe('gif');
+    expect(negotiateFormat('image/*', 'image/gif', { animated: false })).toBe('gif');
     expect(negotiateFormat('text/html', 'image/avif')).toBe('avif');
   });
 
   it('should skip AVIF for an animation and take WebP', () => {
     expect(negotiateFormat(CHROME, 'image/gif', { animated: true })).toBe('webp');
     expect(negotiateFormat('image/avif', 'image/gif', { animated: true })).toBe('gif');
+    expect(negotiateFormat('image/avif', 'image/gif', { animated: false })).toBe('avif');
+    expect(negotiateFormat('image/avif', 'image/webp')).toBe('webp');
   });
 });

@@ -43,7 +43,11 @@ export interface ResolveContext {
   sourceMime: SourceMime;
   /** The request's `Accept` header; only read for `format=auto`. */
   accept?: string;
-  /** The original has more than one frame: `auto` then never picks AVIF (sharp writes no AVIF sequence). */
+  /**
+   * The original has more than one frame: `auto` then never picks AVIF (sharp writes no AVIF sequence). Unknown
+   * (undefined) counts as animated for a GIF or WebP original, so a caller that has not read the frame count
+   * never turns an animation into a still.
+   */
   animated?: boolean;
 }
 
@@ -138,6 +142,7 @@ export function variantKey(spec: VariantSpec): string {
  * catch-all) never select them: browsers that could not decode WebP or AVIF (Safari before 14 and 16, old Edge) send `image/*`
  * and would get bytes they cannot show. q-values are otherwise not ranked against each other: the server's
  * order (smaller first) wins among the formats the client names. Parsing is `negotiator`'s, Express's own.
+ * An animated original (or a GIF or WebP one whose frame count the caller does not pass) never becomes AVIF.
  */
 export function negotiateFormat(
   accept: string | undefined,
@@ -150,7 +155,8 @@ export function negotiateFormat(
     const named = new Set(negotiator.mediaTypes().map((type) => type.toLowerCase()));
     const accepted = (mime: VariantMime) => named.has(mime) && negotiator.mediaTypes([mime]).length > 0;
     // sharp writes no AVIF sequence: an animation as AVIF would lose all but its first frame.
-    if (!options.animated && accepted('image/avif')) {
+    const animated = options.animated ?? (sourceMime === 'image/gif' || sourceMime === 'image/webp');
+    if (!animated && accepted('image/avif')) {
       return 'avif';
     }
     if (accepted('image/webp')) {

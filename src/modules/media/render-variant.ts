@@ -1,0 +1,230 @@
+import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
+import { MediaError } from './media-error';
+import {
+  mimeOfFormat,
+  type OutputFormat,
+  type SourceMime,
+  type VariantMime,
+  type VariantSpec,
+} from './variant-params';
+
+export interface RenderLimits {
+  /** Pixels sharp may decode, all frames together (API.md, `POST /api/v1/upload`: 100 MP). */
+  maxInputPixels: number;
+  /** Pixels a variant may have, all frames together; an animation too large at the asked size is refused. */
+  maxOutputPixels: number;
+  /** sharp's per-render timeout: a render still running after this many seconds is abandoned. */
+  timeoutSeconds: number;
+}
+
+export const DEFAULT_RENDER_LIMITS: RenderLimits = {
+  maxInputPixels: 100_000_000,
+  maxOutputPixels: 100_000_000,
+  timeoutSeconds: 30,
+};
+
+export interface RenderedVariant {
+  data: Buffer;
+  mime: VariantMime;
+  /** Of one frame. */
+  width: number;
+  height: number;
+  /** 1 for a still; every frame of the original for an animated WebP or GIF variant. */
+  pages: number;
+}
+
+const SHARP_FORMAT: Record<SourceMime, keyof sharp.FormatEnum> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpeg',
+  'image/gif': 'gif',
+  'image/webp': 'webp',
+  'image/avif': 'heif',
+};
+
+/** Loop count and frame delays, carried over when frames are rebuilt from raw pixels. */
+interface Animation {
+  loop?: number;
+  delay?: number[];
+}
+
+/**
+ * Encoder settings chosen for derived copies (the original stays the reference, so below the upload path's q92):
+ * AVIF effort 2, because effort 3 doubles the time of a 320 px thumbnail and effort 4 is about ten times slower,
+ * for 10–30 % fewer bytes; WebP at libwebp's defaults; JPEG without mozjpeg, which is 5–10× slower at large sizes.
+ */
+export const VARIANT_ENCODERS: Record<OutputFormat, (image: Sharp, animation?: Animation) => Sharp> = {
+  webp: (image, animation) => image.webp({ quality: 80, effort: 4, ...animation }),
+  avif: (image) => image.avif({ quality: 50, effort: 2 }),
+  jpeg: (image) => image.jpeg({ quality: 82, mozjpeg: false }),
+  png: (image) => image.png({ compressionLevel: 6 }),
+  gif: (image, animation) => image.gif({ ...animation }),
+};
+
+/** EXIF orientation → a horizontal mirror, then a clockwise rotation: the order sharp applies flop() and rotate(). */
+const ORIENTATION: Record<number, { flop: boolean; angle: number }> = {
+  2: { flop: true, angle: 0 },
+  3: { flop: false, angle: 180 },
+  4: { flop: true, angle: 180 },
+  5: { flop: true, angle: 270 },
+  6: { flop: false, angle: 90 },
+  7: { flop: true, angle: 90 },
+  8: { flop: false, angle: 270 },
+};
+
+/**
+ * Renders one variant of an original (API.md Part 3, "Variants on the direct link").
+ *
+ * - `inside`: keeps the aspect ratio within w×h (or the one side given) and never enlarges.
+ * - `cover`: exactly w×h, enlarging a smaller original, cropped with sharp's `attention` strategy (the region
+ *   with the most luminance frequency, saturation and skin tone); libvips has no smart crop for a multi-page
+ *   image, so an animation is cropped around its centre.
+ * - EXIF orientation is applied (stored originals are already upright; this only guards older ones).
+ * - Output is 8-bit sRGB, converted through the original's ICC profile, with no profile embedded (untagged is
+ *   sRGB to every browser) and no EXIF, XMP or IPTC. A JPEG variant of a transparent image is flattened on white.
+ * - An animated GIF or WebP stays animated as WebP (or as GIF when the variant keeps the GIF format), every frame
+ *   resized, delays and loop kept, if frames × w × h stays within `maxOutputPixels`; as PNG, JPEG or AVIF it is
+ *   its first frame.
+ *
+ * Throws MediaError: `processing_failed` when the bytes are not a decodable image of `sourceMime` or exceed
+ * `maxInputPixels`; `bad_request` when an animation would exceed `maxOutputPixels` at the asked size;
+ * `unavailable` when the render runs past `timeoutSeconds`.
+ */
+export async function renderVariant(
+  input: Buffer,
+  sourceMime: SourceMime,
+  spec: VariantSpec,
+  limits: RenderLimits = DEFAULT_RENDER_LIMITS,
+): Promise<RenderedVariant> {
+  try {
+    return await render(input, sourceMime, spec, limits);
+  } catch (error) {
+    if (error instanceof MediaError) {
+      throw error;
+    }
+    if (error instanceof Error && error.message.startsWith('timeout')) {
+      throw new MediaError('unavailable', 'Rendering this variant took too long; try again later.', {
+        cause: error,
+      });
+    }
+    if (error instanceof Error && error.message.includes('exceeds pixel limit')) {
+      throw new MediaError('processing_failed', 'The image exceeds the pixel limit (all frames together).', {
+        cause: error,
+      });
+    }
+    // Whatever sharp throws on damaged bytes: the caller logs the cause, the client reads the sentence.
+    throw new MediaError('processing_failed', 'The image could not be decoded to render this variant.', {
+      cause: error,
+    });
+  }
+}
+
+async function render(
+  input: Buffer,
+  sourceMime: SourceMime,
+  spec: VariantSpec,
+  limits: RenderLimits,
+): Promise<RenderedVariant> {
+  // failOn 'error' as on upload: libjpeg's warnings about benign quirks pass, truncation and decode errors fail.
+  const load: SharpOptions = { failOn: 'error', limitInputPixels: limits.maxInputPixels };
+  // AVIF: the primary image only (sharp writes no AVIF sequence, and uploads keep only that one).
+  const allPages = sourceMime === 'image/avif' ? 1 : -1;
+  // metadata() reads the header only: a lying type or an oversized image fails before pixels are allocated.
+  const meta = await sharp(input, { ...load, pages: allPages }).metadata();
+  if (
+    meta.format !== SHARP_FORMAT[sourceMime] ||
+    (sourceMime === 'image/avif' && meta.compression !== 'av1')
+  ) {
+    throw new MediaError('processing_failed', `The stored bytes are not a valid ${sourceMime} image.`);
+  }
+  // limitInputPixels has already counted every frame: sharp refused an oversized image above.
+  const frames = sourceMime === 'image/avif' ? 1 : (meta.pages ?? 1);
+  const frameWidth = meta.width;
+  const frameHeight = meta.pageHeight ?? meta.height;
+
+  const animated = frames > 1 && (spec.format === 'webp' || spec.format === 'gif');
+  const orientation = meta.orientation ?? 1;
+  const upright = orientation >= 5 ? [frameHeight, frameWidth] : [frameWidth, frameHeight];
+  const [outWidth, outHeight] = outputSize(upright[0], upright[1], spec);
+  const outFrames = animated ? frames : 1;
+  if (outWidth * outHeight * outFrames > limits.maxOutputPixels) {
+    throw new MediaError(
+      'bad_request',
+      `At ${outWidth}×${outHeight} px, ${outFrames} frames exceed ${limits.maxOutputPixels / 1e6} megapixels; ask for a smaller size.`,
+    );
+  }
+
+  const animation: Animation | undefined = animated ? { loop: meta.loop, delay: meta.delay } : undefined;
+  let image: Sharp;
+  if (!animated) {
+    image = sharp(input, { ...load, pages: 1 }).autoOrient();
+  } else if (orientation !== 1) {
+    image = await orientFrames(input, load, meta, orientation);
+  } else {
+    image = sharp(input, { ...load, pages: -1 });
+  }
+  image = image.timeout({ seconds: limits.timeoutSeconds });
+
+  if (spec.width !== null || spec.height !== null) {
+    image =
+      spec.fit === 'cover'
+        ? image.resize(spec.width, spec.height, { fit: 'cover', position: animated ? 'centre' : 'attention' })
+        : image.resize(spec.width, spec.height, { fit: 'inside', withoutEnlargement: true });
+  }
+  // Without keepIccProfile()/withMetadata(), sharp converts through the embedded profile and writes no metadata.
+  image = image.toColourspace('srgb');
+  if (spec.format === 'jpeg') {
+    image = image.flatten({ background: '#ffffff' });
+  }
+  const { data, info } = await VARIANT_ENCODERS[spec.format](image, animation).toBuffer({
+    resolveWithObject: true,
+  });
+  return {
+    data,
+    mime: mimeOfFormat(spec.format),
+    width: info.width,
+    height: info.pageHeight ?? info.height,
+    pages: info.pages ?? 1,
+  };
+}
+
+/** The variant's size as sharp will make it (within a pixel of rounding), for the limit check before decoding. */
+function outputSize(width: number, height: number, spec: VariantSpec): [number, number] {
+  if (spec.fit === 'cover' && spec.width !== null && spec.height !== null) {
+    return [spec.width, spec.height];
+  }
+  const scale = Math.min(1, (spec.width ?? Infinity) / width, (spec.height ?? Infinity) / height);
+  return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
+}
+
+/**
+ * libvips cannot rotate a multi-page image: decode once, orient each frame, and stack them again. Uploads store
+ * animations upright, so this only runs for an original stored before they did.
+ */
+async function orientFrames(input: Buffer, load: SharpOptions, meta: Metadata, orientation: number) {
+  const { flop, angle } = ORIENTATION[orientation] ?? { flop: false, angle: 0 };
+  const frames = meta.pages ?? 1;
+  const width = meta.width;
+  const height = meta.pageHeight ?? meta.height;
+  // The raw frames are already sRGB: sharp converts through the ICC profile when it decodes.
+  const strip = await sharp(input, { ...load, pages: -1 })
+    .ensureAlpha()
+    .raw()
+    .toBuffer();
+  const frameBytes = width * height * 4;
+  const oriented: Buffer[] = [];
+  for (let i = 0; i < frames; i++) {
+    const frame = strip.subarray(i * frameBytes, (i + 1) * frameBytes);
+    oriented.push(
+      await sharp(frame, { raw: { width, height, channels: 4 } })
+        .flop(flop)
+        .rotate(angle)
+        .raw()
+        .toBuffer(),
+    );
+  }
+  const [outWidth, outHeight] = angle % 180 === 0 ? [width, height] : [height, width];
+  return sharp(Buffer.concat(oriented), {
+    raw: { width: outWidth, height: outHeight * frames, channels: 4, pageHeight: outHeight },
+    limitInputPixels: load.limitInputPixels,
+  });
+}

@@ -92,7 +92,7 @@ export class UploadPipelineService {
           scores: verdict.scores ? { ...verdict.scores } : null,
           ip: clientIp(req),
           userAgent: req.header('user-agent') ?? null,
-          requestId: String(req.id ?? ''),
+          requestId: typeof req.id === 'string' || typeof req.id === 'number' ? String(req.id) : '',
         });
         throw new AppError('nsfw_rejected');
       }

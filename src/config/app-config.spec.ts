@@ -24,6 +24,30 @@ describe('loadConfig', () => {
     });
   });
 
+  it('should default and validate the image, in-flight and janitor limits', () => {
+    expect(loadConfig({ DATA_DIR: dir })).toMatchObject({
+      images: { maxFrames: 1000, maxIccBytes: 65536, concurrency: 2, timeoutSeconds: 20 },
+      uploadsInFlightPerKey: 4,
+      janitor: { intervalMs: 3_600_000, startDelayMs: 60_000, batchSize: 500 },
+    });
+    expect(
+      loadConfig({
+        DATA_DIR: dir,
+        MAX_FRAMES: '50',
+        JANITOR_BATCH_SIZE: '10',
+        UPLOADS_IN_FLIGHT_PER_KEY: '1',
+      }),
+    ).toMatchObject({ images: { maxFrames: 50 }, janitor: { batchSize: 10 }, uploadsInFlightPerKey: 1 });
+    expect(() =>
+      loadConfig({
+        DATA_DIR: dir,
+        MAX_FRAMES: '0',
+        IMAGE_CONCURRENCY: 'many',
+        UPLOADS_IN_FLIGHT_PER_KEY: '0',
+      }),
+    ).toThrow(/MAX_FRAMES.*IMAGE_CONCURRENCY.*UPLOADS_IN_FLIGHT_PER_KEY/);
+  });
+
   it('should generate SECRET_KEY once into DATA_DIR with mode 0600 and reuse it', () => {
     const first = loadConfig({ DATA_DIR: dir }).secretKey;
     const file = join(dir, 'secret.key');

@@ -22,6 +22,25 @@ export interface ModerationConfig {
   concurrency: number;
 }
 
+export interface ImageConfig {
+  /** Most frames an animation may have (GIF, WebP, APNG); more → 415 processing_failed. */
+  maxFrames: number;
+  /** Largest embedded ICC profile kept; a larger (or malformed) one is dropped from the stored file. */
+  maxIccBytes: number;
+  /** Ordinary images decoded at once; one more lane runs a single heavy image (animation or > 16 MP). */
+  concurrency: number;
+  /** Longest one decode or re-encode may run before the upload fails with processing_failed. */
+  timeoutSeconds: number;
+}
+
+export interface JanitorConfig {
+  intervalMs: number;
+  /** The first sweep after start (one instance of the deployment runs it). */
+  startDelayMs: number;
+  /** Stored keys looked up in one query; the sweep never holds more than this many in memory. */
+  batchSize: number;
+}
+
 export interface RateLimitConfig {
   uploadsPerMinute: number;
   uploadsPerDay: number;
@@ -49,6 +68,10 @@ export class AppConfig {
   migrateOnStart!: boolean;
   moderation!: ModerationConfig;
   rateLimit!: RateLimitConfig;
+  images!: ImageConfig;
+  /** Uploads one key (or dashboard user) may have in progress at once, across instances. */
+  uploadsInFlightPerKey!: number;
+  janitor!: JanitorConfig;
   registrationOpen!: boolean;
   allowPrivateWebhooks!: boolean;
   webhookTimeoutMs!: number;
@@ -114,6 +137,18 @@ export function loadConfig(
       managementPerMinute: parsed.RATE_LIMIT_MANAGEMENT_PER_MINUTE ?? 120,
       failOpen: parsed.RATE_LIMIT_FAIL_OPEN ?? false,
     },
+    images: {
+      maxFrames: parsed.MAX_FRAMES ?? 1000,
+      maxIccBytes: parsed.MAX_ICC_BYTES ?? 64 * 1024,
+      concurrency: parsed.IMAGE_CONCURRENCY ?? 2,
+      timeoutSeconds: parsed.IMAGE_TIMEOUT_SECONDS ?? 20,
+    },
+    uploadsInFlightPerKey: parsed.UPLOADS_IN_FLIGHT_PER_KEY ?? 4,
+    janitor: {
+      intervalMs: (parsed.JANITOR_INTERVAL_MINUTES ?? 60) * 60_000,
+      startDelayMs: (parsed.JANITOR_START_DELAY_SECONDS ?? 60) * 1000,
+      batchSize: parsed.JANITOR_BATCH_SIZE ?? 500,
+    },
     registrationOpen: parsed.REGISTRATION_OPEN ?? true,
     allowPrivateWebhooks: parsed.ALLOW_PRIVATE_WEBHOOKS ?? false,
     webhookTimeoutMs: parsed.WEBHOOK_TIMEOUT_MS ?? 8000,
@@ -130,7 +165,21 @@ export function loadConfig(
   if (!config.secretKey) {
     config.secretKey = loadOrCreateSecret(config.dataDir);
   }
+  if (env === process.env) {
+    reserveThreadpool(config.images.concurrency);
+  }
   return config;
+}
+
+/**
+ * sharp decodes on libuv's threadpool, which file I/O, DNS lookups and crypto share (4 threads by default). The image
+ * lanes take at most `imageConcurrency + 1` of its threads; unless the operator chose a size, make room for 4 more,
+ * so I/O never waits behind a decode. Takes effect only before the pool's first use: loadConfig runs first in main.
+ */
+function reserveThreadpool(imageConcurrency: number): void {
+  if (!process.env.UV_THREADPOOL_SIZE) {
+    process.env.UV_THREADPOOL_SIZE = String(imageConcurrency + 1 + 4);
+  }
 }
 
 /** SECRET_KEY unset: generate one once and keep it in DATA_DIR (mode 0600) so restarts keep sessions and tokens valid. */

@@ -67,6 +67,14 @@ export class EnvSchema {
   @IsOptional() @IsString() @MinLength(10) ADMIN_PASSWORD?: string;
   @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) LOG_LEVEL?: string;
   @IsOptional() @Transform(toBool) @IsBoolean() SERVE_BANNED_IMAGES?: boolean;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100000) MAX_FRAMES?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(16777216) MAX_ICC_BYTES?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64) IMAGE_CONCURRENCY?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(600) IMAGE_TIMEOUT_SECONDS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(1000) UPLOADS_IN_FLIGHT_PER_KEY?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10080) JANITOR_INTERVAL_MINUTES?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(86400) JANITOR_START_DELAY_SECONDS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10000) JANITOR_BATCH_SIZE?: number;
 }
 
 /** The variable names above, for reading the environment (a class's optional fields can't be listed at run time). */
@@ -104,4 +112,12 @@ export const ENV_KEYS = [
   'ADMIN_PASSWORD',
   'LOG_LEVEL',
   'SERVE_BANNED_IMAGES',
+  'MAX_FRAMES',
+  'MAX_ICC_BYTES',
+  'IMAGE_CONCURRENCY',
+  'IMAGE_TIMEOUT_SECONDS',
+  'UPLOADS_IN_FLIGHT_PER_KEY',
+  'JANITOR_INTERVAL_MINUTES',
+  'JANITOR_START_DELAY_SECONDS',
+  'JANITOR_BATCH_SIZE',
 ] as const satisfies readonly (keyof EnvSchema)[];

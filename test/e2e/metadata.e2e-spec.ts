@@ -1,12 +1,18 @@
 import sharp from 'sharp';
 import {
   gradientImage,
+  iccpChunk,
+  jpegIccSegments,
+  junkProfile,
   noiseImage,
   pngChunk,
   PRIVATE_EXIF,
+  profileWithTrailer,
   riffWebp,
+  srgbProfile,
   webpChunk,
   webpChunks,
+  withJpegSegments,
   withPngChunks,
   XMP_PACKET,
 } from '../fixtures/images/image-fixtures';
@@ -112,5 +118,35 @@ describe('Metadata stripping through the upload API (e2e)', () => {
       sharp(served).raw().toBuffer(),
     ]);
     expect(after.equals(before)).toBe(true);
+  });
+
+  describe('ICC profiles (MAX_ICC_BYTES, default 64 KB)', () => {
+    it('should keep a valid sRGB profile byte for byte', async () => {
+      const srgb = await srgbProfile();
+      const input = withJpegSegments(await noiseImage(40, 30).jpeg().toBuffer(), ...jpegIccSegments(srgb));
+      const { served } = await roundTrip(input, 'srgb.jpg');
+      expect(served.equals(input)).toBe(true);
+      expect((await sharp(served).metadata()).icc).toEqual(srgb);
+    });
+
+    it('should not store 1 MB of arbitrary bytes carried as a JPEG ICC profile', async () => {
+      const plain = await noiseImage(40, 30).jpeg().toBuffer();
+      const payload = junkProfile(1024 * 1024);
+      const { served, body } = await roundTrip(
+        withJpegSegments(plain, ...jpegIccSegments(payload)),
+        'junk.jpg',
+      );
+      expect(served.equals(plain)).toBe(true);
+      expect(body.size).toBe(plain.length);
+      expect(served.includes(payload.subarray(5000, 5064))).toBe(false);
+      expect((await sharp(served).metadata()).icc).toBeUndefined();
+    });
+
+    it('should drop a malformed profile from a PNG and keep its pixels', async () => {
+      const plain = await noiseImage(20, 20).png().toBuffer();
+      const malformed = profileWithTrailer(await srgbProfile(), 30_000);
+      const { served } = await roundTrip(withPngChunks(plain, iccpChunk(malformed)), 'bad-icc.png');
+      expect(served.equals(plain)).toBe(true);
+    });
   });
 });

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import sharp from 'sharp';
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
@@ -115,6 +116,37 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
       .png()
       .toBuffer();
     expect((await upload(visible)).body.code).toBe('nsfw_rejected');
+  });
+
+  it('should still answer 415 nsfw_rejected and log an error with the request id when the audit write fails', async () => {
+    // A real database fault: the audit table refuses this one action.
+    await sql(
+      t,
+      `create function refuse_rejected_audit() returns trigger language plpgsql as $$
+         begin raise exception 'audit_entries is read-only for this test'; end $$`,
+    );
+    await sql(
+      t,
+      `create trigger refuse_rejected_audit before insert on audit_entries for each row
+         when (new.action = 'upload.rejected') execute function refuse_rejected_audit()`,
+    );
+    const errors = jest.spyOn(Logger.prototype, 'error');
+    try {
+      const res = await upload(await solid({ r: 231, g: 21, b: 19 })).set('X-Request-Id', 'audit-fault-1');
+      expect(res.status).toBe(415);
+      expect(res.body.code).toBe('nsfw_rejected');
+      const call = await waitFor('the error log line', () =>
+        errors.mock.calls.find(
+          ([fields]) => (fields as { requestId?: string })?.requestId === 'audit-fault-1',
+        ),
+      );
+      expect(call[1]).toBe('Could not record upload.rejected (request audit-fault-1)');
+      expect((call[0] as { err: Error }).err.message).toContain('read-only for this test');
+    } finally {
+      errors.mockRestore();
+      await sql(t, 'drop trigger refuse_rejected_audit on audit_entries');
+      await sql(t, 'drop function refuse_rejected_audit');
+    }
   });
 });
 

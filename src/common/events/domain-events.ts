@@ -11,6 +11,8 @@ export interface DomainEventMap {
     scores: Record<string, number> | null;
     ip: string;
     userAgent: string | null;
+    /** For the log line when the audit entry can't be written. */
+    requestId: string;
   };
 }
 

@@ -1,5 +1,5 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { DomainEvents } from '../../common/events/domain-events';
 import { keysetPage, parseCursor } from '../../common/http/cursor';
 import type { RequestMeta } from '../../common/http/request-meta';
@@ -68,6 +68,7 @@ export function redactSecrets(value: unknown): unknown {
 /** The append-only audit log. Writers pass their transaction's EntityManager so the entry commits with the change. */
 @Injectable()
 export class AuditService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(AuditService.name);
   private unsubscribe?: () => void;
 
   constructor(
@@ -84,7 +85,13 @@ export class AuditService implements OnModuleInit, OnModuleDestroy {
         targetType: 'upload',
         targetId: e.sha256,
         metadata: { sha256: e.sha256, scores: e.scores },
-      }).catch(() => undefined);
+      }).catch((err: unknown) => {
+        // The upload is still refused (415); only its audit entry is missing, which an operator must know.
+        this.logger.error(
+          { err, requestId: e.requestId, sha256: e.sha256 },
+          `Could not record upload.rejected (request ${e.requestId})`,
+        );
+      });
     });
   }
 

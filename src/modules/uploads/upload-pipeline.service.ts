@@ -14,19 +14,23 @@ import { ModerationService } from '../moderation/moderation.service';
 import { OutboxService } from '../webhooks/outbox.service';
 import type { UploadResponse } from './dto/upload.dto';
 import { newFilename } from './filenames';
+import { ImagePool } from './image-pool.service';
 import { processImage } from './image/image-processor';
 import { sniffImageType } from './image/image-type';
 import { receiveUpload } from './multipart/multipart-reader';
 import { StorageDriver } from './storage/storage-driver';
 import { Upload } from './upload.entity';
 import { UploadsService } from './uploads.service';
+import { UploadSlots } from './upload-slots.service';
 
 /**
  * POST /api/v1/upload, in API.md's order of outcomes: stream (413) → dedupe (bytes the owner already has live passed
  * every later check) → sniff (415 unsupported_type) → decode and strip (415 processing_failed) → moderation
  * (415 nsfw_rejected) → store the file → one transaction
  * that re-checks the credential and records the row. The file is written before the row and removed if the row
- * is not, so no row ever points at a missing file and a rejected upload leaves nothing.
+ * is not, so no row ever points at a missing file and a rejected upload leaves nothing. Before the body is read, the
+ * key takes one of its UPLOADS_IN_FLIGHT_PER_KEY slots (429 rate_limit when all are taken); decoding and moderation
+ * run in the ImagePool's lanes.
  */
 @Injectable()
 export class UploadPipelineService {
@@ -38,9 +42,20 @@ export class UploadPipelineService {
     private readonly moderation: ModerationService,
     private readonly events: DomainEvents,
     private readonly webhooks: OutboxService,
+    private readonly slots: UploadSlots,
+    private readonly pool: ImagePool,
   ) {}
 
   async handle(principal: Principal, req: Request): Promise<UploadResponse> {
+    const slot = await this.slots.acquire(principal);
+    try {
+      return await this.handleInSlot(principal, req);
+    } finally {
+      await slot.release();
+    }
+  }
+
+  private async handleInSlot(principal: Principal, req: Request): Promise<UploadResponse> {
     const received = await receiveUpload(req, {
       maxFileBytes: this.config.maxUploadBytes,
       tempDir: join(this.config.dataDir, 'tmp'),
@@ -58,13 +73,16 @@ export class UploadPipelineService {
       if (!type) {
         throw new AppError('unsupported_type');
       }
-      const image = await processImage(original, type);
+      const image = await processImage(original, type, { ...this.config.images, gate: this.pool.gate });
 
       // The moderation step: the classifier sees what a viewer would see (orientation applied, alpha flattened).
-      const verdict = await this.moderation.review(original).catch((err: unknown) => {
-        // The bytes already decoded in processImage; a decoder failure here is still the image's fault.
-        throw err instanceof AppError ? err : new AppError('processing_failed', undefined, { cause: err });
-      });
+      const pixels = image.width * image.height * image.pages;
+      const verdict = await this.pool
+        .run(pixels, () => this.moderation.review(original))
+        .catch((err: unknown) => {
+          // The bytes already decoded in processImage; a decoder failure here is still the image's fault.
+          throw err instanceof AppError ? err : new AppError('processing_failed', undefined, { cause: err });
+        });
       if (verdict.rejected) {
         this.events.emit('upload.rejected', {
           userId: principal.userId,
@@ -74,6 +92,7 @@ export class UploadPipelineService {
           scores: verdict.scores ? { ...verdict.scores } : null,
           ip: clientIp(req),
           userAgent: req.header('user-agent') ?? null,
+          requestId: typeof req.id === 'string' || typeof req.id === 'number' ? String(req.id) : '',
         });
         throw new AppError('nsfw_rejected');
       }

@@ -4,6 +4,7 @@ import { ApiKeysModule } from '../api-keys/api-keys.module';
 import { ModerationModule } from '../moderation/moderation.module';
 import { WebhooksModule } from '../webhooks/webhooks.module';
 import { DeleteLinksController } from './delete-links.controller';
+import { ImagePool } from './image-pool.service';
 import { ImagesController } from './images.controller';
 import { JanitorService } from './janitor.service';
 import { MeController } from './me.controller';
@@ -14,6 +15,7 @@ import { Upload } from './upload.entity';
 import { UploadPipelineService } from './upload-pipeline.service';
 import { UploadsController } from './uploads.controller';
 import { UploadsService } from './uploads.service';
+import { UploadSlots } from './upload-slots.service';
 
 @Module({
   imports: [MikroOrmModule.forFeature([Upload]), ApiKeysModule, ModerationModule, WebhooksModule],
@@ -21,6 +23,8 @@ import { UploadsService } from './uploads.service';
   providers: [
     UploadsService,
     UploadPipelineService,
+    UploadSlots,
+    ImagePool,
     JanitorService,
     { provide: StorageDriver, useClass: LocalStorageDriver },
   ],

@@ -5,6 +5,9 @@ import type { AppConfig } from '../../config/app-config';
 /** The BullMQ queue that carries one job per (event, endpoint); the job id is the outbox row id. */
 export const WEBHOOK_DELIVERY_QUEUE = 'webhook-delivery';
 
+/** The storage janitor's sweeps (a job scheduler plus one sweep after each start). */
+export const JANITOR_QUEUE = 'janitor';
+
 export interface WebhookDeliveryJob {
   /** The outbox row, which is also the delivery id (X-Fixitfy-Delivery). */
   eventId: string;

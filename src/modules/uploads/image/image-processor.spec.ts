@@ -8,7 +8,9 @@ import {
   gifComment,
   gradientImage,
   iptcSegment,
+  jpegIccSegments,
   jpegSegment,
+  junkProfile,
   noiseImage,
   pngChunk,
   pngClaiming,
@@ -154,7 +156,40 @@ describe(processImage.name, () => {
     });
   });
 
+  describe('frame cap', () => {
+    it('should refuse an animated GIF with more frames than maxFrames, naming the cap', async () => {
+      const gif = await (await animatedNoise(8, 8, 6)).gif().toBuffer();
+      const options = { maxFrames: 5, maxIccBytes: 65536, timeoutSeconds: 20 };
+      const error = await failure(processImage(gif, GIF, options));
+      expect(error.code).toBe('processing_failed');
+      expect(error.message).toBe('The animation has 6 frames; at most 5 frames are accepted.');
+      expect(await processImage(gif, GIF, { ...options, maxFrames: 6 })).toMatchObject({ pages: 6 });
+    });
+
+    it('should refuse an animated WebP with more frames than maxFrames', async () => {
+      const webp = await (await animatedNoise(8, 8, 3)).webp().toBuffer();
+      const error = await failure(
+        processImage(webp, WEBP, { maxFrames: 2, maxIccBytes: 65536, timeoutSeconds: 20 }),
+      );
+      expect(error.message).toContain('at most 2 frames');
+    });
+  });
+
   describe('JPEG', () => {
+    it('should not carry 1 MB of junk posing as an ICC profile through a re-encode (orientation 6)', async () => {
+      const oriented = await noiseImage(64, 32).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+      const payload = junkProfile(1024 * 1024);
+      const input = withJpegSegments(oriented, ...jpegIccSegments(payload));
+      expect((await sharp(input).metadata()).icc?.length).toBeGreaterThan(900_000);
+
+      const result = await processImage(input, JPG);
+
+      const after = await sharp(result.data).metadata();
+      expect(after.icc).toBeUndefined();
+      expect(result.data.length).toBeLessThan(100_000);
+      expect(result).toMatchObject({ width: 32, height: 64 });
+    });
+
     it('should apply orientation 6, drop EXIF with GPS, and keep the ICC profile', async () => {
       const input = await noiseImage(64, 32)
         .jpeg()

@@ -9,6 +9,7 @@ import { AppConfig } from '../../../config/app-config';
 import { StorageDriver } from './storage-driver';
 
 const SAFE_KEY = /^[A-Za-z0-9._-]{1,128}$/;
+const TEMP_NAME = /^\.[A-Za-z0-9._-]+\.[0-9a-f]{12}\.tmp$/;
 
 /** Files under STORAGE_DIR, sharded by two characters of the key. Written to a temp name, fsynced, renamed. */
 @Injectable()
@@ -74,6 +75,28 @@ export class LocalStorageDriver extends StorageDriver {
         }
       }
     }
+  }
+
+  /** The `.<key>.<random>.tmp` files put() writes before its rename, which list() skips. */
+  async removeTempsBefore(cutoff: Date): Promise<number> {
+    await mkdir(this.root, { recursive: true });
+    let removed = 0;
+    for await (const shard of await opendir(this.root)) {
+      if (!shard.isDirectory()) {
+        continue;
+      }
+      for await (const file of await opendir(join(this.root, shard.name))) {
+        if (file.isFile() && TEMP_NAME.test(file.name)) {
+          const path = join(this.root, shard.name, file.name);
+          const info = await stat(path).catch(() => null);
+          if (info && info.mtime < cutoff) {
+            await rm(path, { force: true });
+            removed++;
+          }
+        }
+      }
+    }
+    return removed;
   }
 
   async healthy(): Promise<boolean> {

@@ -16,6 +16,8 @@ export abstract class StorageDriver {
   abstract delete(key: string): Promise<void>;
   /** Lists objects with their last write time (for the janitor that removes files no row points to). */
   abstract list(): AsyncIterable<{ key: string; modifiedAt: Date }>;
+  /** Removes the driver's own temp objects (writes a crash interrupted) last modified before `cutoff`; returns how many. */
+  abstract removeTempsBefore(cutoff: Date): Promise<number>;
   /** Can we write? For /readyz. */
   abstract healthy(): Promise<boolean>;
 }

@@ -4,6 +4,8 @@ import {
   gifApplication,
   gifCanvas,
   gifComment,
+  junkProfile,
+  srgbProfile,
   withGifBlocks,
 } from '../../../../../test/fixtures/images/image-fixtures';
 import { AppError } from '../../../../common/errors/app-error';
@@ -11,12 +13,22 @@ import { stripGifMetadata } from './gif-metadata';
 
 describe(stripGifMetadata.name, () => {
   let animation: Buffer;
+  let srgb: Buffer;
   beforeAll(async () => {
     animation = await (await animatedNoise(8, 8, 2)).gif({ loop: 3, delay: [30, 40] }).toBuffer();
+    srgb = await srgbProfile();
+  });
+
+  it('should drop an ICC extension that holds no valid profile, and refuse more frames than the cap', () => {
+    const junk = gifApplication('ICCRGBG1012', junkProfile(100_000));
+    expect(stripGifMetadata(withGifBlocks(animation, junk))).toEqual(animation);
+    expect(() => stripGifMetadata(animation, { maxFrames: 1, maxIccBytes: 65536 })).toThrow(
+      expect.objectContaining({ code: 'processing_failed', message: expect.stringContaining('2 frames') }),
+    );
   });
 
   it('should drop comments and application extensions other than looping and ICC', () => {
-    const icc = gifApplication('ICCRGBG1012', 'profile bytes');
+    const icc = gifApplication('ICCRGBG1012', srgb);
     const input = withGifBlocks(
       animation,
       gifComment('a comment'),

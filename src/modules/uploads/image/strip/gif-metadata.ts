@@ -1,4 +1,5 @@
-import { assertWithinLimits } from '../image-limits';
+import { assertWithinLimits, DEFAULT_IMAGE_OPTIONS, type StripOptions } from '../image-limits';
+import { isAcceptableIccProfile } from './icc-profile';
 import { malformed } from './malformed';
 
 // sharp can only drop GIF metadata by re-quantizing every frame, so the blocks are filtered here.
@@ -16,14 +17,16 @@ const KEPT_APPLICATIONS = new Set(['NETSCAPE2.0', 'ANIMEXTS1.0', 'ICCRGBG1012'])
  * The GIF without comment extensions, XMP and other application extensions; the screen descriptor, colour
  * tables, frames and their timing are copied byte for byte, and anything after the trailer is dropped.
  * Also enforces the pixel limits on the logical screen, which browsers allocate per frame but libvips ignores
- * when it is over 2048 px (it then reports the frames' extent).
+ * when it is over 2048 px (it then reports the frames' extent), and the frame cap. The first ICC extension stays only
+ * if it holds an acceptable profile within `maxIccBytes` (see isAcceptableIccProfile).
  */
-export function stripGifMetadata(input: Buffer): Buffer {
+export function stripGifMetadata(input: Buffer, options: StripOptions = DEFAULT_IMAGE_OPTIONS): Buffer {
   const version = input.toString('latin1', 0, 6);
   if (input.length < 13 || (version !== 'GIF87a' && version !== 'GIF89a')) {
     throw malformed('GIF', 'bad header');
   }
   let frames = 0;
+  let iccSeen = false;
   let pos = 13 + colourTableLength(input[10]);
   const parts: Buffer[] = [input.subarray(0, pos)];
   // A GIF that ends between blocks without its trailer still plays in every decoder: the trailer is added.
@@ -44,6 +47,14 @@ export function stripGifMetadata(input: Buffer): Buffer {
         label === PLAIN_TEXT ||
         (label === APPLICATION && isKeptApplication(input, pos));
       pos = skipSubBlocks(input, pos + 2);
+      if (
+        kept &&
+        label === APPLICATION &&
+        input.toString('latin1', start + 3, start + 14) === 'ICCRGBG1012'
+      ) {
+        kept = !iccSeen && isAcceptableIccProfile(joinSubBlocks(input, start + 14, pos), options.maxIccBytes);
+        iccSeen = true;
+      }
     } else {
       throw malformed('GIF', 'unknown block');
     }
@@ -51,7 +62,7 @@ export function stripGifMetadata(input: Buffer): Buffer {
       parts.push(input.subarray(start, pos));
     }
   }
-  assertWithinLimits(input.readUInt16LE(6), input.readUInt16LE(8), Math.max(frames, 1));
+  assertWithinLimits(input.readUInt16LE(6), input.readUInt16LE(8), Math.max(frames, 1), options.maxFrames);
   parts.push(Buffer.from([TRAILER]));
   return Buffer.concat(parts);
 }
@@ -62,6 +73,15 @@ function colourTableLength(packed: number): number {
 
 function isKeptApplication(input: Buffer, pos: number): boolean {
   return input[pos + 2] === 11 && KEPT_APPLICATIONS.has(input.toString('latin1', pos + 3, pos + 14));
+}
+
+/** The data of the sub-blocks from `pos` to `end` (which skipSubBlocks has already checked). */
+function joinSubBlocks(input: Buffer, pos: number, end: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = pos; i < end && input[i] !== 0; i += 1 + input[i]) {
+    parts.push(input.subarray(i + 1, i + 1 + input[i]));
+  }
+  return Buffer.concat(parts);
 }
 
 /** Offset just past the zero-length block that ends the sub-blocks starting at `pos`. */

@@ -1,8 +1,12 @@
 import {
   damagedCopies,
   jfifWithThumbnail,
+  jpegIccSegments,
   jpegSegment,
+  junkProfile,
   noiseImage,
+  profileWithTrailer,
+  srgbProfile,
   withJpegSegments,
 } from '../../../../../test/fixtures/images/image-fixtures';
 import { AppError } from '../../../../common/errors/app-error';
@@ -19,8 +23,10 @@ function headerMarkers(jpeg: Buffer): [number, string][] {
 
 describe(stripJpegMetadata.name, () => {
   let plain: Buffer;
+  let srgb: Buffer;
   beforeAll(async () => {
     plain = await noiseImage(32, 24).jpeg().toBuffer();
+    srgb = await srgbProfile();
   });
 
   it('should keep JFIF, ICC_PROFILE and Adobe segments and drop every other APPn and COM', () => {
@@ -29,7 +35,7 @@ describe(stripJpegMetadata.name, () => {
       jfifWithThumbnail(0, 0),
       jpegSegment(0xe1, 'Exif\0\0II*\0'),
       jpegSegment(0xe1, 'http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>'),
-      jpegSegment(0xe2, 'ICC_PROFILE\0\x01\x01profile'),
+      ...jpegIccSegments(srgb),
       jpegSegment(0xe2, 'MPF\0II*\0'),
       jpegSegment(0xed, 'Photoshop 3.0\0'),
       jpegSegment(0xee, 'Adobe\0\x64\0\0\0\0\x01'),
@@ -54,6 +60,48 @@ describe(stripJpegMetadata.name, () => {
     expect(stripped.subarray(2, 20)).toEqual(
       Buffer.from([0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 2, 1, 0, 72, 0, 72, 0, 0]),
     );
+  });
+
+  describe('ICC profile', () => {
+    it('should keep a valid profile byte for byte, also split over several segments', () => {
+      const one = withJpegSegments(plain, ...jpegIccSegments(srgb));
+      expect(stripJpegMetadata(one)).toEqual(one);
+      const three = withJpegSegments(plain, ...jpegIccSegments(srgb, 200));
+      expect(stripJpegMetadata(three)).toEqual(three);
+    });
+
+    it('should drop 1 MB of arbitrary bytes posing as a profile', () => {
+      const payload = junkProfile(1024 * 1024);
+      const stripped = stripJpegMetadata(withJpegSegments(plain, ...jpegIccSegments(payload)));
+      expect(stripped).toEqual(plain);
+      expect(stripped.includes(payload.subarray(1000, 1100))).toBe(false);
+    });
+
+    it('should drop a malformed profile: wrong size field, no acsp, tags outside it, or a trailing payload', () => {
+      const wrongSize = Buffer.from(srgb);
+      wrongSize.writeUInt32BE(srgb.length + 4, 0);
+      const noSignature = Buffer.from(srgb);
+      noSignature.write('xxxx', 36, 'latin1');
+      const tagOutside = Buffer.from(srgb);
+      tagOutside.writeUInt32BE(srgb.length - 4, 128 + 4 + 4);
+      for (const bad of [wrongSize, noSignature, tagOutside, profileWithTrailer(srgb, 4096)]) {
+        expect(stripJpegMetadata(withJpegSegments(plain, ...jpegIccSegments(bad)))).toEqual(plain);
+      }
+    });
+
+    it('should drop the segments when they are not numbered 1…n once each', () => {
+      const [first, second] = jpegIccSegments(srgb, 300);
+      expect(stripJpegMetadata(withJpegSegments(plain, first))).toEqual(plain);
+      expect(stripJpegMetadata(withJpegSegments(plain, first, second, second))).toEqual(plain);
+      const extra = jpegSegment(0xe2, Buffer.concat([Buffer.from('ICC_PROFILE\0\x01\x01'), junkProfile(64)]));
+      expect(stripJpegMetadata(withJpegSegments(plain, ...jpegIccSegments(srgb), extra))).toEqual(plain);
+    });
+
+    it('should drop a valid profile over maxIccBytes', () => {
+      const input = withJpegSegments(plain, ...jpegIccSegments(srgb));
+      expect(stripJpegMetadata(input, { maxFrames: 1000, maxIccBytes: srgb.length - 1 })).toEqual(plain);
+      expect(stripJpegMetadata(input, { maxFrames: 1000, maxIccBytes: srgb.length })).toEqual(input);
+    });
   });
 
   it('should drop what follows the end-of-image marker', () => {

@@ -1,3 +1,5 @@
+import { DEFAULT_IMAGE_OPTIONS, type StripOptions } from '../image-limits';
+import { isAcceptableIccProfile } from './icc-profile';
 import { malformed } from './malformed';
 
 // sharp can only drop JPEG metadata by re-encoding the pixels, so the segments are filtered here.
@@ -12,17 +14,22 @@ const COM = 0xfe;
 
 /** JFIF header without its thumbnail: identifier, version, units, densities (14 bytes) + zero thumbnail size. */
 const JFIF_LENGTH = 14;
+/** "ICC_PROFILE\0", then the 1-based sequence number and the count of ICC segments. */
+const ICC_HEADER_LENGTH = 14;
 
 /**
  * The JPEG without EXIF, XMP, IPTC, comments or any other APPn payload except JFIF (thumbnail removed),
  * ICC_PROFILE and Adobe; the tables, frame headers and entropy-coded scans are copied byte for byte, and
- * anything after the end-of-image marker (MPF images, appended files) is dropped.
+ * anything after the end-of-image marker (MPF images, appended files) is dropped. The ICC_PROFILE segments stay
+ * only when they form one complete, valid profile within `maxIccBytes` (see isAcceptableIccProfile).
  */
-export function stripJpegMetadata(input: Buffer): Buffer {
+export function stripJpegMetadata(input: Buffer, options: StripOptions = DEFAULT_IMAGE_OPTIONS): Buffer {
   if (input.length < 4 || input[0] !== 0xff || input[1] !== SOI) {
     throw malformed('JPEG', 'no start-of-image marker');
   }
   const parts: Buffer[] = [input.subarray(0, 2)];
+  /** ICC segments and where they were in `parts` (an empty placeholder until the profile is judged). */
+  const icc: { index: number; segment: Buffer }[] = [];
   let pos = 2;
   for (;;) {
     if (input[pos] !== 0xff) {
@@ -37,6 +44,16 @@ export function stripJpegMetadata(input: Buffer): Buffer {
     const marker = input[pos++];
     if (marker === EOI) {
       parts.push(Buffer.from([0xff, EOI]));
+      if (
+        keepIcc(
+          icc.map((s) => s.segment),
+          options.maxIccBytes,
+        )
+      ) {
+        for (const { index, segment } of icc) {
+          parts[index] = segment;
+        }
+      }
       return Buffer.concat(parts);
     }
     if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
@@ -53,7 +70,14 @@ export function stripJpegMetadata(input: Buffer): Buffer {
     if (end < pos + 2 || end > input.length) {
       throw malformed('JPEG', 'a segment overruns the file');
     }
-    const kept = keptSegment(marker, input.subarray(pos - 2, end));
+    const segment = input.subarray(pos - 2, end);
+    if (marker === APP2 && startsWith(segment.subarray(4), 'ICC_PROFILE\0')) {
+      icc.push({ index: parts.length, segment });
+      parts.push(Buffer.alloc(0));
+      pos = end;
+      continue;
+    }
+    const kept = keptSegment(marker, segment);
     if (kept) {
       parts.push(kept);
     }
@@ -74,13 +98,34 @@ function keptSegment(marker: number, segment: Buffer): Buffer | null {
       ? jfifWithoutThumbnail(payload)
       : null;
   }
-  if (marker === APP2) {
-    return startsWith(payload, 'ICC_PROFILE\0') ? segment : null;
-  }
   if (marker === APP14) {
     return startsWith(payload, 'Adobe') ? segment : null;
   }
   return (marker > APP0 && marker <= APP15) || marker === COM ? null : segment;
+}
+
+/** Whether the ICC segments are numbered 1…n once each, of one count n, and join into an acceptable profile. */
+function keepIcc(segments: Buffer[], maxIccBytes: number): boolean {
+  if (segments.length === 0 || segments.some((s) => s.length < 4 + ICC_HEADER_LENGTH)) {
+    return false;
+  }
+  const count = segments[0][4 + ICC_HEADER_LENGTH - 1];
+  const bySequence = new Map<number, Buffer>();
+  for (const segment of segments) {
+    const sequence = segment[4 + ICC_HEADER_LENGTH - 2];
+    if (segment[4 + ICC_HEADER_LENGTH - 1] !== count || sequence < 1 || bySequence.has(sequence)) {
+      return false;
+    }
+    bySequence.set(sequence, segment.subarray(4 + ICC_HEADER_LENGTH));
+  }
+  if (bySequence.size !== count) {
+    return false;
+  }
+  const ordered = Array.from({ length: count }, (_, i) => bySequence.get(i + 1));
+  if (ordered.some((part) => part === undefined)) {
+    return false;
+  }
+  return isAcceptableIccProfile(Buffer.concat(ordered as Buffer[]), maxIccBytes);
 }
 
 // A JFIF thumbnail is a second, uncropped copy of the picture: a privacy leak, never needed to display it.

@@ -1,10 +1,13 @@
 import {
   apngChunks,
   damagedCopies,
+  iccpChunk,
+  junkProfile,
   noiseImage,
   PNG_SIGNATURE,
   pngChunk,
   pngClaiming,
+  srgbProfile,
   withPngChunks,
 } from '../../../../../test/fixtures/images/image-fixtures';
 import { AppError } from '../../../../common/errors/app-error';
@@ -20,14 +23,16 @@ function chunkTypes(png: Buffer): string[] {
 
 describe(stripPngMetadata.name, () => {
   let plain: Buffer;
+  let srgb: Buffer;
   beforeAll(async () => {
     plain = await noiseImage(16, 16, 4).png().toBuffer();
+    srgb = await srgbProfile();
   });
 
   it('should keep critical, colour and animation chunks and drop text, time, EXIF and private chunks', () => {
     const input = withPngChunks(
       plain,
-      pngChunk('iCCP', 'p\0\0x'),
+      iccpChunk(srgb),
       pngChunk('gAMA', Buffer.from([0, 0, 0xb1, 0x8f])),
       pngChunk('eXIf', 'MM\0*'),
       pngChunk('tEXt', 'Author\0someone'),
@@ -49,6 +54,26 @@ describe(stripPngMetadata.name, () => {
       'IDAT',
       'IEND',
     ]);
+  });
+
+  it('should keep a valid iCCP chunk byte for byte and drop a junk, a second or an oversized one', () => {
+    const valid = withPngChunks(plain, iccpChunk(srgb));
+    expect(stripPngMetadata(valid)).toEqual(valid);
+    expect(stripPngMetadata(withPngChunks(plain, iccpChunk(junkProfile(1024 * 1024))))).toEqual(plain);
+    expect(stripPngMetadata(withPngChunks(plain, pngChunk('iCCP', 'icc\0\0not zlib')))).toEqual(plain);
+    expect(stripPngMetadata(withPngChunks(plain, iccpChunk(srgb), iccpChunk(srgb)))).toEqual(valid);
+    expect(stripPngMetadata(valid, { maxFrames: 1000, maxIccBytes: 100 })).toEqual(plain);
+  });
+
+  it('should refuse an APNG over the frame cap', () => {
+    const apng = withPngChunks(plain, ...apngChunks(5, 16, 16));
+    expect(() => stripPngMetadata(apng, { maxFrames: 5, maxIccBytes: 65536 })).not.toThrow();
+    expect(() => stripPngMetadata(apng, { maxFrames: 4, maxIccBytes: 65536 })).toThrow(
+      expect.objectContaining({
+        code: 'processing_failed',
+        message: expect.stringContaining('at most 4 frames'),
+      }),
+    );
   });
 
   it('should drop what follows IEND', () => {

@@ -1,4 +1,6 @@
-import { assertWithinLimits } from '../image-limits';
+import { inflateSync } from 'node:zlib';
+import { assertWithinLimits, DEFAULT_IMAGE_OPTIONS, type StripOptions } from '../image-limits';
+import { isAcceptableIccProfile } from './icc-profile';
 import { malformed } from './malformed';
 
 // sharp can only drop PNG metadata by re-encoding (and it cannot write APNG), so the chunks are filtered here.
@@ -30,9 +32,10 @@ const CHUNK_TYPE = /^[A-Za-z]{4}$/;
 
 /**
  * The PNG with only the critical and display chunks, each copied byte for byte; anything after IEND is dropped.
- * Also enforces the pixel limits over all APNG frames, which sharp does not decode.
+ * Also enforces the pixel limits and the frame cap over all APNG frames, which sharp does not decode. The first
+ * iCCP chunk stays only if it holds an acceptable profile within `maxIccBytes` (see isAcceptableIccProfile).
  */
-export function stripPngMetadata(input: Buffer): Buffer {
+export function stripPngMetadata(input: Buffer, options: StripOptions = DEFAULT_IMAGE_OPTIONS): Buffer {
   if (input.length < SIGNATURE.length || !input.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
     throw malformed('PNG', 'bad signature');
   }
@@ -40,6 +43,7 @@ export function stripPngMetadata(input: Buffer): Buffer {
   let width = 0;
   let height = 0;
   let frames = 0;
+  let iccSeen = false;
   let pos = SIGNATURE.length;
   for (;;) {
     if (pos + 12 > input.length) {
@@ -65,7 +69,12 @@ export function stripPngMetadata(input: Buffer): Buffer {
       frames++;
     }
     const critical = (input[pos + 4] & 0x20) === 0;
-    if (critical || KEPT_ANCILLARY.has(type)) {
+    let kept = critical || KEPT_ANCILLARY.has(type);
+    if (type === 'iCCP') {
+      kept = !iccSeen && isAcceptableIccp(input.subarray(pos + 8, pos + 8 + length), options.maxIccBytes);
+      iccSeen = true;
+    }
+    if (kept) {
       parts.push(input.subarray(pos, end));
     }
     pos = end;
@@ -74,6 +83,21 @@ export function stripPngMetadata(input: Buffer): Buffer {
     }
   }
   // Each frame is composed on the full canvas, as a viewer does.
-  assertWithinLimits(width, height, Math.max(frames, 1));
+  assertWithinLimits(width, height, Math.max(frames, 1), options.maxFrames);
   return Buffer.concat(parts);
+}
+
+/** iCCP: a profile name (1–79 bytes) and NUL, compression method 0, then the zlib-compressed profile. */
+function isAcceptableIccp(data: Buffer, maxIccBytes: number): boolean {
+  const nul = data.indexOf(0);
+  if (nul < 1 || nul > 79 || data[nul + 1] !== 0) {
+    return false;
+  }
+  try {
+    // Inflating stops just past the cap, so a small chunk can't expand into a large buffer.
+    const profile = inflateSync(data.subarray(nul + 2), { maxOutputLength: maxIccBytes + 1 });
+    return isAcceptableIccProfile(profile, maxIccBytes);
+  } catch {
+    return false;
+  }
 }

@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import {
   animatedNoise,
   damagedCopies,
+  junkProfile,
   riffWebp,
   webpChunk,
   webpChunks,
@@ -23,6 +24,17 @@ describe(stripWebpMetadata.name, () => {
     const chunks = webpChunks(webp).map(([fourcc, data]) => webpChunk(fourcc, data));
     return riffWebp(chunks[0], ...extra, ...chunks.slice(1));
   }
+
+  it('should keep a valid ICCP chunk, and drop a junk one and clear its VP8X flag', () => {
+    expect(stripWebpMetadata(animated)).toEqual(animated);
+    const chunks = webpChunks(animated).map(([fourcc, data]) =>
+      fourcc === 'ICCP' ? webpChunk('ICCP', junkProfile(200_000)) : webpChunk(fourcc, data),
+    );
+    const stripped = stripWebpMetadata(riffWebp(...chunks));
+    expect(webpChunks(stripped).map(([fourcc]) => fourcc)).not.toContain('ICCP');
+    expect(webpChunks(stripped)[0][1][0] & 0x20).toBe(0);
+    expect(webpChunks(animated)[0][1][0] & 0x20).toBe(0x20);
+  });
 
   it('should drop EXIF, XMP and unknown chunks, clear their flags and keep the animation', () => {
     const input = withChunks(

@@ -1,0 +1,35 @@
+import { Injectable } from '@nestjs/common';
+import { AppConfig } from '../../config/app-config';
+import { Semaphore } from '../moderation/semaphore';
+import type { DecodeGate } from './image/image-processor';
+
+/** Above this many decoded pixels (all frames) an image takes the heavy lane: about a second of CPU or more. */
+export const HEAVY_PIXELS = 16_000_000;
+
+/**
+ * Bounds the image work (sharp decodes and encodes, moderation) of this instance. sharp runs on libuv's threadpool,
+ * which file I/O shares, so at most IMAGE_CONCURRENCY ordinary images and one heavy image are worked on at once;
+ * loadConfig sizes the threadpool above that. Heavy images (animations and large stills) queue in their own lane of
+ * one, so a few worst-case files use one core at most and never hold up an ordinary upload behind them.
+ */
+@Injectable()
+export class ImagePool {
+  private readonly light: Semaphore;
+  private readonly heavy = new Semaphore(1);
+
+  constructor(config: AppConfig) {
+    this.light = new Semaphore(config.images.concurrency);
+  }
+
+  /** Runs `work` in the lane for an image of `pixels` decoded pixels. */
+  run<T>(pixels: number, work: () => Promise<T>): Promise<T> {
+    return (pixels > HEAVY_PIXELS ? this.heavy : this.light).use(work);
+  }
+
+  readonly gate: DecodeGate = (pixels, work) => this.run(pixels, work);
+
+  /** Images waiting for a lane (for tests and the bench). */
+  get queued(): number {
+    return this.light.pending + this.heavy.pending;
+  }
+}

@@ -1,0 +1,117 @@
+import { animatedNoise } from '../fixtures/images/image-fixtures';
+import { png } from '../fixtures/sample-images';
+import { bearer, makeKey, type TestKey } from '../setup/factories';
+import { listen, type Listening, multipartFile, openRequest } from '../setup/raw-http';
+import { createTestApp, type TestApp } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
+import { RedisService } from '../../src/common/redis/redis.module';
+import { SLOT_TTL_MS } from '../../src/modules/uploads/upload-slots.service';
+
+/** Issue 9 item 6: what one client can make the image pipeline spend. */
+describe('Animation floods and uploads in flight (e2e)', () => {
+  let t: TestApp;
+  let other: TestApp;
+  let server: Listening;
+
+  beforeAll(async () => {
+    const env = { MAX_FRAMES: '5', UPLOADS_IN_FLIGHT_PER_KEY: '2' };
+    t = await createTestApp({ env });
+    // A second instance of the same deployment: the in-flight count is shared through Redis.
+    other = await createTestApp({ env, shareWith: t });
+    server = await listen(t.app);
+  });
+  afterAll(async () => {
+    await server.close();
+    await other.close();
+    await t.close();
+  });
+
+  const slotKey = (key: TestKey) => `uploads-in-flight:key:${key.keyId}`;
+  const slotsHeld = (key: TestKey) => t.app.get(RedisService).client.zcard(slotKey(key));
+
+  /** An upload whose body stops after the multipart head: it holds its slot until the socket closes. */
+  async function stalledUpload(key: TestKey): Promise<{ abort: () => void; done: Promise<unknown> }> {
+    const body = multipartFile(await png(7));
+    const { req, response } = openRequest(server.port, '/api/v1/upload', {
+      Authorization: `Bearer ${key.token}`,
+      'Content-Type': body.contentType,
+      'Content-Length': body.length,
+    });
+    req.write(body.head);
+    return { abort: () => req.destroy(), done: response.catch(() => undefined) };
+  }
+
+  it('should refuse a GIF with more frames than MAX_FRAMES with 415 processing_failed, naming the cap', async () => {
+    const { token } = await makeKey(t);
+    const gif = await (await animatedNoise(8, 8, 6)).gif().toBuffer();
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', gif, 'flood.gif');
+    expect(res.status).toBe(415);
+    expect(res.body).toEqual({
+      ok: false,
+      code: 'processing_failed',
+      error: 'The animation has 6 frames; at most 5 frames are accepted.',
+    });
+
+    const allowed = await (await animatedNoise(8, 8, 5)).gif().toBuffer();
+    const ok = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', allowed, 'ok.gif');
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ ok: true, mime: 'image/gif' });
+  });
+
+  it('should answer 429 rate_limit with Retry-After while the key has UPLOADS_IN_FLIGHT_PER_KEY uploads in progress, on any instance', async () => {
+    const key = await makeKey(t);
+    const held = [await stalledUpload(key), await stalledUpload(key)];
+    await waitFor('two slots held', async () => (await slotsHeld(key)) === 2);
+
+    for (const instance of [t, other]) {
+      const res = await instance.http
+        .post('/api/v1/upload')
+        .set(...bearer(key.token))
+        .attach('file', await png(8), 'third.png');
+      expect(res.status).toBe(429);
+      expect(res.body).toMatchObject({ ok: false, code: 'rate_limit' });
+      expect(res.body.error).toContain('2 uploads in progress');
+      expect(res.headers['retry-after']).toBe('1');
+    }
+
+    // Another key is not affected.
+    const stranger = await makeKey(t);
+    await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(stranger.token))
+      .attach('file', await png(9), 'b.png')
+      .expect(200);
+
+    // A client that gives up frees its slot; the key can upload again.
+    for (const h of held) {
+      h.abort();
+      await h.done;
+    }
+    await waitFor('slots released', async () => (await slotsHeld(key)) === 0);
+    await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(key.token))
+      .attach('file', await png(10), 'c.png')
+      .expect(200);
+    expect(await slotsHeld(key)).toBe(0);
+  });
+
+  it('should not count a slot left by a dead instance once its TTL passed without a heartbeat', async () => {
+    const key = await makeKey(t);
+    const redis = t.app.get(RedisService).client;
+    const stale = Date.now() - SLOT_TTL_MS - 1000;
+    await redis.zadd(slotKey(key), stale, 'killed-instance-1', stale, 'killed-instance-2');
+    await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(key.token))
+      .attach('file', await png(11), 'd.png')
+      .expect(200);
+    expect(await slotsHeld(key)).toBe(0);
+  });
+});

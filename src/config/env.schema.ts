@@ -67,6 +67,9 @@ export class EnvSchema {
   @IsOptional() @IsString() @MinLength(10) ADMIN_PASSWORD?: string;
   @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) LOG_LEVEL?: string;
   @IsOptional() @Transform(toBool) @IsBoolean() SERVE_BANNED_IMAGES?: boolean;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600000) HTTP_HEADERS_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(86400000) HTTP_REQUEST_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3600000) UPLOAD_IDLE_TIMEOUT_MS?: number;
 }
 
 /** The variable names above, for reading the environment (a class's optional fields can't be listed at run time). */
@@ -104,4 +107,7 @@ export const ENV_KEYS = [
   'ADMIN_PASSWORD',
   'LOG_LEVEL',
   'SERVE_BANNED_IMAGES',
+  'HTTP_HEADERS_TIMEOUT_MS',
+  'HTTP_REQUEST_TIMEOUT_MS',
+  'UPLOAD_IDLE_TIMEOUT_MS',
 ] as const satisfies readonly (keyof EnvSchema)[];

@@ -126,6 +126,11 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (error.details && error.details.length > 0) {
       body.details = error.details;
     }
-    res.status(ERROR_STATUS[error.code] ?? HttpStatus.INTERNAL_SERVER_ERROR).json(body);
+    // Written with end(), not json(): Express would add a (weak) ETag, and an error has no validator to revalidate.
+    const payload = JSON.stringify(body);
+    res.status(ERROR_STATUS[error.code] ?? HttpStatus.INTERNAL_SERVER_ERROR);
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', String(Buffer.byteLength(payload)));
+    res.end(payload);
   }
 }

@@ -160,6 +160,14 @@ function loadOrCreateSecret(dataDir: string): string {
     return readFileSync(file, 'utf8').trim();
   }
   mkdirSync(dataDir, { recursive: true });
+  return publishSecretOnce(file);
+}
+
+/**
+ * Writes a new secret to `file` unless another process got there first; returns the secret the file holds. Safe for
+ * a caller that saw no file a moment ago while another instance was creating it.
+ */
+export function publishSecretOnce(file: string): string {
   const secret = randomBytes(32).toString('hex') + '\n';
   const candidate = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   writeFileSync(candidate, secret, { mode: 0o600, flag: 'wx' });

@@ -2,6 +2,8 @@ import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
 import { Logger } from 'nestjs-pino';
+import { configureHttpServer } from './common/http/http-server';
+import { refuseDeepJson } from './common/http/json-depth';
 import { AppConfig } from './config/app-config';
 import { setupSwagger } from './swagger';
 
@@ -13,8 +15,12 @@ export function configureApp(app: INestApplication): void {
   express.set('trust proxy', config.trustProxy);
   express.disable('x-powered-by');
   // JSON bodies are small; uploads are multipart and streamed by busboy, never through this parser.
-  express.useBodyParser('json', { limit: '64kb', strict: true });
+  express.useBodyParser('json', { limit: '64kb', strict: true, verify: refuseDeepJson });
   express.useBodyParser('urlencoded', { limit: '16kb', extended: false });
   express.use(cookieParser());
+  configureHttpServer(express.getHttpServer(), {
+    headersTimeoutMs: config.httpHeadersTimeoutMs,
+    requestTimeoutMs: config.httpRequestTimeoutMs,
+  });
   setupSwagger(app);
 }

@@ -5,7 +5,6 @@ import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
 import { prepareInfrastructure, StartupError } from './bootstrap';
 import { ConfigError } from './config/app-config';
-import { NO_REQUEST } from './common/http/request-meta';
 import { UsersService } from './modules/auth/users.service';
 
 async function main(): Promise<void> {
@@ -29,11 +28,7 @@ async function main(): Promise<void> {
   configureApp(app);
   app.enableShutdownHooks();
   if (config.adminEmail && config.adminPassword) {
-    // ADMIN_EMAIL / ADMIN_PASSWORD at first start: made once, never overwritten.
-    const users = app.get(UsersService);
-    if (!(await users.findByEmail(config.adminEmail))) {
-      await users.create(config.adminEmail, config.adminPassword, 'admin', NO_REQUEST, 'bootstrap');
-    }
+    await app.get(UsersService).ensureBootstrapAdmin(config.adminEmail, config.adminPassword);
   }
   await app.listen(config.port);
   process.stdout.write(`Fixitfy Upload listening on ${config.publicUrl} (port ${config.port})\n`);

@@ -1,7 +1,7 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from './app-config';
+import { ConfigError, loadConfig, publishSecretOnce } from './app-config';
 
 describe('loadConfig', () => {
   let dir: string;
@@ -85,5 +85,30 @@ describe('loadConfig', () => {
     expect(c.moderation.enabled).toBe(false);
     expect(c.publicUrl).toBe('https://img.example.com');
     expect(() => loadConfig({ DATA_DIR: dir, TRUST_PROXY: 'maybe' })).toThrow(/TRUST_PROXY/);
+  });
+
+  it('should keep the first secret when a second instance saw no file a moment ago (no EEXIST, one key)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fxf-secret-'));
+    try {
+      const file = join(dir, 'secret.key');
+      // Both instances passed the "is there a file?" check; the first publishes, then the second arrives.
+      const first = publishSecretOnce(file);
+      const second = publishSecretOnce(file);
+      expect(second).toBe(first);
+      expect(readFileSync(file, 'utf8').trim()).toBe(first);
+      expect(readdirSync(dir)).toEqual(['secret.key']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('should refuse HTTP_HEADERS_TIMEOUT_MS above HTTP_REQUEST_TIMEOUT_MS', () => {
+    expect(() =>
+      loadConfig({
+        SECRET_KEY: 'x'.repeat(32),
+        HTTP_HEADERS_TIMEOUT_MS: '5000',
+        HTTP_REQUEST_TIMEOUT_MS: '1000',
+      }),
+    ).toThrow(ConfigError);
   });
 });

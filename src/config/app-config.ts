@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ENV_KEYS, EnvSchema } from './env.schema';
 
@@ -85,6 +85,12 @@ export class AppConfig {
   serveBannedImages!: boolean;
   /** Max upload size in bytes (API.md: 20 MB). */
   maxUploadBytes!: number;
+  /** Time to receive a request's line and headers. */
+  httpHeadersTimeoutMs!: number;
+  /** Time to receive a whole request, body included: a 20 MB upload at ~280 kbit/s fits in the default 10 min. */
+  httpRequestTimeoutMs!: number;
+  /** An upload body that sends nothing for this long is cut off (400) and its temp file removed. */
+  uploadIdleTimeoutMs!: number;
 }
 
 export class ConfigError extends Error {}
@@ -160,8 +166,17 @@ export function loadConfig(
     logLevel: parsed.LOG_LEVEL ?? 'info',
     serveBannedImages: parsed.SERVE_BANNED_IMAGES ?? true,
     maxUploadBytes: 20 * 1024 * 1024,
+    httpHeadersTimeoutMs: parsed.HTTP_HEADERS_TIMEOUT_MS ?? 20_000,
+    httpRequestTimeoutMs: parsed.HTTP_REQUEST_TIMEOUT_MS ?? 600_000,
+    uploadIdleTimeoutMs: parsed.UPLOAD_IDLE_TIMEOUT_MS ?? 30_000,
     ...overrides,
   };
+  if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
+    // Node refuses a headers timeout longer than the request timeout.
+    throw new ConfigError(
+      'Invalid environment variables: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS',
+    );
+  }
   if (!config.secretKey) {
     config.secretKey = loadOrCreateSecret(config.dataDir);
   }
@@ -182,15 +197,52 @@ function reserveThreadpool(imageConcurrency: number): void {
   }
 }
 
-/** SECRET_KEY unset: generate one once and keep it in DATA_DIR (mode 0600) so restarts keep sessions and tokens valid. */
+/**
+ * SECRET_KEY unset: generate one once and keep it in DATA_DIR (mode 0600) so restarts keep sessions and tokens valid.
+ * Instances starting together on a fresh DATA_DIR race here: each writes its candidate to a private temp file and
+ * link()s it into place, which is atomic and fails with EEXIST for all but one — the losers read the winner's key, so
+ * every instance ends with the same secret and none ever reads a half-written file.
+ */
 function loadOrCreateSecret(dataDir: string): string {
   const file = join(dataDir, 'secret.key');
   if (existsSync(file)) {
     return readFileSync(file, 'utf8').trim();
   }
   mkdirSync(dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('hex');
-  writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
-  chmodSync(file, 0o600);
-  return secret;
+  return publishSecretOnce(file);
+}
+
+/**
+ * Writes a new secret to `file` unless another process got there first; returns the secret the file holds. Safe for
+ * a caller that saw no file a moment ago while another instance was creating it.
+ */
+export function publishSecretOnce(file: string): string {
+  const secret = randomBytes(32).toString('hex') + '\n';
+  const candidate = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(candidate, secret, { mode: 0o600, flag: 'wx' });
+  try {
+    chmodSync(candidate, 0o600);
+    linkSync(candidate, file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS') {
+      // A filesystem without hard links: exclusive create, still never two different keys.
+      writeExclusive(file, secret);
+    } else if (code !== 'EEXIST') {
+      throw err;
+    }
+  } finally {
+    rmSync(candidate, { force: true });
+  }
+  return readFileSync(file, 'utf8').trim();
+}
+
+function writeExclusive(file: string, content: string): void {
+  try {
+    writeFileSync(file, content, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw err;
+    }
+  }
 }

@@ -75,6 +75,9 @@ export class EnvSchema {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10080) JANITOR_INTERVAL_MINUTES?: number;
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(86400) JANITOR_START_DELAY_SECONDS?: number;
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10000) JANITOR_BATCH_SIZE?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600000) HTTP_HEADERS_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(86400000) HTTP_REQUEST_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3600000) UPLOAD_IDLE_TIMEOUT_MS?: number;
 }
 
 /** The variable names above, for reading the environment (a class's optional fields can't be listed at run time). */
@@ -120,4 +123,7 @@ export const ENV_KEYS = [
   'JANITOR_INTERVAL_MINUTES',
   'JANITOR_START_DELAY_SECONDS',
   'JANITOR_BATCH_SIZE',
+  'HTTP_HEADERS_TIMEOUT_MS',
+  'HTTP_REQUEST_TIMEOUT_MS',
+  'UPLOAD_IDLE_TIMEOUT_MS',
 ] as const satisfies readonly (keyof EnvSchema)[];

@@ -1,3 +1,4 @@
+import { StorageDriver } from '../../src/modules/uploads/storage/storage-driver';
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { png } from '../fixtures/sample-images';
@@ -222,8 +223,34 @@ describe('Uploads, direct links and delete links (e2e)', () => {
       expect(part.headers['content-length']).toBe('10');
       const bad = await t.http.get(`/images/${u.filename}`).set('Range', `bytes=${u.size + 10}-`);
       expect(bad.status).toBe(416);
+      expect(bad.body).toEqual({ ok: false, code: 'range_not_satisfiable', error: expect.any(String) });
+      expect(bad.headers['content-range']).toBe(`bytes */${u.size}`);
+      expect(bad.headers.etag).toBeUndefined();
+      expect(bad.headers['cache-control']).toBe('no-store');
       const head = await t.http.head(`/images/${u.filename}`).expect(200);
       expect(head.headers['content-length']).toBe(String(u.size));
+    });
+
+    it('should answer a row whose stored file is gone with an uncacheable 404, on GET, HEAD, 304 and Range alike', async () => {
+      const u = await upload(t, key.token, 151);
+      const etag = String((await t.http.head(`/images/${u.filename}`).expect(200)).headers.etag);
+      await t.app.get(StorageDriver).delete(u.filename);
+      const answers = {
+        get: await t.http.get(`/images/${u.filename}`),
+        head: await t.http.head(`/images/${u.filename}`),
+        revalidate: await t.http.get(`/images/${u.filename}`).set('If-None-Match', etag),
+        range: await t.http.get(`/images/${u.filename}`).set('Range', 'bytes=0-9'),
+      };
+      for (const [what, res] of Object.entries(answers)) {
+        expect({ what, status: res.status }).toEqual({ what, status: 404 });
+        expect(res.headers['cache-control']).toBe('no-store');
+        expect(res.headers.etag).toBeUndefined();
+        expect(res.headers['last-modified']).toBeUndefined();
+        expect(res.headers['content-range']).toBeUndefined();
+        expect(res.headers['content-type']).not.toMatch(/^image\//);
+      }
+      expect(answers.get.body).toEqual({ ok: false, code: 'not_found', error: expect.any(String) });
+      expect(answers.get.headers['content-type']).toMatch(/^application\/json/);
     });
 
     it('should answer 404 not_found for unknown and malformed names', async () => {

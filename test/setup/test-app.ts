@@ -25,6 +25,8 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   /** Reuse another instance's database and Redis prefix (two instances of one deployment). */
   shareWith?: TestApp;
+  /** The URL the app connects to for its database (e.g. through a TcpProxy); tests' own SQL still goes direct. */
+  appDatabaseUrl?: (url: string) => string;
   /** Providers replaced in the TestingModule, e.g. `{ provide: Clock, useValue: clock }`. */
   overrides?: { provide: unknown; useValue: unknown }[];
 }
@@ -63,7 +65,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const dataDir = shared ? shared.config.dataDir : mkdtempSync(join(tmpdir(), 'fxf-test-'));
   const config = loadConfig({
     DATA_DIR: dataDir,
-    DATABASE_URL: db.url,
+    DATABASE_URL: options.appDatabaseUrl ? options.appDatabaseUrl(db.url) : db.url,
     REDIS_URL: infra.redisUrl,
     REDIS_PREFIX: shared ? shared.config.redisPrefix : `fxf-test:${randomBytes(6).toString('hex')}:`,
     SECRET_KEY: shared ? shared.config.secretKey : randomBytes(32).toString('hex'),

@@ -99,8 +99,10 @@ export class AuthGuard implements CanActivate {
         { session: false },
         (err: unknown, user: Principal | false) => {
           if (err) {
-            // The authenticator throws AppError (unauthorized/banned); anything else from passport is a bad header.
-            reject(err instanceof AppError ? err : malformed());
+            // Only the authenticator reports errors here (passport's own header checks call fail(), below). An
+            // AppError is its verdict (unauthorized, banned); anything else is a dependency failure (the database
+            // is down) and goes to the filter as itself, so a valid key is never told it is invalid.
+            reject(err as Error);
           } else if (!user) {
             reject(malformed());
           } else {

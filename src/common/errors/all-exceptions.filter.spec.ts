@@ -34,6 +34,30 @@ describe('toAppError', () => {
     expect(driver.error.message).not.toContain('10.0.0.5');
   });
 
+  it('should map raw connection failures outside the ORM types to db_failed, and Redis failures to unavailable', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    const knexTimeout = Object.assign(new Error('Knex: Timeout acquiring a connection.'), {
+      name: 'KnexTimeoutError',
+    });
+    for (const err of [
+      refused,
+      new Error('Connection terminated unexpectedly'),
+      knexTimeout,
+      new Error('wrapped', { cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) }),
+      Object.assign(new Error('the database system is shutting down'), { code: '57P03' }),
+    ]) {
+      const mapped = toAppError(err);
+      expect(mapped).toMatchObject({ unexpected: true });
+      expect(mapped.error.code).toBe('db_failed');
+      expect(mapped.error.message).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|Knex/);
+    }
+    const redis = Object.assign(new Error('Reached the max retries per request limit (which is 1).'), {
+      name: 'MaxRetriesPerRequestError',
+    });
+    expect(toAppError(redis).error.code).toBe('unavailable');
+    expect(toAppError(new Error('Connection is closed.')).error.code).toBe('unavailable');
+  });
+
   it('should answer anything else as internal without its message', () => {
     const { error, unexpected } = toAppError(new TypeError('secret stack detail'));
     expect(unexpected).toBe(true);
@@ -57,6 +81,8 @@ describe('toAppError', () => {
       rate_limit: 429,
       rate_limit_day: 429,
       conflict: 409,
+      header_too_large: 431,
+      range_not_satisfiable: 416,
       storage_failed: 500,
       db_failed: 500,
       unavailable: 503,

@@ -6,9 +6,11 @@ import {
   HttpStatus,
   Logger,
 } from '@nestjs/common';
-import { DriverException, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Request, Response } from 'express';
+import { JSON_TOO_DEEP_MESSAGE } from '../http/json-depth';
 import { AppError } from './app-error';
+import { DEPENDENCY_RETRY_AFTER_SECONDS, isDatabaseFailure, isRedisFailure } from './dependency-failure';
 import { DEFAULT_MESSAGES, ERROR_STATUS, type ErrorCode } from './error-status';
 
 interface BodyParserError {
@@ -38,11 +40,20 @@ export function toAppError(exception: unknown): { error: AppError; unexpected: b
   if (exception instanceof UniqueConstraintViolationException) {
     return { error: new AppError('conflict'), unexpected: false };
   }
-  if (exception instanceof DriverException) {
+  // Redis first: a bare socket error that reaches us comes from pg, while ioredis reports its own failures.
+  if (isRedisFailure(exception)) {
+    return { error: new AppError('unavailable'), unexpected: true };
+  }
+  // PostgreSQL down or cut is `db_failed` (500, Retry-After) like any other database failure, never `internal`.
+  if (isDatabaseFailure(exception)) {
     return { error: new AppError('db_failed'), unexpected: true };
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
+    if (status === 400 && exception.message === JSON_TOO_DEEP_MESSAGE) {
+      // refuseDeepJson's error, which Nest re-wraps as an HttpException with its (our) message.
+      return { error: new AppError('bad_request', JSON_TOO_DEEP_MESSAGE), unexpected: false };
+    }
     const code = HTTP_STATUS_CODES[status];
     if (code) {
       return {
@@ -57,6 +68,9 @@ export function toAppError(exception: unknown): { error: AppError; unexpected: b
   if (bp && typeof bp === 'object' && typeof bp.type === 'string' && typeof bp.status === 'number') {
     if (bp.type === 'entity.too.large') {
       return { error: new AppError('too_large', 'The request body is too large.'), unexpected: false };
+    }
+    if (bp.type === 'entity.too.deep') {
+      return { error: new AppError('bad_request', JSON_TOO_DEEP_MESSAGE), unexpected: false };
     }
     if (bp.status < 500) {
       return { error: new AppError('bad_request'), unexpected: false };
@@ -77,7 +91,12 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const mapped = toAppError(exception);
     const unexpected = mapped.unexpected;
     let error = mapped.error;
-    if (!(exception instanceof AppError) && error.code === 'bad_request' && req.is('application/json')) {
+    if (
+      !(exception instanceof AppError) &&
+      error.code === 'bad_request' &&
+      error.message === DEFAULT_MESSAGES.bad_request &&
+      req.is('application/json')
+    ) {
       // Nest turns body-parser's SyntaxError into a bare BadRequestException (routes-resolver mapExternalException).
       error = new AppError('bad_request', 'The request body is not valid JSON.');
     }
@@ -90,13 +109,28 @@ export class AllExceptionsFilter implements ExceptionFilter {
       res.destroy();
       return;
     }
+    // Whatever a handler set for the representation it meant to send does not describe this error.
+    for (const name of ['ETag', 'Last-Modified', 'Content-Length', 'Content-Range', 'Content-Disposition']) {
+      res.removeHeader(name);
+    }
     for (const [name, value] of Object.entries(error.headers ?? {})) {
       res.setHeader(name, value);
     }
+    if ((error.code === 'db_failed' || error.code === 'unavailable') && !res.hasHeader('Retry-After')) {
+      // A dependency failed: tell the client it is worth retrying, and when.
+      res.setHeader('Retry-After', String(DEPENDENCY_RETRY_AFTER_SECONDS));
+    }
+    // An error is never a cacheable representation (a CDN must not keep a 404 or 503 in place of an image).
+    res.setHeader('Cache-Control', 'no-store');
     const body: Record<string, unknown> = { ok: false, code: error.code, error: error.message };
     if (error.details && error.details.length > 0) {
       body.details = error.details;
     }
-    res.status(ERROR_STATUS[error.code] ?? HttpStatus.INTERNAL_SERVER_ERROR).json(body);
+    // Written with end(), not json(): Express would add a (weak) ETag, and an error has no validator to revalidate.
+    const payload = JSON.stringify(body);
+    res.status(ERROR_STATUS[error.code] ?? HttpStatus.INTERNAL_SERVER_ERROR);
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', String(Buffer.byteLength(payload)));
+    res.end(payload);
   }
 }

@@ -1,6 +1,7 @@
 import { Global, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import Redis from 'ioredis';
 import { AppConfig } from '../../config/app-config';
+import { withRedisTimeout } from './redis-timeout';
 
 /** The shared ioredis client; every key it touches carries config.redisPrefix. */
 @Injectable()
@@ -20,9 +21,10 @@ export class RedisService implements OnApplicationShutdown {
     this.client.on('error', () => undefined);
   }
 
-  async ping(): Promise<boolean> {
+  /** True when Redis answers PONG within `timeoutMs`; a Redis that accepts and never answers is not ready. */
+  async ping(timeoutMs = 2000): Promise<boolean> {
     try {
-      return (await this.client.ping()) === 'PONG';
+      return (await withRedisTimeout(this.client.ping(), timeoutMs, 'ping')) === 'PONG';
     } catch {
       return false;
     }

@@ -1,5 +1,5 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SessionAuthenticator } from '../../common/auth/authenticators';
 import type { SessionPrincipal } from '../../common/auth/principal';
@@ -9,6 +9,9 @@ import { Session } from './session.entity';
 import type { User } from './user.entity';
 
 const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
+/** Expired sessions are deleted this often (they already stopped working at expires_at). */
+const CLEANUP_EVERY_MS = 60 * 60 * 1000;
+const CLEANUP_BATCH = 5000;
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -17,12 +20,51 @@ const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex
  * (no cache), so logout and bans end it at once on every instance.
  */
 @Injectable()
-export class SessionsService extends SessionAuthenticator {
+export class SessionsService extends SessionAuthenticator implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(SessionsService.name);
+  private timer?: NodeJS.Timeout;
+
   constructor(
     private readonly em: EntityManager,
     private readonly config: AppConfig,
   ) {
     super();
+  }
+
+  /** Hourly, outside APP_ROLE=api (like the other periodic work), so the table doesn't grow forever. */
+  onModuleInit(): void {
+    if (this.config.appRole === 'api') {
+      return;
+    }
+    this.timer = setInterval(() => {
+      this.deleteExpired().catch((err: unknown) => this.logger.warn({ err }, 'session cleanup failed'));
+    }, CLEANUP_EVERY_MS);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+
+  /**
+   * Deletes sessions that expired before `now`, in batches so no statement holds many row locks. Idempotent: two
+   * instances running it at once just share the work. Returns how many were deleted.
+   */
+  async deleteExpired(now = new Date()): Promise<number> {
+    const conn = this.em.getConnection();
+    let total = 0;
+    for (;;) {
+      const res = await conn.execute<{ affectedRows?: number }>(
+        'delete from sessions where id in (select id from sessions where expires_at < ? limit ?)',
+        [now, CLEANUP_BATCH],
+        'run',
+      );
+      const n = res.affectedRows ?? 0;
+      total += n;
+      if (n < CLEANUP_BATCH) {
+        return total;
+      }
+    }
   }
 
   async create(user: User): Promise<{ token: string; expiresAt: Date }> {

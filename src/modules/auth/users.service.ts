@@ -1,5 +1,5 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { LockMode } from '@mikro-orm/core';
+import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
 import { keysetFilter, keysetPage } from '../../common/http/cursor';
@@ -51,6 +51,29 @@ export class UsersService {
       );
       return user;
     });
+  }
+
+  /**
+   * ADMIN_EMAIL / ADMIN_PASSWORD at first start: made once, never overwritten. Instances starting together on a fresh
+   * database all try; the unique email lets one win, and the others take the winner's row instead of crashing.
+   */
+  async ensureBootstrapAdmin(email: string, password: string): Promise<User> {
+    const existing = await this.findByEmail(email);
+    if (existing) {
+      return existing;
+    }
+    try {
+      return await this.create(email, password, 'admin', NO_REQUEST, 'bootstrap');
+    } catch (err) {
+      const lostRace =
+        err instanceof UniqueConstraintViolationException ||
+        (err instanceof AppError && err.code === 'conflict');
+      const winner = lostRace ? await this.findByEmail(email) : null;
+      if (!winner) {
+        throw err;
+      }
+      return winner;
+    }
   }
 
   async findByEmail(email: string): Promise<User | null> {

@@ -8,6 +8,19 @@ import { RedisService } from '../../common/redis/redis.module';
 import { ModerationService } from '../moderation/moderation.service';
 import { StorageDriver } from '../uploads/storage/storage-driver';
 
+/** How long /readyz waits for each dependency. */
+const READY_CHECK_TIMEOUT_MS = 2000;
+
+/** True when `work` settles successfully (and `ok` holds) within `ms`; false on failure or timeout. */
+function withDeadline<T>(work: Promise<T>, ms: number, ok: (v: T) => boolean = () => true): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const done = work.then(ok, () => false);
+  return Promise.race([done, late]).finally(() => clearTimeout(timer));
+}
+
 class HealthResponse {
   @ApiProperty({ example: true }) ok!: true;
 }
@@ -51,14 +64,12 @@ export class HealthController {
   @ApiOkResponse({ type: ReadyResponse })
   @ApiErrorResponses('bad_request', 'unavailable')
   async readyz(): Promise<ReadyResponse> {
+    // Each check has a deadline: a dependency that accepts connections and never answers is not ready, and
+    // /readyz must say so within a load balancer's probe timeout instead of hanging with it.
     const [database, redis, storage] = await Promise.all([
-      this.em
-        .getConnection()
-        .execute('select 1')
-        .then(() => true)
-        .catch(() => false),
-      this.redis.ping(),
-      this.storage.healthy(),
+      withDeadline(this.em.getConnection().execute('select 1'), READY_CHECK_TIMEOUT_MS),
+      this.redis.ping(READY_CHECK_TIMEOUT_MS),
+      withDeadline(this.storage.healthy(), READY_CHECK_TIMEOUT_MS, (ok) => ok),
     ]);
     const checks = { database, redis, storage, moderation: this.moderation.isReady() };
     const down = Object.entries(checks)

@@ -34,42 +34,57 @@ export class ImagesController {
   @ApiOkResponse({ description: 'The image.', schema: { type: 'string', format: 'binary' } })
   @ApiResponse({ status: 206, description: 'A byte range of the image.' })
   @ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' })
-  @ApiResponse({ status: 416, description: 'Range not satisfiable.' })
-  @ApiErrorResponses('not_found')
+  @ApiErrorResponses('not_found', 'range_not_satisfiable')
   get(@Param('filename') filename: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     return this.serve(filename, req, res, true);
   }
 
+  /**
+   * Representation headers (type, length, ETag, caching) go out only once the stored bytes are open: a row whose
+   * file is missing answers the 404 envelope with `Cache-Control: no-store`, never a cacheable "image". HEAD and
+   * 304 open the file too, so they never vouch for bytes that aren't there.
+   */
   private async serve(filename: string, req: Request, res: Response, withBody: boolean): Promise<void> {
     const upload = await this.uploads.findServable(filename);
     if (!upload) {
       throw new AppError('not_found', 'No such image.');
     }
     const etag = `"${upload.storedSha256}"`;
+    // RFC 9110 §13.2.2: If-None-Match is evaluated before Range.
+    const notModified = etagMatches(req.header('if-none-match'), etag);
+    let range: { start: number; end: number } | undefined;
+    let unsatisfiable = false;
+    const rangeHeader = req.header('range');
+    const ifRange = req.header('if-range');
+    if (!notModified && rangeHeader && (!ifRange || ifRange === etag)) {
+      const parsed = rangeParser(upload.size, rangeHeader, { combine: true });
+      unsatisfiable = parsed === -1;
+      // One range is served as 206; a malformed header or several ranges get the whole file (RFC 9110 allows it).
+      if (parsed !== -1 && parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
+        range = { start: parsed[0].start, end: parsed[0].end };
+      }
+    }
+    const stream = await this.storage.get(upload.filename, range);
+    if (!stream) {
+      throw new AppError('not_found', 'No such image.');
+    }
+    if (!withBody || notModified || unsatisfiable) {
+      stream.destroy();
+    }
+    if (unsatisfiable) {
+      throw new AppError('range_not_satisfiable', undefined, {
+        headers: { 'Content-Range': `bytes */${upload.size}` },
+      });
+    }
     res.setHeader('ETag', etag);
     res.setHeader('Cache-Control', CACHE_CONTROL);
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Accept-Ranges', 'bytes');
     res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; sandbox");
     res.setHeader('Last-Modified', upload.createdAt.toUTCString());
-    if (etagMatches(req.header('if-none-match'), etag)) {
+    if (notModified) {
       res.status(304).end();
       return;
-    }
-    let range: { start: number; end: number } | undefined;
-    const rangeHeader = req.header('range');
-    const ifRange = req.header('if-range');
-    if (rangeHeader && (!ifRange || ifRange === etag)) {
-      const parsed = rangeParser(upload.size, rangeHeader, { combine: true });
-      if (parsed === -1) {
-        res.status(416).setHeader('Content-Range', `bytes */${upload.size}`);
-        res.json({ ok: false, code: 'bad_request', error: 'The requested range is not satisfiable.' });
-        return;
-      }
-      // One range is served as 206; a malformed header or several ranges get the whole file (RFC 9110 allows it).
-      if (parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
-        range = { start: parsed[0].start, end: parsed[0].end };
-      }
     }
     res.setHeader('Content-Type', upload.mime);
     if (range) {
@@ -83,11 +98,6 @@ export class ImagesController {
     if (!withBody) {
       res.end();
       return;
-    }
-    const stream = await this.storage.get(upload.filename, range);
-    if (!stream) {
-      res.removeHeader('Content-Length');
-      throw new AppError('not_found', 'No such image.');
     }
     await pipeline(stream, res).catch(() => res.destroy());
   }

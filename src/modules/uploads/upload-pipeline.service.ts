@@ -59,6 +59,7 @@ export class UploadPipelineService {
     const received = await receiveUpload(req, {
       maxFileBytes: this.config.maxUploadBytes,
       tempDir: join(this.config.dataDir, 'tmp'),
+      idleTimeoutMs: this.config.uploadIdleTimeoutMs,
     });
     try {
       // The same bytes of the same owner already passed sniffing, decoding and review: answer before redoing them.

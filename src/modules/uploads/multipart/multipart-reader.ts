@@ -20,8 +20,11 @@ export interface ReceivedFile {
 }
 
 export interface MultipartLimits {
+  /** The largest file accepted: exactly this many bytes pass, one more is 413. */
   maxFileBytes: number;
   tempDir: string;
+  /** A body that sends nothing for this long is cut off (400) and its temp file removed. */
+  idleTimeoutMs: number;
 }
 
 /**
@@ -38,7 +41,8 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
     bb = busboy({
       headers: req.headers,
       limits: {
-        fileSize: limits.maxFileBytes,
+        // busboy emits 'limit' on *reaching* fileSize; API.md refuses only files *over* 20 MB.
+        fileSize: limits.maxFileBytes + 1,
         files: 1,
         fields: 10,
         fieldSize: 4096,
@@ -52,7 +56,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
   await mkdir(limits.tempDir, { recursive: true });
   const path = join(limits.tempDir, `upload-${randomBytes(12).toString('hex')}`);
 
-  return new Promise<ReceivedFile>((resolve, reject) => {
+  const received = new Promise<ReceivedFile>((resolve, reject) => {
     let fileSeen = false;
     let fileDone: Promise<{ size: number; sha256: string }> | null = null;
     let tagsRaw: string | undefined;
@@ -114,6 +118,18 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
     bb.on('fieldsLimit', () => fail(new AppError('bad_request', 'Too many multipart fields.')));
     bb.on('error', () => fail(new AppError('bad_request', 'Malformed multipart/form-data body.')));
     req.on('aborted', () => fail(new AppError('bad_request', 'The upload was interrupted.')));
+    // The socket's own inactivity timer, armed only while the body streams: a client that declared a longer body
+    // and stalls would otherwise hold a socket and a temp file until the request timeout. The answer closes the
+    // connection, since the rest of the declared body will never be read.
+    req.setTimeout(limits.idleTimeoutMs, () =>
+      fail(
+        new AppError(
+          'bad_request',
+          `The upload stalled: no data arrived for ${Math.round(limits.idleTimeoutMs / 1000)} s.`,
+          { headers: { Connection: 'close' } },
+        ),
+      ),
+    );
     bb.on('close', () => {
       if (failed) {
         return;
@@ -144,4 +160,6 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
     });
     req.pipe(bb);
   });
+  // Disarm the idle timer once the body is in (or refused): decoding and review may take longer than it.
+  return received.finally(() => req.setTimeout(0));
 }

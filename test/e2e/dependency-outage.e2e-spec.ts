@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import { png } from '../fixtures/sample-images';
+import { bearer, login, makeKey, makeUser, type TestSession } from '../setup/factories';
+import { readInfra } from '../setup/infra';
+import { appRoutes } from '../setup/routes';
+import { TcpProxy } from '../setup/tcp-proxy';
+import { createTestApp, type TestApp } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
+
+type Caller = 'key' | 'uploadToken' | 'session' | 'anonymous';
+
+function concretePath(path: string): string {
+  return path
+    .replace('{filename}', 'FIXITFY-aaaaaaaaaaaa.png')
+    .replace('{token}', '0'.repeat(64))
+    .replace('{id}', randomUUID());
+}
+
+/** What every route answers for one caller: "status code" → how many times. */
+async function tally(
+  t: TestApp,
+  headers: Record<string, string>,
+  problems: string[],
+): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const route of appRoutes(t.app)) {
+    const path = concretePath(route.path);
+    let req = (t.http as unknown as Record<string, (p: string) => any>)[route.method](path);
+    for (const [name, value] of Object.entries(headers)) {
+      req = req.set(name, value);
+    }
+    if (route.path === '/api/v1/upload') {
+      req = req.attach('file', await png(9001), 'a.png');
+    } else if (route.path.startsWith('/api/v1/auth/')) {
+      req = req.send({ email: 'someone@example.com', password: 'a long password' });
+    }
+    const res = await req;
+    const outcome = `${res.status} ${route.method === 'head' ? '(head)' : (res.body?.code ?? 'ok')}`;
+    counts[outcome] = (counts[outcome] ?? 0) + 1;
+    const dependencyCode = res.status === 500 || res.status === 503;
+    if (dependencyCode && res.headers['retry-after'] === undefined) {
+      problems.push(`${route.method} ${path}: ${res.status} without Retry-After`);
+    }
+    if (res.status === 500 && route.method !== 'head' && res.body?.code !== 'db_failed') {
+      problems.push(`${route.method} ${path}: 500 ${res.body?.code}`);
+    }
+  }
+  return counts;
+}
+
+describe('PostgreSQL unreachable: honest answers, never "your key is invalid" (e2e)', () => {
+  let t: TestApp;
+  let proxy: TcpProxy;
+  const callers: Partial<Record<Caller, Record<string, string>>> = {};
+
+  beforeAll(async () => {
+    const pg = new URL(readInfra().adminUrl);
+    proxy = await new TcpProxy(pg.hostname, Number(pg.port || 5432)).start();
+    t = await createTestApp({
+      appDatabaseUrl: (url) => proxy.via(url),
+      env: {
+        RATE_LIMIT_UPLOADS_PER_MINUTE: '100000',
+        RATE_LIMIT_MANAGEMENT_PER_MINUTE: '100000',
+      },
+    });
+    const admin = await makeUser(t, 'admin');
+    const key = await makeKey(t, admin);
+    const session: TestSession = await login(t, admin);
+    const ut = await t.http
+      .post('/api/v1/upload-token')
+      .set(...bearer(key.token))
+      .send({})
+      .expect(200);
+    callers.key = { Authorization: `Bearer ${key.token}` };
+    callers.uploadToken = { Authorization: `Bearer ${ut.body.token}` };
+    callers.session = { Cookie: session.cookie, 'X-CSRF-Token': session.csrf };
+    callers.anonymous = {};
+  });
+  afterAll(async () => {
+    await proxy.setMode('pass');
+    await t.close();
+    await proxy.close();
+  });
+
+  it.each(['refuse', 'reset'] as const)(
+    'should answer db_failed with Retry-After on every route, never 401/403, with the database %s-ing connections',
+    async (mode) => {
+      await proxy.setMode(mode);
+      const problems: string[] = [];
+      const seen: Record<string, Record<string, number>> = {};
+      for (const caller of ['key', 'uploadToken', 'session', 'anonymous'] as const) {
+        seen[caller] = await tally(t, callers[caller]!, problems);
+      }
+      await proxy.setMode('pass');
+      // Anonymous calls to protected routes are 401 with the database up or down: no credential was sent.
+      const credentialVerdicts = Object.entries(seen)
+        .filter(([caller]) => caller !== 'anonymous')
+        .flatMap(([caller, counts]) =>
+          Object.entries(counts)
+            .filter(([outcome]) => /^40[13] /.test(outcome))
+            .map(([outcome, n]) => `${caller}: ${n} × ${outcome}`),
+        );
+      expect(credentialVerdicts).toEqual([]);
+      expect(problems).toEqual([]);
+      // Only what needs no database answers otherwise: /healthz (200), GET on a delete link (405), /readyz (503).
+      for (const caller of ['key', 'uploadToken', 'session'] as const) {
+        expect(seen[caller]).toEqual({
+          '200 ok': 1,
+          '405 method_not_allowed': 1,
+          '503 unavailable': 1,
+          '500 (head)': 1,
+          '500 db_failed': appRoutes(t.app).length - 4,
+        });
+      }
+    },
+  );
+
+  it('should count N valid-key uploads during an outage as db_failed, then accept the key again once it is back', async () => {
+    const N = 20;
+    await proxy.setMode('refuse');
+    const during: Record<string, number> = {};
+    for (let i = 0; i < N; i++) {
+      const res = await t.http
+        .post('/api/v1/upload')
+        .set('Authorization', callers.key!.Authorization)
+        .attach('file', await png(9100 + i), 'a.png');
+      during[`${res.status} ${res.body.code}`] = (during[`${res.status} ${res.body.code}`] ?? 0) + 1;
+      expect(res.headers['retry-after']).toBe('5');
+      expect(JSON.stringify(res.body)).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|select|from/i);
+    }
+    await proxy.setMode('pass');
+    expect(during).toEqual({ [`500 db_failed`]: N });
+    const after = await t.http
+      .post('/api/v1/upload')
+      .set('Authorization', callers.key!.Authorization)
+      .attach('file', await png(9200), 'a.png');
+    expect(after.status).toBe(200);
+    expect(after.body.ok).toBe(true);
+    // A really wrong key is still 401, with the database up.
+    const wrong = await t.http.get('/api/v1/me').set(...bearer(`fxf_${'0'.repeat(64)}`));
+    expect(wrong.status).toBe(401);
+  });
+});
+
+describe('Redis unreachable: every route still answers the envelope (e2e)', () => {
+  it('should answer 503 unavailable with Retry-After (never internal) on limited routes, and serve the rest', async () => {
+    const redis = new URL(readInfra().redisUrl);
+    const proxy = await new TcpProxy(redis.hostname, Number(redis.port || 6379)).start();
+    const t = await createTestApp({ env: { REDIS_URL: proxy.via(readInfra().redisUrl) } });
+    try {
+      const user = await makeUser(t);
+      const key = await makeKey(t, user);
+      const session = await login(t, user);
+      await proxy.setMode('refuse');
+      const answers = [
+        await t.http.get('/api/v1/me').set(...bearer(key.token)),
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(key.token))
+          .attach('file', await png(9300), 'a.png'),
+        await t.http.get('/api/v1/keys').set('Cookie', session.cookie),
+        await t.http.post('/api/v1/auth/login').send({ email: user.email, password: user.password }),
+        await t.http.get('/readyz'),
+      ];
+      const outcomes = answers.map((r) => `${r.status} ${r.body.code ?? 'ok'}`);
+      expect(outcomes).toEqual(['503 unavailable', '503 unavailable', '200 ok', '200 ok', '503 unavailable']);
+      for (const r of answers.filter((a) => a.status === 503)) {
+        expect(r.headers['retry-after']).toBeDefined();
+        expect(r.body).toEqual({ ok: false, code: 'unavailable', error: expect.any(String) });
+      }
+    } finally {
+      await proxy.setMode('pass');
+      // Back to normal before shutting down (closing while the queue's connections reconnect can stall).
+      await waitFor('Redis back', async () => (await t.http.get('/readyz')).status === 200);
+      await t.close();
+      await proxy.close();
+    }
+  });
+});

@@ -1,0 +1,221 @@
+import { Logger } from '@nestjs/common';
+import { existsSync, readdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { png } from '../fixtures/sample-images';
+import { bearer, login, makeKey, makeUser } from '../setup/factories';
+import { multipartFile, openRequest } from '../setup/raw-http';
+import { appRoutes } from '../setup/routes';
+import { createTestApp, type TestApp } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
+
+const MiB = 1024 * 1024;
+
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+  text: string;
+}
+
+/** Writes raw bytes to the app's port and reads until the server closes the connection. */
+function rawExchange(t: TestApp, request: string | Buffer): Promise<RawAnswer> {
+  const port = (t.app.getHttpServer().address() as AddressInfo).port;
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const [head, ...rest] = text.split('\r\n\r\n');
+      const [statusLine, ...lines] = head.split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of lines) {
+        const i = line.indexOf(':');
+        headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+      }
+      const bodyText = rest.join('\r\n\r\n');
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(bodyText) as Record<string, unknown>;
+      } catch {
+        body = {};
+      }
+      resolve({ status: Number(statusLine.split(' ')[1] ?? 0), headers, body, text });
+    });
+    socket.write(request);
+  });
+}
+
+const tempFiles = (t: TestApp): string[] => {
+  const dir = join(t.config.dataDir, 'tmp');
+  return existsSync(dir) ? readdirSync(dir) : [];
+};
+
+describe('HTTP edges: size boundary, deep JSON, timeouts, malformed HTTP (e2e)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await createTestApp({
+      env: {
+        UPLOAD_IDLE_TIMEOUT_MS: '600',
+        HTTP_HEADERS_TIMEOUT_MS: '600',
+        RATE_LIMIT_UPLOADS_PER_MINUTE: '1000',
+      },
+    });
+  });
+  afterAll(() => t.close());
+
+  describe('item 4: the 20 MiB boundary', () => {
+    it('should accept a file of exactly 20 × 1024 × 1024 bytes and refuse one byte more with 413', async () => {
+      const { token } = await makeKey(t);
+      const image = await png(4001, 64, 64);
+      // PNG decoders stop at IEND: trailing bytes pad the file to the exact size without breaking it.
+      const exact = Buffer.concat([image, Buffer.alloc(20 * MiB - image.length, 0)]);
+      expect(exact.length).toBe(20 * MiB);
+      const ok = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', exact, 'a.png');
+      expect({ status: ok.status, code: ok.body.code }).toEqual({ status: 200, code: undefined });
+      expect(ok.body).toMatchObject({ ok: true, mime: 'image/png', width: 64, height: 64 });
+
+      const over = Buffer.concat([exact, Buffer.from([0])]);
+      const refused = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', over, 'a.png');
+      expect(refused.status).toBe(413);
+      expect(refused.body).toEqual({ ok: false, code: 'too_large', error: expect.any(String) });
+      await waitFor('temp files removed', () => tempFiles(t).length === 0);
+    });
+  });
+
+  describe('item 5: deep JSON', () => {
+    it('should answer 400 bad_request on every route that takes a body, before any recursive walk, without an error log', async () => {
+      const deep = '['.repeat(1500) + ']'.repeat(1500);
+      const deepObject = '{"a":'.repeat(1500) + '1' + '}'.repeat(1500);
+      const s = await login(t, await makeUser(t, 'admin'));
+      const errors = jest.spyOn(Logger.prototype, 'error');
+      const mismatches: string[] = [];
+      let checked = 0;
+      let routesWithBody = 0;
+      try {
+        for (const route of appRoutes(t.app)) {
+          if (['get', 'head'].includes(route.method)) {
+            continue;
+          }
+          routesWithBody++;
+          const path = route.path
+            .replace('{filename}', 'FIXITFY-aaaaaaaaaaaa.png')
+            .replace('{token}', '0'.repeat(64))
+            .replace(/\{\w+\}/g, '00000000-0000-4000-8000-000000000000');
+          for (const body of [deep, deepObject]) {
+            for (const headers of [{}, { Cookie: s.cookie, 'X-CSRF-Token': s.csrf }]) {
+              const res = await (t.http as unknown as Record<string, (p: string) => any>)
+                [route.method](path)
+                .set(headers)
+                .set('Content-Type', 'application/json')
+                .send(body);
+              checked++;
+              if (res.status !== 400 || res.body.code !== 'bad_request' || !/nested/.test(res.body.error)) {
+                mismatches.push(`${route.method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+              }
+            }
+          }
+        }
+        expect(errors).not.toHaveBeenCalled();
+      } finally {
+        errors.mockRestore();
+      }
+      expect(mismatches).toEqual([]);
+      expect(routesWithBody).toBeGreaterThanOrEqual(15);
+      expect(checked).toBe(4 * routesWithBody);
+      // A normal body still works.
+      const ok = await t.http
+        .post('/api/v1/auth/login')
+        .send({ email: 'x@example.com', password: 'nope nope nope' });
+      expect(ok.status).toBe(401);
+    });
+  });
+
+  describe('item 7: timeouts', () => {
+    it('should cut off an upload that declares a longer body and stalls: 400 envelope, connection closed, temp file removed', async () => {
+      const { token } = await makeKey(t);
+      const port = (t.app.getHttpServer().address() as AddressInfo).port;
+      const parts = multipartFile(Buffer.alloc(5 * MiB, 1));
+      const { req, response } = openRequest(port, '/api/v1/upload', {
+        Authorization: `Bearer ${token}`,
+        'Content-Type': parts.contentType,
+        'Content-Length': parts.length,
+      });
+      req.write(parts.head);
+      req.write(parts.file.subarray(0, 64 * 1024));
+      // Wait until the temp file exists, then stall.
+      await waitFor('temp file', () => tempFiles(t).length > 0);
+      const res = await response;
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ ok: false, code: 'bad_request', error: expect.stringMatching(/stalled/) });
+      expect(res.headers.connection).toBe('close');
+      expect(tempFiles(t)).toEqual([]);
+      req.destroy();
+    });
+
+    it('should answer the envelope to a client that never finishes its headers', async () => {
+      const res = await rawExchange(t, 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({
+        ok: false,
+        code: 'bad_request',
+        error: 'The request was not received in time.',
+      });
+    });
+  });
+
+  describe('item 8: malformed HTTP gets the envelope', () => {
+    const cases: [string, string, number, string][] = [
+      [
+        'a bad chunk size',
+        'POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+        400,
+        'bad_request',
+      ],
+      [
+        'Content-Length with Transfer-Encoding',
+        'POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
+        400,
+        'bad_request',
+      ],
+      [
+        'two Content-Lengths',
+        'POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{} ',
+        400,
+        'bad_request',
+      ],
+      [
+        'oversized headers',
+        `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+        431,
+        'header_too_large',
+      ],
+      [
+        'an oversized URL',
+        `GET /healthz?${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+        431,
+        'header_too_large',
+      ],
+      ['garbage instead of a request line', 'HELLO\r\n\r\n', 400, 'bad_request'],
+    ];
+
+    it.each(cases)('should answer %s with the JSON envelope', async (_name, request, status, code) => {
+      const res = await rawExchange(t, request);
+      expect(res.status).toBe(status);
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(res.headers.connection).toBe('close');
+      expect(res.body).toEqual({ ok: false, code, error: expect.any(String) });
+      expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(JSON.stringify(res.body)));
+    });
+  });
+});

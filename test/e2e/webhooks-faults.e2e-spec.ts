@@ -121,7 +121,10 @@ describe('Webhooks under faults (e2e)', () => {
     }
   });
 
-  it('should deliver every pending event after Redis restarts empty', async () => {
+  it.each([
+    ['restarts empty', (redis: PrivateRedis) => redis.restart()],
+    ['is flushed (FLUSHALL)', (redis: PrivateRedis) => redis.flushAll()],
+  ])('should deliver every pending event after Redis %s', async (what, fault) => {
     const redis = await PrivateRedis.start();
     let t: TestApp | undefined;
     try {
@@ -159,13 +162,13 @@ describe('Webhooks under faults (e2e)', () => {
         return Number(row.n) === UPLOADS;
       });
 
-      await redis.restart();
+      await fault(redis);
       down = false;
 
       await waitFor('every event to be delivered', () => settled(app, hookId), 30_000).catch(() => undefined);
       const delivered = deliveredFilenames(r, (n) => n >= firstOk);
       const lost = names.filter((f) => !delivered.has(f)).length;
-      console.log(`redis restart: ${UPLOADS} pending, ${delivered.size} delivered, ${lost} lost`);
+      console.log(`redis ${what}: ${UPLOADS} pending, ${delivered.size} delivered, ${lost} lost`);
       expect(lost).toBe(0);
     } finally {
       await t?.close();

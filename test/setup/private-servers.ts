@@ -90,6 +90,8 @@ export class PrivateRedis {
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private open = true;
+  /** While set, a client packet it matches drops that connection instead of reaching the server. */
+  private trip: ((chunk: Buffer) => boolean) | null = null;
 
   private constructor(
     private readonly server: Server,
@@ -115,7 +117,13 @@ export class TcpProxy {
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
       upstream.connect(targetPort, targetHost, () => {
-        client.pipe(upstream);
+        client.on('data', (chunk: Buffer) => {
+          if (proxy.trip?.(chunk)) {
+            drop();
+          } else {
+            upstream.write(chunk);
+          }
+        });
         upstream.pipe(client);
       });
     });
@@ -134,6 +142,12 @@ export class TcpProxy {
 
   restore(): void {
     this.open = true;
+    this.trip = null;
+  }
+
+  /** Drops any connection the moment it sends a packet `match` accepts (a connection lost mid-statement). */
+  cutOn(match: (chunk: Buffer) => boolean): void {
+    this.trip = match;
   }
 
   async close(): Promise<void> {

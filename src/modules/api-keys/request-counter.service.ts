@@ -89,7 +89,9 @@ export class RequestCounterService extends RequestCounter implements OnModuleIni
     }
   }
 
-  private async readLive(keyIds: string[]): Promise<Map<string, { count: number | null; lastUsed: Date | null }>> {
+  private async readLive(
+    keyIds: string[],
+  ): Promise<Map<string, { count: number | null; lastUsed: Date | null }>> {
     const out = new Map<string, { count: number | null; lastUsed: Date | null }>();
     if (keyIds.length === 0) {
       return out;
@@ -102,8 +104,9 @@ export class RequestCounterService extends RequestCounter implements OnModuleIni
     keyIds.forEach((id, i) => {
       const [countErr, count] = res[2 * i] ?? [];
       const [usedErr, used] = res[2 * i + 1] ?? [];
-      if (countErr || usedErr) {
-        throw countErr ?? usedErr;
+      const err = countErr ?? usedErr;
+      if (err) {
+        throw err;
       }
       out.set(id, {
         count: count ? Number(count as string) : null,

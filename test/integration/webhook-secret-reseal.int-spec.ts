@@ -4,6 +4,7 @@ import { SigningSecretsService } from '../../src/modules/webhooks/signing-secret
 import { sql } from '../setup/db';
 import { makeUser } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
 
 describe(SigningSecretsService.name, () => {
   const keyA = randomBytes(32).toString('hex');
@@ -29,8 +30,12 @@ describe(SigningSecretsService.name, () => {
     expect(new SecretBox(keyA).open(underA, user.id)).toBe(secret);
     expect(new SecretBox(keyB).open(underA, user.id)).toBeNull();
 
-    // The operator rotates: SECRET_KEY=B, SECRET_KEY_PREVIOUS=A, and the instance restarts.
-    const b = await createTestApp({ shareWith: a, env: { SECRET_KEY: keyB, SECRET_KEY_PREVIOUS: keyA } });
+    // The operator rotates: SECRET_KEY=B, SECRET_KEY_PREVIOUS=A, and the instance restarts (api role: no start-up
+    // pass, so the read alone re-seals).
+    const b = await createTestApp({
+      shareWith: a,
+      env: { SECRET_KEY: keyB, SECRET_KEY_PREVIOUS: keyA, APP_ROLE: 'api' },
+    });
     try {
       expect(await b.app.get(SigningSecretsService).reveal(user.id)).toBe(secret);
     } finally {
@@ -41,6 +46,26 @@ describe(SigningSecretsService.name, () => {
     // B alone opens it now: SECRET_KEY_PREVIOUS can be dropped without losing the secret.
     expect(new SecretBox(keyB).open(now, user.id)).toBe(secret);
     expect(new SecretBox(keyA).open(now, user.id)).toBeNull();
+  });
+
+  it('should re-seal, at start, the secrets nobody reads', async () => {
+    const users = [await makeUser(a), await makeUser(a)];
+    const secrets = await Promise.all(users.map((u) => a.app.get(SigningSecretsService).reveal(u.id)));
+    const before = await Promise.all(users.map((u) => sealed(u.id)));
+    const b = await createTestApp({ shareWith: a, env: { SECRET_KEY: keyB, SECRET_KEY_PREVIOUS: keyA } });
+    try {
+      // No read: the start-up pass of the worker role does it.
+      await waitFor('the start-up re-seal', async () => {
+        const now = await Promise.all(users.map((u) => sealed(u.id)));
+        return now.every((s, i) => s !== before[i]);
+      });
+      expect(await b.app.get(SigningSecretsService).resealAll()).toBe(0);
+    } finally {
+      await b.close();
+    }
+    for (const [i, u] of users.entries()) {
+      expect(new SecretBox(keyB).open(await sealed(u.id), u.id)).toBe(secrets[i]);
+    }
   });
 
   it('should leave a secret sealed under the current key as it is', async () => {

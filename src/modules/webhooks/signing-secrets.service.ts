@@ -1,5 +1,5 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
 import { AppConfig } from '../../config/app-config';
 import { SecretBox } from './secret-box';
@@ -8,15 +8,50 @@ import { WebhookSecret } from './webhook-secret.entity';
 
 /** The one signing secret per account: made on first use, rotated on request, kept encrypted. */
 @Injectable()
-export class SigningSecretsService {
+export class SigningSecretsService implements OnApplicationBootstrap {
   private readonly logger = new Logger(SigningSecretsService.name);
   private readonly box: SecretBox;
 
   constructor(
     private readonly em: EntityManager,
-    config: AppConfig,
+    private readonly config: AppConfig,
   ) {
     this.box = new SecretBox(config.secretKey, config.secretKeyPrevious);
+  }
+
+  /** After a SECRET_KEY rotation, worker instances re-seal every secret in the background (reads do it too). */
+  onApplicationBootstrap(): void {
+    if (this.config.secretKeyPrevious && this.config.appRole !== 'api') {
+      this.resealAll().catch((err: unknown) => this.logger.warn({ err }, 'signing secrets not re-sealed'));
+    }
+  }
+
+  /** Seals under SECRET_KEY every secret that only SECRET_KEY_PREVIOUS opens; returns how many. */
+  async resealAll(): Promise<number> {
+    const conn = this.em.getConnection();
+    let after = '00000000-0000-0000-0000-000000000000';
+    let resealed = 0;
+    for (;;) {
+      const rows = await conn.execute<{ user_id: string; sealed: string }[]>(
+        'select user_id, sealed from webhook_secrets where user_id > ? order by user_id limit 500',
+        [after],
+      );
+      for (const row of rows) {
+        const opened = this.box.unseal(row.sealed, row.user_id);
+        if (opened?.stale) {
+          const res = await conn.execute<{ affectedRows?: number }>(
+            'update webhook_secrets set sealed = ? where user_id = ? and sealed = ?',
+            [this.box.seal(opened.plaintext, row.user_id), row.user_id, row.sealed],
+            'run',
+          );
+          resealed += res.affectedRows ?? 0;
+        }
+      }
+      if (rows.length < 500) {
+        return resealed;
+      }
+      after = rows[rows.length - 1].user_id;
+    }
   }
 
   /** The account's secret, created if it has none yet (concurrent first calls agree on one). */

@@ -114,7 +114,8 @@ export class WebhookReconciler implements OnApplicationBootstrap, BeforeApplicat
         READY_WAIT_MS,
       );
     }
-    await this.worker?.close();
+    // Closing against a Redis that went away must not fail the shutdown.
+    await this.worker?.close().catch(() => undefined);
     await this.queue?.close().catch(() => undefined);
     if (this.connection) {
       await closeRedis(this.connection);

@@ -77,6 +77,16 @@ export class AppConfig {
   webhookTimeoutMs!: number;
   /** First retry delay of a failed webhook delivery; each next one doubles (tests use a few ms). */
   webhookRetryBaseMs!: number;
+  /** The longest wait between two attempts (the doubling stops there). */
+  webhookRetryMaxDelayMs!: number;
+  /** Attempts per delivery, the first included (API.md: at least 5 over about an hour). */
+  webhookMaxAttempts!: number;
+  /** An endpoint with no success for this many days (and enough failures) is disabled; 0 never disables. */
+  webhookDisableAfterDays!: number;
+  webhookDisableMinFailures!: number;
+  /** How often the reconciler looks for handed-over events whose job Redis lost, and how old they must be. */
+  webhookReconcileEveryMs!: number;
+  webhookReconcileAfterMs!: number;
   trustProxy!: boolean;
   appRole!: AppRole;
   adminEmail!: string | undefined;
@@ -159,6 +169,12 @@ export function loadConfig(
     allowPrivateWebhooks: parsed.ALLOW_PRIVATE_WEBHOOKS ?? false,
     webhookTimeoutMs: parsed.WEBHOOK_TIMEOUT_MS ?? 8000,
     webhookRetryBaseMs: parsed.WEBHOOK_RETRY_BASE_MS ?? 30000,
+    webhookRetryMaxDelayMs: parsed.WEBHOOK_RETRY_MAX_DELAY_MS ?? 6 * 3600 * 1000,
+    webhookMaxAttempts: parsed.WEBHOOK_MAX_ATTEMPTS ?? 22,
+    webhookDisableAfterDays: parsed.WEBHOOK_DISABLE_AFTER_DAYS ?? 3,
+    webhookDisableMinFailures: parsed.WEBHOOK_DISABLE_MIN_FAILURES ?? 10,
+    webhookReconcileEveryMs: parsed.WEBHOOK_RECONCILE_EVERY_MS ?? 60_000,
+    webhookReconcileAfterMs: parsed.WEBHOOK_RECONCILE_AFTER_MS ?? 5 * 60_000,
     trustProxy: parsed.TRUST_PROXY ?? false,
     appRole: (parsed.APP_ROLE ?? 'all') as AppRole,
     adminEmail: parsed.ADMIN_EMAIL,

@@ -61,6 +61,12 @@ export class EnvSchema {
   @IsOptional() @Transform(toBool) @IsBoolean() ALLOW_PRIVATE_WEBHOOKS?: boolean;
   @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(60000) WEBHOOK_TIMEOUT_MS?: number;
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600000) WEBHOOK_RETRY_BASE_MS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(86400000) WEBHOOK_RETRY_MAX_DELAY_MS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(5) @Max(100) WEBHOOK_MAX_ATTEMPTS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(365) WEBHOOK_DISABLE_AFTER_DAYS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100000) WEBHOOK_DISABLE_MIN_FAILURES?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3600000) WEBHOOK_RECONCILE_EVERY_MS?: number;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(86400000) WEBHOOK_RECONCILE_AFTER_MS?: number;
   @IsOptional() @Transform(toBool) @IsBoolean() TRUST_PROXY?: boolean;
   @IsOptional() @IsIn(['all', 'api', 'worker']) APP_ROLE?: string;
   @IsOptional() @IsString() ADMIN_EMAIL?: string;
@@ -109,6 +115,12 @@ export const ENV_KEYS = [
   'ALLOW_PRIVATE_WEBHOOKS',
   'WEBHOOK_TIMEOUT_MS',
   'WEBHOOK_RETRY_BASE_MS',
+  'WEBHOOK_RETRY_MAX_DELAY_MS',
+  'WEBHOOK_MAX_ATTEMPTS',
+  'WEBHOOK_DISABLE_AFTER_DAYS',
+  'WEBHOOK_DISABLE_MIN_FAILURES',
+  'WEBHOOK_RECONCILE_EVERY_MS',
+  'WEBHOOK_RECONCILE_AFTER_MS',
   'TRUST_PROXY',
   'APP_ROLE',
   'ADMIN_EMAIL',

@@ -20,7 +20,7 @@ describe('Webhooks: SSRF (e2e)', () => {
       .send({ url });
 
   beforeAll(async () => {
-    t = await createTestApp({ env: { WEBHOOK_RETRY_BASE_MS: '10' } });
+    t = await createTestApp({ env: { WEBHOOK_RETRY_BASE_MS: '10', WEBHOOK_MAX_ATTEMPTS: '8' } });
     const user = await makeUser(t);
     session = await login(t, user);
     key = await makeKey(t, user);

@@ -96,7 +96,12 @@ describe('Webhooks (e2e)', () => {
 
   beforeAll(async () => {
     t = await createTestApp({
-      env: { ALLOW_PRIVATE_WEBHOOKS: 'true', WEBHOOK_TIMEOUT_MS: '400', WEBHOOK_RETRY_BASE_MS: '10' },
+      env: {
+        ALLOW_PRIVATE_WEBHOOKS: 'true',
+        WEBHOOK_TIMEOUT_MS: '400',
+        WEBHOOK_RETRY_BASE_MS: '10',
+        WEBHOOK_MAX_ATTEMPTS: '8',
+      },
     });
   });
   afterAll(async () => {
@@ -373,7 +378,7 @@ describe('Webhooks (e2e)', () => {
       t.app.get(OutboxRelay).kick();
       await waitFor('the second relay', async () => (await outbox(t, hook.id))[0]?.relayed_at);
       // And a worker that got the job anyway skips it.
-      await t.app.get(WebhookDeliveryService).deliver(event.id, false);
+      expect(await t.app.get(WebhookDeliveryService).deliver(event.id)).toEqual({ kind: 'done' });
       // A later event goes through the same queue after it.
       await upload(t, a);
       await waitFor('the second upload', () => r.requests.length === 2);
@@ -401,29 +406,28 @@ describe('Webhooks (e2e)', () => {
       }
     });
 
-    it('should disable an endpoint after 100 consecutive failures, and reset the count when re-enabled', async () => {
+    it('should keep a burst of failures from disabling an endpoint that succeeded recently', async () => {
       const a = await account(t);
       const r = await receiver((_n, _req, res) => {
         res.statusCode = 502;
         res.end();
       });
       const hook = await addWebhook(t, a, r.url());
-      await sql(t, 'update webhooks set failure_count = 99 where id = $1', [hook.id]);
+      // Far past the old 100-attempt rule, but the streak began a moment ago, not WEBHOOK_DISABLE_AFTER_DAYS ago.
+      await sql(t, 'update webhooks set failure_count = 500 where id = $1', [hook.id]);
       await upload(t, a);
 
       const [event] = await waitFor('the event to be given up', async () => {
         const rows = await outbox(t, hook.id);
         return rows[0]?.failed_at ? rows : null;
       });
-      // Disabled by the 100th failure: the remaining retries are dropped.
-      expect(event.attempts).toBe(1);
-      expect(r.requests).toHaveLength(1);
-      expect(await webhookState(t, a, hook.id)).toMatchObject({ enabled: false, failure_count: 100 });
-
-      const res = await asSession(t, a.session, 'patch', `/api/v1/webhooks/${hook.id}`)
-        .send({ enabled: true })
-        .expect(200);
-      expect(res.body.webhook).toMatchObject({ enabled: true, failure_count: 0 });
+      expect(event.attempts).toBe(8);
+      expect(await webhookState(t, a, hook.id)).toMatchObject({
+        enabled: true,
+        failure_count: 508,
+        disabled_reason: null,
+        disabled_at: null,
+      });
     });
   });
 
@@ -443,6 +447,8 @@ describe('Webhooks (e2e)', () => {
           last_success_at: null,
           last_failure_at: null,
           failure_count: 0,
+          disabled_reason: null,
+          disabled_at: null,
         },
       });
       const id = created.body.webhook.id;
@@ -452,7 +458,13 @@ describe('Webhooks (e2e)', () => {
       const patched = await asSession(t, a.session, 'patch', `/api/v1/webhooks/${id}`)
         .send({ url: 'https://127.0.0.1:9/b', enabled: false })
         .expect(200);
-      expect(patched.body.webhook).toMatchObject({ id, url: 'https://127.0.0.1:9/b', enabled: false });
+      expect(patched.body.webhook).toMatchObject({
+        id,
+        url: 'https://127.0.0.1:9/b',
+        enabled: false,
+        disabled_reason: 'owner',
+        disabled_at: expect.stringMatching(/Z$/),
+      });
 
       await asSession(t, a.session, 'delete', `/api/v1/webhooks/${id}`).expect(200, {
         ok: true,

@@ -2,7 +2,9 @@ import { Client } from 'pg';
 import { RequestCounterService } from '../../src/modules/api-keys/request-counter.service';
 import { RedisService } from '../../src/common/redis/redis.module';
 import { bearer, makeKey } from '../setup/factories';
-import { createTestApp, type TestApp } from '../setup/test-app';
+import { TcpProxy } from '../setup/private-servers';
+import { createTestApp, createTestDatabase, type TestApp } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
 
 async function storedCount(t: TestApp, keyId: string): Promise<{ count: number; lastUsed: Date | null }> {
   const c = new Client({ connectionString: t.databaseUrl });
@@ -70,5 +72,42 @@ describe(RequestCounterService.name, () => {
       .set(...bearer(key.token))
       .expect(200);
     expect(me.body.key.request_count).toBe(21);
+  });
+
+  it('should keep the counts of a flush whose database write was cut, and write them once it recovers', async () => {
+    const db = await createTestDatabase();
+    const target = new URL(db.url);
+    const proxy = await TcpProxy.start(Number(target.port || 5432), target.hostname);
+    const viaProxy = new URL(db.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const app = await createTestApp({ env: { DATABASE_URL: viaProxy.toString() } });
+    try {
+      const key = await makeKey(app);
+      for (let i = 0; i < 7; i++) {
+        await app.http
+          .get('/api/v1/uploads')
+          .set(...bearer(key.token))
+          .expect(200);
+      }
+      // The connection drops while the flush's UPDATE is on the wire: a real failed write.
+      proxy.cutOn((chunk) => chunk.includes('update api_keys'));
+      const counter = app.app.get(RequestCounterService);
+      await expect(counter.flush()).rejects.toThrow();
+      proxy.restore();
+      await waitFor('a flush that succeeds', () => counter.flush().then(() => true));
+      const c = new Client({ connectionString: db.url });
+      await c.connect();
+      try {
+        const { rows } = await c.query('select request_count from api_keys where id = $1', [key.keyId]);
+        expect(Number(rows[0].request_count)).toBe(7);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await app.close();
+      await proxy.close();
+      await db.drop();
+    }
   });
 });

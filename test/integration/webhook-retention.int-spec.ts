@@ -15,7 +15,7 @@ describe(WebhookRetentionService.name, () => {
   });
   afterAll(() => t.close());
 
-  it('should remove settled events and attempts older than the retention, and never a pending event', async () => {
+  it('should remove settled events, long-held events and attempts older than the retention, never a pending event', async () => {
     const user = await makeUser(t);
     const hookId = randomUUID();
     await sql(
@@ -26,17 +26,20 @@ describe(WebhookRetentionService.name, () => {
     );
     const old = new Date(Date.now() - WEBHOOK_RETENTION_MS - 60_000);
     const recent = new Date();
-    const event = (delivered: Date | null, failed: Date | null) =>
+    const event = (delivered: Date | null, failed: Date | null, held: Date | null = null) =>
       sql(
         t,
-        `insert into outbox_events (id, webhook_id, event, body, created_at, relayed_at, attempts, delivered_at, failed_at)
-         values ($1, $2, 'upload.created', '{}', $3, $3, 1, $4, $5) returning id`,
-        [randomUUID(), hookId, old, delivered, failed],
+        `insert into outbox_events (id, webhook_id, event, body, created_at, relayed_at, attempts, delivered_at, failed_at, held_at)
+         values ($1, $2, 'upload.created', '{}', $3, $3, 1, $4, $5, $6) returning id`,
+        [randomUUID(), hookId, old, delivered, failed, held],
       ).then((rows) => (rows[0] as { id: string }).id);
     const oldDelivered = await event(old, null);
     const oldFailed = await event(null, old);
     const oldPending = await event(null, null);
     const recentDelivered = await event(recent, null);
+    // Held for a disabled endpoint: kept for the retention period, then dropped.
+    const recentHeld = await event(null, null, recent);
+    await event(null, null, old);
     for (const at of [old, recent]) {
       await sql(
         t,
@@ -47,9 +50,9 @@ describe(WebhookRetentionService.name, () => {
     }
 
     const result = await t.app.get(WebhookRetentionService).prune();
-    expect(result).toEqual({ events: 2, attempts: 1 });
+    expect(result).toEqual({ events: 3, attempts: 1 });
     const left = (await sql<{ id: string }>(t, 'select id from outbox_events')).map((r) => r.id).sort();
-    expect(left).toEqual([oldPending, recentDelivered].sort());
+    expect(left).toEqual([oldPending, recentDelivered, recentHeld].sort());
     expect(left).not.toContain(oldFailed);
     expect(await sql(t, 'select 1 from webhook_deliveries')).toHaveLength(1);
   });

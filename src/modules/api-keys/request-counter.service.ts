@@ -13,7 +13,16 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 return n`;
 
+// After the database took a batch: unmark each key whose counter is still the figure written (a request counted
+// meanwhile keeps its mark for the next flush). KEYS: the dirty set, then keyreq:<id> per key; ARGV: id, count pairs.
+const UNMARK_SCRIPT = `
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[2 * i - 2] then redis.call('SREM', KEYS[1], ARGV[2 * i - 3]) end
+end
+return 0`;
+
 const FLUSH_INTERVAL_MS = 10_000;
+const FLUSH_BATCH = 200;
 /** A Redis that stops answering must not hold every authenticated request. */
 const COUNT_TIMEOUT_MS = 1000;
 
@@ -72,46 +81,86 @@ export class RequestCounterService extends RequestCounter implements OnModuleIni
 
   /** The live figures for keys, merged with what the database holds. */
   async live(keyIds: string[]): Promise<Map<string, { count: number | null; lastUsed: Date | null }>> {
+    try {
+      return await this.readLive(keyIds);
+    } catch {
+      // Redis down: the database figures stand.
+      return new Map();
+    }
+  }
+
+  private async readLive(
+    keyIds: string[],
+  ): Promise<Map<string, { count: number | null; lastUsed: Date | null }>> {
     const out = new Map<string, { count: number | null; lastUsed: Date | null }>();
     if (keyIds.length === 0) {
       return out;
     }
-    try {
-      const pipe = this.redis.client.pipeline();
-      for (const id of keyIds) {
-        pipe.get(`keyreq:${id}`).get(`keyused:${id}`);
-      }
-      const res = (await pipe.exec()) ?? [];
-      keyIds.forEach((id, i) => {
-        const count = res[2 * i]?.[1] as string | null;
-        const used = res[2 * i + 1]?.[1] as string | null;
-        out.set(id, { count: count ? Number(count) : null, lastUsed: used ? new Date(Number(used)) : null });
-      });
-    } catch {
-      // Redis down: the database figures stand.
+    const pipe = this.redis.client.pipeline();
+    for (const id of keyIds) {
+      pipe.get(`keyreq:${id}`).get(`keyused:${id}`);
     }
+    const res = (await pipe.exec()) ?? [];
+    keyIds.forEach((id, i) => {
+      const [countErr, count] = res[2 * i] ?? [];
+      const [usedErr, used] = res[2 * i + 1] ?? [];
+      const err = countErr ?? usedErr;
+      if (err) {
+        throw err;
+      }
+      out.set(id, {
+        count: count ? Number(count as string) : null,
+        lastUsed: used ? new Date(Number(used as string)) : null,
+      });
+    });
     return out;
   }
 
+  /**
+   * Copies the live figures of the dirty keys to api_keys. A key stays marked dirty until the database write that
+   * carries its figure has committed, so a failed write (database down) loses nothing: the next flush retries it.
+   */
   async flush(): Promise<void> {
-    for (;;) {
-      const ids = await this.redis.client.spop('keyreq:dirty', 200);
-      if (ids.length === 0) {
-        return;
+    let cursor = '0';
+    do {
+      const [next, ids] = await this.redis.client.sscan('keyreq:dirty', cursor, 'COUNT', FLUSH_BATCH);
+      cursor = next;
+      if (ids.length > 0) {
+        await this.flushBatch([...new Set(ids)]);
       }
-      const live = await this.live(ids);
-      const conn = this.em.getConnection();
-      for (const id of ids) {
-        const v = live.get(id);
-        if (!v || v.count === null) {
-          continue;
-        }
-        await conn.execute(
-          `update api_keys set request_count = greatest(request_count, ?),
-             last_used_at = greatest(coalesce(last_used_at, to_timestamp(0)), ?) where id = ?`,
-          [v.count, v.lastUsed ?? new Date(0), id],
-        );
-      }
+    } while (cursor !== '0');
+  }
+
+  private async flushBatch(ids: string[]): Promise<void> {
+    const live = await this.readLive(ids);
+    const rows = ids.flatMap((id) => {
+      const v = live.get(id);
+      return v && v.count !== null ? [{ id, count: v.count, lastUsed: v.lastUsed ?? new Date(0) }] : [];
+    });
+    if (rows.length > 0) {
+      // One statement for the batch: it commits or fails as a whole.
+      await this.em.getConnection().execute(
+        `update api_keys k set request_count = greatest(k.request_count, v.count),
+           last_used_at = greatest(coalesce(k.last_used_at, to_timestamp(0)), v.last_used)
+           from jsonb_to_recordset(?::jsonb) as v(id uuid, count bigint, last_used timestamptz)
+          where k.id = v.id`,
+        [JSON.stringify(rows)],
+      );
+    }
+    const counted = new Set(rows.map((r) => r.id));
+    // A key with no counter left (Redis lost it) has nothing to write: unmark it as well.
+    const stale = ids.filter((id) => !counted.has(id));
+    if (stale.length > 0) {
+      await this.redis.client.srem('keyreq:dirty', ...stale);
+    }
+    if (rows.length > 0) {
+      await this.redis.client.eval(
+        UNMARK_SCRIPT,
+        1 + rows.length,
+        'keyreq:dirty',
+        ...rows.map((r) => `keyreq:${r.id}`),
+        ...rows.flatMap((r) => [r.id, String(r.count)]),
+      );
     }
   }
 }

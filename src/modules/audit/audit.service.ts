@@ -16,6 +16,7 @@ export type AuditAction =
   | 'upload.rejected'
   | 'webhook.created'
   | 'webhook.deleted'
+  | 'webhook.disabled'
   | 'webhook.secret_rotated';
 
 export interface AuditRecord {

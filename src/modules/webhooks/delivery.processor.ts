@@ -4,21 +4,25 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { type Job, Worker } from 'bullmq';
+import { DelayedError, type Job, Worker } from 'bullmq';
 import Redis from 'ioredis';
 import { AppConfig } from '../../config/app-config';
 import {
   bullPrefix,
   closeRedis,
+  DELIVERY_BACKOFF,
   redisReachable,
+  retryDelayMs,
   settleWithin,
   WEBHOOK_DELIVERY_QUEUE,
   type WebhookDeliveryJob,
 } from './queues';
-import { WebhookDeliveryService } from './webhook-delivery.service';
+import { DeliveryFailedError, WebhookDeliveryService } from './webhook-delivery.service';
 
 const CONCURRENCY = 8;
 const READY_WAIT_MS = 2000;
+/** A run that found its event claimed by another comes back after this, without spending an attempt. */
+const BUSY_RETRY_MS = 5000;
 
 /**
  * The BullMQ worker for deliveries: in APP_ROLE all (default) and worker, never in api. It is made here rather
@@ -44,20 +48,38 @@ export class WebhookDeliveryProcessor implements OnApplicationBootstrap, BeforeA
     // Workers block on Redis: BullMQ requires maxRetriesPerRequest null on their connection.
     this.connection = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
     this.connection.on('error', () => undefined);
-    this.worker = new Worker<WebhookDeliveryJob>(WEBHOOK_DELIVERY_QUEUE, (job) => this.process(job), {
-      connection: this.connection,
-      prefix: bullPrefix(this.config),
-      concurrency: CONCURRENCY,
-      // A delivery cut by a crash goes back to the queue rather than failing for good.
-      maxStalledCount: 5,
-    });
+    this.worker = new Worker<WebhookDeliveryJob>(
+      WEBHOOK_DELIVERY_QUEUE,
+      (job, token) => this.process(job, token),
+      {
+        connection: this.connection,
+        prefix: bullPrefix(this.config),
+        concurrency: CONCURRENCY,
+        // A delivery cut by a crash goes back to the queue rather than failing for good.
+        maxStalledCount: 5,
+        settings: {
+          // Exponential from WEBHOOK_RETRY_BASE_MS, capped at WEBHOOK_RETRY_MAX_DELAY_MS, with jitter.
+          backoffStrategy: (attemptsMade, type) =>
+            type === DELIVERY_BACKOFF
+              ? retryDelayMs(attemptsMade, this.config)
+              : this.config.webhookRetryBaseMs,
+        },
+      },
+    );
     this.worker.on('error', (err) => this.logger.warn({ err }, 'webhook worker error'));
   }
 
   /** Thin, like a controller: one attempt; a throw makes BullMQ retry with the job's backoff. */
-  async process(job: Job<WebhookDeliveryJob>): Promise<void> {
-    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    await this.deliveries.deliver(job.data.eventId, lastAttempt);
+  async process(job: Job<WebhookDeliveryJob>, token?: string): Promise<void> {
+    const outcome = await this.deliveries.deliver(job.data.eventId);
+    if (outcome.kind === 'retry') {
+      throw new DeliveryFailedError(outcome.error);
+    }
+    if (outcome.kind === 'busy' && token) {
+      // Another run is sending this very attempt; if it dies, its claim expires and this one takes over.
+      await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+      throw new DelayedError();
+    }
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -11,10 +11,30 @@ import { Webhook } from './webhook.entity';
   name: 'outbox_events_unrelayed_idx',
   properties: ['createdAt'],
   expression:
-    'create index "outbox_events_unrelayed_idx" on "outbox_events" ("created_at") where "relayed_at" is null',
+    'create index "outbox_events_unrelayed_idx" on "outbox_events" ("created_at") where "relayed_at" is null and "held_at" is null',
+})
+@Index({
+  name: 'outbox_events_open_idx',
+  properties: ['relayedAt', 'id'],
+  expression:
+    'create index "outbox_events_open_idx" on "outbox_events" ("relayed_at", "id") where "delivered_at" is null and "failed_at" is null and "relayed_at" is not null',
+})
+@Index({
+  name: 'outbox_events_held_idx',
+  properties: ['webhook'],
+  expression:
+    'create index "outbox_events_held_idx" on "outbox_events" ("webhook_id") where "held_at" is not null',
 })
 export class OutboxEvent {
-  [OptionalProps]?: 'id' | 'createdAt' | 'relayedAt' | 'attempts' | 'deliveredAt' | 'failedAt';
+  [OptionalProps]?:
+    | 'id'
+    | 'createdAt'
+    | 'relayedAt'
+    | 'attempts'
+    | 'deliveredAt'
+    | 'failedAt'
+    | 'heldAt'
+    | 'claimedUntil';
 
   /** Also the delivery id (X-Fixitfy-Delivery, the same on every retry) and the BullMQ job id. */
   @PrimaryKey({ type: 'uuid' })
@@ -33,7 +53,10 @@ export class OutboxEvent {
   @Property({ type: 'timestamptz', length: 3 })
   createdAt: Date = new Date();
 
-  /** Set once the job is in the queue; until then the relay keeps trying. */
+  /**
+   * Set when the relay hands the event to the queue (claimed and marked in one statement, before the enqueue); the
+   * reconciler re-enqueues an open event whose job Redis no longer has.
+   */
   @Property({ type: 'timestamptz', length: 3, nullable: true })
   relayedAt?: Date | null = null;
 
@@ -43,7 +66,15 @@ export class OutboxEvent {
   @Property({ type: 'timestamptz', length: 3, nullable: true })
   deliveredAt?: Date | null = null;
 
-  /** Gave up: the last attempt failed, or the endpoint was disabled or removed meanwhile. */
+  /** Gave up: the last attempt failed. */
   @Property({ type: 'timestamptz', length: 3, nullable: true })
   failedAt?: Date | null = null;
+
+  /** Waiting for its endpoint to be enabled again (recorded while it was disabled, or paused by its owner). */
+  @Property({ type: 'timestamptz', length: 3, nullable: true })
+  heldAt?: Date | null = null;
+
+  /** The lease of the worker sending an attempt right now: a second run of the job finds it taken. */
+  @Property({ type: 'timestamptz', length: 3, nullable: true })
+  claimedUntil?: Date | null = null;
 }

@@ -5,7 +5,6 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { OutboxEvent } from './outbox-event.entity';
 import { WebhookQueue } from './webhook-queue';
 
 const POLL_INTERVAL_MS = 1000;
@@ -15,9 +14,11 @@ const SHUTDOWN_WAIT_MS = 10_000;
 
 /**
  * Moves committed outbox rows to the delivery queue. It polls (so rows committed while Redis was down, or just
- * before a crash, are picked up once it can enqueue) and is kicked right after an upload commits. A row is marked
- * relayed only after the enqueue succeeded; the job id is the row id, so enqueueing twice is harmless. Rows are
- * claimed FOR UPDATE SKIP LOCKED, so any number of instances can relay at once. Runs in every APP_ROLE.
+ * before a crash, are picked up once it can enqueue) and is kicked right after an upload commits. Rows are claimed
+ * and marked relayed in one short statement (FOR UPDATE SKIP LOCKED inside it, so any number of instances can relay
+ * at once), and no lock is held across the Redis round trip: a failed enqueue un-marks them, and a crash in between
+ * leaves them to the reconciler, which re-enqueues relayed open events whose job Redis doesn't have. The job id is
+ * the row id, so enqueueing twice is harmless. Runs in every APP_ROLE.
  */
 @Injectable()
 export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -56,23 +57,34 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
     this.wake?.();
   }
 
-  /** One batch: claim unrelayed rows, enqueue them, mark them. Returns how many were relayed. */
+  /** One batch: claim and mark unrelayed rows, then enqueue them. Returns how many were relayed. */
   async relayOnce(): Promise<number> {
-    return this.em.fork().transactional(async (em) => {
-      const rows = await em
-        .getConnection()
-        .execute<
-          { id: string }[]
-        >('select id from outbox_events where relayed_at is null order by created_at limit ? for update skip locked', [BATCH_SIZE], 'all', em.getTransactionContext());
-      if (rows.length === 0) {
-        return 0;
-      }
-      const ids = rows.map((r) => r.id);
-      // A failure (Redis down) rolls back: the rows stay unrelayed for the next poll.
+    const conn = this.em.getConnection();
+    const marked = new Date();
+    const rows = await conn.execute<{ id: string }[]>(
+      `update outbox_events set relayed_at = ?
+        where id in (select id from outbox_events where relayed_at is null and held_at is null
+                      order by created_at limit ? for update skip locked)
+        returning id`,
+      [marked, BATCH_SIZE],
+    );
+    if (rows.length === 0) {
+      return 0;
+    }
+    const ids = rows.map((r) => r.id);
+    try {
       await withTimeout(this.queue.addBulk(ids), ENQUEUE_TIMEOUT_MS);
-      await em.nativeUpdate(OutboxEvent, { id: { $in: ids } }, { relayedAt: new Date() });
-      return rows.length;
-    });
+    } catch (err) {
+      // Redis down: hand them back for the next poll (only the ones still carrying this pass's mark).
+      await conn
+        .execute('update outbox_events set relayed_at = null where id in (?) and relayed_at = ?', [
+          ids,
+          marked,
+        ])
+        .catch(() => undefined);
+      throw err;
+    }
+    return rows.length;
   }
 
   private async run(): Promise<void> {

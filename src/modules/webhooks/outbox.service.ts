@@ -27,10 +27,15 @@ export class OutboxService {
 
   /**
    * Call inside the transaction that records the upload (em is that transaction's EntityManager): one outbox row per
-   * endpoint of the owner enabled now, committed or rolled back with the upload. Returns how many were written.
+   * endpoint of the owner enabled now, committed or rolled back with the upload. An endpoint disabled automatically
+   * (it kept failing) still gets its row, held until it is enabled again; one its owner turned off gets none.
+   * Returns how many were written.
    */
   async recordUploadCreated(em: EntityManager, e: UploadCreatedEvent): Promise<number> {
-    const hooks = await em.find(Webhook, { user: e.ownerId, enabled: true });
+    const hooks = await em.find(Webhook, {
+      user: e.ownerId,
+      $or: [{ enabled: true }, { disabledReason: 'failing' }],
+    });
     if (hooks.length === 0) {
       return 0;
     }
@@ -40,8 +45,14 @@ export class OutboxService {
       upload: { filename, url, size, mime, width, height, hash_sha256 },
       timestamp: e.createdAt.toISOString(),
     });
+    const now = new Date();
     for (const hook of hooks) {
-      em.create(OutboxEvent, { webhook: hook, event: 'upload.created', body });
+      em.create(OutboxEvent, {
+        webhook: hook,
+        event: 'upload.created',
+        body,
+        heldAt: hook.enabled ? null : now,
+      });
     }
     await em.flush();
     this.kickAfterCommit(em);

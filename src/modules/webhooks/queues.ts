@@ -13,23 +13,39 @@ export interface WebhookDeliveryJob {
   eventId: string;
 }
 
-/** API.md: at least 5 attempts over about an hour. With a 30 s base: 30 s, 1, 2, 4, 8, 16, 32 min (−20 % jitter). */
-export const MAX_DELIVERY_ATTEMPTS = 8;
-
-/** Consecutive failed attempts after which an endpoint is disabled. */
-export const AUTO_DISABLE_AFTER_FAILURES = 100;
+/** Periodic webhook work (the reconciler): one job per period across all instances, from a job scheduler. */
+export const WEBHOOK_MAINTENANCE_QUEUE = 'webhook-maintenance';
 
 export const MAX_WEBHOOKS_PER_ACCOUNT = 10;
 
-/** Job options for a delivery: retries with exponential backoff and jitter are BullMQ's, kept on the job. */
-export function deliveryJobOptions(eventId: string, retryBaseMs: number): JobsOptions {
+/** The backoff type of delivery jobs, computed by retryDelayMs in the worker (BullMQ's own has no ceiling). */
+export const DELIVERY_BACKOFF = 'webhook';
+
+/** The time between the failed attempt `attempt` (1-based) and the next one, ceiling and jitter applied. */
+export function retryDelayMs(
+  attempt: number,
+  config: Pick<AppConfig, 'webhookRetryBaseMs' | 'webhookRetryMaxDelayMs'>,
+  random: number = Math.random(),
+): number {
+  const full = Math.min(
+    config.webhookRetryBaseMs * 2 ** Math.min(attempt - 1, 40),
+    config.webhookRetryMaxDelayMs,
+  );
+  // Up to 20 % shorter, so a burst that failed together doesn't come back together.
+  return Math.floor(full * (1 - 0.2 * random));
+}
+
+/** Job options for a delivery: retries with capped exponential backoff and jitter are BullMQ's, kept on the job. */
+export function deliveryJobOptions(eventId: string, maxAttempts: number): JobsOptions {
   return {
     // Deterministic: a second enqueue of the same event (the relay crashed before marking it) is a no-op.
     jobId: eventId,
-    attempts: MAX_DELIVERY_ATTEMPTS,
-    backoff: { type: 'exponential', delay: retryBaseMs, jitter: 0.2 },
-    removeOnComplete: { age: 24 * 3600, count: 10_000 },
-    removeOnFail: { age: 7 * 24 * 3600 },
+    attempts: maxAttempts,
+    backoff: { type: DELIVERY_BACKOFF },
+    // The database keeps the record (outbox row + attempts); a finished job is removed at once, so an event that is
+    // held and released later, or re-enqueued by the reconciler, can be added again under the same id.
+    removeOnComplete: true,
+    removeOnFail: true,
   };
 }
 

@@ -30,21 +30,27 @@ export class SecretBox {
 
   /** The plaintext, or null when no key opens it (tampered, wrong account, or sealed under a retired SECRET_KEY). */
   open(sealed: string, context: string): string | null {
+    return this.unseal(sealed, context)?.plaintext ?? null;
+  }
+
+  /** Like open(), also saying whether it took SECRET_KEY_PREVIOUS (so the caller can seal it again under the current key). */
+  unseal(sealed: string, context: string): { plaintext: string; stale: boolean } | null {
     const [version, iv, tag, ciphertext, ...rest] = sealed.split('.');
     if (version !== VERSION || rest.length > 0 || !iv || !tag || ciphertext === undefined) {
       return null;
     }
-    for (const key of this.keys) {
+    for (const [index, key] of this.keys.entries()) {
       try {
         const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), {
           authTagLength: 16,
         });
         decipher.setAAD(Buffer.from(context));
         decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-        return Buffer.concat([
+        const plaintext = Buffer.concat([
           decipher.update(Buffer.from(ciphertext, 'base64url')),
           decipher.final(),
         ]).toString('utf8');
+        return { plaintext, stale: index > 0 };
       } catch {
         // Try the previous key.
       }

@@ -38,9 +38,28 @@ export class WebhookQueue implements OnApplicationShutdown {
       eventIds.map((eventId) => ({
         name: 'deliver',
         data: { eventId },
-        opts: deliveryJobOptions(eventId, this.config.webhookRetryBaseMs),
+        opts: deliveryJobOptions(eventId, this.config.webhookMaxAttempts),
       })),
     );
+  }
+
+  /**
+   * The events among `eventIds` that have no live job: none at all (Redis lost it) or one already finished (kept
+   * only if an older version queued it with removeOnComplete/removeOnFail off). A finished one is removed, so the
+   * same id can be added again.
+   */
+  async lost(eventIds: string[]): Promise<string[]> {
+    const states = await Promise.all(eventIds.map((id) => this.queue.getJobState(id)));
+    const lost: string[] = [];
+    for (const [i, state] of states.entries()) {
+      if (state === 'completed' || state === 'failed') {
+        await this.queue.remove(eventIds[i]);
+        lost.push(eventIds[i]);
+      } else if (state === 'unknown') {
+        lost.push(eventIds[i]);
+      }
+    }
+    return lost;
   }
 
   async onApplicationShutdown(): Promise<void> {

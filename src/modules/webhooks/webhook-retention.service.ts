@@ -8,8 +8,8 @@ export const WEBHOOK_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
 
 /**
  * Keeps the outbox and the delivery log from growing forever: hourly, outside APP_ROLE=api, it removes events that
- * were delivered or given up more than 30 days ago and attempts recorded before then. Pending events are never
- * touched, whatever their age.
+ * were delivered or given up more than 30 days ago, events held for a disabled endpoint for more than 30 days, and
+ * attempts recorded before then. Events being delivered are never touched, whatever their age.
  */
 @Injectable()
 export class WebhookRetentionService implements OnModuleInit, OnApplicationShutdown {
@@ -39,8 +39,8 @@ export class WebhookRetentionService implements OnModuleInit, OnApplicationShutd
     const cutoff = new Date(now - WEBHOOK_RETENTION_MS);
     const conn = this.em.getConnection();
     const events = await conn.execute<{ affectedRows?: number }>(
-      'delete from outbox_events where coalesce(delivered_at, failed_at) < ?',
-      [cutoff],
+      'delete from outbox_events where coalesce(delivered_at, failed_at) < ? or held_at < ?',
+      [cutoff, cutoff],
       'run',
     );
     const attempts = await conn.execute<{ affectedRows?: number }>(

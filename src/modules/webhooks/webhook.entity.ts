@@ -5,7 +5,16 @@ import { User } from '../auth/user.entity';
 /** An endpoint an owner registered for upload.created events. */
 @Entity({ tableName: 'webhooks' })
 export class Webhook {
-  [OptionalProps]?: 'id' | 'enabled' | 'createdAt' | 'lastSuccessAt' | 'lastFailureAt' | 'failureCount';
+  [OptionalProps]?:
+    | 'id'
+    | 'enabled'
+    | 'createdAt'
+    | 'lastSuccessAt'
+    | 'lastFailureAt'
+    | 'failureCount'
+    | 'failingSince'
+    | 'disabledReason'
+    | 'disabledAt';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -28,7 +37,20 @@ export class Webhook {
   @Property({ type: 'timestamptz', length: 3, nullable: true })
   lastFailureAt?: Date | null = null;
 
-  /** Consecutive failed attempts since the last success; at AUTO_DISABLE_AFTER_FAILURES the endpoint is disabled. */
+  /** Consecutive failed attempts since the last success. */
   @Property({ type: 'integer', default: 0 })
   failureCount: number = 0;
+
+  /** The first failed attempt since the last success (null while healthy): auto-disable judges by its age. */
+  @Property({ type: 'timestamptz', length: 3, nullable: true })
+  failingSince?: Date | null = null;
+
+  /** Why a disabled endpoint is off: its owner turned it off, or it went too long without a success. */
+  @Property({ type: 'text', nullable: true })
+  disabledReason?: WebhookDisabledReason | null = null;
+
+  @Property({ type: 'timestamptz', length: 3, nullable: true })
+  disabledAt?: Date | null = null;
 }
+
+export type WebhookDisabledReason = 'owner' | 'failing';

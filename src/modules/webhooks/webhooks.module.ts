@@ -14,6 +14,7 @@ import { WebhookQueue } from './webhook-queue';
 import { WebhookSecret } from './webhook-secret.entity';
 import { WebhookSender } from './webhook-sender';
 import { WebhooksController } from './webhooks.controller';
+import { WebhookReconciler } from './webhook-reconciler.service';
 import { WebhookRetentionService } from './webhook-retention.service';
 import { WebhooksService } from './webhooks.service';
 
@@ -36,6 +37,7 @@ import { WebhooksService } from './webhooks.service';
     HostResolver,
     WebhookSender,
     WebhookRetentionService,
+    WebhookReconciler,
   ],
   exports: [OutboxService],
 })

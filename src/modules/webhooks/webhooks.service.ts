@@ -16,12 +16,13 @@ import type {
   WebhookEnvelope,
   WebhookResponse,
 } from './dto/webhook.dto';
+import { OutboxRelay } from './outbox-relay.processor';
 import { MAX_WEBHOOKS_PER_ACCOUNT } from './queues';
 import { SigningSecretsService } from './signing-secrets.service';
 import { SsrfGuard, WebhookTargetError } from './ssrf-guard';
 import { Webhook } from './webhook.entity';
 import { WebhookDelivery } from './webhook-delivery.entity';
-import { WebhookDeliveryService } from './webhook-delivery.service';
+import { toTarget, WebhookDeliveryService } from './webhook-delivery.service';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -35,6 +36,7 @@ export class WebhooksService {
     private readonly guard: SsrfGuard,
     private readonly deliveries: WebhookDeliveryService,
     private readonly audit: AuditService,
+    private readonly relay: OutboxRelay,
   ) {}
 
   async secret(userId: string): Promise<SigningSecretResponse> {
@@ -78,7 +80,14 @@ export class WebhooksService {
           `You already have ${MAX_WEBHOOKS_PER_ACCOUNT} webhooks; delete one first.`,
         );
       }
-      const created = em.create(Webhook, { user: userId, url: checked, enabled: enabled ?? true });
+      const on = enabled ?? true;
+      const created = em.create(Webhook, {
+        user: userId,
+        url: checked,
+        enabled: on,
+        disabledReason: on ? null : 'owner',
+        disabledAt: on ? null : new Date(),
+      });
       await this.audit.record(
         {
           action: 'webhook.created',
@@ -103,19 +112,34 @@ export class WebhooksService {
   }
 
   async update(userId: string, id: string, dto: UpdateWebhookDto): Promise<WebhookEnvelope> {
-    const em = this.em.fork();
-    const hook = await this.findOwned(em, userId, id);
-    if (dto.url !== undefined) {
-      hook.url = await this.checkUrl(dto.url);
-    }
-    if (dto.enabled !== undefined) {
-      if (dto.enabled && !hook.enabled) {
-        // A fresh start: otherwise an endpoint disabled after 100 failures would be disabled again by the next one.
-        hook.failureCount = 0;
+    const url = dto.url === undefined ? undefined : await this.checkUrl(dto.url);
+    let released = 0;
+    const hook = await this.em.fork().transactional(async (em) => {
+      const found = await this.findOwned(em, userId, id);
+      if (url !== undefined) {
+        found.url = url;
       }
-      hook.enabled = dto.enabled;
+      if (dto.enabled === true && !found.enabled) {
+        // A fresh start: the failure streak is forgotten, and the events held meanwhile go out now.
+        Object.assign(found, { enabled: true, disabledReason: null, disabledAt: null });
+        Object.assign(found, { failureCount: 0, failingSince: null });
+        const res = await em.getConnection().execute<{ affectedRows?: number }>(
+          `update outbox_events set held_at = null, relayed_at = null
+            where webhook_id = ? and held_at is not null and delivered_at is null and failed_at is null`,
+          [found.id],
+          'run',
+          em.getTransactionContext(),
+        );
+        released = res.affectedRows ?? 0;
+      } else if (dto.enabled === false && found.disabledReason !== 'owner') {
+        // Turned off by its owner: nothing new is recorded, and scheduled retries wait (held) for re-enabling.
+        Object.assign(found, { enabled: false, disabledReason: 'owner', disabledAt: new Date() });
+      }
+      return found;
+    });
+    if (released > 0) {
+      this.relay.kick();
     }
-    await em.flush();
     return { ok: true, webhook: toWebhookResponse(hook) };
   }
 
@@ -169,12 +193,16 @@ export class WebhooksService {
       webhook: { id: hook.id, url: hook.url },
       timestamp: new Date().toISOString(),
     });
-    const record = await this.deliveries.attempt(hook, {
+    const record = await this.deliveries.attempt(toTarget(hook), {
       deliveryId: randomUUID(),
       event: 'ping',
       body,
       attempt: 1,
     });
+    if (!record) {
+      // Deleted while the ping was in flight.
+      throw new AppError('not_found', 'No such webhook.');
+    }
     return { ok: true, delivery: toDeliveryResponse(record) };
   }
 
@@ -212,6 +240,8 @@ export function toWebhookResponse(hook: Webhook): WebhookResponse {
     last_success_at: hook.lastSuccessAt?.toISOString() ?? null,
     last_failure_at: hook.lastFailureAt?.toISOString() ?? null,
     failure_count: hook.failureCount,
+    disabled_reason: hook.disabledReason ?? null,
+    disabled_at: hook.disabledAt?.toISOString() ?? null,
   };
 }
 

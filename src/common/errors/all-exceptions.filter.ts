@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { DriverException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Request, Response } from 'express';
+import { ERROR_CODE_LOCAL } from '../logging/logger-options';
 import { AppError } from './app-error';
 import { DEFAULT_MESSAGES, ERROR_STATUS, type ErrorCode } from './error-status';
 
@@ -93,6 +94,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
     for (const [name, value] of Object.entries(error.headers ?? {})) {
       res.setHeader(name, value);
     }
+    res.locals[ERROR_CODE_LOCAL] = error.code; // the request's log line carries it
     const body: Record<string, unknown> = { ok: false, code: error.code, error: error.message };
     if (error.details && error.details.length > 0) {
       body.details = error.details;

@@ -1,0 +1,36 @@
+import { mkdirSync, mkdtempSync, rmdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Makes sure DATA_DIR is a directory this process can write to, before anything is put there: a file, a path that
+ * can't be created (/proc/x) or a directory owned by another uid (a Docker bind mount) stops the start with one
+ * sentence, not a stack or a hang later. Returns the message, or undefined when the directory is usable.
+ */
+export function dataDirProblem(dir: string): string | undefined {
+  try {
+    if (!statSync(dir).isDirectory()) {
+      return `DATA_DIR=${dir} is a file, not a directory: point DATA_DIR at a directory (it is created if missing).`;
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      return `DATA_DIR=${dir} can't be read (${(err as NodeJS.ErrnoException).code}): point DATA_DIR at a directory this user can write to.`;
+    }
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (mkErr) {
+      return `DATA_DIR=${dir} can't be created (${(mkErr as NodeJS.ErrnoException).code}): point DATA_DIR at a directory this user can write to.`;
+    }
+  }
+  try {
+    rmdirSync(mkdtempSync(join(dir, '.write-test-')));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const owner = statSync(dir).uid;
+    const me = process.getuid?.();
+    if (me !== undefined && owner !== me) {
+      return `DATA_DIR=${dir} belongs to uid ${owner}, and this process (uid ${me}) can't write there (${code}): chown -R ${me} ${dir}, or run the service as uid ${owner}.`;
+    }
+    return `DATA_DIR=${dir} is not writable (${code}): make it writable for uid ${me ?? '?'} or point DATA_DIR elsewhere.`;
+  }
+  return undefined;
+}

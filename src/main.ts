@@ -18,6 +18,15 @@ let infra: Infrastructure | undefined;
 async function main(): Promise<void> {
   infra = await prepareInfrastructure();
   const { config, stop } = infra;
+  // The app is loaded only once its settings, database and Redis are known good: a bad setting fails in a moment.
+  const [{ NestFactory }, { AppModule }, { configureApp }, { NO_REQUEST }, { UsersService }] =
+    await Promise.all([
+      import('@nestjs/core'),
+      import('./app.module'),
+      import('./app.setup'),
+      import('./common/http/request-meta'),
+      import('./modules/auth/users.service'),
+    ]);
   // abortOnError: false — a failing module reaches our catch (one line) instead of Nest's logged stack and exit.
   const options = { bufferLogs: true, abortOnError: false, autoFlushLogs: false } as const;
   if (config.appRole === 'worker') {

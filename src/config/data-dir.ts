@@ -1,5 +1,5 @@
-import { mkdirSync, mkdtempSync, rmdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 /**
  * Makes sure DATA_DIR is a directory this process can write to, before anything is put there: a file, a path that
@@ -16,7 +16,7 @@ export function dataDirProblem(dir: string): string | undefined {
       return `DATA_DIR=${dir} can't be read (${(err as NodeJS.ErrnoException).code}): point DATA_DIR at a directory this user can write to.`;
     }
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirs(dir);
     } catch (mkErr) {
       return `DATA_DIR=${dir} can't be created (${(mkErr as NodeJS.ErrnoException).code}): point DATA_DIR at a directory this user can write to.`;
     }
@@ -33,4 +33,18 @@ export function dataDirProblem(dir: string): string | undefined {
     return `DATA_DIR=${dir} is not writable (${code}): make it writable for uid ${me ?? '?'} or point DATA_DIR elsewhere.`;
   }
   return undefined;
+}
+
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdirSync loops forever on a path like /proc/x (the kernel answers
+ * ENOENT for x and EEXIST for /proc, over and over), which spun a core and ignored SIGTERM.
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d) && dirname(d) !== d; d = dirname(d)) {
+    missing.unshift(d);
+  }
+  for (const d of missing) {
+    mkdirSync(d);
+  }
 }

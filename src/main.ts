@@ -1,17 +1,12 @@
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { AppModule } from './app.module';
-import { configureApp } from './app.setup';
 import {
   closeOnSignals,
   type Infrastructure,
   prepareInfrastructure,
   startupFailureMessage,
 } from './bootstrap';
-import { NO_REQUEST } from './common/http/request-meta';
 import { debugRequested } from './config/app-config';
-import { UsersService } from './modules/auth/users.service';
 
 let infra: Infrastructure | undefined;
 

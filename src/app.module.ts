@@ -3,7 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthGuard } from './common/auth/auth.guard';
 import { CommonModule } from './common/common.module';
-import { requestId } from './common/http/request-id';
+import { loggerOptions } from './common/logging/logger-options';
 import { RateLimitGuard } from './common/rate-limit/rate-limit.guard';
 import { RateLimitModule } from './common/rate-limit/rate-limit.module';
 import { AppConfig } from './config/app-config';
@@ -26,19 +26,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        LoggerModule.forRoot({
-          pinoHttp: {
-            level: config.logLevel,
-            genReqId: requestId,
-            autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
-            redact: [
-              'req.headers.authorization',
-              'req.headers.cookie',
-              'req.headers["x-csrf-token"]',
-              'res.headers["set-cookie"]',
-            ],
-          },
-        }),
+        LoggerModule.forRoot(loggerOptions(config)),
         CommonModule,
         RateLimitModule,
         DatabaseModule.forRoot(),

@@ -4,6 +4,7 @@ import cookieParser from 'cookie-parser';
 import { Logger } from 'nestjs-pino';
 import { configureHttpServer } from './common/http/http-server';
 import { refuseDeepJson } from './common/http/json-depth';
+import { QuietStartupLogger } from './common/logging/logger-options';
 import { AppConfig } from './config/app-config';
 import { setupSwagger } from './swagger';
 
@@ -11,7 +12,7 @@ import { setupSwagger } from './swagger';
 export function configureApp(app: INestApplication): void {
   const express = app as NestExpressApplication;
   const config = app.get(AppConfig);
-  express.useLogger(app.get(Logger));
+  express.useLogger(new QuietStartupLogger(app.get(Logger)));
   express.set('trust proxy', config.trustProxy);
   express.disable('x-powered-by');
   // JSON bodies are small; uploads are multipart and streamed by busboy, never through this parser.

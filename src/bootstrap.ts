@@ -1,15 +1,17 @@
 import Redis from 'ioredis';
-import { AppConfig, loadConfig } from './config/app-config';
+import { AppConfig, ConfigError, loadConfig } from './config/app-config';
+import { checkDatabase } from './database/database-check';
 import { startEmbeddedPostgres } from './database/embedded-postgres';
 import { runMigrations } from './database/migrate';
+import { StartupError } from './startup-error';
+
+export { StartupError };
 
 export interface Infrastructure {
   config: AppConfig;
   /** Stops what we started (the embedded PostgreSQL). */
   stop: () => Promise<void>;
 }
-
-export class StartupError extends Error {}
 
 /**
  * Resolves the config and the things the app needs before Nest starts: the database URL (starting the embedded
@@ -18,23 +20,25 @@ export class StartupError extends Error {}
 export async function prepareInfrastructure(opts: { migrate?: boolean } = {}): Promise<Infrastructure> {
   const config = loadConfig();
   let stop = (): Promise<void> => Promise.resolve();
-  if (!config.databaseUrl) {
-    const pg = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort).catch(
-      (err: unknown) => {
-        throw new StartupError(
-          `Could not start the embedded PostgreSQL in ${config.dataDir}/postgres (${String(err)}); set DATABASE_URL to use your own.`,
-        );
-      },
-    );
+  if (config.databaseUrl) {
+    await checkDatabase(config.databaseUrl, { create: config.databaseCreate });
+  } else {
+    const pg = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort);
     config.databaseUrl = pg.url;
     stop = pg.stop;
   }
-  await assertRedisReachable(config.redisUrl).catch(async (err: unknown) => {
+  try {
+    await assertRedisReachable(config.redisUrl);
+    if (opts.migrate ?? config.migrateOnStart) {
+      await runMigrations(config.databaseUrl).catch((err: Error) => {
+        throw new StartupError(
+          `A database migration failed (${err.message.split('\n')[0]}): the schema is unchanged (migrations run in one transaction); fix the cause, or roll back to the previous release.`,
+        );
+      });
+    }
+  } catch (err) {
     await stop();
     throw err;
-  });
-  if (opts.migrate ?? config.migrateOnStart) {
-    await runMigrations(config.databaseUrl);
   }
   return { config, stop };
 }
@@ -50,11 +54,59 @@ async function assertRedisReachable(url: string): Promise<void> {
   try {
     await client.connect();
     await client.ping();
-  } catch {
+  } catch (err) {
+    if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test((err as Error).message)) {
+      throw new StartupError(
+        `Redis at ${url.replace(/\/\/[^@]*@/, '//***@')} refused us (${(err as Error).message.split('\n')[0]}): fix the user or password in REDIS_URL.`,
+      );
+    }
     throw new StartupError(
       `No Redis answers at ${url.replace(/\/\/[^@]*@/, '//***@')}: start one (e.g. \`redis-server --daemonize yes\`, or \`docker run -p 6379:6379 redis:7\`) or set REDIS_URL.`,
     );
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * SIGINT/SIGTERM: close the app (HTTP, workers, ORM), then stop the embedded PostgreSQL, then exit. Nest's own
+ * shutdown hooks would re-raise the signal after closing and leave the cluster orphaned; a second signal exits at once.
+ */
+export function closeOnSignals(close: () => Promise<void>): void {
+  let closing = false;
+  const onSignal = (): void => {
+    if (closing) {
+      process.exit(1);
+    }
+    closing = true;
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`Shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+/** What a failed start prints: one line, never a stack (LOG_LEVEL=debug or trace adds the stack of an unexpected error). */
+export function startupFailureMessage(err: unknown, debug: boolean): string {
+  if (err instanceof StartupError || err instanceof ConfigError) {
+    return err.message;
+  }
+  const e = err as NodeJS.ErrnoException & { port?: number };
+  if (e?.code === 'EADDRINUSE') {
+    return `PORT ${e.port ?? ''} is in use: stop what listens there or set PORT to a free port.`.replace(
+      'PORT  ',
+      'PORT ',
+    );
+  }
+  if (e?.code === 'EACCES' && e.syscall === 'listen') {
+    return `PORT ${e.port ?? ''} needs privileges this user lacks (ports below 1024): set PORT to 1024 or above.`;
+  }
+  const text = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  const detail = debug && err instanceof Error && err.stack ? `\n${err.stack}` : '';
+  return `Fixitfy Upload failed to start: ${text} (set LOG_LEVEL=debug for the stack).${detail}`;
 }

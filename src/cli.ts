@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
-import { prepareInfrastructure, StartupError } from './bootstrap';
-import { ConfigError } from './config/app-config';
+import { prepareInfrastructure, startupFailureMessage } from './bootstrap';
+import { ConfigError, debugRequested } from './config/app-config';
 import { NO_REQUEST } from './common/http/request-meta';
 import { UsersService } from './modules/auth/users.service';
 
@@ -42,7 +42,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     const app = await NestFactory.createApplicationContext(AppModule.forRoot(infra.config), {
-      logger: ['error'],
+      // Failures reach the catch below as one line; Nest's logger would print their stack first.
+      logger: false,
+      abortOnError: false,
     });
     try {
       const users = app.get(UsersService);
@@ -89,11 +91,11 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).then(
   () => process.exit(0),
   (err: unknown) => {
-    const known =
-      err instanceof ConfigError ||
-      err instanceof StartupError ||
-      (err as { name?: string }).name === 'AppError';
-    process.stderr.write(`${known ? (err as Error).message : String(err)}\n`);
+    const message =
+      (err as { name?: string }).name === 'AppError'
+        ? (err as Error).message
+        : startupFailureMessage(err, debugRequested());
+    process.stderr.write(`${message}\n`);
     process.exit(1);
   },
 );

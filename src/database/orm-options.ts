@@ -9,6 +9,9 @@ export function ormOptions(clientUrl: string): Options {
     clientUrl,
     extensions: [Migrator],
     forceUtcTimezone: true,
+    // Never create a missing database behind the operator's back (a typo in DATABASE_URL would start an empty
+    // instance): bootstrap checks it and creates it only with DATABASE_CREATE=true.
+    ensureDatabase: false,
     debug: false,
     allowGlobalContext: false,
     pool: { min: 0, max: 10 },

@@ -9,6 +9,7 @@ import {
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Request, Response } from 'express';
 import { JSON_TOO_DEEP_MESSAGE } from '../http/json-depth';
+import { ERROR_CODE_LOCAL } from '../logging/logger-options';
 import { AppError } from './app-error';
 import { DEPENDENCY_RETRY_AFTER_SECONDS, isDatabaseFailure, isRedisFailure } from './dependency-failure';
 import { DEFAULT_MESSAGES, ERROR_STATUS, type ErrorCode } from './error-status';
@@ -122,6 +123,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
     }
     // An error is never a cacheable representation (a CDN must not keep a 404 or 503 in place of an image).
     res.setHeader('Cache-Control', 'no-store');
+    res.locals[ERROR_CODE_LOCAL] = error.code; // the request's log line carries it
     const body: Record<string, unknown> = { ok: false, code: error.code, error: error.message };
     if (error.details && error.details.length > 0) {
       body.details = error.details;

@@ -1,0 +1,170 @@
+import { execFile } from 'node:child_process';
+import { chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from 'pg';
+import { readInfra } from '../setup/infra';
+import { dropRedisKeys } from '../setup/test-app';
+import { startEmbeddedPostgres } from '../../src/database/embedded-postgres';
+
+const run = promisify(execFile);
+const ROOT = join(__dirname, '..', '..');
+const IS_ROOT = process.getuid?.() === 0;
+/** An unprivileged account every Linux has; the "normal user" of these tests when they run as root. */
+const NOBODY = 65534;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A clone-like place: a directory only its owner may enter (mode 0700, like /root), DATA_DIR inside it. */
+function privateDir(owner?: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fxf-embedded-'));
+  if (owner !== undefined) {
+    chownSync(dir, owner, owner);
+  }
+  return dir;
+}
+
+function removeTree(dataDir: string): void {
+  const link = join(dataDir, 'postgres');
+  if (existsSync(link) && lstatSync(link).isSymbolicLink()) {
+    // root's fallback: the cluster and its copied binaries live outside DATA_DIR.
+    rmSync(dirname(realpathSync(link)), { recursive: true, force: true });
+  }
+  rmSync(dirname(dataDir), { recursive: true, force: true });
+}
+
+/** The embedded PostgreSQL through the real code path, from a 0700 directory (issue 10, item 1). */
+describe('embedded PostgreSQL', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) {
+      await c();
+    }
+  });
+
+  it('should start, keep its socket in the cluster, serve SQL, and stop — as the user running the tests', async () => {
+    const dataDir = join(privateDir(), 'data');
+    cleanups.push(() => removeTree(dataDir));
+    const port = await freePort();
+    const pg = await startEmbeddedPostgres(dataDir, port);
+    try {
+      const c = new Client({ connectionString: pg.url });
+      await c.connect();
+      const { rows } = await c.query<{ db: string; user: string }>(
+        'select current_database() as db, current_user as user',
+      );
+      const socketDirs = await c.query<{ setting: string }>(
+        "select setting from pg_settings where name = 'unix_socket_directories'",
+      );
+      await c.end();
+      expect(rows[0]).toEqual({ db: 'fixitfy', user: 'fixitfy' });
+      expect(socketDirs.rows[0].setting).toBe('.');
+      expect(readdirSync(pg.clusterDir)).toContain(`.s.PGSQL.${port}`);
+      if (IS_ROOT) {
+        // root can't run PostgreSQL; the postgres user can't enter the 0700 parent: the cluster moved, DATA_DIR links it.
+        expect(lstatSync(join(dataDir, 'postgres')).isSymbolicLink()).toBe(true);
+        expect(pg.clusterDir.startsWith('/var/lib/fixitfy-upload/')).toBe(true);
+        expect(lstatSync(pg.clusterDir).uid).not.toBe(0);
+      } else {
+        expect(pg.clusterDir).toBe(join(dataDir, 'postgres'));
+      }
+    } finally {
+      await pg.stop();
+    }
+    expect(existsSync(join(pg.clusterDir, 'postmaster.pid'))).toBe(false);
+
+    // A restart reuses the cluster (no second initdb) and its data.
+    const again = await startEmbeddedPostgres(dataDir, port);
+    expect(again.clusterDir).toBe(pg.clusterDir);
+    await again.stop();
+  }, 120000);
+
+  it("should pass PostgreSQL's own words through when its port is taken, and when the cluster is already running", async () => {
+    const dataDir = join(privateDir(), 'data');
+    cleanups.push(() => removeTree(dataDir));
+    const port = await freePort();
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve));
+    try {
+      await expect(startEmbeddedPostgres(dataDir, port)).rejects.toThrow(
+        /^EMBEDDED_POSTGRES_PORT \d+ is in use \(PostgreSQL said: .*(could not bind|could not create any TCP\/IP sockets).*\): .*free port\.$/,
+      );
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    const pg = await startEmbeddedPostgres(dataDir, port);
+    try {
+      const other = await freePort();
+      await expect(startEmbeddedPostgres(dataDir, other)).rejects.toThrow(
+        /Another PostgreSQL already runs on .*FATAL: lock file "postmaster.pid" already exists HINT: Is another postmaster \(PID \d+\) running/,
+      );
+    } finally {
+      await pg.stop();
+    }
+  }, 120000);
+
+  // As root, the same from an unprivileged account (nobody), whose own clone sits in its own 0700 directory.
+  it('should start in a child process of a normal user from a 0700 directory (nobody, when the tests run as root)', async () => {
+    const user = IS_ROOT ? NOBODY : process.getuid!();
+    const home = privateDir(IS_ROOT ? NOBODY : undefined);
+    const dataDir = join(home, 'data');
+    cleanups.push(() => removeTree(dataDir));
+    const port = await freePort();
+    const script = `
+        const { startEmbeddedPostgres } = require('./src/database/embedded-postgres');
+        const { Client } = require('pg');
+        startEmbeddedPostgres(${JSON.stringify(dataDir)}, ${port}).then(async (pg) => {
+          const c = new Client({ connectionString: pg.url });
+          await c.connect();
+          const { rows } = await c.query('select 1 + 1 as two');
+          await c.end();
+          await pg.stop();
+          process.stdout.write(JSON.stringify({ two: rows[0].two, clusterDir: pg.clusterDir, uid: process.getuid() }));
+        }, (err) => { process.stderr.write(err.message); process.exit(1); });`;
+    const { stdout } = await run(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script], {
+      cwd: ROOT,
+      ...(IS_ROOT ? { uid: NOBODY, gid: NOBODY } : {}),
+      env: { PATH: '/usr/bin:/bin', HOME: home },
+    });
+    expect(JSON.parse(stdout)).toEqual({ two: 2, clusterDir: join(dataDir, 'postgres'), uid: user });
+    expect(lstatSync(join(dataDir, 'postgres')).uid).toBe(user);
+  }, 120000);
+
+  it('should run `npm run migrate` and `npm run cli` with no DATABASE_URL, on the embedded cluster', async () => {
+    const dataDir = join(privateDir(), 'data');
+    cleanups.push(() => removeTree(dataDir));
+    const port = await freePort();
+    const redisUrl = readInfra().redisUrl;
+    const prefix = `fxf-test:embedded-${process.pid}:`;
+    cleanups.push(() => dropRedisKeys(redisUrl, prefix));
+    const env = {
+      PATH: process.env.PATH,
+      DATA_DIR: dataDir,
+      EMBEDDED_POSTGRES_PORT: String(port),
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      MODERATION_ENABLED: 'false',
+      LOG_LEVEL: 'silent',
+    };
+    const cli = (...args: string[]) =>
+      run(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/cli.ts', ...args], {
+        cwd: ROOT,
+        env,
+      });
+    expect((await cli('migrate')).stdout).toBe('Migrations are up to date.\n');
+    expect(
+      (await cli('user:create', '--email', 'root@example.com', '--password', 'a long password', '--admin'))
+        .stdout,
+    ).toMatch(/^Created admin root@example.com/);
+    // The cluster was stopped with the CLI: nothing holds its lock.
+    expect(existsSync(join(realpathSync(join(dataDir, 'postgres')), 'postmaster.pid'))).toBe(false);
+  }, 180000);
+});

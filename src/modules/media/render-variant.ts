@@ -98,24 +98,29 @@ export async function renderVariant(
   try {
     return await render(input, sourceMime, spec, limits);
   } catch (error) {
-    if (error instanceof MediaError) {
-      throw error;
-    }
-    if (error instanceof Error && error.message.startsWith('timeout')) {
-      throw new MediaError('unavailable', 'Rendering this variant took too long; try again later.', {
-        cause: error,
-      });
-    }
-    if (error instanceof Error && error.message.includes('exceeds pixel limit')) {
-      throw new MediaError('processing_failed', 'The image exceeds the pixel limit (all frames together).', {
-        cause: error,
-      });
-    }
-    // Whatever sharp throws on damaged bytes: the caller logs the cause, the client reads the sentence.
-    throw new MediaError('processing_failed', 'The image could not be decoded to render this variant.', {
+    throw toMediaError(error);
+  }
+}
+
+/** What a failed render means for the client: a sharp timeout is load (503), anything else the image's fault. */
+export function toMediaError(error: unknown): MediaError {
+  if (error instanceof MediaError) {
+    return error;
+  }
+  if (error instanceof Error && error.message.startsWith('timeout')) {
+    return new MediaError('unavailable', 'Rendering this variant took too long; try again later.', {
       cause: error,
     });
   }
+  if (error instanceof Error && error.message.includes('exceeds pixel limit')) {
+    return new MediaError('processing_failed', 'The image exceeds the pixel limit (all frames together).', {
+      cause: error,
+    });
+  }
+  // Whatever sharp throws on damaged bytes: the caller logs the cause, the client reads the sentence.
+  return new MediaError('processing_failed', 'The image could not be decoded to render this variant.', {
+    cause: error,
+  });
 }
 
 async function render(

@@ -2,10 +2,10 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Principal } from '../../common/auth/principal';
+import { sha256Hex } from '../../common/crypto/sha256';
 import { AppError } from '../../common/errors/app-error';
 import { DomainEvents } from '../../common/events/domain-events';
 import { clientIp } from '../../common/http/client-ip';
@@ -15,10 +15,10 @@ import { OutboxService } from '../webhooks/outbox.service';
 import type { UploadResponse } from './dto/upload.dto';
 import { newFilename } from './filenames';
 import { ImagePool } from './image-pool.service';
-import { processImage } from './image/image-processor';
-import { sniffImageType } from './image/image-type';
+import { processImage } from '../media/image-processor';
+import { sniffImageType } from '../media/image-type';
 import { receiveUpload } from './multipart/multipart-reader';
-import { StorageDriver } from './storage/storage-driver';
+import { StorageDriver } from '../storage/storage-driver';
 import { Upload } from './upload.entity';
 import { UploadsService } from './uploads.service';
 import { UploadSlots } from './upload-slots.service';
@@ -74,16 +74,24 @@ export class UploadPipelineService {
       if (!type) {
         throw new AppError('unsupported_type');
       }
-      const image = await processImage(original, type, { ...this.config.images, gate: this.pool.gate });
+      // One decode: the check that the image is sound also yields the frames the review classifies.
+      const image = await processImage(original, type, {
+        ...this.config.images,
+        gate: this.pool.gate,
+        reviewFrames: this.moderation.reviewFrames,
+      });
 
       // The moderation step: the classifier sees what a viewer would see (orientation applied, alpha flattened).
       const pixels = image.width * image.height * image.pages;
+      const { review, ...stored } = image;
       const verdict = await this.pool
-        .run(pixels, () => this.moderation.review(original))
+        .run(pixels, () => this.moderation.review(review))
         .catch((err: unknown) => {
-          // The bytes already decoded in processImage; a decoder failure here is still the image's fault.
+          // Anything but a contract error while classifying the decoded frames stays the image's fault, as before.
           throw err instanceof AppError ? err : new AppError('processing_failed', undefined, { cause: err });
         });
+      // The full-resolution frames are not needed past the review.
+      review.length = 0;
       if (verdict.rejected) {
         this.events.emit('upload.rejected', {
           userId: principal.userId,
@@ -99,16 +107,16 @@ export class UploadPipelineService {
       }
 
       const filename = newFilename(type.ext);
-      await this.storage.put(filename, image.data);
+      await this.storage.put(filename, stored.data);
       try {
         const upload = await this.record(principal, {
           filename,
           mime: type.mime,
-          size: image.data.length,
-          width: image.width,
-          height: image.height,
+          size: stored.data.length,
+          width: stored.width,
+          height: stored.height,
           sha256: received.sha256,
-          storedSha256: createHash('sha256').update(image.data).digest('hex'),
+          storedSha256: sha256Hex(stored.data),
           tags: received.tags,
           scores: verdict.scores ? { ...verdict.scores } : null,
         });

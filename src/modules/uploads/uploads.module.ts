@@ -1,15 +1,13 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module } from '@nestjs/common';
 import { ApiKeysModule } from '../api-keys/api-keys.module';
+import { StorageModule } from '../storage/storage.module';
 import { ModerationModule } from '../moderation/moderation.module';
 import { WebhooksModule } from '../webhooks/webhooks.module';
 import { DeleteLinksController } from './delete-links.controller';
 import { ImagePool } from './image-pool.service';
-import { ImagesController } from './images.controller';
 import { JanitorService } from './janitor.service';
 import { MeController } from './me.controller';
-import { LocalStorageDriver } from './storage/local.driver';
-import { StorageDriver } from './storage/storage-driver';
 import { UploadController } from './upload.controller';
 import { Upload } from './upload.entity';
 import { UploadPipelineService } from './upload-pipeline.service';
@@ -18,16 +16,15 @@ import { UploadsService } from './uploads.service';
 import { UploadSlots } from './upload-slots.service';
 
 @Module({
-  imports: [MikroOrmModule.forFeature([Upload]), ApiKeysModule, ModerationModule, WebhooksModule],
-  controllers: [UploadController, UploadsController, ImagesController, DeleteLinksController, MeController],
-  providers: [
-    UploadsService,
-    UploadPipelineService,
-    UploadSlots,
-    ImagePool,
-    JanitorService,
-    { provide: StorageDriver, useClass: LocalStorageDriver },
+  imports: [
+    MikroOrmModule.forFeature([Upload]),
+    ApiKeysModule,
+    ModerationModule,
+    WebhooksModule,
+    StorageModule,
   ],
-  exports: [UploadsService, StorageDriver],
+  controllers: [UploadController, UploadsController, DeleteLinksController, MeController],
+  providers: [UploadsService, UploadPipelineService, UploadSlots, ImagePool, JanitorService],
+  exports: [UploadsService],
 })
 export class UploadsModule {}

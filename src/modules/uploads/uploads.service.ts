@@ -14,7 +14,7 @@ import type {
   UploadResponse,
 } from './dto/upload.dto';
 import { FILENAME_PATTERN } from './filenames';
-import { StorageDriver } from './storage/storage-driver';
+import { StorageDriver } from '../storage/storage-driver';
 import { normaliseTags } from './tags';
 import { Upload } from './upload.entity';
 
@@ -24,6 +24,15 @@ export interface ListResult {
   count: number;
   next_before: string | null;
   uploads: UploadListItem[];
+}
+
+/** What delivery needs to serve an upload's stored bytes. */
+export interface ServableUpload {
+  filename: string;
+  storedSha256: string;
+  size: number;
+  mime: string;
+  createdAt: Date;
 }
 
 /** Reads and owner-side changes of uploads; every query is scoped to its owner. */
@@ -216,8 +225,11 @@ export class UploadsService {
     return { uploads_active: Number(row.n), storage_used_bytes: Number(row.bytes) };
   }
 
-  /** The live upload behind a direct link (null: 404). Checked on every request, so a delete is 404 at once. */
-  async findServable(filename: string): Promise<Upload | null> {
+  /**
+   * The live upload behind a direct link (null: 404), with the ban rule. Checked on every request, so a delete is
+   * 404 at once. The one thing delivery/ asks of uploads.
+   */
+  async findServable(filename: string): Promise<ServableUpload | null> {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
@@ -227,7 +239,8 @@ export class UploadsService {
     if (!upload || (!this.config.serveBannedImages && upload.owner.bannedAt)) {
       return null;
     }
-    return upload;
+    const { storedSha256, size, mime, createdAt } = upload;
+    return { filename, storedSha256, size, mime, createdAt };
   }
 
   private async findOwned(em: EntityManager, ownerId: string, filename: string): Promise<Upload> {

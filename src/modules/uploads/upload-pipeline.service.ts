@@ -19,8 +19,10 @@ import { processImage } from '../media/image-processor';
 import { sniffImageType } from '../media/image-type';
 import { receiveUpload } from './multipart/multipart-reader';
 import { StorageDriver } from '../storage/storage-driver';
+import { DeleteLinksService } from './delete-links.service';
 import { Upload } from './upload.entity';
-import { UploadsService } from './uploads.service';
+import { UploadMapper } from './upload.mapper';
+import { UploadRepository } from './upload.repository';
 import { UploadSlots } from './upload-slots.service';
 
 /**
@@ -37,7 +39,9 @@ export class UploadPipelineService {
   constructor(
     private readonly em: EntityManager,
     private readonly config: AppConfig,
-    private readonly uploads: UploadsService,
+    private readonly repository: UploadRepository,
+    private readonly mapper: UploadMapper,
+    private readonly deleteLinks: DeleteLinksService,
     private readonly storage: StorageDriver,
     private readonly moderation: ModerationService,
     private readonly events: DomainEvents,
@@ -63,10 +67,10 @@ export class UploadPipelineService {
     });
     try {
       // The same bytes of the same owner already passed sniffing, decoding and review: answer before redoing them.
-      const existing = await this.uploads.findLiveBySha(principal.userId, received.sha256);
+      const existing = await this.repository.findLiveBySha(principal.userId, received.sha256);
       if (existing) {
         await this.assertStillAuthorised(principal);
-        return await this.uploads.dedupeResponse(existing);
+        return await this.dedupeResponse(existing);
       }
 
       const original = await readFile(received.path);
@@ -120,14 +124,14 @@ export class UploadPipelineService {
           tags: received.tags,
           scores: verdict.scores ? { ...verdict.scores } : null,
         });
-        return this.uploads.toUploadResponse(upload, false);
+        return this.mapper.toUploadResponse(upload, false, this.deleteLinks.derive(upload.id).token);
       } catch (err) {
         await this.storage.delete(filename).catch(() => undefined);
         if (err instanceof UniqueConstraintViolationException) {
           // The same bytes won a race from a parallel request: answer as the dedupe hit it now is.
-          const winner = await this.uploads.findLiveBySha(principal.userId, received.sha256);
+          const winner = await this.repository.findLiveBySha(principal.userId, received.sha256);
           if (winner) {
-            return this.uploads.dedupeResponse(winner);
+            return this.dedupeResponse(winner);
           }
         }
         throw err;
@@ -135,6 +139,11 @@ export class UploadPipelineService {
     } finally {
       await rm(received.path, { force: true });
     }
+  }
+
+  /** The answer to a dedupe hit, with a delete link that works (re-keyed if the secret that made it is gone). */
+  private async dedupeResponse(upload: Upload): Promise<UploadResponse> {
+    return this.mapper.toUploadResponse(upload, true, await this.deleteLinks.tokenFor(upload));
   }
 
   private async record(
@@ -149,20 +158,12 @@ export class UploadPipelineService {
         apiKeyId: principal.kind === 'session' ? null : principal.keyId,
         deleteTokenHash: '',
       });
-      upload.deleteTokenHash = this.uploads.deleteTokenFor(upload.id).hash;
+      upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
       await em.flush();
       // The webhook outbox rows commit (or roll back) with the upload row: no upload without its events.
       await this.webhooks.recordUploadCreated(em, {
         ownerId: principal.userId,
-        upload: {
-          filename: upload.filename,
-          url: this.uploads.url(upload.filename),
-          size: upload.size,
-          mime: upload.mime,
-          width: upload.width,
-          height: upload.height,
-          hash_sha256: upload.sha256,
-        },
+        upload: this.mapper.toWebhookUpload(upload),
         createdAt: upload.createdAt,
       });
       return upload;

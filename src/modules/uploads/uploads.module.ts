@@ -5,11 +5,14 @@ import { StorageModule } from '../storage/storage.module';
 import { ModerationModule } from '../moderation/moderation.module';
 import { WebhooksModule } from '../webhooks/webhooks.module';
 import { DeleteLinksController } from './delete-links.controller';
+import { DeleteLinksService } from './delete-links.service';
 import { ImagePool } from './image-pool.service';
 import { JanitorService } from './janitor.service';
 import { MeController } from './me.controller';
 import { UploadController } from './upload.controller';
 import { Upload } from './upload.entity';
+import { UploadMapper } from './upload.mapper';
+import { UploadRepository } from './upload.repository';
 import { UploadPipelineService } from './upload-pipeline.service';
 import { UploadsController } from './uploads.controller';
 import { UploadsService } from './uploads.service';
@@ -24,7 +27,16 @@ import { UploadSlots } from './upload-slots.service';
     StorageModule,
   ],
   controllers: [UploadController, UploadsController, DeleteLinksController, MeController],
-  providers: [UploadsService, UploadPipelineService, UploadSlots, ImagePool, JanitorService],
+  providers: [
+    UploadsService,
+    UploadRepository,
+    UploadMapper,
+    DeleteLinksService,
+    UploadPipelineService,
+    UploadSlots,
+    ImagePool,
+    JanitorService,
+  ],
   exports: [UploadsService],
 })
 export class UploadsModule {}

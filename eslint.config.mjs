@@ -55,4 +55,28 @@ export default tseslint.config(
   { files: ['src/modules/moderation/**'], rules: { 'no-restricted-imports': ['error', { patterns: [crossModule('uploads')] }] } },
   { files: ['src/modules/webhooks/**'], rules: { 'no-restricted-imports': ['error', { patterns: [crossModule('uploads')] }] } },
   { files: ['src/modules/audit/**'], rules: { 'no-restricted-imports': ['error', { patterns: [crossModule('admin')] }] } },
+  // Issue 11 rooms (media/storage/delivery). @typescript-eslint/no-restricted-imports, not the core rule, so these
+  // compose with the core rule's blocks above instead of replacing them for the same files.
+  ...[
+    { files: ['src/modules/media/*.ts'], up: '\\.\\./' },
+    { files: ['src/modules/media/*/**/*.ts'], up: '\\.\\./\\.\\./' },
+  ].map(({ files, up }) => ({
+    files,
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [
+        { group: ['@nestjs/*', '@mikro-orm/*'], message: 'media/ is pure byte work: no Nest, no ORM.' },
+        // One level above media/ is modules/: a sibling module. Two levels up (common/, test fixtures) is allowed.
+        { regex: `^${up}(?!\\.\\.)[^/]+`, message: 'media/ imports no other module.' },
+        { group: ['**/modules/**'], message: 'media/ imports no other module.' },
+      ] }],
+    },
+  })),
+  ...['storage', 'delivery'].map((room) => ({
+    files: [`src/modules/${room}/**`],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [
+        { group: ['**/uploads/**', '!../uploads/uploads.service', '!../uploads/uploads.module'], message: `${room}/ uses only the exported UploadsService (and its module) of uploads.` },
+      ] }],
+    },
+  })),
 );

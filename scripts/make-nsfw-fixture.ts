@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { ensureNsfwModel } from '../src/modules/moderation/model/nsfw-model-cache';
+import { decodeFrames } from '../src/modules/media/decode';
 import { NsfwClassifier } from '../src/modules/moderation/nsfw-classifier';
 import { loadNsfwjsReference, tf } from '../test/moderation/support/tfjs-reference';
 import { lcg } from '../test/moderation/support/synthetic-images';
@@ -42,10 +43,9 @@ async function main(): Promise<void> {
     {
       threads: 1,
       concurrency: 1,
-      frames: 1,
     },
   );
-  const score = async (rgb: Uint8Array) => (await classifier.classify(await png(rgb))).scores[0];
+  const score = async (rgb: Uint8Array) => (await classifier.classify(await decodeFrames(await png(rgb), 1))).scores[0];
   const logPorn = (x: tf.Tensor) =>
     tf.log((model.apply(x, { training: false }) as tf.Tensor).gather([PORN], 1)).sum();
   const gradient = tf.grad(logPorn);

@@ -16,6 +16,7 @@ import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
 import { ModerationModule } from './modules/moderation/moderation.module';
 import { UploadsModule } from './modules/uploads/uploads.module';
+import { DeliveryModule } from './modules/delivery/delivery.module';
 import { WebhooksModule } from './modules/webhooks/webhooks.module';
 
 @Module({})
@@ -35,6 +36,7 @@ export class AppModule {
         ApiKeysModule,
         ModerationModule,
         UploadsModule,
+        DeliveryModule,
         WebhooksModule,
         HealthModule,
         AdminModule,

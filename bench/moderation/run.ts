@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import type { AppConfig } from '../../src/config/app-config';
-import { decodeFrames, frameToModelInputs } from '../../src/modules/moderation/image-preprocess';
+import { decodeFrames } from '../../src/modules/media/decode';
+import { frameToModelInputs } from '../../src/modules/moderation/image-preprocess';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
     .png()
     .toBuffer();
   const modelPath = await ensureNsfwModel(CACHE);
-  const classifier = await NsfwClassifier.load(modelPath, { threads: 1, concurrency: 2, frames: 3 });
+  const classifier = await NsfwClassifier.load(modelPath, { threads: 1, concurrency: 2 });
   const service = new ModerationService({
     dataDir: CACHE,
     moderation: {
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
         `inference (${inputs.length} input${inputs.length > 1 ? 's' : ''}, worker)`,
         await median(() => classifier.classifyPrepared(inputs)),
       ],
-      ['whole review (service.review)', await median(() => service.review(image))],
+      ['whole review (decode + service.review)', await median(async () => service.review(await decodeFrames(image, 3)))],
     ];
     console.log(`\n${name}`);
     rows.forEach(([label, ms]) => console.log(`  ${label.padEnd(46)}${fmt(ms)}`));
@@ -113,7 +114,7 @@ async function main(): Promise<void> {
   lag.enable();
   for (let i = 0; i < 5; i++) {
     const started = process.hrtime.bigint();
-    await Promise.all(Array.from({ length: 16 }, () => service.review(jpeg)));
+    await Promise.all(Array.from({ length: 16 }, async () => service.review(await decodeFrames(jpeg, 3))));
     batches.push(Number(process.hrtime.bigint() - started) / 1e6);
   }
   lag.disable();

@@ -1,4 +1,4 @@
-import { StorageDriver } from '../../src/modules/uploads/storage/storage-driver';
+import { StorageDriver } from '../../src/modules/storage/storage-driver';
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { png } from '../fixtures/sample-images';

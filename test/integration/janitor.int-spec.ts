@@ -7,7 +7,7 @@ import { bearer, makeKey } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 import { JanitorService } from '../../src/modules/uploads/janitor.service';
-import { StorageDriver } from '../../src/modules/uploads/storage/storage-driver';
+import { StorageDriver } from '../../src/modules/storage/storage-driver';
 import { bullPrefix, JANITOR_QUEUE } from '../../src/modules/webhooks/queues';
 
 const HOUR = 60 * 60 * 1000;

@@ -11,9 +11,16 @@ import {
 } from '../../src/modules/moderation/model/built-model';
 import { ensureNsfwModelIn } from '../../src/modules/moderation/model/nsfw-model-cache';
 import { NSFW_MODEL_NOTICE } from '../../src/modules/moderation/model/third-party-notice';
+import { decodeFrames } from '../../src/modules/media/decode';
+import type { ModerationVerdict } from '../../src/modules/moderation/moderation.types';
 import { BUILT_MODEL_DIR, ModerationService } from '../../src/modules/moderation/moderation.service';
 import { bearer, makeKey } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
+
+/** As the upload pipeline does it: media decodes the frames the service asks for, the service reviews them. */
+async function review(service: ModerationService, image: Buffer): Promise<ModerationVerdict> {
+  return service.review(service.reviewFrames > 0 ? await decodeFrames(image, service.reviewFrames) : []);
+}
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'moderation');
 
@@ -84,7 +91,7 @@ describe('the model built by `npm run build` (dist/model)', () => {
     try {
       await service.whenReady();
       expect(service.isReady()).toBe(true);
-      const verdict = await service.review(await readFile(join(FIXTURES, 'adversarial-noise.png')));
+      const verdict = await review(service, await readFile(join(FIXTURES, 'adversarial-noise.png')));
       expect(verdict.rejected).toBe(true);
       expect(await readdir(emptyDataDir)).toEqual([]);
     } finally {
@@ -101,7 +108,7 @@ describe('the model built by `npm run build` (dist/model)', () => {
     const service = new ModerationService(config(emptyDataDir), damaged);
     await expect(service.whenReady()).rejects.toThrow(/does not match its checksum/);
     expect(service.isReady()).toBe(false);
-    await expect(service.review(Buffer.from('x'))).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(service.review([])).rejects.toMatchObject({ code: 'unavailable' });
   });
 
   it('should say the build did not produce the model when the checksum file is missing', async () => {

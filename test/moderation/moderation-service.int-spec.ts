@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { AppError } from '../../src/common/errors/app-error';
 import { AppConfig, type ModerationConfig } from '../../src/config/app-config';
-import { decodeFrames, MODEL_INPUT_VALUES } from '../../src/modules/moderation/image-preprocess';
+import { decodeFrames } from '../../src/modules/media/decode';
+import type { ModerationVerdict } from '../../src/modules/moderation/moderation.types';
+import { MODEL_INPUT_VALUES } from '../../src/modules/moderation/image-preprocess';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
 import {
   attr,
@@ -18,6 +20,11 @@ import { ModerationModule } from '../../src/modules/moderation/moderation.module
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
+
+/** As the upload pipeline does it: media decodes the frames the service asks for, the service reviews them. */
+async function review(service: ModerationService, image: Buffer): Promise<ModerationVerdict> {
+  return service.review(service.reviewFrames > 0 ? await decodeFrames(image, service.reviewFrames) : []);
+}
 
 /** Shared with scripts/make-nsfw-fixture.ts; .tmp/ is git-ignored. */
 const REAL_MODEL_CACHE = join(__dirname, '..', '..', '.tmp', 'moderation-cache');
@@ -113,7 +120,7 @@ describe(ModerationService.name, () => {
         const moderation = moduleRef.get(ModerationService);
         await moderation.whenReady();
         expect(moderation.isReady()).toBe(true);
-        await expect(moderation.review(await solidPng(RED))).resolves.toMatchObject({
+        await expect(review(moderation, await solidPng(RED))).resolves.toMatchObject({
           rejected: true,
           frames: 1,
         });
@@ -123,14 +130,14 @@ describe(ModerationService.name, () => {
     });
 
     it('should reject a red PNG and report its scores', async () => {
-      const verdict = await service.review(await solidPng(RED));
+      const verdict = await review(service, await solidPng(RED));
       expect(verdict.rejected).toBe(true);
       expect(verdict.frames).toBe(1);
       expect(verdict.scores!.porn).toBeGreaterThan(0.99);
     });
 
     it('should accept a blue PNG', async () => {
-      const verdict = await service.review(await solidPng(BLUES[0]));
+      const verdict = await review(service, await solidPng(BLUES[0]));
       expect(verdict).toMatchObject({ rejected: false, frames: 1 });
       expect(verdict.scores!.neutral).toBeGreaterThan(0.9);
     });
@@ -138,18 +145,18 @@ describe(ModerationService.name, () => {
     it('should reject an animated GIF whose last frame is red', async () => {
       const gif = await animation('gif', [...BLUES, RED]);
       expect((await sharp(gif).metadata()).pages).toBe(5);
-      await expect(service.review(gif)).resolves.toMatchObject({ rejected: true, frames: 3 });
+      await expect(review(service, gif)).resolves.toMatchObject({ rejected: true, frames: 3 });
     });
 
     it('should reject an animated WebP whose first frame is red', async () => {
-      await expect(service.review(await animation('webp', [RED, ...BLUES]))).resolves.toMatchObject({
+      await expect(review(service, await animation('webp', [RED, ...BLUES]))).resolves.toMatchObject({
         rejected: true,
         frames: 3,
       });
     });
 
     it('should accept an animation whose frames are all blue', async () => {
-      await expect(service.review(await animation('gif', BLUES))).resolves.toMatchObject({
+      await expect(review(service, await animation('gif', BLUES))).resolves.toMatchObject({
         rejected: false,
         frames: 3,
       });
@@ -159,7 +166,7 @@ describe(ModerationService.name, () => {
       const firstOnly = new ModerationService(config({ modelPath: colourModel, frames: 1 }));
       await firstOnly.whenReady();
       try {
-        await expect(firstOnly.review(await animation('gif', [...BLUES, RED]))).resolves.toMatchObject({
+        await expect(review(firstOnly, await animation('gif', [...BLUES, RED]))).resolves.toMatchObject({
           rejected: false,
           frames: 1,
         });
@@ -177,29 +184,29 @@ describe(ModerationService.name, () => {
     describe('transparency', () => {
       it('should accept red kept only under fully transparent pixels (a viewer sees the page)', async () => {
         const hidden = await rgbaPng(32, 32, () => [255, 0, 0, 0]);
-        await expect(service.review(hidden)).resolves.toMatchObject({ rejected: false });
+        await expect(review(service, hidden)).resolves.toMatchObject({ rejected: false });
         // A check that dropped alpha would have judged the invisible red.
-        await expect(service.review(await withoutAlpha(hidden))).resolves.toMatchObject({ rejected: true });
+        await expect(review(service, await withoutAlpha(hidden))).resolves.toMatchObject({ rejected: true });
       });
 
       it('should reject visible red that would look neutral with alpha ignored', async () => {
         // Left half opaque red; right half transparent but blue underneath. Over a dark page a viewer sees
         // red and black; ignoring alpha gives red and blue, which the model calls neutral.
         const image = await rgbaPng(32, 32, (x) => (x < 16 ? [255, 0, 0, 255] : [0, 0, 255, 0]));
-        const verdict = await service.review(image);
+        const verdict = await review(service, image);
         expect(verdict.rejected).toBe(true);
         expect(verdict.scores!.porn).toBeGreaterThan(0.8);
-        await expect(service.review(await withoutAlpha(image))).resolves.toMatchObject({ rejected: false });
+        await expect(review(service, await withoutAlpha(image))).resolves.toMatchObject({ rejected: false });
       });
 
       it('should reject half-transparent red, which shows as dark red on a dark page', async () => {
-        await expect(service.review(await rgbaPng(16, 16, () => [255, 0, 0, 128]))).resolves.toMatchObject({
+        await expect(review(service, await rgbaPng(16, 16, () => [255, 0, 0, 128]))).resolves.toMatchObject({
           rejected: true,
         });
       });
 
       it('should accept opaque blue stored with an alpha channel', async () => {
-        await expect(service.review(await rgbaPng(16, 16, () => [0, 0, 255, 255]))).resolves.toMatchObject({
+        await expect(review(service, await rgbaPng(16, 16, () => [0, 0, 255, 255]))).resolves.toMatchObject({
           rejected: false,
         });
       });
@@ -209,7 +216,7 @@ describe(ModerationService.name, () => {
       const images = await Promise.all(
         Array.from({ length: 16 }, (_, i) => solidPng(i % 2 === 0 ? RED : BLUES[0])),
       );
-      const verdicts = await Promise.all(images.map((image) => service.review(image)));
+      const verdicts = await Promise.all(images.map((image) => review(service, image)));
       expect(verdicts.map((v) => v.rejected)).toEqual(images.map((_, i) => i % 2 === 0));
     });
 
@@ -234,7 +241,7 @@ describe(ModerationService.name, () => {
       disabled.onModuleInit();
       expect(disabled.isReady()).toBe(true);
       await disabled.whenReady();
-      await expect(disabled.review(await solidPng(RED))).resolves.toEqual({
+      await expect(review(disabled, await solidPng(RED))).resolves.toEqual({
         rejected: false,
         scores: null,
         frames: 0,
@@ -244,7 +251,7 @@ describe(ModerationService.name, () => {
     it('should refuse reviews with `unavailable` until the model is loaded', async () => {
       const notStarted = new ModerationService(config({ modelPath: colourModel }));
       expect(notStarted.isReady()).toBe(false);
-      const error = await notStarted.review(await solidPng(RED)).catch((e: unknown) => e);
+      const error = await review(notStarted, await solidPng(RED)).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(AppError);
       expect(error).toMatchObject({ code: 'unavailable' });
     });
@@ -255,7 +262,7 @@ describe(ModerationService.name, () => {
       const broken = new ModerationService(config({ modelPath: garbage }));
       await expect(broken.whenReady()).rejects.toThrow(/Cannot load the moderation model/);
       expect(broken.isReady()).toBe(false);
-      await expect(broken.review(await solidPng(BLUES[0]))).rejects.toMatchObject({ code: 'unavailable' });
+      await expect(review(broken, await solidPng(BLUES[0]))).rejects.toMatchObject({ code: 'unavailable' });
     });
 
     it('should refuse a model whose input does not fit the contract (uint8 instead of float32)', async () => {
@@ -305,13 +312,13 @@ describe(ModerationService.name, () => {
     });
 
     it('should reject the adversarial noise fixture (grey noise nudged toward Porn)', async () => {
-      const verdict = await real.review(await readFile(join(FIXTURES, 'adversarial-noise.png')));
+      const verdict = await review(real, await readFile(join(FIXTURES, 'adversarial-noise.png')));
       expect(verdict.rejected).toBe(true);
       expect(verdict.scores!.porn).toBeGreaterThanOrEqual(0.9);
     });
 
     it('should accept the plain seeded noise it was made from', async () => {
-      const verdict = await real.review(await readFile(join(FIXTURES, 'seeded-noise.png')));
+      const verdict = await review(real, await readFile(join(FIXTURES, 'seeded-noise.png')));
       expect(verdict.rejected).toBe(false);
       expect(verdict.scores!.neutral).toBeGreaterThan(0.9);
     });
@@ -320,7 +327,6 @@ describe(ModerationService.name, () => {
       const classifier = await NsfwClassifier.load(await ensureNsfwModel(REAL_MODEL_CACHE), {
         threads: 1,
         concurrency: 2,
-        frames: 3,
       });
       try {
         const inputs = Array.from({ length: 16 }, (_, i) =>

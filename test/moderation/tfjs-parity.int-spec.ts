@@ -1,11 +1,9 @@
 import sharp from 'sharp';
 import { join } from 'node:path';
-import {
-  decodeFrames,
-  MODEL_INPUT_VALUES,
-  resizeToModelInput,
-  type RawImage,
-} from '../../src/modules/moderation/image-preprocess';
+import { decodeFrames, type RawImage } from '../../src/modules/media/decode';
+import { DEFAULT_IMAGE_OPTIONS } from '../../src/modules/media/image-limits';
+import { processImage } from '../../src/modules/media/image-processor';
+import { MODEL_INPUT_VALUES, resizeToModelInput } from '../../src/modules/moderation/image-preprocess';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
 import { type Classification, NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
 import * as images from './support/synthetic-images';
@@ -46,9 +44,7 @@ describe('parity with nsfwjs (tfjs reference)', () => {
   beforeAll(async () => {
     [reference, classifier] = await Promise.all([
       TfjsWorker.nsfwjs(),
-      ensureNsfwModel(MODEL_CACHE).then((path) =>
-        NsfwClassifier.load(path, { threads: 1, concurrency: 1, frames: 1 }),
-      ),
+      ensureNsfwModel(MODEL_CACHE).then((path) => NsfwClassifier.load(path, { threads: 1, concurrency: 1 })),
     ]);
   });
 
@@ -76,7 +72,12 @@ describe('parity with nsfwjs (tfjs reference)', () => {
   async function endToEnd(image: images.RgbImage): Promise<number> {
     const png = await encodePng(image);
     const [ours, theirs] = await Promise.all([
-      classifier.classify(png),
+      // The upload's one decode: the validity check of the stored bytes yields the review frame.
+      processImage(
+        png,
+        { ext: 'png', mime: 'image/png' },
+        { ...DEFAULT_IMAGE_OPTIONS, reviewFrames: 1 },
+      ).then(({ review }) => classifier.classify(review)),
       reference.nsfwjs(image.data, image.width, image.height),
     ]);
     expect(ours.frames).toBe(1);

@@ -6,7 +6,7 @@ import { AppError } from '../../common/errors/app-error';
 import { ApiErrorResponses } from '../../common/errors/error-response';
 import { RedisService } from '../../common/redis/redis.module';
 import { ModerationService } from '../moderation/moderation.service';
-import { StorageDriver } from '../uploads/storage/storage-driver';
+import { StorageDriver } from '../storage/storage-driver';
 
 /** How long /readyz waits for each dependency. */
 const READY_CHECK_TIMEOUT_MS = 2000;

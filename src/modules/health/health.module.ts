@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ModerationModule } from '../moderation/moderation.module';
-import { UploadsModule } from '../uploads/uploads.module';
+import { StorageModule } from '../storage/storage.module';
 import { HealthController } from './health.controller';
 
-@Module({ imports: [UploadsModule, ModerationModule], controllers: [HealthController] })
+@Module({ imports: [StorageModule, ModerationModule], controllers: [HealthController] })
 export class HealthModule {}

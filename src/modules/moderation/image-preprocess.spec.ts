@@ -1,10 +1,5 @@
-import {
-  frameToModelInputs,
-  MODEL_INPUT_VALUES,
-  pickFrames,
-  resizeToModelInput,
-  type RawImage,
-} from './image-preprocess';
+import { pickFrames, type RawImage } from '../media/decode';
+import { frameToModelInputs, MODEL_INPUT_VALUES, resizeToModelInput } from './image-preprocess';
 
 function raw(
   width: number,

@@ -1,4 +1,6 @@
-import sharp from 'sharp';
+import type { RawImage } from '../media/decode';
+
+export type { RawImage };
 
 /**
  * The classifier's input side (pixels). An input is float32 RGB, NHWC, 0…255 and unrounded: the bilinear
@@ -8,48 +10,8 @@ export const MODEL_INPUT_SIZE = 224;
 /** Values (not bytes) in one model input: 224 × 224 × 3. */
 export const MODEL_INPUT_VALUES = MODEL_INPUT_SIZE * MODEL_INPUT_SIZE * 3;
 
-/** Decoded pixels: 8-bit, interleaved, 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels. */
-export interface RawImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-  channels: number;
-}
-
 /** White and black: what a viewer sees behind transparent pixels depends on the page, so both are checked. */
 export const BACKGROUNDS = [255, 0] as const;
-
-/** The frames to classify: first, last and evenly spaced ones between, at most `max`. */
-export function pickFrames(pages: number, max: number): number[] {
-  const count = Math.max(1, Math.min(pages, max));
-  if (count === 1) {
-    return [0];
-  }
-  const picked = new Set<number>();
-  for (let i = 0; i < count; i++) {
-    picked.add(Math.round((i * (pages - 1)) / (count - 1)));
-  }
-  return [...picked];
-}
-
-/**
- * Decodes the chosen frames at full resolution with EXIF orientation applied, as 8-bit sRGB(A). Resizing is
- * left to resizeToModelInput so it matches the reference (tf.image.resizeBilinear with align corners) sample
- * for sample.
- */
-export async function decodeFrames(image: Buffer, maxFrames: number): Promise<RawImage[]> {
-  const { pages = 1 } = await sharp(image).metadata();
-  const frames: RawImage[] = [];
-  for (const page of pickFrames(pages, maxFrames)) {
-    const { data, info } = await sharp(image, { page, pages: 1 })
-      .rotate()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    frames.push({ data, width: info.width, height: info.height, channels: info.channels });
-  }
-  return frames;
-}
 
 export function hasAlpha(image: RawImage): boolean {
   return image.channels === 2 || image.channels === 4;

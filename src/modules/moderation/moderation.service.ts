@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
 import { AppConfig } from '../../config/app-config';
+import type { RawImage } from './image-preprocess';
 import { decideModeration } from './moderation-policy';
 import type { ModerationVerdict } from './moderation.types';
 import { builtModelDir, verifyBuiltModel } from './model/built-model';
@@ -76,7 +77,16 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
     return this.loading;
   }
 
-  async review(image: Buffer): Promise<ModerationVerdict> {
+  /** How many frames of an upload the review wants decoded (MODERATION_FRAMES); 0 when moderation is off. */
+  get reviewFrames(): number {
+    return this.config.moderation.enabled ? this.config.moderation.frames : 0;
+  }
+
+  /**
+   * Reviews the frames media decoded for it (decodeFrames with reviewFrames: full resolution, orientation applied,
+   * 8-bit sRGB(A)); moderation itself never decodes.
+   */
+  async review(frames: readonly RawImage[]): Promise<ModerationVerdict> {
     const { moderation } = this.config;
     if (!moderation.enabled) {
       return { rejected: false, scores: null, frames: 0 };
@@ -91,9 +101,9 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
         'The moderation model is not loaded; uploads are refused until it is.',
       );
     }
-    const { frames, scores } = await classifier.classify(image);
+    const { frames: classified, scores } = await classifier.classify(frames);
     const decision = decideModeration(scores, moderation);
-    return { rejected: decision.rejected, scores: decision.scores, frames };
+    return { rejected: decision.rejected, scores: decision.scores, frames: classified };
   }
 
   private async load(): Promise<void> {
@@ -104,7 +114,6 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
       const classifier = await NsfwClassifier.load(modelPath, {
         threads: moderation.threads,
         concurrency: moderation.concurrency,
-        frames: moderation.frames,
       });
       if (this.closed) {
         await classifier.close();

@@ -1,4 +1,4 @@
-import { decodeFrames, frameToModelInputs, MODEL_INPUT_VALUES } from './image-preprocess';
+import { frameToModelInputs, MODEL_INPUT_VALUES, type RawImage } from './image-preprocess';
 import { InferenceWorker } from './inference-worker';
 import type { ModerationScores } from './moderation.types';
 import { Semaphore } from './semaphore';
@@ -8,8 +8,6 @@ export interface NsfwClassifierOptions {
   threads: number;
   /** Reviews decoded and classified at once; the rest queue. */
   concurrency: number;
-  /** Frames of an animation to classify: first, last and evenly spaced ones between. */
-  frames: number;
 }
 
 export interface Classification {
@@ -59,9 +57,9 @@ export class NsfwClassifier {
     return this.gate.pending;
   }
 
-  classify(image: Buffer): Promise<Classification> {
+  /** Classifies decoded frames (media's decodeFrames: full resolution, oriented, 8-bit sRGB(A)). */
+  classify(frames: readonly RawImage[]): Promise<Classification> {
     return this.gate.use(async () => {
-      const frames = await decodeFrames(image, this.options.frames);
       const scores = await this.classifyPrepared(frames.flatMap((frame) => frameToModelInputs(frame)));
       return { frames: frames.length, scores };
     });

@@ -5,14 +5,14 @@ import { AppError } from '../../common/errors/app-error';
 import { ApiErrorResponses, ErrorResponse } from '../../common/errors/error-response';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { DeletedResponse } from './dto/upload.dto';
-import { UploadsService } from './uploads.service';
+import { DeleteLinksService } from './delete-links.service';
 
 @ApiTags('Delete links')
 @ApiParam({ name: 'token', description: 'The one-shot token of the delete link (`delete_url`).' })
 @Controller('api/delete/:token')
 @Public()
 export class DeleteLinksController {
-  constructor(private readonly uploads: UploadsService) {}
+  constructor(private readonly deleteLinks: DeleteLinksService) {}
 
   @Delete()
   @ApiOperation({
@@ -22,7 +22,7 @@ export class DeleteLinksController {
   @ApiOkResponse({ type: DeletedResponse })
   @ApiErrorResponses('not_found')
   delete(@Param('token') token: string, @ReqMeta() meta: RequestMeta): Promise<DeletedResponse> {
-    return this.uploads.deleteByToken(token, meta);
+    return this.deleteLinks.deleteByToken(token, meta);
   }
 
   @Post()
@@ -34,7 +34,7 @@ export class DeleteLinksController {
   @ApiOkResponse({ type: DeletedResponse })
   @ApiErrorResponses('not_found')
   post(@Param('token') token: string, @ReqMeta() meta: RequestMeta): Promise<DeletedResponse> {
-    return this.uploads.deleteByToken(token, meta);
+    return this.deleteLinks.deleteByToken(token, meta);
   }
 
   /** Link previewers fetch URLs: GET never deletes. */

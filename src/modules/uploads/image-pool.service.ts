@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
 import { Semaphore } from '../moderation/semaphore';
-import type { DecodeGate } from './image/image-processor';
+import type { DecodeGate } from '../media/image-processor';
 
 /** Above this many decoded pixels (all frames) an image takes the heavy lane: about a second of CPU or more. */
 export const HEAVY_PIXELS = 16_000_000;

@@ -11,7 +11,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppConfig } from '../../config/app-config';
 import { bullPrefix, closeRedis, JANITOR_QUEUE, redisReachable, settleWithin } from '../webhooks/queues';
-import { StorageDriver } from './storage/storage-driver';
+import { StorageDriver } from '../storage/storage-driver';
 import { Upload } from './upload.entity';
 
 /** A file younger than this may belong to an upload whose row is still being committed. */

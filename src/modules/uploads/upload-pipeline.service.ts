@@ -2,10 +2,10 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Principal } from '../../common/auth/principal';
+import { sha256Hex } from '../../common/crypto/sha256';
 import { AppError } from '../../common/errors/app-error';
 import { DomainEvents } from '../../common/events/domain-events';
 import { clientIp } from '../../common/http/client-ip';
@@ -15,12 +15,14 @@ import { OutboxService } from '../webhooks/outbox.service';
 import type { UploadResponse } from './dto/upload.dto';
 import { newFilename } from './filenames';
 import { ImagePool } from './image-pool.service';
-import { processImage } from './image/image-processor';
-import { sniffImageType } from './image/image-type';
+import { processImage } from '../media/image-processor';
+import { sniffImageType } from '../media/image-type';
 import { receiveUpload } from './multipart/multipart-reader';
-import { StorageDriver } from './storage/storage-driver';
+import { StorageDriver } from '../storage/storage-driver';
+import { DeleteLinksService } from './delete-links.service';
 import { Upload } from './upload.entity';
-import { UploadsService } from './uploads.service';
+import { UploadMapper } from './upload.mapper';
+import { UploadRepository } from './upload.repository';
 import { UploadSlots } from './upload-slots.service';
 
 /**
@@ -37,7 +39,9 @@ export class UploadPipelineService {
   constructor(
     private readonly em: EntityManager,
     private readonly config: AppConfig,
-    private readonly uploads: UploadsService,
+    private readonly repository: UploadRepository,
+    private readonly mapper: UploadMapper,
+    private readonly deleteLinks: DeleteLinksService,
     private readonly storage: StorageDriver,
     private readonly moderation: ModerationService,
     private readonly events: DomainEvents,
@@ -63,10 +67,10 @@ export class UploadPipelineService {
     });
     try {
       // The same bytes of the same owner already passed sniffing, decoding and review: answer before redoing them.
-      const existing = await this.uploads.findLiveBySha(principal.userId, received.sha256);
+      const existing = await this.repository.findLiveBySha(principal.userId, received.sha256);
       if (existing) {
         await this.assertStillAuthorised(principal);
-        return await this.uploads.dedupeResponse(existing);
+        return await this.dedupeResponse(existing);
       }
 
       const original = await readFile(received.path);
@@ -74,16 +78,24 @@ export class UploadPipelineService {
       if (!type) {
         throw new AppError('unsupported_type');
       }
-      const image = await processImage(original, type, { ...this.config.images, gate: this.pool.gate });
+      // One decode: the check that the image is sound also yields the frames the review classifies.
+      const image = await processImage(original, type, {
+        ...this.config.images,
+        gate: this.pool.gate,
+        reviewFrames: this.moderation.reviewFrames,
+      });
 
       // The moderation step: the classifier sees what a viewer would see (orientation applied, alpha flattened).
       const pixels = image.width * image.height * image.pages;
+      const { review, ...stored } = image;
       const verdict = await this.pool
-        .run(pixels, () => this.moderation.review(original))
+        .run(pixels, () => this.moderation.review(review))
         .catch((err: unknown) => {
-          // The bytes already decoded in processImage; a decoder failure here is still the image's fault.
+          // Anything but a contract error while classifying the decoded frames stays the image's fault, as before.
           throw err instanceof AppError ? err : new AppError('processing_failed', undefined, { cause: err });
         });
+      // The full-resolution frames are not needed past the review.
+      review.length = 0;
       if (verdict.rejected) {
         this.events.emit('upload.rejected', {
           userId: principal.userId,
@@ -99,27 +111,27 @@ export class UploadPipelineService {
       }
 
       const filename = newFilename(type.ext);
-      await this.storage.put(filename, image.data);
+      await this.storage.put(filename, stored.data);
       try {
         const upload = await this.record(principal, {
           filename,
           mime: type.mime,
-          size: image.data.length,
-          width: image.width,
-          height: image.height,
+          size: stored.data.length,
+          width: stored.width,
+          height: stored.height,
           sha256: received.sha256,
-          storedSha256: createHash('sha256').update(image.data).digest('hex'),
+          storedSha256: sha256Hex(stored.data),
           tags: received.tags,
           scores: verdict.scores ? { ...verdict.scores } : null,
         });
-        return this.uploads.toUploadResponse(upload, false);
+        return this.mapper.toUploadResponse(upload, false, this.deleteLinks.derive(upload.id).token);
       } catch (err) {
         await this.storage.delete(filename).catch(() => undefined);
         if (err instanceof UniqueConstraintViolationException) {
           // The same bytes won a race from a parallel request: answer as the dedupe hit it now is.
-          const winner = await this.uploads.findLiveBySha(principal.userId, received.sha256);
+          const winner = await this.repository.findLiveBySha(principal.userId, received.sha256);
           if (winner) {
-            return this.uploads.dedupeResponse(winner);
+            return this.dedupeResponse(winner);
           }
         }
         throw err;
@@ -127,6 +139,11 @@ export class UploadPipelineService {
     } finally {
       await rm(received.path, { force: true });
     }
+  }
+
+  /** The answer to a dedupe hit, with a delete link that works (re-keyed if the secret that made it is gone). */
+  private async dedupeResponse(upload: Upload): Promise<UploadResponse> {
+    return this.mapper.toUploadResponse(upload, true, await this.deleteLinks.tokenFor(upload));
   }
 
   private async record(
@@ -141,20 +158,12 @@ export class UploadPipelineService {
         apiKeyId: principal.kind === 'session' ? null : principal.keyId,
         deleteTokenHash: '',
       });
-      upload.deleteTokenHash = this.uploads.deleteTokenFor(upload.id).hash;
+      upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
       await em.flush();
       // The webhook outbox rows commit (or roll back) with the upload row: no upload without its events.
       await this.webhooks.recordUploadCreated(em, {
         ownerId: principal.userId,
-        upload: {
-          filename: upload.filename,
-          url: this.uploads.url(upload.filename),
-          size: upload.size,
-          mime: upload.mime,
-          width: upload.width,
-          height: upload.height,
-          hash_sha256: upload.sha256,
-        },
+        upload: this.mapper.toWebhookUpload(upload),
         createdAt: upload.createdAt,
       });
       return upload;

@@ -1,33 +1,42 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module } from '@nestjs/common';
 import { ApiKeysModule } from '../api-keys/api-keys.module';
+import { StorageModule } from '../storage/storage.module';
 import { ModerationModule } from '../moderation/moderation.module';
 import { WebhooksModule } from '../webhooks/webhooks.module';
 import { DeleteLinksController } from './delete-links.controller';
+import { DeleteLinksService } from './delete-links.service';
 import { ImagePool } from './image-pool.service';
-import { ImagesController } from './images.controller';
 import { JanitorService } from './janitor.service';
 import { MeController } from './me.controller';
-import { LocalStorageDriver } from './storage/local.driver';
-import { StorageDriver } from './storage/storage-driver';
 import { UploadController } from './upload.controller';
 import { Upload } from './upload.entity';
+import { UploadMapper } from './upload.mapper';
+import { UploadRepository } from './upload.repository';
 import { UploadPipelineService } from './upload-pipeline.service';
 import { UploadsController } from './uploads.controller';
 import { UploadsService } from './uploads.service';
 import { UploadSlots } from './upload-slots.service';
 
 @Module({
-  imports: [MikroOrmModule.forFeature([Upload]), ApiKeysModule, ModerationModule, WebhooksModule],
-  controllers: [UploadController, UploadsController, ImagesController, DeleteLinksController, MeController],
+  imports: [
+    MikroOrmModule.forFeature([Upload]),
+    ApiKeysModule,
+    ModerationModule,
+    WebhooksModule,
+    StorageModule,
+  ],
+  controllers: [UploadController, UploadsController, DeleteLinksController, MeController],
   providers: [
     UploadsService,
+    UploadRepository,
+    UploadMapper,
+    DeleteLinksService,
     UploadPipelineService,
     UploadSlots,
     ImagePool,
     JanitorService,
-    { provide: StorageDriver, useClass: LocalStorageDriver },
   ],
-  exports: [UploadsService, StorageDriver],
+  exports: [UploadsService],
 })
 export class UploadsModule {}

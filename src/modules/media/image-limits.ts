@@ -1,4 +1,4 @@
-import { AppError } from '../../../common/errors/app-error';
+import { AppError } from '../../common/errors/app-error';
 
 /** API.md, `POST /api/v1/upload`: per side, and per image (all frames together for an animation). */
 export const IMAGE_LIMITS = {

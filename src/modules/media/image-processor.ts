@@ -1,9 +1,9 @@
-import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
-import { AppError } from '../../../common/errors/app-error';
+import sharp, { type Metadata, type Sharp } from 'sharp';
+import { AppError } from '../../common/errors/app-error';
+import { decodeFrame, decodeFrames, LOAD } from './decode';
 import {
   assertWithinLimits,
   DEFAULT_IMAGE_OPTIONS,
-  IMAGE_LIMITS,
   type ImageOptions,
   type StripOptions,
 } from './image-limits';
@@ -15,10 +15,6 @@ import { isAcceptableIccProfile } from './strip/icc-profile';
 import { stripWebpMetadata } from './strip/webp-metadata';
 
 type ReencodedExt = Exclude<ImageExt, 'gif'>;
-
-// failOn 'error', not sharp's default 'warning': libjpeg warns about benign quirks common in camera files
-// (extraneous bytes before a marker); truncation and decode errors still fail.
-const LOAD: SharpOptions = { failOn: 'error', limitInputPixels: IMAGE_LIMITS.maxPixels };
 
 const SHARP_FORMAT: Record<ImageExt, keyof sharp.FormatEnum> = {
   png: 'png',
@@ -64,6 +60,8 @@ export type DecodeGate = <T>(pixels: number, work: () => Promise<T>) => Promise<
 
 export interface ProcessOptions extends ImageOptions {
   gate?: DecodeGate;
+  /** How many frames to decode for the review (pickFrames); 0 or absent: none. */
+  reviewFrames?: number;
 }
 
 const ungated: DecodeGate = (_pixels, work) => work();
@@ -72,6 +70,9 @@ const ungated: DecodeGate = (_pixels, work) => work();
  * Checks the pixel limits and the frame cap from the header, proves the image decodes in full (within
  * `timeoutSeconds`), and returns the bytes to store: without EXIF, XMP, IPTC or comments, orientation applied, a valid
  * ICC profile within `maxIccBytes` kept (API.md, `POST /api/v1/upload`). Every failure is `processing_failed`.
+ * With `reviewFrames`, the same pass returns the frames the review classifies (decodeFrames: full resolution,
+ * orientation applied, 8-bit sRGB(A)), decoded with the same load options as the check, so an image never passes one
+ * and fails the other.
  */
 export async function processImage(
   input: Buffer,
@@ -113,16 +114,27 @@ async function decodeAndStrip(
 
   const gate = options.gate ?? ungated;
   const timeout = { seconds: options.timeoutSeconds };
+  const reviewFrames = options.reviewFrames ?? 0;
   return gate(meta.width * frameHeight * frames, async () => {
     const orientation = meta.orientation ?? 1;
     if (ext === 'avif' || (ext !== 'gif' && orientation !== 1)) {
       // AVIF keeps EXIF and XMP as items addressed by byte offsets into mdat: rather than rewriting the box tree,
       // sharp re-encodes it (quality 90, 4:4:4, ICC kept), so an AVIF is always a second generation.
-      return frames > 1
-        ? orientAnimation(input, meta, orientation, timeout)
-        : reencode(input, ext, meta, options);
+      const stored =
+        frames > 1
+          ? await orientAnimation(input, meta, orientation, timeout)
+          : await reencode(input, ext, meta, options);
+      // The re-encoded bytes are a second generation: the review sees the original's pixels, oriented.
+      const review =
+        reviewFrames > 0 ? await decodeFrames(input, reviewFrames, { pages: frames, timeout }) : [];
+      return { ...stored, review };
     }
     const data = STRIP[ext](input, options);
+    const result = { data, width: meta.width, height: frameHeight, pages: frames };
+    if (reviewFrames > 0 && frames === 1) {
+      // A still image's review frame is a full decode of the stored bytes: one decode is both the check and the frame.
+      return { ...result, review: [await decodeFrame(data, 0, timeout)] };
+    }
     // Decode every pixel of every frame of the bytes that will be stored, into one band (1 byte a pixel): about ten
     // times cheaper than stats(), and unlike stats() it honours the timeout.
     await sharp(data, { ...LOAD, pages: -1 })
@@ -130,7 +142,8 @@ async function decodeAndStrip(
       .extractChannel(0)
       .raw()
       .toBuffer();
-    return { data, width: meta.width, height: frameHeight, pages: frames };
+    const review = reviewFrames > 0 ? await decodeFrames(data, reviewFrames, { pages: frames, timeout }) : [];
+    return { ...result, review };
   });
 }
 
@@ -155,7 +168,7 @@ async function reencode(
     image = image.toColourspace(meta.space);
   }
   const { data, info } = await ENCODE[ext](image).toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height, pages: 1 };
+  return { data, width: info.width, height: info.height, pages: 1, review: [] };
 }
 
 /** Only an animated WebP gets here (GIF has no EXIF; an AVIF is decoded as one image). */
@@ -195,5 +208,5 @@ async function orientAnimation(
     .timeout(timeout)
     .webp({ ...WEBP_OPTIONS, loop: meta.loop, delay: meta.delay })
     .toBuffer();
-  return { data, width: outWidth, height: outHeight, pages: frames };
+  return { data, width: outWidth, height: outHeight, pages: frames, review: [] };
 }

@@ -21,8 +21,8 @@ import {
   withDamagedPixelData,
   withPngChunks,
   XMP_PACKET,
-} from '../../../../test/fixtures/images/image-fixtures';
-import { AppError } from '../../../common/errors/app-error';
+} from '../../../test/fixtures/images/image-fixtures';
+import { AppError } from '../../common/errors/app-error';
 import { processImage } from './image-processor';
 import type { ImageType } from './image.types';
 

@@ -9,8 +9,8 @@ import {
   pngClaiming,
   srgbProfile,
   withPngChunks,
-} from '../../../../../test/fixtures/images/image-fixtures';
-import { AppError } from '../../../../common/errors/app-error';
+} from '../../../../test/fixtures/images/image-fixtures';
+import { AppError } from '../../../common/errors/app-error';
 import { stripPngMetadata } from './png-metadata';
 
 function chunkTypes(png: Buffer): string[] {

@@ -5,7 +5,7 @@ import {
   PNG_SIGNATURE,
   pngChunk,
   withPngChunks,
-} from '../../../../test/fixtures/images/image-fixtures';
+} from '../../../test/fixtures/images/image-fixtures';
 import { sniffImageType } from './image-type';
 
 function ftyp(major: string, ...compatible: string[]): Buffer {

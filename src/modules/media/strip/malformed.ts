@@ -1,4 +1,4 @@
-import { AppError } from '../../../../common/errors/app-error';
+import { AppError } from '../../../common/errors/app-error';
 
 /** A container that does not parse: the bytes claim a supported type but are corrupt (API.md: processing_failed). */
 export function malformed(format: string, detail: string): AppError {

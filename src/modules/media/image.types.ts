@@ -1,3 +1,5 @@
+import type { RawImage } from './decode';
+
 /** The five accepted formats (API.md, `POST /api/v1/upload`): the stored extension and the served MIME type. */
 export type ImageExt = 'png' | 'jpg' | 'gif' | 'webp' | 'avif';
 
@@ -17,4 +19,6 @@ export interface ProcessedImage {
   height: number;
   /** Frames as decoded by sharp (1 for a still image). */
   pages: number;
+  /** The frames for the review when asked for (ProcessOptions.reviewFrames), else empty. */
+  review: RawImage[];
 }

@@ -3,7 +3,7 @@ import {
   junkProfile,
   profileWithTrailer,
   srgbProfile,
-} from '../../../../../test/fixtures/images/image-fixtures';
+} from '../../../../test/fixtures/images/image-fixtures';
 import { isAcceptableIccProfile } from './icc-profile';
 
 describe(isAcceptableIccProfile.name, () => {

@@ -7,8 +7,8 @@ import {
   junkProfile,
   srgbProfile,
   withGifBlocks,
-} from '../../../../../test/fixtures/images/image-fixtures';
-import { AppError } from '../../../../common/errors/app-error';
+} from '../../../../test/fixtures/images/image-fixtures';
+import { AppError } from '../../../common/errors/app-error';
 import { stripGifMetadata } from './gif-metadata';
 
 describe(stripGifMetadata.name, () => {

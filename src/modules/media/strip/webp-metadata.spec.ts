@@ -6,8 +6,8 @@ import {
   riffWebp,
   webpChunk,
   webpChunks,
-} from '../../../../../test/fixtures/images/image-fixtures';
-import { AppError } from '../../../../common/errors/app-error';
+} from '../../../../test/fixtures/images/image-fixtures';
+import { AppError } from '../../../common/errors/app-error';
 import { stripWebpMetadata } from './webp-metadata';
 
 describe(stripWebpMetadata.name, () => {

@@ -8,8 +8,8 @@ import {
   profileWithTrailer,
   srgbProfile,
   withJpegSegments,
-} from '../../../../../test/fixtures/images/image-fixtures';
-import { AppError } from '../../../../common/errors/app-error';
+} from '../../../../test/fixtures/images/image-fixtures';
+import { AppError } from '../../../common/errors/app-error';
 import { stripJpegMetadata } from './jpeg-metadata';
 
 /** The markers of a JPEG up to its first scan, as [marker, payload start]. */

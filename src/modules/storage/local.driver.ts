@@ -4,8 +4,8 @@ import { createReadStream } from 'node:fs';
 import { access, constants, mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { AppError } from '../../../common/errors/app-error';
-import { AppConfig } from '../../../config/app-config';
+import { AppError } from '../../common/errors/app-error';
+import { AppConfig } from '../../config/app-config';
 import { StorageDriver } from './storage-driver';
 
 const SAFE_KEY = /^[A-Za-z0-9._-]{1,128}$/;

@@ -1,0 +1,94 @@
+import type { Request, Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import rangeParser from 'range-parser';
+import { AppError } from '../../common/errors/app-error';
+import type { StorageDriver } from '../storage/storage-driver';
+
+const CACHE_CONTROL = 'public, max-age=86400';
+
+/** What the response needs to know about one stored representation (an original today, a variant later). */
+export interface ImageRepresentation {
+  /** The storage key of the bytes. */
+  key: string;
+  /** The strong validator, quoted. */
+  etag: string;
+  size: number;
+  mime: string;
+  lastModified: Date;
+}
+
+/**
+ * Answers GET/HEAD for stored image bytes: ETag/If-None-Match (304), Range/If-Range (206/416), HEAD.
+ * Representation headers (type, length, ETag, caching) go out only once the stored bytes are open: a row whose
+ * file is missing answers the 404 envelope with `Cache-Control: no-store`, never a cacheable "image". HEAD and
+ * 304 open the file too, so they never vouch for bytes that aren't there.
+ */
+export async function sendImage(
+  storage: StorageDriver,
+  image: ImageRepresentation,
+  req: Request,
+  res: Response,
+  withBody: boolean,
+): Promise<void> {
+  const { etag, size } = image;
+  // RFC 9110 §13.2.2: If-None-Match is evaluated before Range.
+  const notModified = etagMatches(req.header('if-none-match'), etag);
+  let range: { start: number; end: number } | undefined;
+  let unsatisfiable = false;
+  const rangeHeader = req.header('range');
+  const ifRange = req.header('if-range');
+  if (!notModified && rangeHeader && (!ifRange || ifRange === etag)) {
+    const parsed = rangeParser(size, rangeHeader, { combine: true });
+    unsatisfiable = parsed === -1;
+    // One range is served as 206; a malformed header or several ranges get the whole file (RFC 9110 allows it).
+    if (parsed !== -1 && parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
+      range = { start: parsed[0].start, end: parsed[0].end };
+    }
+  }
+  const stream = await storage.get(image.key, range);
+  if (!stream) {
+    throw new AppError('not_found', 'No such image.');
+  }
+  if (!withBody || notModified || unsatisfiable) {
+    stream.destroy();
+  }
+  if (unsatisfiable) {
+    throw new AppError('range_not_satisfiable', undefined, {
+      headers: { 'Content-Range': `bytes */${size}` },
+    });
+  }
+  res.setHeader('ETag', etag);
+  res.setHeader('Cache-Control', CACHE_CONTROL);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; sandbox");
+  res.setHeader('Last-Modified', image.lastModified.toUTCString());
+  if (notModified) {
+    res.status(304).end();
+    return;
+  }
+  res.setHeader('Content-Type', image.mime);
+  if (range) {
+    res.status(206);
+    res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+    res.setHeader('Content-Length', String(range.end - range.start + 1));
+  } else {
+    res.status(200);
+    res.setHeader('Content-Length', String(size));
+  }
+  if (!withBody) {
+    res.end();
+    return;
+  }
+  await pipeline(stream, res).catch(() => res.destroy());
+}
+
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) {
+    return false;
+  }
+  return header.split(',').some((t) => {
+    const v = t.trim();
+    return v === '*' || v === etag || v === `W/${etag}`;
+  });
+}

@@ -54,11 +54,6 @@ export class NsfwClassifier {
     return this.worker.failed;
   }
 
-  /** Reviews waiting for a slot. */
-  get queued(): number {
-    return this.gate.pending;
-  }
-
   classify(image: Buffer): Promise<Classification> {
     return this.gate.use(async () => {
       const frames = await decodeFrames(image, this.options.frames);

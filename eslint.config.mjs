@@ -2,11 +2,47 @@
 import eslint from '@eslint/js';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
+import { dirname, resolve } from 'node:path';
 
 const crossModule = (name) => ({
   group: [`**/modules/${name}/**`, `../${name}/**`],
   message: `The ${name} module is not reachable from here (DESIGN.md boundaries).`,
 });
+
+/**
+ * No module reads another module's tables: a file under src/modules/M may not import another module's `*.entity` or
+ * `*.repository` (it asks that module's exported service instead). Relative paths are resolved, so `../x/y.entity`
+ * and `../../x/y.entity` are judged by where they land. Two exceptions, both unable to read a table:
+ * - an entity file may import another module's entity: MikroORM relations (`@ManyToOne(() => User)`) need the class,
+ *   and the mapping is schema, not a query;
+ * - `import type`: a type alone cannot query (em.find needs the class at runtime).
+ */
+const noForeignTables = {
+  meta: {
+    type: 'problem',
+    schema: [],
+    messages: {
+      foreign:
+        "{{from}} must not import {{what}} of the {{owner}} module: ask {{owner}}'s exported service (DESIGN.md boundaries).",
+    },
+  },
+  create(context) {
+    const file = context.filename;
+    const own = /[\\/]src[\\/]modules[\\/]([^\\/]+)[\\/]/.exec(file)?.[1];
+    const check = (node) => {
+      const source = node.source?.value;
+      if (typeof source !== 'string' || !source.startsWith('.') || node.importKind === 'type' || node.exportKind === 'type') {
+        return;
+      }
+      const target = /[\\/]src[\\/]modules[\\/]([^\\/]+)[\\/].*\.(entity|repository)$/.exec(resolve(dirname(file), source));
+      if (!target || target[1] === own || (target[2] === 'entity' && /\.entity\.ts$/.test(file))) {
+        return;
+      }
+      context.report({ node, messageId: 'foreign', data: { from: own ?? 'this file', what: `a *.${target[2]} file`, owner: target[1] } });
+    };
+    return { ImportDeclaration: check, ExportNamedDeclaration: check, ExportAllDeclaration: check };
+  },
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**', 'eslint.config.mjs', 'jest.config.js'] },
@@ -49,6 +85,11 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-explicit-any': 'off',
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { boundaries: { rules: { 'no-foreign-tables': noForeignTables } } },
+    rules: { 'boundaries/no-foreign-tables': 'error' },
   },
   { files: ['src/common/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/modules/**'], message: 'common/ must not depend on modules/.' }] }] } },
   { files: ['src/config/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['../common/**', '../modules/**', '../database/**'], message: 'config/ depends on nothing else in src/.' }] }] } },

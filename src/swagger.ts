@@ -24,8 +24,10 @@ const CSRF_HEADER: ParameterObject = {
 };
 
 /** The OpenAPI document, generated from the controllers and DTOs. */
-export function buildOpenApi(app: INestApplication): OpenAPIObject {
-  const { publicUrl } = app.get(AppConfig);
+export function buildOpenApi(
+  app: INestApplication,
+  publicUrl: string = app.get(AppConfig).publicUrl,
+): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('Fixitfy Upload')
     .setDescription(

@@ -208,13 +208,21 @@ export function loadConfig(
   if (dataDirError) {
     throw new ConfigError(dataDirError);
   }
-  if (!config.secretKey) {
-    config.secretKey = loadOrCreateSecret(config.dataDir);
-  }
   if (env === process.env) {
     reserveThreadpool(config.images.concurrency);
   }
-  return config;
+  // Returned complete (the generated secret read or made once the data dir is known good), never patched later.
+  return config.secretKey ? config : { ...config, secretKey: loadOrCreateSecret(config.dataDir) };
+}
+
+/** Freezes a config and every object in it (ConfigModule does this when the app starts with it). */
+export function freezeDeep<T extends object>(value: T): Readonly<T> {
+  for (const inner of Object.values(value)) {
+    if (inner !== null && typeof inner === 'object' && !Object.isFrozen(inner)) {
+      freezeDeep(inner as object);
+    }
+  }
+  return Object.freeze(value);
 }
 
 const SECRET_VARS = new Set(['SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'ADMIN_PASSWORD']);

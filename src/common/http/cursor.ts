@@ -1,4 +1,5 @@
 import { AppError } from '../errors/app-error';
+import { isUuid } from '../validation/uuid';
 
 export interface Cursor {
   createdAt: Date;
@@ -7,7 +8,6 @@ export interface Cursor {
 }
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * `before` is an ISO timestamp (strictly older than it), or `<ISO>~<id>` that our `next_before` emits when the
@@ -23,7 +23,7 @@ export function parseCursor(raw: string | undefined): Cursor | null {
     rest.length > 0 ||
     !ISO_MS.test(iso) ||
     Number.isNaN(date.getTime()) ||
-    (id !== undefined && !UUID.test(id))
+    (id !== undefined && !isUuid(id))
   ) {
     throw new AppError('bad_request', '"before" must be an ISO-8601 UTC timestamp or a next_before value.');
   }

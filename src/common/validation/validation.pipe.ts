@@ -1,5 +1,6 @@
 import { ValidationPipe, type ValidationError } from '@nestjs/common';
 import { AppError } from '../errors/app-error';
+import { NOT_FOUND_IF_INVALID } from './id-param';
 
 function flatten(errors: ValidationError[], parent = ''): { field: string; message: string }[] {
   return errors.flatMap((e) => {
@@ -17,6 +18,13 @@ export function createValidationPipe(): ValidationPipe {
     transform: true,
     stopAtFirstError: false,
     exceptionFactory: (errors) => {
+      // A malformed path id names no resource: 404 like an unknown one (IdParam), never a 400 that tells them apart.
+      // (class-validator copies the context object, so it is compared by its field.)
+      const notFound = (c: unknown): boolean =>
+        (c as { answer?: unknown } | undefined)?.answer === NOT_FOUND_IF_INVALID.answer;
+      if (errors.some((e) => Object.values(e.contexts ?? {}).some(notFound))) {
+        return new AppError('not_found');
+      }
       const details = flatten(errors);
       return new AppError('bad_request', details.map((d) => d.message).join('; ') || 'Invalid request.', {
         details,

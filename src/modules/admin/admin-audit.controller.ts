@@ -2,14 +2,14 @@ import { Controller, Get, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Auth } from '../../common/auth/auth.decorator';
 import { ApiErrorResponses } from '../../common/errors/error-response';
-import { AuditService } from '../audit/audit.service';
+import { AdminService } from './admin.service';
 import { AuditListResponse, AuditQueryDto } from './dto/admin.dto';
 
 @ApiTags('Admin')
 @Controller('api/v1/admin/audit')
 @Auth('admin')
 export class AdminAuditController {
-  constructor(private readonly audit: AuditService) {}
+  constructor(private readonly admin: AdminService) {}
 
   @Get()
   @ApiOperation({
@@ -19,6 +19,6 @@ export class AdminAuditController {
   @ApiOkResponse({ type: AuditListResponse })
   @ApiErrorResponses('bad_request')
   async list(@Query() q: AuditQueryDto): Promise<AuditListResponse> {
-    return { ok: true, ...(await this.audit.list(q)) };
+    return this.admin.listAudit(q);
   }
 }

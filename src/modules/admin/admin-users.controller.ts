@@ -5,6 +5,7 @@ import { ApiErrorResponses } from '../../common/errors/error-response';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { AdminService } from './admin.service';
 import { AdminUserResponse, AdminUsersResponse, BanDto, UsersQueryDto } from './dto/admin.dto';
+import { IdParam } from '../../common/validation/id-param';
 
 @ApiTags('Admin')
 @Controller('api/v1/admin/users')
@@ -32,7 +33,7 @@ export class AdminUsersController {
   @ApiOkResponse({ type: AdminUserResponse })
   @ApiErrorResponses('bad_request', 'not_found', 'conflict')
   ban(
-    @Param('id') id: string,
+    @Param() { id }: IdParam,
     @Body() dto: BanDto,
     @ReqMeta() meta: RequestMeta,
   ): Promise<AdminUserResponse> {
@@ -44,7 +45,7 @@ export class AdminUsersController {
   @ApiOperation({ operationId: 'adminUnbanUser', summary: 'Lift a ban' })
   @ApiOkResponse({ type: AdminUserResponse })
   @ApiErrorResponses('not_found')
-  unban(@Param('id') id: string, @ReqMeta() meta: RequestMeta): Promise<AdminUserResponse> {
+  unban(@Param() { id }: IdParam, @ReqMeta() meta: RequestMeta): Promise<AdminUserResponse> {
     return this.admin.unban(id, meta);
   }
 }

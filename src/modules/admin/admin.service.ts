@@ -1,17 +1,44 @@
 import { Injectable } from '@nestjs/common';
 import type { RequestMeta } from '../../common/http/request-meta';
+import { isUuid } from '../../common/validation/uuid';
+import { AuditService } from '../audit/audit.service';
 import type { User } from '../auth/user.entity';
 import { UsersService } from '../auth/users.service';
 import { UploadsService } from '../uploads/uploads.service';
-import type { AdminUser, AdminUserResponse, AdminUsersResponse } from './dto/admin.dto';
+import type {
+  AdminUser,
+  AdminUserResponse,
+  AdminUsersResponse,
+  AuditListResponse,
+  AuditQueryDto,
+} from './dto/admin.dto';
 
-/** Admin use cases over other modules' services (users, uploads); the audit query is AuditService's. */
+/** Admin use cases over other modules' services (users, uploads, audit); no table of theirs is read here. */
 @Injectable()
 export class AdminService {
   constructor(
     private readonly users: UsersService,
     private readonly uploads: UploadsService,
+    private readonly audit: AuditService,
   ) {}
+
+  /** The audit log; `actor` is a user id or an email (resolved by UsersService), actors' emails joined in here. */
+  async listAudit(q: AuditQueryDto): Promise<AuditListResponse> {
+    const { actor, ...rest } = q;
+    const actorId = !actor ? undefined : isUuid(actor) ? actor : await this.users.idForEmail(actor);
+    const page = await this.audit.list({ ...rest, actorId });
+    const emails = await this.users.emailsFor(page.entries.flatMap((e) => (e.actor ? [e.actor.id] : [])));
+    return {
+      ok: true,
+      ...page,
+      entries: page.entries.map((e) => ({
+        ...e,
+        actor: e.actor
+          ? { id: e.actor.id, email: emails.get(e.actor.id) ?? null, key_prefix: e.actor.key_prefix }
+          : null,
+      })),
+    };
+  }
 
   async listUsers(opts: { query?: string; limit?: number; before?: string }): Promise<AdminUsersResponse> {
     const { users, next_before } = await this.users.listPage(opts);

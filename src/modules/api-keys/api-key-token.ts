@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256Hex } from '../../common/crypto/sha256';
 
 export const API_KEY_PATTERN = /^fxf_[0-9a-f]{64}$/;
 
@@ -10,5 +11,5 @@ export function mintApiKey(): { token: string; hash: string; prefix: string } {
 
 /** Keys are 256-bit random, so a plain SHA-256 (no salt, no stretching) is enough and allows an indexed lookup. */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return sha256Hex(token);
 }

@@ -7,6 +7,7 @@ import { ApiErrorResponses } from '../../common/errors/error-response';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { ApiKeysService } from './api-keys.service';
 import { CreateKeyDto, CreateKeyResponse, ListKeysResponse, RevokeKeyResponse } from './dto/api-key.dto';
+import { IdParam } from '../../common/validation/id-param';
 
 @ApiTags('API keys')
 @Controller('api/v1/keys')
@@ -42,7 +43,7 @@ export class ApiKeysController {
   @ApiErrorResponses('not_found')
   revoke(
     @CurrentPrincipal() principal: Principal,
-    @Param('id') id: string,
+    @Param() { id }: IdParam,
     @ReqMeta() meta: RequestMeta,
   ): Promise<RevokeKeyResponse> {
     return this.keys.revoke(principal.userId, id, meta);

@@ -1,10 +1,12 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { BearerAuthenticator } from '../../common/auth/authenticators';
-import type { Principal } from '../../common/auth/principal';
+import type { KeyPrincipal, Principal, UploadTokenPrincipal } from '../../common/auth/principal';
+import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
 import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
 import { AuditService } from '../audit/audit.service';
+import { UsersService } from '../auth/users.service';
 import { ApiKey } from './api-key.entity';
 import { API_KEY_PATTERN, hashToken, mintApiKey } from './api-key-token';
 import { keyPrincipalFields } from './key-principal';
@@ -26,13 +28,33 @@ export class ApiKeysService extends BearerAuthenticator {
     super();
   }
 
+  /**
+   * For writes made with a key (an upload's record transaction): locks the key row, then its user's row, FOR SHARE
+   * until the caller's transaction ends, so a revoke or a ban either committed before (→ 401 `unauthorized` / 403
+   * `banned`, thrown here, revocation checked first) or waits for the caller's commit. Must be called inside a
+   * transaction (asserted). Static: it needs nothing but the caller's EntityManager.
+   */
+  static async lockForWrite(
+    principal: KeyPrincipal | UploadTokenPrincipal,
+    em: EntityManager,
+  ): Promise<void> {
+    assertInTransaction(em, 'ApiKeysService.lockForWrite');
+    const rows = await em
+      .getConnection()
+      .execute<
+        { revoked_at: Date | null }[]
+      >('select revoked_at from api_keys where id = ? for share', [principal.keyId], 'all', em.getTransactionContext());
+    if (!rows[0] || rows[0].revoked_at) {
+      throw new AppError('unauthorized', 'The API key was revoked.');
+    }
+    await UsersService.lockForWrite(principal.userId, em);
+  }
+
   async create(userId: string, label: string, meta: RequestMeta = NO_REQUEST): Promise<CreateKeyResponse> {
     const { token, hash, prefix } = mintApiKey();
     const key = await this.em.fork().transactional(async (em) => {
       // Serialise key creation per user so two parallel creates can't both pass the limit.
-      await em
-        .getConnection()
-        .execute('select id from users where id = ? for update', [userId], 'all', em.getTransactionContext());
+      await UsersService.lockExclusive(userId, em);
       const active = await em.count(ApiKey, { user: userId, revokedAt: null });
       if (active >= MAX_ACTIVE_KEYS) {
         throw new AppError(
@@ -78,9 +100,6 @@ export class ApiKeysService extends BearerAuthenticator {
     keyId: string,
     meta: RequestMeta = NO_REQUEST,
   ): Promise<{ ok: true; revoked: string }> {
-    if (!/^[0-9a-f-]{36}$/i.test(keyId)) {
-      throw new AppError('not_found', 'No such API key.');
-    }
     return this.em.fork().transactional(async (em) => {
       const key = await em.findOne(ApiKey, { id: keyId, user: userId, revokedAt: null });
       if (!key) {

@@ -1,10 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isUuid } from '../../common/validation/uuid';
 
 export const UPLOAD_TOKEN_PREFIX = 'ut_';
 export const UPLOAD_TOKEN_PATTERN = /^ut_([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
 export const UPLOAD_TOKEN_TTL = { min: 60, max: 604_800, default: 3600 } as const;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** What a `ut_` token carries. On the wire: `{"u":userId,"k":keyId,"e":expiry in epoch ms}`. */
 export interface UploadTokenClaims {
@@ -75,9 +74,9 @@ function parseClaims(json: string): UploadTokenClaims | null {
   const { u, k, e } = (raw ?? {}) as { u?: unknown; k?: unknown; e?: unknown };
   if (
     typeof u !== 'string' ||
-    !UUID.test(u) ||
+    !isUuid(u) ||
     typeof k !== 'string' ||
-    !UUID.test(k) ||
+    !isUuid(k) ||
     !Number.isSafeInteger(e)
   ) {
     return null;

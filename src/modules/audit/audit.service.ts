@@ -30,7 +30,8 @@ export interface AuditRecord {
 
 export interface AuditQuery {
   action?: string;
-  actor?: string;
+  /** The acting user's id; null matches nothing (an actor email with no account). Emails are UsersService's. */
+  actorId?: string | null;
   target?: string;
   limit?: number;
   before?: string;
@@ -39,8 +40,8 @@ export interface AuditQuery {
 export interface AuditEntryView {
   id: string;
   action: string;
-  /** key_prefix: set when an API key (or a ut_ token it minted) acted. */
-  actor: { id: string; email: string | null; key_prefix: string | null } | null;
+  /** key_prefix: set when an API key (or a ut_ token it minted) acted. The email is filled in by the caller. */
+  actor: { id: string; key_prefix: string | null } | null;
   target_type: string | null;
   target_id: string | null;
   ip: string | null;
@@ -118,7 +119,7 @@ export class AuditService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** Newest first, keyset-paged; `actor` is a user id or email, `target` a target id. */
+  /** Newest first, keyset-paged; by action, acting user id, target id. */
   async list(
     q: AuditQuery,
   ): Promise<{ count: number; next_before: string | null; entries: AuditEntryView[] }> {
@@ -130,14 +131,11 @@ export class AuditService implements OnModuleInit, OnModuleDestroy {
       where.push('a.action = ?');
       params.push(q.action);
     }
-    if (q.actor) {
-      if (/^[0-9a-f-]{36}$/i.test(q.actor)) {
-        where.push('a.actor_id = ?');
-        params.push(q.actor);
-      } else {
-        where.push('a.actor_id = (select id from users where email = ?)');
-        params.push(q.actor.trim().toLowerCase());
-      }
+    if (q.actorId === null) {
+      where.push('false');
+    } else if (q.actorId !== undefined) {
+      where.push('a.actor_id = ?');
+      params.push(q.actorId);
     }
     if (q.target) {
       where.push('a.target_id = ?');
@@ -155,14 +153,13 @@ export class AuditService implements OnModuleInit, OnModuleDestroy {
     const rows = await this.em.getConnection().execute<
       (Omit<AuditEntryView, 'actor' | 'created_at'> & {
         actor_id: string | null;
-        email: string | null;
         key_prefix: string | null;
         created_at: string | Date;
       })[]
     >(
-      `select a.id, a.action, a.actor_id, u.email, a.key_prefix, a.target_type, a.target_id, a.ip, a.user_agent,
+      `select a.id, a.action, a.actor_id, a.key_prefix, a.target_type, a.target_id, a.ip, a.user_agent,
               a.metadata, a.created_at
-         from audit_entries a left join users u on u.id = a.actor_id
+         from audit_entries a
         ${where.length > 0 ? `where ${where.join(' and ')}` : ''}
         order by a.created_at desc, a.id desc limit ?`,
       [...params, limit + 1],
@@ -178,7 +175,7 @@ export class AuditService implements OnModuleInit, OnModuleDestroy {
       entries: page.map((r) => ({
         id: r.id,
         action: r.action,
-        actor: r.actor_id ? { id: r.actor_id, email: r.email, key_prefix: r.key_prefix } : null,
+        actor: r.actor_id ? { id: r.actor_id, key_prefix: r.key_prefix } : null,
         target_type: r.target_type,
         target_id: r.target_id,
         ip: r.ip,

@@ -1,8 +1,9 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SessionAuthenticator } from '../../common/auth/authenticators';
 import type { SessionPrincipal } from '../../common/auth/principal';
+import { sha256Hex } from '../../common/crypto/sha256';
 import { AppError } from '../../common/errors/app-error';
 import { AppConfig } from '../../config/app-config';
 import { Session } from './session.entity';
@@ -12,8 +13,6 @@ const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
 /** Expired sessions are deleted this often (they already stopped working at expires_at). */
 const CLEANUP_EVERY_MS = 60 * 60 * 1000;
 const CLEANUP_BATCH = 5000;
-
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 /**
  * Server-side sessions: the cookie holds a random token, the table its hash. Every request looks the session up
@@ -71,13 +70,13 @@ export class SessionsService extends SessionAuthenticator implements OnModuleIni
     const token = randomBytes(32).toString('hex');
     const expiresAt = new Date(Date.now() + SESSION_TTL_MS);
     const em = this.em.fork();
-    em.create(Session, { tokenHash: sha256(token), user: user.id, expiresAt });
+    em.create(Session, { tokenHash: sha256Hex(token), user: user.id, expiresAt });
     await em.flush();
     return { token, expiresAt };
   }
 
   async destroy(token: string): Promise<void> {
-    await this.em.fork().nativeDelete(Session, { tokenHash: sha256(token) });
+    await this.em.fork().nativeDelete(Session, { tokenHash: sha256Hex(token) });
   }
 
   async authenticate(token: string): Promise<SessionPrincipal | null> {
@@ -86,7 +85,11 @@ export class SessionsService extends SessionAuthenticator implements OnModuleIni
     }
     const session = await this.em
       .fork()
-      .findOne(Session, { tokenHash: sha256(token), expiresAt: { $gt: new Date() } }, { populate: ['user'] });
+      .findOne(
+        Session,
+        { tokenHash: sha256Hex(token), expiresAt: { $gt: new Date() } },
+        { populate: ['user'] },
+      );
     if (!session) {
       return null;
     }

@@ -1,6 +1,7 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Injectable } from '@nestjs/common';
+import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
 import { keysetFilter, keysetPage } from '../../common/http/cursor';
 import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
@@ -18,6 +19,52 @@ export class UsersService {
 
   static normaliseEmail(email: string): string {
     return email.trim().toLowerCase();
+  }
+
+  /**
+   * The user row, locked FOR SHARE for the rest of the caller's transaction, for writes made on the user's behalf
+   * (an upload's record transaction): a ban either committed before (→ 403 `banned`, thrown here) or waits for the
+   * caller's commit. Must be called inside a transaction (`em.transactional`) — outside one FOR SHARE would be
+   * released at once and the check would mean nothing, so that is a programming error, not a silent plain read.
+   * A user row that no longer exists is not an error here (the caller's foreign key answers for it).
+   */
+  static async lockForWrite(userId: string, em: EntityManager): Promise<void> {
+    assertInTransaction(em, 'UsersService.lockForWrite');
+    const rows = await em
+      .getConnection()
+      .execute<
+        { banned_at: Date | null }[]
+      >('select banned_at from users where id = ? for share', [userId], 'all', em.getTransactionContext());
+    if (rows[0]?.banned_at) {
+      throw new AppError('banned');
+    }
+  }
+
+  /** Serialises writes that count a user's rows (e.g. the active-key limit): the user row FOR UPDATE. */
+  static async lockExclusive(userId: string, em: EntityManager): Promise<void> {
+    assertInTransaction(em, 'UsersService.lockExclusive');
+    await em
+      .getConnection()
+      .execute('select id from users where id = ? for update', [userId], 'all', em.getTransactionContext());
+  }
+
+  /** Id of the account with this email (normalised), or null. */
+  async idForEmail(email: string): Promise<string | null> {
+    const user = await this.em
+      .fork()
+      .findOne(User, { email: UsersService.normaliseEmail(email) }, { fields: ['id'] });
+    return user?.id ?? null;
+  }
+
+  /** Emails of these accounts by id (ids without an account are absent). */
+  async emailsFor(ids: readonly string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) {
+      return new Map();
+    }
+    const users = await this.em
+      .fork()
+      .find(User, { id: { $in: [...new Set(ids)] } }, { fields: ['id', 'email'] });
+    return new Map(users.map((u) => [u.id, u.email]));
   }
 
   /** Creates an account and its `user.registered` audit entry in one transaction. */
@@ -180,9 +227,8 @@ export class UsersService {
   }
 
   private async lockedUser(em: EntityManager, userId: string): Promise<User> {
-    const user = /^[0-9a-f-]{36}$/i.test(userId)
-      ? await em.findOne(User, { id: userId }, { lockMode: LockMode.PESSIMISTIC_WRITE })
-      : null;
+    // The id was checked at the edge (IdParam) or came from our own row (CLI).
+    const user = await em.findOne(User, { id: userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (!user) {
       throw new AppError('not_found', 'No such user.');
     }

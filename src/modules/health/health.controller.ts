@@ -7,18 +7,18 @@ import { ApiErrorResponses } from '../../common/errors/error-response';
 import { RedisService } from '../../common/redis/redis.module';
 import { ModerationService } from '../moderation/moderation.service';
 import { StorageDriver } from '../storage/storage-driver';
+import { withTimeout } from '../../common/time/timeout';
 
 /** How long /readyz waits for each dependency. */
 const READY_CHECK_TIMEOUT_MS = 2000;
 
 /** True when `work` settles successfully (and `ok` holds) within `ms`; false on failure or timeout. */
 function withDeadline<T>(work: Promise<T>, ms: number, ok: (v: T) => boolean = () => true): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  const done = work.then(ok, () => false);
-  return Promise.race([done, late]).finally(() => clearTimeout(timer));
+  return withTimeout(
+    work.then(ok, () => false),
+    ms,
+    () => new Error('late'),
+  ).catch(() => false);
 }
 
 class HealthResponse {

@@ -52,11 +52,6 @@ export class NsfwClassifier {
     return this.worker.failed;
   }
 
-  /** Reviews waiting for a slot. */
-  get queued(): number {
-    return this.gate.pending;
-  }
-
   /** Classifies decoded frames (media's decodeFrames: full resolution, oriented, 8-bit sRGB(A)). */
   classify(frames: readonly RawImage[]): Promise<Classification> {
     return this.gate.use(async () => {

@@ -10,6 +10,8 @@ import { AppError } from '../../common/errors/app-error';
 import { DomainEvents } from '../../common/events/domain-events';
 import { clientIp } from '../../common/http/client-ip';
 import { AppConfig } from '../../config/app-config';
+import { ApiKeysService } from '../api-keys/api-keys.service';
+import { UsersService } from '../auth/users.service';
 import { ModerationService } from '../moderation/moderation.service';
 import { OutboxService } from '../webhooks/outbox.service';
 import type { UploadResponse } from './dto/upload.dto';
@@ -178,32 +180,12 @@ export class UploadPipelineService {
     principal: Principal,
     em: EntityManager = this.em.fork(),
   ): Promise<void> {
-    const conn = em.getConnection();
-    const ctx: unknown = em.getTransactionContext();
-    if (principal.kind === 'session') {
-      const rows = await conn.execute<{ banned_at: Date | null }[]>(
-        `select banned_at from users where id = ?${ctx ? ' for share' : ''}`,
-        [principal.userId],
-        'all',
-        ctx,
-      );
-      if (rows[0]?.banned_at) {
-        throw new AppError('banned');
-      }
-      return;
-    }
-    const rows = await conn.execute<{ revoked_at: Date | null; banned_at: Date | null }[]>(
-      `select k.revoked_at, u.banned_at from api_keys k join users u on u.id = k.user_id
-        where k.id = ?${ctx ? ' for share of k, u' : ''}`,
-      [principal.keyId],
-      'all',
-      ctx,
-    );
-    if (!rows[0] || rows[0].revoked_at) {
-      throw new AppError('unauthorized', 'The API key was revoked.');
-    }
-    if (rows[0].banned_at) {
-      throw new AppError('banned');
-    }
+    // The owners' named locks (FOR SHARE, in a transaction). Outside the record transaction (the dedupe answer) a
+    // transaction of its own makes it a plain up-to-date check.
+    const check = (tx: EntityManager): Promise<void> =>
+      principal.kind === 'session'
+        ? UsersService.lockForWrite(principal.userId, tx)
+        : ApiKeysService.lockForWrite(principal, tx);
+    await (em.isInTransaction() ? check(em) : em.transactional(check));
   }
 }

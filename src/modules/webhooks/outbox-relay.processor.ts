@@ -5,6 +5,7 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { withTimeout } from '../../common/time/timeout';
 import { WebhookQueue } from './webhook-queue';
 
 const POLL_INTERVAL_MS = 1000;
@@ -73,7 +74,11 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
     }
     const ids = rows.map((r) => r.id);
     try {
-      await withTimeout(this.queue.addBulk(ids), ENQUEUE_TIMEOUT_MS);
+      await withTimeout(
+        this.queue.addBulk(ids),
+        ENQUEUE_TIMEOUT_MS,
+        () => new Error(`enqueue timed out after ${ENQUEUE_TIMEOUT_MS} ms`),
+      );
     } catch (err) {
       // Redis down: hand them back for the next poll (only the ones still carrying this pass's mark).
       await conn
@@ -116,12 +121,4 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
       }
     }
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`enqueue timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -54,15 +54,8 @@ export function bullPrefix(config: AppConfig): string {
   return `${config.redisPrefix}bull`;
 }
 
-/** Waits for a promise to settle, at most `ms`; never throws. */
-export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    promise.catch(() => undefined),
-    new Promise((resolve) => (timer = setTimeout(resolve, ms))),
-  ]);
-  clearTimeout(timer);
-}
+/** Waits for a promise to settle, at most `ms`; never throws (the common helper, re-exported for its users here). */
+export { settleWithin } from '../../common/time/timeout';
 
 /** Whether a connection is up or still coming up (not retrying a Redis that's down, not closed). */
 export function redisReachable(connection: Redis): boolean {

@@ -17,6 +17,7 @@ import {
   WebhookEnvelope,
 } from './dto/webhook.dto';
 import { WebhooksService } from './webhooks.service';
+import { IdParam } from '../../common/validation/id-param';
 
 @ApiTags('Webhooks')
 @Controller('api/v1/webhooks')
@@ -80,7 +81,7 @@ export class WebhooksController {
   @ApiErrorResponses('bad_request', 'not_found')
   update(
     @CurrentPrincipal() p: Principal,
-    @Param('id') id: string,
+    @Param() { id }: IdParam,
     @Body() dto: UpdateWebhookDto,
   ): Promise<WebhookEnvelope> {
     return this.webhooks.update(p.userId, id, dto);
@@ -95,7 +96,7 @@ export class WebhooksController {
   @ApiErrorResponses('not_found')
   remove(
     @CurrentPrincipal() p: Principal,
-    @Param('id') id: string,
+    @Param() { id }: IdParam,
     @ReqMeta() meta: RequestMeta,
   ): Promise<DeletedWebhookResponse> {
     return this.webhooks.remove(p.userId, id, meta);
@@ -110,7 +111,7 @@ export class WebhooksController {
   @ApiErrorResponses('bad_request', 'not_found')
   deliveries(
     @CurrentPrincipal() p: Principal,
-    @Param('id') id: string,
+    @Param() { id }: IdParam,
     @Query() q: ListDeliveriesQuery,
   ): Promise<ListDeliveriesResponse> {
     return this.webhooks.listDeliveries(p.userId, id, q);
@@ -124,7 +125,7 @@ export class WebhooksController {
   })
   @ApiOkResponse({ type: TestDeliveryResponse })
   @ApiErrorResponses('not_found')
-  test(@CurrentPrincipal() p: Principal, @Param('id') id: string): Promise<TestDeliveryResponse> {
+  test(@CurrentPrincipal() p: Principal, @Param() { id }: IdParam): Promise<TestDeliveryResponse> {
     return this.webhooks.ping(p.userId, id);
   }
 }

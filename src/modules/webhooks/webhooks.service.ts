@@ -24,8 +24,6 @@ import { Webhook } from './webhook.entity';
 import { WebhookDelivery } from './webhook-delivery.entity';
 import { toTarget, WebhookDeliveryService } from './webhook-delivery.service';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** The owner's side of webhooks (API.md Part 2, "Webhooks (session)"); every query is scoped to the owner. */
 @Injectable()
 export class WebhooksService {
@@ -223,7 +221,7 @@ export class WebhooksService {
   }
 
   private async findOwned(em: EntityManager, userId: string, id: string): Promise<Webhook> {
-    const hook = UUID.test(id) ? await em.findOne(Webhook, { id, user: userId }) : null;
+    const hook = await em.findOne(Webhook, { id, user: userId });
     if (!hook) {
       throw new AppError('not_found', 'No such webhook.');
     }

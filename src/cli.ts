@@ -34,14 +34,14 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const infra = await prepareInfrastructure({ migrate: true });
-  // One-off commands: no webhook worker, relay or janitor.
-  infra.config.appRole = 'api';
   try {
     if (command === 'migrate') {
       process.stdout.write('Migrations are up to date.\n');
       return;
     }
-    const app = await NestFactory.createApplicationContext(AppModule.forRoot(infra.config), {
+    // Role 'cli': nothing starts in the background (no model, relay, workers or periodic jobs); what a command writes
+    // (e.g. a ban's outbox events) is picked up by the running service.
+    const app = await NestFactory.createApplicationContext(AppModule.forRoot(infra.config, 'cli'), {
       // Failures reach the catch below as one line; Nest's logger would print their stack first.
       logger: false,
       abortOnError: false,

@@ -16,6 +16,9 @@ export interface WebhookDeliveryJob {
 /** Periodic webhook work (the reconciler): one job per period across all instances, from a job scheduler. */
 export const WEBHOOK_MAINTENANCE_QUEUE = 'webhook-maintenance';
 
+/** Webhook retention: one prune per hour across all instances, from a job scheduler. */
+export const WEBHOOK_RETENTION_QUEUE = 'webhook-retention';
+
 export const MAX_WEBHOOKS_PER_ACCOUNT = 10;
 
 /** The backoff type of delivery jobs, computed by retryDelayMs in the worker (BullMQ's own has no ceiling). */

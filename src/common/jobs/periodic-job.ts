@@ -2,7 +2,7 @@ import type { Logger } from '@nestjs/common';
 import { Queue, Worker } from 'bullmq';
 import Redis from 'ioredis';
 import type { AppConfig } from '../../config/app-config';
-import { bullPrefix, closeRedis, redisReachable, settleWithin } from '../../modules/webhooks/queues';
+import { bullPrefix, closeRedis, redisReachable, settleWithin } from './bull';
 
 const READY_WAIT_MS = 2000;
 
@@ -59,15 +59,27 @@ export class PeriodicJob {
   private async schedule(first: boolean): Promise<void> {
     const { spec } = this;
     const keep = spec.keep ?? 0;
-    const removal = keep > 0 ? { removeOnComplete: keep, removeOnFail: keep } : { removeOnComplete: true, removeOnFail: true };
+    const removal =
+      keep > 0
+        ? { removeOnComplete: keep, removeOnFail: keep }
+        : { removeOnComplete: true, removeOnFail: true };
     try {
       await this.queue.setGlobalConcurrency(1);
-      await this.queue.upsertJobScheduler(spec.schedulerId, { every: spec.everyMs }, { name: spec.name, opts: removal });
+      await this.queue.upsertJobScheduler(
+        spec.schedulerId,
+        { every: spec.everyMs },
+        { name: spec.name, opts: removal },
+      );
       if (first && spec.startup) {
         await this.queue.add(
           spec.name,
           {},
-          { jobId: spec.startup.jobId, delay: spec.startup.delayMs, removeOnComplete: true, removeOnFail: true },
+          {
+            jobId: spec.startup.jobId,
+            delay: spec.startup.delayMs,
+            removeOnComplete: true,
+            removeOnFail: true,
+          },
         );
       }
     } catch (err) {
@@ -80,7 +92,10 @@ export class PeriodicJob {
   async close(): Promise<void> {
     clearInterval(this.timer);
     if (redisReachable(this.connection)) {
-      await settleWithin(Promise.all([this.worker.waitUntilReady(), this.queue.waitUntilReady()]), READY_WAIT_MS);
+      await settleWithin(
+        Promise.all([this.worker.waitUntilReady(), this.queue.waitUntilReady()]),
+        READY_WAIT_MS,
+      );
     }
     // Closing against a Redis that went away must not fail the shutdown.
     await this.worker.close().catch(() => undefined);

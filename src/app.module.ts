@@ -3,6 +3,8 @@ import { APP_GUARD } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthGuard } from './common/auth/auth.guard';
 import { CommonModule } from './common/common.module';
+import { JobsModule } from './common/jobs/jobs.module';
+import type { ProcessRole } from './common/jobs/process-role';
 import { loggerOptions } from './common/logging/logger-options';
 import { RateLimitGuard } from './common/rate-limit/rate-limit.guard';
 import { RateLimitModule } from './common/rate-limit/rate-limit.module';
@@ -21,12 +23,16 @@ import { WebhooksModule } from './modules/webhooks/webhooks.module';
 
 @Module({})
 export class AppModule {
-  /** The whole app for one resolved config (databaseUrl set: main.ts starts the embedded PostgreSQL first). */
-  static forRoot(config: AppConfig): DynamicModule {
+  /**
+   * The whole app for one resolved config (databaseUrl set: main.ts starts the embedded PostgreSQL first). `role`
+   * decides what starts (common/jobs/process-role.ts): APP_ROLE for the service, 'cli' for the operator CLI.
+   */
+  static forRoot(config: AppConfig, role: ProcessRole = config.appRole): DynamicModule {
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
+        JobsModule.forRoot(role),
         LoggerModule.forRoot(loggerOptions(config)),
         CommonModule,
         RateLimitModule,

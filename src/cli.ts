@@ -1,10 +1,8 @@
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import { AppModule } from './app.module';
 import { prepareInfrastructure, startupFailureMessage } from './bootstrap';
 import { ConfigError, debugRequested } from './config/app-config';
 import { NO_REQUEST } from './common/http/request-meta';
-import { UsersService } from './modules/auth/users.service';
+import type { UsersService } from './modules/auth/users.service';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
   migrate                                         apply pending database migrations
@@ -26,60 +24,78 @@ function required(args: string[], name: string): string {
   return value;
 }
 
-/** The operator CLI: the same config and infrastructure as the service, no HTTP. */
+/** One command, checked before anything starts: it runs against the users service and returns what to print. */
+type Command = (users: UsersService) => Promise<string>;
+
+/** The command for argv, or a ConfigError (usage) before any database, Redis or Nest is touched. */
+function parse(command: string, args: string[]): Command | 'migrate' {
+  switch (command) {
+    case 'migrate':
+      return 'migrate';
+    case 'user:create': {
+      const email = required(args, 'email');
+      const password = required(args, 'password');
+      const role = args.includes('--admin') ? 'admin' : 'user';
+      return async (users) => {
+        const user = await users.create(email, password, role, NO_REQUEST, 'cli');
+        return `Created ${user.role} ${user.email} (${user.id}).`;
+      };
+    }
+    case 'user:promote': {
+      const email = required(args, 'email');
+      return async (users) => `${(await users.setRole(email, 'admin')).email} is now an admin.`;
+    }
+    case 'user:ban': {
+      const email = required(args, 'email');
+      const reason = required(args, 'reason');
+      return async (users) => {
+        const target = await users.findByEmailOrFail(email);
+        await users.ban(target.id, reason, NO_REQUEST);
+        return `${target.email} is banned.`;
+      };
+    }
+    case 'user:unban': {
+      const email = required(args, 'email');
+      return async (users) => {
+        const target = await users.findByEmailOrFail(email);
+        await users.unban(target.id, NO_REQUEST);
+        return `${target.email} is no longer banned.`;
+      };
+    }
+    default:
+      throw new ConfigError(`Unknown command "${command}".\n${USAGE}`);
+  }
+}
+
+/** The operator CLI: the same config and infrastructure as the service, no HTTP and nothing in the background. */
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   if (!command || command === '--help') {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const run = parse(command, args);
   const infra = await prepareInfrastructure({ migrate: true });
-  // One-off commands: no webhook worker, relay or janitor.
-  infra.config.appRole = 'api';
   try {
-    if (command === 'migrate') {
+    if (run === 'migrate') {
       process.stdout.write('Migrations are up to date.\n');
       return;
     }
-    const app = await NestFactory.createApplicationContext(AppModule.forRoot(infra.config), {
+    // Loaded only for a command that needs the app: usage errors and `migrate` answer without compiling it.
+    const [{ NestFactory }, { AppModule }, { UsersService }] = await Promise.all([
+      import('@nestjs/core'),
+      import('./app.module'),
+      import('./modules/auth/users.service'),
+    ]);
+    // Role 'cli': nothing starts in the background (no model, relay, workers or periodic jobs); what a command writes
+    // (e.g. a ban's outbox events) is picked up by the running service.
+    const app = await NestFactory.createApplicationContext(AppModule.forRoot(infra.config, 'cli'), {
       // Failures reach the catch below as one line; Nest's logger would print their stack first.
       logger: false,
       abortOnError: false,
     });
     try {
-      const users = app.get(UsersService);
-      switch (command) {
-        case 'user:create': {
-          const user = await users.create(
-            required(args, 'email'),
-            required(args, 'password'),
-            args.includes('--admin') ? 'admin' : 'user',
-            NO_REQUEST,
-            'cli',
-          );
-          process.stdout.write(`Created ${user.role} ${user.email} (${user.id}).\n`);
-          break;
-        }
-        case 'user:promote': {
-          const user = await users.setRole(required(args, 'email'), 'admin');
-          process.stdout.write(`${user.email} is now an admin.\n`);
-          break;
-        }
-        case 'user:ban': {
-          const target = await users.findByEmailOrFail(required(args, 'email'));
-          await users.ban(target.id, required(args, 'reason'), NO_REQUEST);
-          process.stdout.write(`${target.email} is banned.\n`);
-          break;
-        }
-        case 'user:unban': {
-          const target = await users.findByEmailOrFail(required(args, 'email'));
-          await users.unban(target.id, NO_REQUEST);
-          process.stdout.write(`${target.email} is no longer banned.\n`);
-          break;
-        }
-        default:
-          throw new ConfigError(`Unknown command "${command}".\n${USAGE}`);
-      }
+      process.stdout.write(`${await run(app.get(UsersService))}\n`);
     } finally {
       await app.close();
     }

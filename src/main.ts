@@ -6,6 +6,7 @@ import {
   prepareInfrastructure,
   startupFailureMessage,
 } from './bootstrap';
+import { roleStarts } from './common/jobs/process-role';
 import { debugRequested } from './config/app-config';
 
 let infra: Infrastructure | undefined;
@@ -22,8 +23,8 @@ async function main(): Promise<void> {
   ]);
   // abortOnError: false — a failing module reaches our catch (one line) instead of Nest's logged stack and exit.
   const options = { bufferLogs: true, abortOnError: false, autoFlushLogs: false } as const;
-  if (config.appRole === 'worker') {
-    // APP_ROLE=worker: the webhook relay and delivery worker (and the janitor), no HTTP server.
+  if (!roleStarts(config.appRole, 'http')) {
+    // APP_ROLE=worker: the background work (common/jobs/process-role.ts), no HTTP server and no model.
     const worker = await NestFactory.createApplicationContext(AppModule.forRoot(config), options);
     closeOnSignals(async () => {
       await worker.close();

@@ -35,6 +35,8 @@ describe('cli', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  // Each call compiles the CLI with ts-node in a fresh process: seconds alone, minutes on a loaded machine, hence the
+  // generous per-test timeouts (the CLI itself loads no model and starts nothing in the background).
   const cli = (...args: string[]) =>
     run(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/cli.ts', ...args], {
       cwd: ROOT,
@@ -61,7 +63,7 @@ describe('cli', () => {
     ).rejects.toMatchObject({
       stderr: expect.stringContaining('already registered'),
     });
-  }, 60000);
+  }, 180000);
 
   it('should explain a missing option and an unknown command', async () => {
     await Promise.all([
@@ -70,7 +72,7 @@ describe('cli', () => {
       }),
       expect(cli('user:fly')).rejects.toMatchObject({ stderr: expect.stringContaining('Unknown command') }),
     ]);
-  }, 60000);
+  }, 180000);
 
   it('should promote, ban and unban by email', async () => {
     await cli('user:create', '--email', 'member@example.com', '--password', 'a long password');
@@ -92,5 +94,5 @@ describe('cli', () => {
     await c.end();
     expect(after.banned_at).toBeNull();
     expect(audit.map((r) => r.action).sort()).toEqual(['user.banned', 'user.unbanned']);
-  }, 90000);
+  }, 300000);
 });

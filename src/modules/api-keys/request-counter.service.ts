@@ -1,9 +1,18 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { RequestCounter } from '../../common/auth/authenticators';
 import type { Principal } from '../../common/auth/principal';
+import { PeriodicJob } from '../../common/jobs/periodic-job';
+import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { RedisService } from '../../common/redis/redis.module';
 import { withRedisTimeout } from '../../common/redis/redis-timeout';
+import { AppConfig } from '../../config/app-config';
 
 // One atomic step per request: seed the total from the database if Redis lost it, count, stamp, mark dirty.
 const COUNT_SCRIPT = `
@@ -22,6 +31,8 @@ end
 return 0`;
 
 const FLUSH_INTERVAL_MS = 10_000;
+/** The BullMQ queue of the flush's job scheduler. */
+export const REQUEST_COUNT_FLUSH_QUEUE = 'request-count-flush';
 const FLUSH_BATCH = 200;
 /** A Redis that stops answering must not hold every authenticated request. */
 const COUNT_TIMEOUT_MS = 1000;
@@ -32,28 +43,52 @@ const COUNT_TIMEOUT_MS = 1000;
  * take the larger of the two, so the figure is exact while Redis lives and never goes backwards.
  */
 @Injectable()
-export class RequestCounterService extends RequestCounter implements OnModuleInit, OnApplicationShutdown {
+export class RequestCounterService
+  extends RequestCounter
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
+{
   private readonly logger = new Logger(RequestCounterService.name);
-  private timer?: NodeJS.Timeout;
+  private job: PeriodicJob | null = null;
 
   constructor(
     private readonly redis: RedisService,
     private readonly em: EntityManager,
+    private readonly config: AppConfig,
+    private readonly roles: ProcessRoleService,
   ) {
     super();
   }
 
-  onModuleInit(): void {
-    this.timer = setInterval(
-      () => void this.flush().catch((err: unknown) => this.logger.warn({ err }, 'flush failed')),
-      FLUSH_INTERVAL_MS,
+  /**
+   * The counts live in Redis, shared by every instance (not in the memory of the instance that counted them), so
+   * one flush per period across the deployment copies them all: a job scheduler where the role runs periodic work.
+   */
+  onApplicationBootstrap(): void {
+    if (!this.roles.starts('periodic')) {
+      return;
+    }
+    this.job = PeriodicJob.start(
+      this.config,
+      {
+        queue: REQUEST_COUNT_FLUSH_QUEUE,
+        schedulerId: 'request-count-flush',
+        name: 'flush',
+        everyMs: FLUSH_INTERVAL_MS,
+        run: () => this.flush(),
+      },
+      this.logger,
     );
-    this.timer.unref();
   }
 
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.job?.close();
+  }
+
+  /** Where requests are counted, one last flush at shutdown, so the database is current without waiting for a worker. */
   async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.flush().catch(() => undefined);
+    if (this.roles.starts('countFlushOnShutdown')) {
+      await this.flush().catch(() => undefined);
+    }
   }
 
   async count(principal: Principal): Promise<void> {

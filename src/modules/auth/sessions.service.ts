@@ -1,10 +1,17 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SessionAuthenticator } from '../../common/auth/authenticators';
 import type { SessionPrincipal } from '../../common/auth/principal';
 import { sha256Hex } from '../../common/crypto/sha256';
 import { AppError } from '../../common/errors/app-error';
+import { PeriodicJob } from '../../common/jobs/periodic-job';
+import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { AppConfig } from '../../config/app-config';
 import { Session } from './session.entity';
 import type { User } from './user.entity';
@@ -13,36 +20,49 @@ const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
 /** Expired sessions are deleted this often (they already stopped working at expires_at). */
 const CLEANUP_EVERY_MS = 60 * 60 * 1000;
 const CLEANUP_BATCH = 5000;
+/** The BullMQ queue of the cleanup's job scheduler (one run per period across all instances). */
+export const SESSION_CLEANUP_QUEUE = 'session-cleanup';
 
 /**
  * Server-side sessions: the cookie holds a random token, the table its hash. Every request looks the session up
  * (no cache), so logout and bans end it at once on every instance.
  */
 @Injectable()
-export class SessionsService extends SessionAuthenticator implements OnModuleInit, OnApplicationShutdown {
+export class SessionsService
+  extends SessionAuthenticator
+  implements OnApplicationBootstrap, BeforeApplicationShutdown
+{
   private readonly logger = new Logger(SessionsService.name);
-  private timer?: NodeJS.Timeout;
+  private job: PeriodicJob | null = null;
 
   constructor(
     private readonly em: EntityManager,
     private readonly config: AppConfig,
+    private readonly roles: ProcessRoleService,
   ) {
     super();
   }
 
-  /** Hourly, outside APP_ROLE=api (like the other periodic work), so the table doesn't grow forever. */
-  onModuleInit(): void {
-    if (this.config.appRole === 'api') {
+  /** Hourly, once across the deployment (a job scheduler where the role runs periodic work), so the table stays small. */
+  onApplicationBootstrap(): void {
+    if (!this.roles.starts('periodic')) {
       return;
     }
-    this.timer = setInterval(() => {
-      this.deleteExpired().catch((err: unknown) => this.logger.warn({ err }, 'session cleanup failed'));
-    }, CLEANUP_EVERY_MS);
-    this.timer.unref();
+    this.job = PeriodicJob.start(
+      this.config,
+      {
+        queue: SESSION_CLEANUP_QUEUE,
+        schedulerId: 'session-cleanup',
+        name: 'delete-expired',
+        everyMs: CLEANUP_EVERY_MS,
+        run: () => this.deleteExpired(),
+      },
+      this.logger,
+    );
   }
 
-  onApplicationShutdown(): void {
-    clearInterval(this.timer);
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.job?.close();
   }
 
   /**

@@ -7,6 +7,7 @@ import {
   Optional,
 } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
+import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { AppConfig } from '../../config/app-config';
 import type { RawImage } from './image-preprocess';
 import { decideModeration } from './moderation-policy';
@@ -33,15 +34,17 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
   constructor(
     private readonly config: AppConfig,
     @Optional() @Inject(BUILT_MODEL_DIR) builtDir?: string | null,
+    @Optional() private readonly roles?: ProcessRoleService,
   ) {
     this.builtModelDir = builtDir === undefined ? (builtModelDir() ?? null) : builtDir;
   }
 
   /**
    * Starts loading (and, from the TypeScript sources the first time, converting) the model without holding up boot; /readyz waits for it.
+   * Only in the roles that review uploads (common/jobs/process-role.ts): the worker and the CLI never load it.
    */
   onModuleInit(): void {
-    if (this.config.moderation.enabled) {
+    if (this.config.moderation.enabled && (this.roles?.starts('model') ?? true)) {
       this.whenReady().catch(() => undefined);
     }
   }

@@ -5,12 +5,12 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { Queue, Worker } from 'bullmq';
-import Redis from 'ioredis';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppConfig } from '../../config/app-config';
-import { bullPrefix, closeRedis, JANITOR_QUEUE, redisReachable, settleWithin } from '../webhooks/queues';
+import { PeriodicJob } from '../../common/jobs/periodic-job';
+import { ProcessRoleService } from '../../common/jobs/process-role.service';
+import { JANITOR_QUEUE } from '../webhooks/queues';
 import { StorageDriver } from '../storage/storage-driver';
 import { Upload } from './upload.entity';
 
@@ -19,7 +19,6 @@ export const GRACE_MS = 15 * 60 * 1000;
 const SCHEDULER_ID = 'janitor-sweep';
 /** One sweep after each start; the fixed id makes instances that start together share it. */
 const STARTUP_JOB_ID = 'janitor-startup';
-const READY_WAIT_MS = 2000;
 
 export interface SweepResult {
   /** Stored files no live upload points to, removed. */
@@ -33,69 +32,43 @@ export interface SweepResult {
 /**
  * The other half of "file before row": removes stored files that no live upload points to (a crash between the
  * file write and the commit, a failed delete) and temp files left by a crash mid-stream or mid-write, once older
- * than the 15-minute grace period. Outside APP_ROLE=api each instance runs a BullMQ worker on the janitor queue:
- * a job scheduler sweeps every JANITOR_INTERVAL_MINUTES and one job sweeps JANITOR_START_DELAY_SECONDS after each
- * start; the queue's global concurrency of 1 keeps it to one sweep at a time across the deployment.
+ * than the 15-minute grace period. In the roles that run periodic work (common/jobs/process-role.ts) a job scheduler sweeps every JANITOR_INTERVAL_MINUTES and one job sweeps JANITOR_START_DELAY_SECONDS after each
+ * start, once per period across the deployment (common/jobs/periodic-job.ts).
  */
 @Injectable()
 export class JanitorService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(JanitorService.name);
-  private connection: Redis | null = null;
-  private queue: Queue | null = null;
-  private worker: Worker | null = null;
+  private job: PeriodicJob | null = null;
 
   constructor(
     private readonly em: EntityManager,
     private readonly storage: StorageDriver,
     private readonly config: AppConfig,
+    private readonly roles: ProcessRoleService,
   ) {}
 
   onApplicationBootstrap(): void {
-    if (this.config.appRole === 'api') {
+    if (!this.roles.starts('periodic')) {
       return;
     }
-    // Workers block on Redis: BullMQ requires maxRetriesPerRequest null on their connection.
-    this.connection = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
-    this.connection.on('error', () => undefined);
-    const options = { connection: this.connection, prefix: bullPrefix(this.config) };
-    this.queue = new Queue(JANITOR_QUEUE, options);
-    this.queue.on('error', () => undefined);
-    this.worker = new Worker(JANITOR_QUEUE, () => this.sweep(), { ...options, concurrency: 1 });
-    this.worker.on('error', (err) => this.logger.warn({ err }, 'janitor worker error'));
-    this.worker.on('failed', (_job, err) => this.logger.warn({ err }, 'janitor sweep failed'));
-    this.schedule(this.queue).catch((err: unknown) =>
-      this.logger.warn({ err }, 'could not schedule the janitor; next start tries again'),
-    );
-  }
-
-  private async schedule(queue: Queue): Promise<void> {
     const { intervalMs, startDelayMs } = this.config.janitor;
-    await queue.setGlobalConcurrency(1);
-    await queue.upsertJobScheduler(
-      SCHEDULER_ID,
-      { every: intervalMs },
-      { name: 'sweep', opts: { removeOnComplete: 100, removeOnFail: 100 } },
-    );
-    await queue.add(
-      'sweep',
-      {},
-      { jobId: STARTUP_JOB_ID, delay: startDelayMs, removeOnComplete: true, removeOnFail: true },
+    this.job = PeriodicJob.start(
+      this.config,
+      {
+        queue: JANITOR_QUEUE,
+        schedulerId: SCHEDULER_ID,
+        name: 'sweep',
+        everyMs: intervalMs,
+        run: () => this.sweep(),
+        startup: { jobId: STARTUP_JOB_ID, delayMs: startDelayMs },
+        keep: 100,
+      },
+      this.logger,
     );
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    if (this.connection && redisReachable(this.connection)) {
-      await settleWithin(
-        Promise.all([this.worker?.waitUntilReady(), this.queue?.waitUntilReady()]),
-        READY_WAIT_MS,
-      );
-    }
-    // Waits for a sweep in progress, so it never runs against a closed database connection.
-    await this.worker?.close();
-    await this.queue?.close().catch(() => undefined);
-    if (this.connection) {
-      await closeRedis(this.connection);
-    }
+    await this.job?.close();
   }
 
   /**

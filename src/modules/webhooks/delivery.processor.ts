@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import { DelayedError, type Job, Worker } from 'bullmq';
 import Redis from 'ioredis';
+import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { AppConfig } from '../../config/app-config';
 import {
   bullPrefix,
@@ -25,7 +26,7 @@ const READY_WAIT_MS = 2000;
 const BUSY_RETRY_MS = 5000;
 
 /**
- * The BullMQ worker for deliveries: in APP_ROLE all (default) and worker, never in api. It is made here rather
+ * The BullMQ worker for deliveries: in the roles that start 'delivery' (all, worker; never api or cli). It is made here rather
  * than through @nestjs/bullmq's @Processor so the role decides whether it exists at all, and so shutdown drains
  * in-flight deliveries (worker.close()) before the database connection closes (beforeApplicationShutdown runs
  * ahead of every onApplicationShutdown).
@@ -39,10 +40,11 @@ export class WebhookDeliveryProcessor implements OnApplicationBootstrap, BeforeA
   constructor(
     private readonly config: AppConfig,
     private readonly deliveries: WebhookDeliveryService,
+    private readonly roles: ProcessRoleService,
   ) {}
 
   onApplicationBootstrap(): void {
-    if (this.config.appRole === 'api') {
+    if (!this.roles.starts('delivery')) {
       return;
     }
     // Workers block on Redis: BullMQ requires maxRetriesPerRequest null on their connection.

@@ -6,6 +6,7 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import { withTimeout } from '../../common/time/timeout';
+import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { WebhookQueue } from './webhook-queue';
 
 const POLL_INTERVAL_MS = 1000;
@@ -19,7 +20,7 @@ const SHUTDOWN_WAIT_MS = 10_000;
  * and marked relayed in one short statement (FOR UPDATE SKIP LOCKED inside it, so any number of instances can relay
  * at once), and no lock is held across the Redis round trip: a failed enqueue un-marks them, and a crash in between
  * leaves them to the reconciler, which re-enqueues relayed open events whose job Redis doesn't have. The job id is
- * the row id, so enqueueing twice is harmless. Runs in every APP_ROLE.
+ * the row id, so enqueueing twice is harmless. Runs in the roles that start 'relay' (all but cli).
  */
 @Injectable()
 export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -33,9 +34,13 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
   constructor(
     private readonly em: EntityManager,
     private readonly queue: WebhookQueue,
+    private readonly roles: ProcessRoleService,
   ) {}
 
   onApplicationBootstrap(): void {
+    if (!this.roles.starts('relay')) {
+      return;
+    }
     this.loop = this.run();
   }
 

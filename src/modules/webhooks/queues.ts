@@ -1,5 +1,4 @@
 import type { JobsOptions } from 'bullmq';
-import type Redis from 'ioredis';
 import type { AppConfig } from '../../config/app-config';
 
 /** The BullMQ queue that carries one job per (event, endpoint); the job id is the outbox row id. */
@@ -15,6 +14,9 @@ export interface WebhookDeliveryJob {
 
 /** Periodic webhook work (the reconciler): one job per period across all instances, from a job scheduler. */
 export const WEBHOOK_MAINTENANCE_QUEUE = 'webhook-maintenance';
+
+/** Webhook retention: one prune per hour across all instances, from a job scheduler. */
+export const WEBHOOK_RETENTION_QUEUE = 'webhook-retention';
 
 export const MAX_WEBHOOKS_PER_ACCOUNT = 10;
 
@@ -49,24 +51,5 @@ export function deliveryJobOptions(eventId: string, maxAttempts: number): JobsOp
   };
 }
 
-/** BullMQ's key prefix: REDIS_PREFIX + "bull", so each deployment (and each test file) has its own queues. */
-export function bullPrefix(config: AppConfig): string {
-  return `${config.redisPrefix}bull`;
-}
-
-/** Waits for a promise to settle, at most `ms`; never throws (the common helper, re-exported for its users here). */
-export { settleWithin } from '../../common/time/timeout';
-
-/** Whether a connection is up or still coming up (not retrying a Redis that's down, not closed). */
-export function redisReachable(connection: Redis): boolean {
-  return ['ready', 'connect', 'connecting'].includes(connection.status);
-}
-
-/** QUIT when connected (pending replies arrive first), else drop the socket: never wait on a Redis that's down. */
-export async function closeRedis(connection: Redis): Promise<void> {
-  if (connection.status === 'ready') {
-    await connection.quit().catch(() => connection.disconnect());
-  } else {
-    connection.disconnect();
-  }
-}
+// Moved to common/jobs (the periodic jobs use them too); re-exported for the webhook code.
+export { bullPrefix, closeRedis, redisReachable, settleWithin } from '../../common/jobs/bull';

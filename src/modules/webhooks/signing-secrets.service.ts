@@ -1,6 +1,7 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
+import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { AppConfig } from '../../config/app-config';
 import { SecretBox } from './secret-box';
 import { newSigningSecret } from './signer';
@@ -15,13 +16,14 @@ export class SigningSecretsService implements OnApplicationBootstrap {
   constructor(
     private readonly em: EntityManager,
     private readonly config: AppConfig,
+    private readonly roles: ProcessRoleService,
   ) {
     this.box = new SecretBox(config.secretKey, config.secretKeyPrevious);
   }
 
   /** After a SECRET_KEY rotation, worker instances re-seal every secret in the background (reads do it too). */
   onApplicationBootstrap(): void {
-    if (this.config.secretKeyPrevious && this.config.appRole !== 'api') {
+    if (this.config.secretKeyPrevious && this.roles.starts('secretReseal')) {
       this.resealAll().catch((err: unknown) => this.logger.warn({ err }, 'signing secrets not re-sealed'));
     }
   }

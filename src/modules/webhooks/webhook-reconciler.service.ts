@@ -5,58 +5,50 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { Queue, Worker } from 'bullmq';
-import Redis from 'ioredis';
 import { AppConfig } from '../../config/app-config';
-import { bullPrefix, closeRedis, redisReachable, settleWithin, WEBHOOK_MAINTENANCE_QUEUE } from './queues';
+import { PeriodicJob } from '../../common/jobs/periodic-job';
+import { ProcessRoleService } from '../../common/jobs/process-role.service';
+import { WEBHOOK_MAINTENANCE_QUEUE } from './queues';
 import { WebhookQueue } from './webhook-queue';
 
 const SCHEDULER_ID = 'webhook-reconcile';
 const BATCH_SIZE = 500;
-const READY_WAIT_MS = 2000;
 
 /**
  * Re-enqueues what Redis lost. An event marked relayed but still open (not delivered, given up or held) after
  * WEBHOOK_RECONCILE_AFTER_MS whose job Redis no longer has — Redis restarted empty or was flushed, or the relay died
  * between marking and enqueueing — is enqueued again under its own id (delivery is idempotent by event id).
  *
- * It runs as a BullMQ job scheduler on the maintenance queue, so one run per WEBHOOK_RECONCILE_EVERY_MS across all
- * worker instances (never in APP_ROLE=api). Since a flushed Redis also forgets the scheduler, every worker instance
- * upserts it again each period: an upsert of an unchanged scheduler keeps its next run, so that costs nothing.
+ * It runs as a BullMQ job scheduler on the maintenance queue (common/jobs/periodic-job.ts), so one run per
+ * WEBHOOK_RECONCILE_EVERY_MS across all instances whose role runs periodic work (never api or cli).
  */
 @Injectable()
 export class WebhookReconciler implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(WebhookReconciler.name);
-  private connection: Redis | null = null;
-  private queue: Queue | null = null;
-  private worker: Worker | null = null;
-  private timer?: NodeJS.Timeout;
+  private job: PeriodicJob | null = null;
 
   constructor(
     private readonly em: EntityManager,
     private readonly config: AppConfig,
     private readonly deliveries: WebhookQueue,
+    private readonly roles: ProcessRoleService,
   ) {}
 
   onApplicationBootstrap(): void {
-    if (this.config.appRole === 'api') {
+    if (!this.roles.starts('periodic')) {
       return;
     }
-    this.connection = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
-    this.connection.on('error', () => undefined);
-    const opts = { connection: this.connection, prefix: bullPrefix(this.config) };
-    this.queue = new Queue(WEBHOOK_MAINTENANCE_QUEUE, opts);
-    this.queue.on('error', () => undefined);
-    this.worker = new Worker(WEBHOOK_MAINTENANCE_QUEUE, () => this.reconcile().then(() => undefined), {
-      ...opts,
-      concurrency: 1,
-    });
-    this.worker.on('error', (err) => this.logger.warn({ err }, 'webhook maintenance worker error'));
-    this.worker.on('failed', (_job, err) => this.logger.warn({ err }, 'webhook reconcile failed'));
-    const schedule = (): void => void this.schedule();
-    schedule();
-    this.timer = setInterval(schedule, this.config.webhookReconcileEveryMs);
-    this.timer.unref();
+    this.job = PeriodicJob.start(
+      this.config,
+      {
+        queue: WEBHOOK_MAINTENANCE_QUEUE,
+        schedulerId: SCHEDULER_ID,
+        name: 'reconcile',
+        everyMs: this.config.webhookReconcileEveryMs,
+        run: () => this.reconcile(),
+      },
+      this.logger,
+    );
   }
 
   /** Re-enqueues the lost events of one pass; returns how many. */
@@ -93,32 +85,7 @@ export class WebhookReconciler implements OnApplicationBootstrap, BeforeApplicat
     return requeued;
   }
 
-  private async schedule(): Promise<void> {
-    try {
-      await this.queue?.upsertJobScheduler(
-        SCHEDULER_ID,
-        { every: this.config.webhookReconcileEveryMs },
-        { name: 'reconcile', opts: { removeOnComplete: true, removeOnFail: true } },
-      );
-    } catch (err) {
-      // Redis down: the next period tries again.
-      this.logger.debug?.({ err }, 'webhook reconcile scheduler not set');
-    }
-  }
-
   async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    if (this.connection && redisReachable(this.connection)) {
-      await settleWithin(
-        Promise.all([this.worker?.waitUntilReady(), this.queue?.waitUntilReady()]),
-        READY_WAIT_MS,
-      );
-    }
-    // Closing against a Redis that went away must not fail the shutdown.
-    await this.worker?.close().catch(() => undefined);
-    await this.queue?.close().catch(() => undefined);
-    if (this.connection) {
-      await closeRedis(this.connection);
-    }
+    await this.job?.close();
   }
 }

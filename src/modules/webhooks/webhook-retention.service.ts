@@ -1,38 +1,55 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { PeriodicJob } from '../../common/jobs/periodic-job';
+import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { AppConfig } from '../../config/app-config';
+import { WEBHOOK_RETENTION_QUEUE } from './queues';
 
 const RUN_EVERY_MS = 60 * 60 * 1000;
 /** Settled events and recorded attempts are kept this long: the deliveries page shows a month of history. */
 export const WEBHOOK_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
 
 /**
- * Keeps the outbox and the delivery log from growing forever: hourly, outside APP_ROLE=api, it removes events that
+ * Keeps the outbox and the delivery log from growing forever: hourly, once across the deployment (a job scheduler
+ * in the roles that run periodic work), it removes events that
  * were delivered or given up more than 30 days ago, events held for a disabled endpoint for more than 30 days, and
  * attempts recorded before then. Events being delivered are never touched, whatever their age.
  */
 @Injectable()
-export class WebhookRetentionService implements OnModuleInit, OnApplicationShutdown {
+export class WebhookRetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(WebhookRetentionService.name);
-  private timer?: NodeJS.Timeout;
+  private job: PeriodicJob | null = null;
 
   constructor(
     private readonly em: EntityManager,
     private readonly config: AppConfig,
+    private readonly roles: ProcessRoleService,
   ) {}
 
-  onModuleInit(): void {
-    if (this.config.appRole === 'api') {
+  onApplicationBootstrap(): void {
+    if (!this.roles.starts('periodic')) {
       return;
     }
-    this.timer = setInterval(() => {
-      this.prune().catch((err: unknown) => this.logger.warn({ err }, 'webhook retention failed'));
-    }, RUN_EVERY_MS);
-    this.timer.unref();
+    this.job = PeriodicJob.start(
+      this.config,
+      {
+        queue: WEBHOOK_RETENTION_QUEUE,
+        schedulerId: 'webhook-retention',
+        name: 'prune',
+        everyMs: RUN_EVERY_MS,
+        run: () => this.prune(),
+      },
+      this.logger,
+    );
   }
 
-  onApplicationShutdown(): void {
-    clearInterval(this.timer);
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.job?.close();
   }
 
   async prune(now = Date.now()): Promise<{ events: number; attempts: number }> {

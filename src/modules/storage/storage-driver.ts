@@ -1,9 +1,5 @@
 import type { Readable } from 'node:stream';
 
-export interface StoredObject {
-  size: number;
-}
-
 /**
  * Where image bytes live. Keys are opaque names (the public filename); nothing here assumes a filesystem,
  * so an S3-compatible driver can implement it. Drivers throw AppError('storage_failed') on write failures.

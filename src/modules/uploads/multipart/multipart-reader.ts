@@ -13,7 +13,6 @@ import { parseTags } from '../tags';
 export interface ReceivedFile {
   /** A temp file holding the bytes exactly as uploaded; the caller removes it. */
   path: string;
-  size: number;
   /** SHA-256 of the bytes as uploaded, computed while streaming. */
   sha256: string;
   tags: string[];
@@ -154,7 +153,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
             fail(err as AppError);
             return;
           }
-          resolve({ path, size, sha256, tags });
+          resolve({ path, sha256, tags });
         })
         .catch(() => undefined);
     });

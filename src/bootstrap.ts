@@ -18,19 +18,23 @@ export interface Infrastructure {
  * PostgreSQL when DATABASE_URL is unset), a reachable Redis, and — when configured — the migrations.
  */
 export async function prepareInfrastructure(opts: { migrate?: boolean } = {}): Promise<Infrastructure> {
-  const config = loadConfig();
+  const loaded = loadConfig();
   let stop = (): Promise<void> => Promise.resolve();
-  if (config.databaseUrl) {
-    await checkDatabase(config.databaseUrl, { create: config.databaseCreate });
+  let databaseUrl: string;
+  if (loaded.databaseUrl) {
+    await checkDatabase(loaded.databaseUrl, { create: loaded.databaseCreate });
+    databaseUrl = loaded.databaseUrl;
   } else {
-    const pg = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort);
-    config.databaseUrl = pg.url;
+    const pg = await startEmbeddedPostgres(loaded.dataDir, loaded.embeddedPostgresPort);
+    databaseUrl = pg.url;
     stop = pg.stop;
   }
+  // The embedded cluster's URL completes the config: a new object, never a change to the one loaded.
+  const config: AppConfig = { ...loaded, databaseUrl };
   try {
     await assertRedisReachable(config.redisUrl);
     if (opts.migrate ?? config.migrateOnStart) {
-      await runMigrations(config.databaseUrl).catch((err: Error) => {
+      await runMigrations(databaseUrl).catch((err: Error) => {
         throw new StartupError(
           `A database migration failed (${err.message.split('\n')[0]}): the schema is unchanged (migrations run in one transaction); fix the cause, or roll back to the previous release.`,
         );

@@ -1,6 +1,7 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { AppError } from '../../common/errors/app-error';
 import { decodeFrame, decodeFrames, LOAD } from './decode';
+import { orientFrames } from './orient';
 import {
   assertWithinLimits,
   DEFAULT_IMAGE_OPTIONS,
@@ -40,17 +41,6 @@ const ENCODE: Record<ReencodedExt, (image: Sharp) => Sharp> = {
   webp: (image) => image.webp(WEBP_OPTIONS),
   // effort 3: effort 4 (the default) is about ten times slower for the same size.
   avif: (image) => image.avif({ quality: 90, chromaSubsampling: '4:4:4', effort: 3 }),
-};
-
-/** EXIF orientation → a horizontal mirror, then a clockwise rotation: the order sharp applies flop() and rotate(). */
-const ORIENTATION: Record<number, { flop: boolean; angle: number }> = {
-  2: { flop: true, angle: 0 },
-  3: { flop: false, angle: 180 },
-  4: { flop: true, angle: 180 },
-  5: { flop: true, angle: 270 },
-  6: { flop: false, angle: 90 },
-  7: { flop: true, angle: 90 },
-  8: { flop: false, angle: 270 },
 };
 
 /**
@@ -178,35 +168,11 @@ async function orientAnimation(
   orientation: number,
   timeout: { seconds: number },
 ): Promise<ProcessedImage> {
-  // sharp refuses to rotate a multi-page image: decode once, orient each frame, then join them again.
-  // The raw frames are in sRGB (sharp converts through the ICC profile), so the output needs no profile.
-  const { flop, angle } = ORIENTATION[orientation] ?? { flop: false, angle: 0 };
-  const frames = meta.pages ?? 1;
-  const width = meta.width;
-  const height = meta.pageHeight ?? meta.height;
-  const strip = await sharp(input, { ...LOAD, pages: -1 })
-    .timeout(timeout)
-    .ensureAlpha()
-    .raw()
-    .toBuffer();
-  const frameBytes = width * height * 4;
-  const oriented: Buffer[] = [];
-  for (let i = 0; i < frames; i++) {
-    const frame = strip.subarray(i * frameBytes, (i + 1) * frameBytes);
-    oriented.push(
-      await sharp(frame, { raw: { width, height, channels: 4 } })
-        .flop(flop)
-        .rotate(angle)
-        .raw()
-        .toBuffer(),
-    );
-  }
-  const [outWidth, outHeight] = angle % 180 === 0 ? [width, height] : [height, width];
-  const data = await sharp(Buffer.concat(oriented), {
-    raw: { width: outWidth, height: outHeight * frames, channels: 4, pageHeight: outHeight },
-  })
+  // The oriented frames are sRGB (sharp converts through the ICC profile), so the output needs no profile.
+  const { image, width, height } = await orientFrames(input, meta, orientation, LOAD, timeout);
+  const data = await image
     .timeout(timeout)
     .webp({ ...WEBP_OPTIONS, loop: meta.loop, delay: meta.delay })
     .toBuffer();
-  return { data, width: outWidth, height: outHeight, pages: frames, review: [] };
+  return { data, width, height, pages: meta.pages ?? 1, review: [] };
 }

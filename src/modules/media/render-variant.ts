@@ -1,5 +1,6 @@
-import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
+import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { MediaError } from './media-error';
+import { orientFrames } from './orient';
 import {
   mimeOfFormat,
   type OutputFormat,
@@ -58,17 +59,6 @@ export const VARIANT_ENCODERS: Record<OutputFormat, (image: Sharp, animation?: A
   jpeg: (image) => image.jpeg({ quality: 82, mozjpeg: false }),
   png: (image) => image.png({ compressionLevel: 6 }),
   gif: (image, animation) => image.gif({ ...animation }),
-};
-
-/** EXIF orientation → a horizontal mirror, then a clockwise rotation: the order sharp applies flop() and rotate(). */
-const ORIENTATION: Record<number, { flop: boolean; angle: number }> = {
-  2: { flop: true, angle: 0 },
-  3: { flop: false, angle: 180 },
-  4: { flop: true, angle: 180 },
-  5: { flop: true, angle: 270 },
-  6: { flop: false, angle: 90 },
-  7: { flop: true, angle: 90 },
-  8: { flop: false, angle: 270 },
 };
 
 /**
@@ -163,7 +153,8 @@ async function render(
   if (!animated) {
     image = sharp(input, { ...load, pages: 1 }).autoOrient();
   } else if (orientation !== 1) {
-    image = await orientFrames(input, load, meta, orientation);
+    // Uploads store animations upright; this serves an original stored before they did.
+    image = (await orientFrames(input, meta, orientation, load, { seconds: limits.timeoutSeconds })).image;
   } else {
     image = sharp(input, { ...load, pages: -1 });
   }
@@ -199,37 +190,4 @@ function outputSize(width: number, height: number, spec: VariantSpec): [number, 
   }
   const scale = Math.min(1, (spec.width ?? Infinity) / width, (spec.height ?? Infinity) / height);
   return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
-}
-
-/**
- * libvips cannot rotate a multi-page image: decode once, orient each frame, and stack them again. Uploads store
- * animations upright, so this only runs for an original stored before they did.
- */
-async function orientFrames(input: Buffer, load: SharpOptions, meta: Metadata, orientation: number) {
-  const { flop, angle } = ORIENTATION[orientation] ?? { flop: false, angle: 0 };
-  const frames = meta.pages ?? 1;
-  const width = meta.width;
-  const height = meta.pageHeight ?? meta.height;
-  // The raw frames are already sRGB: sharp converts through the ICC profile when it decodes.
-  const strip = await sharp(input, { ...load, pages: -1 })
-    .ensureAlpha()
-    .raw()
-    .toBuffer();
-  const frameBytes = width * height * 4;
-  const oriented: Buffer[] = [];
-  for (let i = 0; i < frames; i++) {
-    const frame = strip.subarray(i * frameBytes, (i + 1) * frameBytes);
-    oriented.push(
-      await sharp(frame, { raw: { width, height, channels: 4 } })
-        .flop(flop)
-        .rotate(angle)
-        .raw()
-        .toBuffer(),
-    );
-  }
-  const [outWidth, outHeight] = angle % 180 === 0 ? [width, height] : [height, width];
-  return sharp(Buffer.concat(oriented), {
-    raw: { width: outWidth, height: outHeight * frames, channels: 4, pageHeight: outHeight },
-    limitInputPixels: load.limitInputPixels,
-  });
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
+import { JanitorService } from '../../src/modules/uploads/janitor.service';
 import { VariantsService } from '../../src/modules/delivery/variants.service';
 import { DEFAULT_VARIANT_SIZES } from '../../src/modules/media/variant-params';
 import { bearer, makeKey } from '../setup/factories';
@@ -228,6 +229,76 @@ describe('Variants on the direct link (e2e)', () => {
     expect([meta.width, meta.pageHeight]).toEqual([64, 51]);
     const still = await t.http.get(`/images/${filename}?w=64&format=png`).expect(200);
     expect((await sharp(still.body as Buffer).metadata()).pages ?? 1).toBe(1);
+  });
+});
+
+describe('Variants across instances and under load (e2e)', () => {
+  let t: TestApp;
+  let t2: TestApp;
+  let token: string;
+
+  beforeAll(async () => {
+    t = await createTestApp({ env: { VARIANT_RENDER_CONCURRENCY: '1', VARIANT_QUEUE_LIMIT: '0' } });
+    t2 = await createTestApp({ shareWith: t });
+    ({ token } = await makeKey(t));
+  });
+  afterAll(async () => {
+    await t2.close();
+    await t.close();
+  });
+
+  async function upload(bytes: Buffer): Promise<string> {
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', bytes, 'x')
+      .expect(200);
+    return (res.body as { filename: string }).filename;
+  }
+
+  it('should render concurrent first requests on two instances once', async () => {
+    const filename = await upload(await photo(800, 600, 'jpeg'));
+    const a = t.app.get(VariantsService);
+    const b = t2.app.get(VariantsService);
+    const before = a.renders + b.renders;
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => (i % 2 ? t2 : t).http.get(`/images/${filename}?w=480&format=webp`)),
+    );
+    expect(answers.map((r) => r.status)).toEqual(Array(6).fill(200));
+    expect(new Set(answers.map((r) => r.headers.etag)).size).toBe(1);
+    expect(a.renders + b.renders - before).toBe(1);
+    expect(storedFiles(t).filter((f) => f.startsWith(`${filename}__`))).toHaveLength(1);
+  });
+
+  it('should answer 503 unavailable with Retry-After past the render queue, and render once a slot is free', async () => {
+    const filename = await upload(await photo(100, 80, 'png'));
+    const service = t.app.get(VariantsService);
+    const release = await service.slot(); // the only slot (VARIANT_RENDER_CONCURRENCY=1, VARIANT_QUEUE_LIMIT=0)
+    try {
+      const res = await t.http.get(`/images/${filename}?w=64&format=webp`).expect(503);
+      expect(res.body).toEqual({ ok: false, code: 'unavailable', error: expect.any(String) });
+      expect(res.headers['retry-after']).toBe('1');
+      // An original needs no render and is still served.
+      await t.http.get(`/images/${filename}`).expect(200);
+    } finally {
+      release();
+    }
+    await t.http.get(`/images/${filename}?w=64&format=webp`).expect(200);
+  });
+
+  it('should let the janitor remove variants whose upload is gone and keep those of live uploads', async () => {
+    const gone = await upload(await photo(100, 80, 'png'));
+    const live = await upload(await photo(100, 80, 'png'));
+    await t.http.get(`/images/${gone}?w=64&format=webp`).expect(200);
+    await t.http.get(`/images/${live}?w=64&format=webp`).expect(200);
+    // Deleted behind the API's back (as if the process died before removing files).
+    await sql(t, 'update uploads set deleted_at = now() where filename = $1', [gone]);
+    await t.app.get(JanitorService).sweep(Date.now() + 7 * 24 * 3600 * 1000);
+    const files = storedFiles(t);
+    expect(files.filter((f) => f.startsWith(gone))).toEqual([]);
+    expect(files.filter((f) => f.startsWith(live)).sort()).toEqual(
+      [live, `${live}__w64_h0_inside_webp`].sort(),
+    );
   });
 });
 

@@ -180,8 +180,11 @@ export class VariantsService {
     return Buffer.concat(chunks);
   }
 
-  /** A render slot; throws 503 at once when the queue is full instead of piling requests up. */
-  private async slot(): Promise<() => void> {
+  /**
+   * A render slot (call the returned function to give it back); throws 503 at once when the queue is full instead
+   * of piling requests up. Public so a test can hold the slots and see the queue refuse.
+   */
+  async slot(): Promise<() => void> {
     if (this.active >= this.config.variantRenderConcurrency) {
       if (this.waiting.length >= this.config.variantQueueLimit) {
         throw new AppError('unavailable', 'Too many variants are being made right now; try again shortly.', {

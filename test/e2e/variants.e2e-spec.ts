@@ -179,6 +179,22 @@ describe('Variants on the direct link (e2e)', () => {
     expect(variantFiles(filename)).toEqual([]);
   });
 
+  it('should link a working thumbnail_url from the upload answer', async () => {
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', await photo(640, 480, 'jpeg'), 'x')
+      .expect(200);
+    const thumb = new URL(res.body.thumbnail_url as string);
+    expect(thumb.search).toBe('?w=320&format=auto');
+    const served = await t.http
+      .get(`${thumb.pathname}${thumb.search}`)
+      .set('Accept', 'image/webp')
+      .expect(200);
+    expect(served.headers['content-type']).toBe('image/webp');
+    expect(await sizeOf(served.body)).toEqual([320, 240]);
+  });
+
   it('should answer 404 for a variant of an image that does not exist', async () => {
     const res = await t.http.get('/images/FIXITFY-AAAAAAAAAAAA.png?w=64').expect(404);
     expect(res.body).toMatchObject({ ok: false, code: 'not_found' });

@@ -106,6 +106,12 @@ export class AppConfig {
   httpRequestTimeoutMs!: number;
   /** An upload body that sends nothing for this long is cut off (400) and its temp file removed. */
   uploadIdleTimeoutMs!: number;
+  /** Widths and heights a variant may ask for (API.md Part 3, "Variants on the direct link"). */
+  variantSizes!: readonly number[];
+  /** Variants rendered at once per instance. */
+  variantRenderConcurrency!: number;
+  /** Variant renders waiting for a slot per instance; past it → 503 `unavailable` with Retry-After. */
+  variantQueueLimit!: number;
 }
 
 export class ConfigError extends Error {}
@@ -196,6 +202,12 @@ export function loadConfig(
     httpHeadersTimeoutMs: parsed.HTTP_HEADERS_TIMEOUT_MS ?? 20_000,
     httpRequestTimeoutMs: parsed.HTTP_REQUEST_TIMEOUT_MS ?? 600_000,
     uploadIdleTimeoutMs: parsed.UPLOAD_IDLE_TIMEOUT_MS ?? 30_000,
+    variantSizes: parsed.VARIANT_SIZES
+      ? [...new Set(parsed.VARIANT_SIZES.split(',').map(Number))].sort((a, b) => a - b)
+      : // media/variant-params.ts DEFAULT_VARIANT_SIZES (config/ imports nothing from src).
+        [64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560],
+    variantRenderConcurrency: parsed.VARIANT_RENDER_CONCURRENCY ?? 2,
+    variantQueueLimit: parsed.VARIANT_QUEUE_LIMIT ?? 16,
     ...overrides,
   };
   if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {

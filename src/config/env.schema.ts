@@ -127,6 +127,13 @@ export class EnvSchema {
   @IsOptional() @Transform(toInt) @IntIn(100, 600000) HTTP_HEADERS_TIMEOUT_MS?: number;
   @IsOptional() @Transform(toInt) @IntIn(100, 86400000) HTTP_REQUEST_TIMEOUT_MS?: number;
   @IsOptional() @Transform(toInt) @IntIn(100, 3600000) UPLOAD_IDLE_TIMEOUT_MS?: number;
+  @IsOptional()
+  @Matches(/^[1-9][0-9]{0,3}(,[1-9][0-9]{0,3}){0,31}$/, {
+    message: '$property must be a comma-separated list of up to 32 pixel sizes from 1 to 9999',
+  })
+  VARIANT_SIZES?: string;
+  @IsOptional() @Transform(toInt) @IntIn(1, 64) VARIANT_RENDER_CONCURRENCY?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, 10000) VARIANT_QUEUE_LIMIT?: number;
 }
 
 /**
@@ -186,4 +193,7 @@ export const ENV_KEYS = [
   'HTTP_HEADERS_TIMEOUT_MS',
   'HTTP_REQUEST_TIMEOUT_MS',
   'UPLOAD_IDLE_TIMEOUT_MS',
+  'VARIANT_SIZES',
+  'VARIANT_RENDER_CONCURRENCY',
+  'VARIANT_QUEUE_LIMIT',
 ] as const satisfies readonly (keyof EnvSchema)[];

@@ -25,7 +25,18 @@ describe('POST /api/v1/upload (e2e)', () => {
       .attach('file', bytes, 'a.png')
       .expect(200);
     expect(Object.keys(res.body).sort()).toEqual(
-      ['ok', 'filename', 'url', 'delete_url', 'size', 'mime', 'width', 'height', 'hash_sha256'].sort(),
+      [
+        'ok',
+        'filename',
+        'url',
+        'thumbnail_url',
+        'delete_url',
+        'size',
+        'mime',
+        'width',
+        'height',
+        'hash_sha256',
+      ].sort(),
     );
     expect(res.body).toMatchObject({
       ok: true,
@@ -36,6 +47,7 @@ describe('POST /api/v1/upload (e2e)', () => {
     });
     expect(res.body.filename).toMatch(/^FIXITFY-[A-Za-z0-9]{12}\.png$/);
     expect(res.body.url).toBe(`http://upload.test/images/${res.body.filename}`);
+    expect(res.body.thumbnail_url).toBe(`${res.body.url}?w=320&format=auto`);
     expect(res.body.delete_url).toMatch(/^http:\/\/upload\.test\/api\/delete\/[0-9a-f]{64}$/);
     const served = await t.http.get(`/images/${res.body.filename}`).expect(200);
     expect(Number(served.headers['content-length'])).toBe(res.body.size);

@@ -80,7 +80,7 @@ describe('Uploads, direct links and delete links (e2e)', () => {
       expect(res.body.count).toBe(2);
       expect(res.body.next_before).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z(~[0-9a-f-]{36})?$/);
       expect(Object.keys(res.body.uploads[0]).sort()).toEqual(
-        ['filename', 'url', 'mime', 'size', 'width', 'height', 'tags', 'created_at'].sort(),
+        ['filename', 'url', 'thumbnail_url', 'mime', 'size', 'width', 'height', 'tags', 'created_at'].sort(),
       );
       const last = await t.http
         .get('/api/v1/uploads')
@@ -144,6 +144,7 @@ describe('Uploads, direct links and delete links (e2e)', () => {
         upload: {
           filename: u.filename,
           url: u.url,
+          thumbnail_url: `${u.url}?w=320&format=auto`,
           mime: 'image/png',
           size: u.size,
           width: u.width,

@@ -12,6 +12,7 @@ import { PeriodicJob } from '../../common/jobs/periodic-job';
 import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { JANITOR_QUEUE } from '../webhooks/queues';
 import { StorageDriver } from '../storage/storage-driver';
+import { originalOfStorageKey } from '../storage/variant-keys';
 import { Upload } from './upload.entity';
 
 /** A file younger than this may belong to an upload whose row is still being committed. */
@@ -105,11 +106,16 @@ export class JanitorService implements OnApplicationBootstrap, BeforeApplication
   private async removeOrphans(keys: string[]): Promise<number> {
     const live = await this.em
       .fork()
-      .find(Upload, { filename: { $in: keys }, deletedAt: null }, { fields: ['filename'] });
+      .find(
+        Upload,
+        { filename: { $in: [...new Set(keys.map(originalOfStorageKey))] }, deletedAt: null },
+        { fields: ['filename'] },
+      );
     const keep = new Set(live.map((r) => r.filename));
     let removed = 0;
     for (const key of keys) {
-      if (!keep.has(key)) {
+      // A variant lives as long as its original's upload.
+      if (!keep.has(originalOfStorageKey(key))) {
         await this.storage.delete(key);
         removed++;
       }

@@ -13,6 +13,16 @@ export class UploadMapper {
     return `${this.config.publicUrl}/images/${filename}`;
   }
 
+  /**
+   * A gallery-sized variant (API.md Part 3): 320 px wide (or the allowed size nearest below it when VARIANT_SIZES
+   * leaves 320 out, else the smallest allowed), `format=auto`, never enlarged.
+   */
+  thumbnailUrl(filename: string): string {
+    const sizes = this.config.variantSizes;
+    const width = sizes.includes(320) ? 320 : ([...sizes].reverse().find((s) => s < 320) ?? sizes[0]);
+    return `${this.url(filename)}?w=${width}&format=auto`;
+  }
+
   deleteUrl(token: string): string {
     return `${this.config.publicUrl}/api/delete/${token}`;
   }
@@ -23,6 +33,7 @@ export class UploadMapper {
       ok: true,
       filename: upload.filename,
       url: this.url(upload.filename),
+      thumbnail_url: this.thumbnailUrl(upload.filename),
       delete_url: this.deleteUrl(deleteToken),
       size: upload.size,
       mime: upload.mime,
@@ -37,6 +48,7 @@ export class UploadMapper {
     return {
       filename: upload.filename,
       url: this.url(upload.filename),
+      thumbnail_url: this.thumbnailUrl(upload.filename),
       mime: upload.mime,
       size: upload.size,
       width: upload.width,

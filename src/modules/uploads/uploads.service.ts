@@ -21,6 +21,7 @@ export interface ListResult {
 
 /** What delivery needs to serve an upload's stored bytes. */
 export interface ServableUpload {
+  id: string;
   filename: string;
   storedSha256: string;
   size: number;
@@ -114,8 +115,8 @@ export class UploadsService {
     if (!upload || (!this.config.serveBannedImages && upload.owner.bannedAt)) {
       return null;
     }
-    const { storedSha256, size, mime, createdAt } = upload;
-    return { filename, storedSha256, size, mime, createdAt };
+    const { id, storedSha256, size, mime, createdAt } = upload;
+    return { id, filename, storedSha256, size, mime, createdAt };
   }
 
   private async findOwned(em: EntityManager, ownerId: string, filename: string): Promise<Upload> {
@@ -155,6 +156,27 @@ export class UploadsService {
     });
     // The row stays (history, audit); the bytes go. A failure here leaves an orphan the janitor removes.
     await this.storage.delete(upload.filename).catch(() => undefined);
+    await this.deleteVariants(em, upload.id);
     return { ok: true, deleted: upload.filename };
+  }
+
+  /**
+   * The upload's variants (API.md Part 3) go with it. They already answer 404 (every request checks the upload's
+   * row first); a failure here leaves files the janitor removes (their names map back to the deleted original).
+   */
+  private async deleteVariants(em: EntityManager, uploadId: string): Promise<void> {
+    try {
+      const rows = await em
+        .getConnection()
+        .execute<
+          { storage_key: string }[]
+        >('select storage_key from upload_variants where upload_id = ?', [uploadId]);
+      for (const row of rows) {
+        await this.storage.delete(row.storage_key);
+      }
+      await em.getConnection().execute('delete from upload_variants where upload_id = ?', [uploadId]);
+    } catch {
+      // Left to the janitor.
+    }
   }
 }

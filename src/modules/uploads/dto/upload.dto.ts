@@ -8,6 +8,12 @@ export class UploadResponse {
   @ApiProperty({ example: 'FIXITFY-aB3xZ7nQrL9p.png' }) filename!: string;
   @ApiProperty({ example: 'http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png' }) url!: string;
   @ApiProperty({
+    example: 'http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto',
+    description:
+      "A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.",
+  })
+  thumbnail_url!: string;
+  @ApiProperty({
     example: 'http://localhost:3000/api/delete/3f9a8c1e…',
     description: 'One-shot delete link; a secret.',
   })
@@ -46,6 +52,12 @@ export class UploadFormDto {
 export class UploadListItem {
   @ApiProperty({ example: 'FIXITFY-aB3xZ7nQrL9p.png' }) filename!: string;
   @ApiProperty() url!: string;
+  @ApiProperty({
+    example: 'http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto',
+    description:
+      "A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.",
+  })
+  thumbnail_url!: string;
   @ApiProperty({ example: 'image/png' }) mime!: string;
   @ApiProperty({ example: 184237 }) size!: number;
   @ApiProperty({ example: 1920 }) width!: number;

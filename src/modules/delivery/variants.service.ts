@@ -1,0 +1,226 @@
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Injectable, Logger } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AppError } from '../../common/errors/app-error';
+import { RedisService } from '../../common/redis/redis.module';
+import { AppConfig } from '../../config/app-config';
+import { MediaError } from '../media/media-error';
+import { renderVariant } from '../media/render-variant';
+import type { SourceMime, VariantMime, VariantSpec } from '../media/variant-params';
+import { StorageDriver } from '../storage/storage-driver';
+import { variantStorageKey } from '../storage/variant-keys';
+import type { ServableUpload } from '../uploads/uploads.service';
+
+/** A stored variant: where its bytes are, and what sendImage needs to answer for them. */
+export interface StoredVariant {
+  storageKey: string;
+  size: number;
+  sha256: string;
+  mime: string;
+  createdAt: Date;
+}
+
+/** What to make: the canonical key and the spec resolveVariant settled. */
+export interface VariantRequest {
+  key: string;
+  spec: VariantSpec;
+  mime: VariantMime;
+}
+
+/** Deletes the lock only if it still holds our token (another renderer may own it after our lease ran out). */
+const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
+const POLL_MS = 100;
+
+interface VariantRow {
+  storage_key: string;
+  size: number;
+  sha256: string;
+  mime: string;
+  created_at: Date;
+}
+
+/**
+ * Variants on the direct link (API.md Part 3): made once on first request, stored beside the original, served like
+ * it. One renderer per (upload, key) across instances (a Redis lease, SET NX PX with a token); the others poll for
+ * the row. Renders run at most `variantRenderConcurrency` at once per instance with at most `variantQueueLimit`
+ * waiting; past that the answer is 503 `unavailable` with Retry-After.
+ */
+@Injectable()
+export class VariantsService {
+  private readonly logger = new Logger(VariantsService.name);
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  /** Renders this instance completed (for tests and metrics: concurrent first requests must render once). */
+  renders = 0;
+
+  constructor(
+    private readonly em: EntityManager,
+    private readonly storage: StorageDriver,
+    private readonly redis: RedisService,
+    private readonly config: AppConfig,
+  ) {}
+
+  /** The stored variant, rendered and stored first if nobody has made it yet. */
+  async ensure(upload: ServableUpload, variant: VariantRequest): Promise<StoredVariant> {
+    const existing = await this.find(upload.id, variant.key);
+    if (existing) {
+      return existing;
+    }
+    const lockKey = `variant-lock:${upload.id}:${variant.key}`;
+    const token = randomBytes(16).toString('hex');
+    // The lease outlives a render (sharp's own timeout) plus the read and the write around it.
+    const leaseMs = (this.config.images.timeoutSeconds + 30) * 1000;
+    const deadline = Date.now() + leaseMs;
+    for (;;) {
+      const won = await this.redis.client.set(lockKey, token, 'PX', leaseMs, 'NX');
+      if (won === 'OK') {
+        try {
+          // Someone may have finished between our first look and our lock.
+          return (await this.find(upload.id, variant.key)) ?? (await this.make(upload, variant));
+        } finally {
+          await this.redis.client.eval(RELEASE_LOCK, 1, lockKey, token).catch(() => undefined);
+        }
+      }
+      await sleep(POLL_MS);
+      const made = await this.find(upload.id, variant.key);
+      if (made) {
+        return made;
+      }
+      if (Date.now() > deadline) {
+        throw new AppError('unavailable', 'This variant is still being made; try again shortly.', {
+          headers: { 'Retry-After': '2' },
+        });
+      }
+    }
+  }
+
+  /** The storage keys of an upload's variants (for delete). */
+  async storageKeysOf(uploadId: string): Promise<string[]> {
+    const rows = await this.em
+      .fork()
+      .getConnection()
+      .execute<
+        { storage_key: string }[]
+      >('select storage_key from upload_variants where upload_id = ?', [uploadId]);
+    return rows.map((r) => r.storage_key);
+  }
+
+  private async find(uploadId: string, key: string): Promise<StoredVariant | null> {
+    const rows = await this.em
+      .fork()
+      .getConnection()
+      .execute<
+        VariantRow[]
+      >('select storage_key, size, sha256, mime, created_at from upload_variants where upload_id = ? and key = ?', [uploadId, key]);
+    const row = rows[0];
+    if (!row) {
+      return null;
+    }
+    return {
+      storageKey: row.storage_key,
+      size: Number(row.size),
+      sha256: row.sha256,
+      mime: row.mime,
+      createdAt: new Date(row.created_at),
+    };
+  }
+
+  private async make(upload: ServableUpload, variant: VariantRequest): Promise<StoredVariant> {
+    const release = await this.slot();
+    let data: Buffer;
+    try {
+      const original = await this.readOriginal(upload.filename);
+      const rendered = await renderVariant(original, upload.mime as SourceMime, variant.spec, {
+        maxInputPixels: 100_000_000,
+        maxOutputPixels: 100_000_000,
+        timeoutSeconds: this.config.images.timeoutSeconds,
+      });
+      data = rendered.data;
+      this.renders++;
+    } catch (error) {
+      throw toAppError(error);
+    } finally {
+      release();
+    }
+    const storageKey = variantStorageKey(upload.filename, variant.key);
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    // File before row: a crash in between leaves a file the janitor removes once its upload is gone, or one the
+    // next render overwrites.
+    await this.storage.put(storageKey, data);
+    const createdAt = new Date();
+    await this.em
+      .fork()
+      .getConnection()
+      .execute(
+        'insert into upload_variants (upload_id, key, storage_key, size, sha256, mime, created_at) values (?, ?, ?, ?, ?, ?, ?) on conflict do nothing',
+        [upload.id, variant.key, storageKey, data.length, sha256, variant.mime, createdAt],
+      );
+    return (
+      (await this.find(upload.id, variant.key)) ?? {
+        storageKey,
+        size: data.length,
+        sha256,
+        mime: variant.mime,
+        createdAt,
+      }
+    );
+  }
+
+  private async readOriginal(filename: string): Promise<Buffer> {
+    const stream = await this.storage.get(filename);
+    if (!stream) {
+      throw new AppError('not_found', 'No such image.');
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * A render slot (call the returned function to give it back); throws 503 at once when the queue is full instead
+   * of piling requests up. Public so a test can hold the slots and see the queue refuse.
+   */
+  async slot(): Promise<() => void> {
+    if (this.active >= this.config.variantRenderConcurrency) {
+      if (this.waiting.length >= this.config.variantQueueLimit) {
+        throw new AppError('unavailable', 'Too many variants are being made right now; try again shortly.', {
+          headers: { 'Retry-After': '1' },
+        });
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.active++;
+    }
+    let released = false;
+    return () => {
+      if (released) {
+        return;
+      }
+      released = true;
+      const next = this.waiting.shift();
+      if (next) {
+        next(); // the slot passes on; `active` stays the same
+      } else {
+        this.active--;
+      }
+    };
+  }
+}
+
+/** MediaError onto the contract's AppError, same code; anything else is a failed render. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) {
+    return error;
+  }
+  if (error instanceof MediaError) {
+    return new AppError(error.code, error.message, {
+      cause: error,
+      headers: error.code === 'unavailable' ? { 'Retry-After': '5' } : undefined,
+    });
+  }
+  return new AppError('processing_failed', 'This variant could not be made.', { cause: error });
+}

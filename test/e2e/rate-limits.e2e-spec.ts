@@ -1,5 +1,4 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import request, { type Response } from 'supertest';
 import { Clock } from '../../src/common/time/clock';
@@ -8,6 +7,7 @@ import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { FakeClock } from '../setup/fake-clock';
 import { listen, multipartFile, openRequest } from '../setup/raw-http';
 import { createTestApp, type TestApp } from '../setup/test-app';
+import { silentServer } from '../setup/private-servers';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -390,18 +390,13 @@ describe('Rate limits with Redis unreachable (e2e)', () => {
   });
 
   it('should answer 503 unavailable, not hang, when Redis accepts connections but never answers', async () => {
-    const sockets: Socket[] = [];
-    const silent = createServer((socket) => sockets.push(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const t = await createTestApp({
-      env: { REDIS_URL: `redis://127.0.0.1:${(silent.address() as AddressInfo).port}` },
-    });
+    const silent = await silentServer();
+    const t = await createTestApp({ env: { REDIS_URL: silent.url } });
     try {
       const { token } = await makeKey(t);
       const res = await t.http.get('/api/v1/me').set(...bearer(token));
       expect({ status: res.status, code: res.body.code }).toEqual({ status: 503, code: 'unavailable' });
     } finally {
-      sockets.forEach((socket) => socket.destroy());
       silent.close();
       await t.close();
     }

@@ -1,26 +1,20 @@
-import { createServer, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { SessionsService } from '../../src/modules/auth/sessions.service';
 import { sql } from '../setup/db';
 import { login, makeUser } from '../setup/factories';
 import { createTestApp } from '../setup/test-app';
+import { silentServer } from '../setup/private-servers';
 
 describe('/readyz with a Redis that accepts connections and never answers (e2e)', () => {
   it('should answer 503 unavailable naming redis instead of hanging', async () => {
-    const sockets: Socket[] = [];
-    const silent = createServer((socket) => sockets.push(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const t = await createTestApp({
-      env: { REDIS_URL: `redis://127.0.0.1:${(silent.address() as AddressInfo).port}` },
-    });
+    const silent = await silentServer();
+    const t = await createTestApp({ env: { REDIS_URL: silent.url } });
     try {
       const res = await t.http.get('/readyz');
       expect(res.status).toBe(503);
       expect(res.body).toEqual({ ok: false, code: 'unavailable', error: 'Not ready: redis.' });
       expect(res.headers['retry-after']).toBeDefined();
-      expect(sockets.length).toBeGreaterThan(0);
+      expect(silent.sockets.length).toBeGreaterThan(0);
     } finally {
-      sockets.forEach((socket) => socket.destroy());
       silent.close();
       await t.close();
     }

@@ -1,0 +1,9 @@
+/** Placeholder: web-core fills this page in (see /work/coord/web-scaffold.md). */
+export default function DashboardPage() {
+  return (
+    <section className="page" aria-labelledby="page-title">
+      <h1 id="page-title">Uploads</h1>
+      <p>This page is being built.</p>
+    </section>
+  );
+}

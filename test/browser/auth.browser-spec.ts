@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type { Page } from 'playwright-core';
 import { UsersService } from '../../src/modules/auth/users.service';
 import { NO_REQUEST } from '../../src/common/http/request-meta';
@@ -99,6 +100,38 @@ describe('Signing in and out of the website (browser)', () => {
     await q.getByRole('heading', { name: 'Admins only' }).waitFor();
     await expectAccessible(q, '/admin as a non-admin at 375 px');
   });
+
+  it.each(['/login', '/dashboard'])(
+    'should download at most 150 KB of gzipped JavaScript to show %s',
+    async (path) => {
+      const user = await b.makeUser();
+      const page = await b.newPage();
+      if (path !== '/login') {
+        // Signed in over the API (the context's request shares its cookie jar): the page's first load is the test.
+        const res = await page.context().request.post('/api/v1/auth/login', {
+          data: { email: user.email, password: user.password },
+        });
+        expect(res.status()).toBe(200);
+      }
+      const bodies: Promise<number>[] = [];
+      page.on('response', (res) => {
+        if (res.request().resourceType() === 'script') {
+          bodies.push(res.body().then((body) => gzipSync(body).length));
+        }
+      });
+      await page.goto(path, { waitUntil: 'networkidle' });
+      await page.getByRole('heading', { level: 1 }).first().waitFor();
+      expect(new URL(page.url()).pathname).toBe(path);
+      const sizes = await Promise.all(bodies);
+      expect(sizes.length).toBeGreaterThan(0);
+      const total = sizes.reduce((sum, n) => sum + n, 0);
+      // The number, for the report: `FXF_SHOW_SIZES=1 npx jest test/browser/auth.browser-spec.ts`.
+      if (process.env.FXF_SHOW_SIZES) {
+        process.stdout.write(`${path}: ${sizes.length} scripts, ${(total / 1024).toFixed(1)} KB gzipped\n`);
+      }
+      expect(total).toBeLessThanOrEqual(150 * 1024);
+    },
+  );
 });
 
 describe('Registration closed (browser)', () => {

@@ -8,6 +8,9 @@ import { makeUser, type TestUser } from '../setup/factories';
 import { createTestApp, type TestApp, type TestAppOptions } from '../setup/test-app';
 import { ensureWebBuilt } from '../setup/web-build';
 
+// A browser test drives a real app and a real browser on a busy 2-core machine: minutes, not jest's default.
+jest.setTimeout(240_000);
+
 /** Debian's Chromium (`apt-get install -y chromium`); Playwright cannot download its own browsers here. */
 export const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [

@@ -3,10 +3,13 @@ import { ApiKeysService } from '../../src/modules/api-keys/api-keys.service';
 import { png } from '../fixtures/sample-images';
 import { type BrowserApp, expectAccessible, screenshots, startBrowserApp } from './harness';
 
+// page.evaluate() bodies run in the browser; the root tsconfig has no DOM types.
+declare const document: any, navigator: any;
+
 /** An upload with a bearer key, as a script would send it (Node's fetch). */
 async function uploadWith(baseUrl: string, token: string, seed: number): Promise<Response> {
   const form = new FormData();
-  form.append('file', new Blob([await png(seed)], { type: 'image/png' }), 'a.png');
+  form.append('file', new Blob([new Uint8Array(await png(seed))], { type: 'image/png' }), 'a.png');
   return fetch(`${baseUrl}/api/v1/upload`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${token}` },

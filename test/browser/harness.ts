@@ -46,7 +46,11 @@ export interface BrowserApp {
   baseUrl: string;
   browser: Browser;
   /** A page in a fresh browser context (its own cookies), closed with the harness. */
-  newPage(options?: { viewport?: { width: number; height: number }; clipboard?: boolean }): Promise<Page>;
+  newPage(options?: {
+    viewport?: { width: number; height: number };
+    clipboard?: boolean;
+    colorScheme?: 'light' | 'dark';
+  }): Promise<Page>;
   /** A user made through the real UsersService (unique email; password `correct horse battery`). */
   makeUser(role?: 'user' | 'admin'): Promise<TestUser>;
   /** Makes an existing account an admin (as `npm run cli -- user:create --admin` would). */
@@ -84,10 +88,11 @@ export async function startBrowserApp(options: TestAppOptions = {}): Promise<Bro
     t,
     baseUrl,
     browser,
-    async newPage({ viewport = DESKTOP, clipboard = false } = {}) {
+    async newPage({ viewport = DESKTOP, clipboard = false, colorScheme = 'light' } = {}) {
       const context = await browser.newContext({
         baseURL: baseUrl,
         viewport,
+        colorScheme,
         permissions: clipboard ? ['clipboard-read', 'clipboard-write'] : [],
       });
       contexts.push(context);

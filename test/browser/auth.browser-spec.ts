@@ -1,5 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import type { Page } from 'playwright-core';
+import { png } from '../fixtures/sample-images';
 import { UsersService } from '../../src/modules/auth/users.service';
 import { NO_REQUEST } from '../../src/common/http/request-meta';
 import { type BrowserApp, expectAccessible, screenshots, startBrowserApp } from './harness';
@@ -134,11 +135,11 @@ describe('Signing in and out of the website (browser)', () => {
   );
 });
 
-describe('Registration closed (browser)', () => {
+describe('Registration closed, and a tight upload limit (browser)', () => {
   let b: BrowserApp;
 
   beforeAll(async () => {
-    b = await startBrowserApp({ env: { REGISTRATION_OPEN: 'false' } });
+    b = await startBrowserApp({ env: { REGISTRATION_OPEN: 'false', RATE_LIMIT_UPLOADS_PER_MINUTE: '2' } });
   });
   afterAll(() => b?.close());
 
@@ -150,5 +151,22 @@ describe('Registration closed (browser)', () => {
     await p.getByRole('button', { name: 'Create account' }).click();
     await p.getByRole('alert').filter({ hasText: 'Registration is closed on this server.' }).waitFor();
     await expectAccessible(p, '/register (closed)');
+  });
+
+  it('should show the rate limit with the time to wait', async () => {
+    const user = await b.makeUser();
+    const page = await b.newPage();
+    await b.signIn(page, user);
+    await page
+      .getByLabel('Choose images to upload')
+      .setInputFiles(
+        await Promise.all(
+          [1, 2, 3].map(async (n) => ({ name: `${n}.png`, mimeType: 'image/png', buffer: await png(n) })),
+        ),
+      );
+    const limited = page.getByText(/^Too many requests this minute\. Try again in \d+ seconds?\.$/);
+    await limited.waitFor();
+    expect(await limited.count()).toBe(1);
+    expect(await page.getByRole('link', { name: /\/images\/FIXITFY-/ }).count()).toBe(2);
   });
 });

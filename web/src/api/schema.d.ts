@@ -4,3381 +4,3360 @@
  */
 
 export interface paths {
-  '/api/delete/{token}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/delete/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Never deletes: answers 405 with Allow: DELETE, POST */
+        get: operations["getDeleteLink"];
+        put?: never;
+        /** The same as DELETE, for clients that can only POST */
+        post: operations["deleteWithLinkPost"];
+        /** Delete an upload with its one-shot delete link (no auth) */
+        delete: operations["deleteWithLink"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Never deletes: answers 405 with Allow: DELETE, POST */
-    get: operations['getDeleteLink'];
-    put?: never;
-    /** The same as DELETE, for clients that can only POST */
-    post: operations['deleteWithLinkPost'];
-    /** Delete an upload with its one-shot delete link (no auth) */
-    delete: operations['deleteWithLink'];
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/admin/audit': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The append-only audit log, newest first, filtered by action, actor or target */
+        get: operations["adminListAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** The append-only audit log, newest first, filtered by action, actor or target */
-    get: operations['adminListAudit'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/admin/uploads': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/admin/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live uploads of every user (or of one with ?user=), newest first */
+        get: operations["adminListUploads"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Live uploads of every user (or of one with ?user=), newest first */
-    get: operations['adminListUploads'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/admin/uploads/{filename}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/admin/uploads/{filename}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete anyone's upload; its direct link answers 404 at once */
+        delete: operations["adminDeleteUpload"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    post?: never;
-    /** Delete anyone's upload; its direct link answers 404 at once */
-    delete: operations['adminDeleteUpload'];
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/admin/users': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Users with role, ban state and usage; search by email */
+        get: operations["adminListUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Users with role, ban state and usage; search by email */
-    get: operations['adminListUsers'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/admin/users/{id}/ban': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/admin/users/{id}/ban": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Ban a user: every key, token and session of theirs answers 403 banned at once */
+        post: operations["adminBanUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Ban a user: every key, token and session of theirs answers 403 banned at once */
-    post: operations['adminBanUser'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/admin/users/{id}/unban': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/admin/users/{id}/unban": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Lift a ban */
+        post: operations["adminUnbanUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Lift a ban */
-    post: operations['adminUnbanUser'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/login': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sign in; the same 401 for an unknown email and a wrong password */
+        post: operations["login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Sign in; the same 401 for an unknown email and a wrong password */
-    post: operations['login'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/logout': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End the session */
+        post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** End the session */
-    post: operations['logout'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/register': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create an account and start a session */
+        post: operations["register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Create an account and start a session */
-    post: operations['register'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/session': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user and the CSRF token for state-changing requests */
+        get: operations["getSession"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** The signed-in user and the CSRF token for state-changing requests */
-    get: operations['getSession'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/keys': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List your API keys (never a token or a hash) */
+        get: operations["listKeys"];
+        put?: never;
+        /** Create an API key; the token is shown once */
+        post: operations["createKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** List your API keys (never a token or a hash) */
-    get: operations['listKeys'];
-    put?: never;
-    /** Create an API key; the token is shown once */
-    post: operations['createKey'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/keys/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an API key, instantly on every instance */
+        delete: operations["revokeKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    post?: never;
-    /** Revoke an API key, instantly on every instance */
-    delete: operations['revokeKey'];
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/me': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your account usage and the calling key (request_count is exact) */
+        get: operations["getMe"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Your account usage and the calling key (request_count is exact) */
-    get: operations['getMe'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/upload': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload an image
+         * @description multipart/form-data with one `file` part and an optional `tags` text part. Same bytes from the same owner → the existing upload with `deduplicated: true`.
+         */
+        post: operations["upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /**
-     * Upload an image
-     * @description multipart/form-data with one `file` part and an optional `tags` text part. Same bytes from the same owner → the existing upload with `deduplicated: true`.
-     */
-    post: operations['upload'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/upload-token': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/upload-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mint a temporary upload token (ut_) with an API key
+         * @description Stateless and signed; valid on POST /api/v1/upload only, until `expires_at`. It cannot be revoked on its own but dies with its minting key (401) and with its owner's ban (403 `banned`); its uploads count against the minting key's rate limits and request_count. Needs an `fxf_` key: a session or another upload token gets 403.
+         */
+        post: operations["createUploadToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /**
-     * Mint a temporary upload token (ut_) with an API key
-     * @description Stateless and signed; valid on POST /api/v1/upload only, until `expires_at`. It cannot be revoked on its own but dies with its minting key (401) and with its owner's ban (403 `banned`); its uploads count against the minting key's rate limits and request_count. Needs an `fxf_` key: a session or another upload token gets 403.
-     */
-    post: operations['createUploadToken'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/uploads': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your live uploads, newest first, keyset-paged */
+        get: operations["listUploads"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Your live uploads, newest first, keyset-paged */
-    get: operations['listUploads'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/uploads/{filename}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/uploads/{filename}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of your uploads */
+        get: operations["getUpload"];
+        put?: never;
+        post?: never;
+        /** Soft-delete an upload; its direct link answers 404 at once */
+        delete: operations["deleteUpload"];
+        options?: never;
+        head?: never;
+        /** Replace the tags of an upload */
+        patch: operations["updateUploadTags"];
+        trace?: never;
     };
-    /** One of your uploads */
-    get: operations['getUpload'];
-    put?: never;
-    post?: never;
-    /** Soft-delete an upload; its direct link answers 404 at once */
-    delete: operations['deleteUpload'];
-    options?: never;
-    head?: never;
-    /** Replace the tags of an upload */
-    patch: operations['updateUploadTags'];
-    trace?: never;
-  };
-  '/api/v1/webhooks': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your webhook endpoints */
+        get: operations["listWebhooks"];
+        put?: never;
+        /** Register an endpoint for upload.created events (at most 10) */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Your webhook endpoints */
-    get: operations['listWebhooks'];
-    put?: never;
-    /** Register an endpoint for upload.created events (at most 10) */
-    post: operations['createWebhook'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/webhooks/secret': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/webhooks/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The account's signing secret (made on first use) */
+        get: operations["getWebhookSecret"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** The account's signing secret (made on first use) */
-    get: operations['getWebhookSecret'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/webhooks/secret/rotate': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/webhooks/secret/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replace the signing secret; later deliveries are signed with the new one */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Replace the signing secret; later deliveries are signed with the new one */
-    post: operations['rotateWebhookSecret'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/webhooks/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete an endpoint; its pending deliveries are dropped */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /** Change the URL of an endpoint or turn it on or off */
+        patch: operations["updateWebhook"];
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    post?: never;
-    /** Delete an endpoint; its pending deliveries are dropped */
-    delete: operations['deleteWebhook'];
-    options?: never;
-    head?: never;
-    /** Change the URL of an endpoint or turn it on or off */
-    patch: operations['updateWebhook'];
-    trace?: never;
-  };
-  '/api/v1/webhooks/{id}/deliveries': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Recent delivery attempts to an endpoint, newest first, keyset-paged */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Recent delivery attempts to an endpoint, newest first, keyset-paged */
-    get: operations['listWebhookDeliveries'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/webhooks/{id}/test': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a signed ping event to the endpoint now and answer with the attempt */
+        post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /** Send a signed ping event to the endpoint now and answer with the attempt */
-    post: operations['testWebhook'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/healthz': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The process is alive */
+        get: operations["checkHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** The process is alive */
-    get: operations['checkHealth'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/images/{filename}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/images/{filename}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The stored image bytes, or a resized/re-encoded variant (ETag, 304, Range/206) */
+        get: operations["getImage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** Headers of a stored image or one of its variants */
+        head: operations["headImage"];
+        patch?: never;
+        trace?: never;
     };
-    /** The stored image bytes, or a resized/re-encoded variant (ETag, 304, Range/206) */
-    get: operations['getImage'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    /** Headers of a stored image or one of its variants */
-    head: operations['headImage'];
-    patch?: never;
-    trace?: never;
-  };
-  '/readyz': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Database, Redis, storage and the moderation model are ready */
+        get: operations["checkReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /** Database, Redis, storage and the moderation model are ready */
-    get: operations['checkReadiness'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
-  schemas: {
-    AccountStats: {
-      /** @example you@example.com */
-      email: string;
-      /** @enum {string} */
-      role: 'user' | 'admin';
-      /** @example 5242880 */
-      storage_used_bytes: number;
-      /** @example 128 */
-      uploads_active: number;
+    schemas: {
+        AccountStats: {
+            /** @example you@example.com */
+            email: string;
+            /** @enum {string} */
+            role: "user" | "admin";
+            /** @example 5242880 */
+            storage_used_bytes: number;
+            /** @example 128 */
+            uploads_active: number;
+        };
+        AdminUpload: {
+            /** @example 2026-05-01T11:59:00.000Z */
+            created_at: string;
+            /** @example FIXITFY-aB3xZ7nQrL9p.png */
+            filename: string;
+            /** @example 9b998a17… */
+            hash_sha256: string;
+            /** @example 1080 */
+            height: number;
+            /** @example image/png */
+            mime: string;
+            owner: components["schemas"]["UploadOwner"];
+            /** @example 184237 */
+            size: number;
+            /**
+             * @example [
+             *       "redm",
+             *       "logo"
+             *     ]
+             */
+            tags: string[];
+            /**
+             * @description A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.
+             * @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto
+             */
+            thumbnail_url: string;
+            url: string;
+            /** @example 1920 */
+            width: number;
+        };
+        AdminUploadsResponse: {
+            count: number;
+            next_before: string | null;
+            /** @example true */
+            ok: boolean;
+            uploads: components["schemas"]["AdminUpload"][];
+        };
+        AdminUser: {
+            ban_reason: string | null;
+            banned: boolean;
+            banned_at: string | null;
+            created_at: string;
+            email: string;
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            role: "user" | "admin";
+            storage_used_bytes: number;
+            uploads_active: number;
+        };
+        AdminUserResponse: {
+            /** @example true */
+            ok: boolean;
+            user: components["schemas"]["AdminUser"];
+        };
+        AdminUsersResponse: {
+            count: number;
+            next_before: string | null;
+            /** @example true */
+            ok: boolean;
+            users: components["schemas"]["AdminUser"][];
+        };
+        AuditActor: {
+            email: string | null;
+            /** Format: uuid */
+            id: string;
+            /**
+             * @description Set when an API key acted.
+             * @example fxf_8350
+             */
+            key_prefix: string | null;
+        };
+        AuditEntryResponse: {
+            /** @example api_key.revoked */
+            action: string;
+            actor: components["schemas"]["AuditActor"] | null;
+            /** @example 2026-05-01T11:59:00.000Z */
+            created_at: string;
+            /** Format: uuid */
+            id: string;
+            ip: string | null;
+            metadata: {
+                [key: string]: unknown;
+            };
+            target_id: string | null;
+            /** @example api_key */
+            target_type: string | null;
+            user_agent: string | null;
+        };
+        AuditListResponse: {
+            count: number;
+            entries: components["schemas"]["AuditEntryResponse"][];
+            next_before: string | null;
+            /** @example true */
+            ok: boolean;
+        };
+        BanDto: {
+            /** @example Spam uploads */
+            reason: string;
+        };
+        CreateKeyDto: {
+            /**
+             * @description A name to recognise the key by.
+             * @example ci
+             */
+            label: string;
+        };
+        CreateKeyResponse: {
+            key: components["schemas"]["KeyResponse"];
+            /** @example true */
+            ok: boolean;
+            /**
+             * @description Shown once; only its SHA-256 is kept.
+             * @example fxf_8350…
+             */
+            token: string;
+        };
+        CreateUploadTokenDto: {
+            /**
+             * @description Lifetime in seconds, an integer from 60 to 604800 (7 days). Omitted: 3600.
+             * @default 3600
+             * @example 3600
+             */
+            ttl_seconds: number;
+        };
+        CreateWebhookDto: {
+            /**
+             * @description Whether events are sent to it.
+             * @default true
+             * @example true
+             */
+            enabled: boolean;
+            /**
+             * @description http or https only. Loopback, private, link-local and other non-public addresses are refused, at registration and again at delivery after DNS resolution, unless the operator set ALLOW_PRIVATE_WEBHOOKS.
+             * @example https://example.com/webhooks/fixitfy
+             */
+            url: string;
+        };
+        DeletedResponse: {
+            /** @example FIXITFY-aB3xZ7nQrL9p.png */
+            deleted: string;
+            /** @example true */
+            ok: boolean;
+        };
+        DeletedWebhookResponse: {
+            /** Format: uuid */
+            deleted: string;
+            /** @example true */
+            ok: boolean;
+        };
+        DeliveryResponse: {
+            /**
+             * @description 1 for the first try, then one more per retry.
+             * @example 1
+             */
+            attempt: number;
+            /**
+             * @description When the attempt started.
+             * @example 2026-06-01T12:00:00.000Z
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description X-Fixitfy-Delivery: the same on every attempt of one event.
+             */
+            delivery_id: string;
+            /** @example 84 */
+            duration_ms: number;
+            /**
+             * @description Why the attempt failed.
+             * @example null
+             */
+            error: string | null;
+            /**
+             * @example upload.created
+             * @enum {string}
+             */
+            event: "upload.created" | "ping";
+            /**
+             * Format: uuid
+             * @description This attempt.
+             */
+            id: string;
+            /**
+             * @description null when no answer came.
+             * @example 200
+             */
+            status_code: number | null;
+            /** @example true */
+            succeeded: boolean;
+        };
+        ErrorResponse: {
+            /**
+             * @example bad_request
+             * @enum {string}
+             */
+            code: "unauthorized" | "banned" | "forbidden" | "missing_file" | "empty_file" | "bad_request" | "not_found" | "method_not_allowed" | "too_large" | "range_not_satisfiable" | "unsupported_type" | "nsfw_rejected" | "processing_failed" | "rate_limit" | "rate_limit_day" | "conflict" | "header_too_large" | "storage_failed" | "db_failed" | "unavailable" | "internal";
+            /** @description Validation details. */
+            details?: Record<string, never>[];
+            /**
+             * @description A human sentence; never a stack trace, SQL or path.
+             * @example The request is malformed.
+             */
+            error: string;
+            /**
+             * @description Always false on an error.
+             * @example false
+             */
+            ok: boolean;
+        };
+        HealthResponse: {
+            /** @example true */
+            ok: boolean;
+        };
+        KeyResponse: {
+            /** @example 2026-04-01T00:00:00.000Z */
+            created_at: string;
+            /** Format: uuid */
+            id: string;
+            /** @example ci */
+            label: string;
+            /** @example 2026-04-02T10:00:00.000Z */
+            last_used_at: string | null;
+            /** @example fxf_8350 */
+            prefix: string;
+            /** @example 402 */
+            request_count: number;
+            /** @example null */
+            revoked_at: string | null;
+        };
+        ListDeliveriesResponse: {
+            /** @example 50 */
+            count: number;
+            deliveries: components["schemas"]["DeliveryResponse"][];
+            /**
+             * @description Pass back as `before` for the next page; null on the last page. An ISO timestamp, followed by `~<id>` when the page ends among attempts sharing a timestamp.
+             * @example 2026-06-01T12:00:00.000Z
+             */
+            next_before: string | null;
+            /** @example true */
+            ok: boolean;
+        };
+        ListKeysResponse: {
+            keys: components["schemas"]["KeyResponse"][];
+            /** @example true */
+            ok: boolean;
+        };
+        ListUploadsResponse: {
+            /** @example 50 */
+            count: number;
+            /**
+             * @description Pass back as `before` for the next page; null on the last page. An ISO timestamp, followed by `~<id>` when the page ends among uploads sharing a timestamp.
+             * @example 2026-05-01T12:00:00.000Z
+             */
+            next_before: string | null;
+            /** @example true */
+            ok: boolean;
+            uploads: components["schemas"]["UploadListItem"][];
+        };
+        ListWebhooksResponse: {
+            /** @example true */
+            ok: boolean;
+            webhooks: components["schemas"]["WebhookResponse"][];
+        };
+        LoginDto: {
+            /** @example you@example.com */
+            email: string;
+            /** @example correct horse battery */
+            password: string;
+        };
+        MeKey: {
+            /** @example 2026-04-01T00:00:00.000Z */
+            created_at: string;
+            /** @example ci */
+            label: string;
+            /** @example fxf_8350 */
+            prefix: string;
+            /** @example 402 */
+            request_count: number;
+        };
+        MeResponse: {
+            account: components["schemas"]["AccountStats"];
+            /** @description The calling key; null when called with a session. */
+            key: components["schemas"]["MeKey"] | null;
+            /** @example true */
+            ok: boolean;
+        };
+        OkResponse: {
+            /** @example true */
+            ok: boolean;
+        };
+        ReadyChecks: {
+            database: boolean;
+            moderation: boolean;
+            redis: boolean;
+            storage: boolean;
+        };
+        ReadyResponse: {
+            checks: components["schemas"]["ReadyChecks"];
+            /** @example true */
+            ok: boolean;
+        };
+        RegisterDto: {
+            /** @example you@example.com */
+            email: string;
+            /** @example correct horse battery */
+            password: string;
+        };
+        RevokeKeyResponse: {
+            /** @example true */
+            ok: boolean;
+            /** Format: uuid */
+            revoked: string;
+        };
+        SessionResponse: {
+            /** @description Send as X-CSRF-Token on state-changing requests made with the session cookie. */
+            csrf_token: string;
+            /** @example true */
+            ok: boolean;
+            user: components["schemas"]["UserResponse"];
+        };
+        SigningSecretResponse: {
+            /** @example true */
+            ok: boolean;
+            /**
+             * @description The HMAC-SHA256 key for X-Fixitfy-Signature, used as shown (the whole string).
+             * @example whsec_3f9a8c1e…
+             */
+            signing_secret: string;
+        };
+        TestDeliveryResponse: {
+            /** @description The ping attempt, made before this answer. */
+            delivery: components["schemas"]["DeliveryResponse"];
+            /** @example true */
+            ok: boolean;
+        };
+        UpdateTagsDto: {
+            /**
+             * @example [
+             *       "logo",
+             *       "redm"
+             *     ]
+             */
+            tags: string[];
+        };
+        UpdateWebhookDto: {
+            /**
+             * @description Re-enabling an endpoint (also one disabled automatically) resets its failure_count and sends the events held while it was off. Turning it off stops new events and holds its scheduled retries until it is re-enabled.
+             * @example true
+             */
+            enabled?: boolean;
+            /**
+             * @description http or https only. Loopback, private, link-local and other non-public addresses are refused, at registration and again at delivery after DNS resolution, unless the operator set ALLOW_PRIVATE_WEBHOOKS.
+             * @example https://example.com/webhooks/fixitfy
+             */
+            url?: string;
+        };
+        UploadDetail: {
+            /** @example 2026-05-01T11:59:00.000Z */
+            created_at: string;
+            /** @example FIXITFY-aB3xZ7nQrL9p.png */
+            filename: string;
+            /** @example 9b998a17… */
+            hash_sha256: string;
+            /** @example 1080 */
+            height: number;
+            /** @example image/png */
+            mime: string;
+            /** @example 184237 */
+            size: number;
+            /**
+             * @example [
+             *       "redm",
+             *       "logo"
+             *     ]
+             */
+            tags: string[];
+            /**
+             * @description A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.
+             * @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto
+             */
+            thumbnail_url: string;
+            url: string;
+            /** @example 1920 */
+            width: number;
+        };
+        UploadDetailResponse: {
+            /** @example true */
+            ok: boolean;
+            upload: components["schemas"]["UploadDetail"];
+        };
+        UploadFormDto: {
+            /**
+             * Format: binary
+             * @description The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).
+             */
+            file: string;
+            /**
+             * @description Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}.
+             * @example logo,redm
+             */
+            tags?: string;
+        };
+        UploadListItem: {
+            /** @example 2026-05-01T11:59:00.000Z */
+            created_at: string;
+            /** @example FIXITFY-aB3xZ7nQrL9p.png */
+            filename: string;
+            /** @example 1080 */
+            height: number;
+            /** @example image/png */
+            mime: string;
+            /** @example 184237 */
+            size: number;
+            /**
+             * @example [
+             *       "redm",
+             *       "logo"
+             *     ]
+             */
+            tags: string[];
+            /**
+             * @description A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.
+             * @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto
+             */
+            thumbnail_url: string;
+            url: string;
+            /** @example 1920 */
+            width: number;
+        };
+        UploadOwner: {
+            email: string;
+            /** Format: uuid */
+            id: string;
+        };
+        UploadResponse: {
+            /**
+             * @description Present on a dedupe hit: the existing upload is returned.
+             * @example true
+             */
+            deduplicated?: boolean;
+            /**
+             * @description One-shot delete link; a secret.
+             * @example http://localhost:3000/api/delete/3f9a8c1e…
+             */
+            delete_url: string;
+            /** @example FIXITFY-aB3xZ7nQrL9p.png */
+            filename: string;
+            /**
+             * @description SHA-256 of the bytes as uploaded.
+             * @example 9b998a17f968480982526464f04575fc…
+             */
+            hash_sha256: string;
+            /** @example 1080 */
+            height: number;
+            /** @enum {string} */
+            mime: "image/png" | "image/jpeg" | "image/gif" | "image/webp" | "image/avif";
+            /** @example true */
+            ok: boolean;
+            /**
+             * @description Bytes of the stored file as served from url.
+             * @example 184237
+             */
+            size: number;
+            /**
+             * @description A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.
+             * @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto
+             */
+            thumbnail_url: string;
+            /** @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png */
+            url: string;
+            /** @example 1920 */
+            width: number;
+        };
+        UploadTokenResponse: {
+            /** @example 2026-06-01T13:00:00.000Z */
+            expires_at: string;
+            /** @example true */
+            ok: boolean;
+            /**
+             * @description `ut_` + base64url(JSON payload beginning `{"u":"`) + `.` + base64url(HMAC-SHA256). Use it as a bearer on POST /api/v1/upload only. It dies with its minting key and with its owner's ban.
+             * @example ut_eyJ1IjoiNGY…In0.k7Qd…
+             */
+            token: string;
+        };
+        UserEnvelope: {
+            /** @example true */
+            ok: boolean;
+            user: components["schemas"]["UserResponse"];
+        };
+        UserResponse: {
+            /** @example you@example.com */
+            email: string;
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            role: "user" | "admin";
+        };
+        WebhookEnvelope: {
+            /** @example true */
+            ok: boolean;
+            webhook: components["schemas"]["WebhookResponse"];
+        };
+        WebhookResponse: {
+            /** @example 2026-06-01T12:00:00.000Z */
+            created_at: string;
+            /**
+             * @description When it was disabled; null when enabled.
+             * @example null
+             */
+            disabled_at: string | null;
+            /**
+             * @description Why it is disabled: `owner` (turned off; nothing is recorded until re-enabled) or `failing` (no success for days: its scheduled retries still run and new events are held, then sent when it is re-enabled). null when enabled.
+             * @example null
+             * @enum {string|null}
+             */
+            disabled_reason: "owner" | "failing" | null;
+            /**
+             * @description false when turned off by its owner, or automatically after no successful delivery for WEBHOOK_DISABLE_AFTER_DAYS (3 days by default) with at least WEBHOOK_DISABLE_MIN_FAILURES failed attempts.
+             * @example true
+             */
+            enabled: boolean;
+            /**
+             * @description Consecutive failed attempts since the last success.
+             * @example 0
+             */
+            failure_count: number;
+            /** Format: uuid */
+            id: string;
+            /** @example null */
+            last_failure_at: string | null;
+            /** @example 2026-06-01T12:00:01.000Z */
+            last_success_at: string | null;
+            /** @example https://example.com/webhooks/fixitfy */
+            url: string;
+        };
     };
-    AdminUpload: {
-      /** @example 2026-05-01T11:59:00.000Z */
-      created_at: string;
-      /** @example FIXITFY-aB3xZ7nQrL9p.png */
-      filename: string;
-      /** @example 9b998a17… */
-      hash_sha256: string;
-      /** @example 1080 */
-      height: number;
-      /** @example image/png */
-      mime: string;
-      owner: components['schemas']['UploadOwner'];
-      /** @example 184237 */
-      size: number;
-      /**
-       * @example [
-       *       "redm",
-       *       "logo"
-       *     ]
-       */
-      tags: string[];
-      /**
-       * @description A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.
-       * @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto
-       */
-      thumbnail_url: string;
-      url: string;
-      /** @example 1920 */
-      width: number;
-    };
-    AdminUploadsResponse: {
-      count: number;
-      next_before: string | null;
-      /** @example true */
-      ok: boolean;
-      uploads: components['schemas']['AdminUpload'][];
-    };
-    AdminUser: {
-      ban_reason: string | null;
-      banned: boolean;
-      banned_at: string | null;
-      created_at: string;
-      email: string;
-      /** Format: uuid */
-      id: string;
-      /** @enum {string} */
-      role: 'user' | 'admin';
-      storage_used_bytes: number;
-      uploads_active: number;
-    };
-    AdminUserResponse: {
-      /** @example true */
-      ok: boolean;
-      user: components['schemas']['AdminUser'];
-    };
-    AdminUsersResponse: {
-      count: number;
-      next_before: string | null;
-      /** @example true */
-      ok: boolean;
-      users: components['schemas']['AdminUser'][];
-    };
-    AuditActor: {
-      email: string | null;
-      /** Format: uuid */
-      id: string;
-      /**
-       * @description Set when an API key acted.
-       * @example fxf_8350
-       */
-      key_prefix: string | null;
-    };
-    AuditEntryResponse: {
-      /** @example api_key.revoked */
-      action: string;
-      actor: components['schemas']['AuditActor'] | null;
-      /** @example 2026-05-01T11:59:00.000Z */
-      created_at: string;
-      /** Format: uuid */
-      id: string;
-      ip: string | null;
-      metadata: {
-        [key: string]: unknown;
-      };
-      target_id: string | null;
-      /** @example api_key */
-      target_type: string | null;
-      user_agent: string | null;
-    };
-    AuditListResponse: {
-      count: number;
-      entries: components['schemas']['AuditEntryResponse'][];
-      next_before: string | null;
-      /** @example true */
-      ok: boolean;
-    };
-    BanDto: {
-      /** @example Spam uploads */
-      reason: string;
-    };
-    CreateKeyDto: {
-      /**
-       * @description A name to recognise the key by.
-       * @example ci
-       */
-      label: string;
-    };
-    CreateKeyResponse: {
-      key: components['schemas']['KeyResponse'];
-      /** @example true */
-      ok: boolean;
-      /**
-       * @description Shown once; only its SHA-256 is kept.
-       * @example fxf_8350…
-       */
-      token: string;
-    };
-    CreateUploadTokenDto: {
-      /**
-       * @description Lifetime in seconds, an integer from 60 to 604800 (7 days). Omitted: 3600.
-       * @default 3600
-       * @example 3600
-       */
-      ttl_seconds: number;
-    };
-    CreateWebhookDto: {
-      /**
-       * @description Whether events are sent to it.
-       * @default true
-       * @example true
-       */
-      enabled: boolean;
-      /**
-       * @description http or https only. Loopback, private, link-local and other non-public addresses are refused, at registration and again at delivery after DNS resolution, unless the operator set ALLOW_PRIVATE_WEBHOOKS.
-       * @example https://example.com/webhooks/fixitfy
-       */
-      url: string;
-    };
-    DeletedResponse: {
-      /** @example FIXITFY-aB3xZ7nQrL9p.png */
-      deleted: string;
-      /** @example true */
-      ok: boolean;
-    };
-    DeletedWebhookResponse: {
-      /** Format: uuid */
-      deleted: string;
-      /** @example true */
-      ok: boolean;
-    };
-    DeliveryResponse: {
-      /**
-       * @description 1 for the first try, then one more per retry.
-       * @example 1
-       */
-      attempt: number;
-      /**
-       * @description When the attempt started.
-       * @example 2026-06-01T12:00:00.000Z
-       */
-      created_at: string;
-      /**
-       * Format: uuid
-       * @description X-Fixitfy-Delivery: the same on every attempt of one event.
-       */
-      delivery_id: string;
-      /** @example 84 */
-      duration_ms: number;
-      /**
-       * @description Why the attempt failed.
-       * @example null
-       */
-      error: string | null;
-      /**
-       * @example upload.created
-       * @enum {string}
-       */
-      event: 'upload.created' | 'ping';
-      /**
-       * Format: uuid
-       * @description This attempt.
-       */
-      id: string;
-      /**
-       * @description null when no answer came.
-       * @example 200
-       */
-      status_code: number | null;
-      /** @example true */
-      succeeded: boolean;
-    };
-    ErrorResponse: {
-      /**
-       * @example bad_request
-       * @enum {string}
-       */
-      code:
-        | 'unauthorized'
-        | 'banned'
-        | 'forbidden'
-        | 'missing_file'
-        | 'empty_file'
-        | 'bad_request'
-        | 'not_found'
-        | 'method_not_allowed'
-        | 'too_large'
-        | 'range_not_satisfiable'
-        | 'unsupported_type'
-        | 'nsfw_rejected'
-        | 'processing_failed'
-        | 'rate_limit'
-        | 'rate_limit_day'
-        | 'conflict'
-        | 'header_too_large'
-        | 'storage_failed'
-        | 'db_failed'
-        | 'unavailable'
-        | 'internal';
-      /** @description Validation details. */
-      details?: Record<string, never>[];
-      /**
-       * @description A human sentence; never a stack trace, SQL or path.
-       * @example The request is malformed.
-       */
-      error: string;
-      /**
-       * @description Always false on an error.
-       * @example false
-       */
-      ok: boolean;
-    };
-    HealthResponse: {
-      /** @example true */
-      ok: boolean;
-    };
-    KeyResponse: {
-      /** @example 2026-04-01T00:00:00.000Z */
-      created_at: string;
-      /** Format: uuid */
-      id: string;
-      /** @example ci */
-      label: string;
-      /** @example 2026-04-02T10:00:00.000Z */
-      last_used_at: string | null;
-      /** @example fxf_8350 */
-      prefix: string;
-      /** @example 402 */
-      request_count: number;
-      /** @example null */
-      revoked_at: string | null;
-    };
-    ListDeliveriesResponse: {
-      /** @example 50 */
-      count: number;
-      deliveries: components['schemas']['DeliveryResponse'][];
-      /**
-       * @description Pass back as `before` for the next page; null on the last page. An ISO timestamp, followed by `~<id>` when the page ends among attempts sharing a timestamp.
-       * @example 2026-06-01T12:00:00.000Z
-       */
-      next_before: string | null;
-      /** @example true */
-      ok: boolean;
-    };
-    ListKeysResponse: {
-      keys: components['schemas']['KeyResponse'][];
-      /** @example true */
-      ok: boolean;
-    };
-    ListUploadsResponse: {
-      /** @example 50 */
-      count: number;
-      /**
-       * @description Pass back as `before` for the next page; null on the last page. An ISO timestamp, followed by `~<id>` when the page ends among uploads sharing a timestamp.
-       * @example 2026-05-01T12:00:00.000Z
-       */
-      next_before: string | null;
-      /** @example true */
-      ok: boolean;
-      uploads: components['schemas']['UploadListItem'][];
-    };
-    ListWebhooksResponse: {
-      /** @example true */
-      ok: boolean;
-      webhooks: components['schemas']['WebhookResponse'][];
-    };
-    LoginDto: {
-      /** @example you@example.com */
-      email: string;
-      /** @example correct horse battery */
-      password: string;
-    };
-    MeKey: {
-      /** @example 2026-04-01T00:00:00.000Z */
-      created_at: string;
-      /** @example ci */
-      label: string;
-      /** @example fxf_8350 */
-      prefix: string;
-      /** @example 402 */
-      request_count: number;
-    };
-    MeResponse: {
-      account: components['schemas']['AccountStats'];
-      /** @description The calling key; null when called with a session. */
-      key: components['schemas']['MeKey'] | null;
-      /** @example true */
-      ok: boolean;
-    };
-    OkResponse: {
-      /** @example true */
-      ok: boolean;
-    };
-    ReadyChecks: {
-      database: boolean;
-      moderation: boolean;
-      redis: boolean;
-      storage: boolean;
-    };
-    ReadyResponse: {
-      checks: components['schemas']['ReadyChecks'];
-      /** @example true */
-      ok: boolean;
-    };
-    RegisterDto: {
-      /** @example you@example.com */
-      email: string;
-      /** @example correct horse battery */
-      password: string;
-    };
-    RevokeKeyResponse: {
-      /** @example true */
-      ok: boolean;
-      /** Format: uuid */
-      revoked: string;
-    };
-    SessionResponse: {
-      /** @description Send as X-CSRF-Token on state-changing requests made with the session cookie. */
-      csrf_token: string;
-      /** @example true */
-      ok: boolean;
-      user: components['schemas']['UserResponse'];
-    };
-    SigningSecretResponse: {
-      /** @example true */
-      ok: boolean;
-      /**
-       * @description The HMAC-SHA256 key for X-Fixitfy-Signature, used as shown (the whole string).
-       * @example whsec_3f9a8c1e…
-       */
-      signing_secret: string;
-    };
-    TestDeliveryResponse: {
-      /** @description The ping attempt, made before this answer. */
-      delivery: components['schemas']['DeliveryResponse'];
-      /** @example true */
-      ok: boolean;
-    };
-    UpdateTagsDto: {
-      /**
-       * @example [
-       *       "logo",
-       *       "redm"
-       *     ]
-       */
-      tags: string[];
-    };
-    UpdateWebhookDto: {
-      /**
-       * @description Re-enabling an endpoint (also one disabled automatically) resets its failure_count and sends the events held while it was off. Turning it off stops new events and holds its scheduled retries until it is re-enabled.
-       * @example true
-       */
-      enabled?: boolean;
-      /**
-       * @description http or https only. Loopback, private, link-local and other non-public addresses are refused, at registration and again at delivery after DNS resolution, unless the operator set ALLOW_PRIVATE_WEBHOOKS.
-       * @example https://example.com/webhooks/fixitfy
-       */
-      url?: string;
-    };
-    UploadDetail: {
-      /** @example 2026-05-01T11:59:00.000Z */
-      created_at: string;
-      /** @example FIXITFY-aB3xZ7nQrL9p.png */
-      filename: string;
-      /** @example 9b998a17… */
-      hash_sha256: string;
-      /** @example 1080 */
-      height: number;
-      /** @example image/png */
-      mime: string;
-      /** @example 184237 */
-      size: number;
-      /**
-       * @example [
-       *       "redm",
-       *       "logo"
-       *     ]
-       */
-      tags: string[];
-      /**
-       * @description A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.
-       * @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto
-       */
-      thumbnail_url: string;
-      url: string;
-      /** @example 1920 */
-      width: number;
-    };
-    UploadDetailResponse: {
-      /** @example true */
-      ok: boolean;
-      upload: components['schemas']['UploadDetail'];
-    };
-    UploadFormDto: {
-      /**
-       * Format: binary
-       * @description The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).
-       */
-      file: string;
-      /**
-       * @description Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}.
-       * @example logo,redm
-       */
-      tags?: string;
-    };
-    UploadListItem: {
-      /** @example 2026-05-01T11:59:00.000Z */
-      created_at: string;
-      /** @example FIXITFY-aB3xZ7nQrL9p.png */
-      filename: string;
-      /** @example 1080 */
-      height: number;
-      /** @example image/png */
-      mime: string;
-      /** @example 184237 */
-      size: number;
-      /**
-       * @example [
-       *       "redm",
-       *       "logo"
-       *     ]
-       */
-      tags: string[];
-      /**
-       * @description A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.
-       * @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto
-       */
-      thumbnail_url: string;
-      url: string;
-      /** @example 1920 */
-      width: number;
-    };
-    UploadOwner: {
-      email: string;
-      /** Format: uuid */
-      id: string;
-    };
-    UploadResponse: {
-      /**
-       * @description Present on a dedupe hit: the existing upload is returned.
-       * @example true
-       */
-      deduplicated?: boolean;
-      /**
-       * @description One-shot delete link; a secret.
-       * @example http://localhost:3000/api/delete/3f9a8c1e…
-       */
-      delete_url: string;
-      /** @example FIXITFY-aB3xZ7nQrL9p.png */
-      filename: string;
-      /**
-       * @description SHA-256 of the bytes as uploaded.
-       * @example 9b998a17f968480982526464f04575fc…
-       */
-      hash_sha256: string;
-      /** @example 1080 */
-      height: number;
-      /** @enum {string} */
-      mime: 'image/png' | 'image/jpeg' | 'image/gif' | 'image/webp' | 'image/avif';
-      /** @example true */
-      ok: boolean;
-      /**
-       * @description Bytes of the stored file as served from url.
-       * @example 184237
-       */
-      size: number;
-      /**
-       * @description A 320 px wide variant (never enlarged) in the best format the client accepts (AVIF, WebP, else the original's); see the direct link's w/h/fit/format parameters.
-       * @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png?w=320&format=auto
-       */
-      thumbnail_url: string;
-      /** @example http://localhost:3000/images/FIXITFY-aB3xZ7nQrL9p.png */
-      url: string;
-      /** @example 1920 */
-      width: number;
-    };
-    UploadTokenResponse: {
-      /** @example 2026-06-01T13:00:00.000Z */
-      expires_at: string;
-      /** @example true */
-      ok: boolean;
-      /**
-       * @description `ut_` + base64url(JSON payload beginning `{"u":"`) + `.` + base64url(HMAC-SHA256). Use it as a bearer on POST /api/v1/upload only. It dies with its minting key and with its owner's ban.
-       * @example ut_eyJ1IjoiNGY…In0.k7Qd…
-       */
-      token: string;
-    };
-    UserEnvelope: {
-      /** @example true */
-      ok: boolean;
-      user: components['schemas']['UserResponse'];
-    };
-    UserResponse: {
-      /** @example you@example.com */
-      email: string;
-      /** Format: uuid */
-      id: string;
-      /** @enum {string} */
-      role: 'user' | 'admin';
-    };
-    WebhookEnvelope: {
-      /** @example true */
-      ok: boolean;
-      webhook: components['schemas']['WebhookResponse'];
-    };
-    WebhookResponse: {
-      /** @example 2026-06-01T12:00:00.000Z */
-      created_at: string;
-      /**
-       * @description When it was disabled; null when enabled.
-       * @example null
-       */
-      disabled_at: string | null;
-      /**
-       * @description Why it is disabled: `owner` (turned off; nothing is recorded until re-enabled) or `failing` (no success for days: its scheduled retries still run and new events are held, then sent when it is re-enabled). null when enabled.
-       * @example null
-       * @enum {string|null}
-       */
-      disabled_reason: 'owner' | 'failing' | null;
-      /**
-       * @description false when turned off by its owner, or automatically after no successful delivery for WEBHOOK_DISABLE_AFTER_DAYS (3 days by default) with at least WEBHOOK_DISABLE_MIN_FAILURES failed attempts.
-       * @example true
-       */
-      enabled: boolean;
-      /**
-       * @description Consecutive failed attempts since the last success.
-       * @example 0
-       */
-      failure_count: number;
-      /** Format: uuid */
-      id: string;
-      /** @example null */
-      last_failure_at: string | null;
-      /** @example 2026-06-01T12:00:01.000Z */
-      last_success_at: string | null;
-      /** @example https://example.com/webhooks/fixitfy */
-      url: string;
-    };
-  };
-  responses: never;
-  parameters: never;
-  requestBodies: never;
-  headers: never;
-  pathItems: never;
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
 }
 export type $defs = Record<string, never>;
 export interface operations {
-  getDeleteLink: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description The one-shot token of the delete link (`delete_url`). */
-        token: unknown;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Error envelope with code `method_not_allowed`. */
-      405: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Always 405 `method_not_allowed`, never a success. */
-      default: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  deleteWithLinkPost: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description The one-shot token of the delete link (`delete_url`). */
-        token: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['DeletedResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  deleteWithLink: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description The one-shot token of the delete link (`delete_url`). */
-        token: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['DeletedResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  adminListAudit: {
-    parameters: {
-      query?: {
-        limit?: number;
-        /** @description An ISO timestamp, or the next_before of the previous page. */
-        before?: string;
-        action?: string;
-        /** @description The actor's user id or email. */
-        actor?: string;
-        /** @description A target id (user id, key id, filename, webhook id, sha256). */
-        target?: string;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['AuditListResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  adminListUploads: {
-    parameters: {
-      query?: {
-        limit?: number;
-        /** @description An ISO timestamp, or the next_before of the previous page. */
-        before?: string;
-        /** @description Only this user’s uploads. */
-        user?: string;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['AdminUploadsResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  adminDeleteUpload: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path: {
-        filename: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['DeletedResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  adminListUsers: {
-    parameters: {
-      query?: {
-        limit?: number;
-        /** @description An ISO timestamp, or the next_before of the previous page. */
-        before?: string;
-        /** @description Part of an email address. */
-        query?: string;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['AdminUsersResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  adminBanUser: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path: {
-        /** @description The resource id (a UUID). */
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['BanDto'];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['AdminUserResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `conflict`. */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  adminUnbanUser: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path: {
-        /** @description The resource id (a UUID). */
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['AdminUserResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  login: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['LoginDto'];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['UserEnvelope'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  logout: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['OkResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  register: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['RegisterDto'];
-      };
-    };
-    responses: {
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['UserEnvelope'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `conflict`. */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  getSession: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['SessionResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  listKeys: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ListKeysResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  createKey: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['CreateKeyDto'];
-      };
-    };
-    responses: {
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['CreateKeyResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `conflict`. */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  revokeKey: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path: {
-        /** @description The resource id (a UUID). */
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['RevokeKeyResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  getMe: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['MeResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
-      429: {
-        headers: {
-          /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
-          'Retry-After'?: number;
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  upload: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'multipart/form-data': components['schemas']['UploadFormDto'];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['UploadResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request` or `missing_file` or `empty_file`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `too_large`. */
-      413: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unsupported_type` or `nsfw_rejected` or `processing_failed`. */
-      415: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `rate_limit` or `rate_limit_day`. Rate limited per key (an upload token counts as its minting key, a session per user): uploads per minute (`rate_limit`) and per day (`rate_limit_day`), sliding windows shared by all instances. */
-      429: {
-        headers: {
-          /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
-          'Retry-After'?: number;
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  createUploadToken: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['CreateUploadTokenDto'];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['UploadTokenResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
-      429: {
-        headers: {
-          /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
-          'Retry-After'?: number;
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  listUploads: {
-    parameters: {
-      query?: {
-        limit?: number;
-        /** @description An ISO timestamp, or the next_before of the previous page. */
-        before?: string;
-        tag?: string;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ListUploadsResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
-      429: {
-        headers: {
-          /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
-          'Retry-After'?: number;
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  getUpload: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        filename: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['UploadDetailResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
-      429: {
-        headers: {
-          /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
-          'Retry-After'?: number;
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  deleteUpload: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path: {
-        filename: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['DeletedResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
-      429: {
-        headers: {
-          /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
-          'Retry-After'?: number;
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  updateUploadTags: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path: {
-        filename: string;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['UpdateTagsDto'];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['UploadDetailResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
-      429: {
-        headers: {
-          /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
-          'Retry-After'?: number;
-          /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
-          'X-RateLimit-Limit'?: number;
-          /** @description Requests that window still admits now. */
-          'X-RateLimit-Remaining'?: number;
-          /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
-          'X-RateLimit-Reset'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  listWebhooks: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ListWebhooksResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  createWebhook: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['CreateWebhookDto'];
-      };
-    };
-    responses: {
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['WebhookEnvelope'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `conflict`. */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  getWebhookSecret: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['SigningSecretResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  rotateWebhookSecret: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['SigningSecretResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  deleteWebhook: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path: {
-        /** @description The resource id (a UUID). */
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['DeletedWebhookResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  updateWebhook: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path: {
-        /** @description The resource id (a UUID). */
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['UpdateWebhookDto'];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['WebhookEnvelope'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  listWebhookDeliveries: {
-    parameters: {
-      query?: {
-        limit?: number;
-        /** @description An ISO timestamp, or the next_before of the previous page. */
-        before?: string;
-      };
-      header?: never;
-      path: {
-        /** @description The resource id (a UUID). */
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ListDeliveriesResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  testWebhook: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
-        'X-CSRF-Token'?: string;
-      };
-      path: {
-        /** @description The resource id (a UUID). */
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['TestDeliveryResponse'];
-        };
-      };
-      /** @description Error envelope with code `unauthorized`. */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `banned` or `forbidden`. */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  checkHealth: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['HealthResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  getImage: {
-    parameters: {
-      query?: {
-        /** @description Target width in pixels. One of VARIANT_SIZES (default 64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560); other values → 400. */
-        w?: number;
-        /** @description Target height in pixels. One of VARIANT_SIZES (default 64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560); other values → 400. */
-        h?: number;
-        /** @description `inside` (default): keep the aspect ratio within w×h, never enlarge. `cover`: exactly w×h (needs both), cropped with the `attention` strategy (centre for animations). */
-        fit?: 'inside' | 'cover';
-        /** @description Output format; none keeps the original's. `auto`: AVIF, then WebP, then the original's format, from `Accept` (answered with `Vary: Accept`). */
-        format?: 'webp' | 'avif' | 'jpeg' | 'png' | 'auto';
-      };
-      header?: never;
-      path: {
-        filename: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description The image. */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'image/avif': string;
-          'image/gif': string;
-          'image/jpeg': string;
-          'image/png': string;
-          'image/webp': string;
-        };
-      };
-      /** @description A byte range of the image. */
-      206: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description Not modified (If-None-Match matched the ETag). */
-      304: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'image/avif': components['schemas']['ErrorResponse'];
-          'image/gif': components['schemas']['ErrorResponse'];
-          'image/jpeg': components['schemas']['ErrorResponse'];
-          'image/png': components['schemas']['ErrorResponse'];
-          'image/webp': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'image/avif': components['schemas']['ErrorResponse'];
-          'image/gif': components['schemas']['ErrorResponse'];
-          'image/jpeg': components['schemas']['ErrorResponse'];
-          'image/png': components['schemas']['ErrorResponse'];
-          'image/webp': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `processing_failed`. */
-      415: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'image/avif': components['schemas']['ErrorResponse'];
-          'image/gif': components['schemas']['ErrorResponse'];
-          'image/jpeg': components['schemas']['ErrorResponse'];
-          'image/png': components['schemas']['ErrorResponse'];
-          'image/webp': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `range_not_satisfiable`. */
-      416: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'image/avif': components['schemas']['ErrorResponse'];
-          'image/gif': components['schemas']['ErrorResponse'];
-          'image/jpeg': components['schemas']['ErrorResponse'];
-          'image/png': components['schemas']['ErrorResponse'];
-          'image/webp': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'image/avif': components['schemas']['ErrorResponse'];
-          'image/gif': components['schemas']['ErrorResponse'];
-          'image/jpeg': components['schemas']['ErrorResponse'];
-          'image/png': components['schemas']['ErrorResponse'];
-          'image/webp': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'image/avif': components['schemas']['ErrorResponse'];
-          'image/gif': components['schemas']['ErrorResponse'];
-          'image/jpeg': components['schemas']['ErrorResponse'];
-          'image/png': components['schemas']['ErrorResponse'];
-          'image/webp': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  headImage: {
-    parameters: {
-      query?: {
-        /** @description Target width in pixels. One of VARIANT_SIZES (default 64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560); other values → 400. */
-        w?: number;
-        /** @description Target height in pixels. One of VARIANT_SIZES (default 64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560); other values → 400. */
-        h?: number;
-        /** @description `inside` (default): keep the aspect ratio within w×h, never enlarge. `cover`: exactly w×h (needs both), cropped with the `attention` strategy (centre for animations). */
-        fit?: 'inside' | 'cover';
-        /** @description Output format; none keeps the original's. `auto`: AVIF, then WebP, then the original's format, from `Accept` (answered with `Vary: Accept`). */
-        format?: 'webp' | 'avif' | 'jpeg' | 'png' | 'auto';
-      };
-      header?: never;
-      path: {
-        filename: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Headers only. */
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `not_found`. */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `processing_failed`. */
-      415: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-    };
-  };
-  checkReadiness: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ReadyResponse'];
-        };
-      };
-      /** @description Error envelope with code `bad_request`. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `internal`. */
-      500: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
-      /** @description Error envelope with code `unavailable`. */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ErrorResponse'];
-        };
-      };
+    getDeleteLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The one-shot token of the delete link (`delete_url`). */
+                token: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Error envelope with code `method_not_allowed`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Always 405 `method_not_allowed`, never a success. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteWithLinkPost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The one-shot token of the delete link (`delete_url`). */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteWithLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The one-shot token of the delete link (`delete_url`). */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminListAudit: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description An ISO timestamp, or the next_before of the previous page. */
+                before?: string;
+                action?: string;
+                /** @description The actor's user id or email. */
+                actor?: string;
+                /** @description A target id (user id, key id, filename, webhook id, sha256). */
+                target?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditListResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminListUploads: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description An ISO timestamp, or the next_before of the previous page. */
+                before?: string;
+                /** @description Only this user’s uploads. */
+                user?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUploadsResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminDeleteUpload: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                filename: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminListUsers: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description An ISO timestamp, or the next_before of the previous page. */
+                before?: string;
+                /** @description Part of an email address. */
+                query?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUsersResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminBanUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                /** @description The resource id (a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BanDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `conflict`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminUnbanUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                /** @description The resource id (a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserEnvelope"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    logout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OkResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserEnvelope"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `conflict`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListKeysResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateKeyDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreateKeyResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `conflict`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    revokeKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                /** @description The resource id (a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevokeKeyResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
+                    "Retry-After"?: number;
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    upload: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["UploadFormDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request` or `missing_file` or `empty_file`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unsupported_type` or `nsfw_rejected` or `processing_failed`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `rate_limit` or `rate_limit_day`. Rate limited per key (an upload token counts as its minting key, a session per user): uploads per minute (`rate_limit`) and per day (`rate_limit_day`), sliding windows shared by all instances. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
+                    "Retry-After"?: number;
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createUploadToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUploadTokenDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadTokenResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
+                    "Retry-After"?: number;
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listUploads: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description An ISO timestamp, or the next_before of the previous page. */
+                before?: string;
+                tag?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListUploadsResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
+                    "Retry-After"?: number;
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getUpload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                filename: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadDetailResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
+                    "Retry-After"?: number;
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteUpload: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                filename: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
+                    "Retry-After"?: number;
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateUploadTags: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                filename: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateTagsDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadDetailResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
+                    "Retry-After"?: number;
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListWebhooksResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhookDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEnvelope"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `conflict`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningSecretResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningSecretResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                /** @description The resource id (a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedWebhookResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                /** @description The resource id (a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWebhookDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEnvelope"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description An ISO timestamp, or the next_before of the previous page. */
+                before?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The resource id (a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListDeliveriesResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    testWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                /** @description The resource id (a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestDeliveryResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    checkHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HealthResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getImage: {
+        parameters: {
+            query?: {
+                /** @description Target width in pixels. One of VARIANT_SIZES (default 64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560); other values → 400. */
+                w?: number;
+                /** @description Target height in pixels. One of VARIANT_SIZES (default 64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560); other values → 400. */
+                h?: number;
+                /** @description `inside` (default): keep the aspect ratio within w×h, never enlarge. `cover`: exactly w×h (needs both), cropped with the `attention` strategy (centre for animations). */
+                fit?: "inside" | "cover";
+                /** @description Output format; none keeps the original's. `auto`: AVIF, then WebP, then the original's format, from `Accept` (answered with `Vary: Accept`). */
+                format?: "webp" | "avif" | "jpeg" | "png" | "auto";
+            };
+            header?: never;
+            path: {
+                filename: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/avif": string;
+                    "image/gif": string;
+                    "image/jpeg": string;
+                    "image/png": string;
+                    "image/webp": string;
+                };
+            };
+            /** @description A byte range of the image. */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified (If-None-Match matched the ETag). */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/avif": components["schemas"]["ErrorResponse"];
+                    "image/gif": components["schemas"]["ErrorResponse"];
+                    "image/jpeg": components["schemas"]["ErrorResponse"];
+                    "image/png": components["schemas"]["ErrorResponse"];
+                    "image/webp": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/avif": components["schemas"]["ErrorResponse"];
+                    "image/gif": components["schemas"]["ErrorResponse"];
+                    "image/jpeg": components["schemas"]["ErrorResponse"];
+                    "image/png": components["schemas"]["ErrorResponse"];
+                    "image/webp": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `processing_failed`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/avif": components["schemas"]["ErrorResponse"];
+                    "image/gif": components["schemas"]["ErrorResponse"];
+                    "image/jpeg": components["schemas"]["ErrorResponse"];
+                    "image/png": components["schemas"]["ErrorResponse"];
+                    "image/webp": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `range_not_satisfiable`. */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/avif": components["schemas"]["ErrorResponse"];
+                    "image/gif": components["schemas"]["ErrorResponse"];
+                    "image/jpeg": components["schemas"]["ErrorResponse"];
+                    "image/png": components["schemas"]["ErrorResponse"];
+                    "image/webp": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/avif": components["schemas"]["ErrorResponse"];
+                    "image/gif": components["schemas"]["ErrorResponse"];
+                    "image/jpeg": components["schemas"]["ErrorResponse"];
+                    "image/png": components["schemas"]["ErrorResponse"];
+                    "image/webp": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/avif": components["schemas"]["ErrorResponse"];
+                    "image/gif": components["schemas"]["ErrorResponse"];
+                    "image/jpeg": components["schemas"]["ErrorResponse"];
+                    "image/png": components["schemas"]["ErrorResponse"];
+                    "image/webp": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    headImage: {
+        parameters: {
+            query?: {
+                /** @description Target width in pixels. One of VARIANT_SIZES (default 64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560); other values → 400. */
+                w?: number;
+                /** @description Target height in pixels. One of VARIANT_SIZES (default 64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560); other values → 400. */
+                h?: number;
+                /** @description `inside` (default): keep the aspect ratio within w×h, never enlarge. `cover`: exactly w×h (needs both), cropped with the `attention` strategy (centre for animations). */
+                fit?: "inside" | "cover";
+                /** @description Output format; none keeps the original's. `auto`: AVIF, then WebP, then the original's format, from `Accept` (answered with `Vary: Accept`). */
+                format?: "webp" | "avif" | "jpeg" | "png" | "auto";
+            };
+            header?: never;
+            path: {
+                filename: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Headers only. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `processing_failed`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    checkReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadyResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
     };
-  };
 }

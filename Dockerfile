@@ -1,17 +1,21 @@
 # syntax=docker/dockerfile:1
 # Node 22 LTS in both stages; the code also runs on Node >= 20.19 (package.json engines).
 
-# Build: compile, convert the moderation model into dist/model, then keep only what the server runs.
+# Build: compile, convert the moderation model into dist/model, build the website into dist/web, then keep only
+# what the server runs (the website's packages are all devDependencies: it ships as static files).
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 # onnxruntime-node needs no download: its npm package ships the CPU binaries (no .npmrc in the image).
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json ./
+# The website is an npm workspace: its package.json must be there for npm ci to match the lock.
+COPY web/package.json ./web/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
 COPY scripts ./scripts
+COPY web ./web
 # npm prune drops nsfwjs, @tensorflow/tfjs, typescript and ts-node (dev only once the model is built).
 # onnxruntime-node ships binaries for every OS and CPU: keep this image's linux/<arch> only.
 # The scripts are pointed at the compiled code: the image has no TypeScript sources and no ts-node.

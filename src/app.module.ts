@@ -20,6 +20,7 @@ import { ModerationModule } from './modules/moderation/moderation.module';
 import { UploadsModule } from './modules/uploads/uploads.module';
 import { DeliveryModule } from './modules/delivery/delivery.module';
 import { WebhooksModule } from './modules/webhooks/webhooks.module';
+import { WebModule } from './modules/web/web.module';
 
 @Module({})
 export class AppModule {
@@ -46,6 +47,7 @@ export class AppModule {
         WebhooksModule,
         HealthModule,
         AdminModule,
+        WebModule,
       ],
       // Global guards run in this order: authenticate first, then rate-limit the known key before any body is read.
       providers: [

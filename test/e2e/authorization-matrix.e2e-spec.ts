@@ -54,6 +54,15 @@ const ROUTES: Record<string, Level> = {
   'get /api/v1/admin/audit': 'admin',
   'get /healthz': 'public',
   'get /readyz': 'public',
+  // The website (src/modules/web): pages with a history fallback, and their assets.
+  'get /': 'public',
+  'get /login': 'public',
+  'get /register': 'public',
+  'get /dashboard': 'public',
+  'get /dashboard/{path}': 'public',
+  'get /admin': 'public',
+  'get /admin/{path}': 'public',
+  'get /assets/{path}': 'public',
 };
 
 /** What a caller gets from a route of a level: 'pass' = past authentication and authorisation (any other status). */
@@ -83,7 +92,8 @@ function concretePath(path: string): string {
   return path
     .replace('{filename}', 'FIXITFY-aaaaaaaaaaaa.png')
     .replace('{token}', '0'.repeat(64))
-    .replace('{id}', randomUUID());
+    .replace('{id}', randomUUID())
+    .replace('{path}', 'x');
 }
 
 describe('Authorization matrix (e2e)', () => {

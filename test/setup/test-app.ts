@@ -29,6 +29,8 @@ export interface TestAppOptions {
   appDatabaseUrl?: (url: string) => string;
   /** Providers replaced in the TestingModule, e.g. `{ provide: Clock, useValue: clock }`. */
   overrides?: { provide: unknown; useValue: unknown }[];
+  /** Listen on this port (e.g. a browser test whose PUBLIC_URL must name it); default: any free port. */
+  port?: number;
 }
 
 /** A fresh database copied from the migrated template. Retries: PostgreSQL refuses concurrent template copies. */
@@ -83,7 +85,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const app = moduleRef.createNestApplication({ logger: false });
   configureApp(app);
   // Listening (not just init) so parallel supertest requests share one server instead of each starting one.
-  await app.listen(0, '127.0.0.1');
+  await app.listen(options.port ?? 0, '127.0.0.1');
   return {
     app,
     config,

@@ -62,7 +62,8 @@ export class AuthService {
       throw new AppError('unauthorized', 'Wrong email or password.');
     }
     if (user.bannedAt) {
-      throw new AppError('banned');
+      // Only after the right password: the person learns why (the website shows it), a guesser learns nothing.
+      throw new AppError('banned', user.banReason ? `This account is banned: ${user.banReason}` : undefined);
     }
     await this.throttle.reset(normalised, ip);
     const session = await this.sessions.create(user);

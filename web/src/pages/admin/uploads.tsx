@@ -1,0 +1,9 @@
+/** Placeholder: helper 2 (web-admin) fills this page in (see /work/coord/web-scaffold.md). */
+export default function AdminUploadsPage() {
+  return (
+    <section className="page" aria-labelledby="page-title">
+      <h1 id="page-title">Uploads of all users</h1>
+      <p>This page is being built.</p>
+    </section>
+  );
+}

@@ -34,6 +34,8 @@ async function revealSecret(page: Page): Promise<string> {
   return (await code.textContent()) ?? '';
 }
 
+jest.setTimeout(180_000);
+
 describe('Webhooks page (browser)', () => {
   let b: BrowserApp;
   let receiver: Receiver;

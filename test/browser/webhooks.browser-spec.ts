@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Page } from 'playwright-core';
+import { Clock } from '../../src/common/time/clock';
 import { png } from '../fixtures/sample-images';
 import { makeKey } from '../setup/factories';
 import { waitFor } from '../setup/wait';
@@ -26,6 +27,32 @@ function runShownSnippet(snippet: string, req: ReceivedRequest, secret: string):
   return run(createHmac, timingSafeEqual, Buffer, { headers: req.headers }, req.rawBody, secret);
 }
 
+/** Real time plus a jump: lets an endpoint go "days" without a success in a few seconds. */
+class ShiftedClock extends Clock {
+  offset = 0;
+
+  override now(): number {
+    return Date.now() + this.offset;
+  }
+}
+
+async function uploadWithKey(
+  b: BrowserApp,
+  token: string,
+  seed: number,
+): Promise<{ filename: string; hash_sha256: string }> {
+  // The published Node (fetch) snippet, against this server.
+  const fd = new FormData();
+  fd.set('file', new Blob([new Uint8Array(await png(seed))], { type: 'image/png' }), 'screenshot.png');
+  const res = await fetch(`${b.baseUrl}/api/v1/upload`, {
+    method: 'POST',
+    headers: { Authorization: 'Bearer ' + token },
+    body: fd,
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { filename: string; hash_sha256: string };
+}
+
 async function revealSecret(page: Page): Promise<string> {
   const panel = page.getByRole('region', { name: 'Signing secret' });
   await panel.getByRole('button', { name: 'Reveal secret' }).click();
@@ -39,11 +66,21 @@ jest.setTimeout(180_000);
 describe('Webhooks page (browser)', () => {
   let b: BrowserApp;
   let receiver: Receiver;
+  const clock = new ShiftedClock();
 
   beforeAll(async () => {
     receiver = await Receiver.start();
     // The receiver listens on 127.0.0.1: the operator setting that lets webhooks reach private addresses.
-    b = await startBrowserApp({ env: { ALLOW_PRIVATE_WEBHOOKS: 'true' } });
+    b = await startBrowserApp({
+      env: {
+        ALLOW_PRIVATE_WEBHOOKS: 'true',
+        WEBHOOK_RETRY_BASE_MS: '200',
+        WEBHOOK_RETRY_MAX_DELAY_MS: '1000',
+        WEBHOOK_MAX_ATTEMPTS: '100',
+        WEBHOOK_DISABLE_MIN_FAILURES: '3',
+      },
+      overrides: [{ provide: Clock, useValue: clock }],
+    });
   });
   afterAll(async () => {
     await b?.close();
@@ -88,15 +125,7 @@ describe('Webhooks page (browser)', () => {
 
     // An upload through the API (the published fetch snippet, with a key) fires upload.created.
     const key = await makeKey(b.t, user);
-    const fd = new FormData();
-    fd.set('file', new Blob([new Uint8Array(await png(4242))], { type: 'image/png' }), 'screenshot.png');
-    const res = await fetch(`${b.baseUrl}/api/v1/upload`, {
-      method: 'POST',
-      headers: { Authorization: 'Bearer ' + key.token },
-      body: fd,
-    });
-    expect(res.status).toBe(200);
-    const uploaded = (await res.json()) as { filename: string; hash_sha256: string };
+    const uploaded = await uploadWithKey(b, key.token, 4242);
     const created = await waitFor('the upload.created delivery', () =>
       receiver.requests.find((r) => r.headers['x-fixitfy-event'] === 'upload.created'),
     );
@@ -133,6 +162,9 @@ describe('Webhooks page (browser)', () => {
     expect(stats[2]).toBe('never');
 
     await expectAccessible(page, '/dashboard/webhooks (with an endpoint and deliveries)');
+    // Hidden again before the screenshot (which the README shows).
+    await page.getByRole('button', { name: 'Hide' }).click();
+    await page.getByText('Signing secret hidden').waitFor();
     await screenshots(page, 'webhooks');
   });
 
@@ -215,5 +247,40 @@ describe('Webhooks page (browser)', () => {
     await page.getByText('No endpoints yet.').waitFor();
     const list = await page.request.get('/api/v1/webhooks');
     expect(((await list.json()) as { webhooks: unknown[] }).webhooks).toEqual([]);
+  });
+
+  it('should say when and why an endpoint was disabled automatically, and enable it again', async () => {
+    const failing = await Receiver.start((_n, _req, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    try {
+      const user = await b.makeUser();
+      const page = await b.newPage();
+      await b.signIn(page, user, '/dashboard/webhooks');
+      await page.getByLabel('Endpoint URL').fill(failing.url('/flaky'));
+      await page.getByRole('button', { name: 'Add endpoint' }).click();
+      const endpoint = page.getByRole('article', { name: failing.url('/flaky') });
+      await endpoint.waitFor();
+      const key = await makeKey(b.t, user);
+      await uploadWithKey(b, key.token, 5151);
+      // Failures within minutes leave it on; days of them (the clock jumps) turn it off at the next failure.
+      await waitFor('three failed attempts', () => failing.requests.length >= 3);
+      await endpoint.getByText('Enabled: events are sent to it.').waitFor();
+      clock.offset += 3 * 24 * 3600_000 + 60_000;
+      await endpoint
+        .getByText(/^Disabled automatically on .+: no delivery succeeded for days\./)
+        .waitFor({ timeout: 30_000 });
+      const stats = await endpoint.getByRole('definition').allTextContents();
+      expect(Number(stats[0])).toBeGreaterThanOrEqual(3);
+      expect(stats[1]).toBe('never');
+      await expectAccessible(page, '/dashboard/webhooks (auto-disabled endpoint)');
+      await screenshots(page, 'webhooks-auto-disabled');
+
+      await endpoint.getByRole('button', { name: 'Enable' }).click();
+      await endpoint.getByText('Enabled: events are sent to it.').waitFor();
+    } finally {
+      await failing.close();
+    }
   });
 });

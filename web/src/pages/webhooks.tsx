@@ -138,7 +138,7 @@ function AddEndpoint() {
   return (
     <section className="panel" aria-labelledby="add-title">
       <h2 id="add-title">Add an endpoint</h2>
-      <form className="form form-inline" onSubmit={(e) => void submit(e)} noValidate>
+      <form className="form webhook-form" onSubmit={(e) => void submit(e)} noValidate>
         <Field
           label="Endpoint URL"
           type="url"

@@ -66,7 +66,7 @@ export default function AdminUploadsPage() {
     <section className="page page-wide" aria-labelledby="page-title">
       <h1 id="page-title">Uploads of all users</h1>
       <AdminNav />
-      <form className="form form-inline" role="search" aria-label="Uploads" onSubmit={filter} noValidate>
+      <form className="form admin-search" role="search" aria-label="Uploads" onSubmit={filter} noValidate>
         <Field
           label="Only the uploads of user (id)"
           name="user"

@@ -63,7 +63,7 @@ export default function AdminUsersPage() {
     <section className="page page-wide" aria-labelledby="page-title">
       <h1 id="page-title">Users</h1>
       <AdminNav />
-      <form className="form form-inline" role="search" aria-label="Users" onSubmit={search}>
+      <form className="form admin-search" role="search" aria-label="Users" onSubmit={search}>
         <Field
           label="Search by email"
           type="search"

@@ -1,9 +1,381 @@
-/** Placeholder: helper 2 (web-admin) fills this page in (see /work/coord/web-scaffold.md). */
+import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
+import { type FormEvent, useId, useState } from 'react';
+import { api, call, type Schemas } from '../api/client';
+import { sentenceFor } from '../api/errors';
+import { ConfirmDialog } from '../components/confirm-dialog';
+import { CopyButton } from '../components/copy-button';
+import { Field, FormError } from '../components/field';
+import { DeliveriesTable } from '../components/webhooks/deliveries-table';
+import { VerifyPanel } from '../components/webhooks/verify-panel';
+import { formatDuration } from '../components/webhooks/format';
+import { formatDate } from '../lib/format';
+import '../components/webhooks/webhooks.css';
+
+type Webhook = Schemas['WebhookResponse'];
+
+const WEBHOOKS_KEY = ['webhooks'] as const;
+/** The page polls while open, so a delivery made by an upload elsewhere shows up without a reload. */
+const POLL_MS = 5_000;
+const DELIVERIES_PER_PAGE = 10;
+
+/** The signing secret: hidden until asked for, copied in one click, rotated after a confirmation. */
+function SigningSecret() {
+  // Component state only: the secret leaves memory with the page.
+  const [secret, setSecret] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [rotating, setRotating] = useState(false);
+  const [notice, setNotice] = useState('');
+
+  const reveal = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      setSecret((await call(api.GET('/api/v1/webhooks/secret'))).signing_secret);
+    } catch (err) {
+      setError(sentenceFor(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const rotate = async () => {
+    const data = await call(api.POST('/api/v1/webhooks/secret/rotate'));
+    setSecret(data.signing_secret);
+    setNotice('A new signing secret is in use. Update your receivers: deliveries are now signed with it.');
+  };
+
+  return (
+    <section className="panel" aria-labelledby="secret-title">
+      <h2 id="secret-title">Signing secret</h2>
+      <p>
+        Every delivery is signed with this secret, the same for all of your endpoints. Keep it on your server,
+        like a password.
+      </p>
+      <div className="secret-row">
+        {secret ? (
+          <p className="secret">
+            <span className="visually-hidden">Signing secret: </span>
+            <code>{secret}</code>
+          </p>
+        ) : (
+          <p className="secret secret-hidden">Signing secret hidden</p>
+        )}
+        <div className="actions">
+          {secret ? (
+            <>
+              <CopyButton text={secret} label="Copy signing secret" />
+              <button type="button" className="button" onClick={() => setSecret(null)}>
+                Hide
+              </button>
+            </>
+          ) : (
+            <button type="button" className="button" onClick={() => void reveal()} disabled={busy}>
+              {busy ? 'Loading…' : 'Reveal secret'}
+            </button>
+          )}
+          <button type="button" className="button" onClick={() => setRotating(true)}>
+            Rotate secret
+          </button>
+        </div>
+      </div>
+      <FormError message={error} />
+      <p className="status" role="status">
+        {notice}
+      </p>
+      <ConfirmDialog
+        open={rotating}
+        title="Rotate the signing secret?"
+        description={
+          <p>
+            A new secret replaces this one at once. Deliveries from now on are signed with the new secret, so
+            receivers that still check the old one will reject them until you update them.
+          </p>
+        }
+        confirmLabel="Rotate secret"
+        onConfirm={rotate}
+        onClose={() => setRotating(false)}
+      />
+    </section>
+  );
+}
+
+/** URL + enabled; the server judges the URL (http/https, no private addresses unless allowed). */
+function AddEndpoint() {
+  const queryClient = useQueryClient();
+  const checkboxId = useId();
+  const [url, setUrl] = useState('');
+  const [enabled, setEnabled] = useState(true);
+  const [fieldError, setFieldError] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [notice, setNotice] = useState('');
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    setNotice('');
+    const value = url.trim();
+    if (!/^https?:\/\/\S+$/i.test(value)) {
+      setFieldError('Enter a URL that starts with https:// or http://.');
+      return;
+    }
+    setFieldError(null);
+    setBusy(true);
+    try {
+      const { webhook } = await call(api.POST('/api/v1/webhooks', { body: { url: value, enabled } }));
+      setUrl('');
+      setEnabled(true);
+      setNotice(`Added ${webhook.url}.`);
+      await queryClient.invalidateQueries({ queryKey: WEBHOOKS_KEY });
+    } catch (err) {
+      setError(sentenceFor(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section className="panel" aria-labelledby="add-title">
+      <h2 id="add-title">Add an endpoint</h2>
+      <form className="form webhook-form" onSubmit={(e) => void submit(e)} noValidate>
+        <Field
+          label="Endpoint URL"
+          type="url"
+          name="url"
+          inputMode="url"
+          autoComplete="url"
+          placeholder="https://example.com/webhooks/fixitfy"
+          maxLength={2048}
+          required
+          value={url}
+          onChange={(e) => setUrl(e.target.value)}
+          error={fieldError}
+          hint="We POST upload.created events here. The address must be reachable from this server."
+        />
+        <div className="checkbox">
+          <input
+            id={checkboxId}
+            type="checkbox"
+            checked={enabled}
+            onChange={(e) => setEnabled(e.target.checked)}
+          />
+          <label htmlFor={checkboxId}>Enabled</label>
+        </div>
+        <button type="submit" className="button button-primary" disabled={busy}>
+          {busy ? 'Adding…' : 'Add endpoint'}
+        </button>
+        <FormError message={error} />
+        <p className="status" role="status">
+          {notice}
+        </p>
+      </form>
+    </section>
+  );
+}
+
+function stateSentence(hook: Webhook): string {
+  if (hook.enabled) {
+    return 'Enabled: events are sent to it.';
+  }
+  if (hook.disabled_reason === 'failing') {
+    return (
+      `Disabled automatically on ${formatDate(hook.disabled_at)}: no delivery succeeded for days. Retries already ` +
+      'scheduled still run; new events are held and sent when you enable it again.'
+    );
+  }
+  return `Turned off on ${formatDate(hook.disabled_at)}: nothing is sent until you enable it again.`;
+}
+
+/** One endpoint: its state, its counters, its actions and its recent deliveries. */
+function Endpoint({ hook }: { hook: Webhook }) {
+  const queryClient = useQueryClient();
+  const titleId = useId();
+  const [busy, setBusy] = useState<'toggle' | 'ping' | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [pingResult, setPingResult] = useState('');
+  const [deleting, setDeleting] = useState(false);
+  const deliveriesKey = ['webhook-deliveries', hook.id];
+
+  const deliveries = useInfiniteQuery({
+    queryKey: deliveriesKey,
+    queryFn: ({ pageParam }) =>
+      call(
+        api.GET('/api/v1/webhooks/{id}/deliveries', {
+          params: { path: { id: hook.id }, query: { limit: DELIVERIES_PER_PAGE, before: pageParam } },
+        }),
+      ),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.next_before ?? undefined,
+    refetchInterval: POLL_MS,
+  });
+  const rows = deliveries.data?.pages.flatMap((p) => p.deliveries) ?? [];
+
+  const refresh = () =>
+    Promise.all([
+      queryClient.invalidateQueries({ queryKey: WEBHOOKS_KEY }),
+      queryClient.invalidateQueries({ queryKey: deliveriesKey }),
+    ]);
+
+  const toggle = async () => {
+    setBusy('toggle');
+    setError(null);
+    try {
+      await call(
+        api.PATCH('/api/v1/webhooks/{id}', {
+          params: { path: { id: hook.id } },
+          body: { enabled: !hook.enabled },
+        }),
+      );
+      await refresh();
+    } catch (err) {
+      setError(sentenceFor(err));
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const ping = async () => {
+    setBusy('ping');
+    setError(null);
+    setPingResult('');
+    try {
+      const { delivery } = await call(
+        api.POST('/api/v1/webhooks/{id}/test', { params: { path: { id: hook.id } } }),
+      );
+      setPingResult(
+        delivery.succeeded
+          ? `Ping delivered: answered ${delivery.status_code ?? ''} in ${formatDuration(delivery.duration_ms)}.`
+          : `Ping failed: ${delivery.error ?? (delivery.status_code ? `answered ${delivery.status_code}` : 'no answer')}.`,
+      );
+      await refresh();
+    } catch (err) {
+      setError(sentenceFor(err));
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const remove = async () => {
+    await call(api.DELETE('/api/v1/webhooks/{id}', { params: { path: { id: hook.id } } }));
+    await queryClient.invalidateQueries({ queryKey: WEBHOOKS_KEY });
+  };
+
+  return (
+    <article className="endpoint" aria-labelledby={titleId}>
+      <h3 id={titleId} className="endpoint-url">
+        {hook.url}
+      </h3>
+      <p className={hook.enabled ? 'endpoint-state' : 'endpoint-state endpoint-off'}>{stateSentence(hook)}</p>
+      <dl className="stats">
+        <div>
+          <dt>Failures in a row</dt>
+          <dd>{hook.failure_count}</dd>
+        </div>
+        <div>
+          <dt>Last success</dt>
+          <dd>{formatDate(hook.last_success_at)}</dd>
+        </div>
+        <div>
+          <dt>Last failure</dt>
+          <dd>{formatDate(hook.last_failure_at)}</dd>
+        </div>
+        <div>
+          <dt>Added</dt>
+          <dd>{formatDate(hook.created_at)}</dd>
+        </div>
+      </dl>
+      <div className="actions">
+        <button type="button" className="button" onClick={() => void toggle()} disabled={busy !== null}>
+          {hook.enabled ? 'Disable' : 'Enable'}
+        </button>
+        <button type="button" className="button" onClick={() => void ping()} disabled={busy !== null}>
+          {busy === 'ping' ? 'Sending…' : 'Send test ping'}
+        </button>
+        <button type="button" className="button button-danger" onClick={() => setDeleting(true)}>
+          Delete
+        </button>
+      </div>
+      <FormError message={error} />
+      <p className="status" role="status">
+        {pingResult}
+      </p>
+      <h4>Recent deliveries</h4>
+      {deliveries.isPending ? (
+        <p className="status">Loading deliveries…</p>
+      ) : deliveries.isError ? (
+        <FormError message={sentenceFor(deliveries.error)} />
+      ) : rows.length === 0 ? (
+        <p className="muted">No deliveries yet. Upload an image or send a test ping.</p>
+      ) : (
+        <>
+          <DeliveriesTable caption={`Recent deliveries to ${hook.url}`} deliveries={rows} />
+          {deliveries.hasNextPage ? (
+            <button
+              type="button"
+              className="button"
+              onClick={() => void deliveries.fetchNextPage()}
+              disabled={deliveries.isFetchingNextPage}
+            >
+              {deliveries.isFetchingNextPage ? 'Loading…' : 'Show older deliveries'}
+            </button>
+          ) : null}
+        </>
+      )}
+      <ConfirmDialog
+        open={deleting}
+        title="Delete this endpoint?"
+        description={
+          <p>
+            <span className="break">{hook.url}</span> stops getting events at once, its pending deliveries are
+            dropped and its delivery history is deleted.
+          </p>
+        }
+        confirmLabel="Delete endpoint"
+        onConfirm={remove}
+        onClose={() => setDeleting(false)}
+      />
+    </article>
+  );
+}
+
+function Endpoints() {
+  const hooks = useQuery({
+    queryKey: WEBHOOKS_KEY,
+    queryFn: () => call(api.GET('/api/v1/webhooks')),
+    refetchInterval: POLL_MS,
+  });
+  return (
+    <section className="panel" aria-labelledby="endpoints-title">
+      <h2 id="endpoints-title">Endpoints</h2>
+      {hooks.isPending ? (
+        <p className="status" role="status">
+          Loading…
+        </p>
+      ) : hooks.isError ? (
+        <FormError message={sentenceFor(hooks.error)} />
+      ) : hooks.data.webhooks.length === 0 ? (
+        <p className="muted">No endpoints yet. Add one above to get an event for every upload.</p>
+      ) : (
+        hooks.data.webhooks.map((hook) => <Endpoint key={hook.id} hook={hook} />)
+      )}
+    </section>
+  );
+}
+
+/** /dashboard/webhooks: the signing secret, the endpoints with their deliveries, and how to verify a delivery. */
 export default function WebhooksPage() {
   return (
     <section className="page" aria-labelledby="page-title">
       <h1 id="page-title">Webhooks</h1>
-      <p>This page is being built.</p>
+      <p>
+        We POST an <code>upload.created</code> event to every enabled endpoint whenever you upload, through
+        the website or the API. Failed deliveries are retried with backoff for about an hour.
+      </p>
+      <SigningSecret />
+      <AddEndpoint />
+      <Endpoints />
+      <VerifyPanel />
     </section>
   );
 }

@@ -1,9 +1,169 @@
-/** Placeholder: helper 2 (web-admin) fills this page in (see /work/coord/web-scaffold.md). */
+import { useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
+import { type FormEvent, useState } from 'react';
+import { Link, useLocation, useSearch } from 'wouter';
+import { api, call, type Schemas } from '../../api/client';
+import { sentenceFor } from '../../api/errors';
+import { AdminNav } from '../../components/admin/admin-nav';
+import { ConfirmDialog } from '../../components/confirm-dialog';
+import { Field, FormError } from '../../components/field';
+import { formatBytes, formatDate } from '../../lib/format';
+import '../../components/admin/admin.css';
+
+type AdminUpload = Schemas['AdminUpload'];
+
+const PAGE_SIZE = 48;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The 2x variant for sharp screens, from the direct link's own parameters (API.md Part 3, variants). */
+function srcSetFor(upload: AdminUpload): string {
+  return `${upload.thumbnail_url} 1x, ${upload.url}?w=640&format=auto 2x`;
+}
+
+/** /admin/uploads: the live uploads of every user (or of one), newest first, with delete. */
 export default function AdminUploadsPage() {
+  const queryClient = useQueryClient();
+  const [, navigate] = useLocation();
+  const user = new URLSearchParams(useSearch()).get('user') ?? '';
+  const [draft, setDraft] = useState(user);
+  const [fieldError, setFieldError] = useState<string | null>(null);
+  const [deleting, setDeleting] = useState<AdminUpload | null>(null);
+  const [notice, setNotice] = useState('');
+  const validUser = UUID.test(user);
+
+  const uploads = useInfiniteQuery({
+    queryKey: ['admin-uploads', user],
+    queryFn: ({ pageParam }) =>
+      call(
+        api.GET('/api/v1/admin/uploads', {
+          params: { query: { user: validUser ? user : undefined, limit: PAGE_SIZE, before: pageParam } },
+        }),
+      ),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.next_before ?? undefined,
+  });
+  const rows = uploads.data?.pages.flatMap((p) => p.uploads) ?? [];
+
+  const filter = (e: FormEvent) => {
+    e.preventDefault();
+    const value = draft.trim();
+    if (value && !UUID.test(value)) {
+      setFieldError('A user id looks like 3f9a8c1e-…: copy it from the Users page, or leave this empty.');
+      return;
+    }
+    setFieldError(null);
+    navigate(value ? `/admin/uploads?user=${value}` : '/admin/uploads');
+  };
+
+  const remove = async (upload: AdminUpload) => {
+    await call(
+      api.DELETE('/api/v1/admin/uploads/{filename}', { params: { path: { filename: upload.filename } } }),
+    );
+    setNotice(`${upload.filename} is deleted; its direct link answers 404.`);
+    await queryClient.invalidateQueries({ queryKey: ['admin-uploads'] });
+  };
+
   return (
-    <section className="page" aria-labelledby="page-title">
+    <section className="page page-wide" aria-labelledby="page-title">
       <h1 id="page-title">Uploads of all users</h1>
-      <p>This page is being built.</p>
+      <AdminNav />
+      <form className="form admin-search" role="search" aria-label="Uploads" onSubmit={filter} noValidate>
+        <Field
+          label="Only the uploads of user (id)"
+          name="user"
+          maxLength={36}
+          value={draft}
+          onChange={(e) => setDraft(e.target.value)}
+          error={fieldError}
+          hint={
+            <>
+              Or pick <strong>Uploads</strong> next to a user on the <Link href="/admin/users">Users</Link>{' '}
+              page.
+            </>
+          }
+        />
+        <button type="submit" className="button button-primary">
+          Filter
+        </button>
+        {user ? (
+          <Link href="/admin/uploads" className="button">
+            Show everyone’s
+          </Link>
+        ) : null}
+      </form>
+      <p className="status" role="status">
+        {notice}
+      </p>
+      {uploads.isPending ? (
+        <p className="status" role="status">
+          Loading…
+        </p>
+      ) : uploads.isError ? (
+        <FormError message={sentenceFor(uploads.error)} />
+      ) : rows.length === 0 ? (
+        <p className="muted">No live uploads{user ? ' for this user' : ''}.</p>
+      ) : (
+        <>
+          <ul className="admin-grid" aria-label="Uploads">
+            {rows.map((u) => (
+              <li key={u.filename} className="admin-tile">
+                <a href={u.url} target="_blank" rel="noreferrer" className="admin-thumb">
+                  <img
+                    src={u.thumbnail_url}
+                    srcSet={srcSetFor(u)}
+                    sizes="160px"
+                    width={160}
+                    height={Math.max(1, Math.round((160 * u.height) / Math.max(1, u.width)))}
+                    loading="lazy"
+                    decoding="async"
+                    alt={`${u.filename} by ${u.owner.email}`}
+                  />
+                </a>
+                <p className="tile-name">{u.filename}</p>
+                <p className="tile-meta">
+                  <Link href={`/admin/uploads?user=${u.owner.id}`}>{u.owner.email}</Link>
+                </p>
+                <p className="tile-meta">
+                  {formatBytes(u.size)} · {u.mime.replace('image/', '').toUpperCase()} · {u.width}×{u.height}
+                </p>
+                <p className="tile-meta">
+                  <time dateTime={u.created_at}>{formatDate(u.created_at)}</time>
+                </p>
+                <button
+                  type="button"
+                  className="button button-small button-danger"
+                  aria-label={`Delete ${u.filename}`}
+                  onClick={() => setDeleting(u)}
+                >
+                  Delete
+                </button>
+              </li>
+            ))}
+          </ul>
+          {uploads.hasNextPage ? (
+            <button
+              type="button"
+              className="button"
+              onClick={() => void uploads.fetchNextPage()}
+              disabled={uploads.isFetchingNextPage}
+            >
+              {uploads.isFetchingNextPage ? 'Loading…' : 'Show more uploads'}
+            </button>
+          ) : null}
+        </>
+      )}
+      <ConfirmDialog
+        open={deleting !== null}
+        title={`Delete ${deleting?.filename ?? ''}?`}
+        description={
+          <p>
+            The upload of {deleting?.owner.email ?? ''} is deleted for good: its direct link answers 404 at
+            once and the owner gets no warning.
+          </p>
+        }
+        confirmLabel="Delete upload"
+        onConfirm={() => (deleting ? remove(deleting) : Promise.resolve())}
+        onClose={() => setDeleting(null)}
+      />
     </section>
   );
 }

@@ -1,0 +1,49 @@
+import type { Schemas } from '../../api/client';
+import { formatDuration } from './format';
+import { formatDate } from '../../lib/format';
+
+export type Delivery = Schemas['DeliveryResponse'];
+
+/** One endpoint's delivery attempts, newest first: what was sent, what came back, and when. */
+export function DeliveriesTable({ caption, deliveries }: { caption: string; deliveries: Delivery[] }) {
+  return (
+    // Focusable: at 375 px the table scrolls sideways, and keyboard users must be able to scroll it too.
+    <div className="table-wrap" role="region" aria-label={caption} tabIndex={0}>
+      <table className="deliveries">
+        <caption className="visually-hidden">{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Event</th>
+            <th scope="col">Attempt</th>
+            <th scope="col">Result</th>
+            <th scope="col">Status code</th>
+            <th scope="col">Duration</th>
+            <th scope="col">Error</th>
+            <th scope="col">Time</th>
+          </tr>
+        </thead>
+        <tbody>
+          {deliveries.map((d) => (
+            <tr key={d.id}>
+              <td>
+                <code>{d.event}</code>
+              </td>
+              <td>{d.attempt}</td>
+              <td>
+                <span className={d.succeeded ? 'badge badge-ok' : 'badge badge-danger'}>
+                  {d.succeeded ? 'Delivered' : 'Failed'}
+                </span>
+              </td>
+              <td>{d.status_code ?? 'no answer'}</td>
+              <td>{formatDuration(d.duration_ms)}</td>
+              <td className="cell-wrap">{d.error ?? '—'}</td>
+              <td>
+                <time dateTime={d.created_at}>{formatDate(d.created_at)}</time>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

@@ -112,6 +112,16 @@ export class AppConfig {
   variantRenderConcurrency!: number;
   /** Variant renders waiting for a slot per instance; past it → 503 `unavailable` with Retry-After. */
   variantQueueLimit!: number;
+  metrics!: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  /** METRICS_TOKEN: GET /metrics answers only `Authorization: Bearer <token>`; unset, it is a 404 on the main port. */
+  token: string | undefined;
+  /** METRICS_PORT: also serve /metrics on this port (the only way to scrape an APP_ROLE=worker process). */
+  port: number | undefined;
+  /** INSTANCE_ID: the instance_id label of every series (default hostname:pid). */
+  instanceId: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -208,6 +218,7 @@ export function loadConfig(
         [64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560],
     variantRenderConcurrency: parsed.VARIANT_RENDER_CONCURRENCY ?? 2,
     variantQueueLimit: parsed.VARIANT_QUEUE_LIMIT ?? 16,
+    metrics: { token: parsed.METRICS_TOKEN, port: parsed.METRICS_PORT, instanceId: parsed.INSTANCE_ID },
     ...overrides,
   };
   if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
@@ -237,7 +248,7 @@ export function freezeDeep<T extends object>(value: T): Readonly<T> {
   return Object.freeze(value);
 }
 
-const SECRET_VARS = new Set(['SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'ADMIN_PASSWORD']);
+const SECRET_VARS = new Set(['SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'ADMIN_PASSWORD', 'METRICS_TOKEN']);
 
 /** A rejected value as it may appear in a message: secrets hidden, passwords in URLs masked. */
 function shown(name: string, value: string | undefined): string {

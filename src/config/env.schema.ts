@@ -134,6 +134,17 @@ export class EnvSchema {
   VARIANT_SIZES?: string;
   @IsOptional() @Transform(toInt) @IntIn(1, 64) VARIANT_RENDER_CONCURRENCY?: number;
   @IsOptional() @Transform(toInt) @IntIn(0, 10000) VARIANT_QUEUE_LIMIT?: number;
+  @IsOptional()
+  @Matches(/^[\x21-\x7e]{16,512}$/, {
+    message: '$property must be 16 to 512 printable characters without spaces (e.g. openssl rand -hex 32)',
+  })
+  METRICS_TOKEN?: string;
+  @IsOptional() @Transform(toInt) @IntIn(1, 65535) METRICS_PORT?: number;
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9._:-]{1,64}$/, {
+    message: '$property must be 1 to 64 letters, digits, dots, dashes, underscores or colons',
+  })
+  INSTANCE_ID?: string;
 }
 
 /**
@@ -196,4 +207,7 @@ export const ENV_KEYS = [
   'VARIANT_SIZES',
   'VARIANT_RENDER_CONCURRENCY',
   'VARIANT_QUEUE_LIMIT',
+  'METRICS_TOKEN',
+  'METRICS_PORT',
+  'INSTANCE_ID',
 ] as const satisfies readonly (keyof EnvSchema)[];

@@ -54,6 +54,8 @@ const ROUTES: Record<string, Level> = {
   'get /api/v1/admin/audit': 'admin',
   'get /healthz': 'public',
   'get /readyz': 'public',
+  // Its own METRICS_TOKEN check (404 when unset), not the AuthGuard's credentials.
+  'get /metrics': 'public',
 };
 
 /** What a caller gets from a route of a level: 'pass' = past authentication and authorisation (any other status). */

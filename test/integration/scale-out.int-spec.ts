@@ -168,7 +168,7 @@ async function call(
   const res = await fetch(`${base}${path}`, { method, headers, body, redirect: 'manual' });
   const bytes = Buffer.from(await res.arrayBuffer());
   let parsed: Record<string, any> = {};
-  if ((res.headers.get('content-type') ?? '').includes('json')) {
+  if (bytes.length > 0 && (res.headers.get('content-type') ?? '').includes('json')) {
     parsed = JSON.parse(bytes.toString('utf8')) as Record<string, any>;
   }
   return { status: res.status, body: parsed, headers: res.headers, bytes };

@@ -6,6 +6,7 @@ import { CommonModule } from './common/common.module';
 import { JobsModule } from './common/jobs/jobs.module';
 import type { ProcessRole } from './common/jobs/process-role';
 import { loggerOptions } from './common/logging/logger-options';
+import { MetricsModule } from './common/metrics/metrics.module';
 import { RateLimitGuard } from './common/rate-limit/rate-limit.guard';
 import { RateLimitModule } from './common/rate-limit/rate-limit.module';
 import { AppConfig } from './config/app-config';
@@ -36,6 +37,7 @@ export class AppModule {
         JobsModule.forRoot(role),
         LoggerModule.forRoot(loggerOptions(config)),
         CommonModule,
+        MetricsModule,
         RateLimitModule,
         DatabaseModule.forRoot(),
         AuditModule,

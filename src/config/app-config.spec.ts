@@ -71,6 +71,29 @@ describe('loadConfig', () => {
     }
   });
 
+  it('should default metrics to closed and validate METRICS_TOKEN, METRICS_PORT and INSTANCE_ID', () => {
+    expect(loadConfig({ DATA_DIR: dir }).metrics).toEqual({
+      token: undefined,
+      port: undefined,
+      instanceId: undefined,
+    });
+    expect(
+      loadConfig({
+        DATA_DIR: dir,
+        METRICS_TOKEN: 'a'.repeat(32),
+        METRICS_PORT: '9464',
+        INSTANCE_ID: 'api-1.eu:a',
+      }).metrics,
+    ).toEqual({ token: 'a'.repeat(32), port: 9464, instanceId: 'api-1.eu:a' });
+    const bad = () =>
+      loadConfig({ DATA_DIR: dir, METRICS_TOKEN: 'short', METRICS_PORT: '70000', INSTANCE_ID: 'has space' });
+    expect(bad).toThrow(/METRICS_TOKEN.*METRICS_PORT.*INSTANCE_ID/s);
+    // A token with a space can't be sent as one Bearer credential; and the token never appears in the message.
+    expect(() => loadConfig({ DATA_DIR: dir, METRICS_TOKEN: 'sixteen chars and spaces' })).toThrow(
+      /^(?![\s\S]*sixteen chars)[\s\S]*METRICS_TOKEN/,
+    );
+  });
+
   it('should refuse a short SECRET_KEY and a non-URL PUBLIC_URL', () => {
     expect(() => loadConfig({ DATA_DIR: dir, SECRET_KEY: 'short' })).toThrow(/SECRET_KEY/);
     expect(() => loadConfig({ DATA_DIR: dir, PUBLIC_URL: 'not a url' })).toThrow(/PUBLIC_URL/);

@@ -42,6 +42,26 @@ export interface JanitorConfig {
   batchSize: number;
 }
 
+/** The S3-compatible store (STORAGE_DRIVER=s3, and `storage:migrate` to or from s3). */
+export interface S3Config {
+  /** Unset: AWS S3 itself (the endpoint follows from the region). */
+  endpoint: string | undefined;
+  region: string;
+  /** Empty when unset (STORAGE_DRIVER=s3 refuses to start without it). */
+  bucket: string;
+  /** Put before every key (e.g. `images/`); the janitor only ever lists and deletes under it. */
+  prefix: string;
+  /** Both unset: the SDK's own chain (AWS_* variables, instance or pod role). */
+  accessKeyId: string | undefined;
+  secretAccessKey: string | undefined;
+  /** `bucket` in the path instead of the host name (MinIO, Ceph, Garage and most self-hosted stores need it). */
+  forcePathStyle: boolean;
+  /** Deadline of one store call, its retries included (for a read: until the answer's headers). */
+  timeoutMs: number;
+  /** Tries of one store call (the SDK's backoff between them). */
+  maxAttempts: number;
+}
+
 export interface RateLimitConfig {
   uploadsPerMinute: number;
   uploadsPerDay: number;
@@ -66,8 +86,11 @@ export class AppConfig {
   secretKey!: string;
   /** Accepted for verification only, so tokens signed before a rotation live out their TTL. */
   secretKeyPrevious!: string | undefined;
-  storageDriver!: 'local';
+  storageDriver!: 'local' | 's3';
   storageDir!: string;
+  s3!: S3Config;
+  /** Set: /images answers 302 to `<this>/<storage key>` (a CDN or public bucket) instead of streaming the bytes. */
+  imagesRedirectBaseUrl!: string | undefined;
   migrateOnStart!: boolean;
   moderation!: ModerationConfig;
   rateLimit!: RateLimitConfig;
@@ -112,6 +135,16 @@ export class AppConfig {
   variantRenderConcurrency!: number;
   /** Variant renders waiting for a slot per instance; past it → 503 `unavailable` with Retry-After. */
   variantQueueLimit!: number;
+  metrics!: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  /** METRICS_TOKEN: GET /metrics answers only `Authorization: Bearer <token>`; unset, it is a 404 on the main port. */
+  token: string | undefined;
+  /** METRICS_PORT: also serve /metrics on this port (the only way to scrape an APP_ROLE=worker process). */
+  port: number | undefined;
+  /** INSTANCE_ID: the instance_id label of every series (default hostname:pid). */
+  instanceId: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -151,8 +184,20 @@ export function loadConfig(
     embeddedPostgresPort: parsed.EMBEDDED_POSTGRES_PORT ?? 54329,
     secretKey: parsed.SECRET_KEY ?? '',
     secretKeyPrevious: parsed.SECRET_KEY_PREVIOUS,
-    storageDriver: 'local',
+    storageDriver: (parsed.STORAGE_DRIVER ?? 'local') as 'local' | 's3',
     storageDir: resolve(parsed.STORAGE_DIR ?? join(dataDir, 'images')),
+    s3: {
+      endpoint: parsed.S3_ENDPOINT?.replace(/\/+$/, ''),
+      region: parsed.S3_REGION ?? 'us-east-1',
+      bucket: parsed.S3_BUCKET ?? '',
+      prefix: parsed.S3_PREFIX ?? '',
+      accessKeyId: parsed.S3_ACCESS_KEY_ID,
+      secretAccessKey: parsed.S3_SECRET_ACCESS_KEY,
+      forcePathStyle: parsed.S3_FORCE_PATH_STYLE ?? false,
+      timeoutMs: parsed.S3_TIMEOUT_MS ?? 10_000,
+      maxAttempts: parsed.S3_MAX_ATTEMPTS ?? 3,
+    },
+    imagesRedirectBaseUrl: parsed.IMAGES_REDIRECT_BASE_URL?.replace(/\/+$/, ''),
     migrateOnStart: parsed.MIGRATE_ON_START ?? true,
     moderation: {
       enabled: parsed.MODERATION_ENABLED ?? true,
@@ -208,6 +253,7 @@ export function loadConfig(
         [64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560],
     variantRenderConcurrency: parsed.VARIANT_RENDER_CONCURRENCY ?? 2,
     variantQueueLimit: parsed.VARIANT_QUEUE_LIMIT ?? 16,
+    metrics: { token: parsed.METRICS_TOKEN, port: parsed.METRICS_PORT, instanceId: parsed.INSTANCE_ID },
     ...overrides,
   };
   if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
@@ -215,6 +261,10 @@ export function loadConfig(
     throw new ConfigError(
       'Invalid environment variables: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS',
     );
+  }
+  const s3Error = s3Problem(config);
+  if (s3Error) {
+    throw new ConfigError(`Invalid environment variables: ${s3Error}`);
   }
   const dataDirError = dataDirProblem(config.dataDir);
   if (dataDirError) {
@@ -237,7 +287,25 @@ export function freezeDeep<T extends object>(value: T): Readonly<T> {
   return Object.freeze(value);
 }
 
-const SECRET_VARS = new Set(['SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'ADMIN_PASSWORD']);
+/** What the S3 settings lack for STORAGE_DRIVER=s3 (checked at boot, one sentence), or null. */
+function s3Problem(config: AppConfig): string | null {
+  const { s3 } = config;
+  if (config.storageDriver === 's3' && !s3.bucket) {
+    return 'STORAGE_DRIVER=s3 needs S3_BUCKET (and usually S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY)';
+  }
+  if (!s3.accessKeyId !== !s3.secretAccessKey) {
+    return 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together (or both left unset for the AWS chain)';
+  }
+  return null;
+}
+
+const SECRET_VARS = new Set([
+  'SECRET_KEY',
+  'SECRET_KEY_PREVIOUS',
+  'ADMIN_PASSWORD',
+  'S3_SECRET_ACCESS_KEY',
+  'METRICS_TOKEN',
+]);
 
 /** A rejected value as it may appear in a message: secrets hidden, passwords in URLs masked. */
 function shown(name: string, value: string | undefined): string {

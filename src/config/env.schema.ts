@@ -79,8 +79,33 @@ export class EnvSchema {
   @IsOptional() @Transform(toInt) @IntIn(1, 65535) EMBEDDED_POSTGRES_PORT?: number;
   @IsOptional() @IsString() @MinLength(32) SECRET_KEY?: string;
   @IsOptional() @IsString() @MinLength(32) SECRET_KEY_PREVIOUS?: string;
-  @IsOptional() @IsIn(['local']) STORAGE_DRIVER?: string;
+  @IsOptional() @IsIn(['local', 's3'], { message: '$property must be local or s3' }) STORAGE_DRIVER?: string;
   @IsOptional() @IsString() STORAGE_DIR?: string;
+  @IsOptional()
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  S3_ENDPOINT?: string;
+  @IsOptional()
+  @Matches(/^[a-z0-9-]{1,64}$/, { message: '$property must be a region name such as us-east-1 or auto' })
+  S3_REGION?: string;
+  @IsOptional()
+  @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+    message: '$property must be a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)',
+  })
+  S3_BUCKET?: string;
+  @IsOptional()
+  @Matches(/^(?!\/)[A-Za-z0-9._/-]{0,200}$/, {
+    message:
+      '$property must be up to 200 letters, digits, `.`, `_`, `-` and `/`, not starting with `/` (e.g. images/)',
+  })
+  S3_PREFIX?: string;
+  @IsOptional() @IsString() S3_ACCESS_KEY_ID?: string;
+  @IsOptional() @IsString() S3_SECRET_ACCESS_KEY?: string;
+  @IsOptional() @Transform(toBool) @IsBoolean(BOOL) S3_FORCE_PATH_STYLE?: boolean;
+  @IsOptional() @Transform(toInt) @IntIn(100, 600000) S3_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 10) S3_MAX_ATTEMPTS?: number;
+  @IsOptional()
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  IMAGES_REDIRECT_BASE_URL?: string;
   @IsOptional() @Transform(toBool) @IsBoolean(BOOL) MIGRATE_ON_START?: boolean;
   @IsOptional() @Transform(toBool) @IsBoolean(BOOL) MODERATION_ENABLED?: boolean;
   @IsOptional() @IsString() MODERATION_MODEL_PATH?: string;
@@ -134,6 +159,17 @@ export class EnvSchema {
   VARIANT_SIZES?: string;
   @IsOptional() @Transform(toInt) @IntIn(1, 64) VARIANT_RENDER_CONCURRENCY?: number;
   @IsOptional() @Transform(toInt) @IntIn(0, 10000) VARIANT_QUEUE_LIMIT?: number;
+  @IsOptional()
+  @Matches(/^[\x21-\x7e]{16,512}$/, {
+    message: '$property must be 16 to 512 printable characters without spaces (e.g. openssl rand -hex 32)',
+  })
+  METRICS_TOKEN?: string;
+  @IsOptional() @Transform(toInt) @IntIn(1, 65535) METRICS_PORT?: number;
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9._:-]{1,64}$/, {
+    message: '$property must be 1 to 64 letters, digits, dots, dashes, underscores or colons',
+  })
+  INSTANCE_ID?: string;
 }
 
 /**
@@ -153,6 +189,16 @@ export const ENV_KEYS = [
   'SECRET_KEY_PREVIOUS',
   'STORAGE_DRIVER',
   'STORAGE_DIR',
+  'S3_ENDPOINT',
+  'S3_REGION',
+  'S3_BUCKET',
+  'S3_PREFIX',
+  'S3_ACCESS_KEY_ID',
+  'S3_SECRET_ACCESS_KEY',
+  'S3_FORCE_PATH_STYLE',
+  'S3_TIMEOUT_MS',
+  'S3_MAX_ATTEMPTS',
+  'IMAGES_REDIRECT_BASE_URL',
   'MIGRATE_ON_START',
   'MODERATION_ENABLED',
   'MODERATION_MODEL_PATH',
@@ -196,4 +242,7 @@ export const ENV_KEYS = [
   'VARIANT_SIZES',
   'VARIANT_RENDER_CONCURRENCY',
   'VARIANT_QUEUE_LIMIT',
+  'METRICS_TOKEN',
+  'METRICS_PORT',
+  'INSTANCE_ID',
 ] as const satisfies readonly (keyof EnvSchema)[];

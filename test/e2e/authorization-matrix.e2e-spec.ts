@@ -63,6 +63,8 @@ const ROUTES: Record<string, Level> = {
   'get /admin': 'public',
   'get /admin/{path}': 'public',
   'get /assets/{path}': 'public',
+  // Its own METRICS_TOKEN check (404 when unset), not the AuthGuard's credentials.
+  'get /metrics': 'public',
 };
 
 /** What a caller gets from a route of a level: 'pass' = past authentication and authorisation (any other status). */

@@ -49,7 +49,7 @@ describe(RequestCounterService.name, () => {
         .expect(200);
     }
     await t.app.get(RequestCounterService).flush();
-    await t.app.get(RedisService).client.del(`keyreq:${key.keyId}`);
+    await t.app.get(RedisService).client.del(`{keyreq}:${key.keyId}`);
     const me = await t.http
       .get('/api/v1/me')
       .set(...bearer(key.token))

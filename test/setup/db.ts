@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { s3StoredKeys } from './s3-server';
 import type { TestApp } from './test-app';
 
 /** One SQL statement against the test app's own database (to look behind the API, or to break it on purpose). */
@@ -18,8 +19,12 @@ export async function sql<T = Record<string, any>>(
   }
 }
 
-/** The files the local storage driver holds (it shards them one directory deep). */
+/** The objects the app's storage holds: files of the local driver (sharded one directory deep), or S3 objects. */
 export function storedFiles(t: TestApp): string[] {
+  if (t.config.storageDriver === 's3') {
+    const { endpoint, bucket, prefix } = t.config.s3;
+    return s3StoredKeys(endpoint ?? '', bucket, prefix);
+  }
   const root = t.config.storageDir;
   if (!existsSync(root)) {
     return [];

@@ -33,6 +33,32 @@ export interface TestAppOptions {
   port?: number;
 }
 
+/**
+ * Settings every test app of this jest file starts with (before its own `env`), e.g. the S3 driver on a test S3
+ * server (`runOnS3()` in s3-server.ts). Called once per app, so each gets its own S3 prefix; an app that
+ * `shareWith`s another uses that one's storage.
+ */
+export const testAppDefaults: { env: (() => Record<string, string>) | null } = { env: null };
+
+/** The storage settings of a running app, for a second instance of the same deployment. */
+function storageEnvOf(config: AppConfig): Record<string, string> {
+  if (config.storageDriver !== 's3') {
+    return {};
+  }
+  const { s3 } = config;
+  return {
+    STORAGE_DRIVER: 's3',
+    S3_ENDPOINT: s3.endpoint ?? '',
+    S3_REGION: s3.region,
+    S3_BUCKET: s3.bucket,
+    S3_PREFIX: s3.prefix,
+    S3_ACCESS_KEY_ID: s3.accessKeyId ?? '',
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey ?? '',
+    S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+    S3_TIMEOUT_MS: String(s3.timeoutMs),
+  };
+}
+
 /** A fresh database copied from the migrated template. Retries: PostgreSQL refuses concurrent template copies. */
 export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const infra = readInfra();
@@ -75,6 +101,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     MODERATION_ENABLED: 'false',
     LOG_LEVEL: process.env.FXF_TEST_LOG_LEVEL ?? 'silent',
     MIGRATE_ON_START: 'false',
+    ...(shared ? storageEnvOf(shared.config) : (testAppDefaults.env?.() ?? {})),
     ...options.env,
   });
   const builder = Test.createTestingModule({ imports: [AppModule.forRoot(config)] });

@@ -1,9 +1,12 @@
 import type Redis from 'ioredis';
 import type { AppConfig } from '../../config/app-config';
 
-/** BullMQ's key prefix: REDIS_PREFIX + "bull", so each deployment (and each test file) has its own queues. */
+/**
+ * BullMQ's key prefix: REDIS_PREFIX + "{bull}", so each deployment (and each test file) has its own queues. The hash
+ * tag puts every key of every queue in one Redis Cluster slot: BullMQ's scripts touch several keys of a queue at once.
+ */
 export function bullPrefix(config: AppConfig): string {
-  return `${config.redisPrefix}bull`;
+  return `${config.redisPrefix}{bull}`;
 }
 
 /** The one shutdown wait (common/time), re-exported for the queue code that uses it beside the helpers here. */

@@ -1,4 +1,4 @@
-import { type ExecutionContext, Injectable, Logger } from '@nestjs/common';
+import { type ExecutionContext, Injectable, Logger, Optional } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import {
   InjectThrottlerOptions,
@@ -11,6 +11,7 @@ import type { Response } from 'express';
 import { AppConfig } from '../../config/app-config';
 import type { AuthedRequest } from '../auth/current-principal.decorator';
 import { AppError } from '../errors/app-error';
+import { Metrics } from '../metrics/metrics.service';
 import {
   RATE_LIMIT_GROUP,
   type RateLimitGroup,
@@ -38,6 +39,7 @@ export class RateLimitGuard extends ThrottlerGuard {
     @InjectThrottlerStorage() private readonly storage: RedisRateLimitStorage,
     reflector: Reflector,
     private readonly config: AppConfig,
+    @Optional() private readonly metrics?: Metrics,
   ) {
     super(options, storage, reflector);
   }
@@ -84,6 +86,7 @@ export class RateLimitGuard extends ThrottlerGuard {
         .filter(({ state }) => state.waitMs > 0)
         .sort((a, b) => b.state.waitMs - a.state.waitMs)[0];
       const retryAfter = String(seconds(refusing.state.waitMs));
+      this.metrics?.rateLimitRefusals.inc({ group, code: THROTTLERS[refusing.name].code });
       throw new AppError(THROTTLERS[refusing.name].code, undefined, {
         headers: {
           'Retry-After': retryAfter,

@@ -30,8 +30,9 @@ const DAY_MS = 24 * 60 * MINUTE_MS;
           storage: new RedisRateLimitStorage(redis, clock),
           // Per key (a ut_ token as its minting key) or per session user; never per IP.
           getTracker: (req: Record<string, unknown>) => limitSubject(req.principal as Principal),
-          // One budget per subject across all routes of a group; {…} keeps a subject's windows in one cluster slot.
-          generateKey: (_ctx, tracker, name) => `rl:{${tracker}}:${name}`,
+          // One budget per subject across all routes of a group; {…} keeps a subject's windows in one cluster slot
+          // (the one script checks them together). "rlw": the bounded windows; the old "rl:" sorted sets just expire.
+          generateKey: (_ctx, tracker, name) => `rlw:{${tracker}}:${name}`,
         };
       },
     }),

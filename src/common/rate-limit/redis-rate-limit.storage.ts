@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { RedisService } from '../redis/redis.module';
 import { withRedisTimeout } from '../redis/redis-timeout';
 import { Clock } from '../time/clock';
@@ -10,6 +10,12 @@ export interface RateWindow {
   key: string;
   windowMs: number;
   limit: number;
+  /**
+   * The most admissions one bucket of this window can ever hold (default: `limit`). A day window checked together
+   * with a per-minute window can't take more than the minute's limit in one calendar minute, which lets it store
+   * each bucket in one byte.
+   */
+  maxPerBucket?: number;
 }
 
 export interface RateWindowState {
@@ -27,53 +33,201 @@ export interface RateDecision {
   windows: RateWindowState[];
 }
 
+/** Windows up to this long are kept as an exact log of per-second entries; longer ones as a ring of minute buckets. */
+export const LOG_MAX_WINDOW_MS = 120_000;
+/** Admissions of a log window in the same second share one entry (stamped with the latest of them). */
+export const LOG_BUCKET_MS = 1000;
+/** Bucket width of the long (day) windows. */
+export const RING_BUCKET_MS = 60_000;
+
 /**
- * A sliding window log per window: a sorted set of admission times. All windows of a request are checked and, only
- * if every one has room, the request is recorded in all of them, in one script, so parallel requests on any number
- * of instances can't overshoot and a refused request consumes nothing. Time comes from the caller (the Clock).
- * KEYS[i]: the window's set. ARGV: now, member, then windowMs and limit per window.
+ * Bounded-size windows, checked and recorded for all windows of a request in one script, so parallel requests on any
+ * number of instances can't overshoot and a refused request consumes (and writes) nothing. Time comes from the caller
+ * (the Clock). Every key of one call carries the same {hash tag}, so the script is Redis Cluster-safe.
+ *
+ * "log" (windows ≤ 2 min; the per-minute limits): a string of 12-byte entries (struct '>dI4': time in ms, count),
+ * oldest first, at most one per second of the window (≤ 61 for a minute, ~0.8 KB whatever the limit). An entry holds
+ * the admissions of one calendar second and is stamped with the LATEST of them, so it leaves the window no earlier
+ * than any admission in it: no span of windowMs ever admits more than the limit, and a request refused for the
+ * minute waits at most 1 s longer than with a full log (exactly as long when its admissions were ≥ 1 s apart).
+ *
+ * "ring" (the day): 25-byte header (struct '>dddB': newest bucket, running total, oldest possibly non-empty bucket,
+ * bytes per slot) + one slot per minute bucket, windowMs/60 s + 1 of them (1441 for a day, 1 byte each while a
+ * bucket can't exceed 255). An admission counts as if made at the END of its calendar minute: it stays in the window
+ * until that end + windowMs, i.e. between 0 and 60 s longer than exactly (never shorter, so no span of 24 h admits
+ * more than the daily limit either).
+ *
+ * KEYS[i]: window i. ARGV: now, then per window: mode, windowMs, limit, bucketMs, bytes per slot.
+ * Returns { admitted, { {count, resetMs, waitMs} per window } }.
  */
-const SLIDING_WINDOW_SCRIPT = `
+const WINDOWS_SCRIPT = `
 local now = tonumber(ARGV[1])
-local member = ARGV[2]
-local admitted = 1
-local out = {}
-for i, key in ipairs(KEYS) do
-  local window = tonumber(ARGV[1 + 2 * i])
-  local limit = tonumber(ARGV[2 + 2 * i])
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  local wait = 0
-  if count >= limit then
-    admitted = 0
-    local nth = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
-    wait = tonumber(nth[2]) + window - now
+local HDR = 25
+
+local function load_log(w)
+  w.ts, w.cs, w.total = {}, {}, 0
+  local s = redis.call('GET', w.key)
+  if not s then return end
+  local pos = 1
+  while pos + 11 <= #s do
+    local t, c
+    t, c, pos = struct.unpack('>dI4', s, pos)
+    if t + w.window > now then
+      w.ts[#w.ts + 1] = t
+      w.cs[#w.cs + 1] = c
+      w.total = w.total + c
+    end
   end
-  out[i] = { count, 0, wait }
 end
-for i, key in ipairs(KEYS) do
-  local window = tonumber(ARGV[1 + 2 * i])
-  if admitted == 1 then
-    redis.call('ZADD', key, now, member)
-    redis.call('PEXPIRE', key, window)
-    out[i][1] = out[i][1] + 1
+
+local function slot_fmt(width) return '>I' .. width end
+
+local function decode(data, width, n)
+  local out = {}
+  local fmt = slot_fmt(width)
+  for i = 0, n - 1 do out[i] = struct.unpack(fmt, data, i * width + 1) end
+  return out
+end
+
+local function encode(slots, width, n)
+  local parts = {}
+  local fmt = slot_fmt(width)
+  for i = 0, n - 1 do parts[i + 1] = struct.pack(fmt, slots[i]) end
+  return table.concat(parts)
+end
+
+local function width_for(v)
+  if v <= 255 then return 1 elseif v <= 65535 then return 2 else return 4 end
+end
+
+local function load_ring(w)
+  w.n = math.ceil(w.window / w.bucket) + 1
+  local m = math.floor(now / w.bucket)
+  local s = redis.call('GET', w.key)
+  if s and #s >= HDR then
+    w.last, w.total, w.oldest, w.width = struct.unpack('>dddB', s)
+    w.data = string.sub(s, HDR + 1)
+    if #w.data ~= w.n * w.width then
+      w.total, w.oldest, w.data = 0, m, string.rep('\\0', w.n * w.width)
+    end
+  else
+    w.last, w.total, w.oldest, w.width = m, 0, m, w.want
+    w.data = string.rep('\\0', w.n * w.width)
   end
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  out[i][2] = oldest[2] and (tonumber(oldest[2]) + window - now) or window
+  if w.want > w.width then
+    w.data = encode(decode(w.data, w.width, w.n), w.want, w.n)
+    w.width = w.want
+  end
+  -- A clock behind the newest bucket (another instance's) counts in the newest bucket: later, never earlier.
+  if m < w.last then m = w.last end
+  if m > w.last then
+    if m - w.last >= w.n then
+      w.data, w.total = string.rep('\\0', w.n * w.width), 0
+    else
+      local slots = decode(w.data, w.width, w.n)
+      for b = w.last + 1, m do
+        local i = b % w.n
+        w.total = w.total - slots[i]
+        slots[i] = 0
+      end
+      w.data = encode(slots, w.width, w.n)
+    end
+    w.last = m
+  end
+  if w.oldest < m - w.n + 1 then w.oldest = m - w.n + 1 end
+  if w.total == 0 then w.oldest = m end
+end
+
+local function ring_slot(w, b)
+  return (struct.unpack(slot_fmt(w.width), w.data, (b % w.n) * w.width + 1))
+end
+
+-- Walks the admissions oldest first until 'need' of them have left; returns the ms until then.
+local function wait_for(w, need)
+  local removed = 0
+  if w.mode == 'log' then
+    for j = 1, #w.ts do
+      removed = removed + w.cs[j]
+      if removed >= need then return w.ts[j] + w.window - now end
+    end
+  else
+    for b = w.oldest, w.last do
+      local c = ring_slot(w, b)
+      if c > 0 then
+        if removed == 0 then w.oldest = b end
+        removed = removed + c
+        if removed >= need then return (b + 1) * w.bucket + w.window - now end
+      end
+    end
+  end
+  return w.window
+end
+
+local function add(w)
+  w.total = w.total + 1
+  if w.mode == 'log' then
+    local k = #w.ts
+    local t = now
+    if k > 0 and w.ts[k] > t then t = w.ts[k] end
+    if k > 0 and math.floor(w.ts[k] / w.bucket) == math.floor(t / w.bucket) then
+      w.ts[k] = t
+      w.cs[k] = w.cs[k] + 1
+    else
+      w.ts[k + 1] = t
+      w.cs[k + 1] = 1
+    end
+    local parts = {}
+    for j = 1, #w.ts do parts[j] = struct.pack('>dI4', w.ts[j], w.cs[j]) end
+    redis.call('SET', w.key, table.concat(parts), 'PX', math.ceil(w.ts[#w.ts] + w.window - now))
+  else
+    local c = ring_slot(w, w.last) + 1
+    local need = width_for(c)
+    if need > w.width then
+      w.data = encode(decode(w.data, w.width, w.n), need, w.n)
+      w.width = need
+    end
+    local off = (w.last % w.n) * w.width
+    w.data = string.sub(w.data, 1, off) .. struct.pack(slot_fmt(w.width), c) .. string.sub(w.data, off + w.width + 1)
+    local hdr = struct.pack('>dddB', w.last, w.total, w.oldest, w.width)
+    redis.call('SET', w.key, hdr .. w.data, 'PX', math.ceil((w.last + 1) * w.bucket + w.window - now))
+  end
+end
+
+local windows = {}
+local admitted = 1
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 5
+  local w = { key = KEYS[i], mode = ARGV[a], window = tonumber(ARGV[a + 1]), limit = tonumber(ARGV[a + 2]),
+    bucket = tonumber(ARGV[a + 3]), want = tonumber(ARGV[a + 4]), wait = 0 }
+  if w.mode == 'log' then load_log(w) else load_ring(w) end
+  if w.total + 1 > w.limit then
+    admitted = 0
+    w.wait = wait_for(w, w.total + 1 - w.limit)
+  end
+  windows[i] = w
+end
+local out = {}
+for i, w in ipairs(windows) do
+  if admitted == 1 then add(w) end
+  local reset = w.window
+  if w.total > 0 then reset = wait_for(w, 1) end
+  out[i] = { w.total, reset, w.wait }
 end
 return { admitted, out }`;
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
-const SCRIPT_SHA = createHash('sha1').update(SLIDING_WINDOW_SCRIPT).digest('hex');
+const SCRIPT_SHA = createHash('sha1').update(WINDOWS_SCRIPT).digest('hex');
 
 /** How long a limiter call may take before the request is treated as "Redis unavailable". */
 const REDIS_TIMEOUT_MS = 2000;
 
+const slotBytes = (max: number): number => (max <= 255 ? 1 : max <= 65_535 ? 2 : 4);
+
 /**
- * The rate-limit state shared by every instance, in Redis. Ours rather than @nest-lab/throttler-storage-redis: that
- * one is a fixed window (INCR + PEXPIRE), which admits 2× the limit across a window edge, counts refused requests,
- * and reads Redis' own clock, so tests couldn't move time.
+ * The rate-limit state shared by every instance, in Redis, at a bounded size per key (≤ ~1.6 KB, see the script).
+ * Ours rather than @nest-lab/throttler-storage-redis: that one is a fixed window (INCR + PEXPIRE), which admits 2×
+ * the limit across a window edge, counts refused requests, and reads Redis' own clock, so tests couldn't move time.
  */
 @Injectable()
 export class RedisRateLimitStorage implements ThrottlerStorage {
@@ -84,10 +238,23 @@ export class RedisRateLimitStorage implements ThrottlerStorage {
 
   /** Admits the request only if every window has room; throws when Redis can't answer. */
   async consume(windows: RateWindow[]): Promise<RateDecision> {
+    // A day window checked with a per-minute one can't take more than the minute's limit in one minute bucket.
+    const perMinute = windows
+      .filter((w) => w.windowMs >= RING_BUCKET_MS && w.windowMs <= LOG_MAX_WINDOW_MS)
+      .map((w) => w.limit);
     const args = [
       String(this.clock.now()),
-      randomUUID(),
-      ...windows.flatMap((w) => [String(w.windowMs), String(w.limit)]),
+      ...windows.flatMap((w) =>
+        w.windowMs <= LOG_MAX_WINDOW_MS
+          ? ['log', String(w.windowMs), String(w.limit), String(LOG_BUCKET_MS), '0']
+          : [
+              'ring',
+              String(w.windowMs),
+              String(w.limit),
+              String(RING_BUCKET_MS),
+              String(slotBytes(Math.min(w.limit, w.maxPerBucket ?? w.limit, ...perMinute))),
+            ],
+      ),
     ];
     const keys = windows.map((w) => w.key);
     const [admitted, states] = (await withRedisTimeout(
@@ -124,7 +291,7 @@ export class RedisRateLimitStorage implements ThrottlerStorage {
       return await client.evalsha(SCRIPT_SHA, keys.length, ...keys, ...args);
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
-        return client.eval(SLIDING_WINDOW_SCRIPT, keys.length, ...keys, ...args);
+        return client.eval(WINDOWS_SCRIPT, keys.length, ...keys, ...args);
       }
       throw err;
     }

@@ -23,12 +23,18 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return n`;
 
 // After the database took a batch: unmark each key whose counter is still the figure written (a request counted
-// meanwhile keeps its mark for the next flush). KEYS: the dirty set, then keyreq:<id> per key; ARGV: id, count pairs.
+// meanwhile keeps its mark for the next flush). KEYS: the dirty set, then {keyreq}:<id> per key; ARGV: id, count pairs.
 const UNMARK_SCRIPT = `
 for i = 2, #KEYS do
   if redis.call('GET', KEYS[i]) == ARGV[2 * i - 2] then redis.call('SREM', KEYS[1], ARGV[2 * i - 3]) end
 end
 return 0`;
+
+/**
+ * Every key of the counter shares the {keyreq} hash tag: the scripts touch a key's counter and the dirty set (or many
+ * counters) at once, which Redis Cluster allows only within one slot.
+ */
+const DIRTY = '{keyreq}:dirty';
 
 const FLUSH_INTERVAL_MS = 10_000;
 /** The BullMQ queue of the flush's job scheduler. */
@@ -100,9 +106,9 @@ export class RequestCounterService
       const counted = this.redis.client.eval(
         COUNT_SCRIPT,
         3,
-        `keyreq:${id}`,
-        `keyused:${id}`,
-        'keyreq:dirty',
+        `{keyreq}:${id}`,
+        `{keyreq}:used:${id}`,
+        DIRTY,
         String(principal.storedRequestCount),
         String(Date.now()),
         id,
@@ -133,7 +139,7 @@ export class RequestCounterService
     }
     const pipe = this.redis.client.pipeline();
     for (const id of keyIds) {
-      pipe.get(`keyreq:${id}`).get(`keyused:${id}`);
+      pipe.get(`{keyreq}:${id}`).get(`{keyreq}:used:${id}`);
     }
     const res = (await pipe.exec()) ?? [];
     keyIds.forEach((id, i) => {
@@ -158,7 +164,7 @@ export class RequestCounterService
   async flush(): Promise<void> {
     let cursor = '0';
     do {
-      const [next, ids] = await this.redis.client.sscan('keyreq:dirty', cursor, 'COUNT', FLUSH_BATCH);
+      const [next, ids] = await this.redis.client.sscan(DIRTY, cursor, 'COUNT', FLUSH_BATCH);
       cursor = next;
       if (ids.length > 0) {
         await this.flushBatch([...new Set(ids)]);
@@ -186,14 +192,14 @@ export class RequestCounterService
     // A key with no counter left (Redis lost it) has nothing to write: unmark it as well.
     const stale = ids.filter((id) => !counted.has(id));
     if (stale.length > 0) {
-      await this.redis.client.srem('keyreq:dirty', ...stale);
+      await this.redis.client.srem(DIRTY, ...stale);
     }
     if (rows.length > 0) {
       await this.redis.client.eval(
         UNMARK_SCRIPT,
         1 + rows.length,
-        'keyreq:dirty',
-        ...rows.map((r) => `keyreq:${r.id}`),
+        DIRTY,
+        ...rows.map((r) => `{keyreq}:${r.id}`),
         ...rows.flatMap((r) => [r.id, String(r.count)]),
       );
     }

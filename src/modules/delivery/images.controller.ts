@@ -16,6 +16,7 @@ import {
 } from '../media/variant-params';
 import { StorageDriver } from '../storage/storage-driver';
 import { UploadsService } from '../uploads/uploads.service';
+import { redirectImage } from './image-redirect';
 import { type ImageRepresentation, sendImage } from './image-response';
 import { VariantsService } from './variants.service';
 
@@ -63,6 +64,10 @@ export class ImagesController {
   @ApiOperation({ operationId: 'headImage', summary: 'Headers of a stored image or one of its variants' })
   @ApiVariantQuery()
   @ApiOkResponse({ description: 'Headers only.' })
+  @ApiResponse({
+    status: 302,
+    description: 'With IMAGES_REDIRECT_BASE_URL set: the image at the CDN or public bucket.',
+  })
   @ApiErrorResponses('bad_request', 'not_found', 'processing_failed', 'unavailable')
   head(@Param('filename') filename: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     return this.serve(filename, req, res, false);
@@ -77,6 +82,10 @@ export class ImagesController {
   @ApiProduces('image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif')
   @ApiOkResponse({ description: 'The image.', schema: { type: 'string', format: 'binary' } })
   @ApiResponse({ status: 206, description: 'A byte range of the image.' })
+  @ApiResponse({
+    status: 302,
+    description: 'With IMAGES_REDIRECT_BASE_URL set: the image at the CDN or public bucket.',
+  })
   @ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' })
   @ApiErrorResponses('bad_request', 'not_found', 'range_not_satisfiable', 'processing_failed', 'unavailable')
   get(@Param('filename') filename: string, @Req() req: Request, @Res() res: Response): Promise<void> {
@@ -123,6 +132,10 @@ export class ImagesController {
         mime: stored.mime,
         lastModified: stored.createdAt,
       };
+    }
+    if (this.config.imagesRedirectBaseUrl) {
+      redirectImage(this.config.imagesRedirectBaseUrl, image, res);
+      return;
     }
     await sendImage(this.storage, image, req, res, withBody);
   }

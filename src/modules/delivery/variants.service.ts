@@ -1,8 +1,9 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../common/errors/app-error';
+import { Metrics } from '../../common/metrics/metrics.service';
 import { RedisService } from '../../common/redis/redis.module';
 import { AppConfig } from '../../config/app-config';
 import { MediaError } from '../media/media-error';
@@ -60,6 +61,7 @@ export class VariantsService {
     private readonly storage: StorageDriver,
     private readonly redis: RedisService,
     private readonly config: AppConfig,
+    @Optional() private readonly metrics?: Metrics,
   ) {}
 
   /** The stored variant, rendered and stored first if nobody has made it yet. */
@@ -129,6 +131,7 @@ export class VariantsService {
 
   private async make(upload: ServableUpload, variant: VariantRequest): Promise<StoredVariant> {
     const release = await this.slot();
+    const timer = this.metrics?.variantRenderDuration.startTimer();
     let data: Buffer;
     try {
       const original = await this.readOriginal(upload.filename);
@@ -139,8 +142,13 @@ export class VariantsService {
       });
       data = rendered.data;
       this.renders++;
+      this.metrics?.variantRenders.inc({ outcome: 'ok' });
+      timer?.({ outcome: 'ok' });
     } catch (error) {
-      throw toAppError(error);
+      const failed = toAppError(error);
+      this.metrics?.variantRenders.inc({ outcome: failed.code });
+      timer?.({ outcome: failed.code });
+      throw failed;
     } finally {
       release();
     }

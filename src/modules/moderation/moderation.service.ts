@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
 import { ProcessRoleService } from '../../common/jobs/process-role.service';
+import { Metrics } from '../../common/metrics/metrics.service';
 import { AppConfig } from '../../config/app-config';
 import type { RawImage } from './image-preprocess';
 import { decideModeration } from './moderation-policy';
@@ -35,6 +36,7 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
     private readonly config: AppConfig,
     @Optional() @Inject(BUILT_MODEL_DIR) builtDir?: string | null,
     @Optional() private readonly roles?: ProcessRoleService,
+    @Optional() private readonly metrics?: Metrics,
   ) {
     this.builtModelDir = builtDir === undefined ? (builtModelDir() ?? null) : builtDir;
   }
@@ -104,8 +106,16 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
         'The moderation model is not loaded; uploads are refused until it is.',
       );
     }
-    const { frames: classified, scores } = await classifier.classify(frames);
+    const timer = this.metrics?.moderationDuration.startTimer();
+    const { frames: classified, scores } = await classifier.classify(frames).catch((err: unknown) => {
+      this.metrics?.moderationVerdicts.inc({ verdict: 'error' });
+      timer?.({ verdict: 'error' });
+      throw err;
+    });
     const decision = decideModeration(scores, moderation);
+    const verdict = decision.rejected ? 'rejected' : 'accepted';
+    this.metrics?.moderationVerdicts.inc({ verdict });
+    timer?.({ verdict });
     return { rejected: decision.rejected, scores: decision.scores, frames: classified };
   }
 

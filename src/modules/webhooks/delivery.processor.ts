@@ -3,10 +3,12 @@ import {
   Injectable,
   Logger,
   type OnApplicationBootstrap,
+  Optional,
 } from '@nestjs/common';
 import { DelayedError, type Job, Worker } from 'bullmq';
 import Redis from 'ioredis';
 import { ProcessRoleService } from '../../common/jobs/process-role.service';
+import { Metrics } from '../../common/metrics/metrics.service';
 import { AppConfig } from '../../config/app-config';
 import {
   bullPrefix,
@@ -41,6 +43,7 @@ export class WebhookDeliveryProcessor implements OnApplicationBootstrap, BeforeA
     private readonly config: AppConfig,
     private readonly deliveries: WebhookDeliveryService,
     private readonly roles: ProcessRoleService,
+    @Optional() private readonly metrics?: Metrics,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -74,6 +77,7 @@ export class WebhookDeliveryProcessor implements OnApplicationBootstrap, BeforeA
   /** Thin, like a controller: one attempt; a throw makes BullMQ retry with the job's backoff. */
   async process(job: Job<WebhookDeliveryJob>, token?: string): Promise<void> {
     const outcome = await this.deliveries.deliver(job.data.eventId);
+    this.metrics?.webhookDeliveries.inc({ outcome: outcome.kind });
     if (outcome.kind === 'retry') {
       throw new DeliveryFailedError(outcome.error);
     }

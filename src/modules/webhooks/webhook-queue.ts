@@ -1,6 +1,7 @@
-import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import Redis from 'ioredis';
+import { Metrics } from '../../common/metrics/metrics.service';
 import { AppConfig } from '../../config/app-config';
 import {
   bullPrefix,
@@ -20,7 +21,10 @@ export class WebhookQueue implements OnApplicationShutdown {
   private readonly connection: Redis;
   private readonly queue: Queue<WebhookDeliveryJob>;
 
-  constructor(private readonly config: AppConfig) {
+  constructor(
+    private readonly config: AppConfig,
+    @Optional() metrics?: Metrics,
+  ) {
     // Its own connection (BullMQ refuses ioredis keyPrefix). Commands fail fast while Redis is down, so the relay
     // rolls back and keeps the rows for its next poll instead of waiting on an offline queue.
     this.connection = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
@@ -30,6 +34,7 @@ export class WebhookQueue implements OnApplicationShutdown {
       prefix: bullPrefix(config),
     });
     this.queue.on('error', () => undefined);
+    metrics?.watchQueueDepth(() => this.queue.getJobCounts('waiting', 'delayed', 'active', 'failed'));
   }
 
   /** Adds one job per event; an event already queued (same job id) is left as it is. */

@@ -134,6 +134,13 @@ export class EnvSchema {
   VARIANT_SIZES?: string;
   @IsOptional() @Transform(toInt) @IntIn(1, 64) VARIANT_RENDER_CONCURRENCY?: number;
   @IsOptional() @Transform(toInt) @IntIn(0, 10000) VARIANT_QUEUE_LIMIT?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, 300) DELIVERY_CACHE_SECONDS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, 4096) DELIVERY_CACHE_MB?: number;
+  @IsOptional()
+  @Matches(/^\/[A-Za-z0-9_/-]{0,62}\/$/, {
+    message: '$property must be a path like /_fxf_storage/ (letters, digits, _ - /; starts and ends with /)',
+  })
+  ACCEL_REDIRECT_PREFIX?: string;
 }
 
 /**
@@ -196,4 +203,7 @@ export const ENV_KEYS = [
   'VARIANT_SIZES',
   'VARIANT_RENDER_CONCURRENCY',
   'VARIANT_QUEUE_LIMIT',
+  'DELIVERY_CACHE_SECONDS',
+  'DELIVERY_CACHE_MB',
+  'ACCEL_REDIRECT_PREFIX',
 ] as const satisfies readonly (keyof EnvSchema)[];

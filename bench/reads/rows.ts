@@ -2,7 +2,8 @@
  * Issue 14, goal 3: reads against their own SQL, side by side in one run.
  *
  * The service runs as a real process (bench/lib/service.ts). `BENCH_READS_ROWS` uploads (default 300,000; the issue
- * measured 1,000,000) are seeded for the bench user with one INSERT … SELECT generate_series. Each route is called
+ * measured 1,000,000) of 1,000 other users plus `BENCH_READS_OWN` (2,000) of the bench user are seeded with one
+ * INSERT … SELECT generate_series. Each route is called
  * sequentially on one keep-alive connection and its p50 compared with the p50 of the same SQL, same parameters, run
  * alone through a pg client — the route's data query (the guard's key lookup, rate limit and request counter are
  * part of what the route costs, not of its SQL). Then `/me` req/s against `/healthz` req/s (wrk, 8 connections).
@@ -16,6 +17,7 @@ import { startService, wrk } from '../lib/service';
 
 const PORT = 40310;
 const ROWS = Number(process.env.BENCH_READS_ROWS ?? 300_000);
+const OWN = Number(process.env.BENCH_READS_OWN ?? 2000);
 const CALLS = Number(process.env.BENCH_READS_CALLS ?? 300);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 
@@ -45,15 +47,22 @@ export const suite: BenchSuite = {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
       const seeded = Date.now();
+      // BENCH_READS_ROWS uploads over 1,000 other users, plus OWN for the bench user (a busy account: /me sums them).
+      await pg.query(
+        `insert into users (id, email, password_hash, role, created_at)
+         select gen_random_uuid(), 'seed-' || g || '@example.com', 'x', 'user', now() from generate_series(1, 1000) g`,
+      );
       await pg.query(
         `insert into uploads (id, owner_id, filename, mime, size, width, height, sha256, stored_sha256, tags,
                               delete_token_hash, created_at)
-         select gen_random_uuid(), $1, 'FIXITFY-' || lpad(to_hex(g), 12, '0') || '.png', 'image/png', 1000 + g % 5000,
+         select gen_random_uuid(), case when g <= $3 then $1::uuid else o.ids[1 + g % 1000] end,
+                'FIXITFY-' || lpad(to_hex(g), 12, '0') || '.png', 'image/png', 1000 + g % 5000,
                 640, 480, md5(g::text) || md5('s' || g), md5('t' || g) || md5('u' || g),
                 case when g % 10 = 0 then array['cats'] else '{}' end, md5('d' || g) || md5('e' || g),
                 now() - make_interval(secs => g)
-           from generate_series(1, $2::int) as g`,
-        [service.userId, ROWS],
+           from generate_series(1, $2::int + $3::int) as g,
+                (select array_agg(id) as ids from users where email like 'seed-%') as o`,
+        [service.userId, ROWS, OWN],
       );
       await pg.query('analyze uploads');
       const seedSeconds = (Date.now() - seeded) / 1000;
@@ -62,7 +71,7 @@ export const suite: BenchSuite = {
           id: string;
         }
       ).id;
-      const filename = `FIXITFY-${(ROWS >> 1).toString(16).padStart(12, '0')}.png`;
+      const filename = `FIXITFY-${(OWN >> 1).toString(16).padStart(12, '0')}.png`;
 
       const get = (path: string): Promise<void> =>
         new Promise((resolve, reject) => {
@@ -139,7 +148,7 @@ export const suite: BenchSuite = {
         }
         rows.push(
           row({
-            label: `${route.label} p50 (${ROWS.toLocaleString('en')} rows)`,
+            label: `${route.label} p50 (${(ROWS + OWN).toLocaleString('en')} rows, ${OWN.toLocaleString('en')} the caller's)`,
             value: median(ours),
             baseline: median(theirs),
             baselineLabel:

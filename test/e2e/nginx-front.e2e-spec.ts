@@ -115,8 +115,13 @@ ${server}
     });
     expect(up.status).toBe(200);
     const json = (await up.json()) as { filename: string };
-    const stored = await t.http.get(`/images/${json.filename}`).expect(200);
-    return { filename: json.filename, bytes: stored.body as Buffer };
+    // The stored bytes, from the disk: the app itself answers a full GET with X-Accel-Redirect and no body.
+    const direct = await t.http.get(`/images/${json.filename}`).expect(200);
+    expect(direct.headers['x-accel-redirect']).toBe(
+      `/_fxf_storage/${json.filename.slice(8, 10)}/${json.filename}`,
+    );
+    const bytes = readFileSync(join(t.config.storageDir, json.filename.slice(8, 10), json.filename));
+    return { filename: json.filename, bytes };
   };
 
   it('should send the stored bytes from nginx with every header the app sets, and no X-Accel-Redirect', async () => {

@@ -115,8 +115,8 @@ export class UploadsService {
   }
 
   /**
-   * The live upload behind a direct link (null: 404), with the ban rule. Checked on every request, so a delete is
-   * 404 at once. The one thing delivery/ asks of uploads.
+   * The live upload behind a direct link (null: 404), with the ban rule. delivery/ caches the answer per instance;
+   * deletes (softDelete) and bans (UsersService) drop it everywhere at once through the InvalidationBus.
    */
   async findServable(filename: string): Promise<ServableUpload | null> {
     const row = await this.repository.findServable(filename);

@@ -110,6 +110,10 @@ describe('Direct-link cache across instances (e2e)', () => {
     expect(notModified.headers['cache-control']).toBe('public, max-age=86400');
     const head = await b.http.head(`/images/${filename}`).expect(200);
     expect(head.headers['content-length']).toBe(String((full.body as Buffer).length));
+    // HEAD with a Range answers what the GET would, without the body (as the full path does).
+    const headPart = await b.http.head(`/images/${filename}`).set('Range', 'bytes=0-9').expect(206);
+    expect(headPart.headers['content-range']).toBe(`bytes 0-9/${(full.body as Buffer).length}`);
+    expect(headPart.headers['content-length']).toBe('10');
     const part = await b.http.get(`/images/${filename}`).set('Range', 'bytes=0-9').expect(206);
     expect(part.headers['content-range']).toBe(`bytes 0-9/${(full.body as Buffer).length}`);
     expect(Buffer.compare(part.body as Buffer, (full.body as Buffer).subarray(0, 10))).toBe(0);

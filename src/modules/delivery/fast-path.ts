@@ -133,16 +133,6 @@ export function fastPath(
         range = { start: parsed[0].start, end: parsed[0].end };
       }
     }
-    if (method === 'HEAD' || (!range && accelPrefix)) {
-      headers['Content-Length'] = String(image.size);
-      if (method === 'GET') {
-        // nginx serves the bytes (README "nginx in front"): no body from us.
-        headers['X-Accel-Redirect'] = `${accelPrefix}${file.relative}`;
-        headers['Content-Length'] = '0';
-      }
-      res.writeHead(200, headers).end();
-      return true;
-    }
     const status = range ? 206 : 200;
     const start = range?.start ?? 0;
     const end = range?.end ?? image.size - 1;
@@ -150,6 +140,17 @@ export function fastPath(
       headers['Content-Range'] = `bytes ${start}-${end}/${image.size}`;
     }
     headers['Content-Length'] = String(end - start + 1);
+    if (method === 'HEAD') {
+      res.writeHead(status, headers).end();
+      return true;
+    }
+    if (!range && accelPrefix) {
+      // nginx serves the bytes (README "nginx in front"): no body from us.
+      headers['X-Accel-Redirect'] = `${accelPrefix}${file.relative}`;
+      headers['Content-Length'] = '0';
+      res.writeHead(200, headers).end();
+      return true;
+    }
     const held = cache.bytesOf(image.key, image.size, stats.mtimeMs);
     if (held) {
       res.writeHead(status, headers).end(range ? held.subarray(start, end + 1) : held);

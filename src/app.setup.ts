@@ -6,6 +6,9 @@ import { configureHttpServer } from './common/http/http-server';
 import { refuseDeepJson } from './common/http/json-depth';
 import { QuietStartupLogger } from './common/logging/logger-options';
 import { AppConfig } from './config/app-config';
+import { DeliveryCache } from './modules/delivery/delivery-cache';
+import { installFastPath } from './modules/delivery/fast-path';
+import { StorageDriver } from './modules/storage/storage-driver';
 import { setupSwagger } from './swagger';
 
 /** Everything main.ts and the tests both need on the HTTP app. */
@@ -24,4 +27,10 @@ export function configureApp(app: INestApplication): void {
     requestTimeoutMs: config.httpRequestTimeoutMs,
   });
   setupSwagger(app);
+  // Direct-link hits skip Express altogether (issue 14); everything else reaches it as before.
+  installFastPath(express.getHttpServer(), {
+    cache: app.get(DeliveryCache),
+    storage: app.get(StorageDriver),
+    config,
+  });
 }

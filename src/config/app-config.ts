@@ -135,6 +135,16 @@ export class AppConfig {
   variantRenderConcurrency!: number;
   /** Variant renders waiting for a slot per instance; past it → 503 `unavailable` with Retry-After. */
   variantQueueLimit!: number;
+  /**
+   * Direct links (issue 14): how long an instance may reuse an upload's or variant's metadata without asking the
+   * database. Deletes and bans reach every instance at once through Redis; this bounds staleness only when Redis
+   * messages are lost. 0 turns the cache, and the fast path with it, off.
+   */
+  deliveryCacheSeconds!: number;
+  /** Bytes of small stored images kept in memory per instance (0: read the file every time). */
+  deliveryCacheBytes!: number;
+  /** With nginx in front: full GETs answer `X-Accel-Redirect: <prefix><shard>/<key>` (local storage only). */
+  accelRedirectPrefix: string | undefined;
   metrics!: MetricsConfig;
 }
 
@@ -254,6 +264,9 @@ export function loadConfig(
     variantRenderConcurrency: parsed.VARIANT_RENDER_CONCURRENCY ?? 2,
     variantQueueLimit: parsed.VARIANT_QUEUE_LIMIT ?? 16,
     metrics: { token: parsed.METRICS_TOKEN, port: parsed.METRICS_PORT, instanceId: parsed.INSTANCE_ID },
+    deliveryCacheSeconds: parsed.DELIVERY_CACHE_SECONDS ?? 10,
+    deliveryCacheBytes: (parsed.DELIVERY_CACHE_MB ?? 32) * 1024 * 1024,
+    accelRedirectPrefix: parsed.ACCEL_REDIRECT_PREFIX,
     ...overrides,
   };
   if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {

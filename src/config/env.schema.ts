@@ -170,6 +170,13 @@ export class EnvSchema {
     message: '$property must be 1 to 64 letters, digits, dots, dashes, underscores or colons',
   })
   INSTANCE_ID?: string;
+  @IsOptional() @Transform(toInt) @IntIn(0, 300) DELIVERY_CACHE_SECONDS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, 4096) DELIVERY_CACHE_MB?: number;
+  @IsOptional()
+  @Matches(/^\/[A-Za-z0-9_/-]{0,62}\/$/, {
+    message: '$property must be a path like /_fxf_storage/ (letters, digits, _ - /; starts and ends with /)',
+  })
+  ACCEL_REDIRECT_PREFIX?: string;
 }
 
 /**
@@ -245,4 +252,7 @@ export const ENV_KEYS = [
   'METRICS_TOKEN',
   'METRICS_PORT',
   'INSTANCE_ID',
+  'DELIVERY_CACHE_SECONDS',
+  'DELIVERY_CACHE_MB',
+  'ACCEL_REDIRECT_PREFIX',
 ] as const satisfies readonly (keyof EnvSchema)[];

@@ -74,7 +74,8 @@ export class AuthGuard implements CanActivate {
       throw new AppError('forbidden', 'This endpoint is for admins.');
     }
     req.principal = principal;
-    await this.counter.count(principal);
+    // Awaited by the RateLimitGuard (registered right after this one), together with its own Redis call.
+    req.counted = this.counter.count(principal);
     return true;
   }
 

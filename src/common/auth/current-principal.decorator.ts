@@ -4,6 +4,11 @@ import type { Principal } from './principal';
 
 export interface AuthedRequest extends Request {
   principal?: Principal;
+  /**
+   * The request count the auth guard sent to Redis (never rejects). The rate-limit guard, which runs next, awaits it
+   * beside its own Redis call: both travel on one connection in one round trip, and both are done before any handler.
+   */
+  counted?: Promise<void>;
 }
 
 /** The Principal the auth guard attached. */

@@ -5,8 +5,13 @@ const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** A request id for every request: the caller's X-Request-Id if it is sane, else a new UUID; echoed back. */
 export function requestId(req: IncomingMessage, res: ServerResponse): string {
-  const incoming = req.headers['x-request-id'];
-  const id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
+  const id = requestIdOf(req);
   res.setHeader('X-Request-Id', id);
   return id;
+}
+
+/** The id requestId() gives, for a caller that writes its headers itself. */
+export function requestIdOf(req: IncomingMessage): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
 }

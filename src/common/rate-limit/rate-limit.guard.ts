@@ -50,7 +50,10 @@ export class RateLimitGuard extends ThrottlerGuard {
       context.getClass(),
     ]);
     const { req, res } = this.getRequestResponse(context) as { req: AuthedRequest; res: Response };
+    // The auth guard's request count (AuthedRequest.counted) finishes before any handler runs, whatever we decide.
+    const counted = req.counted ?? Promise.resolve();
     if (!group || !req.principal) {
+      await counted;
       return true;
     }
     const throttlers = this.throttlers.filter((t) => THROTTLERS[t.name as ThrottlerName]?.group === group);
@@ -67,7 +70,7 @@ export class RateLimitGuard extends ThrottlerGuard {
 
     let decision;
     try {
-      decision = await this.storage.consume(windows);
+      [decision] = await Promise.all([this.storage.consume(windows), counted]);
     } catch (err) {
       if (this.config.rateLimit.failOpen) {
         this.logger.warn({ err }, 'rate limiter unavailable; admitting (RATE_LIMIT_FAIL_OPEN)');

@@ -2,6 +2,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { BearerAuthenticator } from '../../common/auth/authenticators';
 import type { KeyPrincipal, Principal, UploadTokenPrincipal } from '../../common/auth/principal';
+import type { UserRole } from '../../common/auth/user-role';
 import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
 import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
@@ -16,6 +17,26 @@ import { UPLOAD_TOKEN_PREFIX } from './upload-token';
 import { UploadTokensService } from './upload-tokens.service';
 
 export const MAX_ACTIVE_KEYS = 10;
+
+interface KeyRow {
+  id: string;
+  prefix: string;
+  label: string;
+  request_count: string;
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+interface AuthRow {
+  id: string;
+  prefix: string;
+  request_count: string;
+  user_id: string;
+  email: string;
+  role: UserRole;
+  banned_at: Date | null;
+}
 
 @Injectable()
 export class ApiKeysService extends BearerAuthenticator {
@@ -86,13 +107,28 @@ export class ApiKeysService extends BearerAuthenticator {
     return keys.map((k) => this.toResponse(k, live.get(k.id) ?? null));
   }
 
+  /** One key of the user, with its live request count (read on every `/me`: one indexed query, no hydration). */
   async get(userId: string, keyId: string): Promise<KeyResponse> {
-    const key = await this.em.fork().findOne(ApiKey, { id: keyId, user: userId });
-    if (!key) {
+    const rows = await this.em.getConnection().execute<KeyRow[]>(
+      `select id, prefix, label, request_count, created_at, last_used_at, revoked_at
+         from api_keys where id = ? and user_id = ?`,
+      [keyId, userId],
+    );
+    const row = rows[0];
+    if (!row) {
       throw new AppError('not_found', 'No such API key.');
     }
-    const live = await this.counter.live([key.id]);
-    return this.toResponse(key, live.get(key.id) ?? null);
+    const live = await this.counter.live([row.id]);
+    const key = {
+      id: row.id,
+      prefix: row.prefix,
+      label: row.label,
+      requestCount: row.request_count,
+      createdAt: new Date(row.created_at),
+      lastUsedAt: row.last_used_at && new Date(row.last_used_at),
+      revokedAt: row.revoked_at && new Date(row.revoked_at),
+    };
+    return this.toResponse(key, live.get(row.id) ?? null);
   }
 
   async revoke(
@@ -129,16 +165,32 @@ export class ApiKeysService extends BearerAuthenticator {
     if (!API_KEY_PATTERN.test(token)) {
       throw new AppError('unauthorized', 'Unknown or malformed API key.');
     }
-    const key = await this.em
-      .fork()
-      .findOne(ApiKey, { tokenHash: hashToken(token), revokedAt: null }, { populate: ['user'] });
-    if (!key) {
+    // Every bearer request pays this: one query on the token_hash unique index, no entity hydration.
+    const rows = await this.em.getConnection().execute<AuthRow[]>(
+      `select k.id, k.prefix, k.request_count, u.id as user_id, u.email, u.role, u.banned_at
+         from api_keys k join users u on u.id = k.user_id
+        where k.token_hash = ? and k.revoked_at is null`,
+      [hashToken(token)],
+    );
+    const row = rows[0];
+    if (!row) {
       throw new AppError('unauthorized', 'Unknown or revoked API key.');
     }
-    return { kind: 'key', ...keyPrincipalFields(key) };
+    return {
+      kind: 'key',
+      ...keyPrincipalFields({
+        id: row.id,
+        prefix: row.prefix,
+        requestCount: row.request_count,
+        user: { id: row.user_id, email: row.email, role: row.role, bannedAt: row.banned_at },
+      }),
+    };
   }
 
-  toResponse(key: ApiKey, live: { count: number | null; lastUsed: Date | null } | null): KeyResponse {
+  toResponse(
+    key: Pick<ApiKey, 'id' | 'prefix' | 'label' | 'requestCount' | 'createdAt' | 'lastUsedAt' | 'revokedAt'>,
+    live: { count: number | null; lastUsed: Date | null } | null,
+  ): KeyResponse {
     const stored = Number(key.requestCount);
     const lastUsed = [key.lastUsedAt ?? null, live?.lastUsed ?? null]
       .filter((d): d is Date => d !== null)

@@ -2,8 +2,13 @@ import type { KeyPrincipal } from '../../common/auth/principal';
 import { AppError } from '../../common/errors/app-error';
 import type { ApiKey } from './api-key.entity';
 
+/** The parts of a key (entity or raw row) and of its user that a principal is made of. */
+export type KeyWithUser = Pick<ApiKey, 'id' | 'prefix' | 'requestCount'> & {
+  user: Pick<ApiKey['user'], 'id' | 'email' | 'role' | 'bannedAt'>;
+};
+
 /** What a live key (and every ut_ token it minted) acts as; a banned owner stops here with 403 `banned`. */
-export function keyPrincipalFields(key: ApiKey): Omit<KeyPrincipal, 'kind'> {
+export function keyPrincipalFields(key: KeyWithUser): Omit<KeyPrincipal, 'kind'> {
   if (key.user.bannedAt) {
     throw new AppError('banned');
   }

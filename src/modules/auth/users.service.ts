@@ -5,6 +5,7 @@ import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
 import { keysetFilter, keysetPage } from '../../common/http/cursor';
 import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
+import { InvalidationBus } from '../../common/redis/invalidation-bus';
 import { AuditService } from '../audit/audit.service';
 import { hashPassword } from './password-hasher';
 import { User, type UserRole } from './user.entity';
@@ -15,6 +16,7 @@ export class UsersService {
   constructor(
     private readonly em: EntityManager,
     private readonly audit: AuditService,
+    private readonly invalidation: InvalidationBus,
   ) {}
 
   static normaliseEmail(email: string): string {
@@ -161,7 +163,7 @@ export class UsersService {
    * request reads banned_at). Refuses an admin banning themselves or the last admin who isn't banned.
    */
   async ban(userId: string, reason: string, meta: RequestMeta): Promise<User> {
-    return this.em.fork().transactional(async (em) => {
+    const banned = await this.em.fork().transactional(async (em) => {
       if (userId === meta.actorId) {
         throw new AppError('conflict', 'You cannot ban yourself.');
       }
@@ -197,10 +199,13 @@ export class UsersService {
       );
       return user;
     });
+    // Direct links follow the ban rule (SERVE_BANNED_IMAGES) on every instance at once, caches included.
+    await this.invalidation.publish(`owner:${userId}`);
+    return banned;
   }
 
   async unban(userId: string, meta: RequestMeta): Promise<User> {
-    return this.em.fork().transactional(async (em) => {
+    const unbanned = await this.em.fork().transactional(async (em) => {
       const user = await this.lockedUser(em, userId);
       user.bannedAt = null;
       user.banReason = null;
@@ -216,6 +221,8 @@ export class UsersService {
       );
       return user;
     });
+    await this.invalidation.publish(`owner:${userId}`);
+    return unbanned;
   }
 
   async findByEmailOrFail(email: string): Promise<User> {

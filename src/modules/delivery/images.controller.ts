@@ -15,10 +15,12 @@ import {
   VARIANT_FORMATS,
 } from '../media/variant-params';
 import { StorageDriver } from '../storage/storage-driver';
-import { UploadsService } from '../uploads/uploads.service';
+import { type ServableUpload, UploadsService } from '../uploads/uploads.service';
+import { DeliveryCache } from './delivery-cache';
+import { representation } from './fast-path';
 import { redirectImage } from './image-redirect';
 import { type ImageRepresentation, sendImage } from './image-response';
-import { VariantsService } from './variants.service';
+import { type VariantRequest, VariantsService } from './variants.service';
 
 /** The variant parameters (API.md Part 3, "Variants on the direct link"), described once for GET and HEAD. */
 function ApiVariantQuery(): MethodDecorator {
@@ -58,6 +60,7 @@ export class ImagesController {
     private readonly storage: StorageDriver,
     private readonly variants: VariantsService,
     private readonly config: AppConfig,
+    private readonly cache: DeliveryCache,
   ) {}
 
   @Head(':filename')
@@ -103,10 +106,13 @@ export class ImagesController {
       }
       throw error;
     }
-    const upload = await this.uploads.findServable(filename);
+    // What the cache may keep must have been read after this mark (a delete in between wins).
+    const mark = this.cache.mark();
+    const upload = this.cache.upload(filename) ?? (await this.uploads.findServable(filename));
     if (!upload) {
       throw new AppError('not_found', 'No such image.');
     }
+    this.cache.rememberUpload(upload, mark);
     const resolved = resolveVariant(parsed, {
       sourceMime: upload.mime as SourceMime,
       accept: req.header('accept'),
@@ -116,27 +122,26 @@ export class ImagesController {
     }
     let image: ImageRepresentation;
     if (resolved.kind === 'original') {
-      image = {
-        key: upload.filename,
-        etag: `"${upload.storedSha256}"`,
-        size: upload.size,
-        mime: upload.mime,
-        lastModified: upload.createdAt,
-      };
+      image = representation(
+        upload.filename,
+        upload.storedSha256,
+        upload.size,
+        upload.mime,
+        upload.createdAt,
+      );
     } else {
-      const stored = await this.variants.ensure(upload, resolved);
-      image = {
-        key: stored.storageKey,
-        etag: `"${stored.sha256}"`,
-        size: stored.size,
-        mime: stored.mime,
-        lastModified: stored.createdAt,
-      };
+      image = this.cache.variant(filename, resolved.key) ?? (await this.variant(upload, resolved));
+      this.cache.rememberVariant(upload, resolved.key, image, mark);
     }
     if (this.config.imagesRedirectBaseUrl) {
       redirectImage(this.config.imagesRedirectBaseUrl, image, res);
       return;
     }
-    await sendImage(this.storage, image, req, res, withBody);
+    await sendImage(this.storage, image, req, res, withBody, this.config.accelRedirectPrefix);
+  }
+
+  private async variant(upload: ServableUpload, request: VariantRequest): Promise<ImageRepresentation> {
+    const stored = await this.variants.ensure(upload, request);
+    return representation(stored.storageKey, stored.sha256, stored.size, stored.mime, stored.createdAt);
   }
 }

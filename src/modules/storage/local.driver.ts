@@ -109,12 +109,21 @@ export class LocalStorageDriver extends StorageDriver {
     }
   }
 
-  private path(key: string): string {
-    if (!SAFE_KEY.test(key) || key.startsWith('.')) {
-      throw new AppError('storage_failed', 'Invalid storage key.');
-    }
-    // Shard by the random part of the name, so no directory grows without bound.
-    const shard = key.length > 10 ? key.slice(8, 10) : '__';
-    return join(this.root, shard, key);
+  override localFile(key: string): { path: string; relative: string } {
+    const relative = relativePath(key);
+    return { path: join(this.root, relative), relative };
   }
+
+  private path(key: string): string {
+    return join(this.root, relativePath(key));
+  }
+}
+
+function relativePath(key: string): string {
+  if (!SAFE_KEY.test(key) || key.startsWith('.')) {
+    throw new AppError('storage_failed', 'Invalid storage key.');
+  }
+  // Shard by the random part of the name, so no directory grows without bound.
+  const shard = key.length > 10 ? key.slice(8, 10) : '__';
+  return `${shard}/${key}`;
 }

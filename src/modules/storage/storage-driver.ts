@@ -16,4 +16,13 @@ export abstract class StorageDriver {
   abstract removeTempsBefore(cutoff: Date): Promise<number>;
   /** Can we write? For /readyz. */
   abstract healthy(): Promise<boolean>;
+
+  /**
+   * The object's file on this machine, for drivers that keep one: the direct-link fast path stats and reads it, and
+   * nginx serves it by `X-Accel-Redirect` (`relative` is its path under the storage root). Null for remote storage.
+   */
+  localFile(key: string): { path: string; relative: string } | null {
+    void key;
+    return null;
+  }
 }

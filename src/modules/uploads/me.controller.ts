@@ -27,8 +27,11 @@ export class MeController {
   @ApiOkResponse({ type: MeResponse })
   @ApiErrorResponses('rate_limit')
   async me(@CurrentPrincipal() p: Principal): Promise<MeResponse> {
-    const stats = await this.uploads.accountStats(p.userId);
-    const key = p.kind === 'session' ? null : await this.keys.get(p.userId, p.keyId);
+    // Two independent reads: side by side, one round trip of waiting instead of two.
+    const [stats, key] = await Promise.all([
+      this.uploads.accountStats(p.userId),
+      p.kind === 'session' ? null : this.keys.get(p.userId, p.keyId),
+    ]);
     return {
       ok: true,
       account: { email: p.email, role: p.role, ...stats },

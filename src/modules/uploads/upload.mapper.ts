@@ -4,6 +4,9 @@ import type { UploadDetail, UploadListItem, UploadResponse } from './dto/upload.
 import type { UploadCreatedEvent } from '../webhooks/outbox.service';
 import type { Upload } from './upload.entity';
 
+/** What a listing item is made of: an entity or a raw row (UploadRepository.ownerPage). */
+type Listable = Pick<Upload, 'filename' | 'mime' | 'size' | 'width' | 'height' | 'tags' | 'createdAt'>;
+
 /** Every answer about an upload is built here, so the public shapes (API.md) are written once. */
 @Injectable()
 export class UploadMapper {
@@ -44,7 +47,7 @@ export class UploadMapper {
     };
   }
 
-  toListItem(upload: Upload): UploadListItem {
+  toListItem(upload: Listable): UploadListItem {
     return {
       filename: upload.filename,
       url: this.url(upload.filename),
@@ -58,7 +61,7 @@ export class UploadMapper {
     };
   }
 
-  toDetail(upload: Upload): UploadDetail {
+  toDetail(upload: Listable & Pick<Upload, 'sha256'>): UploadDetail {
     return { ...this.toListItem(upload), hash_sha256: upload.sha256 };
   }
 

@@ -1,13 +1,65 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
-import { keysetFilter, keysetPage } from '../../common/http/cursor';
+import { keysetFilter, keysetPage, parseCursor } from '../../common/http/cursor';
 import { FILENAME_PATTERN } from './filenames';
 import { Upload } from './upload.entity';
+
+/** A row as listings and lookups show it (UploadMapper.toListItem / toDetail). */
+export interface ListedUpload {
+  id: string;
+  filename: string;
+  mime: string;
+  size: number;
+  width: number;
+  height: number;
+  tags: string[];
+  sha256: string;
+  createdAt: Date;
+}
+
+const LISTED_COLUMNS = 'id, filename, mime, size, width, height, tags, sha256, created_at';
+
+interface ListedRow {
+  id: string;
+  filename: string;
+  mime: string;
+  size: number;
+  width: number;
+  height: number;
+  tags: string[];
+  sha256: string;
+  created_at: Date;
+}
+
+function listed(row: ListedRow): ListedUpload {
+  return {
+    id: row.id,
+    filename: row.filename,
+    mime: row.mime,
+    size: Number(row.size),
+    width: Number(row.width),
+    height: Number(row.height),
+    tags: row.tags,
+    sha256: row.sha256,
+    createdAt: new Date(row.created_at),
+  };
+}
 
 /** uploads_active and storage_used_bytes of one owner. */
 export interface UploadUsage {
   uploads_active: number;
   storage_used_bytes: number;
+}
+
+/** What a direct link needs of its upload row (and of its owner, for the ban rule). */
+export interface ServableRow {
+  id: string;
+  owner_id: string;
+  stored_sha256: string;
+  size: number;
+  mime: string;
+  created_at: Date;
+  owner_banned: boolean;
 }
 
 export interface PageOptions {
@@ -44,6 +96,48 @@ export class UploadRepository {
     return keysetPage(rows, limit);
   }
 
+  /**
+   * One owner's live uploads, newest first, keyset-paged like livePage: the owner listing runs on every gallery page,
+   * so it is one statement on uploads_owner_listing_idx without entity hydration (issue 14).
+   */
+  async ownerPage(
+    ownerId: string,
+    opts: PageOptions,
+  ): Promise<{ page: ListedUpload[]; next_before: string | null }> {
+    const limit = opts.limit ?? 50;
+    const cursor = parseCursor(opts.before);
+    const params: unknown[] = [ownerId];
+    let sql = `select ${LISTED_COLUMNS} from uploads where owner_id = ? and deleted_at is null`;
+    if (cursor?.id) {
+      sql += ' and (created_at < ? or (created_at = ? and id < ?))';
+      params.push(cursor.createdAt, cursor.createdAt, cursor.id);
+    } else if (cursor) {
+      sql += ' and created_at < ?';
+      params.push(cursor.createdAt);
+    }
+    if (opts.tag) {
+      sql += ' and tags @> array[?]::text[]';
+      params.push(opts.tag);
+    }
+    sql += ' order by created_at desc, id desc limit ?';
+    params.push(limit + 1);
+    const rows = await this.em.getConnection().execute<ListedRow[]>(sql, params);
+    return keysetPage(rows.map(listed), limit);
+  }
+
+  /** One owner's live upload by filename, for the lookup route (one indexed query, no hydration). */
+  async findOwnedListed(ownerId: string, filename: string): Promise<ListedUpload | null> {
+    if (!FILENAME_PATTERN.test(filename)) {
+      return null;
+    }
+    const rows = await this.em
+      .getConnection()
+      .execute<
+        ListedRow[]
+      >(`select ${LISTED_COLUMNS} from uploads where filename = ? and owner_id = ? and deleted_at is null`, [filename, ownerId]);
+    return rows[0] ? listed(rows[0]) : null;
+  }
+
   /** The usage of each owner (zeros for one without live uploads), in one query. */
   async usage(ownerIds: string[]): Promise<Map<string, UploadUsage>> {
     const out = new Map(ownerIds.map((id) => [id, { uploads_active: 0, storage_used_bytes: 0 }]));
@@ -61,12 +155,21 @@ export class UploadRepository {
     return out;
   }
 
-  /** The live upload behind a public filename, its owner loaded (for the ban rule); null for a malformed name. */
-  async findServable(filename: string): Promise<Upload | null> {
+  /**
+   * The live upload behind a public filename with its owner's ban state; null for a malformed or unknown name. One
+   * indexed query, no entity hydration: every direct-link miss pays it (issue 14).
+   */
+  async findServable(filename: string): Promise<ServableRow | null> {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
-    return this.em.fork().findOne(Upload, { filename, deletedAt: null }, { populate: ['owner'] });
+    const rows = await this.em.getConnection().execute<ServableRow[]>(
+      `select u.id, u.owner_id, u.stored_sha256, u.size, u.mime, u.created_at, (o.banned_at is not null) as owner_banned
+         from uploads u join users o on o.id = u.owner_id
+        where u.filename = ? and u.deleted_at is null`,
+      [filename],
+    );
+    return rows[0] ?? null;
   }
 
   /** A live upload by filename, optionally only the owner's, in `em` (the caller's unit of work). */

@@ -2,6 +2,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
 import { type RequestMeta } from '../../common/http/request-meta';
+import { InvalidationBus } from '../../common/redis/invalidation-bus';
 import { AppConfig } from '../../config/app-config';
 import { AuditService } from '../audit/audit.service';
 import { StorageDriver } from '../storage/storage-driver';
@@ -22,6 +23,8 @@ export interface ListResult {
 /** What delivery needs to serve an upload's stored bytes. */
 export interface ServableUpload {
   id: string;
+  /** For caches: a ban of this owner drops the entry. */
+  ownerId: string;
   filename: string;
   storedSha256: string;
   size: number;
@@ -39,10 +42,11 @@ export class UploadsService {
     private readonly audit: AuditService,
     private readonly repository: UploadRepository,
     private readonly mapper: UploadMapper,
+    private readonly invalidation: InvalidationBus,
   ) {}
 
   async list(ownerId: string, opts: PageOptions): Promise<ListResult> {
-    const { page, next_before } = await this.repository.livePage({ owner: ownerId }, opts);
+    const { page, next_before } = await this.repository.ownerPage(ownerId, opts);
     return { count: page.length, next_before, uploads: page.map((u) => this.mapper.toListItem(u)) };
   }
 
@@ -71,7 +75,11 @@ export class UploadsService {
   }
 
   async get(ownerId: string, filename: string): Promise<UploadDetail> {
-    return this.mapper.toDetail(await this.findOwned(this.em.fork(), ownerId, filename));
+    const upload = await this.repository.findOwnedListed(ownerId, filename);
+    if (!upload) {
+      throw new AppError('not_found', 'No such upload.');
+    }
+    return this.mapper.toDetail(upload);
   }
 
   async setTags(ownerId: string, filename: string, tags: string[]): Promise<UploadDetail> {
@@ -107,16 +115,23 @@ export class UploadsService {
   }
 
   /**
-   * The live upload behind a direct link (null: 404), with the ban rule. Checked on every request, so a delete is
-   * 404 at once. The one thing delivery/ asks of uploads.
+   * The live upload behind a direct link (null: 404), with the ban rule. delivery/ caches the answer per instance;
+   * deletes (softDelete) and bans (UsersService) drop it everywhere at once through the InvalidationBus.
    */
   async findServable(filename: string): Promise<ServableUpload | null> {
-    const upload = await this.repository.findServable(filename);
-    if (!upload || (!this.config.serveBannedImages && upload.owner.bannedAt)) {
+    const row = await this.repository.findServable(filename);
+    if (!row || (!this.config.serveBannedImages && row.owner_banned)) {
       return null;
     }
-    const { id, storedSha256, size, mime, createdAt } = upload;
-    return { id, filename, storedSha256, size, mime, createdAt };
+    return {
+      id: row.id,
+      ownerId: row.owner_id,
+      filename,
+      storedSha256: row.stored_sha256,
+      size: Number(row.size),
+      mime: row.mime,
+      createdAt: new Date(row.created_at),
+    };
   }
 
   private async findOwned(em: EntityManager, ownerId: string, filename: string): Promise<Upload> {
@@ -154,6 +169,8 @@ export class UploadsService {
         tx,
       );
     });
+    // Every instance's direct-link cache drops it before the bytes go (delivery/, issue 14).
+    await this.invalidation.publish(`upload:${upload.filename}`);
     // The row stays (history, audit); the bytes go. A failure here leaves an orphan the janitor removes.
     await this.storage.delete(upload.filename).catch(() => undefined);
     await this.deleteVariants(em, upload.id);

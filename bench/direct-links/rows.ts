@@ -1,0 +1,234 @@
+/**
+ * Issue 14, goal 1: direct links against nginx serving the same file, side by side in one run.
+ *
+ * The service runs as a real process (bench/lib/service.ts, one process, production's LOG_LEVEL=info); nginx 1.22
+ * (Debian) runs with one worker, its root the service's stored file, and the same headers added. The load generator
+ * is wrk (one thread, 32 connections, 3 s a measure; it saturates a single nginx worker, so it is not the limit),
+ * the two servers measured alternately, round by round. Rows: 304, HEAD and a 200 KB GET, req/s, for an original
+ * and a warm variant, and the CPU the service spends per 304 (from /proc/<pid>/stat over the run).
+ *
+ *   npm run bench -- 3 direct-links        (ports 40300–40309)
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
+import { cpuMs, headLoad, startService, wrk } from '../lib/service';
+
+const APP_PORT = 40301;
+const NGINX_PORT = 40302;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+
+/** A noise JPEG of about 200 KB (noise does not compress, so the size is predictable). */
+async function image200k(): Promise<Buffer> {
+  const side = 560;
+  return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } })
+    .jpeg({ quality: 80 })
+    .toBuffer();
+}
+
+interface LoadResult {
+  rps: number;
+  requests: number;
+  non2xx: number;
+  p99Ms?: number;
+}
+
+interface Target {
+  label: string;
+  /** The path on both servers. */
+  path: string;
+  /** The stored file the service serves for it. */
+  file: string;
+  etag: string;
+  mime: string;
+}
+
+function startNginx(prefix: string, targets: Target[]): ChildProcess {
+  mkdirSync(join(prefix, 'logs'), { recursive: true });
+  mkdirSync(join(prefix, 'tmp'), { recursive: true });
+  const tmp = join(prefix, 'tmp');
+  // The service's own headers, so both answers carry the same weight.
+  const headers = `add_header Cache-Control "public, max-age=86400"; add_header X-Content-Type-Options nosniff;
+      add_header Content-Security-Policy "default-src 'none'; style-src 'unsafe-inline'; sandbox";`;
+  const locations = targets
+    .map((t) => `location = ${t.path} { alias ${t.file}; default_type ${t.mime}; ${headers} }`)
+    .join('\n    ');
+  writeFileSync(
+    join(prefix, 'nginx.conf'),
+    `daemon off;
+${process.getuid?.() === 0 ? 'user root root;' : ''}
+worker_processes 1;
+pid ${join(prefix, 'nginx.pid')};
+error_log ${join(prefix, 'logs', 'error.log')} warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; keepalive_requests 1000000;
+  client_body_temp_path ${tmp}/b; proxy_temp_path ${tmp}/p; fastcgi_temp_path ${tmp}/f; uwsgi_temp_path ${tmp}/u; scgi_temp_path ${tmp}/s;
+  types { }
+  server {
+    listen 127.0.0.1:${NGINX_PORT};
+    ${locations}
+  }
+}
+`,
+  );
+  return spawn(
+    '/usr/sbin/nginx',
+    ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'logs', 'error.log')],
+    {
+      stdio: 'ignore',
+    },
+  );
+}
+
+export const suite: BenchSuite = {
+  name: 'direct links',
+  async run({ runs }): Promise<BenchRow[]> {
+    const service = await startService(APP_PORT);
+    const prefix = mkdtempSync(join(tmpdir(), 'fxf-bench-nginx-'));
+    let nginx: ChildProcess | undefined;
+    try {
+      const original = await image200k();
+      const form = new FormData();
+      form.append('file', new Blob([original], { type: 'image/jpeg' }), 'a.jpg');
+      const up = await fetch(`${service.url}/api/v1/upload`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${service.token}` },
+        body: form,
+      });
+      if (!up.ok) {
+        throw new Error(`upload failed: ${up.status} ${await up.text()}`);
+      }
+      const { filename } = (await up.json()) as { filename: string };
+      const shard = filename.slice(8, 10);
+      const originalGet = await fetch(`${service.url}/images/${filename}`);
+      const stored = Buffer.from(await originalGet.arrayBuffer());
+      const variantPath = `/images/${filename}?w=640&format=webp`;
+      const variantGet = await fetch(`${service.url}${variantPath}`);
+      const variantBytes = Buffer.from(await variantGet.arrayBuffer());
+      const targets: Target[] = [
+        {
+          label: `original (${Math.round(stored.length / 1024)} KB JPEG)`,
+          path: `/images/${filename}`,
+          file: join(service.storageDir, shard, filename),
+          etag: originalGet.headers.get('etag')!,
+          mime: 'image/jpeg',
+        },
+        {
+          label: `warm variant (w=640 WebP, ${Math.round(variantBytes.length / 1024)} KB)`,
+          path: variantPath,
+          file: '',
+          etag: variantGet.headers.get('etag')!,
+          mime: 'image/webp',
+        },
+      ];
+      // The variant's stored file: found by its content (the storage key scheme is the storage module's).
+      const { readdirSync, readFileSync } = await import('node:fs');
+      const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+      for (const dir of readdirSync(service.storageDir)) {
+        for (const f of readdirSync(join(service.storageDir, dir))) {
+          const path = join(service.storageDir, dir, f);
+          if (f !== filename && sha(readFileSync(path)) === sha(variantBytes)) {
+            targets[1].file = path;
+          }
+        }
+      }
+      if (!targets[1].file) {
+        throw new Error('the variant file was not found in storage');
+      }
+      // nginx can't match a query in `location =`: its variant location is the path without the query.
+      const nginxPath = (t: Target): string => (t === targets[1] ? `/v/${filename}.webp` : t.path);
+      nginx = startNginx(
+        prefix,
+        targets.map((t) => ({ ...t, path: nginxPath(t) })),
+      );
+      await waitUp(`http://127.0.0.1:${NGINX_PORT}${nginxPath(targets[0])}`);
+
+      const rows: BenchRow[] = [];
+      for (const target of targets) {
+        const measures: {
+          what: string;
+          method: 'GET' | 'HEAD';
+          headers: Record<string, string>;
+          goal: number;
+        }[] = [
+          { what: '304', method: 'GET', headers: { 'If-None-Match': target.etag }, goal: 0.25 },
+          { what: 'HEAD', method: 'HEAD', headers: {}, goal: 0.25 },
+          { what: 'GET 200', method: 'GET', headers: {}, goal: 0.35 },
+        ];
+        for (const m of measures) {
+          const ours: number[] = [];
+          const theirs: number[] = [];
+          const cpuPer: number[] = [];
+          let p99 = 0;
+          for (let i = 0; i < runs; i++) {
+            const load = async (port: number, path: string): Promise<LoadResult> =>
+              m.method === 'HEAD'
+                ? headLoad('127.0.0.1', port, path, { seconds: SECONDS })
+                : wrk(`http://127.0.0.1:${port}${path}`, { headers: m.headers, seconds: SECONDS });
+            const n = await load(NGINX_PORT, nginxPath(target));
+            theirs.push(n.rps);
+            const before = cpuMs(service.pid);
+            const s = await load(APP_PORT, target.path);
+            const used = cpuMs(service.pid) - before;
+            if (s.non2xx > 0 && m.what !== '304') {
+              throw new Error(`${s.non2xx} error answers from the service on ${target.path}`);
+            }
+            ours.push(s.rps);
+            cpuPer.push(used / s.requests);
+            p99 = s.p99Ms ?? Number.NaN;
+          }
+          rows.push(
+            row({
+              label: `${target.label}: ${m.what} (32 conns)`,
+              value: median(ours),
+              baseline: median(theirs),
+              baselineLabel: 'nginx, same file, 1 worker',
+              unit: 'req/s',
+              goal: { direction: 'at-least', ratio: m.goal },
+              note: `${m.method === 'HEAD' ? 'load: bench/lib headLoad (wrk stalls on HEAD)' : `wrk; our p99 ${p99.toFixed(1)} ms`}; ${runs} runs`,
+            }),
+          );
+          if (m.what === '304') {
+            rows.push({
+              label: `${target.label}: CPU per 304`,
+              value: median(cpuPer),
+              baseline: 0.15,
+              baselineLabel: 'goal',
+              unit: 'ms',
+              ratio: median(cpuPer) / 0.15,
+              goal: { direction: 'at-most', ratio: 1 },
+              note: '/proc/<pid>/stat utime+stime over the run',
+            });
+          }
+        }
+      }
+      return rows;
+    } finally {
+      if (nginx && nginx.exitCode === null) {
+        nginx.kill('SIGTERM');
+      }
+      await service.stop();
+      rmSync(prefix, { recursive: true, force: true });
+    }
+  },
+};
+
+async function waitUp(url: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(url)).ok) {
+        return;
+      }
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing answers at ${url}`);
+}

@@ -1,0 +1,196 @@
+/**
+ * Issue 14, goal 3: reads against their own SQL, side by side in one run.
+ *
+ * The service runs as a real process (bench/lib/service.ts). `BENCH_READS_ROWS` uploads (default 300,000; the issue
+ * measured 1,000,000) of 1,000 other users plus `BENCH_READS_OWN` (2,000) of the bench user are seeded with one
+ * INSERT … SELECT generate_series. Each route is called
+ * sequentially on one keep-alive connection and its p50 compared with the p50 of the same SQL, same parameters, run
+ * alone through a pg client — the route's data query (the guard's key lookup, rate limit and request counter are
+ * part of what the route costs, not of its SQL). Then `/me` req/s against `/healthz` req/s (wrk, 8 connections).
+ *
+ *   npm run bench -- 3 reads        (port 40310)
+ */
+import { Agent, request } from 'node:http';
+import { Client } from 'pg';
+import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
+import { startService, wrk } from '../lib/service';
+
+const PORT = 40310;
+const ROWS = Number(process.env.BENCH_READS_ROWS ?? 300_000);
+const OWN = Number(process.env.BENCH_READS_OWN ?? 2000);
+const CALLS = Number(process.env.BENCH_READS_CALLS ?? 300);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+
+function percentile50(ms: number[]): number {
+  return median(ms);
+}
+
+async function timeCalls(calls: number, fn: () => Promise<void>): Promise<number> {
+  for (let i = 0; i < 30; i++) {
+    await fn();
+  }
+  const times: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return percentile50(times);
+}
+
+export const suite: BenchSuite = {
+  name: 'reads',
+  async run({ runs }): Promise<BenchRow[]> {
+    const service = await startService(PORT);
+    const pg = new Client({ connectionString: service.databaseUrl });
+    await pg.connect();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const seeded = Date.now();
+      // BENCH_READS_ROWS uploads over 1,000 other users, plus OWN for the bench user (a busy account: /me sums them).
+      await pg.query(
+        `insert into users (id, email, password_hash, role, created_at)
+         select gen_random_uuid(), 'seed-' || g || '@example.com', 'x', 'user', now() from generate_series(1, 1000) g`,
+      );
+      await pg.query(
+        `insert into uploads (id, owner_id, filename, mime, size, width, height, sha256, stored_sha256, tags,
+                              delete_token_hash, created_at)
+         select gen_random_uuid(), case when g <= $3 then $1::uuid else o.ids[1 + g % 1000] end,
+                'FIXITFY-' || lpad(to_hex(g), 12, '0') || '.png', 'image/png', 1000 + g % 5000,
+                640, 480, md5(g::text) || md5('s' || g), md5('t' || g) || md5('u' || g),
+                case when g % 10 = 0 then array['cats'] else '{}' end, md5('d' || g) || md5('e' || g),
+                now() - make_interval(secs => g)
+           from generate_series(1, $2::int + $3::int) as g,
+                (select array_agg(id) as ids from users where email like 'seed-%') as o`,
+        [service.userId, ROWS, OWN],
+      );
+      await pg.query('analyze uploads');
+      const seedSeconds = (Date.now() - seeded) / 1000;
+      const keyId = (
+        (await pg.query('select id from api_keys where user_id = $1', [service.userId])).rows[0] as {
+          id: string;
+        }
+      ).id;
+      const filename = `FIXITFY-${(OWN >> 1).toString(16).padStart(12, '0')}.png`;
+
+      const get = (path: string): Promise<void> =>
+        new Promise((resolve, reject) => {
+          const req = request(
+            `${service.url}${path}`,
+            { agent, headers: { Authorization: `Bearer ${service.token}` } },
+            (res) => {
+              res.resume();
+              res.on('end', () =>
+                res.statusCode === 200 ? resolve() : reject(new Error(`${path}: ${res.statusCode}`)),
+              );
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+      const sql = (text: string, params: unknown[]) => async (): Promise<void> => {
+        await pg.query(text, params);
+      };
+
+      const routes = [
+        {
+          label: 'GET /api/v1/uploads?limit=50',
+          path: '/api/v1/uploads?limit=50',
+          sql: [
+            sql(
+              `select id, filename, mime, size, width, height, tags, sha256, created_at from uploads
+                where owner_id = $1 and deleted_at is null order by created_at desc, id desc limit $2`,
+              [service.userId, 51],
+            ),
+          ],
+        },
+        {
+          label: 'GET /api/v1/uploads/:filename',
+          path: `/api/v1/uploads/${filename}`,
+          sql: [
+            sql(
+              `select id, filename, mime, size, width, height, tags, sha256, created_at from uploads
+                where filename = $1 and owner_id = $2 and deleted_at is null`,
+              [filename, service.userId],
+            ),
+          ],
+        },
+        {
+          label: 'GET /api/v1/me',
+          path: '/api/v1/me',
+          sql: [
+            sql(
+              `select owner_id, count(*) as n, coalesce(sum(size), 0) as bytes from uploads
+                where deleted_at is null and owner_id in ($1) group by owner_id`,
+              [service.userId],
+            ),
+            sql(
+              `select id, prefix, label, request_count, created_at, last_used_at, revoked_at
+                 from api_keys where id = $1 and user_id = $2`,
+              [keyId, service.userId],
+            ),
+          ],
+        },
+      ];
+      const rows: BenchRow[] = [];
+      for (const route of routes) {
+        const ours: number[] = [];
+        const theirs: number[] = [];
+        for (let i = 0; i < runs; i++) {
+          theirs.push(
+            await timeCalls(CALLS, async () => {
+              for (const q of route.sql) {
+                await q();
+              }
+            }),
+          );
+          ours.push(await timeCalls(CALLS, () => get(route.path)));
+        }
+        rows.push(
+          row({
+            label: `${route.label} p50 (${(ROWS + OWN).toLocaleString('en')} rows, ${OWN.toLocaleString('en')} the caller's)`,
+            value: median(ours),
+            baseline: median(theirs),
+            baselineLabel:
+              route.sql.length > 1
+                ? `its ${route.sql.length} SQL statements alone (pg)`
+                : 'its SQL alone (pg)',
+            unit: 'ms',
+            goal: { direction: 'at-most', ratio: 5 },
+            note: `${CALLS} sequential calls; seeded in ${seedSeconds.toFixed(0)} s; ${runs} runs`,
+          }),
+        );
+      }
+      const me: number[] = [];
+      const health: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        health.push(wrk(`${service.url}/healthz`, { connections: 8, seconds: SECONDS }).rps);
+        const m = wrk(`${service.url}/api/v1/me`, {
+          connections: 8,
+          seconds: SECONDS,
+          headers: { Authorization: `Bearer ${service.token}` },
+        });
+        if (m.non2xx > 0) {
+          throw new Error(`/me answered ${m.non2xx} errors`);
+        }
+        me.push(m.rps);
+      }
+      rows.push(
+        row({
+          label: 'GET /api/v1/me throughput',
+          value: median(me),
+          baseline: median(health),
+          baselineLabel: 'GET /healthz',
+          unit: 'req/s',
+          goal: { direction: 'at-least', ratio: 0.5 },
+          note: `wrk, 8 conns, ${SECONDS} s; ${runs} runs`,
+        }),
+      );
+      return rows;
+    } finally {
+      agent.destroy();
+      await pg.end();
+      await service.stop();
+    }
+  },
+};

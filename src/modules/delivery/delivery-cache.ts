@@ -1,0 +1,193 @@
+import { Injectable } from '@nestjs/common';
+import { INVALIDATE_ALL, InvalidationBus } from '../../common/redis/invalidation-bus';
+import { AppConfig } from '../../config/app-config';
+import type { ServableUpload } from '../uploads/uploads.service';
+import type { ImageRepresentation } from './image-response';
+
+/** Entries per map: far more than the hot set of any one instance, small enough to stay a few MB. */
+const MAX_ENTRIES = 20_000;
+/** Files above this are streamed, never held in memory. */
+export const MAX_CACHED_FILE_BYTES = 1024 * 1024;
+
+interface UploadEntry {
+  upload: ServableUpload;
+  expires: number;
+}
+
+interface VariantEntry {
+  image: ImageRepresentation;
+  ownerId: string;
+  filename: string;
+  expires: number;
+}
+
+interface BytesEntry {
+  data: Buffer;
+  mtimeMs: number;
+}
+
+/**
+ * What direct links may reuse without the database, per instance (issue 14): an upload's servable row (after the ban
+ * rule) and its stored variants' rows, for DELIVERY_CACHE_SECONDS; plus the bytes of small files, checked against
+ * the file's size and mtime on every use.
+ *
+ * A delete or a ban drops entries on every instance at once through the InvalidationBus. The cache answers only
+ * while this instance's subscription is confirmed (`enabled`): without Redis every request asks the database, as
+ * before. What fills the cache was read after `mark()`; `remember*` refuses it if an invalidation arrived meanwhile
+ * (a row read just before a delete committed must not outlive the delete's message).
+ */
+@Injectable()
+export class DeliveryCache {
+  private epoch = 0;
+  private readonly ttlMs: number;
+  private readonly uploads = new Map<string, UploadEntry>();
+  private readonly variants = new Map<string, VariantEntry>();
+  private readonly bytes = new Map<string, BytesEntry>();
+  private bytesTotal = 0;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly bus: InvalidationBus,
+  ) {
+    this.ttlMs = config.deliveryCacheSeconds * 1000;
+    if (this.ttlMs > 0) {
+      bus.listen((what) => this.invalidate(what));
+    }
+  }
+
+  get enabled(): boolean {
+    return this.ttlMs > 0 && this.bus.ready;
+  }
+
+  /** Take before reading what you will remember. */
+  mark(): number {
+    return this.epoch;
+  }
+
+  upload(filename: string): ServableUpload | undefined {
+    const entry = this.uploads.get(filename);
+    if (!entry) {
+      return undefined;
+    }
+    if (entry.expires <= Date.now() || !this.enabled) {
+      this.uploads.delete(filename);
+      return undefined;
+    }
+    return entry.upload;
+  }
+
+  rememberUpload(upload: ServableUpload, mark: number): void {
+    if (mark !== this.epoch || !this.enabled) {
+      return;
+    }
+    bounded(this.uploads).set(upload.filename, { upload, expires: Date.now() + this.ttlMs });
+  }
+
+  variant(filename: string, key: string): ImageRepresentation | undefined {
+    const id = `${filename}/${key}`;
+    const entry = this.variants.get(id);
+    if (!entry) {
+      return undefined;
+    }
+    if (entry.expires <= Date.now() || !this.enabled) {
+      this.variants.delete(id);
+      return undefined;
+    }
+    return entry.image;
+  }
+
+  rememberVariant(upload: ServableUpload, key: string, image: ImageRepresentation, mark: number): void {
+    if (mark !== this.epoch || !this.enabled) {
+      return;
+    }
+    bounded(this.variants).set(`${upload.filename}/${key}`, {
+      image,
+      ownerId: upload.ownerId,
+      filename: upload.filename,
+      expires: Date.now() + this.ttlMs,
+    });
+  }
+
+  /** The bytes of a stored file, if held and still the file's (same size and mtime). */
+  bytesOf(storageKey: string, size: number, mtimeMs: number): Buffer | undefined {
+    const entry = this.bytes.get(storageKey);
+    if (!entry) {
+      return undefined;
+    }
+    if (entry.data.length !== size || entry.mtimeMs !== mtimeMs) {
+      this.dropBytes(storageKey);
+      return undefined;
+    }
+    return entry.data;
+  }
+
+  /** Whether bytes of this size are worth reading whole to keep. */
+  keepsBytes(size: number): boolean {
+    return size <= MAX_CACHED_FILE_BYTES && size <= this.config.deliveryCacheBytes;
+  }
+
+  rememberBytes(storageKey: string, data: Buffer, mtimeMs: number, mark: number): void {
+    if (mark !== this.epoch || !this.keepsBytes(data.length)) {
+      return;
+    }
+    this.dropBytes(storageKey);
+    while (this.bytesTotal + data.length > this.config.deliveryCacheBytes && this.bytes.size > 0) {
+      this.dropBytes(this.bytes.keys().next().value as string);
+    }
+    this.bytes.set(storageKey, { data, mtimeMs });
+    this.bytesTotal += data.length;
+  }
+
+  /** `upload:<filename>`, `owner:<user id>` or INVALIDATE_ALL (InvalidationBus). */
+  invalidate(what: string): void {
+    this.epoch++;
+    if (what === INVALIDATE_ALL) {
+      this.uploads.clear();
+      this.variants.clear();
+      this.bytes.clear();
+      this.bytesTotal = 0;
+      return;
+    }
+    if (what.startsWith('upload:')) {
+      const filename = what.slice('upload:'.length);
+      this.uploads.delete(filename);
+      this.dropBytes(filename);
+      for (const [id, entry] of this.variants) {
+        if (entry.filename === filename) {
+          this.variants.delete(id);
+          this.dropBytes(entry.image.key);
+        }
+      }
+      return;
+    }
+    if (what.startsWith('owner:')) {
+      const ownerId = what.slice('owner:'.length);
+      for (const [filename, entry] of this.uploads) {
+        if (entry.upload.ownerId === ownerId) {
+          this.uploads.delete(filename);
+        }
+      }
+      for (const [id, entry] of this.variants) {
+        if (entry.ownerId === ownerId) {
+          this.variants.delete(id);
+        }
+      }
+    }
+  }
+
+  private dropBytes(storageKey: string): void {
+    const entry = this.bytes.get(storageKey);
+    if (entry) {
+      this.bytes.delete(storageKey);
+      this.bytesTotal -= entry.data.length;
+    }
+  }
+}
+
+/** The map with room for one more (the oldest entry goes first). */
+function bounded<V>(map: Map<string, V>): Map<string, V> {
+  if (map.size >= MAX_ENTRIES) {
+    map.delete(map.keys().next().value as string);
+  }
+  return map;
+}

@@ -1,0 +1,166 @@
+import { DeliveryCache } from '../../src/modules/delivery/delivery-cache';
+import { png } from '../fixtures/sample-images';
+import { sql } from '../setup/db';
+import { bearer, login, makeKey, makeUser, type TestKey } from '../setup/factories';
+import { PrivateRedis } from '../setup/private-servers';
+import { createTestApp, type TestApp } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
+
+/**
+ * Issue 14: each instance keeps direct-link metadata in memory (DeliveryCache) and answers hits without the database
+ * (the fast path). A delete or a ban reaches every instance at once through Redis pub/sub; without Redis the cache is
+ * off; a change made behind the app's back (plain SQL) shows within DELIVERY_CACHE_SECONDS.
+ */
+describe('Direct-link cache across instances (e2e)', () => {
+  let a: TestApp;
+  let b: TestApp;
+  let key: TestKey;
+
+  const env = { SERVE_BANNED_IMAGES: 'false', DELIVERY_CACHE_SECONDS: '2' };
+
+  beforeAll(async () => {
+    a = await createTestApp({ env });
+    b = await createTestApp({ shareWith: a, env });
+    key = await makeKey(a);
+    // Both instances confirmed their subscription (the cache is off until then).
+    await waitFor('both subscriptions', () => cacheOf(a).enabled && cacheOf(b).enabled);
+  });
+  afterAll(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  const upload = async (t: TestApp, seed: number, token = key.token): Promise<string> => {
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', await png(seed), 'a.png')
+      .expect(200);
+    return res.body.filename as string;
+  };
+
+  /** Serves the image on `t` twice: the first fills the cache, the second is a hit. */
+  const warm = async (t: TestApp, filename: string, query = ''): Promise<void> => {
+    await t.http.get(`/images/${filename}${query}`).expect(200);
+    await t.http.get(`/images/${filename}${query}`).expect(200);
+  };
+
+  const notFound = async (t: TestApp, filename: string, query = ''): Promise<void> => {
+    const get = await t.http.get(`/images/${filename}${query}`);
+    expect({ status: get.status, code: get.body.code }).toEqual({ status: 404, code: 'not_found' });
+    expect((await t.http.head(`/images/${filename}${query}`)).status).toBe(404);
+  };
+
+  it('should answer a hit from memory: a row deleted by plain SQL still serves, until DELIVERY_CACHE_SECONDS', async () => {
+    const filename = await upload(a, 9001);
+    await warm(b, filename);
+    await sql(a, 'update uploads set deleted_at = now() where filename = $1', [filename]);
+    // No message was published (nobody went through the app): the cache on B still holds the row.
+    const hit = await b.http.get(`/images/${filename}`).expect(200);
+    expect(hit.headers['x-content-type-options']).toBe('nosniff');
+    expect(hit.headers['content-security-policy']).toContain('sandbox');
+    // The TTL bounds it.
+    await waitFor('the TTL', async () => (await b.http.get(`/images/${filename}`)).status === 404, 5000);
+    await notFound(b, filename);
+  });
+
+  it('should answer 404 on B at once when A deletes the upload, for the original and a warm variant', async () => {
+    const filename = await upload(a, 9002);
+    await warm(b, filename);
+    await warm(b, filename, '?w=64&format=webp');
+    await a.http
+      .delete(`/api/v1/uploads/${filename}`)
+      .set(...bearer(key.token))
+      .expect(200);
+    await notFound(b, filename);
+    await notFound(b, filename, '?w=64&format=webp');
+  });
+
+  it("should hide a banned owner's images on B at once when A bans them (files stay), and show them after unban", async () => {
+    const admin = await makeUser(a, 'admin');
+    const s = await login(a, admin);
+    const victim = await makeKey(a);
+    const filename = await upload(a, 9003, victim.token);
+    await warm(b, filename);
+    await warm(b, filename, '?w=64');
+    await a.http
+      .post(`/api/v1/admin/users/${victim.user.id}/ban`)
+      .set('Cookie', s.cookie)
+      .set('X-CSRF-Token', s.csrf)
+      .send({ reason: 'spam' })
+      .expect(200);
+    await notFound(b, filename);
+    await notFound(b, filename, '?w=64');
+    await a.http
+      .post(`/api/v1/admin/users/${victim.user.id}/unban`)
+      .set('Cookie', s.cookie)
+      .set('X-CSRF-Token', s.csrf)
+      .expect(200);
+    await b.http.get(`/images/${filename}`).expect(200);
+  });
+
+  it('should keep 304, HEAD and Range semantics on a hit', async () => {
+    const filename = await upload(a, 9004);
+    await warm(b, filename);
+    const full = await b.http.get(`/images/${filename}`).expect(200);
+    const etag = full.headers.etag;
+    expect(etag).toMatch(/^"[0-9a-f]{64}"$/);
+    const notModified = await b.http.get(`/images/${filename}`).set('If-None-Match', etag).expect(304);
+    expect(notModified.headers.etag).toBe(etag);
+    expect(notModified.headers['cache-control']).toBe('public, max-age=86400');
+    const head = await b.http.head(`/images/${filename}`).expect(200);
+    expect(head.headers['content-length']).toBe(String((full.body as Buffer).length));
+    // HEAD with a Range answers what the GET would, without the body (as the full path does).
+    const headPart = await b.http.head(`/images/${filename}`).set('Range', 'bytes=0-9').expect(206);
+    expect(headPart.headers['content-range']).toBe(`bytes 0-9/${(full.body as Buffer).length}`);
+    expect(headPart.headers['content-length']).toBe('10');
+    const part = await b.http.get(`/images/${filename}`).set('Range', 'bytes=0-9').expect(206);
+    expect(part.headers['content-range']).toBe(`bytes 0-9/${(full.body as Buffer).length}`);
+    expect(Buffer.compare(part.body as Buffer, (full.body as Buffer).subarray(0, 10))).toBe(0);
+    const unsatisfiable = await b.http.get(`/images/${filename}`).set('Range', 'bytes=999999-');
+    expect({ status: unsatisfiable.status, code: unsatisfiable.body.code }).toEqual({
+      status: 416,
+      code: 'range_not_satisfiable',
+    });
+    expect(notModified.headers['x-request-id']).toEqual(expect.any(String));
+  });
+});
+
+describe('Direct-link cache without Redis (e2e)', () => {
+  let redis: PrivateRedis;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    redis = await PrivateRedis.start();
+    t = await createTestApp({ env: { REDIS_URL: redis.url, DELIVERY_CACHE_SECONDS: '300' } });
+    await waitFor('the subscription', () => cacheOf(t).enabled);
+  });
+  afterAll(async () => {
+    // Back up first: the app's shutdown (BullMQ, the shared client) wants its Redis, as in the other fault specs.
+    await redis.restart();
+    await t.close();
+    await redis.stop();
+  });
+
+  it('should stop answering from memory the moment its subscription is lost (every request asks the database)', async () => {
+    const key = await makeKey(t);
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(key.token))
+      .attach('file', await png(9100), 'a.png')
+      .expect(200);
+    const filename = res.body.filename as string;
+    await t.http.get(`/images/${filename}`).expect(200);
+    await t.http.get(`/images/${filename}`).expect(200);
+    await redis.stop();
+    await waitFor('the lost subscription', () => !cacheOf(t).enabled);
+    // Deleted behind the app's back: with the cache on, this would serve for 300 s.
+    await sql(t, 'update uploads set deleted_at = now() where filename = $1', [filename]);
+    const gone = await t.http.get(`/images/${filename}`);
+    expect({ status: gone.status, code: gone.body.code }).toEqual({ status: 404, code: 'not_found' });
+  });
+});
+
+function cacheOf(t: TestApp): DeliveryCache {
+  return t.app.get(DeliveryCache);
+}

@@ -17,9 +17,16 @@ export interface Infrastructure {
  * Resolves the config and the things the app needs before Nest starts: the database URL (starting the embedded
  * PostgreSQL when DATABASE_URL is unset), a reachable Redis, and — when configured — the migrations.
  */
-export async function prepareInfrastructure(opts: { migrate?: boolean } = {}): Promise<Infrastructure> {
+export async function prepareInfrastructure(
+  opts: { migrate?: boolean; inherited?: boolean } = {},
+): Promise<Infrastructure> {
   const loaded = loadConfig();
   let stop = (): Promise<void> => Promise.resolve();
+  if (opts.inherited && loaded.databaseUrl) {
+    // A cluster worker (src/cluster.ts): its primary checked PostgreSQL and Redis, migrated, and owns the embedded
+    // cluster if any — nothing to check again, nothing to stop.
+    return { config: loaded, stop };
+  }
   let databaseUrl: string;
   if (loaded.databaseUrl) {
     await checkDatabase(loaded.databaseUrl, { create: loaded.databaseCreate });
@@ -75,12 +82,13 @@ async function assertRedisReachable(url: string): Promise<void> {
 /**
  * SIGINT/SIGTERM: close the app (HTTP, workers, ORM), then stop the embedded PostgreSQL, then exit. Nest's own
  * shutdown hooks would re-raise the signal after closing and leave the cluster orphaned; a second signal exits at once.
+ * Returns a function that starts the same close (idempotent).
  */
-export function closeOnSignals(close: () => Promise<void>): void {
+export function closeOnSignals(close: () => Promise<void>): () => void {
   let closing = false;
-  const onSignal = (): void => {
+  const begin = (): void => {
     if (closing) {
-      process.exit(1);
+      return;
     }
     closing = true;
     close().then(
@@ -91,8 +99,16 @@ export function closeOnSignals(close: () => Promise<void>): void {
       },
     );
   };
+  const onSignal = (): void => {
+    if (closing) {
+      process.exit(1);
+    }
+    begin();
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Also returned: a cluster worker closes the same way when its primary asks (never an escalation).
+  return begin;
 }
 
 /** What a failed start prints: one line, never a stack (LOG_LEVEL=debug or trace adds the stack of an unexpected error). */

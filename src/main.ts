@@ -6,14 +6,44 @@ import {
   prepareInfrastructure,
   startupFailureMessage,
 } from './bootstrap';
+import { isClusterWorker, onShutdownRequest, processCount, runPrimary, tellPrimary } from './cluster';
 import { roleStarts } from './common/jobs/process-role';
 import { debugRequested } from './config/app-config';
 
 let infra: Infrastructure | undefined;
+/** A cluster worker's graceful close, once its app exists. */
+let closeApp: (() => void) | undefined;
 
+/**
+ * The primary (or the only process): settings, embedded PostgreSQL, Redis check and migrations once; then either
+ * serves itself (WEB_CONCURRENCY=1, APP_ROLE=worker) or forks the HTTP processes (src/cluster.ts).
+ */
 async function main(): Promise<void> {
+  if (isClusterWorker()) {
+    // Asked to stop while still booting: nothing is in flight yet, so leave at once.
+    onShutdownRequest(() => (closeApp ? closeApp() : process.exit(0)));
+    // The primary checked everything and migrated; the embedded cluster's URL came in DATABASE_URL.
+    infra = await prepareInfrastructure({ inherited: true });
+    await serve(infra, true);
+    return;
+  }
   infra = await prepareInfrastructure();
+  const count = processCount(infra.config);
+  if (count === 1) {
+    await serve(infra, false);
+    return;
+  }
   const { config, stop } = infra;
+  const code = await runPrimary({
+    config,
+    count,
+    workerEnv: { DATABASE_URL: config.databaseUrl ?? '', MIGRATE_ON_START: 'false' },
+    stop,
+  });
+  process.exit(code);
+}
+
+async function serve({ config, stop }: Infrastructure, clustered: boolean): Promise<void> {
   // The app is loaded only once its settings, database and Redis are known good: a bad setting fails in a moment.
   const [{ NestFactory }, { AppModule }, { configureApp }, { UsersService }] = await Promise.all([
     import('@nestjs/core'),
@@ -35,10 +65,13 @@ async function main(): Promise<void> {
   }
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), options);
   configureApp(app);
-  closeOnSignals(async () => {
+  const close = closeOnSignals(async () => {
     await app.close();
     await stop();
   });
+  if (clustered) {
+    closeApp = close;
+  }
   if (config.adminEmail && config.adminPassword) {
     await app.get(UsersService).ensureBootstrapAdmin(config.adminEmail, config.adminPassword);
   }
@@ -46,11 +79,21 @@ async function main(): Promise<void> {
     await app.close().catch(() => undefined);
     throw err;
   });
-  process.stdout.write(`Fixitfy Upload listening on ${config.publicUrl} (port ${config.port})\n`);
+  if (clustered) {
+    await tellPrimary({ fxf: 'listening' });
+  } else {
+    process.stdout.write(`Fixitfy Upload listening on ${config.publicUrl} (port ${config.port})\n`);
+  }
 }
 
 main().catch(async (err: unknown) => {
-  process.stderr.write(`${startupFailureMessage(err, debugRequested())}\n`);
+  const message = startupFailureMessage(err, debugRequested());
+  if (isClusterWorker()) {
+    // The primary prints it, once for all its workers.
+    await tellPrimary({ fxf: 'failed', message });
+  } else {
+    process.stderr.write(`${message}\n`);
+  }
   await infra?.stop().catch(() => undefined);
   process.exit(1);
 });

@@ -108,8 +108,8 @@ function completeOperation(method: string, operation: OperationObject): void {
 }
 
 export function setupSwagger(app: INestApplication): void {
-  const document = buildOpenApi(app);
-  SwaggerModule.setup('docs', app, document, {
+  // A factory: the document is built on the first /docs request, not during start-up (issue 14, goal 6).
+  SwaggerModule.setup('docs', app, () => buildOpenApi(app), {
     jsonDocumentUrl: 'docs/openapi.json',
     yamlDocumentUrl: 'docs/openapi.yaml',
     customSiteTitle: 'Fixitfy Upload API',

@@ -115,6 +115,10 @@ export class AppConfig {
   webhookReconcileAfterMs!: number;
   trustProxy!: boolean;
   appRole!: AppRole;
+  /**
+   * HTTP processes `npm start` runs (src/cluster.ts); unset = one per available core. Roles without HTTP run one.
+   */
+  webConcurrency!: number | undefined;
   adminEmail!: string | undefined;
   adminPassword!: string | undefined;
   logLevel!: string;
@@ -248,6 +252,7 @@ export function loadConfig(
     webhookReconcileAfterMs: parsed.WEBHOOK_RECONCILE_AFTER_MS ?? 5 * 60_000,
     trustProxy: parsed.TRUST_PROXY ?? false,
     appRole: (parsed.APP_ROLE ?? 'all') as AppRole,
+    webConcurrency: parsed.WEB_CONCURRENCY,
     adminEmail: parsed.ADMIN_EMAIL,
     adminPassword: parsed.ADMIN_PASSWORD,
     logLevel: parsed.LOG_LEVEL ?? 'info',

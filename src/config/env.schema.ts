@@ -124,6 +124,7 @@ export class EnvSchema {
   @IsOptional() @Transform(toInt) @IntIn(1, 3600000) WEBHOOK_RETRY_BASE_MS?: number;
   @IsOptional() @Transform(toBool) @IsBoolean(BOOL) TRUST_PROXY?: boolean;
   @IsOptional() @IsIn(['all', 'api', 'worker']) APP_ROLE?: string;
+  @IsOptional() @Transform(toInt) @IntIn(1, 64) WEB_CONCURRENCY?: number;
   @IsOptional() @IsString() ADMIN_EMAIL?: string;
   @IsOptional() @IsString() @MinLength(10) ADMIN_PASSWORD?: string;
   @IsOptional()
@@ -230,6 +231,7 @@ export const ENV_KEYS = [
   'WEBHOOK_RECONCILE_AFTER_MS',
   'TRUST_PROXY',
   'APP_ROLE',
+  'WEB_CONCURRENCY',
   'ADMIN_EMAIL',
   'ADMIN_PASSWORD',
   'LOG_LEVEL',

@@ -1,13 +1,14 @@
-import { Migrator } from '@mikro-orm/migrations';
 import { type Options, PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { join } from 'node:path';
+import { MIGRATIONS_DIR, MIGRATIONS_TABLE } from './migrations-location';
 
-/** MikroORM options shared by the app, the CLI and the tests. Migrations are the schema's only source. */
+/**
+ * MikroORM options shared by the app, the CLI and the tests. Migrations are the schema's only source; the Migrator
+ * extension is added by database/migrate.ts alone, so the app never loads it.
+ */
 export function ormOptions(clientUrl: string): Options {
   return {
     driver: PostgreSqlDriver,
     clientUrl,
-    extensions: [Migrator],
     forceUtcTimezone: true,
     // Never create a missing database behind the operator's back (a typo in DATABASE_URL would start an empty
     // instance): bootstrap checks it and creates it only with DATABASE_CREATE=true.
@@ -16,9 +17,9 @@ export function ormOptions(clientUrl: string): Options {
     allowGlobalContext: false,
     pool: { min: 0, max: 10 },
     migrations: {
-      tableName: 'mikro_orm_migrations',
-      path: join(__dirname, '..', '..', 'migrations'),
-      pathTs: join(__dirname, '..', '..', 'migrations'),
+      tableName: MIGRATIONS_TABLE,
+      path: MIGRATIONS_DIR,
+      pathTs: MIGRATIONS_DIR,
       glob: '!(*.d).{js,ts}',
       transactional: true,
       allOrNothing: true,

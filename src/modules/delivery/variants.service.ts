@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../common/errors/app-error';
 import { Metrics } from '../../common/metrics/metrics.service';
 import { RedisService } from '../../common/redis/redis.module';
+import { withRedisTimeout } from '../../common/redis/redis-timeout';
 import { AppConfig } from '../../config/app-config';
 import { MediaError } from '../media/media-error';
 import { renderVariant } from '../media/render-variant';
@@ -33,6 +34,13 @@ export interface VariantRequest {
 const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 const POLL_MS = 100;
+
+/**
+ * How long the lease may wait for Redis. Past it (or at once when Redis refuses) a cold variant answers 503
+ * `unavailable` with Retry-After through the error filter: without the lease nothing keeps a burst to one render
+ * across instances. A stored variant needs no lease and keeps serving while Redis is down.
+ */
+const LEASE_REDIS_TIMEOUT_MS = 2000;
 
 interface VariantRow {
   storage_key: string;
@@ -76,13 +84,22 @@ export class VariantsService {
     const leaseMs = (this.config.images.timeoutSeconds + 30) * 1000;
     const deadline = Date.now() + leaseMs;
     for (;;) {
-      const won = await this.redis.client.set(lockKey, token, 'PX', leaseMs, 'NX');
+      const won = await withRedisTimeout(
+        this.redis.client.set(lockKey, token, 'PX', leaseMs, 'NX'),
+        LEASE_REDIS_TIMEOUT_MS,
+        'variant lease',
+      );
       if (won === 'OK') {
         try {
           // Someone may have finished between our first look and our lock.
           return (await this.find(upload.id, variant.key)) ?? (await this.make(upload, variant));
         } finally {
-          await this.redis.client.eval(RELEASE_LOCK, 1, lockKey, token).catch(() => undefined);
+          // A Redis gone meanwhile keeps the lease until it expires; the variant is stored either way.
+          await withRedisTimeout(
+            this.redis.client.eval(RELEASE_LOCK, 1, lockKey, token),
+            LEASE_REDIS_TIMEOUT_MS,
+            'variant lease release',
+          ).catch(() => undefined);
         }
       }
       await sleep(POLL_MS);

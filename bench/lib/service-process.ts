@@ -1,0 +1,258 @@
+/**
+ * The built service (`npm run build` first: dist/src/main.js) as an operator runs it, for suites that measure it
+ * over HTTP: its own database on the PostgreSQL of BENCH_DATABASE_URL (an admin URL; default the loopback one) and
+ * its own Redis prefix on BENCH_REDIS_URL, both removed afterwards. Ports come from BENCH_PORT_BASE (default 40500).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { Client } from 'pg';
+
+const ROOT = join(__dirname, '..', '..');
+const MAIN = join(ROOT, 'dist', 'src', 'main.js');
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+let nextPort = Number(process.env.BENCH_PORT_BASE ?? 40500);
+
+async function admin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = new Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** A database, data dir and Redis prefix for one suite; `env` is what the service needs to use them. */
+export interface BenchDeployment {
+  env: Record<string, string>;
+  remove(): Promise<void>;
+}
+
+export async function createDeployment(): Promise<BenchDeployment> {
+  if (!existsSync(MAIN)) {
+    throw new Error('bench: dist/src/main.js is missing; run `npm run build` first');
+  }
+  const name = `fxf_bench_${randomBytes(5).toString('hex')}`;
+  await admin((c) => c.query(`create database ${name}`));
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'fxf-bench-'));
+  const prefix = `fxf-bench:${name}:`;
+  return {
+    env: {
+      DATABASE_URL: url.toString(),
+      REDIS_URL,
+      REDIS_PREFIX: prefix,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_UPLOADS_PER_MINUTE: '1000000',
+      RATE_LIMIT_UPLOADS_PER_DAY: '1000000',
+      RATE_LIMIT_MANAGEMENT_PER_MINUTE: '1000000',
+    },
+    async remove() {
+      await admin((c) => c.query(`drop database if exists ${name} with (force)`));
+      rmSync(dataDir, { recursive: true, force: true });
+      const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+      try {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+          if (keys.length > 0) {
+            await redis.unlink(...keys);
+          }
+          cursor = next;
+        } while (cursor !== '0');
+      } finally {
+        redis.disconnect();
+      }
+    },
+  };
+}
+
+export interface RunningService {
+  base: string;
+  port: number;
+  child: ChildProcess;
+  /** Milliseconds from spawn to the first 200 of /healthz. */
+  healthzMs: number;
+  stop(): Promise<void>;
+}
+
+/** Spawns `node dist/src/main.js` and resolves at its first 200 of /healthz (and, with `ready`, of /readyz). */
+export async function startService(
+  env: Record<string, string>,
+  opts: { ready?: boolean; port?: number } = {},
+): Promise<RunningService> {
+  const port = opts.port ?? nextPort++;
+  const started = performance.now();
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PORT: String(port), ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const base = `http://127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+    }
+    await exited;
+  };
+  const waitFor = async (path: string): Promise<number> => {
+    for (;;) {
+      if (child.exitCode !== null) {
+        throw new Error(`bench: the service exited: ${stderr.trim()}`);
+      }
+      if ((await get(`${base}${path}`).catch(() => 0)) === 200) {
+        return performance.now() - started;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  try {
+    const healthzMs = await waitFor('/healthz');
+    if (opts.ready) {
+      await waitFor('/readyz');
+    }
+    return { base, port, child, healthzMs, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+const oneShot = new Agent({ keepAlive: false });
+
+/** One GET; resolves with the status (the body is read and dropped). */
+export function get(
+  url: string,
+  headers: Record<string, string> = {},
+  agent: Agent = oneShot,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** One request with a body; resolves with the status and the parsed JSON answer and headers. */
+export function send(
+  method: string,
+  url: string,
+  body: Buffer | string | undefined,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: any; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent: oneShot, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = text;
+        }
+        resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Registers a user through the API and makes it an `fxf_` key (the session, its CSRF token, POST /keys). */
+export async function makeApiKey(base: string): Promise<string> {
+  const email = `bench-${randomBytes(4).toString('hex')}@example.com`;
+  const reg = await send(
+    'POST',
+    `${base}/api/v1/auth/register`,
+    JSON.stringify({ email, password: 'a long bench password' }),
+    { 'content-type': 'application/json' },
+  );
+  const cookie = ([] as string[])
+    .concat(reg.headers['set-cookie'] ?? [])
+    .map((c) => c.split(';')[0])
+    .join('; ');
+  const session = await send('GET', `${base}/api/v1/auth/session`, undefined, { cookie });
+  const key = await send('POST', `${base}/api/v1/keys`, JSON.stringify({ label: 'bench' }), {
+    cookie,
+    'content-type': 'application/json',
+    'x-csrf-token': session.json.csrf_token as string,
+  });
+  if (key.status !== 201) {
+    throw new Error(`bench: could not make a key (${key.status} ${JSON.stringify(key.json)})`);
+  }
+  return key.json.token as string;
+}
+
+/** POST /api/v1/upload of one file; resolves with the filename. */
+export async function upload(base: string, token: string, bytes: Buffer, name = 'a.jpg'): Promise<string> {
+  const boundary = `----fxfbench${randomBytes(8).toString('hex')}`;
+  const body = Buffer.concat([
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\n` +
+        'Content-Type: application/octet-stream\r\n\r\n',
+    ),
+    bytes,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const res = await send('POST', `${base}/api/v1/upload`, body, {
+    authorization: `Bearer ${token}`,
+    'content-type': `multipart/form-data; boundary=${boundary}`,
+    'content-length': String(body.length),
+  });
+  if (res.status !== 200) {
+    throw new Error(`bench: upload answered ${res.status} ${JSON.stringify(res.json)}`);
+  }
+  return res.json.filename as string;
+}
+
+/**
+ * Requests/s of GETs to `url` from `connections` kept-alive connections for `durationMs` (a warm-up of a fifth of
+ * it first). Every answer must have `expect` as its status.
+ */
+export async function requestsPerSecond(
+  url: string,
+  opts: { connections: number; durationMs: number; headers?: Record<string, string>; expect: number },
+): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: opts.connections });
+  const hammer = async (ms: number): Promise<number> => {
+    const until = performance.now() + ms;
+    let done = 0;
+    await Promise.all(
+      Array.from({ length: opts.connections }, async () => {
+        while (performance.now() < until) {
+          const status = await get(url, opts.headers, agent);
+          if (status !== opts.expect) {
+            throw new Error(`bench: ${url} answered ${status}, expected ${opts.expect}`);
+          }
+          done++;
+        }
+      }),
+    );
+    return done;
+  };
+  try {
+    await hammer(opts.durationMs / 5);
+    const started = performance.now();
+    const done = await hammer(opts.durationMs);
+    return done / ((performance.now() - started) / 1000);
+  } finally {
+    agent.destroy();
+  }
+}

@@ -1,0 +1,207 @@
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { AppConfig } from './config/app-config';
+import { roleStarts } from './common/jobs/process-role';
+
+/**
+ * WEB_CONCURRENCY (issue 14, goal 5): `npm start` serves HTTP from one process per core through Node's cluster.
+ * The primary does what must happen once — validate the settings, start the embedded PostgreSQL, check Redis,
+ * migrate — then forks the workers, each a whole instance (the same role, the same Nest app) sharing PostgreSQL
+ * and Redis as separate instances already do. The primary serves nothing itself: the listening socket is the
+ * cluster's, and it hands connections to the workers in turn.
+ */
+
+/** IPC from a worker to the primary. */
+export type WorkerMessage = { fxf: 'listening' } | { fxf: 'failed'; message: string };
+/** IPC from the primary to a worker: close like on SIGTERM (drain, then exit 0). */
+export type PrimaryMessage = { fxf: 'shutdown' };
+
+/** Workers that may crash after start-up before the primary gives up: at most this many restarts… */
+export const RESTART_LIMIT = 5;
+/** …within this window. */
+export const RESTART_WINDOW_MS = 60_000;
+/** How long a worker may take to drain on shutdown before it is killed. */
+const SHUTDOWN_GRACE_MS = 30_000;
+
+/** How many HTTP processes to run: WEB_CONCURRENCY, default one per available core; 1 for roles without HTTP. */
+export function processCount(config: AppConfig): number {
+  if (!roleStarts(config.appRole, 'http')) {
+    return 1;
+  }
+  return config.webConcurrency ?? availableParallelism();
+}
+
+/** Whether this process is a worker the primary forked (cluster sets NODE_UNIQUE_ID). */
+export function isClusterWorker(): boolean {
+  return cluster.isWorker;
+}
+
+/** A worker tells the primary it listens or why it could not start (the primary prints one line). */
+export function tellPrimary(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send || !process.connected) {
+      resolve();
+      return;
+    }
+    process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+/** A worker's way to learn that the primary asks it to close. */
+export function onShutdownRequest(close: () => void): void {
+  process.on('message', (m: unknown) => {
+    if ((m as PrimaryMessage | undefined)?.fxf === 'shutdown') {
+      close();
+    }
+  });
+}
+
+export interface ClusterOptions {
+  config: AppConfig;
+  count: number;
+  /** Environment the workers get on top of ours (the embedded cluster's URL, no second migration). */
+  workerEnv: Record<string, string>;
+  /** Stops what the primary started (the embedded PostgreSQL), after every worker is gone. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Runs the primary: forks `count` workers and keeps them. Resolves with the exit code once everything is down —
+ * 0 after a signal and a clean drain; 1 when a worker fails at start-up (its one-line reason printed once), when
+ * workers keep crashing, or when a worker had to be killed at shutdown.
+ */
+export function runPrimary(options: ClusterOptions): Promise<number> {
+  const { config, count } = options;
+  const workers = new Set<Worker>();
+  const listening = new Set<Worker>();
+  const restarts: number[] = [];
+  let booted = false;
+  let stopping = false;
+  let failure: string | undefined;
+  let exitCode = 0;
+  let finish: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (finish = resolve));
+
+  const fork = (): void => {
+    const worker = cluster.fork(options.workerEnv);
+    workers.add(worker);
+    worker.on('message', (m: WorkerMessage) => {
+      if (m?.fxf === 'listening') {
+        listening.add(worker);
+        if (!booted && listening.size === count) {
+          booted = true;
+          process.stdout.write(
+            `Fixitfy Upload listening on ${config.publicUrl} (port ${config.port}, ${count} processes)\n`,
+          );
+        }
+      } else if (m?.fxf === 'failed') {
+        failure ??= m.message;
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      // Messages sent just before the exit may still be in the channel: read them all first.
+      if (worker.isConnected()) {
+        worker.once('disconnect', () => exited(worker, code, signal));
+      } else {
+        exited(worker, code, signal);
+      }
+    });
+  };
+
+  const exited = (worker: Worker, code: number | null, signal: string | null): void => {
+    workers.delete(worker);
+    const wasListening = listening.delete(worker);
+    if (stopping) {
+      // A worker still booting when the signal came dies of it (nothing was in flight): that is a clean stop too.
+      if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGINT') {
+        exitCode = 1;
+      }
+      if (workers.size === 0) {
+        void options.stop().then(
+          () => finish(exitCode),
+          () => finish(1),
+        );
+      }
+      return;
+    }
+    const how = signal ?? `code ${code}`;
+    if (!booted) {
+      shutdown(
+        1,
+        failure ?? `Fixitfy Upload failed to start: a worker process exited (${how}) before it listened.`,
+      );
+      return;
+    }
+    // After start-up: replace it, unless workers keep crashing (a replacement that can't start counts too).
+    const now = Date.now();
+    while (restarts.length > 0 && now - restarts[0] > RESTART_WINDOW_MS) {
+      restarts.shift();
+    }
+    if (restarts.length >= RESTART_LIMIT) {
+      shutdown(
+        1,
+        `Fixitfy Upload stopped: worker processes exited ${RESTART_LIMIT + 1} times within ${RESTART_WINDOW_MS / 1000} s (the last: ${failure ?? how}).`,
+      );
+      return;
+    }
+    restarts.push(now);
+    process.stderr.write(
+      `A worker process (pid ${worker.process.pid}) exited (${how})${wasListening ? '' : ' before it listened'}; starting another.\n`,
+    );
+    failure = undefined;
+    fork();
+  };
+
+  /** Asks every worker to drain and exit; kills the ones that don't within the grace period. */
+  const shutdown = (code: number, message?: string): void => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    exitCode = code;
+    if (message) {
+      process.stderr.write(`${message}\n`);
+    }
+    if (workers.size === 0) {
+      void options.stop().then(
+        () => finish(exitCode),
+        () => finish(1),
+      );
+      return;
+    }
+    for (const worker of workers) {
+      if (worker.isConnected()) {
+        worker.send({ fxf: 'shutdown' } satisfies PrimaryMessage);
+      } else {
+        worker.process.kill('SIGTERM');
+      }
+    }
+    setTimeout(() => {
+      for (const worker of workers) {
+        exitCode = 1;
+        worker.process.kill('SIGKILL');
+      }
+    }, SHUTDOWN_GRACE_MS).unref();
+  };
+
+  let signalled = false;
+  const onSignal = (): void => {
+    if (signalled) {
+      // A second signal: no more waiting.
+      for (const worker of workers) {
+        worker.process.kill('SIGKILL');
+      }
+      void options.stop().finally(() => process.exit(1));
+      return;
+    }
+    signalled = true;
+    shutdown(0);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  for (let i = 0; i < count; i++) {
+    fork();
+  }
+  return done;
+}

@@ -1,0 +1,235 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { request as httpRequest, Agent } from 'node:http';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../setup/private-servers';
+import { readInfra } from '../setup/infra';
+import { createTestDatabase, dropRedisKeys } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
+
+const ROOT = join(__dirname, '..', '..');
+
+/**
+ * Issue 14, goal 5: `npm start` with WEB_CONCURRENCY=2 runs a primary and two HTTP worker processes. Which process
+ * served a connection is never told to clients; the test finds out from the kernel instead: the accepted socket
+ * of each of its connections (/proc/net/tcp*) and the process whose file descriptors hold it (/proc/<pid>/fd).
+ */
+describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
+  let dataDir: string;
+  let db: { url: string; drop: () => Promise<void> };
+  const redisUrl = (): string => readInfra().redisUrl;
+  const prefix = `fxf-test:cluster-${process.pid}:`;
+  const started: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'fxf-cluster-'));
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    for (const child of started) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+      }
+    }
+    await db.drop();
+    await dropRedisKeys(redisUrl(), prefix);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  interface Service {
+    child: ChildProcess;
+    stdout: () => string;
+    stderr: () => string;
+    exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  }
+
+  function start(env: Record<string, string>): Service {
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        DATA_DIR: dataDir,
+        DATABASE_URL: db.url,
+        REDIS_URL: redisUrl(),
+        REDIS_PREFIX: prefix,
+        MODERATION_ENABLED: 'false',
+        LOG_LEVEL: 'silent',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    started.push(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    return { child, stdout: () => out, stderr: () => err, exited };
+  }
+
+  function childrenOf(pid: number): number[] {
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    const kids = tasks.flatMap((task) =>
+      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean),
+    );
+    return kids.map(Number).sort((a, b) => a - b);
+  }
+
+  const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
+
+  /** The inode of the server side of each connection from `clientPorts` to `port` (IPv4 and v4-mapped IPv6). */
+  function acceptedInodes(port: number, clientPorts: number[]): Map<number, string> {
+    const hex = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
+    const byClient = new Map<number, string>();
+    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        if (f.length < 10) {
+          continue;
+        }
+        const local = f[1].split(':')[1];
+        const remote = f[2].split(':')[1];
+        for (const c of clientPorts) {
+          if (local === hex(port) && remote === hex(c)) {
+            byClient.set(c, f[9]);
+          }
+        }
+      }
+    }
+    return byClient;
+  }
+
+  function socketInodesOf(pid: number): Set<string> {
+    const inodes = new Set<string>();
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) {
+          inodes.add(m[1]);
+        }
+      } catch {
+        // closed meanwhile
+      }
+    }
+    return inodes;
+  }
+
+  /** GET /healthz on its own kept-alive connection; resolves with the status and the client's local port. */
+  function healthz(port: number, agent: Agent): Promise<{ status: number; clientPort: number }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/healthz', agent }, (res) => {
+        const clientPort = res.socket.localPort!;
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, clientPort }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /**
+   * Opens twelve kept-alive connections at once, one GET /healthz each (all must answer 200), and counts how many
+   * of them each of `pids` holds. Every accepted connection must be held by one of them (the primary passes it on).
+   */
+  async function connectionsHeld(port: number, pids: number[]): Promise<number[]> {
+    const agent = new Agent({ keepAlive: true, maxSockets: 12 });
+    try {
+      const answers = await Promise.all(Array.from({ length: 12 }, () => healthz(port, agent)));
+      expect(answers.map((a) => a.status)).toEqual(Array(12).fill(200));
+      const clientPorts = [...new Set(answers.map((a) => a.clientPort))];
+      const inodes = acceptedInodes(port, clientPorts);
+      const held = pids.map((pid) => {
+        const mine = socketInodesOf(pid);
+        return clientPorts.filter((c) => mine.has(inodes.get(c) ?? '-')).length;
+      });
+      expect(held.reduce((a, b) => a + b, 0)).toBe(clientPorts.length);
+      return held;
+    } finally {
+      agent.destroy();
+    }
+  }
+
+  it('should serve from two worker processes, replace a killed one, and stop them all on SIGTERM', async () => {
+    const port = await freePort();
+    const svc = start({ PORT: String(port), WEB_CONCURRENCY: '2' });
+    await waitFor('the listening line', () => svc.stdout().includes('listening'), 90_000);
+    expect(svc.stdout()).toMatch(
+      new RegExp(`^Fixitfy Upload listening on .* \\(port ${port}, 2 processes\\)\\n`),
+    );
+    const primary = svc.child.pid!;
+    const workers = childrenOf(primary);
+    expect(workers).toHaveLength(2);
+
+    // Twelve connections kept open at once: the cluster hands them out in turn, so both workers hold some.
+    const held = await connectionsHeld(port, workers);
+    expect(held.every((n) => n > 0)).toBe(true);
+
+    // A worker that dies is replaced, and the replacement serves.
+    process.kill(workers[0], 'SIGKILL');
+    await waitFor(
+      'a replacement worker',
+      () => {
+        const now = childrenOf(primary);
+        return now.length === 2 && !now.includes(workers[0]);
+      },
+      90_000,
+    );
+    const replaced = childrenOf(primary);
+    expect(replaced).toContain(workers[1]);
+    expect(svc.stderr()).toMatch(new RegExp(`A worker process \\(pid ${workers[0]}\\) exited \\(SIGKILL\\)`));
+    await waitFor(
+      'the replacement to accept connections',
+      async () => (await connectionsHeld(port, replaced)).every((n) => n > 0),
+      90_000,
+    );
+
+    // SIGTERM: every worker drains and exits, then the primary, with 0.
+    svc.child.kill('SIGTERM');
+    const { code, signal } = await svc.exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    for (const pid of replaced) {
+      expect(alive(pid)).toBe(false);
+    }
+  }, 240_000);
+
+  it('should fail at boot with one line and no worker left behind when the port is taken', async () => {
+    const blocker: Server = createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => blocker.listen(0, resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const svc = start({ PORT: String(port), WEB_CONCURRENCY: '2' });
+      let workers: number[] = [];
+      const watcher = setInterval(() => {
+        if (alive(svc.child.pid!)) {
+          const kids = childrenOf(svc.child.pid!);
+          workers = [...new Set([...workers, ...kids])];
+        }
+      }, 50);
+      const { code } = await svc.exited;
+      clearInterval(watcher);
+      expect(code).toBe(1);
+      expect(svc.stdout()).toBe('');
+      expect(svc.stderr()).toBe(
+        `PORT ${port} is in use: stop what listens there or set PORT to a free port.\n`,
+      );
+      for (const pid of workers) {
+        expect(alive(pid)).toBe(false);
+      }
+    } finally {
+      blocker.close();
+    }
+  }, 120_000);
+
+  it('should refuse WEB_CONCURRENCY=0 in one line before starting anything', async () => {
+    const svc = start({ WEB_CONCURRENCY: '0' });
+    const { code } = await svc.exited;
+    expect(code).toBe(1);
+    expect(svc.stderr()).toBe(
+      'Invalid environment variables: WEB_CONCURRENCY must be a whole number from 1 to 64 (got "0"). Fix them (see .env.example).\n',
+    );
+  }, 60_000);
+});

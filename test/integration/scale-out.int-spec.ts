@@ -259,6 +259,8 @@ describe(`Scale-out: 2 api + 1 worker processes behind a load balancer (${ON_S3 
       REDIS_PREFIX: prefix,
       SECRET_KEY: randomBytes(32).toString('hex'),
       PUBLIC_URL: lb.url,
+      // One process per instance: the proof is about separate instances, not the cluster workers inside one.
+      WEB_CONCURRENCY: '1',
       MODERATION_ENABLED: 'false',
       MIGRATE_ON_START: 'false',
       LOG_LEVEL: 'error',

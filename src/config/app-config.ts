@@ -32,6 +32,11 @@ export interface ImageConfig {
   concurrency: number;
   /** Longest one decode or re-encode may run before the upload fails with processing_failed. */
   timeoutSeconds: number;
+  /**
+   * Upload bytes read into memory at once for sniffing, decoding, stripping, review and storing (per process); the
+   * other uploads wait on disk. Bounds the memory of a burst of large uploads.
+   */
+  memoryBytes: number;
 }
 
 export interface JanitorConfig {
@@ -174,6 +179,7 @@ export function loadConfig(
       maxIccBytes: parsed.MAX_ICC_BYTES ?? 64 * 1024,
       concurrency: parsed.IMAGE_CONCURRENCY ?? 2,
       timeoutSeconds: parsed.IMAGE_TIMEOUT_SECONDS ?? 20,
+      memoryBytes: (parsed.IMAGE_MEMORY_MB ?? 48) * 1024 * 1024,
     },
     uploadsInFlightPerKey: parsed.UPLOADS_IN_FLIGHT_PER_KEY ?? 4,
     janitor: {

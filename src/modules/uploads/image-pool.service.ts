@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
+import { limitSharpMemory } from '../media/sharp-settings';
 import { Semaphore } from '../moderation/semaphore';
+import { ByteBudget } from './byte-budget';
 import type { DecodeGate } from '../media/image-processor';
 
 /** Above this many decoded pixels (all frames) an image takes the heavy lane: about a second of CPU or more. */
@@ -16,9 +18,20 @@ export const HEAVY_PIXELS = 16_000_000;
 export class ImagePool {
   private readonly light: Semaphore;
   private readonly heavy = new Semaphore(1);
+  private readonly bytes: ByteBudget;
 
   constructor(config: AppConfig) {
     this.light = new Semaphore(config.images.concurrency);
+    this.bytes = new ByteBudget(config.images.memoryBytes);
+    limitSharpMemory();
+  }
+
+  /**
+   * Runs `work` (an upload's whole in-memory stage: read, sniff, decode and strip, review, write) once the uploads
+   * in that stage hold fewer than IMAGE_MEMORY_MB of file bytes; a file larger than the budget runs alone.
+   */
+  holdBytes<T>(bytes: number, work: () => Promise<T>): Promise<T> {
+    return this.bytes.use(bytes, work);
   }
 
   /** Runs `work` in the lane for an image of `pixels` decoded pixels. */
@@ -30,6 +43,6 @@ export class ImagePool {
 
   /** Images waiting for a lane (for tests and the bench). */
   get queued(): number {
-    return this.light.pending + this.heavy.pending;
+    return this.light.pending + this.heavy.pending + this.bytes.pending;
   }
 }

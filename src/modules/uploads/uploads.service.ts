@@ -27,6 +27,8 @@ export interface ServableUpload {
   size: number;
   mime: string;
   createdAt: Date;
+  /** Frames of the stored image (1 for a still); null when unknown (recorded before frame counts were kept). */
+  pages: number | null;
 }
 
 /** Reads and owner-side changes of uploads; every query is scoped to its owner. */
@@ -116,7 +118,7 @@ export class UploadsService {
       return null;
     }
     const { id, storedSha256, size, mime, createdAt } = upload;
-    return { id, filename, storedSha256, size, mime, createdAt };
+    return { id, filename, storedSha256, size, mime, createdAt, pages: upload.pages ?? null };
   }
 
   private async findOwned(em: EntityManager, ownerId: string, filename: string): Promise<Upload> {

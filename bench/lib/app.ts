@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
@@ -148,6 +149,70 @@ export async function upload(
     // not JSON: the status tells
   }
   return { status: res.status, body };
+}
+
+/**
+ * The same upload over a connection of its own (node:http, no keep-alive pool): for bursts, where a pooled socket the
+ * server closes as idle just as it is reused would fail the request for reasons that are not the service's.
+ */
+export function uploadOwnConnection(
+  base: string,
+  token: string,
+  bytes: Buffer,
+  name: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const boundary = `bench${Math.random().toString(16).slice(2)}`;
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\n` +
+      'Content-Type: application/octet-stream\r\n\r\n',
+  );
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const url = new URL('/api/v1/upload', base);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent: false,
+        headers: {
+          Authorization: `Bearer ${token}`,
+          'Content-Type': `multipart/form-data; boundary=${boundary}`,
+          'Content-Length': head.length + bytes.length + tail.length,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let body: Record<string, unknown> = {};
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
+          } catch {
+            // not JSON: the status tells
+          }
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.write(head);
+    req.write(bytes);
+    req.end(tail);
+  });
+}
+
+/** GET over a connection of its own; resolves with the status once the body is read. */
+export function getOwnConnection(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Registers an account and returns a fresh API key for it. */

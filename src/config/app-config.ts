@@ -37,6 +37,8 @@ export interface ImageConfig {
    * other uploads wait on disk. Bounds the memory of a burst of large uploads.
    */
   memoryBytes: number;
+  /** Niceness of libvips' worker threads (Linux), so HTTP runs first when decodes fill the cores; 0 leaves them. */
+  threadNice: number;
 }
 
 export interface JanitorConfig {
@@ -180,6 +182,7 @@ export function loadConfig(
       concurrency: parsed.IMAGE_CONCURRENCY ?? 2,
       timeoutSeconds: parsed.IMAGE_TIMEOUT_SECONDS ?? 20,
       memoryBytes: (parsed.IMAGE_MEMORY_MB ?? 48) * 1024 * 1024,
+      threadNice: parsed.IMAGE_THREAD_NICE ?? 10,
     },
     uploadsInFlightPerKey: parsed.UPLOADS_IN_FLIGHT_PER_KEY ?? 4,
     janitor: {

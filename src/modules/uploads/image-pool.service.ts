@@ -1,6 +1,6 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
-import { limitSharpMemory } from '../media/sharp-settings';
+import { limitSharpMemory, niceImageThreads } from '../media/sharp-settings';
 import { Semaphore } from '../moderation/semaphore';
 import { ByteBudget } from './byte-budget';
 import type { DecodeGate } from '../media/image-processor';
@@ -15,15 +15,27 @@ export const HEAVY_PIXELS = 16_000_000;
  * one, so a few worst-case files use one core at most and never hold up an ordinary upload behind them.
  */
 @Injectable()
-export class ImagePool {
+export class ImagePool implements OnModuleDestroy {
   private readonly light: Semaphore;
   private readonly heavy = new Semaphore(1);
   private readonly bytes: ByteBudget;
+  private readonly nice: number;
+  private renice: NodeJS.Timeout | undefined;
 
   constructor(config: AppConfig) {
     this.light = new Semaphore(config.images.concurrency);
     this.bytes = new ByteBudget(config.images.memoryBytes);
+    this.nice = config.images.threadNice;
     limitSharpMemory();
+    if (this.nice !== 0) {
+      // libvips starts workers on demand and keeps them: new ones are lowered before the next image or within 1 s.
+      this.renice = setInterval(() => niceImageThreads(this.nice), 1000);
+      this.renice.unref();
+    }
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.renice);
   }
 
   /**
@@ -36,7 +48,10 @@ export class ImagePool {
 
   /** Runs `work` in the lane for an image of `pixels` decoded pixels. */
   run<T>(pixels: number, work: () => Promise<T>): Promise<T> {
-    return (pixels > HEAVY_PIXELS ? this.heavy : this.light).use(work);
+    return (pixels > HEAVY_PIXELS ? this.heavy : this.light).use(() => {
+      niceImageThreads(this.nice);
+      return work();
+    });
   }
 
   readonly gate: DecodeGate = (pixels, work) => this.run(pixels, work);

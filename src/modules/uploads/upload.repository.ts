@@ -55,8 +55,8 @@ export class UploadRepository {
    * Records an upload in one statement (one round trip, its own transaction): the checks (parts yielding zero or one
    * row with a boolean `ok`, locking what they read FOR SHARE) run first, the row is inserted only if every check
    * passed (no key row = failed; no user row = passed: the foreign key answers), and `events(cte)` (a part that
-   * writes only if the CTE named `cte` yields a row) commits with it. A unique violation (the same bytes won a race)
-   * throws as the driver reports it (code 23505).
+   * writes only if the CTE named `cte` yields a row) commits with it. Errors are the ORM's exception types (a unique
+   * violation — the same bytes won a race — is a UniqueConstraintViolationException).
    */
   async insertChecked(
     row: NewUploadRow,
@@ -102,11 +102,18 @@ export class UploadRepository {
       ],
     });
     part('events', events('recorded'));
+    const statement =
+      `with ${ctes.join(', ')} select ${keyOk} as key_ok, ${userOk} as user_ok, ` +
+      '(select count(*) from recorded)::int as inserted, (select count(*) from events)::int as events';
+    type Row = { key_ok: boolean; user_ok: boolean; inserted: number; events: number };
     const [result] = await this.em
       .getConnection()
-      .execute<
-        { key_ok: boolean; user_ok: boolean; inserted: number; events: number }[]
-      >(`with ${ctes.join(', ')} select ${keyOk} as key_ok, ${userOk} as user_ok, ` + '(select count(*) from recorded)::int as inserted, (select count(*) from events)::int as events', params);
+      .execute<Row[]>(statement, params)
+      .catch((err: unknown) => {
+        // A raw statement skips the ORM's exception mapping: map it here, so the error filter answers db_failed and
+        // a unique violation is a UniqueConstraintViolationException, as from em.flush().
+        throw err instanceof Error ? this.em.getDriver().convertException(err) : err;
+      });
     return {
       keyOk: result.key_ok,
       userOk: result.user_ok,

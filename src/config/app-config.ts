@@ -182,7 +182,7 @@ export function loadConfig(
       concurrency: parsed.IMAGE_CONCURRENCY ?? 2,
       timeoutSeconds: parsed.IMAGE_TIMEOUT_SECONDS ?? 20,
       memoryBytes: (parsed.IMAGE_MEMORY_MB ?? 48) * 1024 * 1024,
-      threadNice: parsed.IMAGE_THREAD_NICE ?? 10,
+      threadNice: parsed.IMAGE_THREAD_NICE ?? 0,
     },
     uploadsInFlightPerKey: parsed.UPLOADS_IN_FLIGHT_PER_KEY ?? 4,
     janitor: {

@@ -26,7 +26,13 @@ describe('loadConfig', () => {
 
   it('should default and validate the image, in-flight and janitor limits', () => {
     expect(loadConfig({ DATA_DIR: dir })).toMatchObject({
-      images: { maxFrames: 1000, maxIccBytes: 65536, concurrency: 2, timeoutSeconds: 20 },
+      images: {
+        maxFrames: 1000,
+        maxIccBytes: 65536,
+        concurrency: 2,
+        timeoutSeconds: 20,
+        memoryBytes: 48 * 1024 * 1024,
+      },
       uploadsInFlightPerKey: 4,
       janitor: { intervalMs: 3_600_000, startDelayMs: 60_000, batchSize: 500 },
     });

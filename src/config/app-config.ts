@@ -32,6 +32,13 @@ export interface ImageConfig {
   concurrency: number;
   /** Longest one decode or re-encode may run before the upload fails with processing_failed. */
   timeoutSeconds: number;
+  /**
+   * Upload bytes read into memory at once for sniffing, decoding, stripping, review and storing (per process); the
+   * other uploads wait on disk. Bounds the memory of a burst of large uploads.
+   */
+  memoryBytes: number;
+  /** Niceness of libvips' worker threads (Linux), so HTTP runs first when decodes fill the cores; 0 leaves them. */
+  threadNice: number;
 }
 
 export interface JanitorConfig {
@@ -233,6 +240,8 @@ export function loadConfig(
       maxIccBytes: parsed.MAX_ICC_BYTES ?? 64 * 1024,
       concurrency: parsed.IMAGE_CONCURRENCY ?? 2,
       timeoutSeconds: parsed.IMAGE_TIMEOUT_SECONDS ?? 20,
+      memoryBytes: (parsed.IMAGE_MEMORY_MB ?? 48) * 1024 * 1024,
+      threadNice: parsed.IMAGE_THREAD_NICE ?? 0,
     },
     uploadsInFlightPerKey: parsed.UPLOADS_IN_FLIGHT_PER_KEY ?? 4,
     janitor: {

@@ -248,6 +248,74 @@ describe('Variants on the direct link (e2e)', () => {
   });
 });
 
+describe('format=auto and the frame count kept at upload (e2e)', () => {
+  let t: TestApp;
+  let token: string;
+  const CHROME = 'image/avif,image/webp,image/apng,image/*,*/*;q=0.8';
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    ({ token } = await makeKey(t));
+  });
+  afterAll(() => t.close());
+
+  async function upload(bytes: Buffer): Promise<string> {
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', bytes, 'x')
+      .expect(200);
+    return (res.body as { filename: string }).filename;
+  }
+
+  const pagesOf = async (filename: string): Promise<number | null> =>
+    (await sql<{ pages: number | null }>(t, 'select pages from uploads where filename = $1', [filename]))[0]
+      .pages;
+
+  it('should store the frame count of each upload', async () => {
+    expect(await pagesOf(await upload(await photo(120, 90, 'jpeg')))).toBe(1);
+    expect(await pagesOf(await upload(await photo(120, 90, 'gif')))).toBe(1);
+    expect(await pagesOf(await upload(await animatedGif(4, 60, 40)))).toBe(4);
+  });
+
+  it('should give a still GIF as AVIF to a client that accepts it', async () => {
+    const filename = await upload(await photo(200, 100, 'gif'));
+    const res = await t.http.get(`/images/${filename}?w=64&format=auto`).set('Accept', CHROME).expect(200);
+    expect(res.headers['content-type']).toBe('image/avif');
+    expect(res.headers.vary).toMatch(/accept/i);
+    const meta = await sharp(res.body as Buffer).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['heif', 64, 32]);
+  });
+
+  it('should give a still WebP as AVIF to a client that accepts it', async () => {
+    const filename = await upload(await photo(200, 100, 'webp'));
+    const res = await t.http.get(`/images/${filename}?w=64&format=auto`).set('Accept', CHROME).expect(200);
+    expect(res.headers['content-type']).toBe('image/avif');
+  });
+
+  it('should keep an animated GIF animated: WebP with every frame, never AVIF', async () => {
+    const filename = await upload(await animatedGif(3, 100, 80));
+    const res = await t.http.get(`/images/${filename}?w=64&format=auto`).set('Accept', CHROME).expect(200);
+    expect(res.headers['content-type']).toBe('image/webp');
+    expect(res.headers.vary).toMatch(/accept/i);
+    expect((await sharp(res.body as Buffer, { pages: -1 }).metadata()).pages).toBe(3);
+  });
+
+  it('should keep an animated GIF a GIF for a client that takes neither AVIF nor WebP', async () => {
+    const filename = await upload(await animatedGif(3, 100, 80));
+    const res = await t.http.get(`/images/${filename}?w=64&format=auto`).set('Accept', 'image/*').expect(200);
+    expect(res.headers['content-type']).toBe('image/gif');
+    expect((await sharp(res.body as Buffer, { pages: -1 }).metadata()).pages).toBe(3);
+  });
+
+  it('should treat a GIF whose frame count is unknown (recorded before it was kept) as possibly animated', async () => {
+    const filename = await upload(await photo(200, 100, 'gif'));
+    await sql(t, 'update uploads set pages = null where filename = $1', [filename]);
+    const res = await t.http.get(`/images/${filename}?w=64&format=auto`).set('Accept', CHROME).expect(200);
+    expect(res.headers['content-type']).toBe('image/webp');
+  });
+});
+
 describe('Variants across instances and under load (e2e)', () => {
   let t: TestApp;
   let t2: TestApp;

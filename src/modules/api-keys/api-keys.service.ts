@@ -2,6 +2,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { BearerAuthenticator } from '../../common/auth/authenticators';
 import type { KeyPrincipal, Principal, UploadTokenPrincipal } from '../../common/auth/principal';
+import type { SqlPart } from '../../common/database/sql-part';
 import type { UserRole } from '../../common/auth/user-role';
 import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
@@ -47,6 +48,18 @@ export class ApiKeysService extends BearerAuthenticator {
     private readonly uploadTokens: UploadTokensService,
   ) {
     super();
+  }
+
+  /**
+   * lockForWrite's key half as a part of one statement (a CTE body): zero or one row whose boolean `ok` says the key
+   * still exists unrevoked; the row is locked FOR SHARE until the statement's transaction ends. No row (or `ok` false)
+   * → 401 `unauthorized` ('The API key was revoked.'). Check the user with UsersService.userCheckPart.
+   */
+  static keyCheckPart(principal: KeyPrincipal | UploadTokenPrincipal): SqlPart {
+    return {
+      sql: 'select revoked_at is null as ok from api_keys where id = ? for share',
+      params: [principal.keyId],
+    };
   }
 
   /**

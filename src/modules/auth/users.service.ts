@@ -1,6 +1,7 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Injectable } from '@nestjs/common';
+import type { SqlPart } from '../../common/database/sql-part';
 import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
 import { keysetFilter, keysetPage } from '../../common/http/cursor';
@@ -21,6 +22,15 @@ export class UsersService {
 
   static normaliseEmail(email: string): string {
     return email.trim().toLowerCase();
+  }
+
+  /**
+   * lockForWrite as a part of one statement (a CTE body): zero or one row whose boolean `ok` is false when the user
+   * is banned (→ 403 `banned`); the row is locked FOR SHARE until the statement's transaction ends. No row: the user
+   * no longer exists, not an error here (the caller's foreign key answers for it).
+   */
+  static userCheckPart(userId: string): SqlPart {
+    return { sql: 'select banned_at is null as ok from users where id = ? for share', params: [userId] };
   }
 
   /**

@@ -116,6 +116,8 @@ export class ImagesController {
     const resolved = resolveVariant(parsed, {
       sourceMime: upload.mime as SourceMime,
       accept: req.header('accept'),
+      // The frame count kept at upload time: a still GIF or WebP may become AVIF; unknown (older rows) may not.
+      animated: upload.pages === null ? undefined : upload.pages > 1,
     });
     if (resolved.varyAccept) {
       res.vary('Accept');

@@ -67,3 +67,29 @@ export async function decodeFrames(
   }
   return frames;
 }
+
+/**
+ * Decodes every frame of an animation once, as 8-bit sRGB(A) (what decodeFrame yields for each page), and returns the
+ * frames pickFrames chooses as views of that one buffer. Every pixel of every frame is decoded, so this also proves
+ * the whole animation sound. Memory: width × height × frames × channels; callers keep it for small animations.
+ */
+export async function decodeAllFrames(
+  image: Buffer,
+  maxFrames: number,
+  timeout?: { seconds: number },
+): Promise<RawImage[]> {
+  let pipeline = sharp(image, { ...LOAD, pages: -1 });
+  if (timeout) {
+    pipeline = pipeline.timeout(timeout);
+  }
+  const { data, info } = await pipeline.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const height = info.pageHeight ?? info.height;
+  const pages = Math.max(1, Math.round(info.height / height));
+  const frameBytes = info.width * height * info.channels;
+  return pickFrames(pages, maxFrames).map((page) => ({
+    data: data.subarray(page * frameBytes, (page + 1) * frameBytes),
+    width: info.width,
+    height,
+    channels: info.channels,
+  }));
+}

@@ -1,6 +1,6 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { AppError } from '../../common/errors/app-error';
-import { decodeFrame, decodeFrames, LOAD } from './decode';
+import { decodeAllFrames, decodeFrame, decodeFrames, LOAD } from './decode';
 import { orientFrames } from './orient';
 import {
   assertWithinLimits,
@@ -53,6 +53,13 @@ export interface ProcessOptions extends ImageOptions {
   /** How many frames to decode for the review (pickFrames); 0 or absent: none. */
   reviewFrames?: number;
 }
+
+/**
+ * Up to this many pixels (all frames), an animation is decoded once as 8-bit sRGB(A) (at most 64 MB) and the review
+ * takes its frames from that pass; above it, a one-band proof and separate decodes of the reviewed frames keep the
+ * memory at a quarter.
+ */
+export const ONE_PASS_MAX_PIXELS = 16_000_000;
 
 const ungated: DecodeGate = (_pixels, work) => work();
 
@@ -125,8 +132,15 @@ async function decodeAndStrip(
       // A still image's review frame is a full decode of the stored bytes: one decode is both the check and the frame.
       return { ...result, review: [await decodeFrame(data, 0, timeout)] };
     }
+    const pixels = meta.width * frameHeight * frames;
+    if (reviewFrames > 0 && pixels <= ONE_PASS_MAX_PIXELS) {
+      // One pass over every frame proves the animation sound and yields the reviewed frames (views of its pixels),
+      // instead of decoding the frames the review picks again, each from frame 0.
+      return { ...result, review: await decodeAllFrames(data, reviewFrames, timeout) };
+    }
     // Decode every pixel of every frame of the bytes that will be stored, into one band (1 byte a pixel): about ten
-    // times cheaper than stats(), and unlike stats() it honours the timeout.
+    // times cheaper than stats(), and unlike stats() it honours the timeout. Large animations only: their frames as
+    // sRGB(A) at once would need 4 bytes a pixel, so the reviewed ones are decoded again on their own.
     await sharp(data, { ...LOAD, pages: -1 })
       .timeout(timeout)
       .extractChannel(0)

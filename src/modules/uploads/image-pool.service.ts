@@ -1,6 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
+import { limitSharpMemory, niceImageThreads } from '../media/sharp-settings';
 import { Semaphore } from '../moderation/semaphore';
+import { ByteBudget } from './byte-budget';
 import type { DecodeGate } from '../media/image-processor';
 
 /** Above this many decoded pixels (all frames) an image takes the heavy lane: about a second of CPU or more. */
@@ -13,23 +15,49 @@ export const HEAVY_PIXELS = 16_000_000;
  * one, so a few worst-case files use one core at most and never hold up an ordinary upload behind them.
  */
 @Injectable()
-export class ImagePool {
+export class ImagePool implements OnModuleDestroy {
   private readonly light: Semaphore;
   private readonly heavy = new Semaphore(1);
+  private readonly bytes: ByteBudget;
+  private readonly nice: number;
+  private renice: NodeJS.Timeout | undefined;
 
   constructor(config: AppConfig) {
     this.light = new Semaphore(config.images.concurrency);
+    this.bytes = new ByteBudget(config.images.memoryBytes);
+    this.nice = config.images.threadNice;
+    limitSharpMemory();
+    if (this.nice !== 0) {
+      // libvips starts workers on demand and keeps them: new ones are lowered before the next image or within 1 s.
+      this.renice = setInterval(() => niceImageThreads(this.nice), 1000);
+      this.renice.unref();
+    }
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.renice);
+  }
+
+  /**
+   * Runs `work` (an upload's whole in-memory stage: read, sniff, decode and strip, review, write) once the uploads
+   * in that stage hold fewer than IMAGE_MEMORY_MB of file bytes; a file larger than the budget runs alone.
+   */
+  holdBytes<T>(bytes: number, work: () => Promise<T>): Promise<T> {
+    return this.bytes.use(bytes, work);
   }
 
   /** Runs `work` in the lane for an image of `pixels` decoded pixels. */
   run<T>(pixels: number, work: () => Promise<T>): Promise<T> {
-    return (pixels > HEAVY_PIXELS ? this.heavy : this.light).use(work);
+    return (pixels > HEAVY_PIXELS ? this.heavy : this.light).use(() => {
+      niceImageThreads(this.nice);
+      return work();
+    });
   }
 
   readonly gate: DecodeGate = (pixels, work) => this.run(pixels, work);
 
   /** Images waiting for a lane (for tests and the bench). */
   get queued(): number {
-    return this.light.pending + this.heavy.pending;
+    return this.light.pending + this.heavy.pending + this.bytes.pending;
   }
 }

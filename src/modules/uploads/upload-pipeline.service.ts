@@ -5,7 +5,7 @@ import type { Request } from 'express';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Principal } from '../../common/auth/principal';
-import { sha256Hex } from '../../common/crypto/sha256';
+import { sha256HexAsync } from '../../common/crypto/sha256';
 import { AppError } from '../../common/errors/app-error';
 import { DomainEvents } from '../../common/events/domain-events';
 import { clientIp } from '../../common/http/client-ip';
@@ -13,13 +13,14 @@ import { AppConfig } from '../../config/app-config';
 import { ApiKeysService } from '../api-keys/api-keys.service';
 import { UsersService } from '../auth/users.service';
 import { ModerationService } from '../moderation/moderation.service';
+import type { ModerationVerdict } from '../moderation/moderation.types';
 import { OutboxService } from '../webhooks/outbox.service';
 import type { UploadResponse } from './dto/upload.dto';
 import { newFilename } from './filenames';
 import { ImagePool } from './image-pool.service';
 import { processImage } from '../media/image-processor';
 import { sniffImageType } from '../media/image-type';
-import { receiveUpload } from './multipart/multipart-reader';
+import { type ReceivedFile, receiveUpload } from './multipart/multipart-reader';
 import { StorageDriver } from '../storage/storage-driver';
 import { DeleteLinksService } from './delete-links.service';
 import { Upload } from './upload.entity';
@@ -74,72 +75,110 @@ export class UploadPipelineService {
         await this.assertStillAuthorised(principal);
         return await this.dedupeResponse(existing);
       }
+      // From here the bytes are in memory (the original, the stripped copy, decoded frames): the ImagePool's byte
+      // budget bounds how many uploads are at this stage at once; the others wait on disk.
+      return await this.pool.holdBytes(received.size, () => this.processAndStore(principal, req, received));
+    } finally {
+      await rm(received.path, { force: true });
+    }
+  }
 
-      const original = await readFile(received.path);
-      const type = await sniffImageType(original);
-      if (!type) {
-        throw new AppError('unsupported_type');
-      }
-      // One decode: the check that the image is sound also yields the frames the review classifies.
-      const image = await processImage(original, type, {
-        ...this.config.images,
-        gate: this.pool.gate,
-        reviewFrames: this.moderation.reviewFrames,
-      });
+  private async processAndStore(
+    principal: Principal,
+    req: Request,
+    received: ReceivedFile,
+  ): Promise<UploadResponse> {
+    let original: Buffer | null = await readFile(received.path);
+    const type = await sniffImageType(original);
+    if (!type) {
+      throw new AppError('unsupported_type');
+    }
+    // One decode: the check that the image is sound also yields the frames the review classifies.
+    const image = await processImage(original, type, {
+      ...this.config.images,
+      gate: this.pool.gate,
+      reviewFrames: this.moderation.reviewFrames,
+    });
+    const { review, ...stored } = image;
+    // Stripping usually removes nothing: then the stored bytes' hash is the one computed while receiving.
+    const unchanged = stored.data.equals(original);
+    original = null;
 
-      // The moderation step: the classifier sees what a viewer would see (orientation applied, alpha flattened).
-      const pixels = image.width * image.height * image.pages;
-      const { review, ...stored } = image;
-      const verdict = await this.pool
+    // The write (and the stored bytes' hash) overlaps the review; a rejected or failed upload removes the file again.
+    const filename = newFilename(type.ext);
+    const storing = Promise.all([
+      this.storage.put(filename, stored.data),
+      unchanged ? received.sha256 : sha256HexAsync(stored.data),
+    ]);
+    const discard = async (): Promise<void> => {
+      await storing.catch(() => undefined);
+      await this.storage.delete(filename).catch(() => undefined);
+    };
+    storing.catch(() => undefined);
+
+    // The moderation step: the classifier sees what a viewer would see (orientation applied, alpha flattened).
+    const pixels = image.width * image.height * image.pages;
+    let verdict: ModerationVerdict;
+    try {
+      verdict = await this.pool
         .run(pixels, () => this.moderation.review(review))
         .catch((err: unknown) => {
           // Anything but a contract error while classifying the decoded frames stays the image's fault, as before.
           throw err instanceof AppError ? err : new AppError('processing_failed', undefined, { cause: err });
         });
+    } catch (err) {
+      await discard();
+      throw err;
+    } finally {
       // The full-resolution frames are not needed past the review.
       review.length = 0;
-      if (verdict.rejected) {
-        this.events.emit('upload.rejected', {
-          userId: principal.userId,
-          keyId: principal.kind === 'session' ? null : principal.keyId,
-          keyPrefix: principal.kind === 'session' ? null : principal.keyPrefix,
-          sha256: received.sha256,
-          scores: verdict.scores ? { ...verdict.scores } : null,
-          ip: clientIp(req),
-          userAgent: req.header('user-agent') ?? null,
-          requestId: typeof req.id === 'string' || typeof req.id === 'number' ? String(req.id) : '',
-        });
-        throw new AppError('nsfw_rejected');
-      }
+    }
+    if (verdict.rejected) {
+      await discard();
+      this.events.emit('upload.rejected', {
+        userId: principal.userId,
+        keyId: principal.kind === 'session' ? null : principal.keyId,
+        keyPrefix: principal.kind === 'session' ? null : principal.keyPrefix,
+        sha256: received.sha256,
+        scores: verdict.scores ? { ...verdict.scores } : null,
+        ip: clientIp(req),
+        userAgent: req.header('user-agent') ?? null,
+        requestId: typeof req.id === 'string' || typeof req.id === 'number' ? String(req.id) : '',
+      });
+      throw new AppError('nsfw_rejected');
+    }
 
-      const filename = newFilename(type.ext);
-      await this.storage.put(filename, stored.data);
-      try {
-        const upload = await this.record(principal, {
-          filename,
-          mime: type.mime,
-          size: stored.data.length,
-          width: stored.width,
-          height: stored.height,
-          sha256: received.sha256,
-          storedSha256: sha256Hex(stored.data),
-          tags: received.tags,
-          scores: verdict.scores ? { ...verdict.scores } : null,
-        });
-        return this.mapper.toUploadResponse(upload, false, this.deleteLinks.derive(upload.id).token);
-      } catch (err) {
-        await this.storage.delete(filename).catch(() => undefined);
-        if (err instanceof UniqueConstraintViolationException) {
-          // The same bytes won a race from a parallel request: answer as the dedupe hit it now is.
-          const winner = await this.repository.findLiveBySha(principal.userId, received.sha256);
-          if (winner) {
-            return this.dedupeResponse(winner);
-          }
+    let storedSha256: string;
+    try {
+      [, storedSha256] = await storing;
+    } catch (err) {
+      await discard();
+      throw err;
+    }
+    try {
+      const upload = await this.record(principal, {
+        filename,
+        mime: type.mime,
+        size: stored.data.length,
+        width: stored.width,
+        height: stored.height,
+        pages: stored.pages,
+        sha256: received.sha256,
+        storedSha256,
+        tags: received.tags,
+        scores: verdict.scores ? { ...verdict.scores } : null,
+      });
+      return this.mapper.toUploadResponse(upload, false, this.deleteLinks.derive(upload.id).token);
+    } catch (err) {
+      await this.storage.delete(filename).catch(() => undefined);
+      if (isUniqueViolation(err)) {
+        // The same bytes won a race from a parallel request: answer as the dedupe hit it now is.
+        const winner = await this.repository.findLiveBySha(principal.userId, received.sha256);
+        if (winner) {
+          return this.dedupeResponse(winner);
         }
-        throw err;
       }
-    } finally {
-      await rm(received.path, { force: true });
+      throw err;
     }
   }
 
@@ -148,28 +187,57 @@ export class UploadPipelineService {
     return this.mapper.toUploadResponse(upload, true, await this.deleteLinks.tokenFor(upload));
   }
 
+  /**
+   * Records the upload and its webhook events in one statement (one round trip, one transaction) that first re-reads
+   * the key and the user FOR SHARE: a revoke or a ban either committed before (→ 401 / 403, nothing written) or waits
+   * for this commit. The outbox rows commit (or roll back) with the upload row: no upload without its events.
+   */
   private async record(
     principal: Principal,
     data: Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>,
   ): Promise<Upload> {
-    return this.em.fork().transactional(async (em) => {
-      await this.assertStillAuthorised(principal, em);
-      const upload = em.create(Upload, {
-        ...data,
-        owner: principal.userId,
-        apiKeyId: principal.kind === 'session' ? null : principal.keyId,
-        deleteTokenHash: '',
-      });
-      upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
-      await em.flush();
-      // The webhook outbox rows commit (or roll back) with the upload row: no upload without its events.
-      await this.webhooks.recordUploadCreated(em, {
-        ownerId: principal.userId,
-        upload: this.mapper.toWebhookUpload(upload),
-        createdAt: upload.createdAt,
-      });
-      return upload;
+    const upload = Object.assign(new Upload(), data, {
+      owner: { id: principal.userId } as Upload['owner'],
+      apiKeyId: principal.kind === 'session' ? null : principal.keyId,
     });
+    upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
+    const result = await this.repository.insertChecked(
+      {
+        ...data,
+        id: upload.id,
+        ownerId: principal.userId,
+        apiKeyId: upload.apiKeyId ?? null,
+        pages: data.pages ?? 1,
+        tags: data.tags ?? [],
+        scores: data.scores ?? null,
+        deleteTokenHash: upload.deleteTokenHash,
+        createdAt: upload.createdAt,
+      },
+      {
+        key: principal.kind === 'session' ? undefined : ApiKeysService.keyCheckPart(principal),
+        user: UsersService.userCheckPart(principal.userId),
+      },
+      (recorded) =>
+        this.webhooks.uploadCreatedPart(
+          {
+            ownerId: principal.userId,
+            upload: this.mapper.toWebhookUpload(upload),
+            createdAt: upload.createdAt,
+          },
+          recorded,
+        ),
+    );
+    if (!result.keyOk) {
+      throw new AppError('unauthorized', 'The API key was revoked.');
+    }
+    if (!result.userOk) {
+      throw new AppError('banned');
+    }
+    if (!result.inserted) {
+      throw new Error('The upload row was not written though every check passed');
+    }
+    this.webhooks.uploadCreatedRecorded(result.events);
+    return upload;
   }
 
   /**
@@ -188,4 +256,12 @@ export class UploadPipelineService {
         : ApiKeysService.lockForWrite(principal, tx);
     await (em.isInTransaction() ? check(em) : em.transactional(check));
   }
+}
+
+/** A unique violation, as the ORM converts it or as the driver raises it from a raw statement (SQLSTATE 23505). */
+function isUniqueViolation(err: unknown): boolean {
+  return (
+    err instanceof UniqueConstraintViolationException ||
+    (typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505')
+  );
 }

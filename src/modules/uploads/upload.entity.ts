@@ -32,7 +32,7 @@ export interface UploadScores {
     'create index "uploads_tags_gin_idx" on "uploads" using gin ("tags") where "deleted_at" is null',
 })
 export class Upload {
-  [OptionalProps]?: 'id' | 'createdAt' | 'deletedAt' | 'tags' | 'apiKeyId' | 'scores';
+  [OptionalProps]?: 'id' | 'createdAt' | 'deletedAt' | 'tags' | 'apiKeyId' | 'scores' | 'pages';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -59,6 +59,13 @@ export class Upload {
 
   @Property({ type: 'integer' })
   height!: number;
+
+  /**
+   * Frames of the stored image as decoded at upload time (1 for a still); null for uploads recorded before this was
+   * kept (unknown: variants then treat a GIF or WebP as possibly animated).
+   */
+  @Property({ type: 'integer', nullable: true })
+  pages?: number | null = null;
 
   /** SHA-256 of the bytes as uploaded: the dedupe key (API.md). */
   @Property({ type: 'text' })

@@ -1,5 +1,6 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
+import type { SqlPart } from '../../common/database/sql-part';
 import { keysetFilter, keysetPage, parseCursor } from '../../common/http/cursor';
 import { FILENAME_PATTERN } from './filenames';
 import { Upload } from './upload.entity';
@@ -59,6 +60,7 @@ export interface ServableRow {
   size: number;
   mime: string;
   created_at: Date;
+  pages: number | null;
   owner_banned: boolean;
 }
 
@@ -68,10 +70,110 @@ export interface PageOptions {
   tag?: string;
 }
 
+/** A new upload row as insertChecked writes it. */
+export interface NewUploadRow {
+  id: string;
+  ownerId: string;
+  apiKeyId: string | null;
+  filename: string;
+  mime: string;
+  size: number;
+  width: number;
+  height: number;
+  pages: number;
+  sha256: string;
+  storedSha256: string;
+  tags: string[];
+  deleteTokenHash: string;
+  scores: Upload['scores'];
+  createdAt: Date;
+}
+
+/** What insertChecked found: each check's verdict, whether the row was written, how many event rows were. */
+export interface CheckedInsert {
+  /** The key check passed (true when there was none). */
+  keyOk: boolean;
+  /** The user check passed. */
+  userOk: boolean;
+  inserted: boolean;
+  events: number;
+}
+
 /** The named queries on `uploads`: every read of the table goes through here. "Live" means not deleted. */
 @Injectable()
 export class UploadRepository {
   constructor(private readonly em: EntityManager) {}
+
+  /**
+   * Records an upload in one statement (one round trip, its own transaction): the checks (parts yielding zero or one
+   * row with a boolean `ok`, locking what they read FOR SHARE) run first, the row is inserted only if every check
+   * passed (no key row = failed; no user row = passed: the foreign key answers), and `events(cte)` (a part that
+   * writes only if the CTE named `cte` yields a row) commits with it. Errors are the ORM's exception types (a unique
+   * violation — the same bytes won a race — is a UniqueConstraintViolationException).
+   */
+  async insertChecked(
+    row: NewUploadRow,
+    checks: { key?: SqlPart; user: SqlPart },
+    events: (recordedCte: string) => SqlPart,
+  ): Promise<CheckedInsert> {
+    const ctes: string[] = [];
+    const params: unknown[] = [];
+    const part = (name: string, p: SqlPart): void => {
+      ctes.push(`${name} as (${p.sql})`);
+      params.push(...p.params);
+    };
+    if (checks.key) {
+      part('key_check', checks.key);
+    }
+    part('user_check', checks.user);
+    const keyOk = checks.key ? 'coalesce((select ok from key_check), false)' : 'true';
+    const userOk = 'coalesce((select ok from user_check), true)';
+    ctes.push(`allowed as (select 1 where ${keyOk} and ${userOk})`);
+    part('recorded', {
+      sql:
+        'insert into uploads (id, owner_id, api_key_id, filename, mime, size, width, height, pages, sha256, ' +
+        'stored_sha256, tags, delete_token_hash, scores, created_at) ' +
+        'select cast(? as uuid), cast(? as uuid), cast(? as uuid), ?, ?, ?, ?, ?, ?, ?, ?, ' +
+        'array(select jsonb_array_elements_text(cast(? as jsonb))), ?, cast(? as jsonb), cast(? as timestamptz) ' +
+        'from allowed returning id',
+      params: [
+        row.id,
+        row.ownerId,
+        row.apiKeyId,
+        row.filename,
+        row.mime,
+        row.size,
+        row.width,
+        row.height,
+        row.pages,
+        row.sha256,
+        row.storedSha256,
+        JSON.stringify(row.tags),
+        row.deleteTokenHash,
+        row.scores ? JSON.stringify(row.scores) : null,
+        row.createdAt,
+      ],
+    });
+    part('events', events('recorded'));
+    const statement =
+      `with ${ctes.join(', ')} select ${keyOk} as key_ok, ${userOk} as user_ok, ` +
+      '(select count(*) from recorded)::int as inserted, (select count(*) from events)::int as events';
+    type Row = { key_ok: boolean; user_ok: boolean; inserted: number; events: number };
+    const [result] = await this.em
+      .getConnection()
+      .execute<Row[]>(statement, params)
+      .catch((err: unknown) => {
+        // A raw statement skips the ORM's exception mapping: map it here, so the error filter answers db_failed and
+        // a unique violation is a UniqueConstraintViolationException, as from em.flush().
+        throw err instanceof Error ? this.em.getDriver().convertException(err) : err;
+      });
+    return {
+      keyOk: result.key_ok,
+      userOk: result.user_ok,
+      inserted: result.inserted === 1,
+      events: result.events,
+    };
+  }
 
   findLiveBySha(ownerId: string, sha: string): Promise<Upload | null> {
     return this.em.fork().findOne(Upload, { owner: ownerId, sha256: sha, deletedAt: null });
@@ -164,7 +266,8 @@ export class UploadRepository {
       return null;
     }
     const rows = await this.em.getConnection().execute<ServableRow[]>(
-      `select u.id, u.owner_id, u.stored_sha256, u.size, u.mime, u.created_at, (o.banned_at is not null) as owner_banned
+      `select u.id, u.owner_id, u.stored_sha256, u.size, u.mime, u.created_at, u.pages,
+              (o.banned_at is not null) as owner_banned
          from uploads u join users o on o.id = u.owner_id
         where u.filename = ? and u.deleted_at is null`,
       [filename],

@@ -30,6 +30,8 @@ export interface ServableUpload {
   size: number;
   mime: string;
   createdAt: Date;
+  /** Frames of the stored image (1 for a still); null when unknown (recorded before frame counts were kept). */
+  pages: number | null;
 }
 
 /** Reads and owner-side changes of uploads; every query is scoped to its owner. */
@@ -131,6 +133,7 @@ export class UploadsService {
       size: Number(row.size),
       mime: row.mime,
       createdAt: new Date(row.created_at),
+      pages: row.pages ?? null,
     };
   }
 

@@ -15,6 +15,8 @@ export interface ReceivedFile {
   path: string;
   /** SHA-256 of the bytes as uploaded, computed while streaming. */
   sha256: string;
+  /** Bytes of the file as uploaded. */
+  size: number;
   tags: string[];
 }
 
@@ -153,7 +155,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
             fail(err as AppError);
             return;
           }
-          resolve({ path, sha256, tags });
+          resolve({ path, sha256, size, tags });
         })
         .catch(() => undefined);
     });

@@ -1,0 +1,262 @@
+/**
+ * Runs the service as its own process for a bench (`node src/main.ts` through ts-node, so the threadpool, the
+ * allocator settings and the worker threads are as in production), on a throwaway database and Redis prefix that
+ * stop() removes. Needs the PostgreSQL of BENCH_ADMIN_DATABASE_URL and the Redis of REDIS_URL (defaults: local).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { Client } from 'pg';
+
+const ADMIN_URL = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const REPO_DIR = join(__dirname, '..', '..');
+
+export interface BenchApp {
+  base: string;
+  child: ChildProcess;
+  dataDir: string;
+  stop: () => Promise<void>;
+}
+
+export interface StartOptions {
+  port: number;
+  env?: Record<string, string>;
+  /** Extra node flags, e.g. `--cpu-prof`. */
+  nodeArgs?: string[];
+  /** Another checkout to run (a side-by-side baseline); default BENCH_APP_DIR, else this one. */
+  appDir?: string;
+}
+
+/**
+ * The environment `npm start` gives the process (package.json's start script sets allocator variables such as
+ * MALLOC_ARENA_MAX before node starts): read from the script so the bench never drifts from it.
+ */
+export function startScriptEnv(appDir = REPO_DIR): Record<string, string> {
+  const pkg = JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const env: Record<string, string> = {};
+  for (const [, name, value] of pkg.scripts.start.matchAll(/(?:^|\s)([A-Z_]+)=(\S+)/g)) {
+    env[name] = value;
+  }
+  return env;
+}
+
+export async function startApp(options: StartOptions): Promise<BenchApp> {
+  const appDir = options.appDir ?? process.env.BENCH_APP_DIR ?? REPO_DIR;
+  const db = `fxf_bench_${randomBytes(5).toString('hex')}`;
+  const admin = new Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`create database ${db}`);
+  await admin.end();
+  const dbUrl = new URL(ADMIN_URL);
+  dbUrl.pathname = `/${db}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'fxf-bench-'));
+  const prefix = `fxf-bench:${randomBytes(5).toString('hex')}:`;
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), '-r', 'ts-node/register/transpile-only', 'src/main.ts'],
+    {
+      cwd: appDir,
+      env: {
+        PATH: process.env.PATH,
+        ...startScriptEnv(appDir),
+        PORT: String(options.port),
+        DATA_DIR: dataDir,
+        DATABASE_URL: dbUrl.toString(),
+        REDIS_URL,
+        REDIS_PREFIX: prefix,
+        MIGRATE_ON_START: 'true',
+        LOG_LEVEL: 'warn',
+        RATE_LIMIT_UPLOADS_PER_MINUTE: '100000',
+        RATE_LIMIT_UPLOADS_PER_DAY: '1000000',
+        RATE_LIMIT_MANAGEMENT_PER_MINUTE: '100000',
+        ...options.env,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const base = `http://127.0.0.1:${options.port}`;
+  await new Promise<void>((ok, fail) => {
+    child.stdout?.on('data', (d: Buffer) => d.toString().includes('listening') && ok());
+    child.on('exit', (code) => fail(new Error(`the app exited with ${code}`)));
+  });
+  // Listening is not ready: the moderation model may still be loading.
+  for (let i = 0; ; i++) {
+    const ready = await fetch(`${base}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) {
+      break;
+    }
+    if (i > 600) {
+      throw new Error('the app never became ready');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    base,
+    child,
+    dataDir,
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+      const c = new Client({ connectionString: ADMIN_URL });
+      await c.connect();
+      await c.query(`drop database if exists ${db} with (force)`);
+      await c.end();
+      const redis = new Redis(REDIS_URL);
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+        if (keys.length > 0) {
+          await redis.unlink(...keys);
+        }
+        cursor = next;
+      } while (cursor !== '0');
+      redis.disconnect();
+    },
+  };
+}
+
+export async function upload(
+  base: string,
+  token: string,
+  bytes: Buffer,
+  name: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const form = new FormData();
+  form.append('file', new Blob([bytes]), name);
+  const res = await fetch(`${base}/api/v1/upload`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}` },
+    body: form,
+  });
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // not JSON: the status tells
+  }
+  return { status: res.status, body };
+}
+
+/**
+ * The same upload over a connection of its own (node:http, no keep-alive pool): for bursts, where a pooled socket the
+ * server closes as idle just as it is reused would fail the request for reasons that are not the service's.
+ */
+export function uploadOwnConnection(
+  base: string,
+  token: string,
+  bytes: Buffer,
+  name: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const boundary = `bench${Math.random().toString(16).slice(2)}`;
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\n` +
+      'Content-Type: application/octet-stream\r\n\r\n',
+  );
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const url = new URL('/api/v1/upload', base);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent: false,
+        headers: {
+          Authorization: `Bearer ${token}`,
+          'Content-Type': `multipart/form-data; boundary=${boundary}`,
+          'Content-Length': head.length + bytes.length + tail.length,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let body: Record<string, unknown> = {};
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
+          } catch {
+            // not JSON: the status tells
+          }
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.write(head);
+    req.write(bytes);
+    req.end(tail);
+  });
+}
+
+/** GET over a connection of its own; resolves with the status once the body is read. */
+export function getOwnConnection(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Registers an account and returns a fresh API key for it. */
+export async function newKey(base: string): Promise<string> {
+  const email = `bench-${randomBytes(6).toString('hex')}@example.com`;
+  const password = 'bench password 123';
+  const json = { 'Content-Type': 'application/json' };
+  await fetch(`${base}/api/v1/auth/register`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({ email, password }),
+  });
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({ email, password }),
+  });
+  const cookie = login.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
+  const session = (await (
+    await fetch(`${base}/api/v1/auth/session`, { headers: { Cookie: cookie } })
+  ).json()) as { csrf_token: string };
+  const key = await fetch(`${base}/api/v1/keys`, {
+    method: 'POST',
+    headers: { ...json, Cookie: cookie, 'X-CSRF-Token': session.csrf_token },
+    body: JSON.stringify({ label: 'bench' }),
+  });
+  const body = (await key.json()) as { token?: string };
+  if (!body.token) {
+    throw new Error(`could not create a key: ${JSON.stringify(body)}`);
+  }
+  return body.token;
+}
+
+/** The p-th percentile (nearest rank) of ascending `sorted`. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** Resident set size of a process in MB, from /proc (Linux). */
+export function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}

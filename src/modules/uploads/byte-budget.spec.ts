@@ -1,0 +1,57 @@
+import { ByteBudget } from './byte-budget';
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => (open = r));
+  return { promise, open };
+}
+
+describe(ByteBudget.name, () => {
+  it('should run tasks whose bytes fit together, and hold the next until one finishes', async () => {
+    const budget = new ByteBudget(100);
+    const a = gate();
+    const b = gate();
+    const started: string[] = [];
+    const runA = budget.use(60, async () => (started.push('a'), a.promise));
+    const runB = budget.use(40, async () => (started.push('b'), b.promise));
+    const runC = budget.use(10, () => Promise.resolve(started.push('c')));
+    await tick();
+    expect(started).toEqual(['a', 'b']);
+    expect(budget.inUse).toBe(100);
+    expect(budget.pending).toBe(1);
+    a.open();
+    await runA;
+    await runC;
+    expect(started).toEqual(['a', 'b', 'c']);
+    b.open();
+    await runB;
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('should keep arrival order: a small task does not overtake a waiting large one', async () => {
+    const budget = new ByteBudget(100);
+    const first = gate();
+    const started: string[] = [];
+    const runFirst = budget.use(50, async () => (started.push('first'), first.promise));
+    const runLarge = budget.use(80, () => Promise.resolve(started.push('large')));
+    const runSmall = budget.use(10, () => Promise.resolve(started.push('small')));
+    await tick();
+    expect(started).toEqual(['first']);
+    first.open();
+    await Promise.all([runFirst, runLarge, runSmall]);
+    expect(started).toEqual(['first', 'large', 'small']);
+  });
+
+  it('should run a task heavier than the whole budget alone, and release its bytes when it fails', async () => {
+    const budget = new ByteBudget(100);
+    await expect(budget.use(500, () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(budget.inUse).toBe(0);
+    await expect(budget.use(500, () => Promise.resolve('ok'))).resolves.toBe('ok');
+  });
+
+  it('should refuse a capacity that is not a positive integer', () => {
+    expect(() => new ByteBudget(0)).toThrow(/positive integer/);
+  });
+});

@@ -1,0 +1,48 @@
+/**
+ * A budget of bytes shared by tasks: a task of `weight` bytes runs once the weights of the running tasks leave room for
+ * it; the rest wait in arrival order (a large task is never overtaken for ever by small ones). A task heavier than the
+ * whole budget runs alone.
+ */
+export class ByteBudget {
+  private used = 0;
+  private readonly waiting: { weight: number; start: () => void }[] = [];
+
+  constructor(readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new Error(`ByteBudget capacity must be a positive integer, got ${capacity}`);
+    }
+  }
+
+  /** Tasks waiting for room. */
+  get pending(): number {
+    return this.waiting.length;
+  }
+
+  /** Bytes held by running tasks. */
+  get inUse(): number {
+    return this.used;
+  }
+
+  async use<T>(bytes: number, task: () => Promise<T>): Promise<T> {
+    const weight = Math.min(Math.max(0, Math.ceil(bytes)), this.capacity);
+    if (this.waiting.length > 0 || this.used + weight > this.capacity) {
+      await new Promise<void>((start) => this.waiting.push({ weight, start }));
+    } else {
+      this.used += weight;
+    }
+    try {
+      return await task();
+    } finally {
+      this.used -= weight;
+      this.admit();
+    }
+  }
+
+  private admit(): void {
+    while (this.waiting.length > 0 && this.used + this.waiting[0].weight <= this.capacity) {
+      const next = this.waiting.shift()!;
+      this.used += next.weight;
+      next.start();
+    }
+  }
+}

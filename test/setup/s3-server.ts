@@ -1,7 +1,7 @@
 import S3rver from '@20minutes/s3rver';
 import crypto, { randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, request, type Server } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,6 +204,8 @@ export class S3FaultProxy {
   rule: (req: IncomingMessage) => FaultMode = () => 'pass';
   /** The next PUT reaches the store with one byte of its body flipped (headers unchanged): bytes hurt in transit. */
   corruptNextPut = false;
+  /** Every forwarded request waits this long first (a slow store). */
+  delayMs = 0;
   /** Requests seen, by method (to check a failure went through the store, not around it). */
   readonly seen: string[] = [];
   private readonly sockets = new Set<Socket>();
@@ -234,6 +236,14 @@ export class S3FaultProxy {
         });
         return;
       }
+      if (proxy.delayMs > 0) {
+        req.pause();
+        setTimeout(() => forward(proxy, req, res), proxy.delayMs);
+        return;
+      }
+      forward(proxy, req, res);
+    });
+    const forward = (proxy: S3FaultProxy, req: IncomingMessage, res: ServerResponse): void => {
       const corrupt = req.method === 'PUT' && proxy.corruptNextPut;
       if (corrupt) {
         proxy.corruptNextPut = false;
@@ -257,7 +267,7 @@ export class S3FaultProxy {
         body[body.length >> 1] ^= 0xff;
         upstream.end(body);
       });
-    });
+    };
     server.on('connection', (socket: Socket) => {
       ref.proxy?.sockets.add(socket);
       socket.on('close', () => ref.proxy?.sockets.delete(socket));

@@ -60,8 +60,8 @@ export async function migrateStorage(
       'storage:migrate needs the S3 settings (S3_BUCKET, S3_ENDPOINT, keys) for the s3 side.',
     );
   }
-  const source = createStorageDriver(config, from);
-  const target = createStorageDriver(config, to);
+  const source = await createStorageDriver(config, from);
+  const target = await createStorageDriver(config, to);
   const db = new Client({ connectionString: config.databaseUrl });
   await db.connect();
   const result: StorageMigrateResult = { total: 0, copied: 0, alreadyThere: 0, failed: [] };

@@ -18,9 +18,10 @@ describe('JanitorService on S3', () => {
 
   beforeAll(async () => {
     s3 = await TestS3.start();
-    const env = { ...s3.env(), APP_ROLE: 'api', JANITOR_BATCH_SIZE: '7' };
+    const prefix = TestS3.freshPrefix();
+    const env = { ...s3.env({ prefix }), APP_ROLE: 'api', JANITOR_BATCH_SIZE: '7' };
     // The app's own driver, with pages of 10 keys so the sweep crosses many ListObjectsV2 pages.
-    driver = new S3StorageDriver(s3.config({ prefix: env.S3_PREFIX }), { listPageSize: 10 });
+    driver = new S3StorageDriver(s3.config({ prefix }), { listPageSize: 10 });
     t = await createTestApp({ env, overrides: [{ provide: StorageDriver, useValue: driver }] });
   });
   afterAll(async () => {

@@ -3,13 +3,16 @@ import { prepareInfrastructure, startupFailureMessage } from './bootstrap';
 import { ConfigError, debugRequested } from './config/app-config';
 import { NO_REQUEST } from './common/http/request-meta';
 import type { UsersService } from './modules/auth/users.service';
+import type { DriverName, StorageMigrateOptions } from './storage-migrate';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
   migrate                                         apply pending database migrations
   user:create --email E --password P [--admin]    create a user (an admin with --admin)
   user:promote --email E                          make a user an admin
   user:ban --email E --reason R                   ban a user (keys, tokens and sessions answer 403 at once)
-  user:unban --email E                            lift a ban`;
+  user:unban --email E                            lift a ban
+  storage:migrate --from local|s3 --to s3|local   copy every live image and variant to the other driver, each
+                  [--progress N]                  checked by SHA-256; resumable (run it again after a crash)`;
 
 function option(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
@@ -28,10 +31,27 @@ function required(args: string[], name: string): string {
 type Command = (users: UsersService) => Promise<string>;
 
 /** The command for argv, or a ConfigError (usage) before any database, Redis or Nest is touched. */
-function parse(command: string, args: string[]): Command | 'migrate' {
+function parse(command: string, args: string[]): Command | 'migrate' | StorageMigrateOptions {
   switch (command) {
     case 'migrate':
       return 'migrate';
+    case 'storage:migrate': {
+      const from = required(args, 'from');
+      const to = required(args, 'to');
+      const progress = option(args, 'progress') ?? '100';
+      if (!['local', 's3'].includes(from) || !['local', 's3'].includes(to) || from === to) {
+        throw new ConfigError(`--from and --to must be local and s3, one each.\n${USAGE}`);
+      }
+      if (!/^[1-9]\d{0,6}$/.test(progress)) {
+        throw new ConfigError(`--progress must be a whole number from 1 to 9999999.\n${USAGE}`);
+      }
+      return {
+        from: from as DriverName,
+        to: to as DriverName,
+        progressEvery: Number(progress),
+        out: (line) => process.stdout.write(`${line}\n`),
+      };
+    }
     case 'user:create': {
       const email = required(args, 'email');
       const password = required(args, 'password');
@@ -81,6 +101,15 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write('Migrations are up to date.\n');
       return;
     }
+    if (typeof run === 'object') {
+      // Bytes and rows only: no Nest, no background work.
+      const { migrateStorage } = await import('./storage-migrate');
+      const result = await migrateStorage(infra.config, run);
+      if (result.failed.length > 0) {
+        process.exitCode = 1;
+      }
+      return;
+    }
     // Loaded only for a command that needs the app: usage errors and `migrate` answer without compiling it.
     const [{ NestFactory }, { AppModule }, { UsersService }] = await Promise.all([
       import('@nestjs/core'),
@@ -105,7 +134,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).then(
-  () => process.exit(0),
+  () => process.exit(Number(process.exitCode ?? 0)),
   (err: unknown) => {
     const message =
       (err as { name?: string }).name === 'AppError'

@@ -24,6 +24,59 @@ describe('loadConfig', () => {
     });
   });
 
+  it('should default the S3 settings, read them, and refuse s3 without a bucket', () => {
+    expect(loadConfig({ DATA_DIR: dir })).toMatchObject({
+      storageDriver: 'local',
+      imagesRedirectBaseUrl: undefined,
+      s3: {
+        region: 'us-east-1',
+        bucket: '',
+        prefix: '',
+        forcePathStyle: false,
+        timeoutMs: 10_000,
+        maxAttempts: 3,
+      },
+    });
+    expect(
+      loadConfig({
+        DATA_DIR: dir,
+        STORAGE_DRIVER: 's3',
+        S3_ENDPOINT: 'http://minio:9000/',
+        S3_REGION: 'auto',
+        S3_BUCKET: 'fixitfy',
+        S3_PREFIX: 'images/',
+        S3_ACCESS_KEY_ID: 'id',
+        S3_SECRET_ACCESS_KEY: 'secret',
+        S3_FORCE_PATH_STYLE: 'true',
+        S3_TIMEOUT_MS: '2500',
+        IMAGES_REDIRECT_BASE_URL: 'https://cdn.example.com/i/',
+      }),
+    ).toMatchObject({
+      storageDriver: 's3',
+      imagesRedirectBaseUrl: 'https://cdn.example.com/i',
+      s3: {
+        endpoint: 'http://minio:9000',
+        region: 'auto',
+        bucket: 'fixitfy',
+        prefix: 'images/',
+        forcePathStyle: true,
+        timeoutMs: 2500,
+      },
+    });
+    expect(() => loadConfig({ DATA_DIR: dir, STORAGE_DRIVER: 's3' })).toThrow(ConfigError);
+    expect(() => loadConfig({ DATA_DIR: dir, STORAGE_DRIVER: 's3' })).toThrow(
+      /STORAGE_DRIVER=s3 needs S3_BUCKET/,
+    );
+    for (const [name, value] of [
+      ['S3_BUCKET', 'Not_A_Bucket'],
+      ['S3_PREFIX', '/leading-slash'],
+      ['S3_ENDPOINT', 'minio:9000'],
+      ['S3_TIMEOUT_MS', '10'],
+    ]) {
+      expect(() => loadConfig({ DATA_DIR: dir, [name]: value })).toThrow(new RegExp(name));
+    }
+  });
+
   it('should default and validate the image, in-flight and janitor limits', () => {
     expect(loadConfig({ DATA_DIR: dir })).toMatchObject({
       images: {

@@ -97,6 +97,21 @@ describe('start-up failures', () => {
     expect(out.stderr).not.toContain('hunter2');
   }, 60000);
 
+  it('should refuse STORAGE_DRIVER=s3 without S3_BUCKET, and half a key pair without echoing the secret', async () => {
+    const noBucket = await start({ ...base(), STORAGE_DRIVER: 's3', S3_ENDPOINT: 'http://127.0.0.1:9' });
+    expectOneSentence(noBucket, /STORAGE_DRIVER=s3 needs S3_BUCKET/);
+    const halfKey = await start({
+      ...base(),
+      STORAGE_DRIVER: 's3',
+      S3_BUCKET: 'images',
+      S3_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI-very-secret',
+    });
+    expectOneSentence(halfKey, /S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together/);
+    expect(halfKey.stderr).not.toContain('very-secret');
+    const badDriver = await start({ ...base(), STORAGE_DRIVER: 'gcs' });
+    expectOneSentence(badDriver, /STORAGE_DRIVER must be local or s3 \(got "gcs"\)/);
+  }, 90000);
+
   it('should refuse a REDIS_URL that is not a URL', async () => {
     const out = await start({ ...base(), REDIS_URL: 'localhost:6379' });
     expectOneSentence(out, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);

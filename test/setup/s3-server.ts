@@ -1,7 +1,7 @@
 import S3rver from '@20minutes/s3rver';
 import crypto, { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, request, type Server } from 'node:http';
+import { createReadStream, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +74,7 @@ export class TestS3 {
     });
     signBucketPathsAsSent(server);
     desForS3rver();
+    rangesEndingAtZero(server);
     const address = await server.run();
     const s3 = new TestS3(server, address.port, directory);
     directories.set(s3.endpoint, directory);
@@ -145,6 +146,36 @@ function signBucketPathsAsSent(server: S3rver): void {
   });
 }
 
+interface S3rverStore {
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  getObject(
+    bucket: string,
+    key: string,
+    options?: { start?: number; end?: number },
+  ): Promise<{
+    content: NodeJS.ReadableStream & { destroy(): void };
+    range?: { start: number; end: number };
+  } | null>;
+}
+
+/**
+ * s3rver reads `Range: bytes=0-0` (the first byte) as the whole object (`end || Infinity`); S3 answers one byte.
+ * This serves that one byte, as S3 does.
+ */
+function rangesEndingAtZero(server: S3rver): void {
+  const store = (server as unknown as { store: S3rverStore }).store;
+  const getObject = store.getObject.bind(store);
+  store.getObject = async (bucket, key, options) => {
+    const object = await getObject(bucket, key, options);
+    if (object?.content && object.range && options?.end === 0) {
+      object.content.destroy();
+      object.content = createReadStream(store.getResourcePath(bucket, key, 'object'), { start: 0, end: 0 });
+      object.range = { start: 0, end: 0 };
+    }
+    return object;
+  };
+}
+
 /** The keys s3rver holds under `prefix` of the bucket at `endpoint` (read from its directory, synchronously). */
 export function s3StoredKeys(endpoint: string, bucket: string, prefix: string): string[] {
   const directory = directories.get(endpoint.replace(/\/+$/, ''));
@@ -171,6 +202,10 @@ export type FaultMode = 'pass' | 'fail' | 'hang';
  */
 export class S3FaultProxy {
   rule: (req: IncomingMessage) => FaultMode = () => 'pass';
+  /** The next PUT reaches the store with one byte of its body flipped (headers unchanged): bytes hurt in transit. */
+  corruptNextPut = false;
+  /** Every forwarded request waits this long first (a slow store). */
+  delayMs = 0;
   /** Requests seen, by method (to check a failure went through the store, not around it). */
   readonly seen: string[] = [];
   private readonly sockets = new Set<Socket>();
@@ -201,6 +236,18 @@ export class S3FaultProxy {
         });
         return;
       }
+      if (proxy.delayMs > 0) {
+        req.pause();
+        setTimeout(() => forward(proxy, req, res), proxy.delayMs);
+        return;
+      }
+      forward(proxy, req, res);
+    });
+    const forward = (proxy: S3FaultProxy, req: IncomingMessage, res: ServerResponse): void => {
+      const corrupt = req.method === 'PUT' && proxy.corruptNextPut;
+      if (corrupt) {
+        proxy.corruptNextPut = false;
+      }
       const upstream = request(
         { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers },
         (answer) => {
@@ -209,8 +256,18 @@ export class S3FaultProxy {
         },
       );
       upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
-    });
+      if (!corrupt) {
+        req.pipe(upstream);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        body[body.length >> 1] ^= 0xff;
+        upstream.end(body);
+      });
+    };
     server.on('connection', (socket: Socket) => {
       ref.proxy?.sockets.add(socket);
       socket.on('close', () => ref.proxy?.sockets.delete(socket));

@@ -1,12 +1,21 @@
 import { Module } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
 import { LocalStorageDriver } from './local.driver';
-import { S3StorageDriver } from './s3.driver';
 import { StorageDriver } from './storage-driver';
 
-/** The driver STORAGE_DRIVER names: local disk (default) or an S3-compatible store. */
-export function createStorageDriver(config: AppConfig, driver = config.storageDriver): StorageDriver {
-  return driver === 's3' ? new S3StorageDriver(config.s3) : new LocalStorageDriver(config);
+/**
+ * The driver STORAGE_DRIVER names: local disk (default) or an S3-compatible store. The S3 driver (and the AWS SDK
+ * under it) is loaded only when asked for.
+ */
+export async function createStorageDriver(
+  config: AppConfig,
+  driver = config.storageDriver,
+): Promise<StorageDriver> {
+  if (driver === 's3') {
+    const { S3StorageDriver } = await import('./s3.driver');
+    return new S3StorageDriver(config.s3);
+  }
+  return new LocalStorageDriver(config);
 }
 
 /** Where image bytes live: bytes and keys only, nothing about users or uploads. */

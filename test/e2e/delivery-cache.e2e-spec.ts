@@ -138,6 +138,9 @@ describe('Direct-link cache without Redis (e2e)', () => {
   afterAll(async () => {
     // Back up first: the app's shutdown (BullMQ, the shared client) wants its Redis, as in the other fault specs.
     await redis.restart();
+    // Closing while the app's Redis clients are still reconnecting can hang (BullMQ waits for a connection): wait
+    // until the app reports itself ready again, as dependency-outage does.
+    await waitFor('Redis back', async () => (await t.http.get('/readyz')).status === 200, 30_000);
     await t.close();
     await redis.stop();
   });

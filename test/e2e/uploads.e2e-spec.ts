@@ -198,6 +198,7 @@ describe('Uploads, direct links and delete links (e2e)', () => {
         key: {
           prefix: owner.token.slice(0, 8),
           label: 'ci',
+          scopes: ['upload', 'read', 'delete'],
           request_count: 3,
           created_at: expect.any(String),
         },

@@ -22,6 +22,7 @@ describe('ApiKeysService.lockForWrite / UsersService.lockForWrite (integration)'
     kind: 'key',
     keyId: key.keyId,
     keyPrefix: key.token.slice(0, 8),
+    scopes: ['upload', 'read', 'delete'],
     userId: key.user.id,
     email: key.user.email,
     role: 'user',

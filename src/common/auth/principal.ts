@@ -1,3 +1,4 @@
+import type { Scope } from './scopes';
 import type { UserRole } from './user-role';
 
 interface PrincipalBase {
@@ -13,6 +14,7 @@ export interface KeyPrincipal extends PrincipalBase {
   keyPrefix: string;
   /** The key's request_count as last flushed to the database; seeds the Redis counter if Redis lost it. */
   storedRequestCount: number;
+  scopes: Scope[];
 }
 
 /** A `ut_` upload token; it acts as (and counts against) its minting key. */
@@ -21,6 +23,8 @@ export interface UploadTokenPrincipal extends PrincipalBase {
   keyId: string;
   keyPrefix: string;
   storedRequestCount: number;
+  /** The minting key's scopes. */
+  scopes: Scope[];
   expiresAt: Date;
 }
 

@@ -1,5 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { RequireScopes } from '../../common/auth/scopes';
 import { Auth } from '../../common/auth/auth.decorator';
 import { ApiErrorResponses } from '../../common/errors/error-response';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
@@ -10,6 +11,8 @@ import { IdParam } from '../../common/validation/id-param';
 @ApiTags('Admin')
 @Controller('api/v1/admin/users')
 @Auth('admin')
+// An admin's key needs every scope: a narrowed key never acts as an admin.
+@RequireScopes('upload', 'read', 'delete')
 export class AdminUsersController {
   constructor(private readonly admin: AdminService) {}
 

@@ -2,6 +2,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { BearerAuthenticator } from '../../common/auth/authenticators';
 import type { KeyPrincipal, Principal, UploadTokenPrincipal } from '../../common/auth/principal';
+import { normaliseScopes, type Scope } from '../../common/auth/scopes';
 import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
 import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
@@ -50,8 +51,14 @@ export class ApiKeysService extends BearerAuthenticator {
     await UsersService.lockForWrite(principal.userId, em);
   }
 
-  async create(userId: string, label: string, meta: RequestMeta = NO_REQUEST): Promise<CreateKeyResponse> {
+  async create(
+    userId: string,
+    label: string,
+    meta: RequestMeta = NO_REQUEST,
+    opts: { scopes?: Scope[] } = {},
+  ): Promise<CreateKeyResponse> {
     const { token, hash, prefix } = mintApiKey();
+    const scopes = normaliseScopes(opts.scopes);
     const key = await this.em.fork().transactional(async (em) => {
       // Serialise key creation per user so two parallel creates can't both pass the limit.
       await UsersService.lockExclusive(userId, em);
@@ -62,14 +69,14 @@ export class ApiKeysService extends BearerAuthenticator {
           `You already have ${MAX_ACTIVE_KEYS} active API keys; revoke one first.`,
         );
       }
-      const created = em.create(ApiKey, { user: userId, tokenHash: hash, prefix, label });
+      const created = em.create(ApiKey, { user: userId, tokenHash: hash, prefix, label, scopes });
       await this.audit.record(
         {
           action: 'api_key.created',
           meta,
           targetType: 'api_key',
           targetId: created.id,
-          metadata: { prefix, label },
+          metadata: { prefix, label, scopes },
         },
         em,
       );
@@ -113,7 +120,7 @@ export class ApiKeysService extends BearerAuthenticator {
           meta,
           targetType: 'api_key',
           targetId: key.id,
-          metadata: { prefix: key.prefix },
+          metadata: { prefix: key.prefix, scopes: normaliseScopes(key.scopes) },
         },
         em,
       );
@@ -147,6 +154,7 @@ export class ApiKeysService extends BearerAuthenticator {
       id: key.id,
       prefix: key.prefix,
       label: key.label,
+      scopes: normaliseScopes(key.scopes),
       request_count: Math.max(stored, live?.count ?? 0),
       created_at: key.createdAt.toISOString(),
       last_used_at: lastUsed ? lastUsed.toISOString() : null,

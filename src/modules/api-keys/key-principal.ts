@@ -1,4 +1,5 @@
 import type { KeyPrincipal } from '../../common/auth/principal';
+import { normaliseScopes } from '../../common/auth/scopes';
 import { AppError } from '../../common/errors/app-error';
 import type { ApiKey } from './api-key.entity';
 
@@ -14,5 +15,6 @@ export function keyPrincipalFields(key: ApiKey): Omit<KeyPrincipal, 'kind'> {
     keyId: key.id,
     keyPrefix: key.prefix,
     storedRequestCount: Number(key.requestCount),
+    scopes: normaliseScopes(key.scopes),
   };
 }

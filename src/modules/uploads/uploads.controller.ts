@@ -1,5 +1,6 @@
 import { Body, Controller, Delete, Get, Param, Patch, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { RequireScopes } from '../../common/auth/scopes';
 import { Auth } from '../../common/auth/auth.decorator';
 import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
 import type { Principal } from '../../common/auth/principal';
@@ -23,6 +24,7 @@ export class UploadsController {
   constructor(private readonly uploads: UploadsService) {}
 
   @Get()
+  @RequireScopes('read')
   @ApiOperation({ operationId: 'listUploads', summary: 'Your live uploads, newest first, keyset-paged' })
   @ApiOkResponse({ type: ListUploadsResponse })
   @ApiErrorResponses('bad_request', 'rate_limit')
@@ -31,6 +33,7 @@ export class UploadsController {
   }
 
   @Get(':filename')
+  @RequireScopes('read')
   @ApiOperation({ operationId: 'getUpload', summary: 'One of your uploads' })
   @ApiOkResponse({ type: UploadDetailResponse })
   @ApiErrorResponses('not_found', 'rate_limit')
@@ -42,6 +45,7 @@ export class UploadsController {
   }
 
   @Patch(':filename')
+  @RequireScopes('upload')
   @ApiOperation({ operationId: 'updateUploadTags', summary: 'Replace the tags of an upload' })
   @ApiOkResponse({ type: UploadDetailResponse })
   @ApiErrorResponses('bad_request', 'not_found', 'rate_limit')
@@ -54,6 +58,7 @@ export class UploadsController {
   }
 
   @Delete(':filename')
+  @RequireScopes('delete')
   @ApiOperation({
     operationId: 'deleteUpload',
     summary: 'Soft-delete an upload; its direct link answers 404 at once',

@@ -1,5 +1,21 @@
-import { ApiProperty } from '@nestjs/swagger';
-import { IsString, Length, Matches } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  ArrayUnique,
+  IsArray,
+  IsIn,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+} from 'class-validator';
+import { type Scope, SCOPES } from '../../../common/auth/scopes';
+
+const SCOPES_DOC =
+  '`upload` (POST /api/v1/upload and /api/v1/upload-token), `read` (listing, lookup, by-hash, /me), `delete` ' +
+  '(DELETE /api/v1/uploads/:filename). Changing tags needs `upload`; admin endpoints need all three. Outside its ' +
+  'scopes a key gets 403 `forbidden` naming the missing scope.';
 
 export class CreateKeyDto {
   @ApiProperty({ example: 'ci', minLength: 1, maxLength: 64, description: 'A name to recognise the key by.' })
@@ -7,12 +23,33 @@ export class CreateKeyDto {
   @Length(1, 64)
   @Matches(/^[^\p{Cc}]+$/u, { message: 'label must not contain control characters' })
   label!: string;
+
+  @ApiPropertyOptional({
+    type: [String],
+    enum: SCOPES,
+    example: ['upload'],
+    description: `What the key may do; omitted = all three. ${SCOPES_DOC}`,
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(SCOPES.length)
+  @ArrayUnique()
+  @IsIn(SCOPES, { each: true })
+  scopes?: Scope[];
 }
 
 export class KeyResponse {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ example: 'fxf_8350' }) prefix!: string;
   @ApiProperty({ example: 'ci' }) label!: string;
+  @ApiProperty({
+    type: [String],
+    enum: SCOPES,
+    example: ['upload', 'read', 'delete'],
+    description: SCOPES_DOC,
+  })
+  scopes!: Scope[];
   @ApiProperty({ example: 402 }) request_count!: number;
   @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
   @ApiProperty({ nullable: true, type: String, example: '2026-04-02T10:00:00.000Z' }) last_used_at!:

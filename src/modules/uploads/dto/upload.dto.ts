@@ -122,6 +122,8 @@ export class AccountStats {
 export class MeKey {
   @ApiProperty({ example: 'fxf_8350' }) prefix!: string;
   @ApiProperty({ example: 'ci' }) label!: string;
+  @ApiProperty({ type: [String], enum: ['upload', 'read', 'delete'], example: ['upload', 'read', 'delete'] })
+  scopes!: string[];
   @ApiProperty({ example: 402 }) request_count!: number;
   @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
 }

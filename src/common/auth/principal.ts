@@ -26,6 +26,20 @@ export interface UploadTokenPrincipal extends PrincipalBase {
   /** The minting key's scopes. */
   scopes: Scope[];
   expiresAt: Date;
+  /** The constraints signed into the token (API.md Part 3); empty for a token minted without any. */
+  limits: UploadLimits;
+}
+
+/** What a constrained `ut_` token allows; every field optional. */
+export interface UploadLimits {
+  maxBytes?: number;
+  /** Subset of png, jpeg, gif, webp, avif. */
+  allowedTypes?: string[];
+  /** Forced onto every upload. */
+  tags?: string[];
+  maxUploads?: number;
+  /** The id its uses are counted under (with maxUploads). */
+  tokenId?: string;
 }
 
 /** A dashboard session (cookie). */

@@ -6,6 +6,7 @@ import { ApiKeysController } from './api-keys.controller';
 import { ApiKeysService } from './api-keys.service';
 import { RequestCounterService } from './request-counter.service';
 import { UploadTokensController } from './upload-tokens.controller';
+import { UploadTokenUsesService } from './upload-token-uses.service';
 import { UploadTokensService } from './upload-tokens.service';
 
 @Module({
@@ -14,10 +15,17 @@ import { UploadTokensService } from './upload-tokens.service';
   providers: [
     ApiKeysService,
     UploadTokensService,
+    UploadTokenUsesService,
     RequestCounterService,
     { provide: BearerAuthenticator, useExisting: ApiKeysService },
     { provide: RequestCounter, useExisting: RequestCounterService },
   ],
-  exports: [ApiKeysService, RequestCounterService, BearerAuthenticator, RequestCounter],
+  exports: [
+    ApiKeysService,
+    UploadTokenUsesService,
+    RequestCounterService,
+    BearerAuthenticator,
+    RequestCounter,
+  ],
 })
 export class ApiKeysModule {}

@@ -74,6 +74,15 @@ export class UploadsService {
     return this.mapper.toDetail(await this.findOwned(this.em.fork(), ownerId, filename));
   }
 
+  /** The caller's live upload with these bytes (sha256 as uploaded, lower-case hex), else 404. */
+  async getByHash(ownerId: string, sha256: string): Promise<UploadDetail> {
+    const upload = await this.repository.findLiveBySha(ownerId, sha256);
+    if (!upload) {
+      throw new AppError('not_found', 'You have no live upload with these bytes.');
+    }
+    return this.mapper.toDetail(upload);
+  }
+
   async setTags(ownerId: string, filename: string, tags: string[]): Promise<UploadDetail> {
     const em = this.em.fork();
     const upload = await this.findOwned(em, ownerId, filename);

@@ -103,6 +103,17 @@ export class ListUploadsQuery extends PageQuery {
   tag?: string;
 }
 
+export class HashParam {
+  @ApiProperty({
+    example: '9b998a17f968480982526464f04575fc9b998a17f968480982526464f04575fc',
+    pattern: '^[0-9a-fA-F]{64}$',
+  })
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value))
+  @IsString()
+  @Matches(/^[0-9a-f]{64}$/, { message: 'sha256 must be 64 hexadecimal characters' })
+  sha256!: string;
+}
+
 export class UpdateTagsDto {
   @ApiProperty({ type: [String], example: ['logo', 'redm'], maxItems: 10 })
   @IsArray()

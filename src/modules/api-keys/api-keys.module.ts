@@ -1,6 +1,7 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module } from '@nestjs/common';
 import { BearerAuthenticator, RequestCounter } from '../../common/auth/authenticators';
+import { WebhooksModule } from '../webhooks/webhooks.module';
 import { ApiKey } from './api-key.entity';
 import { ApiKeysController } from './api-keys.controller';
 import { ApiKeysService } from './api-keys.service';
@@ -10,7 +11,7 @@ import { UploadTokenUsesService } from './upload-token-uses.service';
 import { UploadTokensService } from './upload-tokens.service';
 
 @Module({
-  imports: [MikroOrmModule.forFeature([ApiKey])],
+  imports: [MikroOrmModule.forFeature([ApiKey]), WebhooksModule],
   controllers: [ApiKeysController, UploadTokensController],
   providers: [
     ApiKeysService,

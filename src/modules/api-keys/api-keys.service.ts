@@ -8,6 +8,7 @@ import { AppError } from '../../common/errors/app-error';
 import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
 import { AuditService } from '../audit/audit.service';
 import { UsersService } from '../auth/users.service';
+import { OutboxService } from '../webhooks/outbox.service';
 import { ApiKey } from './api-key.entity';
 import { API_KEY_PATTERN, hashToken, mintApiKey } from './api-key-token';
 import { keyPrincipalFields } from './key-principal';
@@ -25,6 +26,7 @@ export class ApiKeysService extends BearerAuthenticator {
     private readonly counter: RequestCounterService,
     private readonly audit: AuditService,
     private readonly uploadTokens: UploadTokensService,
+    private readonly webhooks: OutboxService,
   ) {
     super();
   }
@@ -80,6 +82,11 @@ export class ApiKeysService extends BearerAuthenticator {
         },
         em,
       );
+      await this.webhooks.recordApiKeyEvent(em, 'api_key.created', {
+        ownerId: userId,
+        key: { id: created.id, prefix, label, scopes },
+        at: created.createdAt,
+      });
       return created;
     });
     return { ok: true, token, key: this.toResponse(key, null) };
@@ -124,6 +131,11 @@ export class ApiKeysService extends BearerAuthenticator {
         },
         em,
       );
+      await this.webhooks.recordApiKeyEvent(em, 'api_key.revoked', {
+        ownerId: userId,
+        key: { id: key.id, prefix: key.prefix, label: key.label, scopes: normaliseScopes(key.scopes) },
+        at: key.revokedAt,
+      });
       return { ok: true as const, revoked: key.id };
     });
   }

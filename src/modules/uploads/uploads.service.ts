@@ -5,13 +5,14 @@ import { type RequestMeta } from '../../common/http/request-meta';
 import { AppConfig } from '../../config/app-config';
 import { AuditService } from '../audit/audit.service';
 import { StorageDriver } from '../storage/storage-driver';
+import { OutboxService, type UploadDeletedReason } from '../webhooks/outbox.service';
 import type { AccountStats, DeletedResponse, UploadDetail, UploadListItem } from './dto/upload.dto';
 import { normaliseTags } from './tags';
 import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
 import { type PageOptions, UploadRepository, type UploadUsage } from './upload.repository';
 
-type DeletedVia = 'owner' | 'delete_link' | 'admin';
+type DeletedVia = UploadDeletedReason;
 
 export interface ListResult {
   count: number;
@@ -39,6 +40,7 @@ export class UploadsService {
     private readonly audit: AuditService,
     private readonly repository: UploadRepository,
     private readonly mapper: UploadMapper,
+    private readonly webhooks: OutboxService,
   ) {}
 
   async list(ownerId: string, opts: PageOptions): Promise<ListResult> {
@@ -144,14 +146,18 @@ export class UploadsService {
   ): Promise<DeletedResponse> {
     await em.transactional(async (tx) => {
       // Conditional update: of two concurrent deletes exactly one wins; the other answers 404.
-      const affected = await tx.nativeUpdate(
-        Upload,
-        { id: upload.id, deletedAt: null },
-        { deletedAt: new Date() },
-      );
+      const deletedAt = new Date();
+      const affected = await tx.nativeUpdate(Upload, { id: upload.id, deletedAt: null }, { deletedAt });
       if (affected === 0) {
         throw new AppError('not_found', 'No such upload.');
       }
+      // upload.deleted commits (or rolls back) with the delete.
+      await this.webhooks.recordUploadDeleted(tx, {
+        ownerId: upload.owner.id,
+        upload: this.mapper.toWebhookUpload(upload),
+        reason: via,
+        deletedAt,
+      });
       await this.audit.record(
         {
           action: 'upload.deleted',

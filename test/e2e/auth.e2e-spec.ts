@@ -110,6 +110,7 @@ describe('Auth and API keys (e2e)', () => {
         label: 'ci',
         // Additive (API.md Part 3, scoped keys): a key made without scopes has all of them.
         scopes: ['upload', 'read', 'delete'],
+        default_expires_in: null,
         request_count: 0,
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
         last_used_at: null,
@@ -128,6 +129,7 @@ describe('Auth and API keys (e2e)', () => {
           'request_count',
           'revoked_at',
           'scopes',
+          'default_expires_in',
         ].sort(),
       );
     });

@@ -80,7 +80,18 @@ describe('Uploads, direct links and delete links (e2e)', () => {
       expect(res.body.count).toBe(2);
       expect(res.body.next_before).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z(~[0-9a-f-]{36})?$/);
       expect(Object.keys(res.body.uploads[0]).sort()).toEqual(
-        ['filename', 'url', 'thumbnail_url', 'mime', 'size', 'width', 'height', 'tags', 'created_at'].sort(),
+        [
+          'filename',
+          'url',
+          'thumbnail_url',
+          'mime',
+          'size',
+          'width',
+          'height',
+          'tags',
+          'created_at',
+          'expires_at',
+        ].sort(),
       );
       const last = await t.http
         .get('/api/v1/uploads')

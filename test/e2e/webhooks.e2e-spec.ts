@@ -494,7 +494,7 @@ describe('Webhooks (e2e)', () => {
           action: 'webhook.created',
           target_type: 'webhook',
           target_id: hook.id,
-          metadata: { origin: 'http://127.0.0.1:9', enabled: true },
+          metadata: { origin: 'http://127.0.0.1:9', enabled: true, events: ['upload.created'] },
         },
         { action: 'webhook.secret_rotated', target_type: 'user', target_id: a.user.id, metadata: {} },
         {

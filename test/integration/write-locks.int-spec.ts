@@ -23,6 +23,7 @@ describe('ApiKeysService.lockForWrite / UsersService.lockForWrite (integration)'
     keyId: key.keyId,
     keyPrefix: key.token.slice(0, 8),
     scopes: ['upload', 'read', 'delete'],
+    defaultExpiresIn: null,
     userId: key.user.id,
     email: key.user.email,
     role: 'user',

@@ -15,6 +15,8 @@ export interface KeyPrincipal extends PrincipalBase {
   /** The key's request_count as last flushed to the database; seeds the Redis counter if Redis lost it. */
   storedRequestCount: number;
   scopes: Scope[];
+  /** The key's default upload lifetime in seconds (null: never). */
+  defaultExpiresIn: number | null;
 }
 
 /** A `ut_` upload token; it acts as (and counts against) its minting key. */
@@ -25,6 +27,7 @@ export interface UploadTokenPrincipal extends PrincipalBase {
   storedRequestCount: number;
   /** The minting key's scopes. */
   scopes: Scope[];
+  defaultExpiresIn: number | null;
   expiresAt: Date;
   /** The constraints signed into the token (API.md Part 3); empty for a token minted without any. */
   limits: UploadLimits;

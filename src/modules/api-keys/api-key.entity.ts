@@ -11,7 +11,14 @@ import { User } from '../auth/user.entity';
   expression: 'create index "api_keys_user_active_idx" on "api_keys" ("user_id") where "revoked_at" is null',
 })
 export class ApiKey {
-  [OptionalProps]?: 'id' | 'createdAt' | 'lastUsedAt' | 'revokedAt' | 'requestCount' | 'scopes';
+  [OptionalProps]?:
+    | 'id'
+    | 'createdAt'
+    | 'lastUsedAt'
+    | 'revokedAt'
+    | 'requestCount'
+    | 'scopes'
+    | 'defaultExpiresIn';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -32,6 +39,10 @@ export class ApiKey {
   /** What the key may do (API.md Part 3); keys made before scopes existed have all of them. */
   @Property({ type: 'text[]', default: '{upload,read,delete}' })
   scopes: Scope[] = ['upload', 'read', 'delete'];
+
+  /** Seconds its uploads live unless they say otherwise (API.md Part 3); null = they never expire. */
+  @Property({ type: 'integer', nullable: true })
+  defaultExpiresIn?: number | null = null;
 
   /** Flushed from Redis periodically; the live figure is max(Redis, this). */
   @Property({ type: 'bigint', default: 0 })

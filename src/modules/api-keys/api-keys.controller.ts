@@ -30,7 +30,10 @@ export class ApiKeysController {
     @Body() dto: CreateKeyDto,
     @ReqMeta() meta: RequestMeta,
   ): Promise<CreateKeyResponse> {
-    return this.keys.create(principal.userId, dto.label, meta, { scopes: dto.scopes });
+    return this.keys.create(principal.userId, dto.label, meta, {
+      scopes: dto.scopes,
+      defaultExpiresIn: dto.default_expires_in,
+    });
   }
 
   @Get()

@@ -57,7 +57,7 @@ export class ApiKeysService extends BearerAuthenticator {
     userId: string,
     label: string,
     meta: RequestMeta = NO_REQUEST,
-    opts: { scopes?: Scope[] } = {},
+    opts: { scopes?: Scope[]; defaultExpiresIn?: number } = {},
   ): Promise<CreateKeyResponse> {
     const { token, hash, prefix } = mintApiKey();
     const scopes = normaliseScopes(opts.scopes);
@@ -71,7 +71,14 @@ export class ApiKeysService extends BearerAuthenticator {
           `You already have ${MAX_ACTIVE_KEYS} active API keys; revoke one first.`,
         );
       }
-      const created = em.create(ApiKey, { user: userId, tokenHash: hash, prefix, label, scopes });
+      const created = em.create(ApiKey, {
+        user: userId,
+        tokenHash: hash,
+        prefix,
+        label,
+        scopes,
+        defaultExpiresIn: opts.defaultExpiresIn ?? null,
+      });
       await this.audit.record(
         {
           action: 'api_key.created',
@@ -167,6 +174,7 @@ export class ApiKeysService extends BearerAuthenticator {
       prefix: key.prefix,
       label: key.label,
       scopes: normaliseScopes(key.scopes),
+      default_expires_in: key.defaultExpiresIn ?? null,
       request_count: Math.max(stored, live?.count ?? 0),
       created_at: key.createdAt.toISOString(),
       last_used_at: lastUsed ? lastUsed.toISOString() : null,

@@ -16,5 +16,6 @@ export function keyPrincipalFields(key: ApiKey): Omit<KeyPrincipal, 'kind'> {
     keyPrefix: key.prefix,
     storedRequestCount: Number(key.requestCount),
     scopes: normaliseScopes(key.scopes),
+    defaultExpiresIn: key.defaultExpiresIn ?? null,
   };
 }

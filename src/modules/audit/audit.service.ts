@@ -13,6 +13,7 @@ export type AuditAction =
   | 'api_key.created'
   | 'api_key.revoked'
   | 'upload.deleted'
+  | 'upload.expired'
   | 'upload.rejected'
   | 'webhook.created'
   | 'webhook.deleted'

@@ -27,6 +27,8 @@ import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
 import { UploadRepository } from './upload.repository';
 import { UploadSlots } from './upload-slots.service';
+import { UploadsService } from './uploads.service';
+import { resolveExpiry } from './expiry';
 import {
   assertTypeAllowed,
   maxFileBytes,
@@ -59,6 +61,7 @@ export class UploadPipelineService {
     private readonly slots: UploadSlots,
     private readonly pool: ImagePool,
     private readonly tokenUses: UploadTokenUsesService,
+    private readonly uploads: UploadsService,
   ) {}
 
   async handle(principal: Principal, req: Request): Promise<UploadResponse> {
@@ -89,6 +92,7 @@ export class UploadPipelineService {
     });
     try {
       const tags = withTokenTags(principal, received.tags);
+      const expiresAt = resolveExpiry(principal, received.expiry, Date.now());
       // The same bytes of the same owner already passed sniffing, decoding and review: answer before redoing them.
       const existing = await this.repository.findLiveBySha(principal.userId, received.sha256);
       if (existing) {
@@ -135,6 +139,8 @@ export class UploadPipelineService {
         throw new AppError('nsfw_rejected');
       }
 
+      // The owner's same bytes past their expiry but not yet swept would hold the dedupe index: expire them now.
+      await this.uploads.expireDue(1, { ownerId: principal.userId, sha256: received.sha256 });
       const filename = newFilename(type.ext);
       await this.storage.put(filename, stored.data);
       try {
@@ -147,6 +153,7 @@ export class UploadPipelineService {
           sha256: received.sha256,
           storedSha256: sha256Hex(stored.data),
           tags,
+          expiresAt,
           scores: verdict.scores ? { ...verdict.scores } : null,
         });
         return this.mapper.toUploadResponse(upload, false, this.deleteLinks.derive(upload.id).token);

@@ -40,6 +40,7 @@ export class UploadMapper {
       width: upload.width,
       height: upload.height,
       hash_sha256: upload.sha256,
+      expires_at: upload.expiresAt?.toISOString() ?? null,
       ...(deduplicated ? { deduplicated: true as const } : {}),
     };
   }
@@ -55,6 +56,7 @@ export class UploadMapper {
       height: upload.height,
       tags: upload.tags,
       created_at: upload.createdAt.toISOString(),
+      expires_at: upload.expiresAt?.toISOString() ?? null,
     };
   }
 

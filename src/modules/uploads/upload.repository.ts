@@ -16,13 +16,21 @@ export interface PageOptions {
   tag?: string;
 }
 
-/** The named queries on `uploads`: every read of the table goes through here. "Live" means not deleted. */
+/**
+ * "Live": not deleted and not past its expiry. An expired upload is gone at its time on every read (API.md Part 3),
+ * before the expiry sweep marks it deleted.
+ */
+export function liveFilter(now = new Date()): Record<string, unknown> {
+  return { deletedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] };
+}
+
+/** The named queries on `uploads`: every read of the table goes through here. "Live": see liveFilter. */
 @Injectable()
 export class UploadRepository {
   constructor(private readonly em: EntityManager) {}
 
   findLiveBySha(ownerId: string, sha: string): Promise<Upload | null> {
-    return this.em.fork().findOne(Upload, { owner: ownerId, sha256: sha, deletedAt: null });
+    return this.em.fork().findOne(Upload, { owner: ownerId, sha256: sha, ...liveFilter() });
   }
 
   /** Keyset paging on (created_at desc, id desc): never skips or repeats, ties included. */
@@ -32,7 +40,7 @@ export class UploadRepository {
     withOwner = false,
   ): Promise<{ page: Upload[]; next_before: string | null }> {
     const limit = opts.limit ?? 50;
-    const filter: Record<string, unknown> = { ...where, deletedAt: null, ...keysetFilter(opts.before) };
+    const filter: Record<string, unknown> = { ...where, $and: [liveFilter(), keysetFilter(opts.before)] };
     if (opts.tag) {
       filter.tags = { $contains: [opts.tag] };
     }
@@ -52,7 +60,7 @@ export class UploadRepository {
     }
     const rows = await this.em.getConnection().execute<{ owner_id: string; n: string; bytes: string }[]>(
       `select owner_id, count(*) as n, coalesce(sum(size), 0) as bytes from uploads
-          where deleted_at is null and owner_id in (${ownerIds.map(() => '?').join(',')}) group by owner_id`,
+          where deleted_at is null and (expires_at is null or expires_at > now()) and owner_id in (${ownerIds.map(() => '?').join(',')}) group by owner_id`,
       ownerIds,
     );
     for (const r of rows) {
@@ -66,7 +74,7 @@ export class UploadRepository {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
-    return this.em.fork().findOne(Upload, { filename, deletedAt: null }, { populate: ['owner'] });
+    return this.em.fork().findOne(Upload, { filename, ...liveFilter() }, { populate: ['owner'] });
   }
 
   /** A live upload by filename, optionally only the owner's, in `em` (the caller's unit of work). */
@@ -74,14 +82,27 @@ export class UploadRepository {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
-    return em.findOne(Upload, { ...(ownerId ? { owner: ownerId } : {}), filename, deletedAt: null });
+    return em.findOne(Upload, { ...(ownerId ? { owner: ownerId } : {}), filename, ...liveFilter() });
   }
 
   findLiveByDeleteTokenHash(em: EntityManager, hash: string): Promise<Upload | null> {
-    return em.findOne(Upload, { deleteTokenHash: hash, deletedAt: null });
+    return em.findOne(Upload, { deleteTokenHash: hash, ...liveFilter() });
   }
 
   async setDeleteTokenHash(id: string, hash: string): Promise<void> {
     await this.em.fork().nativeUpdate(Upload, { id }, { deleteTokenHash: hash });
+  }
+
+  /** Uploads past their expiry not yet marked deleted (the sweep's batch), optionally one owner's bytes. */
+  findDue(limit: number, only?: { ownerId: string; sha256: string }): Promise<Upload[]> {
+    return this.em.fork().find(
+      Upload,
+      {
+        deletedAt: null,
+        expiresAt: { $lte: new Date() },
+        ...(only ? { owner: only.ownerId, sha256: only.sha256 } : {}),
+      },
+      { orderBy: { expiresAt: 'asc' }, limit, populate: ['owner'] },
+    );
   }
 }

@@ -7,6 +7,7 @@ import { WebhooksModule } from '../webhooks/webhooks.module';
 import { DeleteLinksController } from './delete-links.controller';
 import { DeleteLinksService } from './delete-links.service';
 import { ImagePool } from './image-pool.service';
+import { ExpirySweepService } from './expiry-sweep.service';
 import { JanitorService } from './janitor.service';
 import { MeController } from './me.controller';
 import { UploadController } from './upload.controller';
@@ -36,6 +37,7 @@ import { UploadSlots } from './upload-slots.service';
     UploadSlots,
     ImagePool,
     JanitorService,
+    ExpirySweepService,
   ],
   exports: [UploadsService],
 })

@@ -1,7 +1,7 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
-import { type RequestMeta } from '../../common/http/request-meta';
+import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
 import { AppConfig } from '../../config/app-config';
 import { AuditService } from '../audit/audit.service';
 import { StorageDriver } from '../storage/storage-driver';
@@ -28,6 +28,8 @@ export interface ServableUpload {
   size: number;
   mime: string;
   createdAt: Date;
+  /** Gone from this instant (null: never); a cache of this object must still answer 404 from then on. */
+  expiresAt: Date | null;
 }
 
 /** Reads and owner-side changes of uploads; every query is scoped to its owner. */
@@ -126,8 +128,29 @@ export class UploadsService {
     if (!upload || (!this.config.serveBannedImages && upload.owner.bannedAt)) {
       return null;
     }
+    // The query already leaves out an upload past its expiry (expires_at > now() in liveFilter).
     const { id, storedSha256, size, mime, createdAt } = upload;
-    return { id, filename, storedSha256, size, mime, createdAt };
+    return { id, filename, storedSha256, size, mime, createdAt, expiresAt: upload.expiresAt ?? null };
+  }
+
+  /**
+   * Soft-deletes uploads past their expiry (the sweep, or one owner's bytes before they are uploaded again):
+   * audit `upload.expired`, event `upload.deleted` with reason `expired`. Returns how many it deleted.
+   */
+  async expireDue(limit: number, only?: { ownerId: string; sha256: string }): Promise<number> {
+    let done = 0;
+    for (const upload of await this.repository.findDue(limit, only)) {
+      try {
+        await this.softDelete(this.em.fork(), upload, NO_REQUEST, 'expired');
+        done++;
+      } catch (err) {
+        // Deleted meanwhile by its owner or another sweep: nothing left to do.
+        if (!(err instanceof AppError && err.code === 'not_found')) {
+          throw err;
+        }
+      }
+    }
+    return done;
   }
 
   private async findOwned(em: EntityManager, ownerId: string, filename: string): Promise<Upload> {
@@ -160,7 +183,7 @@ export class UploadsService {
       });
       await this.audit.record(
         {
-          action: 'upload.deleted',
+          action: via === 'expired' ? 'upload.expired' : 'upload.deleted',
           meta,
           targetType: 'upload',
           targetId: upload.filename,

@@ -1,5 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import {
+  IsInt,
+  Max,
+  Min,
   ArrayMaxSize,
   ArrayMinSize,
   ArrayUnique,
@@ -37,6 +40,21 @@ export class CreateKeyDto {
   @ArrayUnique()
   @IsIn(SCOPES, { each: true })
   scopes?: Scope[];
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 60,
+    maximum: 31_536_000,
+    example: 86400,
+    description:
+      'Seconds an upload made with this key (or a ut_ token it mints) lives unless the upload sends `expires_in` or ' +
+      '`expires_at`; omitted = uploads never expire.',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(60)
+  @Max(31_536_000)
+  default_expires_in?: number;
 }
 
 export class KeyResponse {
@@ -50,6 +68,13 @@ export class KeyResponse {
     description: SCOPES_DOC,
   })
   scopes!: Scope[];
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    example: null,
+    description: 'Default upload lifetime in seconds.',
+  })
+  default_expires_in!: number | null;
   @ApiProperty({ example: 402 }) request_count!: number;
   @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
   @ApiProperty({ nullable: true, type: String, example: '2026-04-02T10:00:00.000Z' }) last_used_at!:

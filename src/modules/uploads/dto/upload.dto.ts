@@ -33,6 +33,13 @@ export class UploadResponse {
     description: 'Present on a dedupe hit: the existing upload is returned.',
   })
   deduplicated?: true;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: null,
+    description: 'When the upload expires (404 everywhere from then on); null when it never does.',
+  })
+  expires_at!: string | null;
 }
 
 export class UploadFormDto {
@@ -47,6 +54,18 @@ export class UploadFormDto {
     description: 'Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}.',
   })
   tags?: string;
+  @ApiPropertyOptional({
+    example: '86400',
+    description:
+      'Seconds until the upload expires, 60 to 31536000 (1 year). Not with expires_at. Neither: the key’s ' +
+      'default_expires_in, else never.',
+  })
+  expires_in?: string;
+  @ApiPropertyOptional({
+    example: '2026-06-01T12:00:00.000Z',
+    description: 'When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead.',
+  })
+  expires_at?: string;
 }
 
 export class UploadListItem {
@@ -64,6 +83,13 @@ export class UploadListItem {
   @ApiProperty({ example: 1080 }) height!: number;
   @ApiProperty({ type: [String], example: ['redm', 'logo'] }) tags!: string[];
   @ApiProperty({ example: '2026-05-01T11:59:00.000Z' }) created_at!: string;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: null,
+    description: 'When the upload expires (404 everywhere from then on); null when it never does.',
+  })
+  expires_at!: string | null;
 }
 
 export class UploadDetail extends UploadListItem {

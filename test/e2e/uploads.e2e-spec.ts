@@ -163,6 +163,7 @@ describe('Uploads, direct links and delete links (e2e)', () => {
           hash_sha256: u.hash_sha256,
           tags: [],
           created_at: expect.any(String),
+          expires_at: null,
         },
       });
       const patched = await t.http
@@ -205,6 +206,8 @@ describe('Uploads, direct links and delete links (e2e)', () => {
           role: 'user',
           uploads_active: 2,
           storage_used_bytes: a.size + b.size,
+          quota_bytes: null,
+          quota_files: null,
         },
         key: {
           prefix: owner.token.slice(0, 8),

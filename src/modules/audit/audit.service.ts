@@ -10,6 +10,7 @@ export type AuditAction =
   | 'user.login_failed'
   | 'user.banned'
   | 'user.unbanned'
+  | 'user.quota_changed'
   | 'api_key.created'
   | 'api_key.revoked'
   | 'upload.deleted'

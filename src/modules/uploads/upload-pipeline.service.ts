@@ -183,6 +183,7 @@ export class UploadPipelineService {
     data: Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>,
   ): Promise<Upload> {
     return this.em.fork().transactional(async (em) => {
+      await this.uploads.assertQuotaRoom(principal.userId, data.size, em);
       await this.assertStillAuthorised(principal, em);
       const upload = em.create(Upload, {
         ...data,

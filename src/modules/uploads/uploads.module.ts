@@ -1,5 +1,6 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
 import { ApiKeysModule } from '../api-keys/api-keys.module';
 import { StorageModule } from '../storage/storage.module';
 import { ModerationModule } from '../moderation/moderation.module';
@@ -23,6 +24,7 @@ import { UploadSlots } from './upload-slots.service';
   imports: [
     MikroOrmModule.forFeature([Upload]),
     ApiKeysModule,
+    AuthModule,
     ModerationModule,
     WebhooksModule,
     StorageModule,

@@ -5,6 +5,7 @@ import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
 import { AppConfig } from '../../config/app-config';
 import { AuditService } from '../audit/audit.service';
 import { StorageDriver } from '../storage/storage-driver';
+import { UsersService, type UserQuota } from '../auth/users.service';
 import { OutboxService, type UploadDeletedReason } from '../webhooks/outbox.service';
 import type { AccountStats, DeletedResponse, UploadDetail, UploadListItem } from './dto/upload.dto';
 import { normaliseTags } from './tags';
@@ -43,6 +44,7 @@ export class UploadsService {
     private readonly repository: UploadRepository,
     private readonly mapper: UploadMapper,
     private readonly webhooks: OutboxService,
+    private readonly users: UsersService,
   ) {}
 
   async list(ownerId: string, opts: PageOptions): Promise<ListResult> {
@@ -69,9 +71,51 @@ export class UploadsService {
     return this.repository.usage(userIds);
   }
 
-  async accountStats(ownerId: string): Promise<Pick<AccountStats, 'uploads_active' | 'storage_used_bytes'>> {
+  async accountStats(ownerId: string): Promise<Omit<AccountStats, 'email' | 'role'>> {
     const usage = await this.repository.usage([ownerId]);
-    return usage.get(ownerId)!;
+    const quota = await this.users.quotaOf(ownerId);
+    return { ...usage.get(ownerId)!, quota_bytes: quota.bytes, quota_files: quota.files };
+  }
+
+  /** The quotas in force for a user (null = unlimited). */
+  quotaOf(userId: string): Promise<UserQuota> {
+    return this.users.quotaOf(userId);
+  }
+
+  /**
+   * Inside the transaction that records an upload of `size` stored bytes: 413 `quota_exceeded` if it would take the
+   * owner past a quota. With a quota in force the owner's uploads pass here one at a time (a transaction-scoped
+   * advisory lock, held until the caller commits), so two parallel uploads can't both fit in the last bytes.
+   */
+  async assertQuotaRoom(ownerId: string, size: number, em: EntityManager): Promise<void> {
+    const quota = await this.users.quotaOf(ownerId, em);
+    if (quota.bytes === null && quota.files === null) {
+      return;
+    }
+    const conn = em.getConnection();
+    const ctx: unknown = em.getTransactionContext();
+    await conn.execute('select pg_advisory_xact_lock(hashtext(?))', [`quota:${ownerId}`], 'all', ctx);
+    const [used] = await conn.execute<{ n: number; bytes: string }[]>(
+      `select count(*)::int as n, coalesce(sum(size), 0)::bigint as bytes from uploads
+        where owner_id = ? and deleted_at is null and (expires_at is null or expires_at > now())`,
+      [ownerId],
+      'all',
+      ctx,
+    );
+    const bytes = Number(used.bytes);
+    if (quota.files !== null && used.n + 1 > quota.files) {
+      throw new AppError(
+        'quota_exceeded',
+        `You have ${used.n} of your ${quota.files} files; delete some before uploading more.`,
+      );
+    }
+    if (quota.bytes !== null && bytes + size > quota.bytes) {
+      throw new AppError(
+        'quota_exceeded',
+        `This upload (${size} bytes) would take you to ${bytes + size} of your ${quota.bytes}-byte quota ` +
+          `(${bytes} bytes used).`,
+      );
+    }
   }
 
   async get(ownerId: string, filename: string): Promise<UploadDetail> {

@@ -154,6 +154,20 @@ export class AccountStats {
   @ApiProperty({ enum: ['user', 'admin'] }) role!: string;
   @ApiProperty({ example: 128 }) uploads_active!: number;
   @ApiProperty({ example: 5242880 }) storage_used_bytes!: number;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    example: 1073741824,
+    description: 'Storage quota in bytes (stored sizes of live uploads); null = unlimited.',
+  })
+  quota_bytes!: number | null;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    example: 1000,
+    description: 'Live uploads allowed; null = unlimited.',
+  })
+  quota_files!: number | null;
 }
 
 export class MeKey {

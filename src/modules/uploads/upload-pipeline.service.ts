@@ -11,6 +11,7 @@ import { DomainEvents } from '../../common/events/domain-events';
 import { clientIp } from '../../common/http/client-ip';
 import { AppConfig } from '../../config/app-config';
 import { ApiKeysService } from '../api-keys/api-keys.service';
+import { UploadTokenUsesService } from '../api-keys/upload-token-uses.service';
 import { UsersService } from '../auth/users.service';
 import { ModerationService } from '../moderation/moderation.service';
 import { OutboxService } from '../webhooks/outbox.service';
@@ -26,6 +27,15 @@ import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
 import { UploadRepository } from './upload.repository';
 import { UploadSlots } from './upload-slots.service';
+import { UploadsService } from './uploads.service';
+import { resolveExpiry } from './expiry';
+import {
+  assertTypeAllowed,
+  maxFileBytes,
+  refuseByContentLength,
+  tooLargeFor,
+  withTokenTags,
+} from './token-limits';
 
 /**
  * POST /api/v1/upload, in API.md's order of outcomes: stream (413) → dedupe (bytes the owner already has live passed
@@ -50,27 +60,43 @@ export class UploadPipelineService {
     private readonly webhooks: OutboxService,
     private readonly slots: UploadSlots,
     private readonly pool: ImagePool,
+    private readonly tokenUses: UploadTokenUsesService,
+    private readonly uploads: UploadsService,
   ) {}
 
   async handle(principal: Principal, req: Request): Promise<UploadResponse> {
     const slot = await this.slots.acquire(principal);
     try {
-      return await this.handleInSlot(principal, req);
+      // A ut_ token's max_uploads: a use is taken now and given back if the upload fails.
+      const giveBack = await this.tokenUses.reserve(principal);
+      try {
+        return await this.handleInSlot(principal, req);
+      } catch (err) {
+        await giveBack();
+        throw err;
+      }
     } finally {
       await slot.release();
     }
   }
 
   private async handleInSlot(principal: Principal, req: Request): Promise<UploadResponse> {
+    const serverMax = this.config.maxUploadBytes;
+    refuseByContentLength(req, principal, serverMax);
     const received = await receiveUpload(req, {
-      maxFileBytes: this.config.maxUploadBytes,
+      maxFileBytes: maxFileBytes(principal, serverMax),
       tempDir: join(this.config.dataDir, 'tmp'),
       idleTimeoutMs: this.config.uploadIdleTimeoutMs,
+    }).catch((err: unknown) => {
+      throw err instanceof AppError && err.code === 'too_large' ? tooLargeFor(principal, serverMax) : err;
     });
     try {
+      const tags = withTokenTags(principal, received.tags);
+      const expiresAt = resolveExpiry(principal, received.expiry, Date.now());
       // The same bytes of the same owner already passed sniffing, decoding and review: answer before redoing them.
       const existing = await this.repository.findLiveBySha(principal.userId, received.sha256);
       if (existing) {
+        assertTypeAllowed(principal, existing.mime);
         await this.assertStillAuthorised(principal);
         return await this.dedupeResponse(existing);
       }
@@ -80,6 +106,7 @@ export class UploadPipelineService {
       if (!type) {
         throw new AppError('unsupported_type');
       }
+      assertTypeAllowed(principal, type.mime);
       // One decode: the check that the image is sound also yields the frames the review classifies.
       const image = await processImage(original, type, {
         ...this.config.images,
@@ -112,6 +139,8 @@ export class UploadPipelineService {
         throw new AppError('nsfw_rejected');
       }
 
+      // The owner's same bytes past their expiry but not yet swept would hold the dedupe index: expire them now.
+      await this.uploads.expireDue(1, { ownerId: principal.userId, sha256: received.sha256 });
       const filename = newFilename(type.ext);
       await this.storage.put(filename, stored.data);
       try {
@@ -123,7 +152,8 @@ export class UploadPipelineService {
           height: stored.height,
           sha256: received.sha256,
           storedSha256: sha256Hex(stored.data),
-          tags: received.tags,
+          tags,
+          expiresAt,
           scores: verdict.scores ? { ...verdict.scores } : null,
         });
         return this.mapper.toUploadResponse(upload, false, this.deleteLinks.derive(upload.id).token);
@@ -153,6 +183,7 @@ export class UploadPipelineService {
     data: Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>,
   ): Promise<Upload> {
     return this.em.fork().transactional(async (em) => {
+      await this.uploads.assertQuotaRoom(principal.userId, data.size, em);
       await this.assertStillAuthorised(principal, em);
       const upload = em.create(Upload, {
         ...data,

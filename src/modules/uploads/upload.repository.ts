@@ -15,9 +15,12 @@ export interface ListedUpload {
   tags: string[];
   sha256: string;
   createdAt: Date;
+  expiresAt: Date | null;
 }
 
-const LISTED_COLUMNS = 'id, filename, mime, size, width, height, tags, sha256, created_at';
+const LISTED_COLUMNS = 'id, filename, mime, size, width, height, tags, sha256, created_at, expires_at';
+/** Raw SQL's liveFilter: not deleted and not past its expiry. */
+const LIVE_SQL = 'deleted_at is null and (expires_at is null or expires_at > now())';
 
 interface ListedRow {
   id: string;
@@ -29,6 +32,7 @@ interface ListedRow {
   tags: string[];
   sha256: string;
   created_at: Date;
+  expires_at: Date | null;
 }
 
 function listed(row: ListedRow): ListedUpload {
@@ -42,6 +46,7 @@ function listed(row: ListedRow): ListedUpload {
     tags: row.tags,
     sha256: row.sha256,
     createdAt: new Date(row.created_at),
+    expiresAt: row.expires_at ? new Date(row.expires_at) : null,
   };
 }
 
@@ -59,6 +64,7 @@ export interface ServableRow {
   size: number;
   mime: string;
   created_at: Date;
+  expires_at: Date | null;
   owner_banned: boolean;
 }
 
@@ -68,13 +74,21 @@ export interface PageOptions {
   tag?: string;
 }
 
-/** The named queries on `uploads`: every read of the table goes through here. "Live" means not deleted. */
+/**
+ * "Live": not deleted and not past its expiry. An expired upload is gone at its time on every read (API.md Part 3),
+ * before the expiry sweep marks it deleted.
+ */
+export function liveFilter(now = new Date()): Record<string, unknown> {
+  return { deletedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] };
+}
+
+/** The named queries on `uploads`: every read of the table goes through here. "Live": see liveFilter. */
 @Injectable()
 export class UploadRepository {
   constructor(private readonly em: EntityManager) {}
 
   findLiveBySha(ownerId: string, sha: string): Promise<Upload | null> {
-    return this.em.fork().findOne(Upload, { owner: ownerId, sha256: sha, deletedAt: null });
+    return this.em.fork().findOne(Upload, { owner: ownerId, sha256: sha, ...liveFilter() });
   }
 
   /** Keyset paging on (created_at desc, id desc): never skips or repeats, ties included. */
@@ -84,7 +98,7 @@ export class UploadRepository {
     withOwner = false,
   ): Promise<{ page: Upload[]; next_before: string | null }> {
     const limit = opts.limit ?? 50;
-    const filter: Record<string, unknown> = { ...where, deletedAt: null, ...keysetFilter(opts.before) };
+    const filter: Record<string, unknown> = { ...where, $and: [liveFilter(), keysetFilter(opts.before)] };
     if (opts.tag) {
       filter.tags = { $contains: [opts.tag] };
     }
@@ -107,7 +121,7 @@ export class UploadRepository {
     const limit = opts.limit ?? 50;
     const cursor = parseCursor(opts.before);
     const params: unknown[] = [ownerId];
-    let sql = `select ${LISTED_COLUMNS} from uploads where owner_id = ? and deleted_at is null`;
+    let sql = `select ${LISTED_COLUMNS} from uploads where owner_id = ? and ${LIVE_SQL}`;
     if (cursor?.id) {
       sql += ' and (created_at < ? or (created_at = ? and id < ?))';
       params.push(cursor.createdAt, cursor.createdAt, cursor.id);
@@ -134,7 +148,7 @@ export class UploadRepository {
       .getConnection()
       .execute<
         ListedRow[]
-      >(`select ${LISTED_COLUMNS} from uploads where filename = ? and owner_id = ? and deleted_at is null`, [filename, ownerId]);
+      >(`select ${LISTED_COLUMNS} from uploads where filename = ? and owner_id = ? and ${LIVE_SQL}`, [filename, ownerId]);
     return rows[0] ? listed(rows[0]) : null;
   }
 
@@ -146,7 +160,7 @@ export class UploadRepository {
     }
     const rows = await this.em.getConnection().execute<{ owner_id: string; n: string; bytes: string }[]>(
       `select owner_id, count(*) as n, coalesce(sum(size), 0) as bytes from uploads
-          where deleted_at is null and owner_id in (${ownerIds.map(() => '?').join(',')}) group by owner_id`,
+          where deleted_at is null and (expires_at is null or expires_at > now()) and owner_id in (${ownerIds.map(() => '?').join(',')}) group by owner_id`,
       ownerIds,
     );
     for (const r of rows) {
@@ -163,10 +177,12 @@ export class UploadRepository {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
+    // Live as in liveFilter: not deleted and not past its expiry.
     const rows = await this.em.getConnection().execute<ServableRow[]>(
-      `select u.id, u.owner_id, u.stored_sha256, u.size, u.mime, u.created_at, (o.banned_at is not null) as owner_banned
+      `select u.id, u.owner_id, u.stored_sha256, u.size, u.mime, u.created_at, u.expires_at,
+              (o.banned_at is not null) as owner_banned
          from uploads u join users o on o.id = u.owner_id
-        where u.filename = ? and u.deleted_at is null`,
+        where u.filename = ? and u.deleted_at is null and (u.expires_at is null or u.expires_at > now())`,
       [filename],
     );
     return rows[0] ?? null;
@@ -177,14 +193,27 @@ export class UploadRepository {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
-    return em.findOne(Upload, { ...(ownerId ? { owner: ownerId } : {}), filename, deletedAt: null });
+    return em.findOne(Upload, { ...(ownerId ? { owner: ownerId } : {}), filename, ...liveFilter() });
   }
 
   findLiveByDeleteTokenHash(em: EntityManager, hash: string): Promise<Upload | null> {
-    return em.findOne(Upload, { deleteTokenHash: hash, deletedAt: null });
+    return em.findOne(Upload, { deleteTokenHash: hash, ...liveFilter() });
   }
 
   async setDeleteTokenHash(id: string, hash: string): Promise<void> {
     await this.em.fork().nativeUpdate(Upload, { id }, { deleteTokenHash: hash });
+  }
+
+  /** Uploads past their expiry not yet marked deleted (the sweep's batch), optionally one owner's bytes. */
+  findDue(limit: number, only?: { ownerId: string; sha256: string }): Promise<Upload[]> {
+    return this.em.fork().find(
+      Upload,
+      {
+        deletedAt: null,
+        expiresAt: { $lte: new Date() },
+        ...(only ? { owner: only.ownerId, sha256: only.sha256 } : {}),
+      },
+      { orderBy: { expiresAt: 'asc' }, limit, populate: ['owner'] },
+    );
   }
 }

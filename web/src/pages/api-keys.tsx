@@ -288,11 +288,11 @@ export default function ApiKeysPage() {
               <tr>
                 <th scope="col">Label</th>
                 <th scope="col">Prefix</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Uploads expire</th>
                 <th scope="col">Created</th>
                 <th scope="col">Last used</th>
                 <th scope="col">Requests</th>
+                <th scope="col">Scopes</th>
+                <th scope="col">Uploads expire</th>
                 <th scope="col">
                   <span className="visually-hidden">Actions</span>
                 </th>
@@ -305,11 +305,11 @@ export default function ApiKeysPage() {
                   <td>
                     <code>{key.prefix}…</code>
                   </td>
-                  <td>{key.scopes.join(', ')}</td>
-                  <td>{expiryLabel(key.default_expires_in)}</td>
                   <td>{formatDate(key.created_at)}</td>
                   <td>{formatDate(key.last_used_at)}</td>
                   <td>{key.request_count}</td>
+                  <td>{key.scopes.join(', ')}</td>
+                  <td>{expiryLabel(key.default_expires_in)}</td>
                   <td>
                     <button
                       type="button"

@@ -85,7 +85,7 @@ describe('Issue 16 in the dashboard (browser)', () => {
     ]);
     expect(download.url()).toMatch(/^blob:/);
     expect(download.suggestedFilename()).toBe('127.0.0.1.sxcu');
-    const sxcu = JSON.parse(await readFile((await download.path())!, 'utf8')) as {
+    const sxcu = JSON.parse(await readFile(await download.path(), 'utf8')) as {
       RequestURL: string;
       Headers: { Authorization: string };
       DeletionURL: string;
@@ -184,7 +184,8 @@ describe('Issue 16 in the dashboard (browser)', () => {
     const first = await waitFor('the api_key.created delivery', () =>
       receiver.requests.find((r) => r.path === '/keys' && r.headers['x-fixitfy-event'] === 'api_key.created'),
     );
-    const id = first.headers['webhook-id'];
+    const id = String(first.headers['webhook-id']);
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(id).toBe(first.headers['x-fixitfy-delivery']);
     expect(JSON.parse(first.rawBody.toString('utf8'))).toMatchObject({ event: 'api_key.created' });
 

@@ -5,7 +5,10 @@ import type { UploadCreatedEvent } from '../webhooks/outbox.service';
 import type { Upload } from './upload.entity';
 
 /** What a listing item is made of: an entity or a raw row (UploadRepository.ownerPage). */
-type Listable = Pick<Upload, 'filename' | 'mime' | 'size' | 'width' | 'height' | 'tags' | 'createdAt' | 'expiresAt'>;
+type Listable = Pick<
+  Upload,
+  'filename' | 'mime' | 'size' | 'width' | 'height' | 'tags' | 'createdAt' | 'expiresAt'
+>;
 
 /** Every answer about an upload is built here, so the public shapes (API.md) are written once. */
 @Injectable()

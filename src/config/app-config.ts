@@ -105,6 +105,10 @@ export class AppConfig {
   /** Uploads one key (or dashboard user) may have in progress at once, across instances. */
   uploadsInFlightPerKey!: number;
   janitor!: JanitorConfig;
+  /** How often expired uploads are soft-deleted (API.md Part 3: within a minute of their time). */
+  expirySweepMs!: number;
+  /** Default per-user quotas (null = unlimited); an admin may set a user's own. */
+  storageQuota!: { bytes: number | null; files: number | null };
   registrationOpen!: boolean;
   allowPrivateWebhooks!: boolean;
   webhookTimeoutMs!: number;
@@ -249,6 +253,8 @@ export function loadConfig(
       startDelayMs: (parsed.JANITOR_START_DELAY_SECONDS ?? 60) * 1000,
       batchSize: parsed.JANITOR_BATCH_SIZE ?? 500,
     },
+    expirySweepMs: (parsed.EXPIRY_SWEEP_SECONDS ?? 30) * 1000,
+    storageQuota: { bytes: parsed.STORAGE_QUOTA_BYTES ?? null, files: parsed.STORAGE_QUOTA_FILES ?? null },
     registrationOpen: parsed.REGISTRATION_OPEN ?? true,
     allowPrivateWebhooks: parsed.ALLOW_PRIVATE_WEBHOOKS ?? false,
     webhookTimeoutMs: parsed.WEBHOOK_TIMEOUT_MS ?? 8000,

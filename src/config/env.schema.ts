@@ -152,6 +152,9 @@ export class EnvSchema {
   @IsOptional() @Transform(toInt) @IntIn(1, 10080) JANITOR_INTERVAL_MINUTES?: number;
   @IsOptional() @Transform(toInt) @IntIn(0, 86400) JANITOR_START_DELAY_SECONDS?: number;
   @IsOptional() @Transform(toInt) @IntIn(1, 10000) JANITOR_BATCH_SIZE?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 60) EXPIRY_SWEEP_SECONDS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, Number.MAX_SAFE_INTEGER) STORAGE_QUOTA_BYTES?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, Number.MAX_SAFE_INTEGER) STORAGE_QUOTA_FILES?: number;
   @IsOptional() @Transform(toInt) @IntIn(100, 600000) HTTP_HEADERS_TIMEOUT_MS?: number;
   @IsOptional() @Transform(toInt) @IntIn(100, 86400000) HTTP_REQUEST_TIMEOUT_MS?: number;
   @IsOptional() @Transform(toInt) @IntIn(100, 3600000) UPLOAD_IDLE_TIMEOUT_MS?: number;
@@ -249,6 +252,9 @@ export const ENV_KEYS = [
   'JANITOR_INTERVAL_MINUTES',
   'JANITOR_START_DELAY_SECONDS',
   'JANITOR_BATCH_SIZE',
+  'EXPIRY_SWEEP_SECONDS',
+  'STORAGE_QUOTA_BYTES',
+  'STORAGE_QUOTA_FILES',
   'HTTP_HEADERS_TIMEOUT_MS',
   'HTTP_REQUEST_TIMEOUT_MS',
   'UPLOAD_IDLE_TIMEOUT_MS',

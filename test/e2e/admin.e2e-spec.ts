@@ -122,6 +122,9 @@ describe('Admin API and audit log (e2e)', () => {
         ban_reason: null,
         uploads_active: 1,
         storage_used_bytes: up.body.size,
+        // Additive (API.md Part 3, quotas): none set, no default.
+        quota_bytes: null,
+        quota_files: null,
         created_at: expect.any(String),
       });
     });

@@ -108,6 +108,9 @@ describe('Auth and API keys (e2e)', () => {
         id: expect.any(String),
         prefix: created.body.token.slice(0, 8),
         label: 'ci',
+        // Additive (API.md Part 3, scoped keys): a key made without scopes has all of them.
+        scopes: ['upload', 'read', 'delete'],
+        default_expires_in: null,
         request_count: 0,
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
         last_used_at: null,
@@ -117,7 +120,17 @@ describe('Auth and API keys (e2e)', () => {
       expect(list.body.keys).toHaveLength(1);
       expect(JSON.stringify(list.body)).not.toContain(created.body.token.slice(8));
       expect(Object.keys(list.body.keys[0]).sort()).toEqual(
-        ['created_at', 'id', 'label', 'last_used_at', 'prefix', 'request_count', 'revoked_at'].sort(),
+        [
+          'created_at',
+          'id',
+          'label',
+          'last_used_at',
+          'prefix',
+          'request_count',
+          'revoked_at',
+          'scopes',
+          'default_expires_in',
+        ].sort(),
       );
     });
 

@@ -312,9 +312,11 @@ describe('POST /api/v1/upload-token and ut_ tokens (e2e)', () => {
             continue; // public, or the upload route itself
           }
           const url = path.replace(/\{[^}]+\}/g, 'FIXITFY-aaaaaaaaaaaa.png');
-          const res = await t.http[method as 'get' | 'post' | 'patch' | 'delete'](url)
-            .set(...bearer(token))
-            .send({});
+          const req = t.http[method as 'get' | 'head' | 'post' | 'patch' | 'delete'](url).set(
+            ...bearer(token),
+          );
+          // superagent can't send a body with HEAD.
+          const res = await (method === 'head' ? req : req.send({}));
           expect({
             route: `${method.toUpperCase()} ${path}`,
             status: res.status,
@@ -322,7 +324,8 @@ describe('POST /api/v1/upload-token and ut_ tokens (e2e)', () => {
           }).toEqual({
             route: `${method.toUpperCase()} ${path}`,
             status: 403,
-            code: 'forbidden',
+            // A HEAD answer has no body (HEAD /api/v1/uploads/by-hash/…): the status is what it can show.
+            code: method === 'head' ? undefined : 'forbidden',
           });
           checked.push(`${method.toUpperCase()} ${path}`);
         }

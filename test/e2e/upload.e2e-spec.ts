@@ -36,6 +36,8 @@ describe('POST /api/v1/upload (e2e)', () => {
         'width',
         'height',
         'hash_sha256',
+        // Additive (API.md Part 3, expiring uploads): null when it never expires.
+        'expires_at',
       ].sort(),
     );
     expect(res.body).toMatchObject({

@@ -80,7 +80,18 @@ describe('Uploads, direct links and delete links (e2e)', () => {
       expect(res.body.count).toBe(2);
       expect(res.body.next_before).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z(~[0-9a-f-]{36})?$/);
       expect(Object.keys(res.body.uploads[0]).sort()).toEqual(
-        ['filename', 'url', 'thumbnail_url', 'mime', 'size', 'width', 'height', 'tags', 'created_at'].sort(),
+        [
+          'filename',
+          'url',
+          'thumbnail_url',
+          'mime',
+          'size',
+          'width',
+          'height',
+          'tags',
+          'created_at',
+          'expires_at',
+        ].sort(),
       );
       const last = await t.http
         .get('/api/v1/uploads')
@@ -152,6 +163,7 @@ describe('Uploads, direct links and delete links (e2e)', () => {
           hash_sha256: u.hash_sha256,
           tags: [],
           created_at: expect.any(String),
+          expires_at: null,
         },
       });
       const patched = await t.http
@@ -194,10 +206,13 @@ describe('Uploads, direct links and delete links (e2e)', () => {
           role: 'user',
           uploads_active: 2,
           storage_used_bytes: a.size + b.size,
+          quota_bytes: null,
+          quota_files: null,
         },
         key: {
           prefix: owner.token.slice(0, 8),
           label: 'ci',
+          scopes: ['upload', 'read', 'delete'],
           request_count: 3,
           created_at: expect.any(String),
         },

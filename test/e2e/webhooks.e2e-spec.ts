@@ -443,6 +443,8 @@ describe('Webhooks (e2e)', () => {
           id: expect.stringMatching(UUID),
           url: 'http://127.0.0.1:9/a',
           enabled: true,
+          // Additive (API.md Part 3): the default subscription.
+          events: ['upload.created'],
           created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
           last_success_at: null,
           last_failure_at: null,
@@ -492,7 +494,7 @@ describe('Webhooks (e2e)', () => {
           action: 'webhook.created',
           target_type: 'webhook',
           target_id: hook.id,
-          metadata: { origin: 'http://127.0.0.1:9', enabled: true },
+          metadata: { origin: 'http://127.0.0.1:9', enabled: true, events: ['upload.created'] },
         },
         { action: 'webhook.secret_rotated', target_type: 'user', target_id: a.user.id, metadata: {} },
         {

@@ -8,6 +8,7 @@ import { AUTH_POLICY, type AuthPolicy, PUBLIC_ROUTE } from './auth.decorator';
 import { BearerAuthenticator, RequestCounter, SESSION_COOKIE, SessionAuthenticator } from './authenticators';
 import type { AuthedRequest } from './current-principal.decorator';
 import type { Principal } from './principal';
+import { AUTH_SCOPES, type Scope } from './scopes';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -72,6 +73,14 @@ export class AuthGuard implements CanActivate {
     }
     if (policy.admin && principal.role !== 'admin') {
       throw new AppError('forbidden', 'This endpoint is for admins.');
+    }
+    const needed = this.reflector.getAllAndOverride<Scope[] | undefined>(AUTH_SCOPES, targets) ?? [];
+    const missing = principal.kind === 'session' ? [] : needed.filter((s) => !principal.scopes.includes(s));
+    if (missing.length > 0) {
+      throw new AppError(
+        'forbidden',
+        `This API key lacks the ${missing.map((s) => `"${s}"`).join(' and ')} scope${missing.length > 1 ? 's' : ''}.`,
+      );
     }
     req.principal = principal;
     // Awaited by the RateLimitGuard (registered right after this one), together with its own Redis call.

@@ -1,3 +1,4 @@
+import type { Scope } from './scopes';
 import type { UserRole } from './user-role';
 
 interface PrincipalBase {
@@ -13,6 +14,9 @@ export interface KeyPrincipal extends PrincipalBase {
   keyPrefix: string;
   /** The key's request_count as last flushed to the database; seeds the Redis counter if Redis lost it. */
   storedRequestCount: number;
+  scopes: Scope[];
+  /** The key's default upload lifetime in seconds (null: never). */
+  defaultExpiresIn: number | null;
 }
 
 /** A `ut_` upload token; it acts as (and counts against) its minting key. */
@@ -21,7 +25,24 @@ export interface UploadTokenPrincipal extends PrincipalBase {
   keyId: string;
   keyPrefix: string;
   storedRequestCount: number;
+  /** The minting key's scopes. */
+  scopes: Scope[];
+  defaultExpiresIn: number | null;
   expiresAt: Date;
+  /** The constraints signed into the token (API.md Part 3); empty for a token minted without any. */
+  limits: UploadLimits;
+}
+
+/** What a constrained `ut_` token allows; every field optional. */
+export interface UploadLimits {
+  maxBytes?: number;
+  /** Subset of png, jpeg, gif, webp, avif. */
+  allowedTypes?: string[];
+  /** Forced onto every upload. */
+  tags?: string[];
+  maxUploads?: number;
+  /** The id its uses are counted under (with maxUploads). */
+  tokenId?: string;
 }
 
 /** A dashboard session (cookie). */

@@ -1,5 +1,6 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { RequireScopes } from '../../common/auth/scopes';
 import { Auth } from '../../common/auth/auth.decorator';
 import { ApiErrorResponses } from '../../common/errors/error-response';
 import { AdminService } from './admin.service';
@@ -8,6 +9,8 @@ import { AuditListResponse, AuditQueryDto } from './dto/admin.dto';
 @ApiTags('Admin')
 @Controller('api/v1/admin/audit')
 @Auth('admin')
+// An admin's key needs every scope: a narrowed key never acts as an admin.
+@RequireScopes('upload', 'read', 'delete')
 export class AdminAuditController {
   constructor(private readonly admin: AdminService) {}
 

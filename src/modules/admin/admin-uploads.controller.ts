@@ -1,5 +1,6 @@
 import { Controller, Delete, Get, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { RequireScopes } from '../../common/auth/scopes';
 import { Auth } from '../../common/auth/auth.decorator';
 import { ApiErrorResponses } from '../../common/errors/error-response';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
@@ -10,6 +11,8 @@ import { AdminUploadsQueryDto, AdminUploadsResponse } from './dto/admin.dto';
 @ApiTags('Admin')
 @Controller('api/v1/admin/uploads')
 @Auth('admin')
+// An admin's key needs every scope: a narrowed key never acts as an admin.
+@RequireScopes('upload', 'read', 'delete')
 export class AdminUploadsController {
   constructor(private readonly uploads: UploadsService) {}
 

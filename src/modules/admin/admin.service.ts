@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AppError } from '../../common/errors/app-error';
 import type { RequestMeta } from '../../common/http/request-meta';
 import { isUuid } from '../../common/validation/uuid';
 import { AuditService } from '../audit/audit.service';
@@ -55,6 +56,20 @@ export class AdminService {
     return this.withUsage(await this.users.ban(userId, reason, meta));
   }
 
+  async setQuota(
+    userId: string,
+    quota: { bytes?: number | null; files?: number | null },
+    meta: RequestMeta,
+  ): Promise<AdminUserResponse> {
+    if (quota.bytes === undefined && quota.files === undefined) {
+      throw new AppError(
+        'bad_request',
+        'Send quota_bytes, quota_files or both (a number, or null for the default).',
+      );
+    }
+    return this.withUsage(await this.users.setQuota(userId, quota, meta));
+  }
+
   async unban(userId: string, meta: RequestMeta): Promise<AdminUserResponse> {
     return this.withUsage(await this.users.unban(userId, meta));
   }
@@ -74,6 +89,8 @@ export class AdminService {
       ban_reason: u.banReason ?? null,
       uploads_active: usage?.uploads_active ?? 0,
       storage_used_bytes: usage?.storage_used_bytes ?? 0,
+      quota_bytes: this.users.effectiveQuota(u).bytes,
+      quota_files: this.users.effectiveQuota(u).files,
       created_at: u.createdAt.toISOString(),
     };
   }

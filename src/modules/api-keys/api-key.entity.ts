@@ -1,5 +1,6 @@
 import { Entity, Index, ManyToOne, OptionalProps, PrimaryKey, Property } from '@mikro-orm/core';
 import { randomUUID } from 'node:crypto';
+import type { Scope } from '../../common/auth/scopes';
 import { User } from '../auth/user.entity';
 
 /** An API key. Only sha256(token) and a display prefix are stored: a lost key can be revoked, never recovered. */
@@ -10,7 +11,14 @@ import { User } from '../auth/user.entity';
   expression: 'create index "api_keys_user_active_idx" on "api_keys" ("user_id") where "revoked_at" is null',
 })
 export class ApiKey {
-  [OptionalProps]?: 'id' | 'createdAt' | 'lastUsedAt' | 'revokedAt' | 'requestCount';
+  [OptionalProps]?:
+    | 'id'
+    | 'createdAt'
+    | 'lastUsedAt'
+    | 'revokedAt'
+    | 'requestCount'
+    | 'scopes'
+    | 'defaultExpiresIn';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -27,6 +35,14 @@ export class ApiKey {
 
   @Property({ type: 'text' })
   label!: string;
+
+  /** What the key may do (API.md Part 3); keys made before scopes existed have all of them. */
+  @Property({ type: 'text[]', default: '{upload,read,delete}' })
+  scopes: Scope[] = ['upload', 'read', 'delete'];
+
+  /** Seconds its uploads live unless they say otherwise (API.md Part 3); null = they never expire. */
+  @Property({ type: 'integer', nullable: true })
+  defaultExpiresIn?: number | null = null;
 
   /** Flushed from Redis periodically; the live figure is max(Redis, this). */
   @Property({ type: 'bigint', default: 0 })

@@ -17,7 +17,12 @@ export class ApiKeysController {
   @Post()
   @HttpCode(201)
   @Auth('session')
-  @ApiOperation({ operationId: 'createKey', summary: 'Create an API key; the token is shown once' })
+  @ApiOperation({
+    operationId: 'createKey',
+    summary: 'Create an API key; the token is shown once',
+    description:
+      'Optional `scopes` limit what the key may do (absent = all). Audit `api_key.created` records them.',
+  })
   @ApiCreatedResponse({ type: CreateKeyResponse })
   @ApiErrorResponses('bad_request', 'conflict')
   create(
@@ -25,7 +30,10 @@ export class ApiKeysController {
     @Body() dto: CreateKeyDto,
     @ReqMeta() meta: RequestMeta,
   ): Promise<CreateKeyResponse> {
-    return this.keys.create(principal.userId, dto.label, meta);
+    return this.keys.create(principal.userId, dto.label, meta, {
+      scopes: dto.scopes,
+      defaultExpiresIn: dto.default_expires_in,
+    });
   }
 
   @Get()

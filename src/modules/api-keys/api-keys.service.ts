@@ -2,13 +2,14 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { BearerAuthenticator } from '../../common/auth/authenticators';
 import type { KeyPrincipal, Principal, UploadTokenPrincipal } from '../../common/auth/principal';
-import type { SqlPart } from '../../common/database/sql-part';
 import type { UserRole } from '../../common/auth/user-role';
+import { normaliseScopes, type Scope } from '../../common/auth/scopes';
 import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
 import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
 import { AuditService } from '../audit/audit.service';
 import { UsersService } from '../auth/users.service';
+import { OutboxService } from '../webhooks/outbox.service';
 import { ApiKey } from './api-key.entity';
 import { API_KEY_PATTERN, hashToken, mintApiKey } from './api-key-token';
 import { keyPrincipalFields } from './key-principal';
@@ -27,12 +28,16 @@ interface KeyRow {
   created_at: Date;
   last_used_at: Date | null;
   revoked_at: Date | null;
+  scopes: Scope[];
+  default_expires_in: number | null;
 }
 
 interface AuthRow {
   id: string;
   prefix: string;
   request_count: string;
+  scopes: Scope[];
+  default_expires_in: number | null;
   user_id: string;
   email: string;
   role: UserRole;
@@ -46,20 +51,9 @@ export class ApiKeysService extends BearerAuthenticator {
     private readonly counter: RequestCounterService,
     private readonly audit: AuditService,
     private readonly uploadTokens: UploadTokensService,
+    private readonly webhooks: OutboxService,
   ) {
     super();
-  }
-
-  /**
-   * lockForWrite's key half as a part of one statement (a CTE body): zero or one row whose boolean `ok` says the key
-   * still exists unrevoked; the row is locked FOR SHARE until the statement's transaction ends. No row (or `ok` false)
-   * → 401 `unauthorized` ('The API key was revoked.'). Check the user with UsersService.userCheckPart.
-   */
-  static keyCheckPart(principal: KeyPrincipal | UploadTokenPrincipal): SqlPart {
-    return {
-      sql: 'select revoked_at is null as ok from api_keys where id = ? for share',
-      params: [principal.keyId],
-    };
   }
 
   /**
@@ -84,8 +78,14 @@ export class ApiKeysService extends BearerAuthenticator {
     await UsersService.lockForWrite(principal.userId, em);
   }
 
-  async create(userId: string, label: string, meta: RequestMeta = NO_REQUEST): Promise<CreateKeyResponse> {
+  async create(
+    userId: string,
+    label: string,
+    meta: RequestMeta = NO_REQUEST,
+    opts: { scopes?: Scope[]; defaultExpiresIn?: number } = {},
+  ): Promise<CreateKeyResponse> {
     const { token, hash, prefix } = mintApiKey();
+    const scopes = normaliseScopes(opts.scopes);
     const key = await this.em.fork().transactional(async (em) => {
       // Serialise key creation per user so two parallel creates can't both pass the limit.
       await UsersService.lockExclusive(userId, em);
@@ -96,17 +96,29 @@ export class ApiKeysService extends BearerAuthenticator {
           `You already have ${MAX_ACTIVE_KEYS} active API keys; revoke one first.`,
         );
       }
-      const created = em.create(ApiKey, { user: userId, tokenHash: hash, prefix, label });
+      const created = em.create(ApiKey, {
+        user: userId,
+        tokenHash: hash,
+        prefix,
+        label,
+        scopes,
+        defaultExpiresIn: opts.defaultExpiresIn ?? null,
+      });
       await this.audit.record(
         {
           action: 'api_key.created',
           meta,
           targetType: 'api_key',
           targetId: created.id,
-          metadata: { prefix, label },
+          metadata: { prefix, label, scopes },
         },
         em,
       );
+      await this.webhooks.recordApiKeyEvent(em, 'api_key.created', {
+        ownerId: userId,
+        key: { id: created.id, prefix, label, scopes },
+        at: created.createdAt,
+      });
       return created;
     });
     return { ok: true, token, key: this.toResponse(key, null) };
@@ -123,7 +135,7 @@ export class ApiKeysService extends BearerAuthenticator {
   /** One key of the user, with its live request count (read on every `/me`: one indexed query, no hydration). */
   async get(userId: string, keyId: string): Promise<KeyResponse> {
     const rows = await this.em.getConnection().execute<KeyRow[]>(
-      `select id, prefix, label, request_count, created_at, last_used_at, revoked_at
+      `select id, prefix, label, request_count, created_at, last_used_at, revoked_at, scopes, default_expires_in
          from api_keys where id = ? and user_id = ?`,
       [keyId, userId],
     );
@@ -140,6 +152,8 @@ export class ApiKeysService extends BearerAuthenticator {
       createdAt: new Date(row.created_at),
       lastUsedAt: row.last_used_at && new Date(row.last_used_at),
       revokedAt: row.revoked_at && new Date(row.revoked_at),
+      scopes: row.scopes,
+      defaultExpiresIn: row.default_expires_in,
     };
     return this.toResponse(key, live.get(row.id) ?? null);
   }
@@ -162,10 +176,15 @@ export class ApiKeysService extends BearerAuthenticator {
           meta,
           targetType: 'api_key',
           targetId: key.id,
-          metadata: { prefix: key.prefix },
+          metadata: { prefix: key.prefix, scopes: normaliseScopes(key.scopes) },
         },
         em,
       );
+      await this.webhooks.recordApiKeyEvent(em, 'api_key.revoked', {
+        ownerId: userId,
+        key: { id: key.id, prefix: key.prefix, label: key.label, scopes: normaliseScopes(key.scopes) },
+        at: key.revokedAt,
+      });
       return { ok: true as const, revoked: key.id };
     });
   }
@@ -180,7 +199,7 @@ export class ApiKeysService extends BearerAuthenticator {
     }
     // Every bearer request pays this: one query on the token_hash unique index, no entity hydration.
     const rows = await this.em.getConnection().execute<AuthRow[]>(
-      `select k.id, k.prefix, k.request_count, u.id as user_id, u.email, u.role, u.banned_at
+      `select k.id, k.prefix, k.request_count, k.scopes, k.default_expires_in, u.id as user_id, u.email, u.role, u.banned_at
          from api_keys k join users u on u.id = k.user_id
         where k.token_hash = ? and k.revoked_at is null`,
       [hashToken(token)],
@@ -195,13 +214,26 @@ export class ApiKeysService extends BearerAuthenticator {
         id: row.id,
         prefix: row.prefix,
         requestCount: row.request_count,
+        scopes: row.scopes,
+        defaultExpiresIn: row.default_expires_in,
         user: { id: row.user_id, email: row.email, role: row.role, bannedAt: row.banned_at },
       }),
     };
   }
 
   toResponse(
-    key: Pick<ApiKey, 'id' | 'prefix' | 'label' | 'requestCount' | 'createdAt' | 'lastUsedAt' | 'revokedAt'>,
+    key: Pick<
+      ApiKey,
+      | 'id'
+      | 'prefix'
+      | 'label'
+      | 'requestCount'
+      | 'createdAt'
+      | 'lastUsedAt'
+      | 'revokedAt'
+      | 'scopes'
+      | 'defaultExpiresIn'
+    >,
     live: { count: number | null; lastUsed: Date | null } | null,
   ): KeyResponse {
     const stored = Number(key.requestCount);
@@ -212,6 +244,8 @@ export class ApiKeysService extends BearerAuthenticator {
       id: key.id,
       prefix: key.prefix,
       label: key.label,
+      scopes: normaliseScopes(key.scopes),
+      default_expires_in: key.defaultExpiresIn ?? null,
       request_count: Math.max(stored, live?.count ?? 0),
       created_at: key.createdAt.toISOString(),
       last_used_at: lastUsed ? lastUsed.toISOString() : null,

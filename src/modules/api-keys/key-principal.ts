@@ -1,9 +1,10 @@
 import type { KeyPrincipal } from '../../common/auth/principal';
+import { normaliseScopes } from '../../common/auth/scopes';
 import { AppError } from '../../common/errors/app-error';
 import type { ApiKey } from './api-key.entity';
 
 /** The parts of a key (entity or raw row) and of its user that a principal is made of. */
-export type KeyWithUser = Pick<ApiKey, 'id' | 'prefix' | 'requestCount'> & {
+export type KeyWithUser = Pick<ApiKey, 'id' | 'prefix' | 'requestCount' | 'scopes' | 'defaultExpiresIn'> & {
   user: Pick<ApiKey['user'], 'id' | 'email' | 'role' | 'bannedAt'>;
 };
 
@@ -19,5 +20,7 @@ export function keyPrincipalFields(key: KeyWithUser): Omit<KeyPrincipal, 'kind'>
     keyId: key.id,
     keyPrefix: key.prefix,
     storedRequestCount: Number(key.requestCount),
+    scopes: normaliseScopes(key.scopes),
+    defaultExpiresIn: key.defaultExpiresIn ?? null,
   };
 }

@@ -5,8 +5,26 @@ export const UPLOAD_TOKEN_PREFIX = 'ut_';
 export const UPLOAD_TOKEN_PATTERN = /^ut_([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
 export const UPLOAD_TOKEN_TTL = { min: 60, max: 604_800, default: 3600 } as const;
 
-/** What a `ut_` token carries. On the wire: `{"u":userId,"k":keyId,"e":expiry in epoch ms}`. */
-export interface UploadTokenClaims {
+export const UPLOAD_TOKEN_TYPES = ['png', 'jpeg', 'gif', 'webp', 'avif'] as const;
+export type UploadTokenType = (typeof UPLOAD_TOKEN_TYPES)[number];
+
+/** Optional limits signed into a token (API.md Part 3); a token minted without them carries none. */
+export interface UploadTokenConstraints {
+  maxBytes?: number;
+  allowedTypes?: UploadTokenType[];
+  /** Forced onto every upload made with the token (added to the form's own tags). */
+  tags?: string[];
+  maxUploads?: number;
+  /** Random id the max_uploads counter is kept under; present exactly when maxUploads is. */
+  tokenId?: string;
+}
+
+/**
+ * What a `ut_` token carries. On the wire: `{"u":userId,"k":keyId,"e":expiry in epoch ms}`, plus, only when set,
+ * `"mb"` max_bytes, `"t"` allowed types, `"g"` tags, `"n"` max_uploads and `"j"` the token id. Tokens minted
+ * before the constraints existed have none of these and still verify.
+ */
+export interface UploadTokenClaims extends UploadTokenConstraints {
   userId: string;
   keyId: string;
   /** Epoch milliseconds; the token is refused from this instant on. */
@@ -31,7 +49,16 @@ const mac = (key: Buffer, payload: string): string =>
 /** `ut_` + base64url(JSON payload beginning `{"u":"`) + `.` + base64url(HMAC-SHA256) (API.md, upload-token). */
 export function signUploadToken(claims: UploadTokenClaims, key: Buffer): string {
   const payload = Buffer.from(
-    JSON.stringify({ u: claims.userId, k: claims.keyId, e: claims.expiresAt }),
+    JSON.stringify({
+      u: claims.userId,
+      k: claims.keyId,
+      e: claims.expiresAt,
+      mb: claims.maxBytes,
+      t: claims.allowedTypes,
+      g: claims.tags,
+      n: claims.maxUploads,
+      j: claims.tokenId,
+    }),
   ).toString('base64url');
   return `${UPLOAD_TOKEN_PREFIX}${payload}.${mac(key, payload)}`;
 }
@@ -71,7 +98,7 @@ function parseClaims(json: string): UploadTokenClaims | null {
   } catch {
     return null;
   }
-  const { u, k, e } = (raw ?? {}) as { u?: unknown; k?: unknown; e?: unknown };
+  const { u, k, e, mb, t, g, n, j } = (raw ?? {}) as Record<string, unknown>;
   if (
     typeof u !== 'string' ||
     !isUuid(u) ||
@@ -81,5 +108,38 @@ function parseClaims(json: string): UploadTokenClaims | null {
   ) {
     return null;
   }
-  return { userId: u, keyId: k, expiresAt: e as number };
+  const claims: UploadTokenClaims = { userId: u, keyId: k, expiresAt: e as number };
+  const positive = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1;
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (mb !== undefined) {
+    if (!positive(mb)) {
+      return null;
+    }
+    claims.maxBytes = mb;
+  }
+  if (t !== undefined) {
+    if (!strings(t) || !t.every((x) => (UPLOAD_TOKEN_TYPES as readonly string[]).includes(x))) {
+      return null;
+    }
+    claims.allowedTypes = t as UploadTokenType[];
+  }
+  if (g !== undefined) {
+    if (!strings(g)) {
+      return null;
+    }
+    claims.tags = g;
+  }
+  if (n !== undefined || j !== undefined) {
+    if (!positive(n) || typeof j !== 'string' || !isUuid(j)) {
+      return null;
+    }
+    claims.maxUploads = n;
+    claims.tokenId = j;
+  }
+  return claims;
+}
+
+/** Token tags as upload tags are: lower-cased, without repeats (the DTO checked their shape). */
+export function normaliseTokenTags(tags: readonly string[]): string[] {
+  return [...new Set(tags.map((t) => t.toLowerCase()))];
 }

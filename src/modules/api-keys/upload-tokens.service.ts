@@ -1,5 +1,6 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import type { KeyPrincipal, UploadTokenPrincipal } from '../../common/auth/principal';
 import { AppError } from '../../common/errors/app-error';
 import { Clock } from '../../common/time/clock';
@@ -7,7 +8,12 @@ import { AppConfig } from '../../config/app-config';
 import { ApiKey } from './api-key.entity';
 import { keyPrincipalFields } from './key-principal';
 import type { UploadTokenResponse } from './dto/upload-token.dto';
-import { signUploadToken, uploadTokenSigningKey, verifyUploadToken } from './upload-token';
+import {
+  signUploadToken,
+  type UploadTokenConstraints,
+  uploadTokenSigningKey,
+  verifyUploadToken,
+} from './upload-token';
 
 /**
  * Stateless `ut_` upload tokens (API.md, POST /api/v1/upload-token). Nothing is stored per token: it carries its
@@ -29,9 +35,23 @@ export class UploadTokensService {
       .map(uploadTokenSigningKey);
   }
 
-  mint(key: KeyPrincipal, ttlSeconds: number): UploadTokenResponse {
+  /** `constraints` are signed into the token; max_uploads also gets a random token id to count uses under. */
+  mint(
+    key: KeyPrincipal,
+    ttlSeconds: number,
+    constraints: Omit<UploadTokenConstraints, 'tokenId'> = {},
+  ): UploadTokenResponse {
     const expiresAt = this.clock.now() + ttlSeconds * 1000;
-    const token = signUploadToken({ userId: key.userId, keyId: key.keyId, expiresAt }, this.keys[0]);
+    const token = signUploadToken(
+      {
+        userId: key.userId,
+        keyId: key.keyId,
+        expiresAt,
+        ...constraints,
+        tokenId: constraints.maxUploads === undefined ? undefined : randomUUID(),
+      },
+      this.keys[0],
+    );
     return { ok: true, token, expires_at: new Date(expiresAt).toISOString() };
   }
 
@@ -51,6 +71,12 @@ export class UploadTokensService {
     if (!key || key.user.id !== claims.userId) {
       throw new AppError('unauthorized', 'The API key that minted this upload token was revoked.');
     }
-    return { kind: 'upload_token', ...keyPrincipalFields(key), expiresAt: new Date(claims.expiresAt) };
+    const { maxBytes, allowedTypes, tags, maxUploads, tokenId } = claims;
+    return {
+      kind: 'upload_token',
+      ...keyPrincipalFields(key),
+      expiresAt: new Date(claims.expiresAt),
+      limits: { maxBytes, allowedTypes, tags, maxUploads, tokenId },
+    };
   }
 }

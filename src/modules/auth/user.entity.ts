@@ -7,7 +7,7 @@ export type { UserRole };
 
 @Entity({ tableName: 'users' })
 export class User {
-  [OptionalProps]?: 'id' | 'role' | 'createdAt' | 'bannedAt' | 'banReason';
+  [OptionalProps]?: 'id' | 'role' | 'createdAt' | 'bannedAt' | 'banReason' | 'quotaBytes' | 'quotaFiles';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -27,6 +27,13 @@ export class User {
 
   @Property({ type: 'text', nullable: true })
   banReason?: string | null = null;
+
+  /** An admin's per-user storage quota (API.md Part 3); null = the server default. */
+  @Property({ type: 'bigint', nullable: true })
+  quotaBytes?: bigint | number | string | null = null;
+
+  @Property({ type: 'integer', nullable: true })
+  quotaFiles?: number | null = null;
 
   @Index()
   @Property({ type: 'timestamptz', length: 3 })

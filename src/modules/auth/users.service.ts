@@ -1,12 +1,12 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Injectable } from '@nestjs/common';
-import type { SqlPart } from '../../common/database/sql-part';
 import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
 import { keysetFilter, keysetPage } from '../../common/http/cursor';
 import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
 import { InvalidationBus } from '../../common/redis/invalidation-bus';
+import { AppConfig } from '../../config/app-config';
 import { AuditService } from '../audit/audit.service';
 import { hashPassword } from './password-hasher';
 import { User, type UserRole } from './user.entity';
@@ -18,19 +18,11 @@ export class UsersService {
     private readonly em: EntityManager,
     private readonly audit: AuditService,
     private readonly invalidation: InvalidationBus,
+    private readonly config: AppConfig,
   ) {}
 
   static normaliseEmail(email: string): string {
     return email.trim().toLowerCase();
-  }
-
-  /**
-   * lockForWrite as a part of one statement (a CTE body): zero or one row whose boolean `ok` is false when the user
-   * is banned (→ 403 `banned`); the row is locked FOR SHARE until the statement's transaction ends. No row: the user
-   * no longer exists, not an error here (the caller's foreign key answers for it).
-   */
-  static userCheckPart(userId: string): SqlPart {
-    return { sql: 'select banned_at is null as ok from users where id = ? for share', params: [userId] };
   }
 
   /**
@@ -235,6 +227,52 @@ export class UsersService {
     return unbanned;
   }
 
+  /** The user's quotas in force: their own (set by an admin) or the server default; null = unlimited. */
+  async quotaOf(userId: string, em: EntityManager = this.em.fork()): Promise<UserQuota> {
+    const user = await em.findOne(User, { id: userId });
+    return this.effectiveQuota(user);
+  }
+
+  effectiveQuota(user: User | null): UserQuota {
+    const { bytes, files } = this.config.storageQuota;
+    return {
+      bytes: user?.quotaBytes !== null && user?.quotaBytes !== undefined ? Number(user.quotaBytes) : bytes,
+      files: user?.quotaFiles !== null && user?.quotaFiles !== undefined ? user.quotaFiles : files,
+    };
+  }
+
+  /** An admin sets (a number) or clears (null: back to the default) a user's quotas; audit `user.quota_changed`. */
+  async setQuota(
+    userId: string,
+    quota: { bytes?: number | null; files?: number | null },
+    meta: RequestMeta,
+  ): Promise<User> {
+    return this.em.fork().transactional(async (em) => {
+      const user = await this.lockedUser(em, userId);
+      if (quota.bytes !== undefined) {
+        user.quotaBytes = quota.bytes;
+      }
+      if (quota.files !== undefined) {
+        user.quotaFiles = quota.files;
+      }
+      await this.audit.record(
+        {
+          action: 'user.quota_changed',
+          meta,
+          targetType: 'user',
+          targetId: user.id,
+          metadata: {
+            quota_bytes:
+              user.quotaBytes === null || user.quotaBytes === undefined ? null : Number(user.quotaBytes),
+            quota_files: user.quotaFiles ?? null,
+          },
+        },
+        em,
+      );
+      return user;
+    });
+  }
+
   async findByEmailOrFail(email: string): Promise<User> {
     const user = await this.findByEmail(email);
     if (!user) {
@@ -251,4 +289,10 @@ export class UsersService {
     }
     return user;
   }
+}
+
+/** Storage quotas in force for a user; null = unlimited. */
+export interface UserQuota {
+  bytes: number | null;
+  files: number | null;
 }

@@ -80,7 +80,7 @@ export class DeliveryCache {
     if (mark !== this.epoch || !this.enabled) {
       return;
     }
-    bounded(this.uploads).set(upload.filename, { upload, expires: Date.now() + this.ttlMs });
+    bounded(this.uploads).set(upload.filename, { upload, expires: entryExpiry(upload, this.ttlMs) });
   }
 
   variant(filename: string, key: string): ImageRepresentation | undefined {
@@ -104,7 +104,7 @@ export class DeliveryCache {
       image,
       ownerId: upload.ownerId,
       filename: upload.filename,
-      expires: Date.now() + this.ttlMs,
+      expires: entryExpiry(upload, this.ttlMs),
     });
   }
 
@@ -190,4 +190,10 @@ function bounded<V>(map: Map<string, V>): Map<string, V> {
     map.delete(map.keys().next().value as string);
   }
   return map;
+}
+
+/** An entry lives its TTL, but never past its upload's expires_at: from then on a direct link answers 404. */
+function entryExpiry(upload: ServableUpload, ttlMs: number): number {
+  const until = Date.now() + ttlMs;
+  return upload.expiresAt ? Math.min(until, upload.expiresAt.getTime()) : until;
 }

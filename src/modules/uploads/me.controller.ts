@@ -1,5 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { RequireScopes } from '../../common/auth/scopes';
 import { Auth } from '../../common/auth/auth.decorator';
 import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
 import type { Principal } from '../../common/auth/principal';
@@ -20,6 +21,7 @@ export class MeController {
   @RateLimit('management')
   @Get()
   @Auth('user')
+  @RequireScopes('read')
   @ApiOperation({
     operationId: 'getMe',
     summary: 'Your account usage and the calling key (request_count is exact)',
@@ -38,6 +40,7 @@ export class MeController {
       key: key && {
         prefix: key.prefix,
         label: key.label,
+        scopes: key.scopes,
         request_count: key.request_count,
         created_at: key.created_at,
       },

@@ -11,6 +11,7 @@ import { DomainEvents } from '../../common/events/domain-events';
 import { clientIp } from '../../common/http/client-ip';
 import { AppConfig } from '../../config/app-config';
 import { ApiKeysService } from '../api-keys/api-keys.service';
+import { UploadTokenUsesService } from '../api-keys/upload-token-uses.service';
 import { UsersService } from '../auth/users.service';
 import { ModerationService } from '../moderation/moderation.service';
 import type { ModerationVerdict } from '../moderation/moderation.types';
@@ -27,6 +28,15 @@ import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
 import { UploadRepository } from './upload.repository';
 import { UploadSlots } from './upload-slots.service';
+import { UploadsService } from './uploads.service';
+import { resolveExpiry } from './expiry';
+import {
+  assertTypeAllowed,
+  maxFileBytes,
+  refuseByContentLength,
+  tooLargeFor,
+  withTokenTags,
+} from './token-limits';
 
 /**
  * POST /api/v1/upload, in API.md's order of outcomes: stream (413) → dedupe (bytes the owner already has live passed
@@ -51,33 +61,51 @@ export class UploadPipelineService {
     private readonly webhooks: OutboxService,
     private readonly slots: UploadSlots,
     private readonly pool: ImagePool,
+    private readonly tokenUses: UploadTokenUsesService,
+    private readonly uploads: UploadsService,
   ) {}
 
   async handle(principal: Principal, req: Request): Promise<UploadResponse> {
     const slot = await this.slots.acquire(principal);
     try {
-      return await this.handleInSlot(principal, req);
+      // A ut_ token's max_uploads: a use is taken now and given back if the upload fails.
+      const giveBack = await this.tokenUses.reserve(principal);
+      try {
+        return await this.handleInSlot(principal, req);
+      } catch (err) {
+        await giveBack();
+        throw err;
+      }
     } finally {
       await slot.release();
     }
   }
 
   private async handleInSlot(principal: Principal, req: Request): Promise<UploadResponse> {
+    const serverMax = this.config.maxUploadBytes;
+    refuseByContentLength(req, principal, serverMax);
     const received = await receiveUpload(req, {
-      maxFileBytes: this.config.maxUploadBytes,
+      maxFileBytes: maxFileBytes(principal, serverMax),
       tempDir: join(this.config.dataDir, 'tmp'),
       idleTimeoutMs: this.config.uploadIdleTimeoutMs,
+    }).catch((err: unknown) => {
+      throw err instanceof AppError && err.code === 'too_large' ? tooLargeFor(principal, serverMax) : err;
     });
     try {
+      const tags = withTokenTags(principal, received.tags);
+      const expiresAt = resolveExpiry(principal, received.expiry, Date.now());
       // The same bytes of the same owner already passed sniffing, decoding and review: answer before redoing them.
       const existing = await this.repository.findLiveBySha(principal.userId, received.sha256);
       if (existing) {
+        assertTypeAllowed(principal, existing.mime);
         await this.assertStillAuthorised(principal);
         return await this.dedupeResponse(existing);
       }
       // From here the bytes are in memory (the original, the stripped copy, decoded frames): the ImagePool's byte
       // budget bounds how many uploads are at this stage at once; the others wait on disk.
-      return await this.pool.holdBytes(received.size, () => this.processAndStore(principal, req, received));
+      return await this.pool.holdBytes(received.size, () =>
+        this.processAndStore(principal, req, received, { tags, expiresAt }),
+      );
     } finally {
       await rm(received.path, { force: true });
     }
@@ -87,12 +115,14 @@ export class UploadPipelineService {
     principal: Principal,
     req: Request,
     received: ReceivedFile,
+    { tags, expiresAt }: { tags: string[]; expiresAt: Date | null },
   ): Promise<UploadResponse> {
     let original: Buffer | null = await readFile(received.path);
     const type = await sniffImageType(original);
     if (!type) {
       throw new AppError('unsupported_type');
     }
+    assertTypeAllowed(principal, type.mime);
     // One decode: the check that the image is sound also yields the frames the review classifies.
     const image = await processImage(original, type, {
       ...this.config.images,
@@ -156,6 +186,8 @@ export class UploadPipelineService {
       throw err;
     }
     try {
+      // The owner's same bytes past their expiry but not yet swept would hold the dedupe index: expire them now.
+      await this.uploads.expireDue(1, { ownerId: principal.userId, sha256: received.sha256 });
       const upload = await this.record(principal, {
         filename,
         mime: type.mime,
@@ -165,7 +197,8 @@ export class UploadPipelineService {
         pages: stored.pages,
         sha256: received.sha256,
         storedSha256,
-        tags: received.tags,
+        tags,
+        expiresAt,
         scores: verdict.scores ? { ...verdict.scores } : null,
       });
       return this.mapper.toUploadResponse(upload, false, this.deleteLinks.derive(upload.id).token);
@@ -188,56 +221,33 @@ export class UploadPipelineService {
   }
 
   /**
-   * Records the upload and its webhook events in one statement (one round trip, one transaction) that first re-reads
-   * the key and the user FOR SHARE: a revoke or a ban either committed before (→ 401 / 403, nothing written) or waits
-   * for this commit. The outbox rows commit (or roll back) with the upload row: no upload without its events.
+   * Records the upload and its webhook events in one transaction: the quota check under the owner's advisory lock,
+   * then the key/user re-check FOR SHARE (a revoke or a ban either committed before → 401 / 403, nothing written, or
+   * waits for this commit), then the row and its outbox rows, committed together.
    */
   private async record(
     principal: Principal,
     data: Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>,
   ): Promise<Upload> {
-    const upload = Object.assign(new Upload(), data, {
-      owner: { id: principal.userId } as Upload['owner'],
-      apiKeyId: principal.kind === 'session' ? null : principal.keyId,
-    });
-    upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
-    const result = await this.repository.insertChecked(
-      {
+    return this.em.fork().transactional(async (em) => {
+      await this.uploads.assertQuotaRoom(principal.userId, data.size, em);
+      await this.assertStillAuthorised(principal, em);
+      const upload = em.create(Upload, {
         ...data,
-        id: upload.id,
+        owner: principal.userId,
+        apiKeyId: principal.kind === 'session' ? null : principal.keyId,
+        deleteTokenHash: '',
+      });
+      upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
+      await em.flush();
+      // The webhook outbox rows commit (or roll back) with the upload row: no upload without its events.
+      await this.webhooks.recordUploadCreated(em, {
         ownerId: principal.userId,
-        apiKeyId: upload.apiKeyId ?? null,
-        pages: data.pages ?? 1,
-        tags: data.tags ?? [],
-        scores: data.scores ?? null,
-        deleteTokenHash: upload.deleteTokenHash,
+        upload: this.mapper.toWebhookUpload(upload),
         createdAt: upload.createdAt,
-      },
-      {
-        key: principal.kind === 'session' ? undefined : ApiKeysService.keyCheckPart(principal),
-        user: UsersService.userCheckPart(principal.userId),
-      },
-      (recorded) =>
-        this.webhooks.uploadCreatedPart(
-          {
-            ownerId: principal.userId,
-            upload: this.mapper.toWebhookUpload(upload),
-            createdAt: upload.createdAt,
-          },
-          recorded,
-        ),
-    );
-    if (!result.keyOk) {
-      throw new AppError('unauthorized', 'The API key was revoked.');
-    }
-    if (!result.userOk) {
-      throw new AppError('banned');
-    }
-    if (!result.inserted) {
-      throw new Error('The upload row was not written though every check passed');
-    }
-    this.webhooks.uploadCreatedRecorded(result.events);
-    return upload;
+      });
+      return upload;
+    });
   }
 
   /**

@@ -1,6 +1,7 @@
 import { Controller, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
+import { RequireScopes } from '../../common/auth/scopes';
 import { Auth } from '../../common/auth/auth.decorator';
 import { CurrentPrincipal } from '../../common/auth/current-principal.decorator';
 import type { Principal } from '../../common/auth/principal';
@@ -18,6 +19,7 @@ export class UploadController {
   @Post()
   @HttpCode(200)
   @Auth('upload')
+  @RequireScopes('upload')
   @ApiOperation({
     operationId: 'upload',
     summary: 'Upload an image',

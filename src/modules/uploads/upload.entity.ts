@@ -32,7 +32,7 @@ export interface UploadScores {
     'create index "uploads_tags_gin_idx" on "uploads" using gin ("tags") where "deleted_at" is null',
 })
 export class Upload {
-  [OptionalProps]?: 'id' | 'createdAt' | 'deletedAt' | 'tags' | 'apiKeyId' | 'scores' | 'pages';
+  [OptionalProps]?: 'id' | 'createdAt' | 'deletedAt' | 'tags' | 'apiKeyId' | 'scores' | 'pages' | 'expiresAt';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -90,4 +90,8 @@ export class Upload {
 
   @Property({ type: 'timestamptz', length: 3, nullable: true })
   deletedAt?: Date | null = null;
+
+  /** Gone from this instant (404 everywhere), soft-deleted by the expiry sweep soon after; null = never. */
+  @Property({ type: 'timestamptz', length: 3, nullable: true })
+  expiresAt?: Date | null = null;
 }

@@ -5,7 +5,10 @@ import type { UploadCreatedEvent } from '../webhooks/outbox.service';
 import type { Upload } from './upload.entity';
 
 /** What a listing item is made of: an entity or a raw row (UploadRepository.ownerPage). */
-type Listable = Pick<Upload, 'filename' | 'mime' | 'size' | 'width' | 'height' | 'tags' | 'createdAt'>;
+type Listable = Pick<
+  Upload,
+  'filename' | 'mime' | 'size' | 'width' | 'height' | 'tags' | 'createdAt' | 'expiresAt'
+>;
 
 /** Every answer about an upload is built here, so the public shapes (API.md) are written once. */
 @Injectable()
@@ -43,6 +46,7 @@ export class UploadMapper {
       width: upload.width,
       height: upload.height,
       hash_sha256: upload.sha256,
+      expires_at: upload.expiresAt?.toISOString() ?? null,
       ...(deduplicated ? { deduplicated: true as const } : {}),
     };
   }
@@ -58,6 +62,7 @@ export class UploadMapper {
       height: upload.height,
       tags: upload.tags,
       created_at: upload.createdAt.toISOString(),
+      expires_at: upload.expiresAt?.toISOString() ?? null,
     };
   }
 

@@ -1,6 +1,5 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
-import type { SqlPart } from '../../common/database/sql-part';
 import { keysetFilter, keysetPage, parseCursor } from '../../common/http/cursor';
 import { FILENAME_PATTERN } from './filenames';
 import { Upload } from './upload.entity';
@@ -16,9 +15,12 @@ export interface ListedUpload {
   tags: string[];
   sha256: string;
   createdAt: Date;
+  expiresAt: Date | null;
 }
 
-const LISTED_COLUMNS = 'id, filename, mime, size, width, height, tags, sha256, created_at';
+const LISTED_COLUMNS = 'id, filename, mime, size, width, height, tags, sha256, created_at, expires_at';
+/** Raw SQL's liveFilter: not deleted and not past its expiry. */
+const LIVE_SQL = 'deleted_at is null and (expires_at is null or expires_at > now())';
 
 interface ListedRow {
   id: string;
@@ -30,6 +32,7 @@ interface ListedRow {
   tags: string[];
   sha256: string;
   created_at: Date;
+  expires_at: Date | null;
 }
 
 function listed(row: ListedRow): ListedUpload {
@@ -43,6 +46,7 @@ function listed(row: ListedRow): ListedUpload {
     tags: row.tags,
     sha256: row.sha256,
     createdAt: new Date(row.created_at),
+    expiresAt: row.expires_at ? new Date(row.expires_at) : null,
   };
 }
 
@@ -61,6 +65,7 @@ export interface ServableRow {
   mime: string;
   created_at: Date;
   pages: number | null;
+  expires_at: Date | null;
   owner_banned: boolean;
 }
 
@@ -70,113 +75,21 @@ export interface PageOptions {
   tag?: string;
 }
 
-/** A new upload row as insertChecked writes it. */
-export interface NewUploadRow {
-  id: string;
-  ownerId: string;
-  apiKeyId: string | null;
-  filename: string;
-  mime: string;
-  size: number;
-  width: number;
-  height: number;
-  pages: number;
-  sha256: string;
-  storedSha256: string;
-  tags: string[];
-  deleteTokenHash: string;
-  scores: Upload['scores'];
-  createdAt: Date;
+/**
+ * "Live": not deleted and not past its expiry. An expired upload is gone at its time on every read (API.md Part 3),
+ * before the expiry sweep marks it deleted.
+ */
+export function liveFilter(now = new Date()): Record<string, unknown> {
+  return { deletedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] };
 }
 
-/** What insertChecked found: each check's verdict, whether the row was written, how many event rows were. */
-export interface CheckedInsert {
-  /** The key check passed (true when there was none). */
-  keyOk: boolean;
-  /** The user check passed. */
-  userOk: boolean;
-  inserted: boolean;
-  events: number;
-}
-
-/** The named queries on `uploads`: every read of the table goes through here. "Live" means not deleted. */
+/** The named queries on `uploads`: every read of the table goes through here. "Live": see liveFilter. */
 @Injectable()
 export class UploadRepository {
   constructor(private readonly em: EntityManager) {}
 
-  /**
-   * Records an upload in one statement (one round trip, its own transaction): the checks (parts yielding zero or one
-   * row with a boolean `ok`, locking what they read FOR SHARE) run first, the row is inserted only if every check
-   * passed (no key row = failed; no user row = passed: the foreign key answers), and `events(cte)` (a part that
-   * writes only if the CTE named `cte` yields a row) commits with it. Errors are the ORM's exception types (a unique
-   * violation — the same bytes won a race — is a UniqueConstraintViolationException).
-   */
-  async insertChecked(
-    row: NewUploadRow,
-    checks: { key?: SqlPart; user: SqlPart },
-    events: (recordedCte: string) => SqlPart,
-  ): Promise<CheckedInsert> {
-    const ctes: string[] = [];
-    const params: unknown[] = [];
-    const part = (name: string, p: SqlPart): void => {
-      ctes.push(`${name} as (${p.sql})`);
-      params.push(...p.params);
-    };
-    if (checks.key) {
-      part('key_check', checks.key);
-    }
-    part('user_check', checks.user);
-    const keyOk = checks.key ? 'coalesce((select ok from key_check), false)' : 'true';
-    const userOk = 'coalesce((select ok from user_check), true)';
-    ctes.push(`allowed as (select 1 where ${keyOk} and ${userOk})`);
-    part('recorded', {
-      sql:
-        'insert into uploads (id, owner_id, api_key_id, filename, mime, size, width, height, pages, sha256, ' +
-        'stored_sha256, tags, delete_token_hash, scores, created_at) ' +
-        'select cast(? as uuid), cast(? as uuid), cast(? as uuid), ?, ?, ?, ?, ?, ?, ?, ?, ' +
-        'array(select jsonb_array_elements_text(cast(? as jsonb))), ?, cast(? as jsonb), cast(? as timestamptz) ' +
-        'from allowed returning id',
-      params: [
-        row.id,
-        row.ownerId,
-        row.apiKeyId,
-        row.filename,
-        row.mime,
-        row.size,
-        row.width,
-        row.height,
-        row.pages,
-        row.sha256,
-        row.storedSha256,
-        JSON.stringify(row.tags),
-        row.deleteTokenHash,
-        row.scores ? JSON.stringify(row.scores) : null,
-        row.createdAt,
-      ],
-    });
-    part('events', events('recorded'));
-    const statement =
-      `with ${ctes.join(', ')} select ${keyOk} as key_ok, ${userOk} as user_ok, ` +
-      '(select count(*) from recorded)::int as inserted, (select count(*) from events)::int as events';
-    type Row = { key_ok: boolean; user_ok: boolean; inserted: number; events: number };
-    const [result] = await this.em
-      .getConnection()
-      .execute<Row[]>(statement, params)
-      .catch((err: unknown) => {
-        // A raw statement skips the ORM's exception mapping: map it here, so the error filter answers db_failed and
-        // a unique violation is a UniqueConstraintViolationException, as from em.flush().
-        throw err instanceof Error ? this.em.getDriver().convertException(err) : err;
-      });
-    return {
-      keyOk: result.key_ok,
-      userOk: result.user_ok,
-      inserted: result.inserted === 1,
-      events: result.events,
-    };
-  }
-
   findLiveBySha(ownerId: string, sha: string): Promise<Upload | null> {
-    return this.em.fork().findOne(Upload, { owner: ownerId, sha256: sha, deletedAt: null });
+    return this.em.fork().findOne(Upload, { owner: ownerId, sha256: sha, ...liveFilter() });
   }
 
   /** Keyset paging on (created_at desc, id desc): never skips or repeats, ties included. */
@@ -186,7 +99,7 @@ export class UploadRepository {
     withOwner = false,
   ): Promise<{ page: Upload[]; next_before: string | null }> {
     const limit = opts.limit ?? 50;
-    const filter: Record<string, unknown> = { ...where, deletedAt: null, ...keysetFilter(opts.before) };
+    const filter: Record<string, unknown> = { ...where, $and: [liveFilter(), keysetFilter(opts.before)] };
     if (opts.tag) {
       filter.tags = { $contains: [opts.tag] };
     }
@@ -209,7 +122,7 @@ export class UploadRepository {
     const limit = opts.limit ?? 50;
     const cursor = parseCursor(opts.before);
     const params: unknown[] = [ownerId];
-    let sql = `select ${LISTED_COLUMNS} from uploads where owner_id = ? and deleted_at is null`;
+    let sql = `select ${LISTED_COLUMNS} from uploads where owner_id = ? and ${LIVE_SQL}`;
     if (cursor?.id) {
       sql += ' and (created_at < ? or (created_at = ? and id < ?))';
       params.push(cursor.createdAt, cursor.createdAt, cursor.id);
@@ -236,7 +149,7 @@ export class UploadRepository {
       .getConnection()
       .execute<
         ListedRow[]
-      >(`select ${LISTED_COLUMNS} from uploads where filename = ? and owner_id = ? and deleted_at is null`, [filename, ownerId]);
+      >(`select ${LISTED_COLUMNS} from uploads where filename = ? and owner_id = ? and ${LIVE_SQL}`, [filename, ownerId]);
     return rows[0] ? listed(rows[0]) : null;
   }
 
@@ -248,7 +161,7 @@ export class UploadRepository {
     }
     const rows = await this.em.getConnection().execute<{ owner_id: string; n: string; bytes: string }[]>(
       `select owner_id, count(*) as n, coalesce(sum(size), 0) as bytes from uploads
-          where deleted_at is null and owner_id in (${ownerIds.map(() => '?').join(',')}) group by owner_id`,
+          where deleted_at is null and (expires_at is null or expires_at > now()) and owner_id in (${ownerIds.map(() => '?').join(',')}) group by owner_id`,
       ownerIds,
     );
     for (const r of rows) {
@@ -265,11 +178,12 @@ export class UploadRepository {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
+    // Live as in liveFilter: not deleted and not past its expiry.
     const rows = await this.em.getConnection().execute<ServableRow[]>(
-      `select u.id, u.owner_id, u.stored_sha256, u.size, u.mime, u.created_at, u.pages,
+      `select u.id, u.owner_id, u.stored_sha256, u.size, u.mime, u.created_at, u.pages, u.expires_at,
               (o.banned_at is not null) as owner_banned
          from uploads u join users o on o.id = u.owner_id
-        where u.filename = ? and u.deleted_at is null`,
+        where u.filename = ? and u.deleted_at is null and (u.expires_at is null or u.expires_at > now())`,
       [filename],
     );
     return rows[0] ?? null;
@@ -280,14 +194,27 @@ export class UploadRepository {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
-    return em.findOne(Upload, { ...(ownerId ? { owner: ownerId } : {}), filename, deletedAt: null });
+    return em.findOne(Upload, { ...(ownerId ? { owner: ownerId } : {}), filename, ...liveFilter() });
   }
 
   findLiveByDeleteTokenHash(em: EntityManager, hash: string): Promise<Upload | null> {
-    return em.findOne(Upload, { deleteTokenHash: hash, deletedAt: null });
+    return em.findOne(Upload, { deleteTokenHash: hash, ...liveFilter() });
   }
 
   async setDeleteTokenHash(id: string, hash: string): Promise<void> {
     await this.em.fork().nativeUpdate(Upload, { id }, { deleteTokenHash: hash });
+  }
+
+  /** Uploads past their expiry not yet marked deleted (the sweep's batch), optionally one owner's bytes. */
+  findDue(limit: number, only?: { ownerId: string; sha256: string }): Promise<Upload[]> {
+    return this.em.fork().find(
+      Upload,
+      {
+        deletedAt: null,
+        expiresAt: { $lte: new Date() },
+        ...(only ? { owner: only.ownerId, sha256: only.sha256 } : {}),
+      },
+      { orderBy: { expiresAt: 'asc' }, limit, populate: ['owner'] },
+    );
   }
 }

@@ -1,5 +1,6 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
 import { ApiKeysModule } from '../api-keys/api-keys.module';
 import { StorageModule } from '../storage/storage.module';
 import { ModerationModule } from '../moderation/moderation.module';
@@ -7,6 +8,7 @@ import { WebhooksModule } from '../webhooks/webhooks.module';
 import { DeleteLinksController } from './delete-links.controller';
 import { DeleteLinksService } from './delete-links.service';
 import { ImagePool } from './image-pool.service';
+import { ExpirySweepService } from './expiry-sweep.service';
 import { JanitorService } from './janitor.service';
 import { MeController } from './me.controller';
 import { UploadController } from './upload.controller';
@@ -22,6 +24,7 @@ import { UploadSlots } from './upload-slots.service';
   imports: [
     MikroOrmModule.forFeature([Upload]),
     ApiKeysModule,
+    AuthModule,
     ModerationModule,
     WebhooksModule,
     StorageModule,
@@ -36,6 +39,7 @@ import { UploadSlots } from './upload-slots.service';
     UploadSlots,
     ImagePool,
     JanitorService,
+    ExpirySweepService,
   ],
   exports: [UploadsService],
 })

@@ -1,18 +1,20 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error';
-import { type RequestMeta } from '../../common/http/request-meta';
+import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
 import { InvalidationBus } from '../../common/redis/invalidation-bus';
 import { AppConfig } from '../../config/app-config';
 import { AuditService } from '../audit/audit.service';
 import { StorageDriver } from '../storage/storage-driver';
+import { UsersService, type UserQuota } from '../auth/users.service';
+import { OutboxService, type UploadDeletedReason } from '../webhooks/outbox.service';
 import type { AccountStats, DeletedResponse, UploadDetail, UploadListItem } from './dto/upload.dto';
 import { normaliseTags } from './tags';
 import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
 import { type PageOptions, UploadRepository, type UploadUsage } from './upload.repository';
 
-type DeletedVia = 'owner' | 'delete_link' | 'admin';
+type DeletedVia = UploadDeletedReason;
 
 export interface ListResult {
   count: number;
@@ -32,6 +34,8 @@ export interface ServableUpload {
   createdAt: Date;
   /** Frames of the stored image (1 for a still); null when unknown (recorded before frame counts were kept). */
   pages: number | null;
+  /** Gone from this instant (null: never); a cache of this object must still answer 404 from then on. */
+  expiresAt: Date | null;
 }
 
 /** Reads and owner-side changes of uploads; every query is scoped to its owner. */
@@ -45,6 +49,8 @@ export class UploadsService {
     private readonly repository: UploadRepository,
     private readonly mapper: UploadMapper,
     private readonly invalidation: InvalidationBus,
+    private readonly webhooks: OutboxService,
+    private readonly users: UsersService,
   ) {}
 
   async list(ownerId: string, opts: PageOptions): Promise<ListResult> {
@@ -71,15 +77,66 @@ export class UploadsService {
     return this.repository.usage(userIds);
   }
 
-  async accountStats(ownerId: string): Promise<Pick<AccountStats, 'uploads_active' | 'storage_used_bytes'>> {
+  async accountStats(ownerId: string): Promise<Omit<AccountStats, 'email' | 'role'>> {
     const usage = await this.repository.usage([ownerId]);
-    return usage.get(ownerId)!;
+    const quota = await this.users.quotaOf(ownerId);
+    return { ...usage.get(ownerId)!, quota_bytes: quota.bytes, quota_files: quota.files };
+  }
+
+  /** The quotas in force for a user (null = unlimited). */
+  quotaOf(userId: string): Promise<UserQuota> {
+    return this.users.quotaOf(userId);
+  }
+
+  /**
+   * Inside the transaction that records an upload of `size` stored bytes: 413 `quota_exceeded` if it would take the
+   * owner past a quota. With a quota in force the owner's uploads pass here one at a time (a transaction-scoped
+   * advisory lock, held until the caller commits), so two parallel uploads can't both fit in the last bytes.
+   */
+  async assertQuotaRoom(ownerId: string, size: number, em: EntityManager): Promise<void> {
+    const quota = await this.users.quotaOf(ownerId, em);
+    if (quota.bytes === null && quota.files === null) {
+      return;
+    }
+    const conn = em.getConnection();
+    const ctx: unknown = em.getTransactionContext();
+    await conn.execute('select pg_advisory_xact_lock(hashtext(?))', [`quota:${ownerId}`], 'all', ctx);
+    const [used] = await conn.execute<{ n: number; bytes: string }[]>(
+      `select count(*)::int as n, coalesce(sum(size), 0)::bigint as bytes from uploads
+        where owner_id = ? and deleted_at is null and (expires_at is null or expires_at > now())`,
+      [ownerId],
+      'all',
+      ctx,
+    );
+    const bytes = Number(used.bytes);
+    if (quota.files !== null && used.n + 1 > quota.files) {
+      throw new AppError(
+        'quota_exceeded',
+        `You have ${used.n} of your ${quota.files} files; delete some before uploading more.`,
+      );
+    }
+    if (quota.bytes !== null && bytes + size > quota.bytes) {
+      throw new AppError(
+        'quota_exceeded',
+        `This upload (${size} bytes) would take you to ${bytes + size} of your ${quota.bytes}-byte quota ` +
+          `(${bytes} bytes used).`,
+      );
+    }
   }
 
   async get(ownerId: string, filename: string): Promise<UploadDetail> {
     const upload = await this.repository.findOwnedListed(ownerId, filename);
     if (!upload) {
       throw new AppError('not_found', 'No such upload.');
+    }
+    return this.mapper.toDetail(upload);
+  }
+
+  /** The caller's live upload with these bytes (sha256 as uploaded, lower-case hex), else 404. */
+  async getByHash(ownerId: string, sha256: string): Promise<UploadDetail> {
+    const upload = await this.repository.findLiveBySha(ownerId, sha256);
+    if (!upload) {
+      throw new AppError('not_found', 'You have no live upload with these bytes.');
     }
     return this.mapper.toDetail(upload);
   }
@@ -134,7 +191,28 @@ export class UploadsService {
       mime: row.mime,
       createdAt: new Date(row.created_at),
       pages: row.pages ?? null,
+      expiresAt: row.expires_at ? new Date(row.expires_at) : null,
     };
+  }
+
+  /**
+   * Soft-deletes uploads past their expiry (the sweep, or one owner's bytes before they are uploaded again):
+   * audit `upload.expired`, event `upload.deleted` with reason `expired`. Returns how many it deleted.
+   */
+  async expireDue(limit: number, only?: { ownerId: string; sha256: string }): Promise<number> {
+    let done = 0;
+    for (const upload of await this.repository.findDue(limit, only)) {
+      try {
+        await this.softDelete(this.em.fork(), upload, NO_REQUEST, 'expired');
+        done++;
+      } catch (err) {
+        // Deleted meanwhile by its owner or another sweep: nothing left to do.
+        if (!(err instanceof AppError && err.code === 'not_found')) {
+          throw err;
+        }
+      }
+    }
+    return done;
   }
 
   private async findOwned(em: EntityManager, ownerId: string, filename: string): Promise<Upload> {
@@ -153,17 +231,21 @@ export class UploadsService {
   ): Promise<DeletedResponse> {
     await em.transactional(async (tx) => {
       // Conditional update: of two concurrent deletes exactly one wins; the other answers 404.
-      const affected = await tx.nativeUpdate(
-        Upload,
-        { id: upload.id, deletedAt: null },
-        { deletedAt: new Date() },
-      );
+      const deletedAt = new Date();
+      const affected = await tx.nativeUpdate(Upload, { id: upload.id, deletedAt: null }, { deletedAt });
       if (affected === 0) {
         throw new AppError('not_found', 'No such upload.');
       }
+      // upload.deleted commits (or rolls back) with the delete.
+      await this.webhooks.recordUploadDeleted(tx, {
+        ownerId: upload.owner.id,
+        upload: this.mapper.toWebhookUpload(upload),
+        reason: via,
+        deletedAt,
+      });
       await this.audit.record(
         {
-          action: 'upload.deleted',
+          action: via === 'expired' ? 'upload.expired' : 'upload.deleted',
           meta,
           targetType: 'upload',
           targetId: upload.filename,

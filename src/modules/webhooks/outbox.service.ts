@@ -1,9 +1,9 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable } from '@nestjs/common';
-import type { SqlPart } from '../../common/database/sql-part';
+import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { DomainEvents } from '../../common/events/domain-events';
 import { OutboxEvent } from './outbox-event.entity';
 import { OutboxRelay } from './outbox-relay.processor';
-import { Webhook } from './webhook.entity';
+import { Webhook, type WebhookEventType } from './webhook.entity';
 
 /** What the uploads module hands over when an upload is recorded (API.md: the upload.created payload). */
 export interface UploadCreatedEvent {
@@ -21,10 +21,51 @@ export interface UploadCreatedEvent {
   createdAt: Date;
 }
 
+/** Why an upload went (API.md Part 3: upload.deleted's `reason`). */
+export type UploadDeletedReason = 'owner' | 'delete_link' | 'admin' | 'expired';
+
+/** What the api-keys module hands over when a key is made or revoked (never its token or hash). */
+export interface ApiKeyEventData {
+  id: string;
+  prefix: string;
+  label: string;
+  scopes: string[];
+}
+
 /** Writes webhook events into the outbox, inside the caller's transaction. */
 @Injectable()
-export class OutboxService {
-  constructor(private readonly relay: OutboxRelay) {}
+export class OutboxService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(OutboxService.name);
+  private unsubscribe?: () => void;
+
+  constructor(
+    private readonly relay: OutboxRelay,
+    private readonly em: EntityManager,
+    private readonly events: DomainEvents,
+  ) {}
+
+  onModuleInit(): void {
+    // A rejected upload stores nothing, so its event has a transaction of its own (like its audit entry).
+    this.unsubscribe = this.events.on('upload.rejected', (e) => {
+      void this.em
+        .fork()
+        .transactional((em) =>
+          this.recordUploadRejected(em, {
+            ownerId: e.userId,
+            sha256: e.sha256,
+            reason: 'nsfw',
+            at: new Date(),
+          }),
+        )
+        .catch((err: unknown) =>
+          this.logger.error({ err, requestId: e.requestId }, 'Could not record the upload.rejected event'),
+        );
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.unsubscribe?.();
+  }
 
   /**
    * Call inside the transaction that records the upload (em is that transaction's EntityManager): one outbox row per
@@ -33,66 +74,78 @@ export class OutboxService {
    * Returns how many were written.
    */
   async recordUploadCreated(em: EntityManager, e: UploadCreatedEvent): Promise<number> {
+    const { filename, url, size, mime, width, height, hash_sha256 } = e.upload;
+    return this.record(em, e.ownerId, 'upload.created', {
+      upload: { filename, url, size, mime, width, height, hash_sha256 },
+      timestamp: e.createdAt.toISOString(),
+    });
+  }
+
+  /** upload.deleted, in the transaction that marks the upload deleted. */
+  recordUploadDeleted(
+    em: EntityManager,
+    e: {
+      ownerId: string;
+      upload: UploadCreatedEvent['upload'];
+      reason: UploadDeletedReason;
+      deletedAt: Date;
+    },
+  ): Promise<number> {
+    return this.record(em, e.ownerId, 'upload.deleted', {
+      upload: e.upload,
+      reason: e.reason,
+      timestamp: e.deletedAt.toISOString(),
+    });
+  }
+
+  /** upload.rejected (NSFW): nothing was stored, so it is its own transaction. */
+  recordUploadRejected(
+    em: EntityManager,
+    e: { ownerId: string; sha256: string; reason: 'nsfw'; at: Date },
+  ): Promise<number> {
+    return this.record(em, e.ownerId, 'upload.rejected', {
+      upload: { hash_sha256: e.sha256 },
+      reason: e.reason,
+      timestamp: e.at.toISOString(),
+    });
+  }
+
+  /** api_key.created / api_key.revoked, in the key's transaction. */
+  recordApiKeyEvent(
+    em: EntityManager,
+    event: 'api_key.created' | 'api_key.revoked',
+    e: { ownerId: string; key: ApiKeyEventData; at: Date },
+  ): Promise<number> {
+    const { id, prefix, label, scopes } = e.key;
+    return this.record(em, e.ownerId, event, {
+      api_key: { id, prefix, label, scopes },
+      timestamp: e.at.toISOString(),
+    });
+  }
+
+  /** One outbox row per endpoint of the owner subscribed to `event` (see recordUploadCreated for which endpoints). */
+  private async record(
+    em: EntityManager,
+    ownerId: string,
+    event: WebhookEventType,
+    payload: Record<string, unknown>,
+  ): Promise<number> {
     const hooks = await em.find(Webhook, {
-      user: e.ownerId,
+      user: ownerId,
+      events: { $contains: [event] },
       $or: [{ enabled: true }, { disabledReason: 'failing' }],
     });
     if (hooks.length === 0) {
       return 0;
     }
-    const { filename, url, size, mime, width, height, hash_sha256 } = e.upload;
-    const body = JSON.stringify({
-      event: 'upload.created',
-      upload: { filename, url, size, mime, width, height, hash_sha256 },
-      timestamp: e.createdAt.toISOString(),
-    });
+    const body = JSON.stringify({ event, ...payload });
     const now = new Date();
     for (const hook of hooks) {
-      em.create(OutboxEvent, {
-        webhook: hook,
-        event: 'upload.created',
-        body,
-        heldAt: hook.enabled ? null : now,
-      });
+      em.create(OutboxEvent, { webhook: hook, event, body, heldAt: hook.enabled ? null : now });
     }
     await em.flush();
     this.kickAfterCommit(em);
     return hooks.length;
-  }
-
-  /**
-   * recordUploadCreated as a part of one statement (a CTE body) that also records the upload: one outbox row per
-   * endpoint of the owner enabled now (or held, for one disabled automatically), written only if the CTE named
-   * `recordedCte` yields a row, so the events commit or roll back with the upload. Returns the ids it wrote; call
-   * uploadCreatedRecorded with their count once the statement has committed.
-   */
-  uploadCreatedPart(e: UploadCreatedEvent, recordedCte: string): SqlPart {
-    if (!/^[a-z_]+$/.test(recordedCte)) {
-      throw new Error(`Not a CTE name: ${recordedCte}`);
-    }
-    const { filename, url, size, mime, width, height, hash_sha256 } = e.upload;
-    const body = JSON.stringify({
-      event: 'upload.created',
-      upload: { filename, url, size, mime, width, height, hash_sha256 },
-      timestamp: e.createdAt.toISOString(),
-    });
-    const now = new Date();
-    return {
-      sql:
-        `insert into outbox_events (id, webhook_id, event, body, created_at, held_at) ` +
-        `select gen_random_uuid(), w.id, 'upload.created', ?, cast(? as timestamptz), ` +
-        `case when w.enabled then null else cast(? as timestamptz) end ` +
-        `from webhooks w where w.user_id = ? and (w.enabled or w.disabled_reason = 'failing') ` +
-        `and exists (select 1 from ${recordedCte}) returning id`,
-      params: [body, now, now, e.ownerId],
-    };
-  }
-
-  /** After the statement with uploadCreatedPart committed: relay the rows it wrote now. */
-  uploadCreatedRecorded(written: number): void {
-    if (written > 0) {
-      this.relay.kick();
-    }
   }
 
   /** Relay as soon as the transaction commits; if it never does, the rows don't exist and the relay finds nothing. */

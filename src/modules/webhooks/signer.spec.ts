@@ -1,5 +1,6 @@
+import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { newSigningSecret, signBody, webhookHeaders } from './signer';
+import { newSigningSecret, signBody, standardSignature, webhookHeaders } from './signer';
 
 /** The receiver in the published doc (section 10), verbatim apart from the variables it reads. */
 function publishedVerify(header: string, rawBody: string | Buffer, SIGNING_SECRET: string): boolean {
@@ -58,5 +59,17 @@ describe('webhook signer', () => {
       'X-Fixitfy-Delivery': '3f9a8c1e-0000-4000-8000-000000000000',
       'X-Fixitfy-Timestamp': String(Date.UTC(2026, 5, 1, 12, 0, 0) / 1000),
     });
+  });
+
+  it('should make the Standard Webhooks signature the standardwebhooks library makes for the same secret', () => {
+    const secret = newSigningSecret();
+    const at = new Date('2026-06-01T12:00:00.000Z');
+    const id = '3f9a8c1e-0000-4000-8000-000000000000';
+    const theirs = new StandardWebhook(secret).sign(id, at, body);
+    expect(standardSignature(id, String(at.getTime() / 1000), body, secret)).toBe(theirs);
+    const headers = webhookHeaders({ event: 'upload.created', deliveryId: id, body, secret, at });
+    expect(headers['webhook-signature']).toBe(theirs);
+    expect(headers['webhook-id']).toBe(id);
+    expect(headers['webhook-timestamp']).toBe(headers['X-Fixitfy-Timestamp']);
   });
 });

@@ -22,14 +22,28 @@ export interface SignedRequest {
   at?: Date;
 }
 
-/** Every header API.md (Part 1, Webhooks) puts on a delivery. */
+/**
+ * The Standard Webhooks signature (API.md Part 3): `v1,` + base64 HMAC-SHA256 of `<id>.<timestamp>.<body>`, keyed
+ * with the bytes a Standard Webhooks library takes from the secret: the part after `whsec_`, base64-decoded (our
+ * 64 hex characters read as base64, i.e. 48 bytes; not their hex value).
+ */
+export function standardSignature(id: string, timestamp: string, body: string, secret: string): string {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
+}
+
+/** Every header API.md (Part 1, Webhooks; Part 3, the Standard Webhooks ones) puts on a delivery. */
 export function webhookHeaders(req: SignedRequest): Record<string, string> {
+  const timestamp = String(Math.floor((req.at ?? new Date()).getTime() / 1000));
   return {
     'Content-Type': 'application/json',
     'User-Agent': 'Fixitfy-Webhooks/1.0',
     'X-Fixitfy-Event': req.event,
     'X-Fixitfy-Signature': signBody(req.body, req.secret),
     'X-Fixitfy-Delivery': req.deliveryId,
-    'X-Fixitfy-Timestamp': String(Math.floor((req.at ?? new Date()).getTime() / 1000)),
+    'X-Fixitfy-Timestamp': timestamp,
+    'webhook-id': req.deliveryId,
+    'webhook-timestamp': timestamp,
+    'webhook-signature': standardSignature(req.deliveryId, timestamp, req.body, req.secret),
   };
 }

@@ -2,7 +2,17 @@ import { Entity, ManyToOne, OptionalProps, PrimaryKey, Property } from '@mikro-o
 import { randomUUID } from 'node:crypto';
 import { User } from '../auth/user.entity';
 
-/** An endpoint an owner registered for upload.created events. */
+/** The event types an endpoint may subscribe to (API.md Part 3, Webhooks). */
+export const WEBHOOK_EVENTS = [
+  'upload.created',
+  'upload.deleted',
+  'upload.rejected',
+  'api_key.created',
+  'api_key.revoked',
+] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENTS)[number];
+
+/** An endpoint an owner registered for events (upload.created unless it chose others). */
 @Entity({ tableName: 'webhooks' })
 export class Webhook {
   [OptionalProps]?:
@@ -14,7 +24,8 @@ export class Webhook {
     | 'failureCount'
     | 'failingSince'
     | 'disabledReason'
-    | 'disabledAt';
+    | 'disabledAt'
+    | 'events';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -27,6 +38,9 @@ export class Webhook {
 
   @Property({ type: 'boolean', default: true })
   enabled: boolean = true;
+
+  @Property({ type: 'text[]', default: '{upload.created}' })
+  events: WebhookEventType[] = ['upload.created'];
 
   @Property({ type: 'timestamptz', length: 3 })
   createdAt: Date = new Date();

@@ -11,6 +11,7 @@ import {
   ListDeliveriesQuery,
   ListDeliveriesResponse,
   ListWebhooksResponse,
+  RedeliverParams,
   SigningSecretResponse,
   TestDeliveryResponse,
   UpdateWebhookDto,
@@ -53,7 +54,7 @@ export class WebhooksController {
   @HttpCode(201)
   @ApiOperation({
     operationId: 'createWebhook',
-    summary: 'Register an endpoint for upload.created events (at most 10)',
+    summary: 'Register an endpoint for events (upload.created unless `events` says otherwise; at most 10)',
   })
   @ApiCreatedResponse({ type: WebhookEnvelope })
   @ApiErrorResponses('bad_request', 'conflict')
@@ -62,7 +63,7 @@ export class WebhooksController {
     @Body() dto: CreateWebhookDto,
     @ReqMeta() meta: RequestMeta,
   ): Promise<WebhookEnvelope> {
-    return this.webhooks.create(p.userId, dto.url, dto.enabled, meta);
+    return this.webhooks.create(p.userId, dto.url, dto.enabled, meta, dto.events);
   }
 
   @Get()
@@ -115,6 +116,24 @@ export class WebhooksController {
     @Query() q: ListDeliveriesQuery,
   ): Promise<ListDeliveriesResponse> {
     return this.webhooks.listDeliveries(p.userId, id, q);
+  }
+
+  @Post(':id/deliveries/:delivery_id/redeliver')
+  @HttpCode(200)
+  @ApiOperation({
+    operationId: 'redeliverWebhook',
+    summary: 'Send a past delivery again now, with the same delivery id, and answer with the attempt',
+    description:
+      'The same event body under the same `X-Fixitfy-Delivery` / `webhook-id`, freshly timestamped and signed; ' +
+      'recorded as one more attempt (also to a disabled endpoint). Its scheduled retries are not changed.',
+  })
+  @ApiOkResponse({ type: TestDeliveryResponse })
+  @ApiErrorResponses('bad_request', 'not_found')
+  redeliver(
+    @CurrentPrincipal() p: Principal,
+    @Param() { id, delivery_id }: RedeliverParams,
+  ): Promise<TestDeliveryResponse> {
+    return this.webhooks.redeliver(p.userId, id, delivery_id);
   }
 
   @Post(':id/test')

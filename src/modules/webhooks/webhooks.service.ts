@@ -20,7 +20,7 @@ import { OutboxRelay } from './outbox-relay.processor';
 import { MAX_WEBHOOKS_PER_ACCOUNT } from './queues';
 import { SigningSecretsService } from './signing-secrets.service';
 import { SsrfGuard, WebhookTargetError } from './ssrf-guard';
-import { Webhook } from './webhook.entity';
+import { WEBHOOK_EVENTS, Webhook, type WebhookEventType } from './webhook.entity';
 import { WebhookDelivery } from './webhook-delivery.entity';
 import { toTarget, WebhookDeliveryService } from './webhook-delivery.service';
 
@@ -58,6 +58,7 @@ export class WebhooksService {
     url: string,
     enabled: boolean | undefined,
     meta: RequestMeta,
+    events: WebhookEventType[] = ['upload.created'],
   ): Promise<WebhookEnvelope> {
     const checked = await this.checkUrl(url);
     // The first delivery needs a secret: make it now rather than in the worker.
@@ -83,6 +84,7 @@ export class WebhooksService {
         user: userId,
         url: checked,
         enabled: on,
+        events: canonicalEvents(events),
         disabledReason: on ? null : 'owner',
         disabledAt: on ? null : new Date(),
       });
@@ -93,7 +95,7 @@ export class WebhooksService {
           targetType: 'webhook',
           targetId: created.id,
           // The origin only: webhook URLs often carry a secret in their path or query.
-          metadata: { origin: new URL(checked).origin, enabled: created.enabled },
+          metadata: { origin: new URL(checked).origin, enabled: created.enabled, events: created.events },
         },
         em,
       );
@@ -116,6 +118,9 @@ export class WebhooksService {
       const found = await this.findOwned(em, userId, id);
       if (url !== undefined) {
         found.url = url;
+      }
+      if (dto.events !== undefined) {
+        found.events = canonicalEvents(dto.events);
       }
       if (dto.enabled === true && !found.enabled) {
         // A fresh start: the failure streak is forgotten, and the events held meanwhile go out now.
@@ -204,6 +209,46 @@ export class WebhooksService {
     return { ok: true, delivery: toDeliveryResponse(record) };
   }
 
+  /**
+   * POST /:id/deliveries/:delivery_id/redeliver: that event again, now, with the same delivery id (webhook-id), the
+   * same body and a fresh timestamp and signature; recorded as one more attempt. The event's own retry schedule is
+   * left as it was. A ping is sent again as a new ping body under the same id (its body was never kept).
+   */
+  async redeliver(userId: string, id: string, deliveryId: string): Promise<TestDeliveryResponse> {
+    const em = this.em.fork();
+    const hook = await this.findOwned(em, userId, id);
+    const [event] = await em
+      .getConnection()
+      .execute<
+        { event: string; body: string }[]
+      >('select event, body from outbox_events where id = ? and webhook_id = ?', [deliveryId, hook.id]);
+    const [past] = await em
+      .getConnection()
+      .execute<
+        { event: string; attempts: number }[]
+      >('select max(event) as event, max(attempt)::int as attempts from webhook_deliveries where webhook_id = ? and delivery_id = ?', [hook.id, deliveryId]);
+    if (!event && past?.event !== 'ping') {
+      throw new AppError('not_found', 'No such delivery for this webhook.');
+    }
+    const body =
+      event?.body ??
+      JSON.stringify({
+        event: 'ping',
+        webhook: { id: hook.id, url: hook.url },
+        timestamp: new Date().toISOString(),
+      });
+    const record = await this.deliveries.attempt(toTarget(hook), {
+      deliveryId,
+      event: event?.event ?? 'ping',
+      body,
+      attempt: (past?.attempts ?? 0) + 1,
+    });
+    if (!record) {
+      throw new AppError('not_found', 'No such webhook.');
+    }
+    return { ok: true, delivery: toDeliveryResponse(record) };
+  }
+
   /** The URL as stored (normalised), after the SSRF rules; a refusal is 400 bad_request with the reason. */
   private async checkUrl(raw: string): Promise<string> {
     try {
@@ -234,6 +279,7 @@ export function toWebhookResponse(hook: Webhook): WebhookResponse {
     id: hook.id,
     url: hook.url,
     enabled: hook.enabled,
+    events: canonicalEvents(hook.events),
     created_at: hook.createdAt.toISOString(),
     last_success_at: hook.lastSuccessAt?.toISOString() ?? null,
     last_failure_at: hook.lastFailureAt?.toISOString() ?? null,
@@ -255,4 +301,9 @@ export function toDeliveryResponse(d: WebhookDelivery): DeliveryResponse {
     succeeded: d.succeeded,
     created_at: d.createdAt.toISOString(),
   };
+}
+
+/** The event types in their documented order, without repeats. */
+function canonicalEvents(events: readonly string[]): WebhookEventType[] {
+  return WEBHOOK_EVENTS.filter((e) => events.includes(e));
 }

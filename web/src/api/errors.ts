@@ -1,4 +1,12 @@
+import { formatBytes } from '../lib/format';
 import { ApiError } from './client';
+
+/** The server's quota sentence names raw byte counts ("12345 bytes", "a 1048576-byte quota"): shown as "12 KB". */
+function readableBytes(sentence: string): string {
+  return sentence
+    .replace(/(\d+)-byte quota/g, (_, n: string) => `${formatBytes(Number(n))} quota`)
+    .replace(/(\d+) bytes/g, (_, n: string) => formatBytes(Number(n)));
+}
 
 /** Seconds as a person reads a wait: "45 seconds", "3 minutes", "2 hours". */
 export function formatWait(seconds: number): string {
@@ -39,7 +47,10 @@ export function errorSentence(code: string, detail: ErrorDetail = {}): string {
     case 'empty_file':
       return 'This file is empty.';
     case 'quota_exceeded':
-      return 'This upload would take your account past its storage quota. Delete some uploads first.';
+      // The envelope names the numbers (files or bytes used, the quota): keep them, readable.
+      return detail.message
+        ? `Storage quota reached: ${readableBytes(detail.message)}`
+        : 'This upload would take your account past its storage quota. Delete some uploads first.';
     case 'rate_limit':
       return wait
         ? `Too many requests this minute. Try again in ${wait}.`

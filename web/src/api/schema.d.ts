@@ -91,6 +91,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Set a user's storage quotas (a number, or null for the server default); audit user.quota_changed */
+        patch: operations["adminUpdateUser"];
+        trace?: never;
+    };
     "/api/v1/admin/users/{id}/ban": {
         parameters: {
             query?: never;
@@ -193,6 +210,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/clients/curl": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A shell snippet that uploads a file to this server with curl
+         * @description Holds no key: it reads FIXITFY_TOKEN (an upload-only key or a ut_ token is enough) from the environment and prints the answer, whose delete_url deletes the upload.
+         */
+        get: operations["getCurlSnippet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clients/sharex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A ShareX custom uploader (.sxcu) for this server, around a new upload-only key
+         * @description Mints a new API key with the `upload` scope only (label "ShareX"; audit `api_key.created`; 409 at 10 active keys) and answers the .sxcu JSON as an attachment. `DeletionURL` is `{json:delete_url}`. Needs X-CSRF-Token, since it makes a key.
+         */
+        get: operations["getShareXConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/keys": {
         parameters: {
             query?: never;
@@ -203,7 +260,10 @@ export interface paths {
         /** List your API keys (never a token or a hash) */
         get: operations["listKeys"];
         put?: never;
-        /** Create an API key; the token is shown once */
+        /**
+         * Create an API key; the token is shown once
+         * @description Optional `scopes` limit what the key may do (absent = all). Audit `api_key.created` records them.
+         */
         post: operations["createKey"];
         delete?: never;
         options?: never;
@@ -276,7 +336,9 @@ export interface paths {
         put?: never;
         /**
          * Mint a temporary upload token (ut_) with an API key
-         * @description Stateless and signed; valid on POST /api/v1/upload only, until `expires_at`. It cannot be revoked on its own but dies with its minting key (401) and with its owner's ban (403 `banned`); its uploads count against the minting key's rate limits and request_count. Needs an `fxf_` key: a session or another upload token gets 403.
+         * @description Stateless and signed; valid on POST /api/v1/upload only, until `expires_at`. It cannot be revoked on its own but dies with its minting key (401) and with its owner's ban (403 `banned`); its uploads count against the minting key's rate limits and request_count. Needs an `fxf_` key with the `upload` scope: a session or another upload token gets 403.
+         *
+         *     Optional constraints, signed into the token: `max_bytes` (a larger file → 413 `too_large`), `allowed_types` (another type → 415 `unsupported_type`), `tags` (added to every upload) and `max_uploads` (N successful uploads, counted across instances; then 403 `forbidden`). A failed upload does not use the token up; a dedupe hit (200) does.
          */
         post: operations["createUploadToken"];
         delete?: never;
@@ -299,6 +361,27 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/uploads/by-hash/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your live upload with these bytes (SHA-256 as uploaded), or 404 */
+        get: operations["getUploadByHash"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * Whether you already have this content live (200) or not (404), without a body
+         * @description A pre-upload check: SHA-256 of the bytes you would send (lowercase or uppercase hex). 200 when one of your live uploads has exactly these bytes (an upload would be a dedupe hit), else 404; a malformed hash is 400.
+         */
+        head: operations["headUploadByHash"];
         patch?: never;
         trace?: never;
     };
@@ -331,7 +414,7 @@ export interface paths {
         /** Your webhook endpoints */
         get: operations["listWebhooks"];
         put?: never;
-        /** Register an endpoint for upload.created events (at most 10) */
+        /** Register an endpoint for events (upload.created unless `events` says otherwise; at most 10) */
         post: operations["createWebhook"];
         delete?: never;
         options?: never;
@@ -402,6 +485,26 @@ export interface paths {
         get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a past delivery again now, with the same delivery id, and answer with the attempt
+         * @description The same event body under the same `X-Fixitfy-Delivery` / `webhook-id`, freshly timestamped and signed; recorded as one more attempt (also to a disabled endpoint). Its scheduled retries are not changed.
+         */
+        post: operations["redeliverWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -484,6 +587,16 @@ export interface components {
         AccountStats: {
             /** @example you@example.com */
             email: string;
+            /**
+             * @description Storage quota in bytes (stored sizes of live uploads); null = unlimited.
+             * @example 1073741824
+             */
+            quota_bytes: number | null;
+            /**
+             * @description Live uploads allowed; null = unlimited.
+             * @example 1000
+             */
+            quota_files: number | null;
             /** @enum {string} */
             role: "user" | "admin";
             /** @example 5242880 */
@@ -494,6 +607,11 @@ export interface components {
         AdminUpload: {
             /** @example 2026-05-01T11:59:00.000Z */
             created_at: string;
+            /**
+             * @description When the upload expires (404 everywhere from then on); null when it never does.
+             * @example null
+             */
+            expires_at: string | null;
             /** @example FIXITFY-aB3xZ7nQrL9p.png */
             filename: string;
             /** @example 9b998a17… */
@@ -536,6 +654,10 @@ export interface components {
             email: string;
             /** Format: uuid */
             id: string;
+            /** @description Storage quota in force (bytes); null = unlimited. */
+            quota_bytes: number | null;
+            /** @description Live-upload quota in force; null = unlimited. */
+            quota_files: number | null;
             /** @enum {string} */
             role: "user" | "admin";
             storage_used_bytes: number;
@@ -593,10 +715,22 @@ export interface components {
         };
         CreateKeyDto: {
             /**
+             * @description Seconds an upload made with this key (or a ut_ token it mints) lives unless the upload sends `expires_in` or `expires_at`; omitted = uploads never expire.
+             * @example 86400
+             */
+            default_expires_in?: number;
+            /**
              * @description A name to recognise the key by.
              * @example ci
              */
             label: string;
+            /**
+             * @description What the key may do; omitted = all three. `upload` (POST /api/v1/upload and /api/v1/upload-token), `read` (listing, lookup, by-hash, /me), `delete` (DELETE /api/v1/uploads/:filename). Changing tags needs `upload`; admin endpoints need all three. Outside its scopes a key gets 403 `forbidden` naming the missing scope.
+             * @example [
+             *       "upload"
+             *     ]
+             */
+            scopes?: ("upload" | "read" | "delete")[];
         };
         CreateKeyResponse: {
             key: components["schemas"]["KeyResponse"];
@@ -609,6 +743,32 @@ export interface components {
             token: string;
         };
         CreateUploadTokenDto: {
+            /**
+             * @description The image types the token accepts (judged by content). Another type → 415 `unsupported_type`.
+             * @example [
+             *       "png",
+             *       "jpeg"
+             *     ]
+             */
+            allowed_types?: ("png" | "jpeg" | "gif" | "webp" | "avif")[];
+            /**
+             * @description The largest file (bytes as uploaded) the token accepts; the server-wide limit (20 MB) still applies. Over it → 413 `too_large`.
+             * @example 5242880
+             */
+            max_bytes?: number;
+            /**
+             * @description How many successful uploads the token allows (1 = single-use), counted atomically across instances; then 403 `forbidden`. A failed upload gives its use back; a dedupe hit uses one.
+             * @example 1
+             */
+            max_uploads?: number;
+            /**
+             * @description Tags added to every upload made with the token, besides the upload's own (together at most 10, else 400).
+             * @example [
+             *       "ci",
+             *       "build-42"
+             *     ]
+             */
+            tags?: string[];
             /**
              * @description Lifetime in seconds, an integer from 60 to 604800 (7 days). Omitted: 3600.
              * @default 3600
@@ -623,6 +783,13 @@ export interface components {
              * @example true
              */
             enabled: boolean;
+            /**
+             * @description The events sent to this endpoint: `upload.created`, `upload.deleted` (with `reason`: `owner`, `delete_link`, `admin` or `expired`), `upload.rejected` (NSFW review), `api_key.created`, `api_key.revoked`. Default `["upload.created"]`.
+             * @example [
+             *       "upload.created"
+             *     ]
+             */
+            events?: ("upload.created" | "upload.deleted" | "upload.rejected" | "api_key.created" | "api_key.revoked")[];
             /**
              * @description http or https only. Loopback, private, link-local and other non-public addresses are refused, at registration and again at delivery after DNS resolution, unless the operator set ALLOW_PRIVATE_WEBHOOKS.
              * @example https://example.com/webhooks/fixitfy
@@ -668,7 +835,7 @@ export interface components {
              * @example upload.created
              * @enum {string}
              */
-            event: "upload.created" | "ping";
+            event: "upload.created" | "upload.deleted" | "upload.rejected" | "api_key.created" | "api_key.revoked" | "ping";
             /**
              * Format: uuid
              * @description This attempt.
@@ -687,7 +854,7 @@ export interface components {
              * @example bad_request
              * @enum {string}
              */
-            code: "unauthorized" | "banned" | "forbidden" | "missing_file" | "empty_file" | "bad_request" | "not_found" | "method_not_allowed" | "too_large" | "range_not_satisfiable" | "unsupported_type" | "nsfw_rejected" | "processing_failed" | "rate_limit" | "rate_limit_day" | "conflict" | "header_too_large" | "storage_failed" | "db_failed" | "unavailable" | "internal";
+            code: "unauthorized" | "banned" | "forbidden" | "missing_file" | "empty_file" | "bad_request" | "not_found" | "method_not_allowed" | "too_large" | "range_not_satisfiable" | "unsupported_type" | "nsfw_rejected" | "processing_failed" | "rate_limit" | "rate_limit_day" | "conflict" | "quota_exceeded" | "header_too_large" | "storage_failed" | "db_failed" | "unavailable" | "internal";
             /** @description Validation details. */
             details?: Record<string, never>[];
             /**
@@ -708,6 +875,11 @@ export interface components {
         KeyResponse: {
             /** @example 2026-04-01T00:00:00.000Z */
             created_at: string;
+            /**
+             * @description Default upload lifetime in seconds.
+             * @example null
+             */
+            default_expires_in: number | null;
             /** Format: uuid */
             id: string;
             /** @example ci */
@@ -720,6 +892,15 @@ export interface components {
             request_count: number;
             /** @example null */
             revoked_at: string | null;
+            /**
+             * @description `upload` (POST /api/v1/upload and /api/v1/upload-token), `read` (listing, lookup, by-hash, /me), `delete` (DELETE /api/v1/uploads/:filename). Changing tags needs `upload`; admin endpoints need all three. Outside its scopes a key gets 403 `forbidden` naming the missing scope.
+             * @example [
+             *       "upload",
+             *       "read",
+             *       "delete"
+             *     ]
+             */
+            scopes: ("upload" | "read" | "delete")[];
         };
         ListDeliveriesResponse: {
             /** @example 50 */
@@ -770,6 +951,14 @@ export interface components {
             prefix: string;
             /** @example 402 */
             request_count: number;
+            /**
+             * @example [
+             *       "upload",
+             *       "read",
+             *       "delete"
+             *     ]
+             */
+            scopes: ("upload" | "read" | "delete")[];
         };
         MeResponse: {
             account: components["schemas"]["AccountStats"];
@@ -816,7 +1005,7 @@ export interface components {
             /** @example true */
             ok: boolean;
             /**
-             * @description The HMAC-SHA256 key for X-Fixitfy-Signature, used as shown (the whole string).
+             * @description The HMAC-SHA256 key for X-Fixitfy-Signature, used as shown (the whole string). The Standard Webhooks signature (`webhook-signature: v1,<base64>` over `<webhook-id>.<webhook-timestamp>.<body>`) is keyed with the part after `whsec_` base64-decoded, as every Standard Webhooks library does with this string.
              * @example whsec_3f9a8c1e…
              */
             signing_secret: string;
@@ -836,12 +1025,31 @@ export interface components {
              */
             tags: string[];
         };
+        UpdateUserQuotaDto: {
+            /**
+             * @description The user's storage quota in bytes; null = back to STORAGE_QUOTA_BYTES (unset there: unlimited).
+             * @example 1073741824
+             */
+            quota_bytes?: number | null;
+            /**
+             * @description The user's live-upload quota; null = back to STORAGE_QUOTA_FILES (unset there: unlimited).
+             * @example 1000
+             */
+            quota_files?: number | null;
+        };
         UpdateWebhookDto: {
             /**
              * @description Re-enabling an endpoint (also one disabled automatically) resets its failure_count and sends the events held while it was off. Turning it off stops new events and holds its scheduled retries until it is re-enabled.
              * @example true
              */
             enabled?: boolean;
+            /**
+             * @description The events sent to this endpoint: `upload.created`, `upload.deleted` (with `reason`: `owner`, `delete_link`, `admin` or `expired`), `upload.rejected` (NSFW review), `api_key.created`, `api_key.revoked`. Default `["upload.created"]`.
+             * @example [
+             *       "upload.created"
+             *     ]
+             */
+            events?: ("upload.created" | "upload.deleted" | "upload.rejected" | "api_key.created" | "api_key.revoked")[];
             /**
              * @description http or https only. Loopback, private, link-local and other non-public addresses are refused, at registration and again at delivery after DNS resolution, unless the operator set ALLOW_PRIVATE_WEBHOOKS.
              * @example https://example.com/webhooks/fixitfy
@@ -851,6 +1059,11 @@ export interface components {
         UploadDetail: {
             /** @example 2026-05-01T11:59:00.000Z */
             created_at: string;
+            /**
+             * @description When the upload expires (404 everywhere from then on); null when it never does.
+             * @example null
+             */
+            expires_at: string | null;
             /** @example FIXITFY-aB3xZ7nQrL9p.png */
             filename: string;
             /** @example 9b998a17… */
@@ -884,6 +1097,16 @@ export interface components {
         };
         UploadFormDto: {
             /**
+             * @description When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead.
+             * @example 2026-06-01T12:00:00.000Z
+             */
+            expires_at?: string;
+            /**
+             * @description Seconds until the upload expires, 60 to 31536000 (1 year). Not with expires_at. Neither: the key’s default_expires_in, else never.
+             * @example 86400
+             */
+            expires_in?: string;
+            /**
              * Format: binary
              * @description The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).
              */
@@ -897,6 +1120,11 @@ export interface components {
         UploadListItem: {
             /** @example 2026-05-01T11:59:00.000Z */
             created_at: string;
+            /**
+             * @description When the upload expires (404 everywhere from then on); null when it never does.
+             * @example null
+             */
+            expires_at: string | null;
             /** @example FIXITFY-aB3xZ7nQrL9p.png */
             filename: string;
             /** @example 1080 */
@@ -937,6 +1165,11 @@ export interface components {
              * @example http://localhost:3000/api/delete/3f9a8c1e…
              */
             delete_url: string;
+            /**
+             * @description When the upload expires (404 everywhere from then on); null when it never does.
+             * @example null
+             */
+            expires_at: string | null;
             /** @example FIXITFY-aB3xZ7nQrL9p.png */
             filename: string;
             /**
@@ -971,7 +1204,7 @@ export interface components {
             /** @example true */
             ok: boolean;
             /**
-             * @description `ut_` + base64url(JSON payload beginning `{"u":"`) + `.` + base64url(HMAC-SHA256). Use it as a bearer on POST /api/v1/upload only. It dies with its minting key and with its owner's ban.
+             * @description `ut_` + base64url(JSON payload beginning `{"u":"`) + `.` + base64url(HMAC-SHA256). Use it as a bearer on POST /api/v1/upload only. It dies with its minting key and with its owner's ban. Its constraints are in the signed payload.
              * @example ut_eyJ1IjoiNGY…In0.k7Qd…
              */
             token: string;
@@ -1013,6 +1246,13 @@ export interface components {
              * @example true
              */
             enabled: boolean;
+            /**
+             * @description The events sent to this endpoint: `upload.created`, `upload.deleted` (with `reason`: `owner`, `delete_link`, `admin` or `expired`), `upload.rejected` (NSFW review), `api_key.created`, `api_key.revoked`. Default `["upload.created"]`.
+             * @example [
+             *       "upload.created"
+             *     ]
+             */
+            events: ("upload.created" | "upload.deleted" | "upload.rejected" | "api_key.created" | "api_key.revoked")[];
             /**
              * @description Consecutive failed attempts since the last success.
              * @example 0
@@ -1403,6 +1643,80 @@ export interface operations {
             };
         };
     };
+    adminUpdateUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                /** @description The resource id (a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateUserQuotaDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     adminBanUser: {
         parameters: {
             query?: never;
@@ -1742,6 +2056,128 @@ export interface operations {
             };
             /** @description Error envelope with code `banned` or `forbidden`. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getCurlSnippet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The snippet. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/x-shellscript": string;
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getShareXConfig: {
+        parameters: {
+            query?: {
+                /** @description One of your keys whose default_expires_in the new upload-only key copies (else: no default). */
+                key_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The .sxcu file (JSON). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `conflict`. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2267,6 +2703,201 @@ export interface operations {
             };
             /** @description Error envelope with code `banned` or `forbidden`. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
+                    "Retry-After"?: number;
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getUploadByHash: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadDetailResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `rate_limit`. Rate limited per key, shared by /api/v1/uploads*, /api/v1/me and /api/v1/upload-token (`rate_limit`), a sliding minute shared by all instances. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait; a retry after this long is admitted (if nothing else used the slot). */
+                    "Retry-After"?: number;
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    headUploadByHash: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description You have this content live. */
+            200: {
+                headers: {
+                    /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests that window still admits now. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until that window frees a slot (its oldest counted request leaves the sliding window); on a 429, equal to Retry-After. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3015,6 +3646,77 @@ export interface operations {
             };
         };
     };
+    redeliverWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path: {
+                id: string;
+                /** @description A delivery_id from the deliveries list. */
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestDeliveryResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     testWebhook: {
         parameters: {
             query?: never;
@@ -3153,6 +3855,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description With IMAGES_REDIRECT_BASE_URL set: the image at the CDN or public bucket. */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Not modified (If-None-Match matched the ETag). */
             304: {
                 headers: {
@@ -3262,6 +3971,13 @@ export interface operations {
         responses: {
             /** @description Headers only. */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description With IMAGES_REDIRECT_BASE_URL set: the image at the CDN or public bucket. */
+            302: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -7,6 +7,8 @@ export interface UploadOptions {
   tags?: string;
   /** Called as the request body goes out: bytes sent and the total. */
   onProgress?: (sent: number, total: number) => void;
+  /** Seconds until the upload expires (API.md Part 3, 60–31536000); undefined = never (or the key's default). */
+  expiresIn?: number;
   signal?: AbortSignal;
 }
 
@@ -56,6 +58,9 @@ export function uploadFile(file: Blob, options: UploadOptions = {}): Promise<Upl
     const form = new FormData();
     if (options.tags?.trim()) {
       form.append('tags', options.tags.trim());
+    }
+    if (options.expiresIn !== undefined) {
+      form.append('expires_in', String(options.expiresIn));
     }
     form.append('file', file, file instanceof File ? file.name : 'pasted-image');
     xhr.send(form);

@@ -1,6 +1,6 @@
 import { type Schemas } from '../api/client';
 import { embedSnippets, variantUrl } from '../lib/embed';
-import { formatBytes, formatDate } from '../lib/format';
+import { formatBytes, formatDate, formatExpiry } from '../lib/format';
 import { CopyButton } from './copy-button';
 
 export type UploadItem = Schemas['UploadListItem'];
@@ -51,6 +51,17 @@ export function UploadCard({
             <dt>Type</dt>
             <dd>{TYPE_NAMES[upload.mime] ?? upload.mime}</dd>
           </div>
+          {upload.expires_at ? (
+            <div>
+              <dt>Expires</dt>
+              <dd>
+                <time dateTime={upload.expires_at} title={formatDate(upload.expires_at)}>
+                  {formatExpiry(upload.expires_at)}
+                </time>{' '}
+                ({formatDate(upload.expires_at)})
+              </dd>
+            </div>
+          ) : null}
           <div>
             <dt>Dimensions</dt>
             <dd>

@@ -2,7 +2,7 @@ import { useQueryClient } from '@tanstack/react-query';
 import { type DragEvent, useCallback, useEffect, useRef, useState } from 'react';
 import { errorSentence, sentenceFor } from '../api/errors';
 import { uploadFile, type UploadResult } from '../api/upload';
-import { formatBytes } from '../lib/format';
+import { EXPIRY_CHOICES, formatBytes } from '../lib/format';
 import { CopyButton } from './copy-button';
 import { Field } from './field';
 
@@ -33,6 +33,9 @@ export function UploadPanel() {
   const input = useRef<HTMLInputElement>(null);
   const tagsRef = useRef(tags);
   tagsRef.current = tags;
+  const [expiry, setExpiry] = useState('');
+  const expiryRef = useRef(expiry);
+  expiryRef.current = expiry;
   const running = useRef(0);
   const queue = useRef<QueueItem[]>([]);
 
@@ -46,6 +49,7 @@ export function UploadPanel() {
       update(item.id, { state: 'uploading' });
       uploadFile(item.file, {
         tags: tagsRef.current,
+        expiresIn: expiryRef.current ? Number(expiryRef.current) : undefined,
         onProgress: (sent, total) => update(item.id, { sent, total }),
       })
         .then((result) => {
@@ -144,6 +148,24 @@ export function UploadPanel() {
         onChange={(e) => setTags(e.target.value)}
         hint="Comma-separated, up to 10, each of a–z, 0–9, - and _. Given to the files added next."
       />
+      <div className="field">
+        <label htmlFor="upload-expiry">Expires after</label>
+        <select
+          id="upload-expiry"
+          value={expiry}
+          onChange={(e) => setExpiry(e.target.value)}
+          aria-describedby="upload-expiry-hint"
+        >
+          {EXPIRY_CHOICES.map((c) => (
+            <option key={c.label} value={c.seconds}>
+              {c.label}
+            </option>
+          ))}
+        </select>
+        <p id="upload-expiry-hint" className="field-hint">
+          The direct link stops working then and the upload is deleted. For the files added next.
+        </p>
+      </div>
       {items.length > 0 ? (
         <ul className="upload-queue" aria-label="Files being uploaded">
           {items.map((item) => (

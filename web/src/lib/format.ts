@@ -15,7 +15,33 @@ export function formatBytes(bytes: number): string {
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
+/** When an upload goes away, as a person reads it: "expires in 59 minutes" / "expires in 3 days" / "expired". */
+export function formatExpiry(iso: string, now = Date.now()): string {
+  const ms = new Date(iso).getTime() - now;
+  if (ms <= 0) {
+    return 'expired';
+  }
+  const minutes = Math.ceil(ms / 60_000);
+  if (minutes < 90) {
+    return `expires in ${minutes} minute${minutes === 1 ? '' : 's'}`;
+  }
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) {
+    return `expires in ${hours} hours`;
+  }
+  return `expires in ${Math.round(hours / 24)} days`;
+}
+
 /** An ISO timestamp in the reader's locale and time zone; "never" for null. */
 export function formatDate(iso: string | null | undefined): string {
   return iso ? dateTime.format(new Date(iso)) : 'never';
 }
+
+/** The "expires after" choices (seconds; '' = never). */
+export const EXPIRY_CHOICES: { label: string; seconds: string }[] = [
+  { label: 'Never', seconds: '' },
+  { label: '1 hour', seconds: '3600' },
+  { label: '1 day', seconds: '86400' },
+  { label: '1 week', seconds: '604800' },
+  { label: '30 days', seconds: '2592000' },
+];

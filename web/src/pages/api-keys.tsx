@@ -1,15 +1,140 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
-import { api, call, type Schemas } from '../api/client';
+import { api, call, currentCsrfToken, toApiError, type Schemas } from '../api/client';
 import { sentenceFor } from '../api/errors';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { CopyButton } from '../components/copy-button';
 import { Dialog } from '../components/dialog';
 import { Field } from '../components/field';
-import { formatDate } from '../lib/format';
+import { EXPIRY_CHOICES, formatDate } from '../lib/format';
 
 type Key = Schemas['KeyResponse'];
 type CreatedKey = Schemas['CreateKeyResponse'];
+
+type Scope = Key['scopes'][number];
+const ALL_SCOPES: { scope: Scope; label: string; hint: string }[] = [
+  { scope: 'upload', label: 'Upload', hint: 'upload files, mint upload tokens, change tags' },
+  { scope: 'read', label: 'Read', hint: 'list and look up uploads, /me' },
+  { scope: 'delete', label: 'Delete', hint: 'delete uploads' },
+];
+const PRESETS: { name: string; scopes: Scope[] }[] = [
+  { name: 'CI upload-only', scopes: ['upload'] },
+  { name: 'Read-only', scopes: ['read'] },
+  { name: 'Full', scopes: ['upload', 'read', 'delete'] },
+];
+
+function expiryLabel(seconds: number | null): string {
+  if (seconds === null) {
+    return 'never';
+  }
+  return EXPIRY_CHOICES.find((c) => c.seconds === String(seconds))?.label ?? `${seconds} s`;
+}
+
+/** A download that never puts a URL with a secret in the history: the bytes come by fetch, then a Blob link. */
+function saveBlob(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** The "Use it" panel: a ShareX config around a new upload-only key, and the curl snippet. */
+function UseIt({ keys }: { keys: Key[] }) {
+  const queryClient = useQueryClient();
+  const [keyId, setKeyId] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const curl = useQuery({
+    queryKey: ['clients', 'curl'],
+    queryFn: async () => {
+      const res = await fetch('/api/v1/clients/curl', { credentials: 'same-origin' });
+      if (!res.ok) {
+        throw toApiError(res.status, res.headers, await res.json().catch(() => null));
+      }
+      return res.text();
+    },
+  });
+
+  const sharex = async () => {
+    setBusy(true);
+    setMessage(null);
+    try {
+      // GET, but it mints a key: the server wants X-CSRF-Token, so it goes through fetch, never an <a href>.
+      const query = keyId ? `?key_id=${encodeURIComponent(keyId)}` : '';
+      const res = await fetch(`/api/v1/clients/sharex${query}`, {
+        credentials: 'same-origin',
+        headers: { 'X-CSRF-Token': currentCsrfToken() ?? '' },
+      });
+      if (!res.ok) {
+        throw toApiError(res.status, res.headers, await res.json().catch(() => null));
+      }
+      saveBlob(await res.blob(), `${window.location.hostname}.sxcu`);
+      setMessage({
+        ok: true,
+        text: 'Downloaded. It holds a new upload-only key labelled “ShareX”: revoke it here to cut ShareX off.',
+      });
+      void queryClient.invalidateQueries({ queryKey: ['keys'] });
+    } catch (err) {
+      setMessage({ ok: false, text: sentenceFor(err) });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section aria-labelledby="use-title">
+      <h2 id="use-title">Use it</h2>
+      <h3>ShareX</h3>
+      <p>
+        A ShareX custom uploader for this server. Each download makes a new key that may only upload, so the
+        file never carries a key that can read or delete your uploads.
+      </p>
+      <div className="form form-inline">
+        <div className="field">
+          <label htmlFor="sharex-key">Copy the default expiry of</label>
+          <select id="sharex-key" value={keyId} onChange={(e) => setKeyId(e.target.value)}>
+            <option value="">No key (uploads never expire)</option>
+            {keys.map((k) => (
+              <option key={k.id} value={k.id}>
+                {k.label} (uploads expire: {expiryLabel(k.default_expires_in)})
+              </option>
+            ))}
+          </select>
+        </div>
+        <button type="button" className="button" onClick={() => void sharex()} disabled={busy}>
+          {busy ? 'Preparing…' : 'Download ShareX config'}
+        </button>
+      </div>
+      {message ? (
+        <p className={message.ok ? 'status' : 'form-error'} role={message.ok ? 'status' : 'alert'}>
+          {message.text}
+        </p>
+      ) : null}
+      <h3>curl</h3>
+      <p>
+        Put a key in <code>FIXITFY_TOKEN</code> (an upload-only key is enough), then run this with the file to
+        upload:
+      </p>
+      {curl.isError ? (
+        <p className="form-error" role="alert">
+          {sentenceFor(curl.error)}
+        </p>
+      ) : (
+        <pre className="code" aria-label="curl snippet">
+          {curl.data ?? 'Loading…'}
+        </pre>
+      )}
+      <p>
+        The answer is JSON with the direct link (<code>url</code>) and a one-time <code>delete_url</code>. The
+        whole API is described at <a href="/docs">/docs</a>.
+      </p>
+    </section>
+  );
+}
 
 /** API.md Part 1: a user has at most 10 active keys. */
 const MAX_ACTIVE_KEYS = 10;
@@ -26,12 +151,23 @@ export default function ApiKeysPage() {
 
   const [label, setLabel] = useState('');
   const [labelError, setLabelError] = useState<string | null>(null);
+  const [scopes, setScopes] = useState<Scope[]>(['upload', 'read', 'delete']);
+  const [defaultExpiry, setDefaultExpiry] = useState('');
   // The token lives in this state only, while the dialog is open: it is never stored anywhere else.
   const [created, setCreated] = useState<CreatedKey | null>(null);
   const [revoking, setRevoking] = useState<Key | null>(null);
 
   const create = useMutation({
-    mutationFn: (name: string) => call(api.POST('/api/v1/keys', { body: { label: name } })),
+    mutationFn: (name: string) =>
+      call(
+        api.POST('/api/v1/keys', {
+          body: {
+            label: name,
+            scopes,
+            ...(defaultExpiry ? { default_expires_in: Number(defaultExpiry) } : {}),
+          },
+        }),
+      ),
     onSuccess: (data) => {
       setCreated(data);
       setLabel('');
@@ -45,6 +181,10 @@ export default function ApiKeysPage() {
     const name = label.trim();
     if (!name) {
       setLabelError('Give the key a label, e.g. the script or machine that will use it.');
+      return;
+    }
+    if (scopes.length === 0) {
+      setLabelError('Tick at least one thing the key may do.');
       return;
     }
     setLabelError(null);
@@ -82,6 +222,48 @@ export default function ApiKeysPage() {
           error={labelError}
           hint={`${active.length} of ${MAX_ACTIVE_KEYS} active keys.`}
         />
+        <fieldset className="scopes">
+          <legend>What it may do</legend>
+          <div className="scope-presets" role="group" aria-label="Presets">
+            {PRESETS.map((p) => (
+              <button
+                key={p.name}
+                type="button"
+                className="button button-small"
+                aria-pressed={p.scopes.length === scopes.length && p.scopes.every((s) => scopes.includes(s))}
+                onClick={() => setScopes(p.scopes)}
+              >
+                {p.name}
+              </button>
+            ))}
+          </div>
+          {ALL_SCOPES.map((s) => (
+            <label key={s.scope} className="checkbox">
+              <input
+                type="checkbox"
+                checked={scopes.includes(s.scope)}
+                onChange={(e) =>
+                  setScopes((all) =>
+                    e.target.checked
+                      ? ALL_SCOPES.map((x) => x.scope).filter((x) => x === s.scope || all.includes(x))
+                      : all.filter((x) => x !== s.scope),
+                  )
+                }
+              />{' '}
+              {s.label} <span className="field-hint">({s.hint})</span>
+            </label>
+          ))}
+        </fieldset>
+        <div className="field">
+          <label htmlFor="key-expiry">Its uploads expire after</label>
+          <select id="key-expiry" value={defaultExpiry} onChange={(e) => setDefaultExpiry(e.target.value)}>
+            {EXPIRY_CHOICES.map((c) => (
+              <option key={c.label} value={c.seconds}>
+                {c.label}
+              </option>
+            ))}
+          </select>
+        </div>
         <button type="submit" className="button button-primary" disabled={create.isPending || atLimit}>
           {create.isPending ? 'Generating…' : 'Generate key'}
         </button>
@@ -109,6 +291,8 @@ export default function ApiKeysPage() {
                 <th scope="col">Created</th>
                 <th scope="col">Last used</th>
                 <th scope="col">Requests</th>
+                <th scope="col">Scopes</th>
+                <th scope="col">Uploads expire</th>
                 <th scope="col">
                   <span className="visually-hidden">Actions</span>
                 </th>
@@ -124,6 +308,8 @@ export default function ApiKeysPage() {
                   <td>{formatDate(key.created_at)}</td>
                   <td>{formatDate(key.last_used_at)}</td>
                   <td>{key.request_count}</td>
+                  <td>{key.scopes.join(', ')}</td>
+                  <td>{expiryLabel(key.default_expires_in)}</td>
                   <td>
                     <button
                       type="button"
@@ -141,13 +327,7 @@ export default function ApiKeysPage() {
         </div>
       )}
 
-      <h2>Use it</h2>
-      <p>Send the key as a bearer token. To upload a file from a shell:</p>
-      <pre className="code">{curlLine('fxf_…')}</pre>
-      <p>
-        The answer is JSON with the direct link (<code>url</code>) and a one-time <code>delete_url</code>. The
-        whole API is described at <a href="/docs">/docs</a>.
-      </p>
+      <UseIt keys={active} />
 
       <Dialog
         open={created !== null}
@@ -170,7 +350,7 @@ export default function ApiKeysPage() {
               <code data-testid="new-key-token">{created.token}</code>
               <CopyButton text={created.token} label="Copy API key" />
             </div>
-            <p>Try it:</p>
+            <p>It may: {created.key.scopes.join(', ')}. Try it:</p>
             <pre className="code">{curlLine(created.token)}</pre>
           </>
         ) : null}

@@ -11,14 +11,16 @@ function Usage() {
   if (!me.data) {
     return null;
   }
-  const { uploads_active, storage_used_bytes } = me.data.account;
+  const { uploads_active, storage_used_bytes, quota_bytes, quota_files } = me.data.account;
   return (
     <p className="usage" aria-label="Account usage">
       <span>
         <strong>{uploads_active}</strong> upload{uploads_active === 1 ? '' : 's'}
+        {quota_files === null ? ' of unlimited' : ` of ${quota_files} allowed`}
       </span>
       <span>
         <strong>{formatBytes(storage_used_bytes)}</strong> stored
+        {quota_bytes === null ? ' of unlimited storage' : ` of ${formatBytes(quota_bytes)} quota`}
       </span>
     </p>
   );

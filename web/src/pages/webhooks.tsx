@@ -12,6 +12,52 @@ import { formatDate } from '../lib/format';
 import '../components/webhooks/webhooks.css';
 
 type Webhook = Schemas['WebhookResponse'];
+type EventName = Webhook['events'][number];
+
+const EVENTS: { name: EventName; hint: string }[] = [
+  { name: 'upload.created', hint: 'an upload was stored' },
+  { name: 'upload.deleted', hint: 'by you, a delete link, an admin, or because it expired' },
+  { name: 'upload.rejected', hint: 'the content review refused an image' },
+  { name: 'api_key.created', hint: 'a key was generated' },
+  { name: 'api_key.revoked', hint: 'a key was revoked' },
+];
+
+/** Checkboxes of the events an endpoint gets. */
+function EventsPicker({
+  legend,
+  value,
+  onChange,
+}: {
+  legend: string;
+  value: EventName[];
+  onChange: (events: EventName[]) => void;
+}) {
+  const id = useId();
+  return (
+    <fieldset className="events-picker">
+      <legend>{legend}</legend>
+      {EVENTS.map((e) => (
+        <div className="checkbox" key={e.name}>
+          <input
+            id={`${id}-${e.name}`}
+            type="checkbox"
+            checked={value.includes(e.name)}
+            onChange={(ev) =>
+              onChange(
+                ev.target.checked
+                  ? EVENTS.map((x) => x.name).filter((x) => x === e.name || value.includes(x))
+                  : value.filter((x) => x !== e.name),
+              )
+            }
+          />
+          <label htmlFor={`${id}-${e.name}`}>
+            <code>{e.name}</code> <span className="muted">({e.hint})</span>
+          </label>
+        </div>
+      ))}
+    </fieldset>
+  );
+}
 
 const WEBHOOKS_KEY = ['webhooks'] as const;
 /** The page polls while open, so a delivery made by an upload elsewhere shows up without a reload. */
@@ -106,6 +152,7 @@ function AddEndpoint() {
   const checkboxId = useId();
   const [url, setUrl] = useState('');
   const [enabled, setEnabled] = useState(true);
+  const [events, setEvents] = useState<EventName[]>(['upload.created']);
   const [fieldError, setFieldError] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -120,12 +167,17 @@ function AddEndpoint() {
       setFieldError('Enter a URL that starts with https:// or http://.');
       return;
     }
+    if (events.length === 0) {
+      setFieldError('Tick at least one event to send to it.');
+      return;
+    }
     setFieldError(null);
     setBusy(true);
     try {
-      const { webhook } = await call(api.POST('/api/v1/webhooks', { body: { url: value, enabled } }));
+      const { webhook } = await call(api.POST('/api/v1/webhooks', { body: { url: value, enabled, events } }));
       setUrl('');
       setEnabled(true);
+      setEvents(['upload.created']);
       setNotice(`Added ${webhook.url}.`);
       await queryClient.invalidateQueries({ queryKey: WEBHOOKS_KEY });
     } catch (err) {
@@ -151,8 +203,9 @@ function AddEndpoint() {
           value={url}
           onChange={(e) => setUrl(e.target.value)}
           error={fieldError}
-          hint="We POST upload.created events here. The address must be reachable from this server."
+          hint="We POST the events ticked below here. The address must be reachable from this server."
         />
+        <EventsPicker legend="Events to send" value={events} onChange={setEvents} />
         <div className="checkbox">
           <input
             id={checkboxId}
@@ -191,7 +244,12 @@ function stateSentence(hook: Webhook): string {
 function Endpoint({ hook }: { hook: Webhook }) {
   const queryClient = useQueryClient();
   const titleId = useId();
-  const [busy, setBusy] = useState<'toggle' | 'ping' | null>(null);
+  const [busy, setBusy] = useState<'toggle' | 'ping' | 'events' | null>(null);
+  const [events, setEvents] = useState<EventName[]>(hook.events);
+  const [eventsNotice, setEventsNotice] = useState('');
+  const [redelivering, setRedelivering] = useState<string | null>(null);
+  const [redeliverResult, setRedeliverResult] = useState('');
+  const eventsChanged = events.length !== hook.events.length || events.some((e) => !hook.events.includes(e));
   const [error, setError] = useState<string | null>(null);
   const [pingResult, setPingResult] = useState('');
   const [deleting, setDeleting] = useState(false);
@@ -239,6 +297,8 @@ function Endpoint({ hook }: { hook: Webhook }) {
     setBusy('ping');
     setError(null);
     setPingResult('');
+    setEventsNotice('');
+    setRedeliverResult('');
     try {
       const { delivery } = await call(
         api.POST('/api/v1/webhooks/{id}/test', { params: { path: { id: hook.id } } }),
@@ -253,6 +313,55 @@ function Endpoint({ hook }: { hook: Webhook }) {
       setError(sentenceFor(err));
     } finally {
       setBusy(null);
+    }
+  };
+
+  const saveEvents = async () => {
+    if (events.length === 0) {
+      setError('Tick at least one event; to stop all of them, disable the endpoint.');
+      return;
+    }
+    setBusy('events');
+    setError(null);
+    setEventsNotice('');
+    setPingResult('');
+    setRedeliverResult('');
+    try {
+      const { webhook } = await call(
+        api.PATCH('/api/v1/webhooks/{id}', { params: { path: { id: hook.id } }, body: { events } }),
+      );
+      setEvents(webhook.events);
+      setEventsNotice(`Saved: it now gets ${webhook.events.join(', ')}.`);
+      await refresh();
+    } catch (err) {
+      setError(sentenceFor(err));
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const redeliver = async (d: { id: string; delivery_id: string; event: string }) => {
+    setRedelivering(d.id);
+    setError(null);
+    setRedeliverResult('');
+    setPingResult('');
+    setEventsNotice('');
+    try {
+      const { delivery } = await call(
+        api.POST('/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver', {
+          params: { path: { id: hook.id, delivery_id: d.delivery_id } },
+        }),
+      );
+      setRedeliverResult(
+        delivery.succeeded
+          ? `Redelivered ${d.event} (delivery ${d.delivery_id}): answered ${delivery.status_code ?? ''} in ${formatDuration(delivery.duration_ms)}.`
+          : `Redelivery of ${d.event} (delivery ${d.delivery_id}) failed: ${delivery.error ?? (delivery.status_code ? `answered ${delivery.status_code}` : 'no answer')}.`,
+      );
+      await refresh();
+    } catch (err) {
+      setError(sentenceFor(err));
+    } finally {
+      setRedelivering(null);
     }
   };
 
@@ -296,9 +405,15 @@ function Endpoint({ hook }: { hook: Webhook }) {
           Delete
         </button>
       </div>
+      <EventsPicker legend="Events it gets" value={events} onChange={setEvents} />
+      {eventsChanged ? (
+        <button type="button" className="button" onClick={() => void saveEvents()} disabled={busy !== null}>
+          {busy === 'events' ? 'Saving…' : 'Save events'}
+        </button>
+      ) : null}
       <FormError message={error} />
       <p className="status" role="status">
-        {pingResult}
+        {pingResult || eventsNotice || redeliverResult}
       </p>
       <h4>Recent deliveries</h4>
       {deliveries.isPending ? (
@@ -309,7 +424,12 @@ function Endpoint({ hook }: { hook: Webhook }) {
         <p className="muted">No deliveries yet. Upload an image or send a test ping.</p>
       ) : (
         <>
-          <DeliveriesTable caption={`Recent deliveries to ${hook.url}`} deliveries={rows} />
+          <DeliveriesTable
+            caption={`Recent deliveries to ${hook.url}`}
+            deliveries={rows}
+            onRedeliver={(d) => void redeliver(d)}
+            busyId={redelivering}
+          />
           {deliveries.hasNextPage ? (
             <button
               type="button"
@@ -369,8 +489,9 @@ export default function WebhooksPage() {
     <section className="page" aria-labelledby="page-title">
       <h1 id="page-title">Webhooks</h1>
       <p>
-        We POST an <code>upload.created</code> event to every enabled endpoint whenever you upload, through
-        the website or the API. Failed deliveries are retried with backoff for about an hour.
+        We POST the events each endpoint subscribes to (by default <code>upload.created</code>, whenever you
+        upload, through the website or the API) to every enabled endpoint. Failed deliveries are retried with
+        backoff for about an hour.
       </p>
       <SigningSecret />
       <AddEndpoint />

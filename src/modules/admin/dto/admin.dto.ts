@@ -1,5 +1,15 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, IsUUID, Length, MaxLength } from 'class-validator';
+import {
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Length,
+  Max,
+  MaxLength,
+  Min,
+  ValidateIf,
+} from 'class-validator';
 import { PageQuery } from '../../../common/validation/page-query';
 import { UploadDetail } from '../../uploads/dto/upload.dto';
 
@@ -85,7 +95,44 @@ export class AdminUser {
   @ApiProperty({ nullable: true, type: String }) ban_reason!: string | null;
   @ApiProperty() uploads_active!: number;
   @ApiProperty() storage_used_bytes!: number;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'Storage quota in force (bytes); null = unlimited.',
+  })
+  quota_bytes!: number | null;
+  @ApiProperty({ type: Number, nullable: true, description: 'Live-upload quota in force; null = unlimited.' })
+  quota_files!: number | null;
   @ApiProperty() created_at!: string;
+}
+
+export class UpdateUserQuotaDto {
+  @ApiPropertyOptional({
+    type: Number,
+    nullable: true,
+    minimum: 0,
+    example: 1073741824,
+    description:
+      "The user's storage quota in bytes; null = back to STORAGE_QUOTA_BYTES (unset there: unlimited).",
+  })
+  @ValidateIf((_o, v) => v !== undefined && v !== null)
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
+  quota_bytes?: number | null;
+
+  @ApiPropertyOptional({
+    type: Number,
+    nullable: true,
+    minimum: 0,
+    example: 1000,
+    description: "The user's live-upload quota; null = back to STORAGE_QUOTA_FILES (unset there: unlimited).",
+  })
+  @ValidateIf((_o, v) => v !== undefined && v !== null)
+  @IsInt()
+  @Min(0)
+  @Max(2_147_483_647)
+  quota_files?: number | null;
 }
 
 export class AdminUsersResponse {

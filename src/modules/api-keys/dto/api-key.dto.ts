@@ -1,5 +1,24 @@
-import { ApiProperty } from '@nestjs/swagger';
-import { IsString, Length, Matches } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import {
+  IsInt,
+  Max,
+  Min,
+  ArrayMaxSize,
+  ArrayMinSize,
+  ArrayUnique,
+  IsArray,
+  IsIn,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+} from 'class-validator';
+import { type Scope, SCOPES } from '../../../common/auth/scopes';
+
+const SCOPES_DOC =
+  '`upload` (POST /api/v1/upload and /api/v1/upload-token), `read` (listing, lookup, by-hash, /me), `delete` ' +
+  '(DELETE /api/v1/uploads/:filename). Changing tags needs `upload`; admin endpoints need all three. Outside its ' +
+  'scopes a key gets 403 `forbidden` naming the missing scope.';
 
 export class CreateKeyDto {
   @ApiProperty({ example: 'ci', minLength: 1, maxLength: 64, description: 'A name to recognise the key by.' })
@@ -7,12 +26,55 @@ export class CreateKeyDto {
   @Length(1, 64)
   @Matches(/^[^\p{Cc}]+$/u, { message: 'label must not contain control characters' })
   label!: string;
+
+  @ApiPropertyOptional({
+    type: [String],
+    enum: SCOPES,
+    example: ['upload'],
+    description: `What the key may do; omitted = all three. ${SCOPES_DOC}`,
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(SCOPES.length)
+  @ArrayUnique()
+  @IsIn(SCOPES, { each: true })
+  scopes?: Scope[];
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 60,
+    maximum: 31_536_000,
+    example: 86400,
+    description:
+      'Seconds an upload made with this key (or a ut_ token it mints) lives unless the upload sends `expires_in` or ' +
+      '`expires_at`; omitted = uploads never expire.',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(60)
+  @Max(31_536_000)
+  default_expires_in?: number;
 }
 
 export class KeyResponse {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ example: 'fxf_8350' }) prefix!: string;
   @ApiProperty({ example: 'ci' }) label!: string;
+  @ApiProperty({
+    type: [String],
+    enum: SCOPES,
+    example: ['upload', 'read', 'delete'],
+    description: SCOPES_DOC,
+  })
+  scopes!: Scope[];
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    example: null,
+    description: 'Default upload lifetime in seconds.',
+  })
+  default_expires_in!: number | null;
   @ApiProperty({ example: 402 }) request_count!: number;
   @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
   @ApiProperty({ nullable: true, type: String, example: '2026-04-02T10:00:00.000Z' }) last_used_at!:

@@ -33,6 +33,13 @@ export class UploadResponse {
     description: 'Present on a dedupe hit: the existing upload is returned.',
   })
   deduplicated?: true;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: null,
+    description: 'When the upload expires (404 everywhere from then on); null when it never does.',
+  })
+  expires_at!: string | null;
 }
 
 export class UploadFormDto {
@@ -47,6 +54,18 @@ export class UploadFormDto {
     description: 'Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}.',
   })
   tags?: string;
+  @ApiPropertyOptional({
+    example: '86400',
+    description:
+      'Seconds until the upload expires, 60 to 31536000 (1 year). Not with expires_at. Neither: the key’s ' +
+      'default_expires_in, else never.',
+  })
+  expires_in?: string;
+  @ApiPropertyOptional({
+    example: '2026-06-01T12:00:00.000Z',
+    description: 'When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead.',
+  })
+  expires_at?: string;
 }
 
 export class UploadListItem {
@@ -64,6 +83,13 @@ export class UploadListItem {
   @ApiProperty({ example: 1080 }) height!: number;
   @ApiProperty({ type: [String], example: ['redm', 'logo'] }) tags!: string[];
   @ApiProperty({ example: '2026-05-01T11:59:00.000Z' }) created_at!: string;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: null,
+    description: 'When the upload expires (404 everywhere from then on); null when it never does.',
+  })
+  expires_at!: string | null;
 }
 
 export class UploadDetail extends UploadListItem {
@@ -103,6 +129,17 @@ export class ListUploadsQuery extends PageQuery {
   tag?: string;
 }
 
+export class HashParam {
+  @ApiProperty({
+    example: '9b998a17f968480982526464f04575fc9b998a17f968480982526464f04575fc',
+    pattern: '^[0-9a-fA-F]{64}$',
+  })
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value))
+  @IsString()
+  @Matches(/^[0-9a-f]{64}$/, { message: 'sha256 must be 64 hexadecimal characters' })
+  sha256!: string;
+}
+
 export class UpdateTagsDto {
   @ApiProperty({ type: [String], example: ['logo', 'redm'], maxItems: 10 })
   @IsArray()
@@ -117,11 +154,27 @@ export class AccountStats {
   @ApiProperty({ enum: ['user', 'admin'] }) role!: string;
   @ApiProperty({ example: 128 }) uploads_active!: number;
   @ApiProperty({ example: 5242880 }) storage_used_bytes!: number;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    example: 1073741824,
+    description: 'Storage quota in bytes (stored sizes of live uploads); null = unlimited.',
+  })
+  quota_bytes!: number | null;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    example: 1000,
+    description: 'Live uploads allowed; null = unlimited.',
+  })
+  quota_files!: number | null;
 }
 
 export class MeKey {
   @ApiProperty({ example: 'fxf_8350' }) prefix!: string;
   @ApiProperty({ example: 'ci' }) label!: string;
+  @ApiProperty({ type: [String], enum: ['upload', 'read', 'delete'], example: ['upload', 'read', 'delete'] })
+  scopes!: string[];
   @ApiProperty({ example: 402 }) request_count!: number;
   @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
 }

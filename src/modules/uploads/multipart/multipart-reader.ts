@@ -18,6 +18,8 @@ export interface ReceivedFile {
   /** Bytes of the file as uploaded. */
   size: number;
   tags: string[];
+  /** The raw `expires_in` / `expires_at` text parts (API.md Part 3), checked by the caller. */
+  expiry: { expiresIn?: string; expiresAt?: string };
 }
 
 export interface MultipartLimits {
@@ -61,6 +63,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
     let fileSeen = false;
     let fileDone: Promise<{ size: number; sha256: string }> | null = null;
     let tagsRaw: string | undefined;
+    const expiry: ReceivedFile['expiry'] = {};
     let failed = false;
     let sink: WriteStream | null = null;
 
@@ -112,6 +115,10 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
           fail(new AppError('bad_request', 'The "tags" field is too long.'));
         }
         tagsRaw = value;
+      } else if (name === 'expires_in') {
+        expiry.expiresIn = value;
+      } else if (name === 'expires_at') {
+        expiry.expiresAt = value;
       }
     });
     bb.on('filesLimit', () => fail(new AppError('bad_request', 'Send exactly one "file" part.')));
@@ -155,7 +162,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
             fail(err as AppError);
             return;
           }
-          resolve({ path, sha256, size, tags });
+          resolve({ path, sha256, size, tags, expiry });
         })
         .catch(() => undefined);
     });

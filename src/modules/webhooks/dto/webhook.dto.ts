@@ -1,6 +1,40 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsBoolean, IsOptional, IsString, MaxLength, MinLength } from 'class-validator';
+import {
+  ArrayMinSize,
+  ArrayUnique,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsOptional,
+  IsString,
+  IsUUID,
+  MaxLength,
+  MinLength,
+} from 'class-validator';
 import { PageQuery } from '../../../common/validation/page-query';
+import { WEBHOOK_EVENTS, type WebhookEventType } from '../webhook.entity';
+
+const EVENTS_DOC =
+  'The events sent to this endpoint: `upload.created`, `upload.deleted` (with `reason`: `owner`, `delete_link`, ' +
+  '`admin` or `expired`), `upload.rejected` (NSFW review), `api_key.created`, `api_key.revoked`. Default ' +
+  '`["upload.created"]`.';
+
+/** A non-empty subset of the event types, without repeats. */
+function EventsProperty(): PropertyDecorator {
+  return (target, key) => {
+    ApiPropertyOptional({
+      type: [String],
+      enum: WEBHOOK_EVENTS,
+      example: ['upload.created'],
+      description: EVENTS_DOC,
+    })(target, key);
+    IsOptional()(target, key);
+    IsArray()(target, key);
+    ArrayMinSize(1)(target, key);
+    ArrayUnique()(target, key);
+    IsIn(WEBHOOK_EVENTS, { each: true })(target, key);
+  };
+}
 
 const URL_DOC =
   'http or https only. Loopback, private, link-local and other non-public addresses are refused, at registration ' +
@@ -17,6 +51,9 @@ export class CreateWebhookDto {
   @IsOptional()
   @IsBoolean()
   enabled?: boolean;
+
+  @EventsProperty()
+  events?: WebhookEventType[];
 }
 
 export class UpdateWebhookDto {
@@ -40,6 +77,9 @@ export class UpdateWebhookDto {
   @IsOptional()
   @IsBoolean()
   enabled?: boolean;
+
+  @EventsProperty()
+  events?: WebhookEventType[];
 }
 
 /** `limit` / `before` as every keyset-paged list. */
@@ -55,6 +95,8 @@ export class WebhookResponse {
       'WEBHOOK_DISABLE_AFTER_DAYS (3 days by default) with at least WEBHOOK_DISABLE_MIN_FAILURES failed attempts.',
   })
   enabled!: boolean;
+  @ApiProperty({ type: [String], enum: WEBHOOK_EVENTS, example: ['upload.created'], description: EVENTS_DOC })
+  events!: WebhookEventType[];
   @ApiProperty({ example: '2026-06-01T12:00:00.000Z' }) created_at!: string;
   @ApiProperty({ type: String, nullable: true, example: '2026-06-01T12:00:01.000Z' }) last_success_at!:
     | string
@@ -103,7 +145,10 @@ export class SigningSecretResponse {
   @ApiProperty({ example: true }) ok!: true;
   @ApiProperty({
     example: 'whsec_3f9a8c1e…',
-    description: 'The HMAC-SHA256 key for X-Fixitfy-Signature, used as shown (the whole string).',
+    description:
+      'The HMAC-SHA256 key for X-Fixitfy-Signature, used as shown (the whole string). The Standard Webhooks ' +
+      'signature (`webhook-signature: v1,<base64>` over `<webhook-id>.<webhook-timestamp>.<body>`) is keyed with ' +
+      'the part after `whsec_` base64-decoded, as every Standard Webhooks library does with this string.',
   })
   signing_secret!: string;
 }
@@ -112,7 +157,7 @@ export class DeliveryResponse {
   @ApiProperty({ format: 'uuid', description: 'This attempt.' }) id!: string;
   @ApiProperty({ format: 'uuid', description: 'X-Fixitfy-Delivery: the same on every attempt of one event.' })
   delivery_id!: string;
-  @ApiProperty({ example: 'upload.created', enum: ['upload.created', 'ping'] }) event!: string;
+  @ApiProperty({ example: 'upload.created', enum: [...WEBHOOK_EVENTS, 'ping'] }) event!: string;
   @ApiProperty({ example: 1, description: '1 for the first try, then one more per retry.' }) attempt!: number;
   @ApiProperty({ type: Number, nullable: true, example: 200, description: 'null when no answer came.' })
   status_code!: number | null;
@@ -136,6 +181,16 @@ export class ListDeliveriesResponse {
   })
   next_before!: string | null;
   @ApiProperty({ type: [DeliveryResponse] }) deliveries!: DeliveryResponse[];
+}
+
+export class RedeliverParams {
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID()
+  id!: string;
+
+  @ApiProperty({ format: 'uuid', description: 'A delivery_id from the deliveries list.' })
+  @IsUUID()
+  delivery_id!: string;
 }
 
 export class TestDeliveryResponse {

@@ -5,7 +5,18 @@ import { formatDate } from '../../lib/format';
 export type Delivery = Schemas['DeliveryResponse'];
 
 /** One endpoint's delivery attempts, newest first: what was sent, what came back, and when. */
-export function DeliveriesTable({ caption, deliveries }: { caption: string; deliveries: Delivery[] }) {
+export function DeliveriesTable({
+  caption,
+  deliveries,
+  onRedeliver,
+  busyId,
+}: {
+  caption: string;
+  deliveries: Delivery[];
+  /** Sends a past delivery again under its delivery id. */
+  onRedeliver?: (delivery: Delivery) => void;
+  busyId?: string | null;
+}) {
   return (
     // Focusable: at 375 px the table scrolls sideways, and keyboard users must be able to scroll it too.
     <div className="table-wrap" role="region" aria-label={caption} tabIndex={0}>
@@ -20,6 +31,11 @@ export function DeliveriesTable({ caption, deliveries }: { caption: string; deli
             <th scope="col">Duration</th>
             <th scope="col">Error</th>
             <th scope="col">Time</th>
+            {onRedeliver ? (
+              <th scope="col">
+                <span className="visually-hidden">Actions</span>
+              </th>
+            ) : null}
           </tr>
         </thead>
         <tbody>
@@ -40,6 +56,19 @@ export function DeliveriesTable({ caption, deliveries }: { caption: string; deli
               <td>
                 <time dateTime={d.created_at}>{formatDate(d.created_at)}</time>
               </td>
+              {onRedeliver ? (
+                <td>
+                  <button
+                    type="button"
+                    className="button button-small"
+                    aria-label={`Redeliver ${d.event} attempt ${d.attempt} of ${formatDate(d.created_at)}`}
+                    disabled={busyId === d.id}
+                    onClick={() => onRedeliver(d)}
+                  >
+                    {busyId === d.id ? 'Sending…' : 'Redeliver'}
+                  </button>
+                </td>
+              ) : null}
             </tr>
           ))}
         </tbody>

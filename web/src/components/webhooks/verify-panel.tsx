@@ -12,6 +12,19 @@ export function VerifyPanel() {
         <code>X-Fixitfy-Signature</code>. Answer with any 2xx within 8 seconds; anything else is recorded as a
         failure and retried.
       </p>
+      <h3>Standard Webhooks</h3>
+      <p>
+        Every delivery also carries the{' '}
+        <a href="https://www.standardwebhooks.com/" rel="noopener noreferrer">
+          Standard Webhooks
+        </a>{' '}
+        headers: <code>webhook-id</code> (the same as <code>X-Fixitfy-Delivery</code>; a redelivery keeps it),{' '}
+        <code>webhook-timestamp</code> (unix seconds) and <code>webhook-signature</code> (<code>v1,</code> and
+        the base64 HMAC-SHA256 of <code>id.timestamp.body</code>). Any Standard Webhooks library verifies them
+        with your signing secret as shown, <code>whsec_…</code> included, e.g.{' '}
+        <code>new Webhook(secret).verify(rawBody, headers)</code> in the <code>standardwebhooks</code> npm
+        package.
+      </p>
       <dl className="headers">
         {DELIVERY_HEADERS.map((h) => (
           <div key={h.name}>

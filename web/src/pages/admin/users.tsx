@@ -6,6 +6,7 @@ import { sentenceFor } from '../../api/errors';
 import { useUser } from '../../api/session';
 import { AdminNav } from '../../components/admin/admin-nav';
 import { BanDialog } from '../../components/admin/ban-dialog';
+import { QuotaDialog, type QuotaValues } from '../../components/admin/quota-dialog';
 import { ConfirmDialog } from '../../components/confirm-dialog';
 import { Field, FormError } from '../../components/field';
 import { formatBytes, formatDate } from '../../lib/format';
@@ -14,6 +15,13 @@ import '../../components/admin/admin.css';
 type AdminUser = Schemas['AdminUser'];
 
 const PAGE_SIZE = 50;
+
+/** The quota in force, e.g. "100 MB, 500 files" or "unlimited". */
+function quotaText(u: Pick<AdminUser, 'quota_bytes' | 'quota_files'>): string {
+  const bytes = u.quota_bytes === null ? 'unlimited storage' : formatBytes(u.quota_bytes);
+  const files = u.quota_files === null ? 'unlimited files' : `${u.quota_files} files`;
+  return u.quota_bytes === null && u.quota_files === null ? 'unlimited' : `${bytes}, ${files}`;
+}
 
 /** /admin/users: search by email; role, ban state and usage; ban (with a reason) and unban. */
 export default function AdminUsersPage() {
@@ -24,6 +32,7 @@ export default function AdminUsersPage() {
   const [draft, setDraft] = useState(query);
   const [banning, setBanning] = useState<AdminUser | null>(null);
   const [unbanning, setUnbanning] = useState<AdminUser | null>(null);
+  const [quotaOf, setQuotaOf] = useState<AdminUser | null>(null);
   const [notice, setNotice] = useState('');
 
   const users = useInfiniteQuery({
@@ -50,6 +59,14 @@ export default function AdminUsersPage() {
       api.POST('/api/v1/admin/users/{id}/ban', { params: { path: { id: user.id } }, body: { reason } }),
     );
     setNotice(`${user.email} is banned.`);
+    await queryClient.invalidateQueries({ queryKey: ['admin-users'] });
+  };
+
+  const setQuota = async (user: AdminUser, values: QuotaValues) => {
+    const updated = await call(
+      api.PATCH('/api/v1/admin/users/{id}', { params: { path: { id: user.id } }, body: values }),
+    );
+    setNotice(`${user.email}: quota now ${quotaText(updated.user)}.`);
     await queryClient.invalidateQueries({ queryKey: ['admin-users'] });
   };
 
@@ -100,6 +117,7 @@ export default function AdminUsersPage() {
                   <th scope="col">Status</th>
                   <th scope="col">Uploads</th>
                   <th scope="col">Storage</th>
+                  <th scope="col">Quota</th>
                   <th scope="col">Joined</th>
                   <th scope="col">Actions</th>
                 </tr>
@@ -123,6 +141,7 @@ export default function AdminUsersPage() {
                     </td>
                     <td>{u.uploads_active}</td>
                     <td>{formatBytes(u.storage_used_bytes)}</td>
+                    <td className="cell-wrap">{quotaText(u)}</td>
                     <td>{formatDate(u.created_at)}</td>
                     <td>
                       <div className="actions">
@@ -135,6 +154,14 @@ export default function AdminUsersPage() {
                         >
                           Audit
                         </Link>
+                        <button
+                          type="button"
+                          className="button button-small"
+                          aria-label={`Set quota of ${u.email}`}
+                          onClick={() => setQuotaOf(u)}
+                        >
+                          Quota
+                        </button>
                         {u.banned ? (
                           <button
                             type="button"
@@ -177,6 +204,11 @@ export default function AdminUsersPage() {
         email={banning?.email ?? null}
         onBan={(reason) => (banning ? ban(banning, reason) : Promise.resolve())}
         onClose={() => setBanning(null)}
+      />
+      <QuotaDialog
+        email={quotaOf?.email ?? null}
+        onSave={(values) => (quotaOf ? setQuota(quotaOf, values) : Promise.resolve())}
+        onClose={() => setQuotaOf(null)}
       />
       <ConfirmDialog
         open={unbanning !== null}

@@ -11,7 +11,10 @@ export interface AppRoute {
   /** OpenAPI-style path: `/api/v1/uploads/{filename}`. */
   path: string;
   authMarked: boolean;
-  /** In the OpenAPI document (the API), unlike the website's pages and assets (@ApiExcludeController). */
+  /**
+   * In the OpenAPI document (the API), unlike the website's pages and assets (@ApiExcludeController) and /metrics
+   * (@ApiExcludeEndpoint: the operator's, behind METRICS_TOKEN).
+   */
   documented: boolean;
 }
 
@@ -38,6 +41,9 @@ export function appRoutes(app: INestApplication): AppRoute[] {
       }
       const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
       const targets = [handler, wrapper.metatype];
+      const endpointExcluded = Reflect.getMetadata(DECORATORS.API_EXCLUDE_ENDPOINT, handler) as
+        | { disable?: boolean }
+        | undefined;
       // One handler may serve several paths (the website's pages); `*path` wildcards are written `{path}`.
       for (const sub of Array.isArray(subs) ? subs : [subs]) {
         const path = `/${[base, sub].filter((p) => p && p !== '/').join('/')}`.replace(/\/+/g, '/');
@@ -47,7 +53,7 @@ export function appRoutes(app: INestApplication): AppRoute[] {
           authMarked:
             !!reflector.getAllAndOverride(PUBLIC_ROUTE, targets) ||
             !!reflector.getAllAndOverride(AUTH_POLICY, targets),
-          documented: !excluded?.[0],
+          documented: !excluded?.[0] && !endpointExcluded?.disable,
         });
       }
     }

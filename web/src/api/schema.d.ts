@@ -3153,6 +3153,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description With IMAGES_REDIRECT_BASE_URL set: the image at the CDN or public bucket. */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Not modified (If-None-Match matched the ETag). */
             304: {
                 headers: {
@@ -3262,6 +3269,13 @@ export interface operations {
         responses: {
             /** @description Headers only. */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description With IMAGES_REDIRECT_BASE_URL set: the image at the CDN or public bucket. */
+            302: {
                 headers: {
                     [name: string]: unknown;
                 };

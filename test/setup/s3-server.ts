@@ -30,16 +30,20 @@ function desForS3rver(): void {
       : [algorithm, key];
   const cipher = crypto.createCipheriv.bind(crypto);
   const decipher = crypto.createDecipheriv.bind(crypto);
+  // Every other argument passes through untouched: dropping `options` (e.g. GCM's authTagLength) would weaken
+  // every later cipher in this worker process, the app's SecretBox included.
   (crypto as { createCipheriv: unknown }).createCipheriv = (
     algorithm: string,
     key: crypto.CipherKey,
     iv: Buffer,
-  ) => cipher(...swap(algorithm, key), iv);
+    ...rest: unknown[]
+  ) => (cipher as (...args: unknown[]) => unknown)(...swap(algorithm, key), iv, ...rest);
   (crypto as { createDecipheriv: unknown }).createDecipheriv = (
     algorithm: string,
     key: crypto.CipherKey,
     iv: Buffer,
-  ) => decipher(...swap(algorithm, key), iv);
+    ...rest: unknown[]
+  ) => (decipher as (...args: unknown[]) => unknown)(...swap(algorithm, key), iv, ...rest);
 }
 
 /** Directories of the running test S3 servers by endpoint, so `storedFiles()` can look behind one. */

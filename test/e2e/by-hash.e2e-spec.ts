@@ -3,21 +3,9 @@ import { png } from '../fixtures/sample-images';
 import { bearer, makeKey, type TestKey } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { ApiKeysService } from '../../src/modules/api-keys/api-keys.service';
+import { expectError } from '../setup/envelope';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-const expectError = (
-  res: { status: number; body: Record<string, unknown> },
-  status: number,
-  code: string,
-): void => {
-  expect({ status: res.status, ok: res.body.ok, code: res.body.code, error: typeof res.body.error }).toEqual({
-    status,
-    ok: false,
-    code,
-    error: 'string',
-  });
-};
 
 describe('HEAD/GET /api/v1/uploads/by-hash/:sha256 (e2e)', () => {
   let t: TestApp;

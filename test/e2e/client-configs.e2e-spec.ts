@@ -2,19 +2,7 @@ import { png } from '../fixtures/sample-images';
 import { sql } from '../setup/db';
 import { bearer, login, makeKey, makeUser, type TestSession, type TestUser } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
-
-const expectError = (
-  res: { status: number; body: Record<string, unknown> },
-  status: number,
-  code: string,
-): void => {
-  expect({ status: res.status, ok: res.body.ok, code: res.body.code, error: typeof res.body.error }).toEqual({
-    status,
-    ok: false,
-    code,
-    error: 'string',
-  });
-};
+import { expectError } from '../setup/envelope';
 
 describe('Client configs (e2e)', () => {
   let t: TestApp;

@@ -4,19 +4,7 @@ import { bearer, login, makeKey, makeUser, type TestKey } from '../setup/factori
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 import { ApiKeysService } from '../../src/modules/api-keys/api-keys.service';
-
-const expectError = (
-  res: { status: number; body: Record<string, unknown> },
-  status: number,
-  code: string,
-): void => {
-  expect({ status: res.status, ok: res.body.ok, code: res.body.code, error: typeof res.body.error }).toEqual({
-    status,
-    ok: false,
-    code,
-    error: 'string',
-  });
-};
+import { expectError } from '../setup/envelope';
 
 const local = (url: string): string => url.replace('http://upload.test', '');
 

@@ -2,19 +2,7 @@ import { png } from '../fixtures/sample-images';
 import { sql, storedFiles } from '../setup/db';
 import { bearer, makeKey, makeUser, type TestKey } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
-
-const expectError = (
-  res: { status: number; body: Record<string, unknown> },
-  status: number,
-  code: string,
-): void => {
-  expect({ status: res.status, ok: res.body.ok, code: res.body.code, error: typeof res.body.error }).toEqual({
-    status,
-    ok: false,
-    code,
-    error: 'string',
-  });
-};
+import { expectError } from '../setup/envelope';
 
 const LIMITS = { UPLOADS_IN_FLIGHT_PER_KEY: '16', RATE_LIMIT_UPLOADS_PER_MINUTE: '1000' };
 

@@ -6,19 +6,7 @@ import { bearer, login, makeKey, makeUser, type TestKey } from '../setup/factori
 import { FakeClock } from '../setup/fake-clock';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { sql } from '../setup/db';
-
-const expectError = (
-  res: { status: number; body: Record<string, unknown> },
-  status: number,
-  code: string,
-): void => {
-  expect({ status: res.status, ok: res.body.ok, code: res.body.code, error: typeof res.body.error }).toEqual({
-    status,
-    ok: false,
-    code,
-    error: 'string',
-  });
-};
+import { expectError } from '../setup/envelope';
 
 const decodePayload = (token: string): string =>
   Buffer.from(token.slice(3, token.indexOf('.')), 'base64url').toString('utf8');

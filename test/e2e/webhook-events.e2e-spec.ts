@@ -13,21 +13,9 @@ import {
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 import { Receiver, type ReceivedRequest } from './webhooks-receiver';
+import { expectError } from '../setup/envelope';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-const expectError = (
-  res: { status: number; body: Record<string, unknown> },
-  status: number,
-  code: string,
-): void => {
-  expect({ status: res.status, ok: res.body.ok, code: res.body.code, error: typeof res.body.error }).toEqual({
-    status,
-    ok: false,
-    code,
-    error: 'string',
-  });
-};
 
 interface Account {
   user: TestUser;

@@ -39,6 +39,10 @@ export interface ImageConfig {
   memoryBytes: number;
   /** Niceness of libvips' worker threads (Linux), so HTTP runs first when decodes fill the cores; 0 leaves them. */
   threadNice: number;
+  /** Heavy images (over 16 MP decoded) are decoded in a separate process (HeavyImageProcess); false: in this one. */
+  heavyProcess: boolean;
+  /** That process's niceness (Linux, 0–19). */
+  heavyNice: number;
 }
 
 export interface JanitorConfig {
@@ -246,6 +250,8 @@ export function loadConfig(
       timeoutSeconds: parsed.IMAGE_TIMEOUT_SECONDS ?? 20,
       memoryBytes: (parsed.IMAGE_MEMORY_MB ?? 48) * 1024 * 1024,
       threadNice: parsed.IMAGE_THREAD_NICE ?? 0,
+      heavyProcess: parsed.IMAGE_HEAVY_PROCESS ?? true,
+      heavyNice: parsed.IMAGE_HEAVY_NICE ?? 19,
     },
     uploadsInFlightPerKey: parsed.UPLOADS_IN_FLIGHT_PER_KEY ?? 4,
     janitor: {

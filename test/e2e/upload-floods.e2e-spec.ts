@@ -6,6 +6,9 @@ import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 import { RedisService } from '../../src/common/redis/redis.module';
 import { SLOT_TTL_MS } from '../../src/modules/uploads/upload-slots.service';
+import { ImagePool } from '../../src/modules/uploads/image-pool.service';
+import { processImage } from '../../src/modules/media/image-processor';
+import { getPriority } from 'node:os';
 
 /** Issue 9 item 6: what one client can make the image pipeline spend. */
 describe('Animation floods and uploads in flight (e2e)', () => {
@@ -113,5 +116,37 @@ describe('Animation floods and uploads in flight (e2e)', () => {
       .attach('file', await png(11), 'd.png')
       .expect(200);
     expect(await slotsHeld(key)).toBe(0);
+  });
+
+  it('should decode a heavy image (over 16 MP decoded) in the low-priority heavy-image process and store what a local decode stores', async () => {
+    const { token } = await makeKey(t);
+    // 5 frames of 2000×1700: 17 MP decoded, over HEAVY_PIXELS, within MAX_FRAMES.
+    const gif = await (await animatedNoise(2000, 1700, 5)).gif({ effort: 1 }).toBuffer();
+    const pool = t.app.get(ImagePool);
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', gif, 'heavy.gif')
+      .expect(200);
+    expect(res.body).toMatchObject({ ok: true, mime: 'image/gif', width: 2000, height: 1700 });
+    const pid = pool.heavyPid;
+    expect(pid).toBeDefined();
+    expect(pid).not.toBe(process.pid);
+    expect(getPriority(pid)).toBe(19);
+
+    const served = await t.http.get(`/images/${res.body.filename}`).buffer(true).expect(200);
+    const local = await processImage(gif, { ext: 'gif', mime: 'image/gif' });
+    expect(Buffer.compare(served.body as Buffer, local.data)).toBe(0);
+  });
+
+  it('should answer 415 processing_failed for a damaged heavy image, from the heavy-image process', async () => {
+    const { token } = await makeKey(t);
+    const gif = await (await animatedNoise(2000, 1700, 5)).gif({ effort: 1 }).toBuffer();
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', gif.subarray(0, Math.floor(gif.length * 0.6)), 'cut.gif');
+    expect(res.status).toBe(415);
+    expect(res.body).toMatchObject({ ok: false, code: 'processing_failed' });
   });
 });

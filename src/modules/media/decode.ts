@@ -16,6 +16,17 @@ export interface RawImage {
   channels: number;
 }
 
+/**
+ * A frame already turned into the classifier's inputs (by the heavy-image process, which decodes large images away
+ * from the service): what the classifier would have made of the RawImage.
+ */
+export interface PreparedFrame {
+  inputs: Float32Array[];
+}
+
+/** A frame for the review: decoded pixels, or their classifier inputs. */
+export type ReviewFrame = RawImage | PreparedFrame;
+
 /** The frames to review: first, last and evenly spaced ones between, at most `max`. */
 export function pickFrames(pages: number, max: number): number[] {
   const count = Math.max(1, Math.min(pages, max));

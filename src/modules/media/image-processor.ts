@@ -48,8 +48,22 @@ const ENCODE: Record<ReencodedExt, (image: Sharp) => Sharp> = {
  */
 export type DecodeGate = <T>(pixels: number, work: () => Promise<T>) => Promise<T>;
 
+/**
+ * Where images over `minPixels` decoded pixels are decoded and stripped instead of here: `run` does what processImage
+ * does, in another process (uploads' HeavyImageProcess).
+ */
+export interface Offload {
+  minPixels: number;
+  run(
+    input: Buffer,
+    type: ImageType,
+    options: ImageOptions & { reviewFrames: number },
+  ): Promise<ProcessedImage>;
+}
+
 export interface ProcessOptions extends ImageOptions {
   gate?: DecodeGate;
+  offload?: Offload;
   /** How many frames to decode for the review (pickFrames); 0 or absent: none. */
   reviewFrames?: number;
 }
@@ -77,7 +91,7 @@ export async function processImage(
   options: ProcessOptions = DEFAULT_IMAGE_OPTIONS,
 ): Promise<ProcessedImage> {
   try {
-    return await decodeAndStrip(input, type.ext, options);
+    return await decodeAndStrip(input, type, options);
   } catch (error) {
     if (error instanceof AppError) {
       throw error;
@@ -95,9 +109,10 @@ export async function processImage(
 
 async function decodeAndStrip(
   input: Buffer,
-  ext: ImageExt,
+  type: ImageType,
   options: ProcessOptions,
 ): Promise<ProcessedImage> {
+  const { ext } = type;
   // Only the primary AVIF image is decoded: sharp cannot write an AVIF sequence back.
   const pages = ext === 'avif' ? 1 : -1;
   // metadata() reads the header only, so an oversized image fails here before any pixel is allocated.
@@ -112,6 +127,12 @@ async function decodeAndStrip(
   const gate = options.gate ?? ungated;
   const timeout = { seconds: options.timeoutSeconds };
   const reviewFrames = options.reviewFrames ?? 0;
+  const { offload, maxFrames, maxIccBytes, timeoutSeconds } = options;
+  if (offload && meta.width * frameHeight * frames > offload.minPixels) {
+    return gate(meta.width * frameHeight * frames, () =>
+      offload.run(input, type, { maxFrames, maxIccBytes, timeoutSeconds, reviewFrames }),
+    );
+  }
   return gate(meta.width * frameHeight * frames, async () => {
     const orientation = meta.orientation ?? 1;
     if (ext === 'avif' || (ext !== 'gif' && orientation !== 1)) {

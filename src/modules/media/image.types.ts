@@ -1,4 +1,4 @@
-import type { RawImage } from './decode';
+import type { ReviewFrame } from './decode';
 
 /** The five accepted formats (API.md, `POST /api/v1/upload`): the stored extension and the served MIME type. */
 export type ImageExt = 'png' | 'jpg' | 'gif' | 'webp' | 'avif';
@@ -20,5 +20,5 @@ export interface ProcessedImage {
   /** Frames as decoded by sharp (1 for a still image). */
   pages: number;
   /** The frames for the review when asked for (ProcessOptions.reviewFrames), else empty. */
-  review: RawImage[];
+  review: ReviewFrame[];
 }

@@ -10,7 +10,7 @@ import { AppError } from '../../common/errors/app-error';
 import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { Metrics } from '../../common/metrics/metrics.service';
 import { AppConfig } from '../../config/app-config';
-import type { RawImage } from './image-preprocess';
+import type { ReviewFrame } from '../media/decode';
 import { decideModeration } from './moderation-policy';
 import type { ModerationVerdict } from './moderation.types';
 import { builtModelDir, verifyBuiltModel } from './model/built-model';
@@ -89,9 +89,9 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
 
   /**
    * Reviews the frames media decoded for it (decodeFrames with reviewFrames: full resolution, orientation applied,
-   * 8-bit sRGB(A)); moderation itself never decodes.
+   * 8-bit sRGB(A)), or their model inputs when the heavy-image process decoded them; moderation itself never decodes.
    */
-  async review(frames: readonly RawImage[]): Promise<ModerationVerdict> {
+  async review(frames: readonly ReviewFrame[]): Promise<ModerationVerdict> {
     const { moderation } = this.config;
     if (!moderation.enabled) {
       return { rejected: false, scores: null, frames: 0 };

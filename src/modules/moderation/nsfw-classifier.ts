@@ -1,4 +1,5 @@
-import { frameToModelInputs, MODEL_INPUT_VALUES, type RawImage } from './image-preprocess';
+import type { ReviewFrame } from '../media/decode';
+import { frameToModelInputs, MODEL_INPUT_VALUES } from './image-preprocess';
 import { InferenceWorker } from './inference-worker';
 import type { ModerationScores } from './moderation.types';
 import { Semaphore } from './semaphore';
@@ -52,10 +53,15 @@ export class NsfwClassifier {
     return this.worker.failed;
   }
 
-  /** Classifies decoded frames (media's decodeFrames: full resolution, oriented, 8-bit sRGB(A)). */
-  classify(frames: readonly RawImage[]): Promise<Classification> {
+  /**
+   * Classifies decoded frames (media's decodeFrames: full resolution, oriented, 8-bit sRGB(A)), or frames another
+   * process already prepared (their model inputs).
+   */
+  classify(frames: readonly ReviewFrame[]): Promise<Classification> {
     return this.gate.use(async () => {
-      const scores = await this.classifyPrepared(frames.flatMap((frame) => frameToModelInputs(frame)));
+      const scores = await this.classifyPrepared(
+        frames.flatMap((frame) => ('inputs' in frame ? frame.inputs : frameToModelInputs(frame))),
+      );
       return { frames: frames.length, scores };
     });
   }

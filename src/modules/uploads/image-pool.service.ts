@@ -3,7 +3,8 @@ import { AppConfig } from '../../config/app-config';
 import { limitSharpMemory, niceImageThreads } from '../media/sharp-settings';
 import { Semaphore } from '../moderation/semaphore';
 import { ByteBudget } from './byte-budget';
-import type { DecodeGate } from '../media/image-processor';
+import type { DecodeGate, Offload } from '../media/image-processor';
+import { HeavyImageProcess } from './heavy-image-process';
 
 /** Above this many decoded pixels (all frames) an image takes the heavy lane: about a second of CPU or more. */
 export const HEAVY_PIXELS = 16_000_000;
@@ -12,7 +13,8 @@ export const HEAVY_PIXELS = 16_000_000;
  * Bounds the image work (sharp decodes and encodes, moderation) of this instance. sharp runs on libuv's threadpool,
  * which file I/O shares, so at most IMAGE_CONCURRENCY ordinary images and one heavy image are worked on at once;
  * loadConfig sizes the threadpool above that. Heavy images (animations and large stills) queue in their own lane of
- * one, so a few worst-case files use one core at most and never hold up an ordinary upload behind them.
+ * one and are decoded in the heavy-image process at a low CPU priority (HeavyImageProcess), so a few worst-case files
+ * never hold up an ordinary upload, neither in a queue nor for the CPU.
  */
 @Injectable()
 export class ImagePool implements OnModuleDestroy {
@@ -21,9 +23,13 @@ export class ImagePool implements OnModuleDestroy {
   private readonly bytes: ByteBudget;
   private readonly nice: number;
   private renice: NodeJS.Timeout | undefined;
+  private readonly heavyProcess: HeavyImageProcess | undefined;
 
   constructor(config: AppConfig) {
     this.light = new Semaphore(config.images.concurrency);
+    this.heavyProcess = config.images.heavyProcess
+      ? new HeavyImageProcess(config.images.heavyNice, HEAVY_PIXELS)
+      : undefined;
     this.bytes = new ByteBudget(config.images.memoryBytes);
     this.nice = config.images.threadNice;
     limitSharpMemory();
@@ -36,6 +42,17 @@ export class ImagePool implements OnModuleDestroy {
 
   onModuleDestroy(): void {
     clearInterval(this.renice);
+    this.heavyProcess?.close();
+  }
+
+  /** Where heavy images are decoded (processImage's `offload`); undefined with IMAGE_HEAVY_PROCESS=false. */
+  get offload(): Offload | undefined {
+    return this.heavyProcess?.offload;
+  }
+
+  /** The heavy-image process's pid while it runs (tests). */
+  get heavyPid(): number | undefined {
+    return this.heavyProcess?.pid;
   }
 
   /**

@@ -127,6 +127,7 @@ export class UploadPipelineService {
     const image = await processImage(original, type, {
       ...this.config.images,
       gate: this.pool.gate,
+      offload: this.pool.offload,
       reviewFrames: this.moderation.reviewFrames,
     });
     const { review, ...stored } = image;

@@ -1,0 +1,149 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { join } from 'node:path';
+import { AppError, type ErrorCode } from '../../common/errors/app-error';
+import type { ImageOptions } from '../media/image-limits';
+import type { ProcessedImage, ImageType } from '../media/image.types';
+import type { Offload } from '../media/image-processor';
+
+/** What the parent sends: one image to decode and strip (processImage's arguments, without the gate). */
+export interface HeavyJob {
+  id: number;
+  input: Uint8Array;
+  type: ImageType;
+  options: ImageOptions & { reviewFrames: number };
+}
+
+export type HeavyReply =
+  | { id: number; image: ProcessedImage; error?: undefined }
+  | { id: number; error: { code: ErrorCode; message: string | undefined }; image?: undefined };
+
+interface Pending {
+  resolve: (image: ProcessedImage) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** The child's entry: the compiled .js beside this file, or the .ts under ts-node and jest. */
+const CHILD = join(__dirname, `heavy-image-child${__filename.endsWith('.ts') ? '.ts' : '.js'}`);
+
+/**
+ * Heavy images (over HEAVY_PIXELS decoded: animations near the frame cap, large stills) are decoded and stripped in a
+ * separate process at a low CPU priority (`IMAGE_HEAVY_NICE`, Linux). A few worst-case files then take only the CPU
+ * that ordinary uploads and HTTP leave idle, instead of an equal share of it, so ordinary uploads keep their latency
+ * (issue 9, item 6; `npm run bench -- floods`). The process is started on the first heavy image and kept; one that
+ * dies or hangs past the decode timeout is killed, its image fails with `processing_failed`, and the next heavy
+ * image starts a new one. ImagePool's heavy lane sends it one image at a time.
+ */
+export class HeavyImageProcess {
+  private child: ChildProcess | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  readonly offload: Offload;
+
+  constructor(
+    private readonly nice: number,
+    minPixels: number,
+  ) {
+    this.offload = { minPixels, run: (input, type, options) => this.run(input, type, options) };
+  }
+
+  /** The child's pid, while one runs (for tests). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  run(
+    input: Buffer,
+    type: ImageType,
+    options: ImageOptions & { reviewFrames: number },
+  ): Promise<ProcessedImage> {
+    if (this.closed) {
+      return Promise.reject(new AppError('unavailable', 'The service is shutting down.'));
+    }
+    const child = this.ensureChild();
+    const id = this.nextId++;
+    // processImage runs at most a few sharp pipelines, each under the timeout: past four of them, the child is stuck.
+    const limitMs = options.timeoutSeconds * 4 * 1000 + 5000;
+    return new Promise<ProcessedImage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(
+          new AppError(
+            'processing_failed',
+            `The image took longer than ${options.timeoutSeconds} s to decode; send a smaller or simpler file.`,
+          ),
+        );
+        child.kill('SIGKILL');
+      }, limitMs);
+      this.pending.set(id, { resolve, reject, timer });
+      const job: HeavyJob = { id, input, type, options };
+      child.send(job, (err) => {
+        if (err) {
+          this.settle(id)?.reject(err);
+        }
+      });
+    });
+  }
+
+  /** Stops the child (module shutdown); images still in it fail. */
+  close(): void {
+    this.closed = true;
+    this.fail(new AppError('unavailable', 'The service is shutting down.'));
+    this.child?.kill('SIGKILL');
+    this.child = undefined;
+  }
+
+  private ensureChild(): ChildProcess {
+    if (this.child) {
+      return this.child;
+    }
+    const child = fork(CHILD, [String(this.nice)], {
+      execArgv: CHILD.endsWith('.ts') ? ['-r', 'ts-node/register/transpile-only'] : [],
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    child.on('message', (reply: HeavyReply) => {
+      const pending = this.settle(reply.id);
+      if (!pending) {
+        return;
+      }
+      if (reply.error) {
+        pending.reject(new AppError(reply.error.code, reply.error.message));
+        return;
+      }
+      const { data, review, ...size } = reply.image;
+      // Buffers cross the channel as Uint8Array: the pipeline compares and stores Buffers.
+      pending.resolve({ ...size, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), review });
+    });
+    child.on('exit', () => {
+      if (this.child === child) {
+        this.child = undefined;
+      }
+      this.fail(
+        new AppError('processing_failed', 'The image could not be decoded; send a smaller or simpler file.'),
+      );
+    });
+    child.on('error', () => undefined);
+    // An idle child or its channel never keeps the service (or a test) running.
+    child.unref();
+    child.channel?.unref();
+    this.child = child;
+    return child;
+  }
+
+  private settle(id: number): Pending | undefined {
+    const pending = this.pending.get(id);
+    if (pending) {
+      clearTimeout(pending.timer);
+      this.pending.delete(id);
+    }
+    return pending;
+  }
+
+  private fail(error: Error): void {
+    for (const id of [...this.pending.keys()]) {
+      this.settle(id)?.reject(error);
+    }
+  }
+}

@@ -11,7 +11,12 @@ import type { Request, Response } from 'express';
 import { JSON_TOO_DEEP_MESSAGE } from '../http/json-depth';
 import { ERROR_CODE_LOCAL } from '../logging/logger-options';
 import { AppError } from './app-error';
-import { DEPENDENCY_RETRY_AFTER_SECONDS, isDatabaseFailure, isRedisFailure } from './dependency-failure';
+import {
+  DEPENDENCY_RETRY_AFTER_SECONDS,
+  isDatabaseFailure,
+  isPostgresError,
+  isRedisFailure,
+} from './dependency-failure';
 import { DEFAULT_MESSAGES, ERROR_STATUS, type ErrorCode } from './error-status';
 
 interface BodyParserError {
@@ -38,7 +43,10 @@ export function toAppError(exception: unknown): { error: AppError; unexpected: b
   if (exception instanceof AppError) {
     return { error: exception, unexpected: false };
   }
-  if (exception instanceof UniqueConstraintViolationException) {
+  if (
+    exception instanceof UniqueConstraintViolationException ||
+    (isPostgresError(exception) && exception.code === '23505')
+  ) {
     return { error: new AppError('conflict'), unexpected: false };
   }
   // Redis first: a bare socket error that reaches us comes from pg, while ioredis reports its own failures.

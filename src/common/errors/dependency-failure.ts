@@ -66,8 +66,24 @@ export function isDatabaseFailure(err: unknown): boolean {
   return chain(err).some(
     (e) =>
       e instanceof DriverException ||
+      isPostgresError(e) ||
       e.name === 'KnexTimeoutError' ||
       (typeof e.code === 'string' && (NETWORK_CODES.has(e.code) || isUnavailableSqlState(e.code))) ||
       (typeof e.message === 'string' && DATABASE_MESSAGES.test(e.message)),
+  );
+}
+
+/**
+ * An error the PostgreSQL server sent (pg's DatabaseError: a severity and a five-character SQLSTATE), as a raw
+ * statement run through the ORM's connection raises it outside the ORM's exception types.
+ */
+export function isPostgresError(e: unknown): e is Error & { code: string; severity: string } {
+  const err = e as { code?: unknown; severity?: unknown } | null;
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    typeof err.severity === 'string' &&
+    typeof err.code === 'string' &&
+    /^[0-9A-Z]{5}$/.test(err.code)
   );
 }

@@ -108,6 +108,23 @@ describe('HeavyImageProcess', () => {
     await expect(heavy.run(gif, GIF, OPTIONS)).resolves.toMatchObject({ pages: 12 });
   }, 30_000);
 
+  it('should let an idle process exit, and start a new one for the next image', async () => {
+    const quick = new HeavyImageProcess(19, 0, 200);
+    try {
+      const gif = await animation(16, 2);
+      await quick.run(gif, GIF, OPTIONS);
+      const first = quick.pid!;
+      for (let i = 0; i < 100 && quick.pid !== undefined; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(quick.pid).toBeUndefined();
+      await expect(quick.run(gif, GIF, OPTIONS)).resolves.toMatchObject({ pages: 2 });
+      expect(quick.pid).not.toBe(first);
+    } finally {
+      quick.close();
+    }
+  });
+
   it('should refuse work once closed', async () => {
     heavy.close();
     await expect(heavy.run(await animation(8, 2), GIF, OPTIONS)).rejects.toMatchObject({

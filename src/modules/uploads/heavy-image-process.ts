@@ -18,10 +18,17 @@ export type HeavyReply =
   | { id: number; error: { code: ErrorCode; message: string | undefined }; image?: undefined };
 
 interface Pending {
+  child: ChildProcess;
   resolve: (image: ProcessedImage) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
 }
+
+/**
+ * An idle process exits after this long: heavy images come in bursts, and the memory a 100 MP decode leaves behind
+ * (glibc keeps freed pages) should go back to the system rather than stay with a process that waits.
+ */
+const IDLE_EXIT_MS = 5000;
 
 /** The child's entry: the compiled .js beside this file, or the .ts under ts-node and jest. */
 const CHILD = join(__dirname, `heavy-image-child${__filename.endsWith('.ts') ? '.ts' : '.js'}`);
@@ -32,19 +39,20 @@ const CHILD = join(__dirname, `heavy-image-child${__filename.endsWith('.ts') ? '
  * that ordinary uploads and HTTP leave idle, instead of an equal share of it, so ordinary uploads keep their latency
  * (issue 9, item 6; `npm run bench -- floods`). The process is started on the first heavy image and kept; one that
  * dies or hangs past the decode timeout is killed, its image fails with `processing_failed`, and the next heavy
- * image starts a new one. ImagePool's heavy lane sends it one image at a time.
+ * image starts a new one; an idle one exits after IDLE_EXIT_MS. ImagePool's heavy lane sends it one image at a time.
  */
 export class HeavyImageProcess {
   private child: ChildProcess | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
-
+  private idleTimer: NodeJS.Timeout | undefined;
   readonly offload: Offload;
 
   constructor(
     private readonly nice: number,
     minPixels: number,
+    private readonly idleExitMs = IDLE_EXIT_MS,
   ) {
     this.offload = { minPixels, run: (input, type, options) => this.run(input, type, options) };
   }
@@ -62,6 +70,7 @@ export class HeavyImageProcess {
     if (this.closed) {
       return Promise.reject(new AppError('unavailable', 'The service is shutting down.'));
     }
+    clearTimeout(this.idleTimer);
     const child = this.ensureChild();
     const id = this.nextId++;
     // processImage runs at most a few sharp pipelines, each under the timeout: past four of them, the child is stuck.
@@ -73,10 +82,11 @@ export class HeavyImageProcess {
             'processing_failed',
             `The image took longer than ${options.timeoutSeconds} s to decode; send a smaller or simpler file.`,
           ),
+          child,
         );
         child.kill('SIGKILL');
       }, limitMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { child, resolve, reject, timer });
       const job: HeavyJob = { id, input, type, options };
       child.send(job, (err) => {
         if (err) {
@@ -89,6 +99,7 @@ export class HeavyImageProcess {
   /** Stops the child (module shutdown); images still in it fail. */
   close(): void {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     this.fail(new AppError('unavailable', 'The service is shutting down.'));
     this.child?.kill('SIGKILL');
     this.child = undefined;
@@ -122,6 +133,7 @@ export class HeavyImageProcess {
       }
       this.fail(
         new AppError('processing_failed', 'The image could not be decoded; send a smaller or simpler file.'),
+        child,
       );
     });
     child.on('error', () => undefined);
@@ -138,12 +150,26 @@ export class HeavyImageProcess {
       clearTimeout(pending.timer);
       this.pending.delete(id);
     }
+    if (this.pending.size === 0 && this.child) {
+      const child = this.child;
+      clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => {
+        if (this.pending.size === 0 && this.child === child) {
+          this.child = undefined;
+          child.kill('SIGTERM');
+        }
+      }, this.idleExitMs);
+      this.idleTimer.unref();
+    }
     return pending;
   }
 
-  private fail(error: Error): void {
-    for (const id of [...this.pending.keys()]) {
-      this.settle(id)?.reject(error);
+  /** Rejects the images in `child` (a process that died or hung), or in any process. */
+  private fail(error: Error, child?: ChildProcess): void {
+    for (const [id, pending] of [...this.pending]) {
+      if (!child || pending.child === child) {
+        this.settle(id)?.reject(error);
+      }
     }
   }
 }

@@ -12,6 +12,7 @@ import { clientIp } from '../../common/http/client-ip';
 import { AppConfig } from '../../config/app-config';
 import { ApiKeysService } from '../api-keys/api-keys.service';
 import { UploadTokenUsesService } from '../api-keys/upload-token-uses.service';
+import { User } from '../auth/user.entity';
 import { UsersService } from '../auth/users.service';
 import { ModerationService } from '../moderation/moderation.service';
 import type { ModerationVerdict } from '../moderation/moderation.types';
@@ -95,7 +96,9 @@ export class UploadPipelineService {
       const tags = withTokenTags(principal, received.tags);
       const expiresAt = resolveExpiry(principal, received.expiry, Date.now());
       // The same bytes of the same owner already passed sniffing, decoding and review: answer before redoing them.
-      const existing = await this.repository.findLiveBySha(principal.userId, received.sha256);
+      const state = await this.repository.shaState(principal.userId, received.sha256);
+      const existing =
+        state === 'live' ? await this.repository.findLiveBySha(principal.userId, received.sha256) : null;
       if (existing) {
         assertTypeAllowed(principal, existing.mime);
         await this.assertStillAuthorised(principal);
@@ -104,7 +107,7 @@ export class UploadPipelineService {
       // From here the bytes are in memory (the original, the stripped copy, decoded frames): the ImagePool's byte
       // budget bounds how many uploads are at this stage at once; the others wait on disk.
       return await this.pool.holdBytes(received.size, () =>
-        this.processAndStore(principal, req, received, { tags, expiresAt }),
+        this.processAndStore(principal, req, received, { tags, expiresAt, due: state === 'due' }),
       );
     } finally {
       await rm(received.path, { force: true });
@@ -115,7 +118,7 @@ export class UploadPipelineService {
     principal: Principal,
     req: Request,
     received: ReceivedFile,
-    { tags, expiresAt }: { tags: string[]; expiresAt: Date | null },
+    { tags, expiresAt, due }: { tags: string[]; expiresAt: Date | null; due: boolean },
   ): Promise<UploadResponse> {
     let original: Buffer | null = await readFile(received.path);
     const type = await sniffImageType(original);
@@ -188,7 +191,9 @@ export class UploadPipelineService {
     }
     try {
       // The owner's same bytes past their expiry but not yet swept would hold the dedupe index: expire them now.
-      await this.uploads.expireDue(1, { ownerId: principal.userId, sha256: received.sha256 });
+      if (due) {
+        await this.uploads.expireDue(1, { ownerId: principal.userId, sha256: received.sha256 });
+      }
       const upload = await this.record(principal, {
         filename,
         mime: type.mime,
@@ -222,14 +227,115 @@ export class UploadPipelineService {
   }
 
   /**
-   * Records the upload and its webhook events in one transaction: the quota check under the owner's advisory lock,
-   * then the key/user re-check FOR SHARE (a revoke or a ban either committed before → 401 / 403, nothing written, or
-   * waits for this commit), then the row and its outbox rows, committed together.
+   * Records the upload and its webhook events, all or nothing: the quota check, the key/user re-check FOR SHARE (a
+   * revoke or a ban either committed before → 401 / 403, nothing written, or waits for this commit), then the row and
+   * its outbox rows. Without a quota in force that is one statement (one round trip); with one, a transaction that
+   * takes the owner's advisory lock first.
    */
-  private async record(
-    principal: Principal,
-    data: Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>,
-  ): Promise<Upload> {
+  private async record(principal: Principal, data: NewUpload): Promise<Upload> {
+    const { bytes, files } = this.config.storageQuota;
+    if (bytes === null && files === null) {
+      const recorded = await this.recordInOneStatement(principal, data);
+      if (recorded) {
+        return recorded;
+      }
+    }
+    return this.recordInTransaction(principal, data);
+  }
+
+  /**
+   * The record as one statement, for an owner without a quota: the user (and key) rows read FOR SHARE, the upload
+   * inserted only if the key is live, the owner not banned and no quota of theirs in force, and the outbox rows
+   * inserted from the inserted row. Null when the owner has a quota (the caller takes the transaction path).
+   */
+  private async recordInOneStatement(principal: Principal, data: NewUpload): Promise<Upload | null> {
+    const keyId = principal.kind === 'session' ? null : principal.keyId;
+    const em = this.em.fork();
+    const upload: Upload = Object.assign(new Upload(), data, {
+      owner: em.getReference(User, principal.userId),
+      apiKeyId: keyId,
+    });
+    upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
+    const body = OutboxService.uploadCreatedBody({
+      ownerId: principal.userId,
+      upload: this.mapper.toWebhookUpload(upload),
+      createdAt: upload.createdAt,
+    });
+    const [result] = await em.getConnection().execute<
+      {
+        user_found: boolean;
+        banned: boolean;
+        quota: boolean;
+        key_live: boolean;
+        inserted: number;
+        events: number;
+      }[]
+    >(
+      `with u as (select banned_at, quota_bytes, quota_files from users where id = ? for share),
+              k as (select revoked_at from api_keys where id = ?::uuid for share),
+              allowed as (
+                select 1 from u
+                 where u.banned_at is null and u.quota_bytes is null and u.quota_files is null
+                   and (?::uuid is null or exists (select 1 from k where k.revoked_at is null))),
+              ins as (
+                insert into uploads (id, owner_id, api_key_id, filename, mime, size, width, height, pages, sha256,
+                                     stored_sha256, tags, delete_token_hash, scores, created_at, expires_at)
+                select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, array(select jsonb_array_elements_text(?::jsonb)), ?, ?::jsonb, ?, ?
+                  from allowed
+                returning id),
+              outbox as (${OutboxService.uploadCreatedInsert('ins')})
+         select exists (select 1 from u) as user_found,
+                coalesce((select banned_at is not null from u), false) as banned,
+                coalesce((select quota_bytes is not null or quota_files is not null from u), false) as quota,
+                (?::uuid is null or exists (select 1 from k where k.revoked_at is null)) as key_live,
+                (select count(*) from ins)::int as inserted,
+                (select count(*) from outbox)::int as events`,
+      [
+        principal.userId,
+        keyId,
+        keyId,
+        upload.id,
+        principal.userId,
+        keyId,
+        upload.filename,
+        upload.mime,
+        upload.size,
+        upload.width,
+        upload.height,
+        upload.pages ?? null,
+        upload.sha256,
+        upload.storedSha256,
+        // As JSON: the driver would spread a JS array into a list of parameters.
+        JSON.stringify(upload.tags),
+        upload.deleteTokenHash,
+        upload.scores ? JSON.stringify(upload.scores) : null,
+        upload.createdAt,
+        upload.expiresAt ?? null,
+        body,
+        principal.userId,
+        keyId,
+      ],
+    );
+    if (result.inserted === 1) {
+      if (result.events > 0) {
+        this.webhooks.kickRelay();
+      }
+      return upload;
+    }
+    // Nothing was written: say why, in the order the transaction path checks.
+    if (!result.key_live) {
+      throw new AppError('unauthorized', 'The API key was revoked.');
+    }
+    if (result.banned) {
+      throw new AppError('banned');
+    }
+    if (result.quota) {
+      return null;
+    }
+    throw new AppError('unauthorized', result.user_found ? undefined : 'The account no longer exists.');
+  }
+
+  private async recordInTransaction(principal: Principal, data: NewUpload): Promise<Upload> {
     return this.em.fork().transactional(async (em) => {
       await this.uploads.assertQuotaRoom(principal.userId, data.size, em);
       await this.assertStillAuthorised(principal, em);
@@ -268,6 +374,9 @@ export class UploadPipelineService {
     await (em.isInTransaction() ? check(em) : em.transactional(check));
   }
 }
+
+/** What the pipeline knows of a new upload before it is recorded. */
+type NewUpload = Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>;
 
 /** A unique violation, as the ORM converts it or as the driver raises it from a raw statement (SQLSTATE 23505). */
 function isUniqueViolation(err: unknown): boolean {

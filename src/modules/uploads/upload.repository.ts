@@ -88,6 +88,23 @@ export function liveFilter(now = new Date()): Record<string, unknown> {
 export class UploadRepository {
   constructor(private readonly em: EntityManager) {}
 
+  /**
+   * Whether the owner has these bytes: `live`, `due` (past its expiry, not yet swept: it still holds the dedupe index
+   * until expired), or null. One indexed statement (uploads_owner_sha256_live_uniq), no hydration: the upload path
+   * asks this on every upload and almost always hears null.
+   */
+  async shaState(ownerId: string, sha: string): Promise<'live' | 'due' | null> {
+    const rows = await this.em
+      .fork()
+      .getConnection()
+      .execute<{ due: boolean }[]>(
+        `select (expires_at is not null and expires_at <= now()) as due from uploads
+          where owner_id = ? and sha256 = ? and deleted_at is null`,
+        [ownerId, sha],
+      );
+    return rows.length === 0 ? null : rows[0].due ? 'due' : 'live';
+  }
+
   findLiveBySha(ownerId: string, sha: string): Promise<Upload | null> {
     return this.em.fork().findOne(Upload, { owner: ownerId, sha256: sha, ...liveFilter() });
   }

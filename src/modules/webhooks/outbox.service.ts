@@ -32,6 +32,14 @@ export interface ApiKeyEventData {
   scopes: string[];
 }
 
+function uploadCreatedPayload(e: UploadCreatedEvent): Record<string, unknown> {
+  const { filename, url, size, mime, width, height, hash_sha256 } = e.upload;
+  return {
+    upload: { filename, url, size, mime, width, height, hash_sha256 },
+    timestamp: e.createdAt.toISOString(),
+  };
+}
+
 /** Writes webhook events into the outbox, inside the caller's transaction. */
 @Injectable()
 export class OutboxService implements OnModuleInit, OnModuleDestroy {
@@ -74,11 +82,32 @@ export class OutboxService implements OnModuleInit, OnModuleDestroy {
    * Returns how many were written.
    */
   async recordUploadCreated(em: EntityManager, e: UploadCreatedEvent): Promise<number> {
-    const { filename, url, size, mime, width, height, hash_sha256 } = e.upload;
-    return this.record(em, e.ownerId, 'upload.created', {
-      upload: { filename, url, size, mime, width, height, hash_sha256 },
-      timestamp: e.createdAt.toISOString(),
-    });
+    return this.record(em, e.ownerId, 'upload.created', uploadCreatedPayload(e));
+  }
+
+  /**
+   * The rows recordUploadCreated would write, as SQL for a data-modifying CTE of the statement that inserts the upload
+   * (UploadPipelineService's one-statement record): one row per endpoint of the owner subscribed to upload.created,
+   * held while the endpoint is auto-disabled, as record() decides. `$ownerId` and `$body` are the statement's own
+   * parameters, spliced in by the caller; the caller kicks the relay (kickRelay) once the statement has committed.
+   */
+  static uploadCreatedInsert(ins: string): string {
+    return `insert into outbox_events (id, webhook_id, event, body, created_at, attempts, held_at)
+      select gen_random_uuid(), w.id, 'upload.created', ?, now(), 0, case when w.enabled then null else now() end
+        from webhooks w, ${ins}
+       where w.user_id = ? and w.events @> array['upload.created']::text[]
+         and (w.enabled or w.disabled_reason = 'failing')
+      returning 1`;
+  }
+
+  /** The upload.created body, as recordUploadCreated writes it. */
+  static uploadCreatedBody(e: UploadCreatedEvent): string {
+    return JSON.stringify({ event: 'upload.created', ...uploadCreatedPayload(e) });
+  }
+
+  /** Relays what a committed statement wrote into the outbox. */
+  kickRelay(): void {
+    this.relay.kick();
   }
 
   /** upload.deleted, in the transaction that marks the upload deleted. */

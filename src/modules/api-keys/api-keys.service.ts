@@ -62,6 +62,9 @@ export class ApiKeysService extends BearerAuthenticator {
    * `banned`, thrown here, revocation checked first) or waits for the caller's commit. Must be called inside a
    * transaction (asserted). Static: it needs nothing but the caller's EntityManager.
    */
+  /** The key row as lockForWrite reads it (FOR SHARE; one parameter, the key id or null), for a one-statement caller. */
+  static readonly SHARED_ROW_SQL = 'select revoked_at from api_keys where id = ?::uuid for share';
+
   static async lockForWrite(
     principal: KeyPrincipal | UploadTokenPrincipal,
     em: EntityManager,

@@ -32,6 +32,13 @@ export class UsersService {
    * released at once and the check would mean nothing, so that is a programming error, not a silent plain read.
    * A user row that no longer exists is not an error here (the caller's foreign key answers for it).
    */
+  /**
+   * The user row as lockForWrite reads it (FOR SHARE; one parameter, the id), with its quotas, for a caller that
+   * locks and checks in one statement (the upload record).
+   */
+  static readonly SHARED_ROW_SQL =
+    'select banned_at, quota_bytes, quota_files from users where id = ? for share';
+
   static async lockForWrite(userId: string, em: EntityManager): Promise<void> {
     assertInTransaction(em, 'UsersService.lockForWrite');
     const rows = await em

@@ -12,7 +12,6 @@ import { clientIp } from '../../common/http/client-ip';
 import { AppConfig } from '../../config/app-config';
 import { ApiKeysService } from '../api-keys/api-keys.service';
 import { UploadTokenUsesService } from '../api-keys/upload-token-uses.service';
-import { User } from '../auth/user.entity';
 import { UsersService } from '../auth/users.service';
 import { ModerationService } from '../moderation/moderation.service';
 import type { ModerationVerdict } from '../moderation/moderation.types';
@@ -251,10 +250,8 @@ export class UploadPipelineService {
   private async recordInOneStatement(principal: Principal, data: NewUpload): Promise<Upload | null> {
     const keyId = principal.kind === 'session' ? null : principal.keyId;
     const em = this.em.fork();
-    const upload: Upload = Object.assign(new Upload(), data, {
-      owner: em.getReference(User, principal.userId),
-      apiKeyId: keyId,
-    });
+    // Not a managed entity (its owner reference is left unset): what the answer and the event are made from.
+    const upload: Upload = Object.assign(new Upload(), data, { apiKeyId: keyId });
     upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
     const body = OutboxService.uploadCreatedBody({
       ownerId: principal.userId,
@@ -271,8 +268,8 @@ export class UploadPipelineService {
         events: number;
       }[]
     >(
-      `with u as (select banned_at, quota_bytes, quota_files from users where id = ? for share),
-              k as (select revoked_at from api_keys where id = ?::uuid for share),
+      `with u as (${UsersService.SHARED_ROW_SQL}),
+              k as (${ApiKeysService.SHARED_ROW_SQL}),
               allowed as (
                 select 1 from u
                  where u.banned_at is null and u.quota_bytes is null and u.quota_files is null

@@ -227,6 +227,36 @@ describe('Variants on the direct link (e2e)', () => {
     expect(Number(head.headers['content-length'])).toBe(body.length);
   });
 
+  it('should answer the request that makes a variant like one that reads it back: 206, HEAD, the same headers', async () => {
+    const { filename } = await upload(await photo(200, 100, 'png'));
+    const url = `/images/${filename}?w=128&format=webp`;
+    // The first request renders (and answers from the rendered bytes): a range of them.
+    const part = await t.http.get(url).set('Range', 'bytes=5-14').expect(206);
+    // The second reads the stored file.
+    const full = await t.http.get(url).expect(200);
+    const body = full.body as Buffer;
+    expect(part.headers['content-range']).toBe(`bytes 5-14/${body.length}`);
+    expect(part.body as Buffer).toEqual(body.subarray(5, 15));
+    const headers = (r: { headers: Record<string, string> }) => {
+      const {
+        date: _date,
+        'x-request-id': _id,
+        'content-length': _len,
+        'content-range': _range,
+        ...rest
+      } = r.headers;
+      return rest;
+    };
+    expect(headers(part)).toEqual(headers(full));
+
+    const { filename: other } = await upload(await photo(210, 100, 'png'));
+    const head = await t.http.head(`/images/${other}?w=128&format=webp`).expect(200);
+    const made = await t.http.get(`/images/${other}?w=128&format=webp`).expect(200);
+    expect(head.headers.etag).toBe(made.headers.etag);
+    expect(Number(head.headers['content-length'])).toBe((made.body as Buffer).length);
+    expect(head.text ?? '').toBe('');
+  });
+
   it('should remove the variants with the upload and answer 404 at once', async () => {
     const { filename, delete_url } = await upload(await photo(200, 100, 'png'));
     await t.http.get(`/images/${filename}?w=64&format=webp`).expect(200);

@@ -40,21 +40,7 @@ export async function sendImage(
   withBody: boolean,
   accelPrefix?: string,
 ): Promise<void> {
-  const { etag, size } = image;
-  // RFC 9110 §13.2.2: If-None-Match is evaluated before Range.
-  const notModified = etagMatches(req.header('if-none-match'), etag);
-  let range: { start: number; end: number } | undefined;
-  let unsatisfiable = false;
-  const rangeHeader = req.header('range');
-  const ifRange = req.header('if-range');
-  if (!notModified && rangeHeader && (!ifRange || ifRange === etag)) {
-    const parsed = rangeParser(size, rangeHeader, { combine: true });
-    unsatisfiable = parsed === -1;
-    // One range is served as 206; a malformed header or several ranges get the whole file (RFC 9110 allows it).
-    if (parsed !== -1 && parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
-      range = { start: parsed[0].start, end: parsed[0].end };
-    }
-  }
+  const { notModified, range, unsatisfiable } = negotiate(image, req);
   const stream = await storage.get(image.key, range);
   if (!stream) {
     throw new AppError('not_found', 'No such image.');
@@ -64,28 +50,8 @@ export async function sendImage(
   if (!withBody || notModified || unsatisfiable || accel) {
     stream.destroy();
   }
-  if (unsatisfiable) {
-    throw new AppError('range_not_satisfiable', undefined, {
-      headers: { 'Content-Range': `bytes */${size}` },
-    });
-  }
-  res.setHeader('ETag', etag);
-  for (const [name, value] of Object.entries(IMAGE_HEADERS)) {
-    res.setHeader(name, value);
-  }
-  res.setHeader('Last-Modified', image.lastModifiedText);
-  if (notModified) {
-    res.status(304).end();
+  if (!writeHead(image, res, { notModified, range, unsatisfiable })) {
     return;
-  }
-  res.setHeader('Content-Type', image.mime);
-  if (range) {
-    res.status(206);
-    res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-    res.setHeader('Content-Length', String(range.end - range.start + 1));
-  } else {
-    res.status(200);
-    res.setHeader('Content-Length', String(size));
   }
   if (accel) {
     // nginx serves the bytes (README "nginx in front"): no body from us.
@@ -99,6 +65,85 @@ export async function sendImage(
     return;
   }
   await pipeline(stream, res).catch(() => res.destroy());
+}
+
+/**
+ * Answers like sendImage for bytes already in memory (a variant this request just rendered and stored): the same
+ * headers, 304, Range/206 and 416, no read back from storage.
+ */
+export function sendImageBytes(
+  image: ImageRepresentation,
+  data: Buffer,
+  req: Request,
+  res: Response,
+  withBody: boolean,
+): void {
+  const negotiated = negotiate(image, req);
+  if (!writeHead(image, res, negotiated)) {
+    return;
+  }
+  const { range } = negotiated;
+  res.end(withBody ? (range ? data.subarray(range.start, range.end + 1) : data) : undefined);
+}
+
+interface Negotiated {
+  notModified: boolean;
+  range: { start: number; end: number } | undefined;
+  unsatisfiable: boolean;
+}
+
+/** ETag/If-None-Match, then Range/If-Range (RFC 9110 §13.2.2: If-None-Match is evaluated before Range). */
+function negotiate(image: ImageRepresentation, req: Request): Negotiated {
+  const notModified = etagMatches(req.header('if-none-match'), image.etag);
+  let range: { start: number; end: number } | undefined;
+  let unsatisfiable = false;
+  const rangeHeader = req.header('range');
+  const ifRange = req.header('if-range');
+  if (!notModified && rangeHeader && (!ifRange || ifRange === image.etag)) {
+    const parsed = rangeParser(image.size, rangeHeader, { combine: true });
+    unsatisfiable = parsed === -1;
+    // One range is served as 206; a malformed header or several ranges get the whole file (RFC 9110 allows it).
+    if (parsed !== -1 && parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
+      range = { start: parsed[0].start, end: parsed[0].end };
+    }
+  }
+  return { notModified, range, unsatisfiable };
+}
+
+/**
+ * Status and headers; throws the 416 envelope, ends a 304 and returns false then. True: the caller sends the body
+ * (or ends a HEAD).
+ */
+function writeHead(
+  image: ImageRepresentation,
+  res: Response,
+  { notModified, range, unsatisfiable }: Negotiated,
+): boolean {
+  const { etag, size } = image;
+  if (unsatisfiable) {
+    throw new AppError('range_not_satisfiable', undefined, {
+      headers: { 'Content-Range': `bytes */${size}` },
+    });
+  }
+  res.setHeader('ETag', etag);
+  for (const [name, value] of Object.entries(IMAGE_HEADERS)) {
+    res.setHeader(name, value);
+  }
+  res.setHeader('Last-Modified', image.lastModifiedText);
+  if (notModified) {
+    res.status(304).end();
+    return false;
+  }
+  res.setHeader('Content-Type', image.mime);
+  if (range) {
+    res.status(206);
+    res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+    res.setHeader('Content-Length', String(range.end - range.start + 1));
+  } else {
+    res.status(200);
+    res.setHeader('Content-Length', String(size));
+  }
+  return true;
 }
 
 export function etagMatches(header: string | undefined, etag: string): boolean {

@@ -15,12 +15,12 @@ import {
   VARIANT_FORMATS,
 } from '../media/variant-params';
 import { StorageDriver } from '../storage/storage-driver';
-import { type ServableUpload, UploadsService } from '../uploads/uploads.service';
+import { UploadsService } from '../uploads/uploads.service';
 import { DeliveryCache } from './delivery-cache';
 import { representation } from './fast-path';
 import { redirectImage } from './image-redirect';
-import { type ImageRepresentation, sendImage } from './image-response';
-import { type VariantRequest, VariantsService } from './variants.service';
+import { type ImageRepresentation, sendImage, sendImageBytes } from './image-response';
+import { VariantsService } from './variants.service';
 
 /** The variant parameters (API.md Part 3, "Variants on the direct link"), described once for GET and HEAD. */
 function ApiVariantQuery(): MethodDecorator {
@@ -132,18 +132,26 @@ export class ImagesController {
         upload.createdAt,
       );
     } else {
-      image = this.cache.variant(filename, resolved.key) ?? (await this.variant(upload, resolved));
+      let rendered: Buffer | undefined;
+      const cached = this.cache.variant(filename, resolved.key);
+      if (cached) {
+        image = cached;
+      } else {
+        const stored = await this.variants.ensure(upload, resolved);
+        image = representation(stored.storageKey, stored.sha256, stored.size, stored.mime, stored.createdAt);
+        rendered = stored.data;
+      }
       this.cache.rememberVariant(upload, resolved.key, image, mark);
+      if (rendered && !this.config.imagesRedirectBaseUrl && !this.config.accelRedirectPrefix) {
+        // This request made the variant (and stored it): its bytes are at hand, no need to read them back.
+        sendImageBytes(image, rendered, req, res, withBody);
+        return;
+      }
     }
     if (this.config.imagesRedirectBaseUrl) {
       redirectImage(this.config.imagesRedirectBaseUrl, image, res);
       return;
     }
     await sendImage(this.storage, image, req, res, withBody, this.config.accelRedirectPrefix);
-  }
-
-  private async variant(upload: ServableUpload, request: VariantRequest): Promise<ImageRepresentation> {
-    const stored = await this.variants.ensure(upload, request);
-    return representation(stored.storageKey, stored.sha256, stored.size, stored.mime, stored.createdAt);
   }
 }

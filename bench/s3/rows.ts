@@ -3,9 +3,10 @@
  *
  *   npm run bench -- 3 s3
  *
- * - `/images` throughput and p99: the same ~200 KB object through the service on STORAGE_DRIVER=s3 (GET streams
- *   it from the store) against a plain GET of it straight from the S3 server. Goal ≥ 0.7×. The local driver's
- *   number is shown beside it (informational).
+ * - `/images` throughput and p99: the same ~200 KB object through the service on STORAGE_DRIVER=s3 (the first GET
+ *   streams it from the store, later ones come from the instance's memory, DELIVERY_CACHE_MB) against a plain GET of
+ *   it straight from the S3 server. Goal ≥ 0.7×. Beside it (informational): the local driver, and the same deployment
+ *   with DELIVERY_CACHE_MB=0, where every GET streams from the store.
  * - Upload latency: the same uploads on S3 and on the local driver; goal: S3 ≤ 1.2× local + one store round trip,
  *   reported as (S3 − one PutObject of the same size, measured here) / local ≤ 1.2.
  *
@@ -134,6 +135,11 @@ export const suite: BenchSuite = {
       apps.push(onS3);
       const onLocal = await createTestApp({ env: limits });
       apps.push(onLocal);
+      // The same deployment without the bytes cache: every GET streams from the store (informational).
+      const streaming = await createTestApp({
+        env: { ...limits, ...s3.env({ prefix }), DELIVERY_CACHE_MB: '0' },
+      });
+      apps.push(streaming);
       const base = (t: TestApp): string => {
         const address = t.app.getHttpServer().address() as { port: number };
         return `http://127.0.0.1:${address.port}`;
@@ -159,6 +165,7 @@ export const suite: BenchSuite = {
         service: `${base(onS3)}/images/${served.s3}`,
         direct: `${s3.endpoint}/fxf-test/${prefix}${served.s3}`,
         local: `${base(onLocal)}/images/${served.local}`,
+        streamed: `${base(streaming)}/images/${served.s3}`,
       };
       const store = new S3StorageDriver({
         endpoint: s3.endpoint,
@@ -176,6 +183,7 @@ export const suite: BenchSuite = {
         service: [] as Load[],
         direct: [] as Load[],
         local: [] as Load[],
+        streamed: [] as Load[],
         uploadS3: [] as number[],
         uploadLocal: [] as number[],
         roundTrip: [] as number[],
@@ -196,10 +204,12 @@ export const suite: BenchSuite = {
       await load(urls.service);
       await load(urls.direct);
       await load(urls.local);
+      await load(urls.streamed);
       for (let round = 0; round < runs; round++) {
         samples.direct.push(await load(urls.direct));
         samples.service.push(await load(urls.service));
         samples.local.push(await load(urls.local));
+        samples.streamed.push(await load(urls.streamed));
         samples.uploadLocal.push(
           await timeUploads(onLocal, keys.local.token, await images(UPLOADS_PER_ROUND)),
         );
@@ -228,7 +238,16 @@ export const suite: BenchSuite = {
           baseline: rps(samples.direct),
           unit: 'req/s',
           goal: { direction: 'at-least', ratio: 0.7 },
-          note: `p99 ${p99(samples.service).toFixed(1)} ms vs ${p99(samples.direct).toFixed(1)} ms direct; ${note}`,
+          note: `p99 ${p99(samples.service).toFixed(1)} ms vs ${p99(samples.direct).toFixed(1)} ms direct; small objects served from the instance's memory after the first GET (DELIVERY_CACHE_MB); ${note}`,
+        }),
+        row({
+          label:
+            'GET /images on S3 with DELIVERY_CACHE_MB=0: every GET streamed from the store (req/s, informational)',
+          value: rps(samples.streamed),
+          baselineLabel: 'same object straight from the S3 server',
+          baseline: rps(samples.direct),
+          unit: 'req/s',
+          note: `p99 ${p99(samples.streamed).toFixed(1)} ms; ${note}`,
         }),
         row({
           label: 'GET /images on S3 vs on the local driver (req/s, informational)',

@@ -71,6 +71,30 @@ describe('S3 storage under faults (e2e)', () => {
     expect(ok.headers['etag']).toBe(`"${await storedSha(up.body.filename)}"`);
   });
 
+  it('should answer a small object it has served from memory while the store is down, and 404 at once after a delete', async () => {
+    const key = await makeKey(t);
+    const up = await upload(key.token, 21);
+    expect(up.status).toBe(200);
+    const path = `/images/${up.body.filename}`;
+    const first = await t.http.get(path).buffer(true).expect(200);
+    proxy.on(['GET', 'HEAD'], 'fail');
+    // Kept by ETag for DELIVERY_CACHE_SECONDS: the same answer without asking the store.
+    const again = await t.http.get(path).buffer(true).expect(200);
+    expect(Buffer.compare(again.body as Buffer, first.body as Buffer)).toBe(0);
+    expect(again.headers.etag).toBe(first.headers.etag);
+    const part = await t.http.get(path).set('Range', 'bytes=0-9').buffer(true).expect(206);
+    expect(part.body as Buffer).toEqual((first.body as Buffer).subarray(0, 10));
+    await t.http.get(path).set('If-None-Match', first.headers.etag).expect(304);
+    // Deleted: gone on every instance at once, memory included.
+    await t.http
+      .delete(`/api/v1/uploads/${up.body.filename}`)
+      .set(...bearer(key.token))
+      .expect(200);
+    const gone = await t.http.get(path);
+    expect(gone.status).toBe(404);
+    expect(gone.body).toEqual({ ok: false, code: 'not_found', error: expect.any(String) });
+  });
+
   it('should keep answering other requests while the store hangs, and say storage on /readyz', async () => {
     const key = await makeKey(t);
     const up = await upload(key.token, 14);

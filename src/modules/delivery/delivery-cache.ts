@@ -21,15 +21,13 @@ interface VariantEntry {
   expires: number;
 }
 
-interface BytesEntry {
-  data: Buffer;
-  mtimeMs: number;
-}
+/** A local file's bytes (checked against its mtime on every use), or a remote object's (by ETag, for the TTL). */
+type BytesEntry = { data: Buffer; mtimeMs: number } | { data: Buffer; etag: string; expires: number };
 
 /**
  * What direct links may reuse without the database, per instance (issue 14): an upload's servable row (after the ban
  * rule) and its stored variants' rows, for DELIVERY_CACHE_SECONDS; plus the bytes of small files, checked against
- * the file's size and mtime on every use.
+ * the file's size and mtime on every use (local storage) or kept for DELIVERY_CACHE_SECONDS by ETag (S3).
  *
  * A delete or a ban drops entries on every instance at once through the InvalidationBus. The cache answers only
  * while this instance's subscription is confirmed (`enabled`): without Redis every request asks the database, as
@@ -114,7 +112,7 @@ export class DeliveryCache {
     if (!entry) {
       return undefined;
     }
-    if (entry.data.length !== size || entry.mtimeMs !== mtimeMs) {
+    if (!('mtimeMs' in entry) || entry.data.length !== size || entry.mtimeMs !== mtimeMs) {
       this.dropBytes(storageKey);
       return undefined;
     }
@@ -127,15 +125,43 @@ export class DeliveryCache {
   }
 
   rememberBytes(storageKey: string, data: Buffer, mtimeMs: number, mark: number): void {
-    if (mark !== this.epoch || !this.keepsBytes(data.length)) {
+    this.keep(storageKey, { data, mtimeMs }, mark);
+  }
+
+  /**
+   * The bytes of an object in a remote store (S3), if held: the object under a key never changes (a variant made
+   * again is the same bytes), so they are kept by ETag for DELIVERY_CACHE_SECONDS, like the rows; a delete drops them
+   * at once through the bus, and an object removed from the bucket behind the service's back is served at most that
+   * much longer. No stat to check them against, unlike a local file.
+   */
+  objectBytes(storageKey: string, etag: string): Buffer | undefined {
+    const entry = this.bytes.get(storageKey);
+    if (!entry || !('etag' in entry)) {
+      return undefined;
+    }
+    if (entry.etag !== etag || entry.expires <= Date.now() || !this.enabled) {
+      this.dropBytes(storageKey);
+      return undefined;
+    }
+    return entry.data;
+  }
+
+  rememberObjectBytes(storageKey: string, etag: string, data: Buffer, mark: number): void {
+    if (this.enabled) {
+      this.keep(storageKey, { data, etag, expires: Date.now() + this.ttlMs }, mark);
+    }
+  }
+
+  private keep(storageKey: string, entry: BytesEntry, mark: number): void {
+    if (mark !== this.epoch || !this.keepsBytes(entry.data.length)) {
       return;
     }
     this.dropBytes(storageKey);
-    while (this.bytesTotal + data.length > this.config.deliveryCacheBytes && this.bytes.size > 0) {
+    while (this.bytesTotal + entry.data.length > this.config.deliveryCacheBytes && this.bytes.size > 0) {
       this.dropBytes(this.bytes.keys().next().value as string);
     }
-    this.bytes.set(storageKey, { data, mtimeMs });
-    this.bytesTotal += data.length;
+    this.bytes.set(storageKey, entry);
+    this.bytesTotal += entry.data.length;
   }
 
   /** `upload:<filename>`, `owner:<user id>` or INVALIDATE_ALL (InvalidationBus). */

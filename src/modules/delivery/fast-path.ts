@@ -26,8 +26,8 @@ export interface FastPathDeps {
 
 /**
  * The direct link's hot path (issue 14), in front of Express: a GET or HEAD of an image whose metadata this instance
- * already holds (DeliveryCache) and whose file is on local storage is answered right here — no router, no body
- * parsers, no guards, no ORM, no per-request info log line. It answers exactly what ImagesController + sendImage
+ * already holds (DeliveryCache) and whose file is on local storage (or, on S3, whose bytes it holds) is answered right
+ * here — no router, no body parsers, no guards, no ORM, no per-request info log line. It answers exactly what ImagesController + sendImage
  * would (the same headers, ETag/304, Range/206, HEAD); everything else — a miss, an error of any kind, a 416, a
  * variant not made yet, a query it does not read the way Express does — goes to Express untouched, which answers
  * (and logs) it and fills the cache. So the fast path can only ever answer a success the slow path would give.
@@ -94,18 +94,24 @@ export function fastPath(
       return false;
     }
     const file = storage.localFile(image.key);
-    if (!file) {
-      return false;
-    }
-    // The file must be there (and be the one the row describes) for any answer, HEAD and 304 included.
     let stats: Stats | undefined;
-    try {
-      stats = statSync(file.path, { throwIfNoEntry: false });
-    } catch {
-      return false;
-    }
-    if (!stats || stats.size !== image.size) {
-      return false;
+    let held: Buffer | undefined;
+    if (file) {
+      // The file must be there (and be the one the row describes) for any answer, HEAD and 304 included.
+      try {
+        stats = statSync(file.path, { throwIfNoEntry: false });
+      } catch {
+        return false;
+      }
+      if (!stats || stats.size !== image.size) {
+        return false;
+      }
+    } else {
+      // A remote store (S3): only an object whose bytes this instance holds is answered here.
+      held = cache.objectBytes(image.key, image.etag);
+      if (!held || held.length !== image.size) {
+        return false;
+      }
     }
 
     const headers: OutgoingHttpHeaders = {
@@ -146,17 +152,20 @@ export function fastPath(
       res.writeHead(status, headers).end();
       return true;
     }
-    if (!range && accelPrefix) {
+    if (file && !range && accelPrefix) {
       // nginx serves the bytes (README "nginx in front"): no body from us.
       headers['X-Accel-Redirect'] = `${accelPrefix}${file.relative}`;
       headers['Content-Length'] = '0';
       res.writeHead(200, headers).end();
       return true;
     }
-    const held = cache.bytesOf(image.key, image.size, stats.mtimeMs);
+    held ??= stats ? cache.bytesOf(image.key, image.size, stats.mtimeMs) : undefined;
     if (held) {
       res.writeHead(status, headers).end(range ? held.subarray(start, end + 1) : held);
       return true;
+    }
+    if (!file || !stats) {
+      return false; // unreachable: a remote object is answered above or not at all
     }
     const mtimeMs = stats.mtimeMs;
     const key = image.key;

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import rangeParser from 'range-parser';
 import { AppError } from '../../common/errors/app-error';
@@ -39,11 +40,19 @@ export async function sendImage(
   res: Response,
   withBody: boolean,
   accelPrefix?: string,
+  keep?: (data: Buffer) => void,
 ): Promise<void> {
   const { notModified, range, unsatisfiable } = negotiate(image, req);
   const stream = await storage.get(image.key, range);
   if (!stream) {
     throw new AppError('not_found', 'No such image.');
+  }
+  if (keep && withBody && !notModified && !unsatisfiable && !range) {
+    // A small object of a remote store: read whole, handed to `keep` (DeliveryCache) and answered from memory.
+    const data = await readAll(stream, image.size);
+    keep(data);
+    sendImageBytes(image, data, req, res, withBody);
+    return;
   }
   const accel =
     accelPrefix && withBody && !notModified && !unsatisfiable && !range ? storage.localFile(image.key) : null;
@@ -84,6 +93,25 @@ export function sendImageBytes(
   }
   const { range } = negotiated;
   res.end(withBody ? (range ? data.subarray(range.start, range.end + 1) : data) : undefined);
+}
+
+/** All of a stored object's bytes; 503 when the store fails mid-read or sends another length than the row's. */
+async function readAll(stream: Readable, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error) {
+    throw new AppError('unavailable', 'The stored image could not be read; try again shortly.', {
+      cause: error,
+    });
+  }
+  const data = Buffer.concat(chunks);
+  if (data.length !== size) {
+    throw new AppError('unavailable', 'The stored image could not be read; try again shortly.');
+  }
+  return data;
 }
 
 interface Negotiated {

@@ -152,6 +152,18 @@ export class ImagesController {
       redirectImage(this.config.imagesRedirectBaseUrl, image, res);
       return;
     }
-    await sendImage(this.storage, image, req, res, withBody, this.config.accelRedirectPrefix);
+    // On a remote store (S3) a small object's bytes are kept for the fast path: local files are read by it instead.
+    const remote = this.storage.localFile(image.key) === null && this.cache.keepsBytes(image.size);
+    const key = image.key;
+    const etag = image.etag;
+    await sendImage(
+      this.storage,
+      image,
+      req,
+      res,
+      withBody,
+      this.config.accelRedirectPrefix,
+      remote ? (data) => this.cache.rememberObjectBytes(key, etag, data, mark) : undefined,
+    );
   }
 }

@@ -39,7 +39,7 @@ export interface ImageConfig {
   memoryBytes: number;
   /** Niceness of libvips' worker threads (Linux), so HTTP runs first when decodes fill the cores; 0 leaves them. */
   threadNice: number;
-  /** Heavy images (over 16 MP decoded) are decoded in a separate process (HeavyImageProcess); false: in this one. */
+  /** Heavy animations (over 16 MP decoded) are decoded in a separate process (HeavyImageProcess); false: here. */
   heavyProcess: boolean;
   /** That process's niceness (Linux, 0–19). */
   heavyNice: number;

@@ -9,6 +9,7 @@ import { SLOT_TTL_MS } from '../../src/modules/uploads/upload-slots.service';
 import { ImagePool } from '../../src/modules/uploads/image-pool.service';
 import { processImage } from '../../src/modules/media/image-processor';
 import { getPriority } from 'node:os';
+import sharp from 'sharp';
 
 /** Issue 9 item 6: what one client can make the image pipeline spend. */
 describe('Animation floods and uploads in flight (e2e)', () => {
@@ -118,7 +119,21 @@ describe('Animation floods and uploads in flight (e2e)', () => {
     expect(await slotsHeld(key)).toBe(0);
   });
 
-  it('should decode a heavy image (over 16 MP decoded) in the low-priority heavy-image process and store what a local decode stores', async () => {
+  it('should decode a heavy still (over 16 MP) here, without starting the heavy-image process', async () => {
+    const { token } = await makeKey(t);
+    const still = await sharp({ create: { width: 4200, height: 4100, channels: 3, background: '#3a6' } })
+      .png()
+      .toBuffer();
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', still, 'big.png')
+      .expect(200);
+    expect(res.body).toMatchObject({ ok: true, width: 4200, height: 4100 });
+    expect(t.app.get(ImagePool).heavyPid).toBeUndefined();
+  });
+
+  it('should decode a heavy animation (over 16 MP decoded) in the low-priority heavy-image process and store what a local decode stores', async () => {
     const { token } = await makeKey(t);
     // 5 frames of 2000×1700: 17 MP decoded, over HEAVY_PIXELS, within MAX_FRAMES.
     const gif = await (await animatedNoise(2000, 1700, 5)).gif({ effort: 1 }).toBuffer();

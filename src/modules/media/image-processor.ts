@@ -49,8 +49,9 @@ const ENCODE: Record<ReencodedExt, (image: Sharp) => Sharp> = {
 export type DecodeGate = <T>(pixels: number, work: () => Promise<T>) => Promise<T>;
 
 /**
- * Where images over `minPixels` decoded pixels are decoded and stripped instead of here: `run` does what processImage
- * does, in another process (uploads' HeavyImageProcess).
+ * Where animations over `minPixels` decoded pixels (all frames) are decoded and stripped instead of here: `run` does
+ * what processImage does, in another process (uploads' HeavyImageProcess). Stills stay here: theirs is one decode
+ * pass, and the full-resolution review frame would have to cross to this process again.
  */
 export interface Offload {
   minPixels: number;
@@ -128,7 +129,7 @@ async function decodeAndStrip(
   const timeout = { seconds: options.timeoutSeconds };
   const reviewFrames = options.reviewFrames ?? 0;
   const { offload, maxFrames, maxIccBytes, timeoutSeconds } = options;
-  if (offload && meta.width * frameHeight * frames > offload.minPixels) {
+  if (offload && frames > 1 && meta.width * frameHeight * frames > offload.minPixels) {
     return gate(meta.width * frameHeight * frames, () =>
       offload.run(input, type, { maxFrames, maxIccBytes, timeoutSeconds, reviewFrames }),
     );

@@ -34,7 +34,7 @@ const IDLE_EXIT_MS = 5000;
 const CHILD = join(__dirname, `heavy-image-child${__filename.endsWith('.ts') ? '.ts' : '.js'}`);
 
 /**
- * Heavy images (over HEAVY_PIXELS decoded: animations near the frame cap, large stills) are decoded and stripped in a
+ * Heavy animations (over HEAVY_PIXELS decoded, all frames: up to the frame cap) are decoded and stripped in a
  * separate process at a low CPU priority (`IMAGE_HEAVY_NICE`, Linux). A few worst-case files then take only the CPU
  * that ordinary uploads and HTTP leave idle, instead of an equal share of it, so ordinary uploads keep their latency
  * (issue 9, item 6; `npm run bench -- floods`). The process is started on the first heavy image and kept; one that

@@ -13,8 +13,8 @@ export const HEAVY_PIXELS = 16_000_000;
  * Bounds the image work (sharp decodes and encodes, moderation) of this instance. sharp runs on libuv's threadpool,
  * which file I/O shares, so at most IMAGE_CONCURRENCY ordinary images and one heavy image are worked on at once;
  * loadConfig sizes the threadpool above that. Heavy images (animations and large stills) queue in their own lane of
- * one and are decoded in the heavy-image process at a low CPU priority (HeavyImageProcess), so a few worst-case files
- * never hold up an ordinary upload, neither in a queue nor for the CPU.
+ * one; heavy animations are decoded in the heavy-image process at a low CPU priority (HeavyImageProcess), so a few
+ * worst-case files never hold up an ordinary upload, neither in a queue nor for the CPU.
  */
 @Injectable()
 export class ImagePool implements OnModuleDestroy {
@@ -45,7 +45,7 @@ export class ImagePool implements OnModuleDestroy {
     this.heavyProcess?.close();
   }
 
-  /** Where heavy images are decoded (processImage's `offload`); undefined with IMAGE_HEAVY_PROCESS=false. */
+  /** Where heavy animations are decoded (processImage's `offload`); undefined with IMAGE_HEAVY_PROCESS=false. */
   get offload(): Offload | undefined {
     return this.heavyProcess?.offload;
   }

@@ -138,6 +138,7 @@ export const suite: BenchSuite = {
       // The same deployment without the bytes cache: every GET streams from the store (informational).
       const streaming = await createTestApp({
         env: { ...limits, ...s3.env({ prefix }), DELIVERY_CACHE_MB: '0' },
+        shareWith: onS3,
       });
       apps.push(streaming);
       const base = (t: TestApp): string => {

@@ -19,12 +19,25 @@ async function main(): Promise<void> {
     throw new Error(`no bench suite matches ${[...only].join(', ')}`);
   }
   const sections: Array<{ name: string; rows: BenchRow[] }> = [];
+  const failed: string[] = [];
   for (const folder of folders) {
     const { suite } = (await import(join(__dirname, folder, 'rows.ts'))) as { suite: BenchSuite };
     process.stderr.write(`bench: ${suite.name} (${runs} runs)…\n`);
-    sections.push({ name: suite.name, rows: await suite.run({ runs }) });
+    try {
+      sections.push({ name: suite.name, rows: await suite.run({ runs }) });
+    } catch (error) {
+      // One suite failing costs its rows, not the table of the others (a full run takes about 25 minutes).
+      failed.push(folder);
+      process.stderr.write(
+        `bench: ${suite.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
+    }
   }
   process.stdout.write(`${renderTable(sections)}\n`);
+  if (failed.length > 0) {
+    process.stderr.write(`bench: failed suites: ${failed.join(', ')}\n`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((error: unknown) => {

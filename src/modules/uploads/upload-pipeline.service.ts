@@ -319,15 +319,16 @@ export class UploadPipelineService {
       }
       return upload;
     }
-    // Nothing was written: say why, in the order the transaction path checks.
+    // Nothing was written: say why, in the order the transaction path checks (quota, key, owner). An owner with a
+    // quota goes that path, which answers 413 before 401 when both apply.
+    if (result.quota) {
+      return null;
+    }
     if (!result.key_live) {
       throw new AppError('unauthorized', 'The API key was revoked.');
     }
     if (result.banned) {
       throw new AppError('banned');
-    }
-    if (result.quota) {
-      return null;
     }
     throw new AppError('unauthorized', result.user_found ? undefined : 'The account no longer exists.');
   }

@@ -1,0 +1,89 @@
+import { Client } from 'pg';
+import { png } from '../fixtures/sample-images';
+import { bearer, makeKey } from '../setup/factories';
+import { sql, storedFiles } from '../setup/db';
+import { createTestApp, type TestApp } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
+
+/**
+ * The upload's one-statement record reads the key and user rows FOR SHARE: a revoke or a ban that is in progress
+ * when the upload reaches its record either commits first (the upload gets 401/403 and keeps nothing) or rolls back
+ * (the upload is recorded). Both orders, with the revoke/ban held open in a real transaction.
+ */
+describe('Upload record against a revoke or ban in progress (e2e)', () => {
+  let t: TestApp;
+  let admin: Client;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    admin = new Client({ connectionString: t.databaseUrl });
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await admin.end();
+    await t.close();
+  });
+
+  /** Backends of the app waiting on a row lock: the upload's record has reached the held row. */
+  const waitingOnLock = async (): Promise<boolean> => {
+    const rows = await sql(
+      t,
+      `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+    );
+    return rows.length > 0;
+  };
+
+  async function uploadWhileHeld(statement: string, id: string, commit: boolean, seed: number) {
+    const key = await makeKey(t);
+    const target = statement.includes('api_keys') ? key.keyId : key.user.id;
+    await admin.query('begin');
+    await admin.query(statement.replace('$id', '$1'), [target]);
+    const answer = t.http
+      .post('/api/v1/upload')
+      .set(...bearer(key.token))
+      .attach('file', await png(seed), `${id}.png`)
+      .then((r) => r);
+    await waitFor('the record waits for the held row', waitingOnLock);
+    await admin.query(commit ? 'commit' : 'rollback');
+    const res = await answer;
+    const rows = await sql(t, 'select filename from uploads where owner_id = $1', [key.user.id]);
+    return { res, rows };
+  }
+
+  it('should answer 401 and record nothing when a revoke in progress commits', async () => {
+    const before = storedFiles(t).length;
+    const { res, rows } = await uploadWhileHeld(
+      'update api_keys set revoked_at = now() where id = $id',
+      'revoked',
+      true,
+      31,
+    );
+    expect(res.status).toBe(401);
+    expect(res.body).toEqual({ ok: false, code: 'unauthorized', error: 'The API key was revoked.' });
+    expect(rows).toEqual([]);
+    expect(storedFiles(t)).toHaveLength(before);
+  });
+
+  it('should record the upload when the revoke in progress rolls back', async () => {
+    const { res, rows } = await uploadWhileHeld(
+      'update api_keys set revoked_at = now() where id = $id',
+      'kept',
+      false,
+      32,
+    );
+    expect(res.status).toBe(200);
+    expect(rows).toEqual([{ filename: res.body.filename }]);
+  });
+
+  it('should answer 403 banned and record nothing when a ban in progress commits', async () => {
+    const { res, rows } = await uploadWhileHeld(
+      `update users set banned_at = now(), ban_reason = 'test' where id = $id`,
+      'banned',
+      true,
+      33,
+    );
+    expect(res.status).toBe(403);
+    expect(res.body).toMatchObject({ ok: false, code: 'banned' });
+    expect(rows).toEqual([]);
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * The built service (`npm run build` first: dist/src/main.js) as an operator runs it, for suites that measure it
  * over HTTP: its own database on the PostgreSQL of BENCH_DATABASE_URL (an admin URL; default the loopback one) and
- * its own Redis prefix on BENCH_REDIS_URL, both removed afterwards. Ports come from BENCH_PORT_BASE (default 40500).
+ * its own Redis prefix on BENCH_REDIS_URL, both removed afterwards, on a port the OS reports free.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,13 +10,13 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
+import { freePort } from '../../test/setup/private-servers';
 import { Client } from 'pg';
 
 const ROOT = join(__dirname, '..', '..');
 const MAIN = join(ROOT, 'dist', 'src', 'main.js');
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-let nextPort = Number(process.env.BENCH_PORT_BASE ?? 40500);
 
 async function admin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
   const c = new Client({ connectionString: ADMIN_URL });
@@ -89,7 +89,9 @@ export async function startService(
   env: Record<string, string>,
   opts: { ready?: boolean; port?: number } = {},
 ): Promise<RunningService> {
-  const port = opts.port ?? nextPort++;
+  // A port the OS says is free now: fixed ones in 40xxx sit inside the ephemeral range, where the bench's own
+  // outgoing connections could hold one ("PORT … is in use").
+  const port = opts.port ?? (await freePort());
   const started = performance.now();
   const child = spawn(process.execPath, [MAIN], {
     cwd: ROOT,

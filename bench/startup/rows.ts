@@ -4,6 +4,7 @@
  * ≤ 1.5 s — so the ratio shown is ours / 1500 ms (goal ≤ 1.0); the baseline column shows what a bare
  * `node -e` HTTP server takes from spawn to its first 200 in the same run, for scale.
  */
+import { freePort } from '../../test/setup/private-servers';
 import { spawn } from 'node:child_process';
 import { type BenchRow, type BenchSuite, median } from '../lib/report';
 import { createDeployment, get, startService } from '../lib/service-process';
@@ -50,7 +51,7 @@ export const suite: BenchSuite = {
             times[i].push(svc.healthzMs);
           }
         }
-        const b = await bareNode(Number(process.env.BENCH_PORT_BASE ?? 40500) + 90);
+        const b = await bareNode(await freePort());
         if (round > 0) {
           bare.push(b);
         }

@@ -1,3 +1,4 @@
+import { freePort } from '../setup/private-servers';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -247,7 +248,9 @@ describe(`Scale-out: 2 api + 1 worker processes behind a load balancer (${ON_S3 
     dataDir = mkdtempSync(join(tmpdir(), 'fxf-scale-'));
     s3 = ON_S3 ? await TestS3.start() : null;
     receiver = await Receiver.start();
-    const [p1, p2] = [40730 + Math.floor(Math.random() * 30), 40760 + Math.floor(Math.random() * 30)];
+    // Ports the OS says are free now: fixed ones in 40xxx sit inside the ephemeral range (32768–60999), where an
+    // outgoing connection of this machine may hold them ("PORT … is in use" in a full run).
+    const [p1, p2] = [await freePort(), await freePort()];
     lb = await Balancer.start([
       { name: 'api-1', port: p1 },
       { name: 'api-2', port: p2 },

@@ -7,6 +7,7 @@ import { ModerationService } from '../../src/modules/moderation/moderation.servi
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
 import { png, solid } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
+import { freePort } from '../setup/private-servers';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 import { Receiver } from './webhooks-receiver';
@@ -267,7 +268,8 @@ describe('GET /metrics with METRICS_TOKEN (e2e)', () => {
 
 describe('METRICS_PORT (e2e)', () => {
   it('should serve /metrics on a port of its own, token required when set, 404 elsewhere', async () => {
-    const port = 40711;
+    // Free now: a fixed 40xxx port sits in the ephemeral range, where an outgoing connection may hold it.
+    const port = await freePort();
     const t = await createTestApp({ env: { METRICS_PORT: String(port), METRICS_TOKEN: TOKEN } });
     try {
       const denied = await get(port, '/metrics');

@@ -182,8 +182,8 @@ export class VariantsService {
     const inserted = await this.em.fork().transactional(async (em) => {
       const conn = em.getConnection();
       const ctx: unknown = em.getTransactionContext();
-      // A variant row is a cache entry: lost in a database crash, the variant is made again (and the janitor takes
-      // the file). So its commit does not wait for the WAL flush, which was most of the insert's time.
+      // A variant row is a cache entry: lost in a database crash, the next request makes the variant again under the
+      // same storage key. So its commit does not wait for the WAL flush, which was most of the insert's time.
       await conn.execute('set local synchronous_commit to off', [], 'run', ctx);
       return conn.execute<{ created_at: Date }[]>(
         `insert into upload_variants (upload_id, key, storage_key, size, sha256, mime, created_at)

@@ -277,7 +277,9 @@ export class UploadPipelineService {
               ins as (
                 insert into uploads (id, owner_id, api_key_id, filename, mime, size, width, height, pages, sha256,
                                      stored_sha256, tags, delete_token_hash, scores, created_at, expires_at)
-                select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, array(select jsonb_array_elements_text(?::jsonb)), ?, ?::jsonb, ?, ?
+                select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                       array(select t from jsonb_array_elements_text(?::jsonb) with ordinality as x(t, i) order by i),
+                       ?, ?::jsonb, ?, ?
                   from allowed
                 returning id),
               outbox as (${OutboxService.uploadCreatedInsert('ins')})

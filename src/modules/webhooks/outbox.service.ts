@@ -88,8 +88,9 @@ export class OutboxService implements OnModuleInit, OnModuleDestroy {
   /**
    * The rows recordUploadCreated would write, as SQL for a data-modifying CTE of the statement that inserts the upload
    * (UploadPipelineService's one-statement record): one row per endpoint of the owner subscribed to upload.created,
-   * held while the endpoint is auto-disabled, as record() decides. `$ownerId` and `$body` are the statement's own
-   * parameters, spliced in by the caller; the caller kicks the relay (kickRelay) once the statement has committed.
+   * held while the endpoint is auto-disabled, as record() decides. `ins` names the CTE that inserted the upload. It
+   * takes two `?` parameters, in this order: the body (uploadCreatedBody) and the owner's id. The caller kicks the
+   * relay (kickRelay) once the statement has committed.
    */
   static uploadCreatedInsert(ins: string): string {
     return `insert into outbox_events (id, webhook_id, event, body, created_at, attempts, held_at)

@@ -35,29 +35,33 @@ const send = (reply: HeavyReply): void => {
 lowerPriority(Number(process.argv[2] ?? 19));
 limitSharpMemory();
 
+async function handle(job: HeavyJob): Promise<HeavyReply> {
+  try {
+    const input = Buffer.from(job.input.buffer, job.input.byteOffset, job.input.byteLength);
+    const { data, width, height, pages, review } = await processImage(input, job.type, job.options);
+    return {
+      id: job.id,
+      image: {
+        data,
+        width,
+        height,
+        pages,
+        review: review.map((frame) => ('inputs' in frame ? frame : { inputs: frameToModelInputs(frame) })),
+      },
+    };
+  } catch (error) {
+    return {
+      id: job.id,
+      error:
+        error instanceof AppError
+          ? { code: error.code, message: error.message }
+          : { code: 'processing_failed', message: undefined },
+    };
+  }
+}
+
 process.on('message', (job: HeavyJob) => {
-  const input = Buffer.from(job.input.buffer, job.input.byteOffset, job.input.byteLength);
-  processImage(input, job.type, job.options).then(
-    ({ data, width, height, pages, review }) =>
-      send({
-        id: job.id,
-        image: {
-          data,
-          width,
-          height,
-          pages,
-          review: review.map((frame) => ('inputs' in frame ? frame : { inputs: frameToModelInputs(frame) })),
-        },
-      }),
-    (error: unknown) =>
-      send({
-        id: job.id,
-        error:
-          error instanceof AppError
-            ? { code: error.code, message: error.message }
-            : { code: 'processing_failed', message: undefined },
-      }),
-  );
+  void handle(job).then(send);
 });
 // The parent went away: nothing is left to do.
 process.on('disconnect', () => process.exit(0));

@@ -28,9 +28,10 @@ export interface FastPathDeps {
  * The direct link's hot path (issue 14), in front of Express: a GET or HEAD of an image whose metadata this instance
  * already holds (DeliveryCache) and whose file is on local storage (or, on S3, whose bytes it holds) is answered
  * right here — no router, no body parsers, no guards, no ORM, no per-request info log line. It answers exactly what
- * ImagesController + sendImage would (the same headers, ETag/304, Range/206, HEAD); everything else — a miss, an error of any kind, a 416, a
- * variant not made yet, a query it does not read the way Express does — goes to Express untouched, which answers
- * (and logs) it and fills the cache. So the fast path can only ever answer a success the slow path would give.
+ * ImagesController + sendImage would (the same headers, ETag/304, Range/206, HEAD); everything else — a miss, an
+ * error of any kind, a 416, a variant not made yet, a query it does not read the way Express does — goes to Express
+ * untouched, which answers (and logs) it and fills the cache. So the fast path can only ever answer a success the
+ * slow path would give.
  */
 export function installFastPath(server: Server, deps: FastPathDeps): void {
   const slow = server.listeners('request') as Handler[];

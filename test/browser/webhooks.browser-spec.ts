@@ -184,6 +184,9 @@ describe('Webhooks page (browser)', () => {
       // The receiver's own answer is part of the error, shown as text.
       await endpoint.getByText('Ping failed: HTTP 500: down.').waitFor();
       const row = endpoint.getByRole('row').filter({ hasText: 'ping' });
+      // The deliveries table refetches after the ping's answer: wait for its row before reading it (read at once,
+      // it was sometimes still empty).
+      await row.first().waitFor();
       const cells = await row.getByRole('cell').allTextContents();
       expect(cells.slice(0, 4)).toEqual(['ping', '1', 'Failed', '500']);
       expect(cells[5]).toBe('HTTP 500: down');

@@ -97,9 +97,9 @@ export class VariantsService {
           // Someone may have finished between our first look and our lock.
           return (await this.find(upload.id, variant.key)) ?? (await this.make(upload, variant));
         } finally {
-          // Not awaited: the row is committed, so a waiter polling for it needs the lease no more. A Redis gone
-          // meanwhile keeps the lease until it expires; the variant is stored either way.
-          void withRedisTimeout(
+          // Awaited: a release still queued in the Redis client when Redis stops answering kept the app's shutdown
+          // waiting for its reply. A Redis gone meanwhile keeps the lease until it expires; the variant is stored.
+          await withRedisTimeout(
             this.redis.client.eval(RELEASE_LOCK, 1, lockKey, token),
             LEASE_REDIS_TIMEOUT_MS,
             'variant lease release',

@@ -90,7 +90,16 @@ export class HeavyImageProcess {
       const job: HeavyJob = { id, input, type, options };
       child.send(job, (err) => {
         if (err) {
-          this.settle(id)?.reject(err);
+          // The process went away before it took the image (the channel closed): the same answer as a crash.
+          this.settle(id)?.reject(
+            new AppError(
+              'processing_failed',
+              'The image could not be decoded; send a smaller or simpler file.',
+              {
+                cause: err,
+              },
+            ),
+          );
         }
       });
     });

@@ -42,7 +42,9 @@ describe('Variants while Redis fails (e2e)', () => {
     await waitFor('Redis back', async () => (await t.http.get('/readyz')).status === 200, 30_000).catch(
       () => undefined,
     );
-    await t?.close();
+    // Bounded: in some full runs app.close() never returned after the partition (a shutdown weakness named in the
+    // session note, to be fixed in the app); the test's assertions are all above, this only tears down.
+    await Promise.race([t?.close(), new Promise((resolve) => setTimeout(resolve, 20_000).unref())]);
     await proxy?.close();
     await redis?.stop();
   }, 120_000);

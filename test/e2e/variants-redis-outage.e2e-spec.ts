@@ -36,15 +36,13 @@ describe('Variants while Redis fails (e2e)', () => {
     stored = (await t.http.get(`/images/${filename}?w=64&format=webp`).expect(200)).body as Buffer;
   }, 60_000);
   afterAll(async () => {
-    // Closing while the app's Redis clients are still reconnecting after the partition can hang (BullMQ waits for a
-    // connection; this afterAll timed out in 3 of 7 full runs): wait until the app reports itself ready, as the
-    // delivery-cache and dependency-outage specs do.
+    // Closing while the app's Redis clients are still reconnecting after the partition takes longer (each BullMQ
+    // object pings, then is closed without waiting; test/e2e/shutdown-partition): wait until the app is ready again,
+    // as the delivery-cache and dependency-outage specs do, so the close is the ordinary one.
     await waitFor('Redis back', async () => (await t.http.get('/readyz')).status === 200, 30_000).catch(
       () => undefined,
     );
-    // Bounded: in some full runs app.close() never returned after the partition (a shutdown weakness named in the
-    // session note, to be fixed in the app); the test's assertions are all above, this only tears down.
-    await Promise.race([t?.close(), new Promise((resolve) => setTimeout(resolve, 20_000).unref())]);
+    await t?.close();
     await proxy?.close();
     await redis?.stop();
   }, 120_000);

@@ -32,6 +32,11 @@ export class TcpProxy {
     return u.toString();
   }
 
+  /** Connections open through the proxy now (both sides of each, while passing). */
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
   async setMode(mode: ProxyMode): Promise<void> {
     this.mode = mode;
     if (mode !== 'pass') {
@@ -76,6 +81,8 @@ export class TcpProxy {
         return;
       }
       if (this.mode === 'blackhole') {
+        // Read and drop what the client sends (a stalled peer's kernel still takes the bytes), so its close is seen.
+        client.resume();
         return;
       }
       const upstream = connect(this.targetPort, this.targetHost);

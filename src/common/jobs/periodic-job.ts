@@ -2,9 +2,10 @@ import type { Logger } from '@nestjs/common';
 import { Queue, Worker } from 'bullmq';
 import Redis from 'ioredis';
 import type { AppConfig } from '../../config/app-config';
-import { bullPrefix, closeRedis, redisReachable, settleWithin } from './bull';
+import { bullPrefix, closeBull, closeRedis, QUIT_WAIT_MS, redisAnswers } from './bull';
 
-const READY_WAIT_MS = 2000;
+/** How long shutdown waits for a run in progress; past it the run is left to fail against the closing database. */
+const RUN_WAIT_MS = 30_000;
 
 export interface PeriodicJobSpec {
   /** The BullMQ queue (one per job: its global concurrency of 1 keeps the job to one run at a time). */
@@ -88,18 +89,17 @@ export class PeriodicJob {
     }
   }
 
-  /** Waits for a run in progress (so it never runs against a closed database connection), then disconnects. */
+  /**
+   * Waits for a run in progress (so it never runs against a closed database connection), at most RUN_WAIT_MS and
+   * not at all while Redis does not answer, then disconnects.
+   */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    if (redisReachable(this.connection)) {
-      await settleWithin(
-        Promise.all([this.worker.waitUntilReady(), this.queue.waitUntilReady()]),
-        READY_WAIT_MS,
-      );
+    const answering = await redisAnswers(this.connection);
+    if (!(await closeBull(this.worker, answering, RUN_WAIT_MS))) {
+      this.logger.warn(`${this.spec.name}: worker closed without waiting (Redis not answering, or a long run)`);
     }
-    // Closing against a Redis that went away must not fail the shutdown.
-    await this.worker.close().catch(() => undefined);
-    await this.queue.close().catch(() => undefined);
+    await closeBull(this.queue, answering, QUIT_WAIT_MS);
     await closeRedis(this.connection);
   }
 }

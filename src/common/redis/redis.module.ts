@@ -1,6 +1,7 @@
 import { Global, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import Redis from 'ioredis';
 import { AppConfig } from '../../config/app-config';
+import { closeRedis } from '../jobs/bull';
 import { withRedisTimeout } from './redis-timeout';
 
 /** The shared ioredis client; every key it touches carries config.redisPrefix. */
@@ -31,7 +32,7 @@ export class RedisService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.client.quit().catch(() => this.client.disconnect());
+    await closeRedis(this.client);
   }
 }
 

@@ -42,6 +42,11 @@ export const REQUEST_COUNT_FLUSH_QUEUE = 'request-count-flush';
 const FLUSH_BATCH = 200;
 /** A Redis that stops answering must not hold every authenticated request. */
 const COUNT_TIMEOUT_MS = 1000;
+/**
+ * Each Redis step of a flush: a Redis that accepts and never answers fails the flush (the dirty marks stay for the
+ * next one) instead of holding the periodic worker, or the shutdown's last flush, until ioredis gives up.
+ */
+const FLUSH_REDIS_TIMEOUT_MS = 5000;
 
 /**
  * request_count and last_used_at without a row update per request (a busy key would serialise on its row lock):
@@ -123,7 +128,7 @@ export class RequestCounterService
   /** The live figures for keys, merged with what the database holds. */
   async live(keyIds: string[]): Promise<Map<string, { count: number | null; lastUsed: Date | null }>> {
     try {
-      return await this.readLive(keyIds);
+      return await this.readLive(keyIds, COUNT_TIMEOUT_MS);
     } catch {
       // Redis down: the database figures stand.
       return new Map();
@@ -132,6 +137,7 @@ export class RequestCounterService
 
   private async readLive(
     keyIds: string[],
+    timeoutMs: number,
   ): Promise<Map<string, { count: number | null; lastUsed: Date | null }>> {
     const out = new Map<string, { count: number | null; lastUsed: Date | null }>();
     if (keyIds.length === 0) {
@@ -141,7 +147,7 @@ export class RequestCounterService
     for (const id of keyIds) {
       pipe.get(`{keyreq}:${id}`).get(`{keyreq}:used:${id}`);
     }
-    const res = (await pipe.exec()) ?? [];
+    const res = (await withRedisTimeout(pipe.exec(), timeoutMs, 'request counts')) ?? [];
     keyIds.forEach((id, i) => {
       const [countErr, count] = res[2 * i] ?? [];
       const [usedErr, used] = res[2 * i + 1] ?? [];
@@ -164,7 +170,11 @@ export class RequestCounterService
   async flush(): Promise<void> {
     let cursor = '0';
     do {
-      const [next, ids] = await this.redis.client.sscan(DIRTY, cursor, 'COUNT', FLUSH_BATCH);
+      const [next, ids] = await withRedisTimeout(
+        this.redis.client.sscan(DIRTY, cursor, 'COUNT', FLUSH_BATCH),
+        FLUSH_REDIS_TIMEOUT_MS,
+        'request count flush',
+      );
       cursor = next;
       if (ids.length > 0) {
         await this.flushBatch([...new Set(ids)]);
@@ -173,7 +183,7 @@ export class RequestCounterService
   }
 
   private async flushBatch(ids: string[]): Promise<void> {
-    const live = await this.readLive(ids);
+    const live = await this.readLive(ids, FLUSH_REDIS_TIMEOUT_MS);
     const rows = ids.flatMap((id) => {
       const v = live.get(id);
       return v && v.count !== null ? [{ id, count: v.count, lastUsed: v.lastUsed ?? new Date(0) }] : [];
@@ -192,15 +202,23 @@ export class RequestCounterService
     // A key with no counter left (Redis lost it) has nothing to write: unmark it as well.
     const stale = ids.filter((id) => !counted.has(id));
     if (stale.length > 0) {
-      await this.redis.client.srem(DIRTY, ...stale);
+      await withRedisTimeout(
+        this.redis.client.srem(DIRTY, ...stale),
+        FLUSH_REDIS_TIMEOUT_MS,
+        'request count flush',
+      );
     }
     if (rows.length > 0) {
-      await this.redis.client.eval(
-        UNMARK_SCRIPT,
-        1 + rows.length,
-        DIRTY,
-        ...rows.map((r) => `{keyreq}:${r.id}`),
-        ...rows.flatMap((r) => [r.id, String(r.count)]),
+      await withRedisTimeout(
+        this.redis.client.eval(
+          UNMARK_SCRIPT,
+          1 + rows.length,
+          DIRTY,
+          ...rows.map((r) => `{keyreq}:${r.id}`),
+          ...rows.flatMap((r) => [r.id, String(r.count)]),
+        ),
+        FLUSH_REDIS_TIMEOUT_MS,
+        'request count flush',
       );
     }
   }

@@ -12,18 +12,17 @@ import { Metrics } from '../../common/metrics/metrics.service';
 import { AppConfig } from '../../config/app-config';
 import {
   bullPrefix,
+  closeBull,
   closeRedis,
   DELIVERY_BACKOFF,
-  redisReachable,
+  redisAnswers,
   retryDelayMs,
-  settleWithin,
   WEBHOOK_DELIVERY_QUEUE,
   type WebhookDeliveryJob,
 } from './queues';
 import { DeliveryFailedError, WebhookDeliveryService } from './webhook-delivery.service';
 
 const CONCURRENCY = 8;
-const READY_WAIT_MS = 2000;
 /** A run that found its event claimed by another comes back after this, without spending an attempt. */
 const BUSY_RETRY_MS = 5000;
 
@@ -89,13 +88,13 @@ export class WebhookDeliveryProcessor implements OnApplicationBootstrap, BeforeA
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    if (this.worker) {
-      // Closing a worker whose connections are still initialising leaves an ioredis rejection unhandled (seen
-      // with the CLI, which closes right after start): let it get ready first, but not wait on a Redis that's down.
-      if (this.connection && redisReachable(this.connection)) {
-        await settleWithin(this.worker.waitUntilReady(), READY_WAIT_MS);
+    if (this.worker && this.connection) {
+      // In-flight deliveries finish (each is bounded by WEBHOOK_TIMEOUT_MS) while Redis answers; a worker whose
+      // Redis does not answer is closed at once instead of holding the shutdown.
+      const waitMs = this.config.webhookTimeoutMs + 5000;
+      if (!(await closeBull(this.worker, await redisAnswers(this.connection), waitMs))) {
+        this.logger.warn('the webhook worker was closed without waiting for its deliveries');
       }
-      await this.worker.close();
     }
     if (this.connection) {
       await closeRedis(this.connection);

@@ -6,14 +6,14 @@ import { AppConfig } from '../../config/app-config';
 import {
   bullPrefix,
   deliveryJobOptions,
-  settleWithin,
+  closeBull,
   closeRedis,
-  redisReachable,
+  QUIT_WAIT_MS,
+  redisAnswers,
   WEBHOOK_DELIVERY_QUEUE,
   type WebhookDeliveryJob,
 } from './queues';
 
-const READY_WAIT_MS = 2000;
 
 /** The producer side of the delivery queue, used by the outbox relay. */
 @Injectable()
@@ -68,10 +68,7 @@ export class WebhookQueue implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    if (redisReachable(this.connection)) {
-      await settleWithin(this.queue.waitUntilReady(), READY_WAIT_MS);
-    }
-    await this.queue.close().catch(() => undefined);
+    await closeBull(this.queue, await redisAnswers(this.connection), QUIT_WAIT_MS);
     await closeRedis(this.connection);
   }
 }

@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { png } from '../fixtures/sample-images';
-import { bearer, makeKey } from '../setup/factories';
+import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { sql, storedFiles } from '../setup/db';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
@@ -8,7 +8,8 @@ import { waitFor } from '../setup/wait';
 /**
  * The upload's one-statement record reads the key and user rows FOR SHARE: a revoke or a ban that is in progress
  * when the upload reaches its record either commits first (the upload gets 401/403 and keeps nothing) or rolls back
- * (the upload is recorded). Both orders, with the revoke/ban held open in a real transaction.
+ * (the upload is recorded). Both orders, with the revoke/ban held open in a real transaction. And an account
+ * deleted (by an operator, in SQL: the app has no delete) after the upload authenticated: 401, nothing kept.
  */
 describe('Upload record against a revoke or ban in progress (e2e)', () => {
   let t: TestApp;
@@ -85,5 +86,32 @@ describe('Upload record against a revoke or ban in progress (e2e)', () => {
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ ok: false, code: 'banned' });
     expect(rows).toEqual([]);
+  });
+
+  it('should answer 401 "The account no longer exists." and keep nothing when the account is deleted after authentication', async () => {
+    // A dashboard session: with an API key the deletion's cascade takes the key row too, and the record answers
+    // "The API key was revoked." first. A session carries no key, so the missing user row is what the record sees.
+    const user = await makeUser(t);
+    const session = await login(t, user);
+    const before = storedFiles(t).length;
+    // The deletion is under way (its row lock held) while the upload authenticates, streams and is processed: the
+    // session lookup still reads the committed rows; the record's FOR SHARE read waits, then finds no user row.
+    await admin.query('begin');
+    const deleted = await admin.query('delete from users where id = $1', [user.id]);
+    expect(deleted.rowCount).toBe(1);
+    const answer = t.http
+      .post('/api/v1/upload')
+      .set('Cookie', session.cookie)
+      .set('X-CSRF-Token', session.csrf)
+      .attach('file', await png(34), 'gone.png')
+      .then((r) => r);
+    await waitFor('the record waits for the deleted user row', waitingOnLock);
+    await admin.query('commit');
+    const res = await answer;
+    expect(res.status).toBe(401);
+    expect(res.body).toEqual({ ok: false, code: 'unauthorized', error: 'The account no longer exists.' });
+    expect(await sql(t, 'select 1 from uploads where owner_id = $1', [user.id])).toEqual([]);
+    // The file written before the record is removed again.
+    expect(storedFiles(t)).toHaveLength(before);
   });
 });

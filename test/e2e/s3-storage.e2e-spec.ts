@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { DEPENDENCY_RETRY_AFTER_SECONDS } from '../../src/common/errors/dependency-failure';
 import { png } from '../fixtures/sample-images';
 import { sql, storedFiles } from '../setup/db';
 import { bearer, makeKey } from '../setup/factories';
@@ -6,8 +8,9 @@ import { createTestApp, type TestApp } from '../setup/test-app';
 
 /**
  * The service on an S3 store that fails for real (an HTTP proxy in front of s3rver answering 500 or never
- * answering): writes → 500 storage_failed with nothing recorded or left; reads → 503 unavailable; a hung store
- * holds up only the requests that need it; /readyz says so. And IMAGES_REDIRECT_BASE_URL.
+ * answering, or sending less of an object than it has): writes → 500 storage_failed with nothing recorded or left;
+ * reads → 503 unavailable; a hung store holds up only the requests that need it; /readyz says so. And
+ * IMAGES_REDIRECT_BASE_URL.
  */
 describe('S3 storage under faults (e2e)', () => {
   let s3: TestS3;
@@ -70,6 +73,36 @@ describe('S3 storage under faults (e2e)', () => {
     expect(ok.status).toBe(200);
     expect(ok.headers['etag']).toBe(`"${await storedSha(up.body.filename)}"`);
   });
+
+  for (const mode of ['short', 'cut'] as const) {
+    it(`should answer 503 unavailable with Retry-After, and keep nothing in memory, when the store ${mode === 'short' ? 'sends fewer bytes than the image has' : 'drops the connection mid-object'}`, async () => {
+      const key = await makeKey(t);
+      const up = await upload(key.token, mode === 'short' ? 17 : 18);
+      expect(up.status).toBe(200);
+      const path = `/images/${up.body.filename}`;
+      proxy.on(['GET'], mode);
+      const gets = proxy.seen.filter((m) => m === 'GET').length;
+      // A small object of a remote store: read whole (for the delivery cache) before anything is sent.
+      const res = await t.http.get(path);
+      expect(proxy.seen.filter((m) => m === 'GET').length).toBeGreaterThan(gets);
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({
+        ok: false,
+        code: 'unavailable',
+        error: 'The stored image could not be read; try again shortly.',
+      });
+      expect(res.headers['retry-after']).toBe(String(DEPENDENCY_RETRY_AFTER_SECONDS));
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.headers['etag']).toBeUndefined();
+      // The short bytes were not kept: once the store answers whole again, the whole image is served.
+      proxy.restore();
+      const ok = await t.http.get(path).buffer(true);
+      expect(ok.status).toBe(200);
+      const bytes = ok.body as Buffer;
+      expect(bytes.length).toBe(up.body.size);
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(await storedSha(up.body.filename));
+    });
+  }
 
   it('should answer a small object it has served from memory while the store is down, and 404 at once after a delete', async () => {
     const key = await makeKey(t);

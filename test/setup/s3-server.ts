@@ -197,12 +197,15 @@ export function s3StoredKeys(endpoint: string, bucket: string, prefix: string): 
     .map((name) => name.slice(0, -OBJECT_SUFFIX.length));
 }
 
-export type FaultMode = 'pass' | 'fail' | 'hang';
+export type FaultMode = 'pass' | 'fail' | 'hang' | 'short' | 'cut';
 
 /**
  * A small HTTP proxy in front of the test S3 server that a test turns into a failing store: per request, `rule`
- * says `pass` (forward), `fail` (answer 500 InternalError, as S3 does) or `hang` (read the request, never answer).
- * Real HTTP faults, on the driver's real connection pool; `close()` cuts everything.
+ * says `pass` (forward), `fail` (answer 500 InternalError, as S3 does), `hang` (read the request, never answer),
+ * `short` (forward, but a successful answer's body loses its second half, Content-Length to match: a clean answer
+ * with fewer bytes than the object has) or `cut` (forward, send a successful answer's headers and the first half of
+ * its body, then drop the connection). Real HTTP faults, on the driver's real connection pool; `close()` cuts
+ * everything.
  */
 export class S3FaultProxy {
   rule: (req: IncomingMessage) => FaultMode = () => 'pass';
@@ -242,12 +245,17 @@ export class S3FaultProxy {
       }
       if (proxy.delayMs > 0) {
         req.pause();
-        setTimeout(() => forward(proxy, req, res), proxy.delayMs);
+        setTimeout(() => forward(proxy, req, res, mode), proxy.delayMs);
         return;
       }
-      forward(proxy, req, res);
+      forward(proxy, req, res, mode);
     });
-    const forward = (proxy: S3FaultProxy, req: IncomingMessage, res: ServerResponse): void => {
+    const forward = (
+      proxy: S3FaultProxy,
+      req: IncomingMessage,
+      res: ServerResponse,
+      mode: 'pass' | 'short' | 'cut',
+    ): void => {
       const corrupt = req.method === 'PUT' && proxy.corruptNextPut;
       if (corrupt) {
         proxy.corruptNextPut = false;
@@ -255,8 +263,13 @@ export class S3FaultProxy {
       const upstream = request(
         { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers },
         (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
+          const status = answer.statusCode ?? 502;
+          if (mode === 'pass' || (status !== 200 && status !== 206)) {
+            res.writeHead(status, answer.headers);
+            answer.pipe(res);
+            return;
+          }
+          truncate(answer, res, mode);
         },
       );
       upstream.on('error', () => res.destroy());
@@ -270,6 +283,27 @@ export class S3FaultProxy {
         const body = Buffer.concat(chunks);
         body[body.length >> 1] ^= 0xff;
         upstream.end(body);
+      });
+    };
+    /** The store's whole answer, then half its body: as a clean shorter answer (`short`) or cut off (`cut`). */
+    const truncate = (answer: IncomingMessage, res: ServerResponse, mode: 'short' | 'cut'): void => {
+      const chunks: Buffer[] = [];
+      answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+      answer.on('error', () => res.destroy());
+      answer.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const half = body.subarray(0, body.length >> 1);
+        if (mode === 'short') {
+          res.writeHead(answer.statusCode ?? 502, {
+            ...answer.headers,
+            'content-length': String(half.length),
+          });
+          res.end(half);
+          return;
+        }
+        // The original Content-Length promises the whole body; the connection goes once half of it is sent.
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        res.write(half, () => res.destroy());
       });
     };
     server.on('connection', (socket: Socket) => {

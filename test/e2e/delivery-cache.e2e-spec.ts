@@ -1,3 +1,4 @@
+import { VariantsService } from '../../src/modules/delivery/variants.service';
 import { DeliveryCache } from '../../src/modules/delivery/delivery-cache';
 import { png } from '../fixtures/sample-images';
 import { sql } from '../setup/db';
@@ -39,9 +40,13 @@ describe('Direct-link cache across instances (e2e)', () => {
     return res.body.filename as string;
   };
 
-  /** Serves the image on `t` twice: the first fills the cache, the second is a hit. */
+  /**
+   * Serves the image on `t` twice: the first fills the cache (a variant once it is stored, which follows the
+   * answer), the second is a hit.
+   */
   const warm = async (t: TestApp, filename: string, query = ''): Promise<void> => {
     await t.http.get(`/images/${filename}${query}`).expect(200);
+    await t.app.get(VariantsService).idle();
     await t.http.get(`/images/${filename}${query}`).expect(200);
   };
 

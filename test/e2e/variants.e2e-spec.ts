@@ -63,8 +63,11 @@ describe('Variants on the direct link (e2e)', () => {
     return res.body as { filename: string; delete_url: string };
   }
 
-  const variantFiles = (filename: string): string[] =>
-    storedFiles(t).filter((f) => f.startsWith(`${filename}__`));
+  /** The stored variant files of an upload, once every variant rendered so far is stored (that follows the answer). */
+  const variantFiles = async (filename: string): Promise<string[]> => {
+    await t.app.get(VariantsService).idle();
+    return storedFiles(t).filter((f) => f.startsWith(`${filename}__`));
+  };
 
   it('should default VARIANT_SIZES to the media default', () => {
     expect(t.config.variantSizes).toEqual(DEFAULT_VARIANT_SIZES);
@@ -79,7 +82,7 @@ describe('Variants on the direct link (e2e)', () => {
     expect(busted.body).toEqual(plain.body);
     expect(stored.body).toEqual(plain.body);
     expect(plain.headers.vary ?? '').not.toMatch(/accept/i);
-    expect(variantFiles(filename)).toEqual([]);
+    expect(await variantFiles(filename)).toEqual([]);
   });
 
   it.each([
@@ -140,7 +143,7 @@ describe('Variants on the direct link (e2e)', () => {
     // Same as asking for webp by name: one stored file, one ETag.
     const named = await t.http.get(`/images/${filename}?format=webp&w=64`).expect(200);
     expect(named.headers.etag).toBe(webp.headers.etag);
-    expect(variantFiles(filename).sort()).toEqual(
+    expect((await variantFiles(filename)).sort()).toEqual(
       [
         `${filename}__w64_h0_inside_avif`,
         `${filename}__w64_h0_inside_jpeg`,
@@ -156,7 +159,7 @@ describe('Variants on the direct link (e2e)', () => {
     const c = await t.http.get(`/images/${filename}?fit=inside&w=128&utm_source=x&format=webp`).expect(200);
     expect(b.headers.etag).toBe(a.headers.etag);
     expect(c.headers.etag).toBe(a.headers.etag);
-    expect(variantFiles(filename)).toEqual([`${filename}__w128_h0_inside_webp`]);
+    expect(await variantFiles(filename)).toEqual([`${filename}__w128_h0_inside_webp`]);
     const rows = await sql(t, 'select key, sha256 from upload_variants');
     expect(
       rows.filter((r) => r.key === 'w128_h0_inside_webp' && `"${r.sha256}"` === a.headers.etag),
@@ -176,7 +179,7 @@ describe('Variants on the direct link (e2e)', () => {
     const { filename } = await upload(await photo(40, 30, 'png'));
     const res = await t.http.get(`/images/${filename}?${query}`).expect(400);
     expect(res.body).toEqual({ ok: false, code: 'bad_request', error: expect.stringMatching(message) });
-    expect(variantFiles(filename)).toEqual([]);
+    expect(await variantFiles(filename)).toEqual([]);
   });
 
   it('should link a working thumbnail_url from the upload answer', async () => {
@@ -210,7 +213,7 @@ describe('Variants on the direct link (e2e)', () => {
     expect(answers.map((r) => r.status)).toEqual(Array(8).fill(200));
     expect(new Set(answers.map((r) => r.headers.etag)).size).toBe(1);
     expect(service.renders - before).toBe(1);
-    expect(variantFiles(filename)).toHaveLength(1);
+    expect(await variantFiles(filename)).toHaveLength(1);
   });
 
   it('should answer 304 and 206 on a variant', async () => {
@@ -261,9 +264,9 @@ describe('Variants on the direct link (e2e)', () => {
     const { filename, delete_url } = await upload(await photo(200, 100, 'png'));
     await t.http.get(`/images/${filename}?w=64&format=webp`).expect(200);
     await t.http.get(`/images/${filename}?w=128&format=jpeg`).expect(200);
-    expect(variantFiles(filename)).toHaveLength(2);
+    expect(await variantFiles(filename)).toHaveLength(2);
     await t.http.post(new URL(delete_url).pathname).expect(200);
-    expect(variantFiles(filename)).toEqual([]);
+    expect(await variantFiles(filename)).toEqual([]);
     await t.http.get(`/images/${filename}?w=64&format=webp`).expect(404);
   });
 

@@ -1,4 +1,5 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { VariantsService } from '../../src/modules/delivery/variants.service';
 import { S3StorageDriver } from '../../src/modules/storage/s3.driver';
 import { StorageDriver } from '../../src/modules/storage/storage-driver';
 import { JanitorService } from '../../src/modules/uploads/janitor.service';
@@ -42,6 +43,7 @@ describe('JanitorService on S3', () => {
       live.push(res.body.filename);
     }
     await t.http.get(`/images/${live[0]}?w=64`).expect(200);
+    await t.app.get(VariantsService).idle(); // stored after the answer
     const liveVariant = `${live[0]}__w64_h0_inside_png`;
     const bytes = await png(1);
     const orphans = Array.from({ length: 40 }, (_, i) => `FIXITFY-orph${String(i).padStart(8, '0')}.png`);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import type { AppConfig } from '../../src/config/app-config';
+import { VariantsService } from '../../src/modules/delivery/variants.service';
 import { LocalStorageDriver } from '../../src/modules/storage/local.driver';
 import { S3StorageDriver } from '../../src/modules/storage/s3.driver';
 import type { StorageDriver } from '../../src/modules/storage/storage-driver';
@@ -68,6 +69,7 @@ describe('storage:migrate (cli)', () => {
     // Two variants, and one deleted upload whose file must not be copied.
     await t.http.get(`/images/${names[0]}?w=64`).expect(200);
     await t.http.get(`/images/${names[1]}?w=64&format=webp`).expect(200);
+    await t.app.get(VariantsService).idle(); // stored after the answer
     await t.http
       .delete(`/api/v1/uploads/${names[2]}`)
       .set(...bearer(key.token))

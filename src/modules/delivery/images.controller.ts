@@ -132,21 +132,25 @@ export class ImagesController {
         upload.createdAt,
       );
     } else {
-      let rendered: Buffer | undefined;
       const cached = this.cache.variant(filename, resolved.key);
       if (cached) {
         image = cached;
       } else {
         const stored = await this.variants.ensure(upload, resolved);
         image = representation(stored.storageKey, stored.sha256, stored.size, stored.mime, stored.createdAt);
-        rendered = stored.data;
+        // A redirect or an X-Accel-Redirect names the stored file: it must be there first. Else the bytes just
+        // rendered here are answered at once, while they are stored; the fast path may read the variant from
+        // storage only once it is there. A variant that could not be stored is answered from its bytes too.
+        const redirects = !!this.config.imagesRedirectBaseUrl || !!this.config.accelRedirectPrefix;
+        if (stored.data && stored.saved && (!redirects || !(await stored.saved))) {
+          const made = image;
+          const key = resolved.key;
+          void stored.saved.then((ok) => ok && this.cache.rememberVariant(upload, key, made, mark));
+          sendImageBytes(image, stored.data, req, res, withBody);
+          return;
+        }
       }
       this.cache.rememberVariant(upload, resolved.key, image, mark);
-      if (rendered && !this.config.imagesRedirectBaseUrl && !this.config.accelRedirectPrefix) {
-        // This request made the variant (and stored it): its bytes are at hand, no need to read them back.
-        sendImageBytes(image, rendered, req, res, withBody);
-        return;
-      }
     }
     if (this.config.imagesRedirectBaseUrl) {
       redirectImage(this.config.imagesRedirectBaseUrl, image, res);

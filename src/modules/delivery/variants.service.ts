@@ -1,5 +1,5 @@
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable, Logger, Optional } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Injectable, Logger, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,6 +7,7 @@ import { AppError } from '../../common/errors/app-error';
 import { Metrics } from '../../common/metrics/metrics.service';
 import { RedisService } from '../../common/redis/redis.module';
 import { withRedisTimeout } from '../../common/redis/redis-timeout';
+import { settleWithin } from '../../common/time/timeout';
 import { AppConfig } from '../../config/app-config';
 import { MediaError } from '../media/media-error';
 import { renderVariant } from '../media/render-variant';
@@ -22,8 +23,13 @@ export interface StoredVariant {
   sha256: string;
   mime: string;
   createdAt: Date;
-  /** The bytes, when this request rendered them: answered from memory instead of read back from storage. */
+  /** The bytes, when this instance just rendered them: answered from memory instead of read back from storage. */
   data?: Buffer;
+  /**
+   * With `data`: settles once the variant is stored (file, then row), true when it was. The answer does not wait
+   * for it; what may read the variant back from storage (the delivery cache) waits for it. Never rejects.
+   */
+  saved?: Promise<boolean>;
 }
 
 /** What to make: the canonical key and the spec resolveVariant settled. */
@@ -37,6 +43,26 @@ export interface VariantRequest {
 const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 const POLL_MS = 100;
+
+/** How long shutdown waits for variants still being stored (each is a put and one insert). */
+const SAVE_WAIT_MS = 10_000;
+
+/**
+ * The row of a variant just stored, in one statement: only while its upload is live (FOR SHARE: a delete waits for
+ * this commit, or this insert sees the delete and adds nothing, and the caller removes the file), and replacing a
+ * row another renderer wrote for the same key (its lease ran out; the file is ours now, so the row must say so).
+ * A variant row is a cache entry, lost in a database crash the next request makes the variant again under the same
+ * storage key, so its commit does not wait for the WAL flush (set_config(..., true) is this statement's own).
+ */
+const INSERT_VARIANT_SQL = `
+with durability as (select set_config('synchronous_commit', 'off', true)),
+     live as (select id from uploads where id = ? and deleted_at is null for share)
+insert into upload_variants (upload_id, key, storage_key, size, sha256, mime, created_at)
+select live.id, ?, ?, ?, ?, ?, ? from live, durability
+on conflict (upload_id, key) do update
+  set storage_key = excluded.storage_key, size = excluded.size, sha256 = excluded.sha256, mime = excluded.mime,
+      created_at = excluded.created_at
+returning created_at`;
 
 /**
  * How long the lease may wait for Redis. Past it (or at once when Redis refuses) a cold variant answers 503
@@ -55,15 +81,22 @@ interface VariantRow {
 
 /**
  * Variants on the direct link (API.md Part 3): made once on first request, stored beside the original, served like
- * it. One renderer per (upload, key) across instances (a Redis lease, SET NX PX with a token); the others poll for
- * the row. Renders run at most `variantRenderConcurrency` at once per instance with at most `variantQueueLimit`
- * waiting; past that the answer is 503 `unavailable` with Retry-After.
+ * it. One renderer per (upload, key) across instances (a Redis lease, SET NX PX with a token); requests on the same
+ * instance share its render (and its bytes), requests on other instances poll for the row. The renderer answers
+ * from the rendered bytes at once and stores them after (file, then row, then the lease goes), so storing is not
+ * on the first request's path; a store that fails costs a render on a later request, never a wrong answer.
+ * Renders run at most `variantRenderConcurrency` at once per instance with at most `variantQueueLimit` waiting;
+ * past that the answer is 503 `unavailable` with Retry-After.
  */
 @Injectable()
-export class VariantsService {
+export class VariantsService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(VariantsService.name);
   private active = 0;
   private readonly waiting: (() => void)[] = [];
+  /** Renders in progress here, by `${uploadId}:${key}`, until their variant is stored. */
+  private readonly inflight = new Map<string, Promise<StoredVariant>>();
+  /** Stores and lease releases in progress after their answer (idle() and shutdown wait for them). */
+  private readonly saving = new Set<Promise<unknown>>();
   /** Renders this instance completed (for tests and metrics: concurrent first requests must render once). */
   renders = 0;
 
@@ -75,36 +108,93 @@ export class VariantsService {
     @Optional() private readonly metrics?: Metrics,
   ) {}
 
-  /** The stored variant, rendered and stored first if nobody has made it yet. */
+  /**
+   * The variant: stored already (no `data`: read it from storage), or rendered now by this instance (`data`, and
+   * `saved` settling once it is stored).
+   */
   async ensure(upload: ServableUpload, variant: VariantRequest): Promise<StoredVariant> {
-    const existing = await this.find(upload.id, variant.key);
-    if (existing) {
-      return existing;
+    const id = `${upload.id}:${variant.key}`;
+    // Requests here for the same variant share one look (and one render).
+    const pending = this.inflight.get(id);
+    if (pending) {
+      return pending;
     }
+    const made = this.obtain(upload, variant);
+    this.inflight.set(id, made);
+    const forget = (): void => {
+      if (this.inflight.get(id) === made) {
+        this.inflight.delete(id);
+      }
+    };
+    made.then((v) => void (v.saved ?? Promise.resolve()).finally(forget), forget);
+    return made;
+  }
+
+  /** Settles once every variant rendered here so far is stored (or failed to be), and its lease given back. */
+  async idle(): Promise<void> {
+    await Promise.all(this.saving);
+  }
+
+  /** Waits (bounded) for variants still being stored, so none is cut off halfway by the database closing. */
+  async beforeApplicationShutdown(): Promise<void> {
+    await settleWithin(this.idle(), SAVE_WAIT_MS);
+  }
+
+  /**
+   * The stored variant, else a render of it under the lease; or the one another instance stores meanwhile. The
+   * first look and the lease go out together (one round trip's wait instead of two): a variant already stored
+   * gives its lease back, and one stored without Redis keeps serving while Redis is down.
+   */
+  private async obtain(upload: ServableUpload, variant: VariantRequest): Promise<StoredVariant> {
     const lockKey = `variant-lock:${upload.id}:${variant.key}`;
     const token = randomBytes(16).toString('hex');
     // The lease outlives a render (sharp's own timeout) plus the read and the write around it.
     const leaseMs = (this.config.images.timeoutSeconds + 30) * 1000;
     const deadline = Date.now() + leaseMs;
-    for (;;) {
-      const won = await withRedisTimeout(
+    const lease = (): Promise<string | null> =>
+      withRedisTimeout(
         this.redis.client.set(lockKey, token, 'PX', leaseMs, 'NX'),
         LEASE_REDIS_TIMEOUT_MS,
         'variant lease',
       );
+    // Awaited where it runs: a release still queued in the Redis client when Redis stops answering kept the app's
+    // shutdown waiting for its reply. A Redis gone meanwhile keeps the lease until it expires.
+    const release = (): Promise<unknown> =>
+      withRedisTimeout(
+        this.redis.client.eval(RELEASE_LOCK, 1, lockKey, token),
+        LEASE_REDIS_TIMEOUT_MS,
+        'variant lease release',
+      ).catch(() => undefined);
+
+    const first = lease();
+    const stored = await this.find(upload.id, variant.key).catch(async (error: unknown) => {
+      if ((await first.catch(() => null)) === 'OK') {
+        await release();
+      }
+      throw error;
+    });
+    if (stored) {
+      this.track(first.then((won) => won === 'OK' && release()).catch(() => undefined));
+      return stored;
+    }
+    let won = await first;
+    for (;;) {
       if (won === 'OK') {
+        // Released once the variant is stored (or at once when nothing was rendered).
+        let made: StoredVariant;
         try {
-          // Someone may have finished between our first look and our lock.
-          return (await this.find(upload.id, variant.key)) ?? (await this.make(upload, variant));
-        } finally {
-          // Awaited: a release still queued in the Redis client when Redis stops answering kept the app's shutdown
-          // waiting for its reply. A Redis gone meanwhile keeps the lease until it expires; the variant is stored.
-          await withRedisTimeout(
-            this.redis.client.eval(RELEASE_LOCK, 1, lockKey, token),
-            LEASE_REDIS_TIMEOUT_MS,
-            'variant lease release',
-          ).catch(() => undefined);
+          made = await this.make(upload, variant);
+        } catch (error) {
+          await release();
+          throw error;
         }
+        if (!made.saved) {
+          await release();
+          return made;
+        }
+        const saved = made.saved.finally(release);
+        this.track(saved);
+        return { ...made, saved };
       }
       await sleep(POLL_MS);
       const made = await this.find(upload.id, variant.key);
@@ -116,7 +206,14 @@ export class VariantsService {
           headers: { 'Retry-After': '2' },
         });
       }
+      won = await lease();
     }
+  }
+
+  /** Work that follows an answer (a store, a lease given back): idle() and shutdown wait for it. */
+  private track(work: Promise<unknown>): void {
+    this.saving.add(work);
+    void work.finally(() => this.saving.delete(work));
   }
 
   /** The storage keys of an upload's variants (for delete). */
@@ -150,12 +247,23 @@ export class VariantsService {
     };
   }
 
+  /**
+   * Under the lease: the variant someone stored between our first look and our lock, else a render of it (its
+   * bytes, with `saved` for the store that follows).
+   */
   private async make(upload: ServableUpload, variant: VariantRequest): Promise<StoredVariant> {
     const release = await this.slot();
     const timer = this.metrics?.variantRenderDuration.startTimer();
     let data: Buffer;
     try {
-      const original = await this.readOriginal(upload.filename);
+      // The second look and the read of the original together: one round trip's wait instead of two.
+      const [theirs, original] = await Promise.all([
+        this.find(upload.id, variant.key),
+        this.readOriginal(upload.filename),
+      ]);
+      if (theirs) {
+        return theirs;
+      }
       const rendered = await renderVariant(original, upload.mime as SourceMime, variant.spec, {
         maxInputPixels: 100_000_000,
         maxOutputPixels: 100_000_000,
@@ -173,34 +281,40 @@ export class VariantsService {
     } finally {
       release();
     }
-    const storageKey = variantStorageKey(upload.filename, variant.key);
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    // File before row: a crash in between leaves a file the janitor removes once its upload is gone, or one the
-    // next render overwrites.
-    await this.storage.put(storageKey, data);
-    const createdAt = new Date();
-    const inserted = await this.em.fork().transactional(async (em) => {
-      const conn = em.getConnection();
-      const ctx: unknown = em.getTransactionContext();
-      // A variant row is a cache entry: lost in a database crash, the next request makes the variant again under the
-      // same storage key. So its commit does not wait for the WAL flush, which was most of the insert's time.
-      await conn.execute('set local synchronous_commit to off', [], 'run', ctx);
-      return conn.execute<{ created_at: Date }[]>(
-        `insert into upload_variants (upload_id, key, storage_key, size, sha256, mime, created_at)
-         values (?, ?, ?, ?, ?, ?, ?) on conflict do nothing returning created_at`,
-        [upload.id, variant.key, storageKey, data.length, sha256, variant.mime, createdAt],
-        'all',
-        ctx,
-      );
-    });
-    if (inserted.length === 0) {
-      // Stored by another renderer meanwhile (its lease ran out): answer what its row says.
-      const theirs = await this.find(upload.id, variant.key);
-      if (theirs) {
-        return theirs;
+    const stored: StoredVariant = {
+      storageKey: variantStorageKey(upload.filename, variant.key),
+      size: data.length,
+      sha256: createHash('sha256').update(data).digest('hex'),
+      mime: variant.mime,
+      createdAt: new Date(),
+      data,
+    };
+    return { ...stored, saved: this.save(upload.id, variant.key, stored, data) };
+  }
+
+  /**
+   * Stores a rendered variant: file before row, so a row never names a missing file (a crash in between leaves a
+   * file the janitor removes once its upload is gone, or one the next render overwrites). False when it was not
+   * stored (logged; the next request renders it again) or its upload was deleted meanwhile (the file goes again).
+   */
+  private async save(uploadId: string, key: string, stored: StoredVariant, data: Buffer): Promise<boolean> {
+    try {
+      await this.storage.put(stored.storageKey, data);
+      const rows = await this.em
+        .fork()
+        .getConnection()
+        .execute<
+          { created_at: Date }[]
+        >(INSERT_VARIANT_SQL, [uploadId, key, stored.storageKey, stored.size, stored.sha256, stored.mime, stored.createdAt]);
+      if (rows.length === 0) {
+        await this.storage.delete(stored.storageKey).catch(() => undefined);
+        return false;
       }
+      return true;
+    } catch (err) {
+      this.logger.warn({ err, key: stored.storageKey }, 'variant not stored; the next request renders it again');
+      return false;
     }
-    return { storageKey, size: data.length, sha256, mime: variant.mime, createdAt, data };
   }
 
   private async readOriginal(filename: string): Promise<Buffer> {

@@ -11,12 +11,19 @@ import { waitFor } from '../setup/wait';
  * (the upload is recorded). Both orders, with the revoke/ban held open in a real transaction. And an account
  * deleted (by an operator, in SQL: the app has no delete) after the upload authenticated: 401, nothing kept.
  */
-describe('Upload record against a revoke or ban in progress (e2e)', () => {
+/**
+ * Both ways an upload is recorded: one statement (no quota), and the transaction that counts the quota first
+ * (a storage quota in force): each reads the same rows FOR SHARE and must answer the same.
+ */
+describe.each([
+  ['one statement', {}],
+  ['quota transaction', { STORAGE_QUOTA_FILES: '1000' }],
+])('Upload record against a revoke or ban in progress, %s (e2e)', (_how, env: Record<string, string>) => {
   let t: TestApp;
   let admin: Client;
 
   beforeAll(async () => {
-    t = await createTestApp();
+    t = await createTestApp({ env });
     admin = new Client({ connectionString: t.databaseUrl });
     await admin.connect();
   });

@@ -46,7 +46,11 @@ export class UsersService {
       .execute<
         { banned_at: Date | null }[]
       >('select banned_at from users where id = ? for share', [userId], 'all', em.getTransactionContext());
-    if (rows[0]?.banned_at) {
+    if (rows.length === 0) {
+      // Deleted since the request was authenticated (by an operator: the API deletes no account).
+      throw new AppError('unauthorized', 'The account no longer exists.');
+    }
+    if (rows[0].banned_at) {
       throw new AppError('banned');
     }
   }

@@ -44,6 +44,9 @@ const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis
 
 const POLL_MS = 100;
 
+/** Originals up to this size are read while the variant is looked up (see obtain). */
+const SPECULATIVE_READ_BYTES = 8 * 1024 * 1024;
+
 /** How long shutdown waits for variants still being stored (each is a put and one insert). */
 const SAVE_WAIT_MS = 10_000;
 
@@ -166,6 +169,10 @@ export class VariantsService implements BeforeApplicationShutdown {
         'variant lease release',
       ).catch(() => undefined);
 
+    // A small original is read alongside (a variant is mostly asked for once, and answered at once from storage
+    // when it exists): its read is then off the path of the render.
+    let original = upload.size <= SPECULATIVE_READ_BYTES ? this.readOriginal(upload.filename) : undefined;
+    original?.catch(() => undefined);
     const first = lease();
     const stored = await this.find(upload.id, variant.key).catch(async (error: unknown) => {
       if ((await first.catch(() => null)) === 'OK') {
@@ -183,7 +190,7 @@ export class VariantsService implements BeforeApplicationShutdown {
         // Released once the variant is stored (or at once when nothing was rendered).
         let made: StoredVariant;
         try {
-          made = await this.make(upload, variant);
+          made = await this.make(upload, variant, original);
         } catch (error) {
           await release();
           throw error;
@@ -196,6 +203,8 @@ export class VariantsService implements BeforeApplicationShutdown {
         this.track(saved);
         return { ...made, saved };
       }
+      // Another renderer has it: no need to keep the bytes while we wait.
+      original = undefined;
       await sleep(POLL_MS);
       const made = await this.find(upload.id, variant.key);
       if (made) {
@@ -248,27 +257,30 @@ export class VariantsService implements BeforeApplicationShutdown {
   }
 
   /**
-   * Under the lease: the variant someone stored between our first look and our lock, else a render of it (its
-   * bytes, with `saved` for the store that follows).
+   * Under the lease: a render of the variant (its bytes, with `saved` for the store that follows). No second look
+   * for a row: one stored between our look and our lease (its renderer committed and released in the instant
+   * between our two requests, which went out together) only costs a second render, stored over it unchanged.
    */
-  private async make(upload: ServableUpload, variant: VariantRequest): Promise<StoredVariant> {
+  private async make(
+    upload: ServableUpload,
+    variant: VariantRequest,
+    original: Promise<Buffer> | undefined,
+  ): Promise<StoredVariant> {
     const release = await this.slot();
     const timer = this.metrics?.variantRenderDuration.startTimer();
     let data: Buffer;
     try {
-      // The second look and the read of the original together: one round trip's wait instead of two.
-      const [theirs, original] = await Promise.all([
-        this.find(upload.id, variant.key),
-        this.readOriginal(upload.filename),
-      ]);
-      if (theirs) {
-        return theirs;
-      }
-      const rendered = await renderVariant(original, upload.mime as SourceMime, variant.spec, {
-        maxInputPixels: 100_000_000,
-        maxOutputPixels: 100_000_000,
-        timeoutSeconds: this.config.images.timeoutSeconds,
-      });
+      const rendered = await renderVariant(
+        await (original ?? this.readOriginal(upload.filename)),
+        upload.mime as SourceMime,
+        variant.spec,
+        {
+          maxInputPixels: 100_000_000,
+          maxOutputPixels: 100_000_000,
+          timeoutSeconds: this.config.images.timeoutSeconds,
+        },
+        upload.pages === null ? undefined : { frames: upload.pages },
+      );
       data = rendered.data;
       this.renders++;
       this.metrics?.variantRenders.inc({ outcome: 'ok' });

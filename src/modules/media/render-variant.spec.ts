@@ -330,6 +330,46 @@ describe(renderVariant.name, () => {
     });
   });
 
+  describe('a still known from its upload row (no header read first)', () => {
+    const STILL = { frames: 1 };
+
+    it.each([
+      ['image/jpeg', inside(64, null, 'webp')],
+      ['image/png', cover(50, 50, 'jpeg')],
+      ['image/webp', inside(null, 32, 'png')],
+      ['image/avif', inside(128, 128, 'avif')],
+    ] as const)('should make the very bytes the full path makes: %s → %j', async (mime, spec) => {
+      const input = await photo(mime);
+      const full = await renderVariant(input, mime, spec);
+      const known = await renderVariant(input, mime, spec, DEFAULT_RENDER_LIMITS, STILL);
+      expect(known.data.equals(full.data)).toBe(true);
+      expect([known.width, known.height, known.pages]).toEqual([full.width, full.height, 1]);
+    });
+
+    it('should apply EXIF orientation', async () => {
+      const rotated = await gradientImage(200, 100).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+      const rendered = await renderVariant(
+        rotated,
+        'image/jpeg',
+        inside(64, null, 'png'),
+        DEFAULT_RENDER_LIMITS,
+        STILL,
+      );
+      expect([rendered.width, rendered.height]).toEqual([64, 128]);
+    });
+
+    it('should still refuse bytes that are not of the stated type, and a cover over the output limit', async () => {
+      const png = await photo('image/png');
+      const wrong = await failure(
+        renderVariant(png, 'image/jpeg', inside(64, null, 'webp'), DEFAULT_RENDER_LIMITS, STILL),
+      );
+      expect(wrong.message).toBe('The stored bytes are not a valid image/jpeg image.');
+      const limits = { ...DEFAULT_RENDER_LIMITS, maxOutputPixels: 1000 };
+      const tooBig = await failure(renderVariant(png, 'image/png', cover(64, 64, 'png'), limits, STILL));
+      expect(tooBig.code).toBe('bad_request');
+    });
+  });
+
   describe('bad input', () => {
     it('should fail on truncated bytes', async () => {
       const jpeg = await photo('image/jpeg');

@@ -244,7 +244,7 @@ export class UsersService {
     return this.effectiveQuota(user);
   }
 
-  effectiveQuota(user: User | null): UserQuota {
+  effectiveQuota(user: Pick<User, 'quotaBytes' | 'quotaFiles'> | null): UserQuota {
     const { bytes, files } = this.config.storageQuota;
     return {
       bytes: user?.quotaBytes !== null && user?.quotaBytes !== undefined ? Number(user.quotaBytes) : bytes,

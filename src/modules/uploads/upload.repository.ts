@@ -170,6 +170,33 @@ export class UploadRepository {
     return rows[0] ? listed(rows[0]) : null;
   }
 
+  /**
+   * One owner's usage and own quota columns (null: the default applies), in one statement (GET /api/v1/me reads
+   * them on every call); null when the user row is gone.
+   */
+  async usageAndQuota(
+    ownerId: string,
+  ): Promise<(UploadUsage & { quotaBytes: string | null; quotaFiles: number | null }) | null> {
+    const rows = await this.em.getConnection().execute<
+      { n: string; bytes: string; quota_bytes: string | null; quota_files: number | null }[]
+    >(
+      `select s.n, s.bytes, u.quota_bytes, u.quota_files from users u
+         cross join lateral (select count(*) as n, coalesce(sum(size), 0) as bytes from uploads
+                              where owner_id = u.id and ${LIVE_SQL}) s
+        where u.id = ?`,
+      [ownerId],
+    );
+    const row = rows[0];
+    return row
+      ? {
+          uploads_active: Number(row.n),
+          storage_used_bytes: Number(row.bytes),
+          quotaBytes: row.quota_bytes,
+          quotaFiles: row.quota_files,
+        }
+      : null;
+  }
+
   /** The usage of each owner (zeros for one without live uploads), in one query. */
   async usage(ownerIds: string[]): Promise<Map<string, UploadUsage>> {
     const out = new Map(ownerIds.map((id) => [id, { uploads_active: 0, storage_used_bytes: 0 }]));

@@ -78,9 +78,14 @@ export class UploadsService {
   }
 
   async accountStats(ownerId: string): Promise<Omit<AccountStats, 'email' | 'role'>> {
-    const usage = await this.repository.usage([ownerId]);
-    const quota = await this.users.quotaOf(ownerId);
-    return { ...usage.get(ownerId)!, quota_bytes: quota.bytes, quota_files: quota.files };
+    const found = await this.repository.usageAndQuota(ownerId);
+    const quota = this.users.effectiveQuota(found && { quotaBytes: found.quotaBytes, quotaFiles: found.quotaFiles });
+    return {
+      uploads_active: found?.uploads_active ?? 0,
+      storage_used_bytes: found?.storage_used_bytes ?? 0,
+      quota_bytes: quota.bytes,
+      quota_files: quota.files,
+    };
   }
 
   /** The quotas in force for a user (null = unlimited). */

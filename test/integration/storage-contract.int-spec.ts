@@ -123,6 +123,14 @@ describe.each([
     ).toBe(true);
   });
 
+  it('should read a whole object into memory, and answer null for a missing one', async () => {
+    const key = name();
+    const data = randomBytes(200_000);
+    await b.driver.put(key, data);
+    expect((await b.driver.read(key))?.equals(data)).toBe(true);
+    expect(await b.driver.read(name())).toBeNull();
+  });
+
   it('should answer null for a missing object, with or without a range', async () => {
     expect(await b.driver.get(name())).toBeNull();
     expect(await b.driver.get(name(), { start: 0, end: 10 })).toBeNull();

@@ -1,7 +1,6 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { type BeforeApplicationShutdown, Injectable, Logger, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../common/errors/app-error';
 import { Metrics } from '../../common/metrics/metrics.service';
@@ -330,27 +329,11 @@ export class VariantsService implements BeforeApplicationShutdown {
   }
 
   private async readOriginal(filename: string): Promise<Buffer> {
-    const file = this.storage.localFile(filename);
-    if (file) {
-      // On local storage, one read of the whole file instead of a stream of 64 KB chunks.
-      try {
-        return await readFile(file.path);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-          throw new AppError('not_found', 'No such image.');
-        }
-        throw error;
-      }
-    }
-    const stream = await this.storage.get(filename);
-    if (!stream) {
+    const data = await this.storage.read(filename);
+    if (!data) {
       throw new AppError('not_found', 'No such image.');
     }
-    const chunks: Buffer[] = [];
-    for await (const chunk of stream) {
-      chunks.push(chunk as Buffer);
-    }
-    return Buffer.concat(chunks);
+    return data;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, constants, mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { access, constants, mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppError } from '../../common/errors/app-error';
@@ -50,6 +50,18 @@ export class LocalStorageDriver extends StorageDriver {
       return null;
     }
     return createReadStream(path, range ? { start: range.start, end: range.end } : {});
+  }
+
+  /** One read of the whole file instead of a stream of 64 KB chunks. */
+  override async read(key: string): Promise<Buffer | null> {
+    try {
+      return await readFile(this.path(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        return null;
+      }
+      throw err;
+    }
   }
 
   async delete(key: string): Promise<void> {

@@ -10,6 +10,20 @@ export abstract class StorageDriver {
   /** Streams the object (or the inclusive byte range); null when it does not exist. */
   abstract get(key: string, range?: { start: number; end: number }): Promise<Readable | null>;
   abstract delete(key: string): Promise<void>;
+
+  /** The whole object in memory; null when it does not exist. For objects small enough to hold (an original). */
+  async read(key: string): Promise<Buffer | null> {
+    const stream = await this.get(key);
+    if (!stream) {
+      return null;
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks);
+  }
+
   /** Lists objects with their last write time (for the janitor that removes files no row points to). */
   abstract list(): AsyncIterable<{ key: string; modifiedAt: Date }>;
   /** Removes the driver's own temp objects (writes a crash interrupted) last modified before `cutoff`; returns how many. */

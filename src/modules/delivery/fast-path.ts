@@ -1,4 +1,4 @@
-import { type Stats, createReadStream, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
@@ -95,15 +95,11 @@ export function fastPath(
       return false;
     }
     const file = storage.localFile(image.key);
-    let stats: Stats | undefined;
+    let stats: { size: number; mtimeMs: number } | null = null;
     let held: Buffer | undefined;
     if (file) {
       // The file must be there (and be the one the row describes) for any answer, HEAD and 304 included.
-      try {
-        stats = statSync(file.path, { throwIfNoEntry: false });
-      } catch {
-        return false;
-      }
+      stats = storage.localFileStats(image.key);
       if (!stats || stats.size !== image.size) {
         return false;
       }

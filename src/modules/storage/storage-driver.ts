@@ -39,4 +39,14 @@ export abstract class StorageDriver {
     void key;
     return null;
   }
+
+  /**
+   * The size and write time of the object's local file (drivers that keep one), null when it is missing, for the
+   * direct-link fast path, which must not answer for a file that is gone or is not the one its row describes.
+   * Synchronous and cheap: a driver may answer from a stat it made a moment ago (see LocalStorageDriver).
+   */
+  localFileStats(key: string): { size: number; mtimeMs: number } | null {
+    void key;
+    return null;
+  }
 }

@@ -41,7 +41,11 @@ describe('Variants stored after the answer (e2e)', () => {
     const png = await sharp(raw, { raw: { width: 160, height: 120, channels: 3 } })
       .png()
       .toBuffer();
-    const res = await t.http.post('/api/v1/upload').set(...bearer(token)).attach('file', png, 'a.png').expect(200);
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', png, 'a.png')
+      .expect(200);
     return res.body.filename as string;
   }
 

@@ -97,7 +97,9 @@ export class PeriodicJob {
     clearInterval(this.timer);
     const answering = await redisAnswers(this.connection);
     if (!(await closeBull(this.worker, answering, RUN_WAIT_MS))) {
-      this.logger.warn(`${this.spec.name}: worker closed without waiting (Redis not answering, or a long run)`);
+      this.logger.warn(
+        `${this.spec.name}: worker closed without waiting (Redis not answering, or a long run)`,
+      );
     }
     await closeBull(this.queue, answering, QUIT_WAIT_MS);
     await closeRedis(this.connection);

@@ -323,7 +323,10 @@ export class VariantsService implements BeforeApplicationShutdown {
       }
       return true;
     } catch (err) {
-      this.logger.warn({ err, key: stored.storageKey }, 'variant not stored; the next request renders it again');
+      this.logger.warn(
+        { err, key: stored.storageKey },
+        'variant not stored; the next request renders it again',
+      );
       return false;
     }
   }

@@ -208,7 +208,11 @@ function resized(image: Sharp, spec: VariantSpec, animated: boolean): Sharp {
 }
 
 /** 8-bit sRGB without metadata, flattened on white for JPEG, in the spec's format. */
-async function encode(image: Sharp, spec: VariantSpec, animation: Animation | undefined): Promise<RenderedVariant> {
+async function encode(
+  image: Sharp,
+  spec: VariantSpec,
+  animation: Animation | undefined,
+): Promise<RenderedVariant> {
   // Without keepIccProfile()/withMetadata(), sharp converts through the embedded profile and writes no metadata.
   let out = image.toColourspace('srgb');
   if (spec.format === 'jpeg') {

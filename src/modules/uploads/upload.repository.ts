@@ -177,15 +177,15 @@ export class UploadRepository {
   async usageAndQuota(
     ownerId: string,
   ): Promise<(UploadUsage & { quotaBytes: string | null; quotaFiles: number | null }) | null> {
-    const rows = await this.em.getConnection().execute<
-      { n: string; bytes: string; quota_bytes: string | null; quota_files: number | null }[]
-    >(
-      `select s.n, s.bytes, u.quota_bytes, u.quota_files from users u
+    const rows = await this.em
+      .getConnection()
+      .execute<{ n: string; bytes: string; quota_bytes: string | null; quota_files: number | null }[]>(
+        `select s.n, s.bytes, u.quota_bytes, u.quota_files from users u
          cross join lateral (select count(*) as n, coalesce(sum(size), 0) as bytes from uploads
                               where owner_id = u.id and ${LIVE_SQL}) s
         where u.id = ?`,
-      [ownerId],
-    );
+        [ownerId],
+      );
     const row = rows[0];
     return row
       ? {

@@ -79,7 +79,9 @@ export class UploadsService {
 
   async accountStats(ownerId: string): Promise<Omit<AccountStats, 'email' | 'role'>> {
     const found = await this.repository.usageAndQuota(ownerId);
-    const quota = this.users.effectiveQuota(found && { quotaBytes: found.quotaBytes, quotaFiles: found.quotaFiles });
+    const quota = this.users.effectiveQuota(
+      found && { quotaBytes: found.quotaBytes, quotaFiles: found.quotaFiles },
+    );
     return {
       uploads_active: found?.uploads_active ?? 0,
       storage_used_bytes: found?.storage_used_bytes ?? 0,

@@ -14,7 +14,6 @@ import {
   type WebhookDeliveryJob,
 } from './queues';
 
-
 /** The producer side of the delivery queue, used by the outbox relay. */
 @Injectable()
 export class WebhookQueue implements OnApplicationShutdown {

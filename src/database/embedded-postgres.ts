@@ -273,7 +273,9 @@ function startServer(binDir: string, clusterDir: string, port: number, runAs: Ru
         ),
       );
     });
-    child.on('exit', (code) => {
+    // 'close', not 'exit': a process can exit before its last stderr chunk is read, and PostgreSQL's own words
+    // (the lock file, the port) are in that chunk (a full test run once got only "exit code 1").
+    child.on('close', (code) => {
       clearTimeout(timer);
       if (!ready) {
         reject(new EmbeddedPostgresError(startFailure(clusterDir, port, output, code)));

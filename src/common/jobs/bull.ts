@@ -59,10 +59,10 @@ interface Closable {
 
 /**
  * Closes a BullMQ worker or queue at shutdown without ever hanging on Redis. While Redis answers (`answering`:
- * redisAnswers() on the connection the object was given), the close is polite: a worker lets the jobs it runs finish, within `politeMs`,
- * else its connections are dropped. While Redis does not answer (down, or a partition that accepts and never
- * answers), the close is forced at once: BullMQ's polite close QUITs its own blocking connection, and that QUIT
- * would wait for a reply forever. True when the close was polite and finished in time.
+ * redisAnswers() on the connection the object was given), the close is polite: a worker lets the jobs it runs
+ * finish, within `politeMs`, else its connections are dropped. While Redis does not answer (down, or a partition
+ * that accepts and never answers), the close is forced at once: BullMQ's polite close QUITs its own blocking
+ * connection, and that QUIT would wait for a reply forever. True when the close was polite and finished in time.
  */
 export async function closeBull(target: Closable, answering: boolean, politeMs: number): Promise<boolean> {
   if (answering) {

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { Client } from 'pg';
 import { type AppConfig, ConfigError } from './config/app-config';
 import type { StorageDriver } from './modules/storage/storage-driver';
@@ -121,7 +120,7 @@ async function copyOne(
     if ((await shaOf(target, key)) === sha256) {
       return 'there';
     }
-    const data = await readAll(await source.get(key));
+    const data = await source.read(key);
     if (!data) {
       return { failed: 'missing at the source' };
     }
@@ -140,19 +139,8 @@ async function copyOne(
 }
 
 async function shaOf(driver: StorageDriver, key: string): Promise<string | null> {
-  const data = await readAll(await driver.get(key));
+  const data = await driver.read(key);
   return data ? sha256Hex(data) : null;
-}
-
-async function readAll(stream: Readable | null): Promise<Buffer | null> {
-  if (!stream) {
-    return null;
-  }
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) {
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 function sha256Hex(data: Buffer): string {

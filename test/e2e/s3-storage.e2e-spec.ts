@@ -1,5 +1,7 @@
+import sharp from 'sharp';
 import { createHash } from 'node:crypto';
 import { DEPENDENCY_RETRY_AFTER_SECONDS } from '../../src/common/errors/dependency-failure';
+import { VariantsService } from '../../src/modules/delivery/variants.service';
 import { png } from '../fixtures/sample-images';
 import { sql, storedFiles } from '../setup/db';
 import { bearer, makeKey } from '../setup/factories';
@@ -166,15 +168,21 @@ describe('S3 storage under faults (e2e)', () => {
 
 describe('IMAGES_REDIRECT_BASE_URL (e2e)', () => {
   let s3: TestS3;
+  let proxy: S3FaultProxy;
   let t: TestApp;
   const base = 'https://cdn.example.test/fxf';
 
   beforeAll(async () => {
     s3 = await TestS3.start();
-    t = await createTestApp({ env: { ...s3.env(), IMAGES_REDIRECT_BASE_URL: `${base}/` } });
+    proxy = await S3FaultProxy.start(s3);
+    t = await createTestApp({
+      env: { ...s3.env({ endpoint: proxy.endpoint }), IMAGES_REDIRECT_BASE_URL: `${base}/` },
+    });
   });
+  afterEach(() => proxy.restore());
   afterAll(async () => {
     await t?.close();
+    await proxy.close();
     await s3.close();
   });
 
@@ -215,5 +223,31 @@ describe('IMAGES_REDIRECT_BASE_URL (e2e)', () => {
     const gone = await t.http.get(`/images/${filename}`);
     expect(gone.status).toBe(404);
     expect(gone.headers['location']).toBeUndefined();
+  });
+
+  it('should answer a variant it could not store with its bytes, not a 302 to a missing object, and store it next time', async () => {
+    const key = await makeKey(t);
+    const up = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(key.token))
+      .attach('file', await png(22), 'a.png');
+    expect(up.status).toBe(200);
+    const { filename } = up.body as { filename: string };
+    const path = `/images/${filename}?w=64&format=webp`;
+    proxy.on(['PUT'], 'fail');
+    const unstored = await t.http.get(path);
+    expect(unstored.status).toBe(200);
+    expect(unstored.headers['location']).toBeUndefined();
+    expect(unstored.headers['content-type']).toBe('image/webp');
+    // The rendered variant itself (the fixture is smaller than 64 px, and `inside` never enlarges).
+    expect((await sharp(unstored.body as Buffer).metadata()).format).toBe('webp');
+    await t.app.get(VariantsService).idle();
+    expect(storedFiles(t)).not.toContain(`${filename}__w64_h0_inside_webp`);
+
+    proxy.restore();
+    const redirected = await t.http.get(path);
+    expect(redirected.status).toBe(302);
+    expect(redirected.headers['location']).toBe(`${base}/${filename}__w64_h0_inside_webp`);
+    expect(storedFiles(t)).toContain(`${filename}__w64_h0_inside_webp`);
   });
 });

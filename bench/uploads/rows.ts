@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { pickFrames, type RawImage } from '../../src/modules/media/decode';
@@ -27,6 +28,8 @@ const PORT = 40410;
 const MODEL_CACHE = join(REPO_DIR, '.tmp', 'moderation-cache');
 /** MODERATION_FRAMES' default: the frames of an animation the service reviews. */
 const REVIEW_FRAMES = 3;
+/** MODERATION_THREADS' default; the service and the review measured alone use the same. */
+const REVIEW_THREADS = Math.min(2, availableParallelism());
 
 interface Case {
   label: string;
@@ -188,8 +191,11 @@ export const suite: BenchSuite = {
   name: 'uploads',
   async run({ runs }) {
     const modelPath = await ensureNsfwModel(MODEL_CACHE);
-    const classifier = await NsfwClassifier.load(modelPath, { threads: 1, concurrency: 2 });
-    const app = await startApp({ port: PORT, env: { MODERATION_MODEL_PATH: modelPath } });
+    const classifier = await NsfwClassifier.load(modelPath, { threads: REVIEW_THREADS, concurrency: 2 });
+    const app = await startApp({
+      port: PORT,
+      env: { MODERATION_MODEL_PATH: modelPath, MODERATION_THREADS: String(REVIEW_THREADS) },
+    });
     const all = cases();
     const e2e = all.map(() => [] as number[]);
     const parts = all.map(() => [] as number[]);

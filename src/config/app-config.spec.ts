@@ -1,5 +1,5 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, publishSecretOnce } from './app-config';
 
@@ -19,7 +19,14 @@ describe('loadConfig', () => {
       databaseUrl: undefined,
       migrateOnStart: true,
       rateLimit: { uploadsPerMinute: 30, uploadsPerDay: 2000, managementPerMinute: 120, failOpen: false },
-      moderation: { enabled: true, pornHentaiThreshold: 0.7, pornThreshold: 0.5, frames: 3 },
+      moderation: {
+        enabled: true,
+        pornHentaiThreshold: 0.7,
+        pornThreshold: 0.5,
+        frames: 3,
+        threads: Math.min(2, availableParallelism()),
+        concurrency: 2,
+      },
       maxUploadBytes: 20 * 1024 * 1024,
     });
   });
@@ -165,6 +172,7 @@ describe('loadConfig', () => {
       PUBLIC_URL: 'https://img.example.com/',
     });
     expect(c.moderation.enabled).toBe(false);
+    expect(loadConfig({ DATA_DIR: dir, MODERATION_THREADS: '1' }).moderation.threads).toBe(1);
     expect(c.publicUrl).toBe('https://img.example.com');
     expect(() => loadConfig({ DATA_DIR: dir, TRUST_PROXY: 'maybe' })).toThrow(/TRUST_PROXY/);
   });

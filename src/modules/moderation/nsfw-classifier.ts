@@ -5,7 +5,7 @@ import type { ModerationScores } from './moderation.types';
 import { Semaphore } from './semaphore';
 
 export interface NsfwClassifierOptions {
-  /** onnxruntime intra-op threads (1 suits a 2-core server). */
+  /** onnxruntime intra-op threads (the service's default: 2, or 1 on a one-core machine). */
   threads: number;
   /** Reviews decoded and classified at once; the rest queue. */
   concurrency: number;

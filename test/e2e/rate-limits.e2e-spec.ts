@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import request, { type Response } from 'supertest';
 import { Clock } from '../../src/common/time/clock';
 import { png } from '../fixtures/sample-images';
+import { sql } from '../setup/db';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { FakeClock } from '../setup/fake-clock';
 import { listen, multipartFile, openRequest } from '../setup/raw-http';
@@ -409,7 +410,7 @@ describe('Rate limits with Redis unreachable (e2e)', () => {
   it('should let requests through with RATE_LIMIT_FAIL_OPEN=true', async () => {
     const t = await createTestApp({ env: { ...down, RATE_LIMIT_FAIL_OPEN: 'true' } });
     try {
-      const { token } = await makeKey(t);
+      const { token, keyId } = await makeKey(t);
       const res = await t.http
         .post('/api/v1/upload')
         .set(...bearer(token))
@@ -417,7 +418,10 @@ describe('Rate limits with Redis unreachable (e2e)', () => {
       expect(res.status).toBe(200);
       expect(res.body.ok).toBe(true);
       expect(limits(res).limit).toBeUndefined();
-      expect((await t.http.get('/api/v1/me').set(...bearer(token))).status).toBe(200);
+      // Redis counts nothing now: /me answers the figure the database holds, not 0 (nor a 500).
+      await sql(t, 'update api_keys set request_count = 41 where id = $1', [keyId]);
+      const me = await t.http.get('/api/v1/me').set(...bearer(token));
+      expect({ status: me.status, count: me.body.key?.request_count }).toEqual({ status: 200, count: 41 });
     } finally {
       await t.close();
     }

@@ -2,6 +2,7 @@ import { StorageDriver } from '../../src/modules/storage/storage-driver';
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { png } from '../fixtures/sample-images';
+import { sql } from '../setup/db';
 import { bearer, makeKey, type TestKey } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
 
@@ -199,6 +200,9 @@ describe('Uploads, direct links and delete links (e2e)', () => {
         .get('/api/v1/me')
         .set(...bearer(owner.token))
         .expect(200);
+      const [row] = await sql<{ created_at: Date }>(t, 'select created_at from api_keys where id = $1', [
+        owner.keyId,
+      ]);
       expect(res.body).toEqual({
         ok: true,
         account: {
@@ -214,9 +218,15 @@ describe('Uploads, direct links and delete links (e2e)', () => {
           label: 'ci',
           scopes: ['upload', 'read', 'delete'],
           request_count: 3,
-          created_at: expect.any(String),
+          created_at: row.created_at.toISOString(),
         },
       });
+      // Each call counts itself: the figure is the running total, this request included.
+      const again = await t.http
+        .get('/api/v1/me')
+        .set(...bearer(owner.token))
+        .expect(200);
+      expect(again.body.key.request_count).toBe(4);
     });
   });
 

@@ -22,6 +22,8 @@ describe('ApiKeysService.lockForWrite / UsersService.lockForWrite (integration)'
     kind: 'key',
     keyId: key.keyId,
     keyPrefix: key.token.slice(0, 8),
+    keyLabel: 'test',
+    keyCreatedAt: new Date(),
     scopes: ['upload', 'read', 'delete'],
     defaultExpiresIn: null,
     userId: key.user.id,

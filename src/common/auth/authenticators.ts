@@ -15,9 +15,12 @@ export abstract class SessionAuthenticator {
   abstract verifyCsrf(principal: SessionPrincipal, header: string | undefined): boolean;
 }
 
-/** Counts an authenticated request for a key (API.md: request_count), off the database's hot path. */
+/**
+ * Counts an authenticated request for a key (API.md: request_count), off the database's hot path. Resolves with the
+ * key's running total including this request, or null when there is none (a session, or Redis did not answer).
+ */
 export abstract class RequestCounter {
-  abstract count(principal: Principal): Promise<void>;
+  abstract count(principal: Principal): Promise<number | null>;
 }
 
 export const SESSION_COOKIE = 'fxf_session';

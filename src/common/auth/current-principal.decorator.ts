@@ -7,8 +7,9 @@ export interface AuthedRequest extends Request {
   /**
    * The request count the auth guard sent to Redis (never rejects). The rate-limit guard, which runs next, awaits it
    * beside its own Redis call: both travel on one connection in one round trip, and both are done before any handler.
+   * It resolves with the key's running request_count, this request included (null: not counted).
    */
-  counted?: Promise<void>;
+  counted?: Promise<number | null>;
 }
 
 /** The Principal the auth guard attached. */

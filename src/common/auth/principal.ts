@@ -12,6 +12,9 @@ export interface KeyPrincipal extends PrincipalBase {
   kind: 'key';
   keyId: string;
   keyPrefix: string;
+  /** The key's label and creation time, read with it (GET /api/v1/me answers them without another query). */
+  keyLabel: string;
+  keyCreatedAt: Date;
   /** The key's request_count as last flushed to the database; seeds the Redis counter if Redis lost it. */
   storedRequestCount: number;
   scopes: Scope[];
@@ -24,6 +27,8 @@ export interface UploadTokenPrincipal extends PrincipalBase {
   kind: 'upload_token';
   keyId: string;
   keyPrefix: string;
+  keyLabel: string;
+  keyCreatedAt: Date;
   storedRequestCount: number;
   /** The minting key's scopes. */
   scopes: Scope[];

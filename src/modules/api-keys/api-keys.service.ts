@@ -35,6 +35,8 @@ interface KeyRow {
 interface AuthRow {
   id: string;
   prefix: string;
+  label: string;
+  created_at: Date;
   request_count: string;
   scopes: Scope[];
   default_expires_in: number | null;
@@ -202,7 +204,8 @@ export class ApiKeysService extends BearerAuthenticator {
     }
     // Every bearer request pays this: one query on the token_hash unique index, no entity hydration.
     const rows = await this.em.getConnection().execute<AuthRow[]>(
-      `select k.id, k.prefix, k.request_count, k.scopes, k.default_expires_in, u.id as user_id, u.email, u.role, u.banned_at
+      `select k.id, k.prefix, k.label, k.created_at, k.request_count, k.scopes, k.default_expires_in,
+              u.id as user_id, u.email, u.role, u.banned_at
          from api_keys k join users u on u.id = k.user_id
         where k.token_hash = ? and k.revoked_at is null`,
       [hashToken(token)],
@@ -216,6 +219,8 @@ export class ApiKeysService extends BearerAuthenticator {
       ...keyPrincipalFields({
         id: row.id,
         prefix: row.prefix,
+        label: row.label,
+        createdAt: new Date(row.created_at),
         requestCount: row.request_count,
         scopes: row.scopes,
         defaultExpiresIn: row.default_expires_in,

@@ -4,7 +4,10 @@ import { AppError } from '../../common/errors/app-error';
 import type { ApiKey } from './api-key.entity';
 
 /** The parts of a key (entity or raw row) and of its user that a principal is made of. */
-export type KeyWithUser = Pick<ApiKey, 'id' | 'prefix' | 'requestCount' | 'scopes' | 'defaultExpiresIn'> & {
+export type KeyWithUser = Pick<
+  ApiKey,
+  'id' | 'prefix' | 'label' | 'createdAt' | 'requestCount' | 'scopes' | 'defaultExpiresIn'
+> & {
   user: Pick<ApiKey['user'], 'id' | 'email' | 'role' | 'bannedAt'>;
 };
 
@@ -19,6 +22,8 @@ export function keyPrincipalFields(key: KeyWithUser): Omit<KeyPrincipal, 'kind'>
     role: key.user.role,
     keyId: key.id,
     keyPrefix: key.prefix,
+    keyLabel: key.label,
+    keyCreatedAt: key.createdAt,
     storedRequestCount: Number(key.requestCount),
     scopes: normaliseScopes(key.scopes),
     defaultExpiresIn: key.defaultExpiresIn ?? null,

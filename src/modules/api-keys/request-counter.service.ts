@@ -102,9 +102,9 @@ export class RequestCounterService
     }
   }
 
-  async count(principal: Principal): Promise<void> {
+  async count(principal: Principal): Promise<number | null> {
     if (principal.kind === 'session') {
-      return;
+      return null;
     }
     const id = principal.keyId;
     try {
@@ -118,10 +118,11 @@ export class RequestCounterService
         String(Date.now()),
         id,
       );
-      await withRedisTimeout(counted, COUNT_TIMEOUT_MS, 'request count');
+      return Number(await withRedisTimeout(counted, COUNT_TIMEOUT_MS, 'request count'));
     } catch (err) {
       // Counting must not fail the request; the rate limiter is what refuses work when Redis is down.
       this.logger.warn({ err }, 'request count not recorded');
+      return null;
     }
   }
 

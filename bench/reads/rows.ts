@@ -66,11 +66,6 @@ export const suite: BenchSuite = {
       );
       await pg.query('analyze uploads');
       const seedSeconds = (Date.now() - seeded) / 1000;
-      const keyId = (
-        (await pg.query('select id from api_keys where user_id = $1', [service.userId])).rows[0] as {
-          id: string;
-        }
-      ).id;
       const filename = `FIXITFY-${(OWN >> 1).toString(16).padStart(12, '0')}.png`;
 
       const get = (path: string): Promise<void> =>
@@ -118,16 +113,15 @@ export const suite: BenchSuite = {
         {
           label: 'GET /api/v1/me',
           path: '/api/v1/me',
+          // Its one data statement: usage and quota together (the calling key comes with the guard's lookup).
           sql: [
             sql(
-              `select owner_id, count(*) as n, coalesce(sum(size), 0) as bytes from uploads
-                where deleted_at is null and owner_id in ($1) group by owner_id`,
+              `select s.n, s.bytes, u.quota_bytes, u.quota_files from users u
+                cross join lateral (select count(*) as n, coalesce(sum(size), 0) as bytes from uploads
+                                     where owner_id = u.id and deleted_at is null
+                                       and (expires_at is null or expires_at > now())) s
+               where u.id = $1`,
               [service.userId],
-            ),
-            sql(
-              `select id, prefix, label, request_count, created_at, last_used_at, revoked_at
-                 from api_keys where id = $1 and user_id = $2`,
-              [keyId, service.userId],
             ),
           ],
         },

@@ -17,13 +17,121 @@ export function hasAlpha(image: RawImage): boolean {
   return image.channels === 2 || image.channels === 4;
 }
 
+/** Where each output column (or row) samples the source: the two neighbours (as element offsets) and the weight. */
+interface Taps {
+  near: Int32Array;
+  far: Int32Array;
+  frac: Float64Array;
+}
+
+/** Align-corners taps for `size` outputs over `length` source pixels, `stride` elements apart. */
+function taps(length: number, size: number, stride: number): Taps {
+  const ratio = size > 1 ? (length - 1) / (size - 1) : 0;
+  const near = new Int32Array(size);
+  const far = new Int32Array(size);
+  const frac = new Float64Array(size);
+  for (let i = 0; i < size; i++) {
+    const f = i * ratio;
+    near[i] = Math.floor(f) * stride;
+    far[i] = Math.min(length - 1, Math.ceil(f)) * stride;
+    frac[i] = f - Math.floor(f);
+  }
+  return { near, far, frac };
+}
+
+/**
+ * The bilinear resize (aligned corners) of a frame, split so that any background can be laid under it afterwards at
+ * little cost: per output value the resized colour premultiplied by alpha, and per output pixel the resized alpha
+ * (coverage, 0…1). Over a grey level `b` the output is `colour + b × (1 − coverage)` — the same blend, done once for
+ * every background instead of once per background. Without alpha, `colour` is the resize itself and coverage is null.
+ */
+function resizeOnce(src: RawImage, size: number): { colour: Float64Array; coverage: Float64Array | null } {
+  const { data, width, height, channels } = src;
+  const alpha = hasAlpha(src);
+  // Source channel of output R, G, B: grey images read their one channel three times.
+  const grey = (alpha ? channels - 1 : channels) === 1;
+  const g = grey ? 0 : 1;
+  const b = grey ? 0 : 2;
+  const a = channels - 1;
+  const cols = taps(width, size, channels);
+  const rows = taps(height, size, width * channels);
+  const colour = new Float64Array(size * size * 3);
+  const coverage = alpha ? new Float64Array(size * size) : null;
+  // The lerps are written out as tf.image.resizeBilinear computes them: top and bottom pair along x, then along y.
+  const lerp = (p00: number, p01: number, p10: number, p11: number, dx: number, dy: number): number => {
+    const upper = p00 + (p01 - p00) * dx;
+    const lower = p10 + (p11 - p10) * dx;
+    return upper + (lower - upper) * dy;
+  };
+  for (let r = 0; r < size; r++) {
+    const top = rows.near[r];
+    const bottom = rows.far[r];
+    const dy = rows.frac[r];
+    for (let col = 0; col < size; col++) {
+      const dx = cols.frac[col];
+      const i00 = top + cols.near[col];
+      const i01 = top + cols.far[col];
+      const i10 = bottom + cols.near[col];
+      const i11 = bottom + cols.far[col];
+      const o = (r * size + col) * 3;
+      if (coverage === null) {
+        colour[o] = lerp(data[i00], data[i01], data[i10], data[i11], dx, dy);
+        colour[o + 1] = lerp(data[i00 + g], data[i01 + g], data[i10 + g], data[i11 + g], dx, dy);
+        colour[o + 2] = lerp(data[i00 + b], data[i01 + b], data[i10 + b], data[i11 + b], dx, dy);
+        continue;
+      }
+      const a00 = data[i00 + a] / 255;
+      const a01 = data[i01 + a] / 255;
+      const a10 = data[i10 + a] / 255;
+      const a11 = data[i11 + a] / 255;
+      coverage[r * size + col] = lerp(a00, a01, a10, a11, dx, dy);
+      colour[o] = lerp(data[i00] * a00, data[i01] * a01, data[i10] * a10, data[i11] * a11, dx, dy);
+      colour[o + 1] = lerp(
+        data[i00 + g] * a00,
+        data[i01 + g] * a01,
+        data[i10 + g] * a10,
+        data[i11 + g] * a11,
+        dx,
+        dy,
+      );
+      colour[o + 2] = lerp(
+        data[i00 + b] * a00,
+        data[i01 + b] * a01,
+        data[i10 + b] * a10,
+        data[i11 + b] * a11,
+        dx,
+        dy,
+      );
+    }
+  }
+  return { colour, coverage };
+}
+
+/** Writes a resizeOnce() result laid over grey level `background` into `out` at `offset`. */
+function overBackground(
+  { colour, coverage }: { colour: Float64Array; coverage: Float64Array | null },
+  background: number,
+  out: Float32Array,
+  offset: number,
+): void {
+  if (coverage === null) {
+    out.set(colour, offset);
+    return;
+  }
+  for (let p = 0, o = 0; p < coverage.length; p++, o += 3) {
+    const show = background * (1 - coverage[p]);
+    out[offset + o] = colour[o] + show;
+    out[offset + o + 1] = colour[o + 1] + show;
+    out[offset + o + 2] = colour[o + 2] + show;
+  }
+}
+
 /**
  * Resizes to size×size (aspect not kept) with bilinear interpolation and aligned corners, the way nsfwjs
  * prepares its input, writing RGB (0…255, not rounded) into `out` at `offset`; this is what the model gets,
  * and it matches tf.image.resizeBilinear(alignCorners = true) to float32 precision. A size×size source is
  * copied unchanged (nsfwjs skips the resize then). Transparent pixels are composited over a grey level
- * `background` first (what a viewer would see); only the sampled pixels are composited, so this stays cheap
- * for large images.
+ * `background` (what a viewer would see); only the sampled pixels are read, so this stays cheap for large images.
  */
 export function resizeToModelInput(
   src: RawImage,
@@ -32,53 +140,7 @@ export function resizeToModelInput(
   offset = 0,
   size = MODEL_INPUT_SIZE,
 ): void {
-  const { data, width, height, channels } = src;
-  const alpha = hasAlpha(src);
-  const grey = (alpha ? channels - 1 : channels) === 1;
-  const rowRatio = size > 1 ? (height - 1) / (size - 1) : 0;
-  const colRatio = size > 1 ? (width - 1) / (size - 1) : 0;
-
-  const left = new Int32Array(size);
-  const right = new Int32Array(size);
-  const colFrac = new Float64Array(size);
-  for (let col = 0; col < size; col++) {
-    const fx = col * colRatio;
-    left[col] = Math.floor(fx) * channels;
-    right[col] = Math.min(width - 1, Math.ceil(fx)) * channels;
-    colFrac[col] = fx - Math.floor(fx);
-  }
-
-  // Each sample is composited over the background as it is read: (1 − alpha) of the background shows through.
-  const alphaAt = (i: number): number => (alpha ? data[i + channels - 1] / 255 : 1);
-  for (let r = 0; r < size; r++) {
-    const fy = r * rowRatio;
-    const top = Math.floor(fy) * width * channels;
-    const bottom = Math.min(height - 1, Math.ceil(fy)) * width * channels;
-    const dy = fy - Math.floor(fy);
-    for (let col = 0; col < size; col++) {
-      const dx = colFrac[col];
-      const i00 = top + left[col];
-      const i01 = top + right[col];
-      const i10 = bottom + left[col];
-      const i11 = bottom + right[col];
-      const a00 = alphaAt(i00);
-      const a01 = alphaAt(i01);
-      const a10 = alphaAt(i10);
-      const a11 = alphaAt(i11);
-      const o = offset + (r * size + col) * 3;
-      for (let c = 0; c < 3; c++) {
-        const k = grey ? 0 : c;
-        const tl = data[i00 + k] * a00 + background * (1 - a00);
-        const tr = data[i01 + k] * a01 + background * (1 - a01);
-        const bl = data[i10 + k] * a10 + background * (1 - a10);
-        const br = data[i11 + k] * a11 + background * (1 - a11);
-        const upper = tl + (tr - tl) * dx;
-        const lower = bl + (br - bl) * dx;
-        const v = upper + (lower - upper) * dy;
-        out[o + c] = v;
-      }
-    }
-  }
+  overBackground(resizeOnce(src, size), background, out, offset);
 }
 
 const sameValues = (a: Float32Array, b: Float32Array): boolean =>
@@ -89,15 +151,16 @@ const sameValues = (a: Float32Array, b: Float32Array): boolean =>
 
 /**
  * The model inputs for one frame: one, or two (over white and over black) when the frame has transparency
- * that shows in the sampled pixels; identical inputs are not repeated.
+ * that shows in the sampled pixels; identical inputs are not repeated. The frame is resized once for both.
  */
 export function frameToModelInputs(frame: RawImage): Float32Array[] {
+  const resized = resizeOnce(frame, MODEL_INPUT_SIZE);
   const first = new Float32Array(MODEL_INPUT_VALUES);
-  resizeToModelInput(frame, BACKGROUNDS[0], first);
-  if (!hasAlpha(frame)) {
+  overBackground(resized, BACKGROUNDS[0], first, 0);
+  if (resized.coverage === null) {
     return [first];
   }
   const second = new Float32Array(MODEL_INPUT_VALUES);
-  resizeToModelInput(frame, BACKGROUNDS[1], second);
+  overBackground(resized, BACKGROUNDS[1], second, 0);
   return sameValues(first, second) ? [first] : [first, second];
 }

@@ -31,6 +31,13 @@ export interface MultipartLimits {
 }
 
 /**
+ * How far the temp file's writes may trail the body before the socket is paused. At the default 16 KB nearly every
+ * 64 KB chunk paused the socket until its write came back, and the client stalled with it: a 7.7 MB body took
+ * 20–23 ms to receive in the service instead of 11–13 ms. 1 MB per upload in flight is the most it costs in memory.
+ */
+const SINK_BUFFER_BYTES = 1024 * 1024;
+
+/**
  * Streams a multipart/form-data upload to a temp file with busboy, hashing as it goes. At most one `file` part
  * of at most maxFileBytes; the body is never buffered in memory. Errors are the contract's codes.
  */
@@ -102,7 +109,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
         },
       });
       stream.on('limit', () => fail(new AppError('too_large')));
-      sink = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+      sink = createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: SINK_BUFFER_BYTES });
       fileDone = pipeline(stream, counter, sink).then(() => ({
         size,
         sha256: hash.digest('hex'),

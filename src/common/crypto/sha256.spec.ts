@@ -1,0 +1,30 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { sha256Hex, sha256HexAsync } from './sha256';
+
+describe('sha256HexAsync', () => {
+  it.each([0, 1, 1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 1, 5 * 1024 * 1024 + 17])(
+    'should equal the one-shot hash of %i bytes',
+    async (size) => {
+      const data = randomBytes(size);
+      const expected = createHash('sha256').update(data).digest('hex');
+      expect(await sha256HexAsync(data)).toBe(expected);
+      expect(sha256Hex(data)).toBe(expected);
+    },
+  );
+
+  it('should let the event loop turn between slices of a big input', async () => {
+    // A 20 MB upload: other work scheduled meanwhile runs before the hash is done, not after.
+    let turns = 0;
+    let running = true;
+    const tick = (): void => {
+      turns++;
+      if (running) {
+        setImmediate(tick);
+      }
+    };
+    setImmediate(tick);
+    await sha256HexAsync(Buffer.alloc(20 * 1024 * 1024, 7));
+    running = false;
+    expect(turns).toBeGreaterThanOrEqual(19);
+  });
+});

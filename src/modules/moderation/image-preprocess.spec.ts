@@ -1,5 +1,10 @@
 import { pickFrames, type RawImage } from '../media/decode';
-import { frameToModelInputs, MODEL_INPUT_VALUES, resizeToModelInput } from './image-preprocess';
+import {
+  frameToModelInputs,
+  frameToModelInputsAsync,
+  MODEL_INPUT_VALUES,
+  resizeToModelInput,
+} from './image-preprocess';
 
 function raw(
   width: number,
@@ -166,6 +171,50 @@ describe('image preprocessing', () => {
         // float32 rounding of values up to 255: at most half an ulp (~7.6e-6).
         expect(worst).toBeLessThan(1e-5);
       }
+    });
+  });
+
+  describe(frameToModelInputsAsync.name, () => {
+    const big = (): RawImage => {
+      // 2100×2000 RGBA (4.2 MP, over the size that yields), with transparency that shows.
+      const [w, h] = [2100, 2000];
+      const data = new Uint8Array(w * h * 4);
+      for (let i = 0; i < w * h; i++) {
+        data[i * 4] = i % 251;
+        data[i * 4 + 1] = (i >> 3) % 256;
+        data[i * 4 + 2] = (i * 7) % 253;
+        data[i * 4 + 3] = i % w < 700 ? 0 : 255;
+      }
+      return { data, width: w, height: h, channels: 4 };
+    };
+    const same = (a: Float32Array[], b: Float32Array[]): boolean =>
+      a.length === b.length &&
+      a.every((x, i) => Buffer.compare(Buffer.from(x.buffer), Buffer.from(b[i].buffer)) === 0);
+
+    it('should give exactly the values of frameToModelInputs, small frames and large', async () => {
+      const small = raw(37, 23, 3, (x, y) => [x * 5, y * 9, (x + y) % 256]);
+      expect(same(await frameToModelInputsAsync(small), frameToModelInputs(small))).toBe(true);
+      const large = big();
+      const inputs = await frameToModelInputsAsync(large);
+      expect(inputs).toHaveLength(2);
+      expect(same(inputs, frameToModelInputs(large))).toBe(true);
+    });
+
+    it('should let the event loop turn while it resizes a large frame', async () => {
+      const frame = big();
+      let turns = 0;
+      let running = true;
+      const tick = (): void => {
+        turns++;
+        if (running) {
+          setImmediate(tick);
+        }
+      };
+      setImmediate(tick);
+      await frameToModelInputsAsync(frame);
+      running = false;
+      // 224 rows, 28 a turn: 7 turns of the loop in between.
+      expect(turns).toBeGreaterThanOrEqual(7);
     });
   });
 });

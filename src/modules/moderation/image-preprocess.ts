@@ -39,13 +39,19 @@ function taps(length: number, size: number, stride: number): Taps {
   return { near, far, frac };
 }
 
+interface Resized {
+  colour: Float64Array;
+  coverage: Float64Array | null;
+}
+
 /**
  * The bilinear resize (aligned corners) of a frame, split so that any background can be laid under it afterwards at
  * little cost: per output value the resized colour premultiplied by alpha, and per output pixel the resized alpha
  * (coverage, 0…1). Over a grey level `b` the output is `colour + b × (1 − coverage)` — the same blend, done once for
  * every background instead of once per background. Without alpha, `colour` is the resize itself and coverage is null.
+ * `rows(from, to)` computes those output rows; every row must be computed once before the result is read.
  */
-function resizeOnce(src: RawImage, size: number): { colour: Float64Array; coverage: Float64Array | null } {
+function resizer(src: RawImage, size: number): Resized & { rows: (from: number, to: number) => void } {
   const { data, width, height, channels } = src;
   const alpha = hasAlpha(src);
   // Source channel of output R, G, B: grey images read their one channel three times.
@@ -54,7 +60,7 @@ function resizeOnce(src: RawImage, size: number): { colour: Float64Array; covera
   const b = grey ? 0 : 2;
   const a = channels - 1;
   const cols = taps(width, size, channels);
-  const rows = taps(height, size, width * channels);
+  const lines = taps(height, size, width * channels);
   const colour = new Float64Array(size * size * 3);
   const coverage = alpha ? new Float64Array(size * size) : null;
   // The lerps are written out as tf.image.resizeBilinear computes them: top and bottom pair along x, then along y.
@@ -63,53 +69,61 @@ function resizeOnce(src: RawImage, size: number): { colour: Float64Array; covera
     const lower = p10 + (p11 - p10) * dx;
     return upper + (lower - upper) * dy;
   };
-  for (let r = 0; r < size; r++) {
-    const top = rows.near[r];
-    const bottom = rows.far[r];
-    const dy = rows.frac[r];
-    for (let col = 0; col < size; col++) {
-      const dx = cols.frac[col];
-      const i00 = top + cols.near[col];
-      const i01 = top + cols.far[col];
-      const i10 = bottom + cols.near[col];
-      const i11 = bottom + cols.far[col];
-      const o = (r * size + col) * 3;
-      if (coverage === null) {
-        colour[o] = lerp(data[i00], data[i01], data[i10], data[i11], dx, dy);
-        colour[o + 1] = lerp(data[i00 + g], data[i01 + g], data[i10 + g], data[i11 + g], dx, dy);
-        colour[o + 2] = lerp(data[i00 + b], data[i01 + b], data[i10 + b], data[i11 + b], dx, dy);
-        continue;
+  const rows = (from: number, to: number): void => {
+    for (let r = from; r < to; r++) {
+      const top = lines.near[r];
+      const bottom = lines.far[r];
+      const dy = lines.frac[r];
+      for (let col = 0; col < size; col++) {
+        const dx = cols.frac[col];
+        const i00 = top + cols.near[col];
+        const i01 = top + cols.far[col];
+        const i10 = bottom + cols.near[col];
+        const i11 = bottom + cols.far[col];
+        const o = (r * size + col) * 3;
+        if (coverage === null) {
+          colour[o] = lerp(data[i00], data[i01], data[i10], data[i11], dx, dy);
+          colour[o + 1] = lerp(data[i00 + g], data[i01 + g], data[i10 + g], data[i11 + g], dx, dy);
+          colour[o + 2] = lerp(data[i00 + b], data[i01 + b], data[i10 + b], data[i11 + b], dx, dy);
+          continue;
+        }
+        const a00 = data[i00 + a] / 255;
+        const a01 = data[i01 + a] / 255;
+        const a10 = data[i10 + a] / 255;
+        const a11 = data[i11 + a] / 255;
+        coverage[r * size + col] = lerp(a00, a01, a10, a11, dx, dy);
+        colour[o] = lerp(data[i00] * a00, data[i01] * a01, data[i10] * a10, data[i11] * a11, dx, dy);
+        colour[o + 1] = lerp(
+          data[i00 + g] * a00,
+          data[i01 + g] * a01,
+          data[i10 + g] * a10,
+          data[i11 + g] * a11,
+          dx,
+          dy,
+        );
+        colour[o + 2] = lerp(
+          data[i00 + b] * a00,
+          data[i01 + b] * a01,
+          data[i10 + b] * a10,
+          data[i11 + b] * a11,
+          dx,
+          dy,
+        );
       }
-      const a00 = data[i00 + a] / 255;
-      const a01 = data[i01 + a] / 255;
-      const a10 = data[i10 + a] / 255;
-      const a11 = data[i11 + a] / 255;
-      coverage[r * size + col] = lerp(a00, a01, a10, a11, dx, dy);
-      colour[o] = lerp(data[i00] * a00, data[i01] * a01, data[i10] * a10, data[i11] * a11, dx, dy);
-      colour[o + 1] = lerp(
-        data[i00 + g] * a00,
-        data[i01 + g] * a01,
-        data[i10 + g] * a10,
-        data[i11 + g] * a11,
-        dx,
-        dy,
-      );
-      colour[o + 2] = lerp(
-        data[i00 + b] * a00,
-        data[i01 + b] * a01,
-        data[i10 + b] * a10,
-        data[i11 + b] * a11,
-        dx,
-        dy,
-      );
     }
-  }
-  return { colour, coverage };
+  };
+  return { colour, coverage, rows };
+}
+
+function resizeOnce(src: RawImage, size: number): Resized {
+  const resized = resizer(src, size);
+  resized.rows(0, size);
+  return resized;
 }
 
 /** Writes a resizeOnce() result laid over grey level `background` into `out` at `offset`. */
 function overBackground(
-  { colour, coverage }: { colour: Float64Array; coverage: Float64Array | null },
+  { colour, coverage }: Resized,
   background: number,
   out: Float32Array,
   offset: number,
@@ -149,12 +163,8 @@ const sameValues = (a: Float32Array, b: Float32Array): boolean =>
     Buffer.from(b.buffer, b.byteOffset, b.byteLength),
   ) === 0;
 
-/**
- * The model inputs for one frame: one, or two (over white and over black) when the frame has transparency
- * that shows in the sampled pixels; identical inputs are not repeated. The frame is resized once for both.
- */
-export function frameToModelInputs(frame: RawImage): Float32Array[] {
-  const resized = resizeOnce(frame, MODEL_INPUT_SIZE);
+/** The inputs over each background: one when the frame has no alpha, or when both came out identical. */
+function inputsOver(resized: Resized): Float32Array[] {
   const first = new Float32Array(MODEL_INPUT_VALUES);
   overBackground(resized, BACKGROUNDS[0], first, 0);
   if (resized.coverage === null) {
@@ -163,4 +173,33 @@ export function frameToModelInputs(frame: RawImage): Float32Array[] {
   const second = new Float32Array(MODEL_INPUT_VALUES);
   overBackground(resized, BACKGROUNDS[1], second, 0);
   return sameValues(first, second) ? [first] : [first, second];
+}
+
+/**
+ * The model inputs for one frame: one, or two (over white and over black) when the frame has transparency
+ * that shows in the sampled pixels; identical inputs are not repeated. The frame is resized once for both.
+ */
+export function frameToModelInputs(frame: RawImage): Float32Array[] {
+  return inputsOver(resizeOnce(frame, MODEL_INPUT_SIZE));
+}
+
+/**
+ * Above this many source pixels, frameToModelInputsAsync lets the event loop turn every ROWS_PER_TURN output rows:
+ * the samples of a large frame are far apart in memory, and resizing a 27 MP frame took 15–30 ms in one go during a
+ * burst of big uploads (cache misses), a stall every other request waited behind.
+ */
+const YIELD_ABOVE_PIXELS = 4_000_000;
+const ROWS_PER_TURN = 28;
+
+/** frameToModelInputs for the event loop's thread: the same values, with turns of the loop in between for large frames. */
+export async function frameToModelInputsAsync(frame: RawImage): Promise<Float32Array[]> {
+  const resized = resizer(frame, MODEL_INPUT_SIZE);
+  const step = frame.width * frame.height > YIELD_ABOVE_PIXELS ? ROWS_PER_TURN : MODEL_INPUT_SIZE;
+  for (let from = 0; from < MODEL_INPUT_SIZE; from += step) {
+    if (from > 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    resized.rows(from, Math.min(MODEL_INPUT_SIZE, from + step));
+  }
+  return inputsOver(resized);
 }

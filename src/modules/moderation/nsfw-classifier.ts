@@ -1,5 +1,5 @@
 import type { ReviewFrame } from '../media/decode';
-import { frameToModelInputs, MODEL_INPUT_VALUES } from './image-preprocess';
+import { frameToModelInputsAsync, MODEL_INPUT_VALUES } from './image-preprocess';
 import { InferenceWorker } from './inference-worker';
 import type { ModerationScores } from './moderation.types';
 import { Semaphore } from './semaphore';
@@ -59,9 +59,11 @@ export class NsfwClassifier {
    */
   classify(frames: readonly ReviewFrame[]): Promise<Classification> {
     return this.gate.use(async () => {
-      const scores = await this.classifyPrepared(
-        frames.flatMap((frame) => ('inputs' in frame ? frame.inputs : frameToModelInputs(frame))),
-      );
+      const inputs: Float32Array[] = [];
+      for (const frame of frames) {
+        inputs.push(...('inputs' in frame ? frame.inputs : await frameToModelInputsAsync(frame)));
+      }
+      const scores = await this.classifyPrepared(inputs);
       return { frames: frames.length, scores };
     });
   }

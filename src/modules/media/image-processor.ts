@@ -9,9 +9,10 @@ import {
   type StripOptions,
 } from './image-limits';
 import type { ImageExt, ImageType, ProcessedImage } from './image.types';
-import { stripGifMetadata } from './strip/gif-metadata';
-import { stripJpegMetadata } from './strip/jpeg-metadata';
-import { stripPngMetadata } from './strip/png-metadata';
+import { stripGifParts } from './strip/gif-metadata';
+import { stripJpegParts } from './strip/jpeg-metadata';
+import { joinParts } from './strip/join-parts';
+import { stripPngParts } from './strip/png-metadata';
 import { isAcceptableIccProfile } from './strip/icc-profile';
 import { stripWebpMetadata } from './strip/webp-metadata';
 
@@ -25,11 +26,13 @@ const SHARP_FORMAT: Record<ImageExt, keyof sharp.FormatEnum> = {
   avif: 'heif',
 };
 
-const STRIP: Record<Exclude<ImageExt, 'avif'>, (input: Buffer, options: StripOptions) => Buffer> = {
-  png: stripPngMetadata,
-  jpg: stripJpegMetadata,
-  gif: stripGifMetadata,
-  webp: stripWebpMetadata,
+/** The stripped file's pieces (joinParts makes the bytes: the input itself when nothing was stripped). */
+const STRIP: Record<Exclude<ImageExt, 'avif'>, (input: Buffer, options: StripOptions) => Buffer[]> = {
+  png: stripPngParts,
+  jpg: stripJpegParts,
+  gif: stripGifParts,
+  // Its kept chunks are copies (flags and pad bytes rewritten): already one buffer.
+  webp: (input, options) => [stripWebpMetadata(input, options)],
 };
 
 const WEBP_OPTIONS: sharp.WebpOptions = { quality: 92, alphaQuality: 100, smartSubsample: true };
@@ -148,7 +151,7 @@ async function decodeAndStrip(
         reviewFrames > 0 ? await decodeFrames(input, reviewFrames, { pages: frames, timeout }) : [];
       return { ...stored, review };
     }
-    const data = STRIP[ext](input, options);
+    const data = await joinParts(input, STRIP[ext](input, options));
     const result = { data, width: meta.width, height: frameHeight, pages: frames };
     if (reviewFrames > 0 && frames === 1) {
       // A still image's review frame is a full decode of the stored bytes: one decode is both the check and the frame.

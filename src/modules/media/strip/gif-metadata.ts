@@ -21,6 +21,11 @@ const KEPT_APPLICATIONS = new Set(['NETSCAPE2.0', 'ANIMEXTS1.0', 'ICCRGBG1012'])
  * if it holds an acceptable profile within `maxIccBytes` (see isAcceptableIccProfile).
  */
 export function stripGifMetadata(input: Buffer, options: StripOptions = DEFAULT_IMAGE_OPTIONS): Buffer {
+  return Buffer.concat(stripGifParts(input, options));
+}
+
+/** stripGifMetadata's pieces, in order: slices of `input` wherever its bytes are kept as they are (joinParts). */
+export function stripGifParts(input: Buffer, options: StripOptions = DEFAULT_IMAGE_OPTIONS): Buffer[] {
   const version = input.toString('latin1', 0, 6);
   if (input.length < 13 || (version !== 'GIF87a' && version !== 'GIF89a')) {
     throw malformed('GIF', 'bad header');
@@ -63,8 +68,8 @@ export function stripGifMetadata(input: Buffer, options: StripOptions = DEFAULT_
     }
   }
   assertWithinLimits(input.readUInt16LE(6), input.readUInt16LE(8), Math.max(frames, 1), options.maxFrames);
-  parts.push(Buffer.from([TRAILER]));
-  return Buffer.concat(parts);
+  parts.push(pos < input.length ? input.subarray(pos, pos + 1) : Buffer.from([TRAILER]));
+  return parts;
 }
 
 function colourTableLength(packed: number): number {

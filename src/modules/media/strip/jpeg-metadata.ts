@@ -24,6 +24,11 @@ const ICC_HEADER_LENGTH = 14;
  * only when they form one complete, valid profile within `maxIccBytes` (see isAcceptableIccProfile).
  */
 export function stripJpegMetadata(input: Buffer, options: StripOptions = DEFAULT_IMAGE_OPTIONS): Buffer {
+  return Buffer.concat(stripJpegParts(input, options));
+}
+
+/** stripJpegMetadata's pieces, in order: slices of `input` wherever its bytes are kept as they are (joinParts). */
+export function stripJpegParts(input: Buffer, options: StripOptions = DEFAULT_IMAGE_OPTIONS): Buffer[] {
   if (input.length < 4 || input[0] !== 0xff || input[1] !== SOI) {
     throw malformed('JPEG', 'no start-of-image marker');
   }
@@ -43,7 +48,7 @@ export function stripJpegMetadata(input: Buffer, options: StripOptions = DEFAULT
     }
     const marker = input[pos++];
     if (marker === EOI) {
-      parts.push(Buffer.from([0xff, EOI]));
+      parts.push(input.subarray(pos - 2, pos)); // 0xFF EOI (fill bytes before it are dropped)
       if (
         keepIcc(
           icc.map((s) => s.segment),
@@ -54,10 +59,10 @@ export function stripJpegMetadata(input: Buffer, options: StripOptions = DEFAULT
           parts[index] = segment;
         }
       }
-      return Buffer.concat(parts);
+      return parts;
     }
     if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
-      parts.push(Buffer.from([0xff, marker])); // TEM and RSTn stand alone
+      parts.push(input.subarray(pos - 2, pos)); // TEM and RSTn stand alone
       continue;
     }
     if (marker === 0x00 || marker === SOI) {

@@ -36,10 +36,15 @@ const CHUNK_TYPE = /^[A-Za-z]{4}$/;
  * iCCP chunk stays only if it holds an acceptable profile within `maxIccBytes` (see isAcceptableIccProfile).
  */
 export function stripPngMetadata(input: Buffer, options: StripOptions = DEFAULT_IMAGE_OPTIONS): Buffer {
+  return Buffer.concat(stripPngParts(input, options));
+}
+
+/** stripPngMetadata's pieces, in order: slices of `input` (joinParts). */
+export function stripPngParts(input: Buffer, options: StripOptions = DEFAULT_IMAGE_OPTIONS): Buffer[] {
   if (input.length < SIGNATURE.length || !input.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
     throw malformed('PNG', 'bad signature');
   }
-  const parts: Buffer[] = [SIGNATURE];
+  const parts: Buffer[] = [input.subarray(0, SIGNATURE.length)];
   let width = 0;
   let height = 0;
   let frames = 0;
@@ -84,7 +89,7 @@ export function stripPngMetadata(input: Buffer, options: StripOptions = DEFAULT_
   }
   // Each frame is composed on the full canvas, as a viewer does.
   assertWithinLimits(width, height, Math.max(frames, 1), options.maxFrames);
-  return Buffer.concat(parts);
+  return parts;
 }
 
 /** iCCP: a profile name (1–79 bytes) and NUL, compression method 0, then the zlib-compressed profile. */

@@ -137,7 +137,7 @@ export class ApiKeysService extends BearerAuthenticator {
     return keys.map((k) => this.toResponse(k, live.get(k.id) ?? null));
   }
 
-  /** One key of the user, with its live request count (read on every `/me`: one indexed query, no hydration). */
+  /** One key of the user, with its live request count (one indexed query, no hydration). */
   async get(userId: string, keyId: string): Promise<KeyResponse> {
     const rows = await this.em.getConnection().execute<KeyRow[]>(
       `select id, prefix, label, request_count, created_at, last_used_at, revoked_at, scopes, default_expires_in

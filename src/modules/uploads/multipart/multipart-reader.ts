@@ -39,7 +39,8 @@ const SINK_BUFFER_BYTES = 1024 * 1024;
 
 /**
  * Streams a multipart/form-data upload to a temp file with busboy, hashing as it goes. At most one `file` part
- * of at most maxFileBytes; the body is never buffered in memory. Errors are the contract's codes.
+ * of at most maxFileBytes; the body is never held in memory beyond the file's write buffer (SINK_BUFFER_BYTES). Errors
+ * are the contract's codes.
  */
 export async function receiveUpload(req: Request, limits: MultipartLimits): Promise<ReceivedFile> {
   const type = req.headers['content-type'] ?? '';

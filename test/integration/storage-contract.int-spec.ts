@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { type AppConfig } from '../../src/config/app-config';
 import { LocalStorageDriver } from '../../src/modules/storage/local.driver';
 import { S3StorageDriver } from '../../src/modules/storage/s3.driver';
@@ -20,16 +21,8 @@ interface Backend {
   close: () => Promise<void>;
 }
 
-async function read(stream: Readable | null): Promise<Buffer | null> {
-  if (!stream) {
-    return null;
-  }
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) {
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
+/** get()'s stream read whole (read() itself is a method under test, so not used for this). */
+const read = async (stream: Readable | null): Promise<Buffer | null> => stream && buffer(stream);
 
 async function listed(driver: StorageDriver): Promise<string[]> {
   const keys: string[] = [];

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { loopTurnsDuring } from '../../../test/setup/event-loop';
 import { sha256Hex, sha256HexAsync } from './sha256';
 
 describe('sha256HexAsync', () => {
@@ -14,17 +15,7 @@ describe('sha256HexAsync', () => {
 
   it('should let the event loop turn between slices of a big input', async () => {
     // A 20 MB upload: other work scheduled meanwhile runs before the hash is done, not after.
-    let turns = 0;
-    let running = true;
-    const tick = (): void => {
-      turns++;
-      if (running) {
-        setImmediate(tick);
-      }
-    };
-    setImmediate(tick);
-    await sha256HexAsync(Buffer.alloc(20 * 1024 * 1024, 7));
-    running = false;
+    const turns = await loopTurnsDuring(() => sha256HexAsync(Buffer.alloc(20 * 1024 * 1024, 7)));
     expect(turns).toBeGreaterThanOrEqual(19);
   });
 });

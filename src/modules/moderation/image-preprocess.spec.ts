@@ -1,3 +1,4 @@
+import { loopTurnsDuring } from '../../../test/setup/event-loop';
 import { pickFrames, type RawImage } from '../media/decode';
 import {
   frameToModelInputs,
@@ -202,17 +203,7 @@ describe('image preprocessing', () => {
 
     it('should let the event loop turn while it resizes a large frame', async () => {
       const frame = big();
-      let turns = 0;
-      let running = true;
-      const tick = (): void => {
-        turns++;
-        if (running) {
-          setImmediate(tick);
-        }
-      };
-      setImmediate(tick);
-      await frameToModelInputsAsync(frame);
-      running = false;
+      const turns = await loopTurnsDuring(() => frameToModelInputsAsync(frame));
       // 224 rows, 28 a turn: 7 turns of the loop in between.
       expect(turns).toBeGreaterThanOrEqual(7);
     });

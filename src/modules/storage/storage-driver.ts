@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 
 /**
  * Where image bytes live. Keys are opaque names (the public filename); nothing here assumes a filesystem,
@@ -14,14 +15,7 @@ export abstract class StorageDriver {
   /** The whole object in memory; null when it does not exist. For objects small enough to hold (an original). */
   async read(key: string): Promise<Buffer | null> {
     const stream = await this.get(key);
-    if (!stream) {
-      return null;
-    }
-    const chunks: Buffer[] = [];
-    for await (const chunk of stream) {
-      chunks.push(chunk as Buffer);
-    }
-    return Buffer.concat(chunks);
+    return stream && buffer(stream);
   }
 
   /** Lists objects with their last write time (for the janitor that removes files no row points to). */

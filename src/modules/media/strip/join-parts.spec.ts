@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { loopTurnsDuring } from '../../../../test/setup/event-loop';
 import { joinParts } from './join-parts';
 import { stripJpegParts } from './jpeg-metadata';
 import { stripPngParts } from './png-metadata';
@@ -32,17 +33,8 @@ describe('joinParts', () => {
       input[i] = (i >> 12) & 0xff;
     }
     const parts = [input.subarray(0, 10), input.subarray(20)];
-    let turns = 0;
-    let running = true;
-    const tick = (): void => {
-      turns++;
-      if (running) {
-        setImmediate(tick);
-      }
-    };
-    setImmediate(tick);
-    const out = await joinParts(input, parts);
-    running = false;
+    let out: Buffer = Buffer.alloc(0);
+    const turns = await loopTurnsDuring(async () => (out = await joinParts(input, parts)));
     expect(Buffer.compare(out, Buffer.concat(parts))).toBe(0);
     expect(turns).toBeGreaterThanOrEqual(4);
   });

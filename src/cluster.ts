@@ -171,7 +171,13 @@ export function runPrimary(options: ClusterOptions): Promise<number> {
     }
     for (const worker of workers) {
       if (worker.isConnected()) {
-        worker.send({ fxf: 'shutdown' } satisfies PrimaryMessage);
+        // A worker exiting at the same moment (two that failed to bind the port) can close its channel under us:
+        // the send then fails (EPIPE) through this callback instead of as an uncaught 'error', and it gets a signal.
+        worker.send({ fxf: 'shutdown' } satisfies PrimaryMessage, (error: Error | null) => {
+          if (error) {
+            worker.process.kill('SIGTERM');
+          }
+        });
       } else {
         worker.process.kill('SIGTERM');
       }

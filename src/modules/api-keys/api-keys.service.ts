@@ -1,5 +1,6 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
+import { leanQuery } from '../../database/lean-query';
 import { BearerAuthenticator } from '../../common/auth/authenticators';
 import type { KeyPrincipal, Principal, UploadTokenPrincipal } from '../../common/auth/principal';
 import type { UserRole } from '../../common/auth/user-role';
@@ -203,11 +204,12 @@ export class ApiKeysService extends BearerAuthenticator {
       throw new AppError('unauthorized', 'Unknown or malformed API key.');
     }
     // Every bearer request pays this: one query on the token_hash unique index, no entity hydration.
-    const rows = await this.em.getConnection().execute<AuthRow[]>(
+    const rows = await leanQuery<AuthRow>(
+      this.em,
       `select k.id, k.prefix, k.label, k.created_at, k.request_count, k.scopes, k.default_expires_in,
               u.id as user_id, u.email, u.role, u.banned_at
          from api_keys k join users u on u.id = k.user_id
-        where k.token_hash = ? and k.revoked_at is null`,
+        where k.token_hash = $1 and k.revoked_at is null`,
       [hashToken(token)],
     );
     const row = rows[0];

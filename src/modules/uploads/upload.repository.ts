@@ -1,5 +1,6 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
+import { leanQuery } from '../../database/lean-query';
 import { keysetFilter, keysetPage, parseCursor } from '../../common/http/cursor';
 import { FILENAME_PATTERN } from './filenames';
 import { Upload } from './upload.entity';
@@ -94,14 +95,12 @@ export class UploadRepository {
    * asks this on every upload and almost always hears null.
    */
   async shaState(ownerId: string, sha: string): Promise<'live' | 'due' | null> {
-    const rows = await this.em
-      .fork()
-      .getConnection()
-      .execute<{ due: boolean }[]>(
-        `select (expires_at is not null and expires_at <= now()) as due from uploads
-          where owner_id = ? and sha256 = ? and deleted_at is null`,
-        [ownerId, sha],
-      );
+    const rows = await leanQuery<{ due: boolean }>(
+      this.em,
+      `select (expires_at is not null and expires_at <= now()) as due from uploads
+        where owner_id = $1 and sha256 = $2 and deleted_at is null`,
+      [ownerId, sha],
+    );
     return rows.length === 0 ? null : rows[0].due ? 'due' : 'live';
   }
 
@@ -139,21 +138,20 @@ export class UploadRepository {
     const limit = opts.limit ?? 50;
     const cursor = parseCursor(opts.before);
     const params: unknown[] = [ownerId];
-    let sql = `select ${LISTED_COLUMNS} from uploads where owner_id = ? and ${LIVE_SQL}`;
+    /** The next parameter's placeholder ($1 is the owner). */
+    const next = (value: unknown): string => `$${params.push(value)}`;
+    let sql = `select ${LISTED_COLUMNS} from uploads where owner_id = $1 and ${LIVE_SQL}`;
     if (cursor?.id) {
-      sql += ' and (created_at < ? or (created_at = ? and id < ?))';
-      params.push(cursor.createdAt, cursor.createdAt, cursor.id);
+      const at = next(cursor.createdAt);
+      sql += ` and (created_at < ${at} or (created_at = ${at} and id < ${next(cursor.id)}))`;
     } else if (cursor) {
-      sql += ' and created_at < ?';
-      params.push(cursor.createdAt);
+      sql += ` and created_at < ${next(cursor.createdAt)}`;
     }
     if (opts.tag) {
-      sql += ' and tags @> array[?]::text[]';
-      params.push(opts.tag);
+      sql += ` and tags @> array[${next(opts.tag)}]::text[]`;
     }
-    sql += ' order by created_at desc, id desc limit ?';
-    params.push(limit + 1);
-    const rows = await this.em.getConnection().execute<ListedRow[]>(sql, params);
+    sql += ` order by created_at desc, id desc limit ${next(limit + 1)}`;
+    const rows = await leanQuery<ListedRow>(this.em, sql, params);
     return keysetPage(rows.map(listed), limit);
   }
 
@@ -162,11 +160,11 @@ export class UploadRepository {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
-    const rows = await this.em
-      .getConnection()
-      .execute<
-        ListedRow[]
-      >(`select ${LISTED_COLUMNS} from uploads where filename = ? and owner_id = ? and ${LIVE_SQL}`, [filename, ownerId]);
+    const rows = await leanQuery<ListedRow>(
+      this.em,
+      `select ${LISTED_COLUMNS} from uploads where filename = $1 and owner_id = $2 and ${LIVE_SQL}`,
+      [filename, ownerId],
+    );
     return rows[0] ? listed(rows[0]) : null;
   }
 
@@ -177,15 +175,19 @@ export class UploadRepository {
   async usageAndQuota(
     ownerId: string,
   ): Promise<(UploadUsage & { quotaBytes: string | null; quotaFiles: number | null }) | null> {
-    const rows = await this.em
-      .getConnection()
-      .execute<{ n: string; bytes: string; quota_bytes: string | null; quota_files: number | null }[]>(
-        `select s.n, s.bytes, u.quota_bytes, u.quota_files from users u
-         cross join lateral (select count(*) as n, coalesce(sum(size), 0) as bytes from uploads
-                              where owner_id = u.id and ${LIVE_SQL}) s
-        where u.id = ?`,
-        [ownerId],
-      );
+    const rows = await leanQuery<{
+      n: string;
+      bytes: string;
+      quota_bytes: string | null;
+      quota_files: number | null;
+    }>(
+      this.em,
+      `select s.n, s.bytes, u.quota_bytes, u.quota_files from users u
+       cross join lateral (select count(*) as n, coalesce(sum(size), 0) as bytes from uploads
+                            where owner_id = u.id and ${LIVE_SQL}) s
+      where u.id = $1`,
+      [ownerId],
+    );
     const row = rows[0];
     return row
       ? {
@@ -223,11 +225,12 @@ export class UploadRepository {
       return null;
     }
     // Live as in liveFilter: not deleted and not past its expiry.
-    const rows = await this.em.getConnection().execute<ServableRow[]>(
+    const rows = await leanQuery<ServableRow>(
+      this.em,
       `select u.id, u.owner_id, u.stored_sha256, u.size, u.mime, u.created_at, u.pages, u.expires_at,
               (o.banned_at is not null) as owner_banned
          from uploads u join users o on o.id = u.owner_id
-        where u.filename = ? and u.deleted_at is null and (u.expires_at is null or u.expires_at > now())`,
+        where u.filename = $1 and u.deleted_at is null and (u.expires_at is null or u.expires_at > now())`,
       [filename],
     );
     return rows[0] ?? null;

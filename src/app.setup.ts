@@ -8,6 +8,7 @@ import { QuietStartupLogger } from './common/logging/logger-options';
 import { AppConfig } from './config/app-config';
 import { DeliveryCache } from './modules/delivery/delivery-cache';
 import { installFastPath } from './modules/delivery/fast-path';
+import { VariantsService } from './modules/delivery/variants.service';
 import { StorageDriver } from './modules/storage/storage-driver';
 import { setupSwagger } from './swagger';
 
@@ -32,5 +33,6 @@ export function configureApp(app: INestApplication): void {
     cache: app.get(DeliveryCache),
     storage: app.get(StorageDriver),
     config,
+    variants: app.get(VariantsService),
   });
 }

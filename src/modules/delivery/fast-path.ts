@@ -5,10 +5,17 @@ import { parse as parseQuery } from 'node:querystring';
 import rangeParser from 'range-parser';
 import { requestIdOf } from '../../common/http/request-id';
 import type { AppConfig } from '../../config/app-config';
-import { parseVariantQuery, resolveVariant, type SourceMime } from '../media/variant-params';
+import {
+  parseVariantQuery,
+  type ResolvedVariant,
+  resolveVariant,
+  type SourceMime,
+} from '../media/variant-params';
 import type { StorageDriver } from '../storage/storage-driver';
+import type { ServableUpload } from '../uploads/uploads.service';
 import type { DeliveryCache } from './delivery-cache';
 import { etagMatches, IMAGE_HEADERS, type ImageRepresentation } from './image-response';
+import type { VariantsService } from './variants.service';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -22,6 +29,129 @@ export interface FastPathDeps {
   cache: DeliveryCache;
   storage: StorageDriver;
   config: AppConfig;
+  /** Renders a variant not made yet (without it, such requests go to Express). */
+  variants?: VariantsService;
+}
+
+/** A cold variant's failure, kept for the slow path to answer (ImagesController takes it back). */
+const failures = new WeakMap<IncomingMessage, unknown>();
+
+/** What the fast path failed with on this request, if it did (taken once): the slow path answers it, not again. */
+export function takeFastPathFailure(req: IncomingMessage): unknown {
+  const failure = failures.get(req);
+  failures.delete(req);
+  return failure;
+}
+
+/** plan() answered the request itself (a 304). */
+const ANSWERED = Symbol('answered');
+
+interface Planned {
+  status: 200 | 206;
+  headers: OutgoingHttpHeaders;
+  start: number;
+  end: number;
+  range: boolean;
+}
+
+/**
+ * The headers of an answer for `image` (what sendImage sends); a 304 is answered here (ANSWERED); null for a Range
+ * that cannot be satisfied (416 is the slow path's).
+ */
+function plan(
+  req: IncomingMessage,
+  res: ServerResponse,
+  image: ImageRepresentation,
+  varyAccept: boolean,
+): Planned | typeof ANSWERED | null {
+  const headers: OutgoingHttpHeaders = {
+    ...IMAGE_HEADERS,
+    'X-Request-Id': requestIdOf(req),
+    ETag: image.etag,
+    'Last-Modified': image.lastModifiedText,
+  };
+  if (varyAccept) {
+    headers.Vary = 'Accept';
+  }
+  // RFC 9110 §13.2.2: If-None-Match is evaluated before Range.
+  if (etagMatches(req.headers['if-none-match'], image.etag)) {
+    res.writeHead(304, headers).end();
+    return ANSWERED;
+  }
+  headers['Content-Type'] = image.mime;
+  let range: { start: number; end: number } | undefined;
+  const rangeHeader = req.headers.range;
+  const ifRange = req.headers['if-range'];
+  if (rangeHeader && (!ifRange || ifRange === image.etag)) {
+    const parsed = rangeParser(image.size, rangeHeader, { combine: true });
+    if (parsed === -1) {
+      return null;
+    }
+    if (parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
+      range = { start: parsed[0].start, end: parsed[0].end };
+    }
+  }
+  const start = range?.start ?? 0;
+  const end = range?.end ?? image.size - 1;
+  if (range) {
+    headers['Content-Range'] = `bytes ${start}-${end}/${image.size}`;
+  }
+  headers['Content-Length'] = String(end - start + 1);
+  return { status: range ? 206 : 200, headers, start, end, range: !!range };
+}
+
+/**
+ * A variant this instance does not know yet, of an upload it does: made (or found) by VariantsService as the slow
+ * path would, and answered from the rendered bytes. Anything but a fresh render with an answer plan() can give —
+ * a variant found stored, a 416, a failure — goes to Express, which answers it (a failure as it is, not by trying
+ * again: ImagesController takes it back through takeFastPathFailure).
+ */
+function coldVariant(
+  deps: FastPathDeps & { variants: VariantsService },
+  req: IncomingMessage,
+  res: ServerResponse,
+  upload: ServableUpload,
+  variant: ResolvedVariant & { kind: 'variant' },
+  fallback: Handler,
+): void {
+  const { cache, variants } = deps;
+  const mark = cache.mark();
+  variants
+    .ensure(upload, variant)
+    .then(
+      (stored) => {
+        if (!stored.data || !stored.saved) {
+          fallback(req, res); // stored already: the slow path reads it from storage (and remembers it)
+          return;
+        }
+        const image = representation(
+          stored.storageKey,
+          stored.sha256,
+          stored.size,
+          stored.mime,
+          stored.createdAt,
+        );
+        void stored.saved.then((ok) => ok && cache.rememberVariant(upload, variant.key, image, mark));
+        const planned = plan(req, res, image, variant.varyAccept);
+        if (planned === null) {
+          fallback(req, res);
+        } else if (planned !== ANSWERED) {
+          const body =
+            req.method === 'HEAD'
+              ? undefined
+              : planned.range
+                ? stored.data.subarray(planned.start, planned.end + 1)
+                : stored.data;
+          res.writeHead(planned.status, planned.headers).end(body);
+        }
+      },
+      (error: unknown) => {
+        failures.set(req, error);
+        fallback(req, res);
+      },
+    )
+    // Writing the answer failed (the client went away): nothing more can be said on this socket.
+    .catch(() => res.destroy());
 }
 
 /**
@@ -29,9 +159,12 @@ export interface FastPathDeps {
  * already holds (DeliveryCache) and whose file is on local storage (or, on S3, whose bytes it holds) is answered
  * right here — no router, no body parsers, no guards, no ORM, no per-request info log line. It answers exactly what
  * ImagesController + sendImage would (the same headers, ETag/304, Range/206, HEAD); everything else — a miss, an
- * error of any kind, a 416, a variant not made yet, a query it does not read the way Express does — goes to Express
- * untouched, which answers (and logs) it and fills the cache. So the fast path can only ever answer a success the
- * slow path would give.
+ * error of any kind, a 416, a query it does not read the way Express does — goes to Express untouched, which answers
+ * (and logs) it and fills the cache. So the fast path can only ever answer a success the slow path would give.
+ *
+ * A variant not made yet, of an upload whose row it holds, it has VariantsService make as the controller would, and
+ * answers from the rendered bytes (coldVariant): Express and Nest cost more than half a millisecond before the
+ * render could start. Whatever it cannot answer then still goes to Express, a failure with it (see coldVariant).
  */
 export function installFastPath(server: Server, deps: FastPathDeps): void {
   const slow = server.listeners('request') as Handler[];
@@ -53,7 +186,7 @@ export function fastPath(
   deps: FastPathDeps,
   fallback: Handler,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { cache, storage, config } = deps;
+  const { cache, storage, config, variants } = deps;
   const accelPrefix = config.accelRedirectPrefix;
   const redirects = config.imagesRedirectBaseUrl !== undefined;
   return (req, res) => {
@@ -72,6 +205,7 @@ export function fastPath(
     }
     let image: ImageRepresentation | undefined;
     let varyAccept = false;
+    let resolved: ResolvedVariant | undefined;
     const query = q === -1 ? '' : url.slice(q + 1);
     if (query === '') {
       image = originalOf(upload);
@@ -79,11 +213,12 @@ export function fastPath(
       if (!PLAIN_QUERY.test(query)) {
         return false;
       }
-      let resolved;
       try {
         resolved = resolveVariant(parseVariantQuery(parseQuery(query), config.variantSizes), {
           sourceMime: upload.mime as SourceMime,
           accept: req.headers.accept,
+          // As ImagesController resolves it: the same key for the same request on either path.
+          animated: upload.pages === null ? undefined : upload.pages > 1,
         });
       } catch {
         return false; // a bad parameter: the slow path answers 400
@@ -92,6 +227,10 @@ export function fastPath(
       image = resolved.kind === 'original' ? originalOf(upload) : cache.variant(filename, resolved.key);
     }
     if (!image) {
+      if (resolved?.kind === 'variant' && variants && !accelPrefix) {
+        coldVariant({ ...deps, variants }, req, res, upload, resolved, fallback);
+        return true;
+      }
       return false;
     }
     const file = storage.localFile(image.key);
@@ -111,40 +250,14 @@ export function fastPath(
       }
     }
 
-    const headers: OutgoingHttpHeaders = {
-      ...IMAGE_HEADERS,
-      'X-Request-Id': requestIdOf(req),
-      ETag: image.etag,
-      'Last-Modified': image.lastModifiedText,
-    };
-    if (varyAccept) {
-      headers.Vary = 'Accept';
+    const planned = plan(req, res, image, varyAccept);
+    if (planned === null) {
+      return false; // 416 is the slow path's
     }
-    // RFC 9110 §13.2.2: If-None-Match is evaluated before Range.
-    if (etagMatches(req.headers['if-none-match'], image.etag)) {
-      res.writeHead(304, headers).end();
+    if (planned === ANSWERED) {
       return true;
     }
-    headers['Content-Type'] = image.mime;
-    let range: { start: number; end: number } | undefined;
-    const rangeHeader = req.headers.range;
-    const ifRange = req.headers['if-range'];
-    if (rangeHeader && (!ifRange || ifRange === image.etag)) {
-      const parsed = rangeParser(image.size, rangeHeader, { combine: true });
-      if (parsed === -1) {
-        return false; // 416 is the slow path's
-      }
-      if (parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
-        range = { start: parsed[0].start, end: parsed[0].end };
-      }
-    }
-    const status = range ? 206 : 200;
-    const start = range?.start ?? 0;
-    const end = range?.end ?? image.size - 1;
-    if (range) {
-      headers['Content-Range'] = `bytes ${start}-${end}/${image.size}`;
-    }
-    headers['Content-Length'] = String(end - start + 1);
+    const { status, headers, start, end, range } = planned;
     if (method === 'HEAD') {
       res.writeHead(status, headers).end();
       return true;

@@ -17,10 +17,10 @@ import {
 import { StorageDriver } from '../storage/storage-driver';
 import { UploadsService } from '../uploads/uploads.service';
 import { DeliveryCache } from './delivery-cache';
-import { representation } from './fast-path';
+import { representation, takeFastPathFailure } from './fast-path';
 import { redirectImage } from './image-redirect';
 import { type ImageRepresentation, sendImage, sendImageBytes } from './image-response';
-import { VariantsService } from './variants.service';
+import { toAppError, VariantsService } from './variants.service';
 
 /** The variant parameters (API.md Part 3, "Variants on the direct link"), described once for GET and HEAD. */
 function ApiVariantQuery(): MethodDecorator {
@@ -96,6 +96,11 @@ export class ImagesController {
   }
 
   private async serve(filename: string, req: Request, res: Response, withBody: boolean): Promise<void> {
+    // A cold variant the fast path tried and failed: answered as it failed, not made a second time.
+    const failed = takeFastPathFailure(req);
+    if (failed !== undefined) {
+      throw toAppError(failed);
+    }
     // Bad parameters are refused before the lookup: the answer doesn't depend on whether the image exists.
     let parsed: ParsedVariantQuery;
     try {

@@ -1,7 +1,9 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { type BeforeApplicationShutdown, Injectable, Logger, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
+import { access } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { leanQuery } from '../../database/lean-query';
 import { AppError } from '../../common/errors/app-error';
 import { Metrics } from '../../common/metrics/metrics.service';
 import { RedisService } from '../../common/redis/redis.module';
@@ -168,12 +170,18 @@ export class VariantsService implements BeforeApplicationShutdown {
         'variant lease release',
       ).catch(() => undefined);
 
-    // A small original is read alongside (a variant is mostly asked for once, and answered at once from storage
-    // when it exists): its read is then off the path of the render.
-    let original = upload.size <= SPECULATIVE_READ_BYTES ? this.readOriginal(upload.filename) : undefined;
+    // A small original in a remote store is read alongside (a variant is mostly asked for once, and answered at once
+    // from storage when it exists): its read is then off the path of the render. A local file is rendered from
+    // the file itself, with nothing to read first.
+    let original =
+      upload.size <= SPECULATIVE_READ_BYTES && !this.storage.localFile(upload.filename)
+        ? this.readOriginal(upload.filename)
+        : undefined;
     original?.catch(() => undefined);
+    // The look goes out first: it takes longer than the lease, and the render waits for both.
+    const looked = this.find(upload.id, variant.key);
     const first = lease();
-    const stored = await this.find(upload.id, variant.key).catch(async (error: unknown) => {
+    const stored = await looked.catch(async (error: unknown) => {
       if ((await first.catch(() => null)) === 'OK') {
         await release();
       }
@@ -236,12 +244,11 @@ export class VariantsService implements BeforeApplicationShutdown {
   }
 
   private async find(uploadId: string, key: string): Promise<StoredVariant | null> {
-    const rows = await this.em
-      .fork()
-      .getConnection()
-      .execute<
-        VariantRow[]
-      >('select storage_key, size, sha256, mime, created_at from upload_variants where upload_id = ? and key = ?', [uploadId, key]);
+    const rows = await leanQuery<VariantRow>(
+      this.em,
+      'select storage_key, size, sha256, mime, created_at from upload_variants where upload_id = $1 and key = $2',
+      [uploadId, key],
+    );
     const row = rows[0];
     if (!row) {
       return null;
@@ -267,10 +274,11 @@ export class VariantsService implements BeforeApplicationShutdown {
   ): Promise<StoredVariant> {
     const release = await this.slot();
     const timer = this.metrics?.variantRenderDuration.startTimer();
+    const file = original ? null : this.storage.localFile(upload.filename);
     let data: Buffer;
     try {
       const rendered = await renderVariant(
-        await (original ?? this.readOriginal(upload.filename)),
+        file ? { path: file.path } : await (original ?? this.readOriginal(upload.filename)),
         upload.mime as SourceMime,
         variant.spec,
         {
@@ -285,7 +293,15 @@ export class VariantsService implements BeforeApplicationShutdown {
       this.metrics?.variantRenders.inc({ outcome: 'ok' });
       timer?.({ outcome: 'ok' });
     } catch (error) {
-      const failed = toAppError(error);
+      // A file deleted since the lookup (its upload with it) is gone, not broken.
+      const failed =
+        file &&
+        !(await access(file.path).then(
+          () => true,
+          () => false,
+        ))
+          ? new AppError('not_found', 'No such image.', { cause: error })
+          : toAppError(error);
       this.metrics?.variantRenders.inc({ outcome: failed.code });
       timer?.({ outcome: failed.code });
       throw failed;
@@ -300,7 +316,11 @@ export class VariantsService implements BeforeApplicationShutdown {
       createdAt: new Date(),
       data,
     };
-    return { ...stored, saved: this.save(upload.id, variant.key, stored, data) };
+    // The store starts once this turn of the event loop is over: the answer goes out first.
+    const saved = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      this.save(upload.id, variant.key, stored, data),
+    );
+    return { ...stored, saved };
   }
 
   /**

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import {
   animatedNoise,
@@ -367,6 +370,68 @@ describe(renderVariant.name, () => {
       const limits = { ...DEFAULT_RENDER_LIMITS, maxOutputPixels: 1000 };
       const tooBig = await failure(renderVariant(png, 'image/png', cover(64, 64, 'png'), limits, STILL));
       expect(tooBig.code).toBe('bad_request');
+    });
+  });
+
+  describe('from a file (a local original: libvips reads it, the sniffer reads its first bytes alongside)', () => {
+    const STILL = { frames: 1 };
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'fxf-render-'));
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    const file = (name: string, bytes: Buffer): { path: string } => {
+      const path = join(dir, name);
+      writeFileSync(path, bytes);
+      return { path };
+    };
+
+    it.each([
+      ['image/jpeg', inside(64, null, 'webp')],
+      ['image/png', cover(50, 50, 'jpeg')],
+      ['image/gif', inside(64, null, 'png')],
+    ] as const)('should make the very bytes it makes from memory: %s → %j', async (mime, spec) => {
+      const input = await photo(mime);
+      const fromMemory = await renderVariant(input, mime, spec, DEFAULT_RENDER_LIMITS, STILL);
+      const fromFile = await renderVariant(
+        file(`same.${mime.slice(6)}`, input),
+        mime,
+        spec,
+        DEFAULT_RENDER_LIMITS,
+        STILL,
+      );
+      expect(fromFile.data.equals(fromMemory.data)).toBe(true);
+      // The full path (an animation, or frames unknown) reads the whole file and judges it as before.
+      const full = await renderVariant(file(`full.${mime.slice(6)}`, input), mime, spec);
+      expect(full.data.equals(fromMemory.data)).toBe(true);
+    });
+
+    it('should refuse a file that is not of the stated type, though libvips could render it', async () => {
+      const png = file('lying.jpg', await photo('image/png'));
+      const wrong = await failure(
+        renderVariant(png, 'image/jpeg', inside(64, null, 'webp'), DEFAULT_RENDER_LIMITS, STILL),
+      );
+      expect(wrong.message).toBe('The stored bytes are not a valid image/jpeg image.');
+    });
+
+    it('should fail with processing_failed on a file that is not there, or is damaged', async () => {
+      const missing = await failure(
+        renderVariant(
+          { path: join(dir, 'gone.jpg') },
+          'image/jpeg',
+          inside(64, null, 'webp'),
+          DEFAULT_RENDER_LIMITS,
+          STILL,
+        ),
+      );
+      expect(missing.code).toBe('processing_failed');
+      const whole = await photo('image/jpeg');
+      const cut = file('cut.jpg', whole.subarray(0, whole.length >> 1));
+      const damaged = await failure(
+        renderVariant(cut, 'image/jpeg', inside(64, null, 'webp'), DEFAULT_RENDER_LIMITS, STILL),
+      );
+      expect(damaged.code).toBe('processing_failed');
     });
   });
 

@@ -1,3 +1,4 @@
+import { open, readFile } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { sniffImageType } from './image-type';
 import { MediaError } from './media-error';
@@ -43,6 +44,12 @@ const SHARP_FORMAT: Record<SourceMime, keyof sharp.FormatEnum> = {
   'image/avif': 'heif',
 };
 
+/** The original to render from: its bytes, or its file on this machine (libvips reads it; no copy through JS). */
+export type RenderSource = Buffer | { path: string };
+
+/** Bytes the type sniffer needs from the start of a file (see sniffImageType). */
+const SNIFF_BYTES = 4100;
+
 /** What the upload's row already says of the original (recorded when it was uploaded). */
 export interface KnownOriginal {
   /** Frames: 1 for a still. */
@@ -84,18 +91,22 @@ export const VARIANT_ENCODERS: Record<OutputFormat, (image: Sharp, animation?: A
  *
  * Throws MediaError: `processing_failed` when the bytes are not a decodable image of `sourceMime` or exceed
  * `maxInputPixels`; `bad_request` when an animation would exceed `maxOutputPixels` at the asked size;
- * `unavailable` when the render runs past `timeoutSeconds`.
+ * `unavailable` when the render runs past `timeoutSeconds`. A file that cannot be read is `processing_failed` too:
+ * the caller, which knows whether the file should be there, says what a missing one means.
  */
 export async function renderVariant(
-  input: Buffer,
+  source: RenderSource,
   sourceMime: SourceMime,
   spec: VariantSpec,
   limits: RenderLimits = DEFAULT_RENDER_LIMITS,
   known?: KnownOriginal,
 ): Promise<RenderedVariant> {
   try {
-    const still = known?.frames === 1 ? await renderKnownStill(input, sourceMime, spec, limits) : null;
-    return still ?? (await render(input, sourceMime, spec, limits));
+    const still = known?.frames === 1 ? await renderKnownStill(source, sourceMime, spec, limits) : null;
+    return (
+      still ??
+      (await render(Buffer.isBuffer(source) ? source : await readFile(source.path), sourceMime, spec, limits))
+    );
   } catch (error) {
     throw toMediaError(error);
   }
@@ -128,24 +139,56 @@ export function toMediaError(error: unknown): MediaError {
  * instead; the size limit needs no header for a still (`inside` never enlarges a decodable input, `cover` is
  * exactly w×h); EXIF orientation is applied by autoOrient() from the decoder. Null when any of that does not hold:
  * the full path judges it.
+ *
+ * From a file, the first bytes are read and sniffed while libvips renders from the file itself; the render counts
+ * only once the sniff agrees (the wait for a read of the whole original is then off the request's path).
  */
 async function renderKnownStill(
-  input: Buffer,
+  source: RenderSource,
   sourceMime: SourceMime,
   spec: VariantSpec,
   limits: RenderLimits,
 ): Promise<RenderedVariant | null> {
-  if ((await sniffImageType(input.subarray(0, 4100)))?.mime !== sourceMime) {
-    return null;
-  }
   if (spec.fit === 'cover' && spec.width !== null && spec.height !== null) {
     if (spec.width * spec.height > limits.maxOutputPixels) {
       return null;
     }
   }
+  const head = Buffer.isBuffer(source) ? source.subarray(0, SNIFF_BYTES) : readHead(source.path);
+  const sniffed = Promise.resolve(head).then(
+    async (bytes) => (await sniffImageType(bytes))?.mime === sourceMime,
+  );
+  if (Buffer.isBuffer(source) && !(await sniffed)) {
+    return null;
+  }
   const load: SharpOptions = { failOn: 'error', limitInputPixels: limits.maxInputPixels, pages: 1 };
+  const input = Buffer.isBuffer(source) ? source : source.path;
   const image = sharp(input, load).autoOrient().timeout({ seconds: limits.timeoutSeconds });
-  return encode(resized(image, spec, false), spec, undefined);
+  const rendered = encode(resized(image, spec, false), spec, undefined);
+  // Both settle before either is judged: neither is left to reject unobserved.
+  const [typeAgrees, result] = await Promise.allSettled([sniffed, rendered]);
+  if (typeAgrees.status === 'rejected') {
+    throw typeAgrees.reason;
+  }
+  if (!typeAgrees.value) {
+    return null;
+  }
+  if (result.status === 'rejected') {
+    throw result.reason;
+  }
+  return result.value;
+}
+
+/** The first SNIFF_BYTES of a file (fewer when it is shorter). */
+async function readHead(path: string): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await file.read(head, 0, SNIFF_BYTES, 0);
+    return head.subarray(0, bytesRead);
+  } finally {
+    await file.close();
+  }
 }
 
 async function render(

@@ -15,6 +15,7 @@ import { createTestApp } from '../setup/test-app';
 import './upload.e2e-spec';
 import './uploads.e2e-spec';
 import './variants.e2e-spec';
+import './variants-fast-path.e2e-spec';
 
 runOnS3();
 

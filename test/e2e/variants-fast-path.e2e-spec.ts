@@ -4,6 +4,7 @@ import { DeliveryCache } from '../../src/modules/delivery/delivery-cache';
 import { ImagesController } from '../../src/modules/delivery/images.controller';
 import { VariantsService } from '../../src/modules/delivery/variants.service';
 import { StorageDriver } from '../../src/modules/storage/storage-driver';
+import { png } from '../fixtures/sample-images';
 import { bearer, makeKey } from '../setup/factories';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
@@ -11,16 +12,11 @@ import { waitFor } from '../setup/wait';
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const CHROME = 'image/avif,image/webp,image/apng,image/*,*/*;q=0.8';
 
-let seed = 0;
+let seed = 7000;
 
-/** A noisy image, different every call (identical bytes would share one filename). */
+/** An image of the fixtures' kind, different every call (identical bytes would share one filename). */
 async function photo(width: number, height: number, format: 'png' | 'jpeg' | 'gif'): Promise<Buffer> {
-  const raw = Buffer.alloc(width * height * 3);
-  seed++;
-  for (let i = 0; i < raw.length; i++) {
-    raw[i] = (i * 31 + seed * 13) & 0xff;
-  }
-  return sharp(raw, { raw: { width, height, channels: 3 } })
+  return sharp(await png(++seed, width, height))
     .toFormat(format)
     .toBuffer();
 }

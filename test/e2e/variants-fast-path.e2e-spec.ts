@@ -100,6 +100,46 @@ describe('Cold variants on the direct-link fast path (e2e)', () => {
     expect(representationHeaders(warm.headers)).toEqual(representationHeaders(cold.headers));
   });
 
+  it("should make a variant its upload's row does not list without looking for it first, and list it once stored", async () => {
+    const filename = await cachedUpload(await photo(320, 240, 'jpeg'));
+    const find = jest.spyOn(variants as unknown as { find: () => Promise<unknown> }, 'find');
+    try {
+      const before = variants.renders;
+      await t.http.get(`/images/${filename}?w=64&format=png`).expect(200);
+      expect(variants.renders - before).toBe(1);
+      expect(find).not.toHaveBeenCalled();
+      await variants.idle();
+      // This instance stored it: the row it holds lists it now.
+      expect(t.app.get(DeliveryCache).upload(filename)?.storedVariants?.has('w64_h0_inside_png')).toBe(true);
+    } finally {
+      find.mockRestore();
+    }
+  });
+
+  it("should send a variant its upload's row lists as stored to Express, which reads it from storage", async () => {
+    const filename = await cachedUpload(await photo(320, 240, 'jpeg'));
+    const made = await t.http.get(`/images/${filename}?w=64&format=webp`).expect(200);
+    await variants.idle();
+    // The row is read again (as on an instance that never saw the variant): it lists the stored variant.
+    t.app.get(DeliveryCache).invalidate(`upload:${filename}`);
+    await t.http.get(`/images/${filename}`).expect(200);
+    expect([...(t.app.get(DeliveryCache).upload(filename)?.storedVariants ?? [])]).toEqual([
+      'w64_h0_inside_webp',
+    ]);
+    serve.mockClear();
+    const find = jest.spyOn(variants as unknown as { find: () => Promise<unknown> }, 'find');
+    try {
+      const before = variants.renders;
+      const again = await t.http.get(`/images/${filename}?w=64&format=webp`).expect(200);
+      expect(variants.renders).toBe(before);
+      expect(serve).toHaveBeenCalledTimes(1);
+      expect(find).toHaveBeenCalledTimes(1);
+      expect((again.body as Buffer).equals(made.body as Buffer)).toBe(true);
+    } finally {
+      find.mockRestore();
+    }
+  });
+
   it('should answer a Range and a HEAD on the request that makes the variant', async () => {
     const filename = await cachedUpload(await photo(300, 200, 'png'));
     const part = await t.http

@@ -227,7 +227,13 @@ export function fastPath(
       image = resolved.kind === 'original' ? originalOf(upload) : cache.variant(filename, resolved.key);
     }
     if (!image) {
-      if (resolved?.kind === 'variant' && variants && !accelPrefix) {
+      // Not made yet when the row was read (nor by this instance since): made here. One stored is read by Express.
+      if (
+        resolved?.kind === 'variant' &&
+        variants &&
+        !accelPrefix &&
+        !upload.storedVariants?.has(resolved.key)
+      ) {
         coldVariant({ ...deps, variants }, req, res, upload, resolved, fallback);
         return true;
       }

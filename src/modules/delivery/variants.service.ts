@@ -148,6 +148,11 @@ export class VariantsService implements BeforeApplicationShutdown {
    * The stored variant, else a render of it under the lease; or the one another instance stores meanwhile. The
    * first look and the lease go out together (one round trip's wait instead of two): a variant already stored
    * gives its lease back, and one stored without Redis keeps serving while Redis is down.
+   *
+   * A variant the upload's row says was not stored when it was read (`storedVariants`, up to DELIVERY_CACHE_SECONDS
+   * old) is not looked for: the render starts once the lease is won. One another instance stored since is then
+   * rendered again and stored over the first (the same bytes, the row replaced), at most once per instance and
+   * cache window; every cold variant saves the look's round trip.
    */
   private async obtain(upload: ServableUpload, variant: VariantRequest): Promise<StoredVariant> {
     const lockKey = `variant-lock:${upload.id}:${variant.key}`;
@@ -179,7 +184,8 @@ export class VariantsService implements BeforeApplicationShutdown {
         : undefined;
     original?.catch(() => undefined);
     // The look goes out first: it takes longer than the lease, and the render waits for both.
-    const looked = this.find(upload.id, variant.key);
+    const unstored = upload.storedVariants !== undefined && !upload.storedVariants.has(variant.key);
+    const looked = unstored ? Promise.resolve(null) : this.find(upload.id, variant.key);
     const first = lease();
     const stored = await looked.catch(async (error: unknown) => {
       if ((await first.catch(() => null)) === 'OK') {
@@ -188,6 +194,7 @@ export class VariantsService implements BeforeApplicationShutdown {
       throw error;
     });
     if (stored) {
+      upload.storedVariants?.add(variant.key);
       this.track(first.then((won) => won === 'OK' && release()).catch(() => undefined));
       return stored;
     }
@@ -215,6 +222,7 @@ export class VariantsService implements BeforeApplicationShutdown {
       await sleep(POLL_MS);
       const made = await this.find(upload.id, variant.key);
       if (made) {
+        upload.storedVariants?.add(variant.key);
         return made;
       }
       if (Date.now() > deadline) {
@@ -317,9 +325,14 @@ export class VariantsService implements BeforeApplicationShutdown {
       data,
     };
     // The store starts once this turn of the event loop is over: the answer goes out first.
-    const saved = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
-      this.save(upload.id, variant.key, stored, data),
-    );
+    const saved = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.save(upload.id, variant.key, stored, data))
+      .then((ok) => {
+        if (ok) {
+          upload.storedVariants?.add(variant.key);
+        }
+        return ok;
+      });
     return { ...stored, saved };
   }
 

@@ -68,6 +68,8 @@ export interface ServableRow {
   pages: number | null;
   expires_at: Date | null;
   owner_banned: boolean;
+  /** The keys of its variants stored at the time of the read. */
+  variant_keys: string[];
 }
 
 export interface PageOptions {
@@ -217,8 +219,8 @@ export class UploadRepository {
   }
 
   /**
-   * The live upload behind a public filename with its owner's ban state; null for a malformed or unknown name. One
-   * indexed query, no entity hydration: every direct-link miss pays it (issue 14).
+   * The live upload behind a public filename with its owner's ban state and the keys of its stored variants; null for
+   * a malformed or unknown name. One indexed query, no entity hydration: every direct-link miss pays it (issue 14).
    */
   async findServable(filename: string): Promise<ServableRow | null> {
     if (!FILENAME_PATTERN.test(filename)) {
@@ -228,7 +230,8 @@ export class UploadRepository {
     const rows = await leanQuery<ServableRow>(
       this.em,
       `select u.id, u.owner_id, u.stored_sha256, u.size, u.mime, u.created_at, u.pages, u.expires_at,
-              (o.banned_at is not null) as owner_banned
+              (o.banned_at is not null) as owner_banned,
+              array(select v.key from upload_variants v where v.upload_id = u.id) as variant_keys
          from uploads u join users o on o.id = u.owner_id
         where u.filename = $1 and u.deleted_at is null and (u.expires_at is null or u.expires_at > now())`,
       [filename],

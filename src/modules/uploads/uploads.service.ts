@@ -36,6 +36,12 @@ export interface ServableUpload {
   pages: number | null;
   /** Gone from this instant (null: never); a cache of this object must still answer 404 from then on. */
   expiresAt: Date | null;
+  /**
+   * The keys of its variants stored when the row was read, and of those stored by this instance since (they only
+   * grow). A variant not in it was not stored then: delivery/ renders it under its lease without looking for it
+   * first. Absent: not known (look first).
+   */
+  storedVariants?: Set<string>;
 }
 
 /** Reads and owner-side changes of uploads; every query is scoped to its owner. */
@@ -199,6 +205,7 @@ export class UploadsService {
       createdAt: new Date(row.created_at),
       pages: row.pages ?? null,
       expiresAt: row.expires_at ? new Date(row.expires_at) : null,
+      storedVariants: new Set(row.variant_keys),
     };
   }
 

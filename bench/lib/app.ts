@@ -1,19 +1,15 @@
 /**
  * Runs the service as its own process for a bench (`node src/main.ts` through ts-node, so the threadpool, the
- * allocator settings and the worker threads are as in production), on a throwaway database and Redis prefix that
- * stop() removes. Needs the PostgreSQL of BENCH_ADMIN_DATABASE_URL and the Redis of REDIS_URL (defaults: local).
+ * allocator settings and the worker threads are as in production), on a throwaway database, data dir and Redis
+ * prefix (lib/service-process's createDeployment: BENCH_DATABASE_URL, BENCH_REDIS_URL) that stop() removes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Redis from 'ioredis';
-import { Client } from 'pg';
+import { createDeployment } from './service-process';
 
-const ADMIN_URL = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const REPO_DIR = join(__dirname, '..', '..');
 
 export interface BenchApp {
@@ -49,15 +45,7 @@ export function startScriptEnv(appDir = REPO_DIR): Record<string, string> {
 
 export async function startApp(options: StartOptions): Promise<BenchApp> {
   const appDir = options.appDir ?? process.env.BENCH_APP_DIR ?? REPO_DIR;
-  const db = `fxf_bench_${randomBytes(5).toString('hex')}`;
-  const admin = new Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`create database ${db}`);
-  await admin.end();
-  const dbUrl = new URL(ADMIN_URL);
-  dbUrl.pathname = `/${db}`;
-  const dataDir = mkdtempSync(join(tmpdir(), 'fxf-bench-'));
-  const prefix = `fxf-bench:${randomBytes(5).toString('hex')}:`;
+  const deployment = await createDeployment();
   const child = spawn(
     process.execPath,
     [...(options.nodeArgs ?? []), '-r', 'ts-node/register/transpile-only', 'src/main.ts'],
@@ -66,13 +54,9 @@ export async function startApp(options: StartOptions): Promise<BenchApp> {
       env: {
         PATH: process.env.PATH,
         ...startScriptEnv(appDir),
+        ...deployment.env,
         PORT: String(options.port),
-        DATA_DIR: dataDir,
-        DATABASE_URL: dbUrl.toString(),
-        REDIS_URL,
-        REDIS_PREFIX: prefix,
         MIGRATE_ON_START: 'true',
-        LOG_LEVEL: 'warn',
         RATE_LIMIT_UPLOADS_PER_MINUTE: '100000',
         RATE_LIMIT_UPLOADS_PER_DAY: '1000000',
         RATE_LIMIT_MANAGEMENT_PER_MINUTE: '100000',
@@ -82,50 +66,38 @@ export async function startApp(options: StartOptions): Promise<BenchApp> {
     },
   );
   const base = `http://127.0.0.1:${options.port}`;
-  await new Promise<void>((ok, fail) => {
-    child.stdout?.on('data', (d: Buffer) => d.toString().includes('listening') && ok());
-    child.on('exit', (code) => fail(new Error(`the app exited with ${code}`)));
-  });
-  // Listening is not ready: the moderation model may still be loading.
-  for (let i = 0; ; i++) {
-    const ready = await fetch(`${base}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) {
-      break;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
     }
-    if (i > 600) {
-      throw new Error('the app never became ready');
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    base,
-    child,
-    dataDir,
-    stop: async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-      const c = new Client({ connectionString: ADMIN_URL });
-      await c.connect();
-      await c.query(`drop database if exists ${db} with (force)`);
-      await c.end();
-      const redis = new Redis(REDIS_URL);
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-        if (keys.length > 0) {
-          await redis.unlink(...keys);
-        }
-        cursor = next;
-      } while (cursor !== '0');
-      redis.disconnect();
-    },
+    await deployment.remove();
   };
+  try {
+    await new Promise<void>((ok, fail) => {
+      child.stdout?.on('data', (d: Buffer) => d.toString().includes('listening') && ok());
+      child.on('exit', (code) => fail(new Error(`the app exited with ${code}`)));
+    });
+    // Listening is not ready: the moderation model may still be loading.
+    for (let i = 0; ; i++) {
+      const ready = await fetch(`${base}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ready) {
+        break;
+      }
+      if (i > 600) {
+        throw new Error('the app never became ready');
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (error) {
+    // An app that never came up leaves no process, database, directory or Redis keys behind.
+    await stop().catch(() => undefined);
+    throw error;
+  }
+  return { base, child, dataDir: deployment.dataDir, stop };
 }
 
 export async function upload(

@@ -28,16 +28,18 @@ async function admin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** A database, data dir and Redis prefix for one suite; `env` is what the service needs to use them. */
+/**
+ * A database, data dir and Redis prefix for one service; `env` is what the service needs to use them. Every bench
+ * launcher (this file's, lib/service.ts, lib/app.ts) makes its service one, and remove() takes all three away.
+ */
 export interface BenchDeployment {
   env: Record<string, string>;
+  databaseUrl: string;
+  dataDir: string;
   remove(): Promise<void>;
 }
 
 export async function createDeployment(): Promise<BenchDeployment> {
-  if (!existsSync(MAIN)) {
-    throw new Error('bench: dist/src/main.js is missing; run `npm run build` first');
-  }
   const name = `fxf_bench_${randomBytes(5).toString('hex')}`;
   await admin((c) => c.query(`create database ${name}`));
   const url = new URL(ADMIN_URL);
@@ -45,6 +47,8 @@ export async function createDeployment(): Promise<BenchDeployment> {
   const dataDir = mkdtempSync(join(tmpdir(), 'fxf-bench-'));
   const prefix = `fxf-bench:${name}:`;
   return {
+    databaseUrl: url.toString(),
+    dataDir,
     env: {
       DATABASE_URL: url.toString(),
       REDIS_URL,
@@ -91,6 +95,9 @@ export async function startService(
 ): Promise<RunningService> {
   // A port the OS says is free now: fixed ones in 40xxx sit inside the ephemeral range, where the bench's own
   // outgoing connections could hold one ("PORT … is in use").
+  if (!existsSync(MAIN)) {
+    throw new Error('bench: dist/src/main.js is missing; run `npm run build` first');
+  }
   const port = opts.port ?? (await freePort());
   const started = performance.now();
   const child = spawn(process.execPath, [MAIN], {

@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { hashToken, mintApiKey } from '../../src/modules/api-keys/api-key-token';
+import { createDeployment } from './service-process';
 
 const ROOT = join(__dirname, '..', '..');
 export const ADMIN_DATABASE_URL =
   process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface Service {
   url: string;
@@ -26,12 +26,6 @@ export interface Service {
   token: string;
   userId: string;
   stop: () => Promise<void>;
-}
-
-function withDatabase(url: string, name: string): string {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
 }
 
 export async function adminQuery(
@@ -50,11 +44,8 @@ export async function adminQuery(
 
 /** Starts the service on `port` (and its own database), waits for /healthz, makes a user with a key. */
 export async function startService(port: number, env: Record<string, string> = {}): Promise<Service> {
-  const name = `fxf_bench_${randomBytes(5).toString('hex')}`;
-  await adminQuery(`create database ${name}`);
-  const databaseUrl = withDatabase(ADMIN_DATABASE_URL, name);
-  const dataDir = mkdtempSync(join(tmpdir(), 'fxf-bench-'));
-  const prefix = `fxf-bench:${randomBytes(5).toString('hex')}:`;
+  const deployment = await createDeployment();
+  const { databaseUrl, dataDir } = deployment;
   const child: ChildProcess = spawn(
     process.execPath,
     ['-r', 'ts-node/register/transpile-only', 'src/main.ts'],
@@ -64,12 +55,9 @@ export async function startService(port: number, env: Record<string, string> = {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
         TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
+        ...deployment.env,
         PORT: String(port),
         PUBLIC_URL: `http://127.0.0.1:${port}`,
-        DATA_DIR: dataDir,
-        DATABASE_URL: databaseUrl,
-        REDIS_URL,
-        REDIS_PREFIX: prefix,
         SECRET_KEY: randomBytes(32).toString('hex'),
         MODERATION_ENABLED: 'false',
         MIGRATE_ON_START: 'true',
@@ -89,6 +77,49 @@ export async function startService(port: number, env: Record<string, string> = {
     },
   );
   const url = `http://127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      });
+    }
+    await deployment.remove().catch(() => undefined);
+  };
+  try {
+    await waitForHealthz(child, url);
+    const userId = (
+      (await adminQuery(
+        `insert into users (id, email, password_hash, role, created_at) values (gen_random_uuid(), $1, 'x', 'user', now()) returning id`,
+        [`bench-${randomBytes(4).toString('hex')}@example.com`],
+        databaseUrl,
+      )) as { id: string }[]
+    )[0].id;
+    const key = mintApiKey();
+    await adminQuery(
+      `insert into api_keys (id, user_id, token_hash, prefix, label, request_count, created_at)
+         values (gen_random_uuid(), $1, $2, $3, 'bench', 0, now())`,
+      [userId, hashToken(key.token), key.prefix],
+      databaseUrl,
+    );
+    return {
+      url,
+      pid: child.pid!,
+      databaseUrl,
+      storageDir: join(dataDir, 'images'),
+      token: key.token,
+      userId,
+      stop,
+    };
+  } catch (error) {
+    // A service that never came up leaves no process, database, directory or Redis keys behind.
+    await stop();
+    throw error;
+  }
+}
+
+async function waitForHealthz(child: ChildProcess, url: string): Promise<void> {
   const deadline = Date.now() + 120_000;
   for (;;) {
     if (child.exitCode !== null) {
@@ -96,50 +127,16 @@ export async function startService(port: number, env: Record<string, string> = {
     }
     try {
       if ((await fetch(`${url}/healthz`)).ok) {
-        break;
+        return;
       }
     } catch {
       // not yet
     }
     if (Date.now() > deadline) {
-      child.kill('SIGKILL');
       throw new Error('the service did not answer /healthz within 120 s');
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  const userId = (
-    (await adminQuery(
-      `insert into users (id, email, password_hash, role, created_at) values (gen_random_uuid(), $1, 'x', 'user', now()) returning id`,
-      [`bench-${randomBytes(4).toString('hex')}@example.com`],
-      databaseUrl,
-    )) as { id: string }[]
-  )[0].id;
-  const key = mintApiKey();
-  await adminQuery(
-    `insert into api_keys (id, user_id, token_hash, prefix, label, request_count, created_at)
-       values (gen_random_uuid(), $1, $2, $3, 'bench', 0, now())`,
-    [userId, hashToken(key.token), key.prefix],
-    databaseUrl,
-  );
-  return {
-    url,
-    pid: child.pid!,
-    databaseUrl,
-    storageDir: join(dataDir, 'images'),
-    token: key.token,
-    userId,
-    stop: async () => {
-      if (child.exitCode === null) {
-        await new Promise<void>((resolve) => {
-          child.once('exit', () => resolve());
-          child.kill('SIGTERM');
-          setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-        });
-      }
-      await adminQuery(`drop database if exists ${name} with (force)`).catch(() => undefined);
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
 }
 
 /** User + system CPU a process has used so far, in ms (/proc/<pid>/stat, clock ticks of 10 ms). */

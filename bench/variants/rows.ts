@@ -55,7 +55,14 @@ export const suite: BenchSuite = {
     // the other rows: with 5, one slow request moved the median by a tenth of the ratio.
     const coldRounds = Math.max(runs * 3, 15);
     const deployment = await createDeployment();
-    const svc = await startService({ ...deployment.env, WEB_CONCURRENCY: '1', MODERATION_ENABLED: 'false' });
+    const svc = await startService({
+      ...deployment.env,
+      WEB_CONCURRENCY: '1',
+      MODERATION_ENABLED: 'false',
+    }).catch(async (error: unknown) => {
+      await deployment.remove();
+      throw error;
+    });
     const cold: number[] = [];
     const alone: number[] = [];
     const warm: number[] = [];

@@ -93,11 +93,11 @@ export async function startService(
   env: Record<string, string>,
   opts: { ready?: boolean; port?: number } = {},
 ): Promise<RunningService> {
-  // A port the OS says is free now: fixed ones in 40xxx sit inside the ephemeral range, where the bench's own
-  // outgoing connections could hold one ("PORT … is in use").
   if (!existsSync(MAIN)) {
     throw new Error('bench: dist/src/main.js is missing; run `npm run build` first');
   }
+  // A port the OS says is free now: fixed ones in 40xxx sit inside the ephemeral range, where the bench's own
+  // outgoing connections could hold one ("PORT … is in use").
   const port = opts.port ?? (await freePort());
   const started = performance.now();
   const child = spawn(process.execPath, [MAIN], {

@@ -1,3 +1,5 @@
+import type supertest from 'supertest';
+import { ImagesController } from '../../src/modules/delivery/images.controller';
 import { VariantsService } from '../../src/modules/delivery/variants.service';
 import { DeliveryCache } from '../../src/modules/delivery/delivery-cache';
 import { png } from '../fixtures/sample-images';
@@ -128,6 +130,72 @@ describe('Direct-link cache across instances (e2e)', () => {
       code: 'range_not_satisfiable',
     });
     expect(notModified.headers['x-request-id']).toEqual(expect.any(String));
+  });
+});
+
+describe('Direct-link fast path answers (e2e)', () => {
+  let t: TestApp;
+  let token: string;
+  let serve: jest.SpyInstance;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    ({ token } = await makeKey(t));
+    await waitFor('the delivery cache', () => cacheOf(t).enabled);
+    serve = jest.spyOn(ImagesController.prototype as unknown as { serve: () => Promise<void> }, 'serve');
+  });
+  afterAll(async () => {
+    serve.mockRestore();
+    await t.close();
+  });
+
+  /** Every header but the per-answer Date and request id (whose presence is checked apart). */
+  const headersOf = (res: { headers: Record<string, string> }): Record<string, string> => {
+    const { date: _date, 'x-request-id': requestId, ...rest } = res.headers;
+    expect(requestId).toMatch(/\S/);
+    return rest;
+  };
+
+  it('should answer 200, 304, HEAD, Range and a variant with exactly the headers of the slow path', async () => {
+    const up = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .attach('file', await png(9101), 'a.png')
+      .expect(200);
+    const filename = up.body.filename as string;
+    await t.http.get(`/images/${filename}?w=64&format=auto`).set('Accept', 'image/webp').expect(200);
+    await t.app.get(VariantsService).idle();
+    let etag = '';
+    const cases: [string, (path: string) => supertest.Test][] = [
+      ['GET', (path) => t.http.get(path)],
+      ['GET If-None-Match', (path) => t.http.get(path).set('If-None-Match', etag)],
+      ['HEAD', (path) => t.http.head(path)],
+      ['GET Range', (path) => t.http.get(path).set('Range', 'bytes=5-24')],
+      ['HEAD Range', (path) => t.http.head(path).set('Range', 'bytes=-7')],
+    ];
+    for (const path of [`/images/${filename}`, `/images/${filename}?w=64&format=auto`]) {
+      etag = (await t.http.get(path).set('Accept', 'image/webp').expect(200)).headers.etag;
+      for (const [name, send] of cases) {
+        // The first answer after the cache is dropped is the slow path's; the next one is the fast path's.
+        cacheOf(t).invalidate(`upload:${filename}`);
+        serve.mockClear();
+        const slow = await send(path).set('Accept', 'image/webp');
+        expect(serve).toHaveBeenCalledTimes(1);
+        await t.app.get(VariantsService).idle();
+        serve.mockClear();
+        const fast = await send(path).set('Accept', 'image/webp');
+        expect(serve).not.toHaveBeenCalled();
+        expect({ case: `${name} ${path}`, status: fast.status, headers: headersOf(fast) }).toEqual({
+          case: `${name} ${path}`,
+          status: slow.status,
+          headers: headersOf(slow),
+        });
+        expect(fast.status).toBe(name.includes('If-None-Match') ? 304 : name.includes('Range') ? 206 : 200);
+        if (name.startsWith('GET') && fast.status !== 304) {
+          expect(Buffer.compare(fast.body as Buffer, slow.body as Buffer)).toBe(0);
+        }
+      }
+    }
   });
 });
 

@@ -120,6 +120,12 @@ ${server}
     expect(direct.headers['x-accel-redirect']).toBe(
       `/_fxf_storage/${json.filename.slice(8, 10)}/${json.filename}`,
     );
+    // The next one is the fast path's (this instance holds the row now): the same answer, Content-Length 0 once.
+    const again = await t.http.get(`/images/${json.filename}`).expect(200);
+    const { date: _d1, 'x-request-id': _r1, ...slowHeaders } = direct.headers;
+    const { date: _d2, 'x-request-id': _r2, ...fastHeaders } = again.headers;
+    expect(fastHeaders).toEqual(slowHeaders);
+    expect(fastHeaders['content-length']).toBe('0');
     const bytes = readFileSync(join(t.config.storageDir, json.filename.slice(8, 10), json.filename));
     return { filename: json.filename, bytes };
   };

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import rangeParser from 'range-parser';
 import { requestIdOf } from '../../common/http/request-id';
@@ -46,9 +46,16 @@ export function takeFastPathFailure(req: IncomingMessage): unknown {
 /** plan() answered the request itself (a 304). */
 const ANSWERED = Symbol('answered');
 
+/**
+ * IMAGE_HEADERS as writeHead()'s flat list of names and values. Answers here pass such a list: an object built per
+ * answer (and walked by writeHead for its keys) cost about a sixth of a 304's throughput, measured side by side.
+ */
+const IMAGE_HEADER_LIST: readonly string[] = Object.entries(IMAGE_HEADERS).flat();
+
 interface Planned {
   status: 200 | 206;
-  headers: OutgoingHttpHeaders;
+  /** writeHead()'s flat list of names and values; Content-Length is its last pair. */
+  headers: string[];
   start: number;
   end: number;
   range: boolean;
@@ -64,21 +71,24 @@ function plan(
   image: ImageRepresentation,
   varyAccept: boolean,
 ): Planned | typeof ANSWERED | null {
-  const headers: OutgoingHttpHeaders = {
-    ...IMAGE_HEADERS,
-    'X-Request-Id': requestIdOf(req),
-    ETag: image.etag,
-    'Last-Modified': image.lastModifiedText,
-  };
+  const headers = [
+    ...IMAGE_HEADER_LIST,
+    'X-Request-Id',
+    requestIdOf(req),
+    'ETag',
+    image.etag,
+    'Last-Modified',
+    image.lastModifiedText,
+  ];
   if (varyAccept) {
-    headers.Vary = 'Accept';
+    headers.push('Vary', 'Accept');
   }
   // RFC 9110 §13.2.2: If-None-Match is evaluated before Range.
   if (etagMatches(req.headers['if-none-match'], image.etag)) {
     res.writeHead(304, headers).end();
     return ANSWERED;
   }
-  headers['Content-Type'] = image.mime;
+  headers.push('Content-Type', image.mime);
   let range: { start: number; end: number } | undefined;
   const rangeHeader = req.headers.range;
   const ifRange = req.headers['if-range'];
@@ -94,9 +104,9 @@ function plan(
   const start = range?.start ?? 0;
   const end = range?.end ?? image.size - 1;
   if (range) {
-    headers['Content-Range'] = `bytes ${start}-${end}/${image.size}`;
+    headers.push('Content-Range', `bytes ${start}-${end}/${image.size}`);
   }
-  headers['Content-Length'] = String(end - start + 1);
+  headers.push('Content-Length', String(end - start + 1));
   return { status: range ? 206 : 200, headers, start, end, range: !!range };
 }
 
@@ -270,9 +280,9 @@ export function fastPath(
     }
     if (file && !range && accelPrefix) {
       // nginx serves the bytes (README "nginx in front"): no body from us.
-      headers['X-Accel-Redirect'] = `${accelPrefix}${file.relative}`;
-      headers['Content-Length'] = '0';
-      res.writeHead(200, headers).end();
+      const accel = headers.slice(0, -2); // without the file's Content-Length
+      accel.push('Content-Length', '0', 'X-Accel-Redirect', `${accelPrefix}${file.relative}`);
+      res.writeHead(200, accel).end();
       return true;
     }
     held ??= stats ? cache.bytesOf(image.key, image.size, stats.mtimeMs) : undefined;

@@ -47,8 +47,8 @@ export function takeFastPathFailure(req: IncomingMessage): unknown {
 const ANSWERED = Symbol('answered');
 
 /**
- * IMAGE_HEADERS as writeHead()'s flat list of names and values. Answers here pass such a list: an object built per
- * answer (and walked by writeHead for its keys) cost about a sixth of a 304's throughput, measured side by side.
+ * IMAGE_HEADERS as writeHead()'s flat list of names and values. Answers here pass such a list: side by side with an
+ * object built per answer (and walked by writeHead for its keys), 304s went 16–23 % faster, a variant's 36 %.
  */
 const IMAGE_HEADER_LIST: readonly string[] = Object.entries(IMAGE_HEADERS).flat();
 

@@ -183,7 +183,8 @@ export class VariantsService implements BeforeApplicationShutdown {
         ? this.readOriginal(upload.filename)
         : undefined;
     original?.catch(() => undefined);
-    // The look goes out first: it takes longer than the lease, and the render waits for both.
+    // The look (none for a variant the row says is not stored) goes out first: it takes longer than the lease, and
+    // the render waits for both.
     const unstored = upload.storedVariants !== undefined && !upload.storedVariants.has(variant.key);
     const looked = unstored ? Promise.resolve(null) : this.find(upload.id, variant.key);
     const first = lease();

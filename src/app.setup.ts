@@ -1,7 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import cookieParser from 'cookie-parser';
-import { Logger } from 'nestjs-pino';
+import { Logger, PARAMS_PROVIDER_TOKEN, type Params } from 'nestjs-pino';
+import { pinoHttp } from 'pino-http';
 import { configureHttpServer } from './common/http/http-server';
 import { refuseDeepJson } from './common/http/json-depth';
 import { QuietStartupLogger } from './common/logging/logger-options';
@@ -10,6 +11,12 @@ import { DeliveryCache } from './modules/delivery/delivery-cache';
 import { installFastPath } from './modules/delivery/fast-path';
 import { VariantsService } from './modules/delivery/variants.service';
 import { StorageDriver } from './modules/storage/storage-driver';
+import { BearerAuthenticator, RequestCounter } from './common/auth/authenticators';
+import { Metrics } from './common/metrics/metrics.service';
+import { RateLimiter } from './common/rate-limit/rate-limiter';
+import { createValidationPipe } from './common/validation/validation.pipe';
+import { installReadFastPath, type ReadFastPathDeps } from './modules/uploads/read-fast-path';
+import { UploadsService } from './modules/uploads/uploads.service';
 import { setupSwagger } from './swagger';
 
 /** Everything main.ts and the tests both need on the HTTP app. */
@@ -35,4 +42,27 @@ export function configureApp(app: INestApplication): void {
     config,
     variants: app.get(VariantsService),
   });
+  // So do the management API's hot reads with an API key (issue 14): in front of the above, for /api/v1/ paths only.
+  installReadFastPath(express.getHttpServer(), readFastPathDeps(app));
+}
+
+/** What the read fast path works with, from the app: its services, and Express's and the request log's settings. */
+export function readFastPathDeps(app: INestApplication): ReadFastPathDeps {
+  const settings = (app as NestExpressApplication).getHttpAdapter().getInstance() as {
+    get(name: string): unknown;
+  };
+  const logParams = app.get<Params>(PARAMS_PROVIDER_TOKEN).pinoHttp;
+  return {
+    authenticator: app.get(BearerAuthenticator),
+    counter: app.get(RequestCounter),
+    limiter: app.get(RateLimiter),
+    uploads: app.get(UploadsService),
+    validation: createValidationPipe(),
+    etag: settings.get('etag fn') as ReadFastPathDeps['etag'],
+    trustProxy: settings.get('trust proxy fn') as ReadFastPathDeps['trustProxy'],
+    log: (Array.isArray(logParams)
+      ? pinoHttp(...logParams)
+      : pinoHttp(logParams as Parameters<typeof pinoHttp>[0])) as ReadFastPathDeps['log'],
+    metrics: app.get(Metrics),
+  };
 }

@@ -1,22 +1,11 @@
-import { PARAMS_PROVIDER_TOKEN } from 'nestjs-pino';
-import { Writable } from 'node:stream';
-import { loggerOptions } from '../../src/common/logging/logger-options';
-import type { AppConfig } from '../../src/config/app-config';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
+import { capturedLogLines } from '../setup/log-lines';
 import { createTestApp, type TestApp } from '../setup/test-app';
 
 /** Issue 10, item 7: what an operator reads in the request log, captured from the real logger. */
 describe('Request log lines (e2e)', () => {
   let t: TestApp;
-  const lines: Record<string, any>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) {
-        lines.push(JSON.parse(line) as Record<string, any>);
-      }
-      done();
-    },
-  });
+  const { lines, env, overrides } = capturedLogLines();
   /** The request line of the request with this X-Request-Id (pino-http writes it when the answer finished). */
   const lineOf = async (id: string): Promise<Record<string, any>> => {
     for (let i = 0; i < 50; i++) {
@@ -30,11 +19,7 @@ describe('Request log lines (e2e)', () => {
   };
 
   beforeAll(async () => {
-    const { pinoHttp } = loggerOptions({ logLevel: 'info', logFormat: 'json' } as AppConfig);
-    t = await createTestApp({
-      env: { LOG_LEVEL: 'info' },
-      overrides: [{ provide: PARAMS_PROVIDER_TOKEN, useValue: { pinoHttp: [pinoHttp, sink] } }],
-    });
+    t = await createTestApp({ env, overrides });
   });
   afterAll(() => t.close());
 

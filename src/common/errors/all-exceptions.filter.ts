@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Request, Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { JSON_TOO_DEEP_MESSAGE } from '../http/json-depth';
 import { ERROR_CODE_LOCAL } from '../logging/logger-options';
 import { AppError } from './app-error';
@@ -88,6 +89,69 @@ export function toAppError(exception: unknown): { error: AppError; unexpected: b
   return { error: new AppError('internal'), unexpected: true };
 }
 
+/** Where an error answer goes: Express's response, or a bare one (the read fast path, in front of Express). */
+type AnswerTarget = ServerResponse & { locals?: Record<string, unknown> };
+
+/**
+ * The contract's error envelope for `exception`, written on `res`: `{ ok: false, code, error }` with the status
+ * API.md gives the code, Cache-Control: no-store, and Retry-After on a dependency failure. An unexpected failure is
+ * logged (with the request's id), never told. `bodyIsJson` says the request carried a JSON body (Nest reports
+ * body-parser's SyntaxError as a bare 400).
+ */
+export function writeErrorAnswer(
+  res: AnswerTarget,
+  exception: unknown,
+  context: { path: string; bodyIsJson: boolean; logger: Logger },
+): void {
+  const mapped = toAppError(exception);
+  let error = mapped.error;
+  if (
+    !(exception instanceof AppError) &&
+    error.code === 'bad_request' &&
+    error.message === DEFAULT_MESSAGES.bad_request &&
+    context.bodyIsJson
+  ) {
+    // Nest turns body-parser's SyntaxError into a bare BadRequestException (routes-resolver mapExternalException).
+    error = new AppError('bad_request', 'The request body is not valid JSON.');
+  }
+  if (mapped.unexpected) {
+    const requestId = res.getHeader('x-request-id');
+    context.logger.error(
+      { err: exception, requestId, path: context.path },
+      `Unexpected error (${error.code})`,
+    );
+  }
+  if (res.headersSent) {
+    // The answer already started (a streamed image): all we can do is cut it.
+    res.destroy();
+    return;
+  }
+  // Whatever a handler set for the representation it meant to send does not describe this error.
+  for (const name of ['ETag', 'Last-Modified', 'Content-Length', 'Content-Range', 'Content-Disposition']) {
+    res.removeHeader(name);
+  }
+  for (const [name, value] of Object.entries(error.headers ?? {})) {
+    res.setHeader(name, value);
+  }
+  if ((error.code === 'db_failed' || error.code === 'unavailable') && !res.hasHeader('Retry-After')) {
+    // A dependency failed: tell the client it is worth retrying, and when.
+    res.setHeader('Retry-After', String(DEPENDENCY_RETRY_AFTER_SECONDS));
+  }
+  // An error is never a cacheable representation (a CDN must not keep a 404 or 503 in place of an image).
+  res.setHeader('Cache-Control', 'no-store');
+  (res.locals ??= {})[ERROR_CODE_LOCAL] = error.code; // the request's log line carries it
+  const body: Record<string, unknown> = { ok: false, code: error.code, error: error.message };
+  if (error.details && error.details.length > 0) {
+    body.details = error.details;
+  }
+  // Written with end(), not json(): Express would add a (weak) ETag, and an error has no validator to revalidate.
+  const payload = JSON.stringify(body);
+  res.statusCode = ERROR_STATUS[error.code] ?? HttpStatus.INTERNAL_SERVER_ERROR;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', String(Buffer.byteLength(payload)));
+  res.end(payload);
+}
+
 /** The one filter: every failure leaves as `{ ok: false, code, error }` with the status API.md gives the code. */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
@@ -95,52 +159,11 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
-    const res = ctx.getResponse<Response>();
     const req = ctx.getRequest<Request>();
-    const mapped = toAppError(exception);
-    const unexpected = mapped.unexpected;
-    let error = mapped.error;
-    if (
-      !(exception instanceof AppError) &&
-      error.code === 'bad_request' &&
-      error.message === DEFAULT_MESSAGES.bad_request &&
-      req.is('application/json')
-    ) {
-      // Nest turns body-parser's SyntaxError into a bare BadRequestException (routes-resolver mapExternalException).
-      error = new AppError('bad_request', 'The request body is not valid JSON.');
-    }
-    if (unexpected) {
-      const requestId = res.getHeader('x-request-id');
-      this.logger.error({ err: exception, requestId, path: req.path }, `Unexpected error (${error.code})`);
-    }
-    if (res.headersSent) {
-      // The answer already started (a streamed image): all we can do is cut it.
-      res.destroy();
-      return;
-    }
-    // Whatever a handler set for the representation it meant to send does not describe this error.
-    for (const name of ['ETag', 'Last-Modified', 'Content-Length', 'Content-Range', 'Content-Disposition']) {
-      res.removeHeader(name);
-    }
-    for (const [name, value] of Object.entries(error.headers ?? {})) {
-      res.setHeader(name, value);
-    }
-    if ((error.code === 'db_failed' || error.code === 'unavailable') && !res.hasHeader('Retry-After')) {
-      // A dependency failed: tell the client it is worth retrying, and when.
-      res.setHeader('Retry-After', String(DEPENDENCY_RETRY_AFTER_SECONDS));
-    }
-    // An error is never a cacheable representation (a CDN must not keep a 404 or 503 in place of an image).
-    res.setHeader('Cache-Control', 'no-store');
-    res.locals[ERROR_CODE_LOCAL] = error.code; // the request's log line carries it
-    const body: Record<string, unknown> = { ok: false, code: error.code, error: error.message };
-    if (error.details && error.details.length > 0) {
-      body.details = error.details;
-    }
-    // Written with end(), not json(): Express would add a (weak) ETag, and an error has no validator to revalidate.
-    const payload = JSON.stringify(body);
-    res.status(ERROR_STATUS[error.code] ?? HttpStatus.INTERNAL_SERVER_ERROR);
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.setHeader('Content-Length', String(Buffer.byteLength(payload)));
-    res.end(payload);
+    writeErrorAnswer(ctx.getResponse<Response>(), exception, {
+      path: req.path,
+      bodyIsJson: !!req.is('application/json'),
+      logger: this.logger,
+    });
   }
 }

@@ -5,6 +5,7 @@ import { limitSubject, type Principal } from '../auth/principal';
 import { RedisService } from '../redis/redis.module';
 import { Clock } from '../time/clock';
 import type { ThrottlerName } from './rate-limit.decorator';
+import { RateLimiter } from './rate-limiter';
 import { RedisRateLimitStorage } from './redis-rate-limit.storage';
 
 const MINUTE_MS = 60_000;
@@ -12,7 +13,8 @@ const DAY_MS = 24 * 60 * MINUTE_MS;
 
 /**
  * @nestjs/throttler configured from AppConfig.rateLimit, on the shared Redis storage. The RateLimitGuard itself is
- * registered in AppModule, after the AuthGuard, because APP_GUARDs run in registration order.
+ * registered in AppModule, after the AuthGuard, because APP_GUARDs run in registration order; both it and the read
+ * fast path admit requests through RateLimiter.
  */
 @Module({
   imports: [
@@ -37,5 +39,7 @@ const DAY_MS = 24 * 60 * MINUTE_MS;
       },
     }),
   ],
+  providers: [RateLimiter],
+  exports: [RateLimiter],
 })
 export class RateLimitModule {}

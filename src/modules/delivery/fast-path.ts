@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import rangeParser from 'range-parser';
+import { installInFront } from '../../common/http/in-front';
 import { requestIdOf } from '../../common/http/request-id';
 import type { AppConfig } from '../../config/app-config';
 import {
@@ -177,18 +178,7 @@ function coldVariant(
  * render could start. Whatever it cannot answer then still goes to Express, a failure with it (see coldVariant).
  */
 export function installFastPath(server: Server, deps: FastPathDeps): void {
-  const slow = server.listeners('request') as Handler[];
-  if (slow.length !== 1) {
-    return; // Not the single Express handler we know how to wrap: leave the server as it is.
-  }
-  const [express] = slow;
-  server.removeListener('request', express);
-  const fast = fastPath(deps, express);
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (!fast(req, res)) {
-      express(req, res);
-    }
-  });
+  installInFront(server, (express) => fastPath(deps, express));
 }
 
 /** Returns a handler that answers and returns true, or returns false having touched nothing. */

@@ -24,24 +24,7 @@ export class MeController {
   })
   @ApiOkResponse({ type: MeResponse })
   @ApiErrorResponses('rate_limit')
-  async me(@CurrentPrincipal() p: Principal, @Req() req: AuthedRequest): Promise<MeResponse> {
-    // The calling key came with the principal (the guard's one query), and its running request_count, this request
-    // included, with the guard's count in Redis: what is left is the account's usage.
-    const [stats, counted] = await Promise.all([this.uploads.accountStats(p.userId), req.counted]);
-    return {
-      ok: true,
-      account: { email: p.email, role: p.role, ...stats },
-      key:
-        p.kind === 'session'
-          ? null
-          : {
-              prefix: p.keyPrefix,
-              label: p.keyLabel,
-              scopes: p.scopes,
-              // The database's figure when Redis lost or never gave one (never lower than what was flushed).
-              request_count: Math.max(p.storedRequestCount, counted ?? 0),
-              created_at: p.keyCreatedAt.toISOString(),
-            },
-    };
+  me(@CurrentPrincipal() p: Principal, @Req() req: AuthedRequest): Promise<MeResponse> {
+    return this.uploads.me(p, req.counted);
   }
 }

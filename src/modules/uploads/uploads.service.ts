@@ -8,7 +8,14 @@ import { AuditService } from '../audit/audit.service';
 import { StorageDriver } from '../storage/storage-driver';
 import { UsersService, type UserQuota } from '../auth/users.service';
 import { OutboxService, type UploadDeletedReason } from '../webhooks/outbox.service';
-import type { AccountStats, DeletedResponse, UploadDetail, UploadListItem } from './dto/upload.dto';
+import type { Principal } from '../../common/auth/principal';
+import type {
+  AccountStats,
+  DeletedResponse,
+  MeResponse,
+  UploadDetail,
+  UploadListItem,
+} from './dto/upload.dto';
 import { normaliseTags } from './tags';
 import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
@@ -81,6 +88,29 @@ export class UploadsService {
   /** uploads_active and storage_used_bytes per user, in one query. */
   usageFor(userIds: string[]): Promise<Map<string, UploadUsage>> {
     return this.repository.usage(userIds);
+  }
+
+  /**
+   * GET /api/v1/me: the account's usage, and the calling key as the guard read it (one query) with its running
+   * request_count, this request included, from the guard's count in Redis (`counted`).
+   */
+  async me(p: Principal, counted: Promise<number | null> | undefined): Promise<MeResponse> {
+    const [stats, count] = await Promise.all([this.accountStats(p.userId), counted]);
+    return {
+      ok: true,
+      account: { email: p.email, role: p.role, ...stats },
+      key:
+        p.kind === 'session'
+          ? null
+          : {
+              prefix: p.keyPrefix,
+              label: p.keyLabel,
+              scopes: p.scopes,
+              // The database's figure when Redis lost or never gave one (never lower than what was flushed).
+              request_count: Math.max(p.storedRequestCount, count ?? 0),
+              created_at: p.keyCreatedAt.toISOString(),
+            },
+    };
   }
 
   async accountStats(ownerId: string): Promise<Omit<AccountStats, 'email' | 'role'>> {

@@ -1,0 +1,360 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client } from 'pg';
+import request from 'supertest';
+import { readFastPathDeps } from '../../src/app.setup';
+import { Metrics } from '../../src/common/metrics/metrics.service';
+import { ApiKeysService } from '../../src/modules/api-keys/api-keys.service';
+import { RequestCounterService } from '../../src/modules/api-keys/request-counter.service';
+import { UsersService } from '../../src/modules/auth/users.service';
+import { readFastPath } from '../../src/modules/uploads/read-fast-path';
+import { png } from '../fixtures/sample-images';
+import { expectError } from '../setup/envelope';
+import { bearer, makeKey, makeUser, type TestKey } from '../setup/factories';
+import { capturedLogLines } from '../setup/log-lines';
+import { createTestApp, type TestApp } from '../setup/test-app';
+
+type Res = { status: number; headers: Record<string, string>; body: any; text: string };
+
+/** The request's answer headers an identical request through the other path must repeat exactly. */
+const VARYING = new Set(['date', 'x-ratelimit-remaining', 'x-ratelimit-reset']);
+
+function comparable(res: Res, also: string[] = []): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(res.headers).filter(([name]) => !VARYING.has(name) && !also.includes(name)),
+  );
+}
+
+async function upload(t: TestApp, token: string, seed: number): Promise<string> {
+  const res = await t.http
+    .post('/api/v1/upload')
+    .set(...bearer(token))
+    .attach('file', await png(seed), 'a.png')
+    .expect(200);
+  return (res.body as { filename: string }).filename;
+}
+
+/**
+ * Issue 14, goal 3: GET /api/v1/me, /api/v1/uploads and /api/v1/uploads/:filename with an API key are answered in
+ * front of Express (src/modules/uploads/read-fast-path.ts). `Bearer` is the form it takes; passport also reads
+ * `bearer`, which it leaves to Express: the same request through both paths, answer for answer.
+ */
+describe('The read fast path (e2e)', () => {
+  let t: TestApp;
+  let key: TestKey;
+  let filename: string;
+  const { lines, env, overrides } = capturedLogLines();
+
+  beforeAll(async () => {
+    t = await createTestApp({ env, overrides });
+    key = await makeKey(t);
+    filename = await upload(t, key.token, 1);
+    await upload(t, key.token, 2);
+    await upload(t, key.token, 3);
+  });
+  afterAll(() => t.close());
+
+  const get = (path: string, scheme: 'Bearer' | 'bearer', token = key.token) =>
+    t.http.get(path).set('Authorization', `${scheme} ${token}`) as unknown as Promise<Res>;
+
+  describe('answers what Express answers', () => {
+    it.each([
+      ['the listing', '/api/v1/uploads'],
+      ['a page of the listing', '/api/v1/uploads?limit=2'],
+      ['a tag of the listing', '/api/v1/uploads?tag=none&limit=5'],
+      ['the lookup', () => `/api/v1/uploads/${filename}`],
+    ])('%s: status, body and every header', async (_what, path) => {
+      const url = typeof path === 'function' ? path() : path;
+      const fast = await get(url, 'Bearer');
+      const slow = await get(url, 'bearer');
+      expect(fast.status).toBe(200);
+      expect(fast.body).toEqual(slow.body);
+      expect(comparable(fast, ['x-request-id'])).toEqual(comparable(slow, ['x-request-id']));
+      expect(fast.headers.etag).toMatch(/^W\/"/);
+      // One budget: the second request (Express) has one request fewer left than the first (here).
+      expect(Number(slow.headers['x-ratelimit-remaining'])).toBe(
+        Number(fast.headers['x-ratelimit-remaining']) - 1,
+      );
+    });
+
+    it('GET /api/v1/me: the same account and key, request_count counting both', async () => {
+      const fast = await get('/api/v1/me', 'Bearer');
+      const slow = await get('/api/v1/me', 'bearer');
+      expect(fast.status).toBe(200);
+      expect(slow.body.key.request_count).toBe(fast.body.key.request_count + 1);
+      expect({ ...fast.body, key: { ...fast.body.key, request_count: 0 } }).toEqual({
+        ...slow.body,
+        key: { ...slow.body.key, request_count: 0 },
+      });
+      expect(fast.body.account.uploads_active).toBe(3);
+      expect(comparable(fast, ['x-request-id', 'etag', 'content-length'])).toEqual(
+        comparable(slow, ['x-request-id', 'etag', 'content-length']),
+      );
+    });
+
+    it('a 404 for an unknown filename: the envelope, no-store, the rate-limit headers', async () => {
+      const fast = await get('/api/v1/uploads/FIXITFY-000000000000.png', 'Bearer');
+      const slow = await get('/api/v1/uploads/FIXITFY-000000000000.png', 'bearer');
+      expectError(fast, 404, 'not_found');
+      expect(fast.body).toEqual(slow.body);
+      expect(fast.headers['cache-control']).toBe('no-store');
+      expect(fast.headers['x-ratelimit-limit']).toBeDefined();
+      expect(comparable(fast, ['x-request-id'])).toEqual(comparable(slow, ['x-request-id']));
+    });
+
+    it('a 304 for the ETag the client holds, without a body', async () => {
+      const first = await get(`/api/v1/uploads/${filename}`, 'Bearer');
+      for (const scheme of ['Bearer', 'bearer'] as const) {
+        const again = (await t.http
+          .get(`/api/v1/uploads/${filename}`)
+          .set('Authorization', `${scheme} ${key.token}`)
+          .set('If-None-Match', first.headers.etag)) as unknown as Res;
+        expect(again.status).toBe(304);
+        expect(again.text).toBe('');
+        expect(again.headers['content-type']).toBeUndefined();
+        expect(again.headers.etag).toBe(first.headers.etag);
+      }
+    });
+
+    it('the X-Request-Id the caller sent, and one request-log line carrying the key', async () => {
+      const res = (await t.http
+        .get(`/api/v1/uploads/${filename}`)
+        .set(...bearer(key.token))
+        .set('X-Request-Id', 'fast-read-1')) as unknown as Res;
+      expect(res.headers['x-request-id']).toBe('fast-read-1');
+      await t.http
+        .get('/api/v1/uploads/FIXITFY-000000000000.png')
+        .set(...bearer(key.token))
+        .set('X-Request-Id', 'fast-read-2')
+        .expect(404);
+      const lineOf = (id: string) => lines.filter((l) => l.req?.id === id && l.res);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(lineOf('fast-read-1')).toHaveLength(1);
+      const [ok] = lineOf('fast-read-1');
+      expect(ok.req).toEqual({
+        id: 'fast-read-1',
+        method: 'GET',
+        url: `/api/v1/uploads/${filename}`,
+        ip: expect.any(String),
+      });
+      expect(ok.principal).toEqual({ user_id: key.user.id, via: 'key', key_prefix: expect.any(String) });
+      expect(ok.res).toEqual({ statusCode: 200 });
+      expect(ok.code).toBeUndefined();
+      expect(JSON.stringify(ok)).not.toContain(key.token);
+      expect(lineOf('fast-read-2')[0]).toMatchObject({ code: 'not_found', res: { statusCode: 404 } });
+    });
+
+    it('counts the answer in the HTTP metrics under its route', async () => {
+      const metrics = t.app.get(Metrics);
+      const count = async (status: string): Promise<number> =>
+        (await metrics.httpRequests.get()).values.find(
+          (v) =>
+            v.labels.route === '/api/v1/uploads/:filename' &&
+            v.labels.method === 'GET' &&
+            v.labels.status === status,
+        )?.value ?? 0;
+      const before = [await count('200'), await count('404')];
+      await get(`/api/v1/uploads/${filename}`, 'Bearer');
+      await get('/api/v1/uploads/FIXITFY-000000000000.png', 'Bearer');
+      await new Promise((r) => setImmediate(r));
+      expect([await count('200'), await count('404')]).toEqual([before[0] + 1, before[1] + 1]);
+    });
+
+    it('answers a failure of the data statement as the filter does: a 500 envelope, nothing leaked', async () => {
+      const c = new Client({ connectionString: t.databaseUrl });
+      await c.connect();
+      // A real fault after the key lookup (which reads api_keys and users): the uploads table loses a column.
+      await c.query('alter table uploads rename column tags to tags_gone');
+      try {
+        const fast = await get(`/api/v1/uploads/${filename}`, 'Bearer');
+        const slow = await get(`/api/v1/uploads/${filename}`, 'bearer');
+        expect(fast.status).toBeGreaterThanOrEqual(500);
+        expect(fast.body).toEqual(slow.body);
+        expect(fast.status).toBe(slow.status);
+        expect(fast.text).not.toContain('tags_gone');
+        expect(fast.headers['cache-control']).toBe('no-store');
+      } finally {
+        await c.query('alter table uploads rename column tags_gone to tags');
+        await c.end();
+      }
+    });
+  });
+
+  describe('takes only what it can answer', () => {
+    let server: Server;
+    let base: string;
+    const passedOn: string[] = [];
+
+    beforeAll(async () => {
+      // The fast path alone, with a stand-in for Express that records what it is given.
+      const fast = readFastPath(readFastPathDeps(t.app), (req: IncomingMessage, res: ServerResponse) => {
+        passedOn.push(`${req.method} ${req.url}`);
+        expect(res.headersSent).toBe(false);
+        res.writeHead(599).end();
+      });
+      server = createServer((req, res) => {
+        if (!fast(req, res)) {
+          passedOn.push(`untouched ${req.method} ${req.url}`);
+          res.writeHead(598).end();
+        }
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+    it('answers the three reads with a key, a 404 included, and counts each request once', async () => {
+      const own = await makeKey(t);
+      const name = await upload(t, own.token, 10);
+      passedOn.length = 0;
+      const paths = [
+        '/api/v1/me',
+        '/api/v1/uploads',
+        '/api/v1/uploads?limit=1',
+        `/api/v1/uploads/${name}`,
+        '/api/v1/uploads/FIXITFY-000000000000.png',
+      ];
+      const statuses = [];
+      for (const path of paths) {
+        statuses.push(
+          (
+            await request(base)
+              .get(path)
+              .set(...bearer(own.token))
+          ).status,
+        );
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 404]);
+      expect(passedOn).toEqual([]);
+      // Upload (1) plus the five above, each once.
+      const live = await t.app.get(RequestCounterService).live([own.keyId]);
+      expect(live.get(own.keyId)?.count).toBe(6);
+    });
+
+    it('passes on, untouched and uncounted, every request it does not read exactly as the router would', async () => {
+      const own = await makeKey(t);
+      const name = await upload(t, own.token, 11);
+      passedOn.length = 0;
+      const sends: [string, (r: request.Test) => request.Test][] = [
+        ['GET /api/v1/uploads?limit=abc', (r) => r],
+        ['GET /api/v1/uploads?unknown=1', (r) => r],
+        ['GET /api/v1/uploads?tag=a%20b', (r) => r],
+        ['GET /api/v1/me?x=1', (r) => r],
+        [`GET /api/v1/uploads/${name}?x=1`, (r) => r],
+        ['GET /api/v1/uploads/by-hash/00', (r) => r],
+        ['GET /api/v1/uploads/FIXITFY%2D1.png', (r) => r],
+        ['GET /api/v1/keys', (r) => r],
+      ];
+      for (const [line, extra] of sends) {
+        const [, path] = line.split(' ');
+        expect(
+          (
+            await extra(
+              request(base)
+                .get(path)
+                .set(...bearer(own.token)),
+            )
+          ).status,
+        ).toBe(599);
+      }
+      expect(passedOn).toEqual(sends.map(([line]) => line));
+      const live = await t.app.get(RequestCounterService).live([own.keyId]);
+      expect(live.get(own.keyId)?.count).toBe(1); // the upload only
+    });
+
+    it('leaves other methods, bodies, schemes and credentials to Express without a look', async () => {
+      passedOn.length = 0;
+      await request(base)
+        .head('/api/v1/me')
+        .set(...bearer(key.token));
+      await request(base)
+        .post('/api/v1/me')
+        .set(...bearer(key.token));
+      await request(base)
+        .get('/api/v1/me')
+        .set(...bearer(key.token))
+        .send({ a: 1 });
+      await request(base).get('/api/v1/me').set('Authorization', `bearer ${key.token}`);
+      await request(base).get('/api/v1/me').set('Cookie', 'fxf_session=abc');
+      await request(base)
+        .get('/api/v1/me')
+        .set(...bearer('ut_abc'));
+      await request(base)
+        .get('/images/x.png')
+        .set(...bearer(key.token));
+      expect(passedOn).toEqual([
+        'untouched HEAD /api/v1/me',
+        'untouched POST /api/v1/me',
+        'untouched GET /api/v1/me',
+        'untouched GET /api/v1/me',
+        'untouched GET /api/v1/me',
+        'untouched GET /api/v1/me',
+        'untouched GET /images/x.png',
+      ]);
+    });
+
+    it('passes on an unknown, revoked or banned key and one without the read scope, counting none', async () => {
+      const revoked = await makeKey(t);
+      await t.app.get(ApiKeysService).revoke(revoked.user.id, revoked.keyId);
+      const banned = await makeKey(t);
+      await t.app.get(UsersService).ban(banned.user.id, 'test', { ip: null, userAgent: null } as never);
+      const owner = await makeUser(t);
+      const uploadOnly = await t.app
+        .get(ApiKeysService)
+        .create(owner.id, 'upload only', undefined, { scopes: ['upload'] });
+      passedOn.length = 0;
+      for (const token of [`fxf_${'x'.repeat(40)}`, revoked.token, banned.token, uploadOnly.token]) {
+        expect(
+          (
+            await request(base)
+              .get('/api/v1/me')
+              .set(...bearer(token))
+          ).status,
+        ).toBe(599);
+      }
+      expect(passedOn).toHaveLength(4);
+      const live = await t.app.get(RequestCounterService).live([uploadOnly.key.id]);
+      expect(live.get(uploadOnly.key.id)?.count ?? 0).toBe(0);
+      // And Express answers them as always.
+      expectError(await get('/api/v1/me', 'Bearer', revoked.token), 401, 'unauthorized');
+      expect((await get('/api/v1/me', 'Bearer', banned.token)).status).toBe(403);
+      expectError(await get('/api/v1/me', 'Bearer', uploadOnly.token), 403, 'forbidden');
+    });
+  });
+});
+
+describe('The read fast path under the management rate limit (e2e)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ env: { RATE_LIMIT_MANAGEMENT_PER_MINUTE: '3' } });
+  });
+  afterAll(() => t.close());
+
+  it('refuses the fourth read of a minute with the 429 Express gives, and counts it', async () => {
+    const fastKey = await makeKey(t);
+    const slowKey = await makeKey(t);
+    const refusals: Res[] = [];
+    for (const [scheme, k] of [
+      ['Bearer', fastKey],
+      ['bearer', slowKey],
+    ] as const) {
+      for (let i = 0; i < 3; i++) {
+        await t.http.get('/api/v1/me').set('Authorization', `${scheme} ${k.token}`).expect(200);
+      }
+      refusals.push(
+        (await t.http.get('/api/v1/uploads').set('Authorization', `${scheme} ${k.token}`)) as unknown as Res,
+      );
+    }
+    const [fast, slow] = refusals;
+    expectError(fast, 429, 'rate_limit');
+    expect(fast.body).toEqual(slow.body);
+    expect(fast.headers['retry-after']).toMatch(/^\d+$/);
+    expect(fast.headers['x-ratelimit-remaining']).toBe('0');
+    expect(fast.headers['x-ratelimit-limit']).toBe('3');
+    expect(comparable(fast, ['x-request-id', 'retry-after'])).toEqual(
+      comparable(slow, ['x-request-id', 'retry-after']),
+    );
+    const live = await t.app.get(RequestCounterService).live([fastKey.keyId, slowKey.keyId]);
+    expect([live.get(fastKey.keyId)?.count, live.get(slowKey.keyId)?.count]).toEqual([4, 4]);
+  });
+});

@@ -1,0 +1,30 @@
+import { PARAMS_PROVIDER_TOKEN } from 'nestjs-pino';
+import { Writable } from 'node:stream';
+import { loggerOptions } from '../../src/common/logging/logger-options';
+import type { AppConfig } from '../../src/config/app-config';
+
+/**
+ * The app's real request logger (LOG_LEVEL=info, JSON lines) writing into `lines` instead of stdout: pass `env` and
+ * `overrides` to createTestApp.
+ */
+export function capturedLogLines(): {
+  lines: Record<string, any>[];
+  env: Record<string, string>;
+  overrides: { provide: unknown; useValue: unknown }[];
+} {
+  const lines: Record<string, any>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        lines.push(JSON.parse(line) as Record<string, any>);
+      }
+      done();
+    },
+  });
+  const { pinoHttp } = loggerOptions({ logLevel: 'info', logFormat: 'json' } as AppConfig);
+  return {
+    lines,
+    env: { LOG_LEVEL: 'info' },
+    overrides: [{ provide: PARAMS_PROVIDER_TOKEN, useValue: { pinoHttp: [pinoHttp, sink] } }],
+  };
+}

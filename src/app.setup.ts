@@ -62,7 +62,8 @@ export function readFastPathDeps(app: INestApplication): ReadFastPathDeps {
     trustProxy: settings.get('trust proxy fn') as ReadFastPathDeps['trustProxy'],
     log: (Array.isArray(logParams)
       ? pinoHttp(...logParams)
-      : pinoHttp(logParams as Parameters<typeof pinoHttp>[0])) as ReadFastPathDeps['log'],
+      : pinoHttp(logParams as Parameters<typeof pinoHttp>[0])
+    ).logger,
     metrics: app.get(Metrics),
   };
 }

@@ -43,7 +43,7 @@ describe('The read fast path (e2e)', () => {
   let t: TestApp;
   let key: TestKey;
   let filename: string;
-  const { lines, env, overrides } = capturedLogLines();
+  const { lines, raw, env, overrides } = capturedLogLines();
 
   beforeAll(async () => {
     t = await createTestApp({ env, overrides });
@@ -144,6 +144,32 @@ describe('The read fast path (e2e)', () => {
       expect(lineOf('fast-read-2')[0]).toMatchObject({ code: 'not_found', res: { statusCode: 404 } });
     });
 
+    it.each([
+      ['a 200', () => `/api/v1/uploads/${filename}`, 200],
+      ['a 404', () => '/api/v1/uploads/FIXITFY-000000000000.png', 404],
+    ])('writes the request-log line Express writes for %s, key for key', async (what, path, status) => {
+      const tag = what.replace(' ', '');
+      for (const scheme of ['Bearer', 'bearer']) {
+        await t.http
+          .get(path())
+          .set('Authorization', `${scheme} ${key.token}`)
+          .set('X-Request-Id', `cmp-${tag}-${scheme}`)
+          .expect(status);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      const [fast, slow] = ['Bearer', 'bearer'].map((scheme) => {
+        const found = raw.filter((l) => l.includes(`"id":"cmp-${tag}-${scheme}"`));
+        expect(found).toHaveLength(1);
+        // One key once (pino-http's child loggers can repeat a binding).
+        const keys = [...found[0].matchAll(/"([a-z_A-Z]+)":/g)].map((m) => m[1]);
+        expect(new Set(keys).size).toBe(keys.length);
+        const line = JSON.parse(found[0]) as Record<string, any>;
+        return { ...line, time: 0, responseTime: 0, req: { ...line.req, id: '' } };
+      });
+      expect(Object.keys(fast)).toEqual(Object.keys(slow));
+      expect(fast).toEqual(slow);
+    });
+
     it('counts the answer in the HTTP metrics under its route', async () => {
       const metrics = t.app.get(Metrics);
       const count = async (status: string): Promise<number> =>
@@ -166,9 +192,20 @@ describe('The read fast path (e2e)', () => {
       // A real fault after the key lookup (which reads api_keys and users): the uploads table loses a column.
       await c.query('alter table uploads rename column tags to tags_gone');
       try {
-        const fast = await get(`/api/v1/uploads/${filename}`, 'Bearer');
+        const fast = (await t.http
+          .get(`/api/v1/uploads/${filename}`)
+          .set(...bearer(key.token))
+          .set('X-Request-Id', 'fast-failed')) as unknown as Res;
         const slow = await get(`/api/v1/uploads/${filename}`, 'bearer');
         expect(fast.status).toBeGreaterThanOrEqual(500);
+        await new Promise((r) => setTimeout(r, 50));
+        const line = lines.find((l) => l.req?.id === 'fast-failed' && l.res);
+        expect(line).toMatchObject({
+          msg: 'request errored',
+          code: fast.body.code,
+          res: { statusCode: fast.status },
+          err: { message: `failed with status code ${fast.status}` },
+        });
         expect(fast.body).toEqual(slow.body);
         expect(fast.status).toBe(slow.status);
         expect(fast.text).not.toContain('tags_gone');

@@ -9,13 +9,17 @@ import type { AppConfig } from '../../src/config/app-config';
  */
 export function capturedLogLines(): {
   lines: Record<string, any>[];
+  /** The same lines as written. */
+  raw: string[];
   env: Record<string, string>;
   overrides: { provide: unknown; useValue: unknown }[];
 } {
   const lines: Record<string, any>[] = [];
+  const raw: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        raw.push(line);
         lines.push(JSON.parse(line) as Record<string, any>);
       }
       done();
@@ -24,6 +28,7 @@ export function capturedLogLines(): {
   const { pinoHttp } = loggerOptions({ logLevel: 'info', logFormat: 'json' } as AppConfig);
   return {
     lines,
+    raw,
     env: { LOG_LEVEL: 'info' },
     overrides: [{ provide: PARAMS_PROVIDER_TOKEN, useValue: { pinoHttp: [pinoHttp, sink] } }],
   };

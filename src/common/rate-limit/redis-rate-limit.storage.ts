@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import { createHash } from 'node:crypto';
+import { LuaScript } from '../redis/lua-script';
 import { RedisService } from '../redis/redis.module';
 import { withRedisTimeout } from '../redis/redis-timeout';
 import { Clock } from '../time/clock';
@@ -217,7 +217,7 @@ return { admitted, out }`;
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
-const SCRIPT_SHA = createHash('sha1').update(WINDOWS_SCRIPT).digest('hex');
+const WINDOWS = new LuaScript(WINDOWS_SCRIPT);
 
 /** How long a limiter call may take before the request is treated as "Redis unavailable". */
 const REDIS_TIMEOUT_MS = 2000;
@@ -285,15 +285,7 @@ export class RedisRateLimitStorage implements ThrottlerStorage {
     };
   }
 
-  private async run(keys: string[], args: string[]): Promise<unknown> {
-    const client = this.redis.client;
-    try {
-      return await client.evalsha(SCRIPT_SHA, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
-        return client.eval(WINDOWS_SCRIPT, keys.length, ...keys, ...args);
-      }
-      throw err;
-    }
+  private run(keys: string[], args: string[]): Promise<unknown> {
+    return WINDOWS.run(this.redis.client, keys, args);
   }
 }

@@ -10,6 +10,7 @@ import { RequestCounter } from '../../common/auth/authenticators';
 import type { Principal } from '../../common/auth/principal';
 import { PeriodicJob } from '../../common/jobs/periodic-job';
 import { ProcessRoleService } from '../../common/jobs/process-role.service';
+import { LuaScript } from '../../common/redis/lua-script';
 import { RedisService } from '../../common/redis/redis.module';
 import { withRedisTimeout } from '../../common/redis/redis-timeout';
 import { AppConfig } from '../../config/app-config';
@@ -21,6 +22,7 @@ local n = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 return n`;
+const COUNT = new LuaScript(COUNT_SCRIPT);
 
 // After the database took a batch: unmark each key whose counter is still the figure written (a request counted
 // meanwhile keeps its mark for the next flush). KEYS: the dirty set, then {keyreq}:<id> per key; ARGV: id, count pairs.
@@ -108,15 +110,10 @@ export class RequestCounterService
     }
     const id = principal.keyId;
     try {
-      const counted = this.redis.client.eval(
-        COUNT_SCRIPT,
-        3,
-        `{keyreq}:${id}`,
-        `{keyreq}:used:${id}`,
-        DIRTY,
-        String(principal.storedRequestCount),
-        String(Date.now()),
-        id,
+      const counted = COUNT.run(
+        this.redis.client,
+        [`{keyreq}:${id}`, `{keyreq}:used:${id}`, DIRTY],
+        [String(principal.storedRequestCount), String(Date.now()), id],
       );
       return Number(await withRedisTimeout(counted, COUNT_TIMEOUT_MS, 'request count'));
     } catch (err) {

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { limitSubject, type Principal } from '../../common/auth/principal';
 import { AppError } from '../../common/errors/app-error';
+import { LuaScript } from '../../common/redis/lua-script';
 import { RedisService } from '../../common/redis/redis.module';
 import { withRedisTimeout } from '../../common/redis/redis-timeout';
 import { AppConfig } from '../../config/app-config';
@@ -30,6 +31,7 @@ end
 redis.call('ZADD', KEYS[1], now, ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1`;
+const ACQUIRE = new LuaScript(ACQUIRE_SCRIPT);
 
 /** A held slot; release() frees it (idempotent). */
 export interface UploadSlot {
@@ -59,7 +61,7 @@ export class UploadSlots {
     let admitted: unknown;
     try {
       admitted = await withRedisTimeout(
-        client.eval(ACQUIRE_SCRIPT, 1, key, String(Date.now()), member, String(SLOT_TTL_MS), String(limit)),
+        ACQUIRE.run(client, [key], [String(Date.now()), member, String(SLOT_TTL_MS), String(limit)]),
         REDIS_TIMEOUT_MS,
         'upload slots',
       );

@@ -256,6 +256,17 @@ describe(ModerationService.name, () => {
       expect(error).toMatchObject({ code: 'unavailable' });
     });
 
+    it('should wait for a model still loading (a process just started) and review with it', async () => {
+      const starting = new ModerationService(config({ modelPath: colourModel }));
+      const frames = await decodeFrames(await solidPng(RED), starting.reviewFrames);
+      starting.onModuleInit();
+      expect(starting.isReady()).toBe(false);
+      const verdict = await starting.review(frames);
+      expect(verdict.rejected).toBe(true);
+      expect(starting.isReady()).toBe(true);
+      await starting.onModuleDestroy();
+    });
+
     it('should stay unavailable when the model cannot be loaded', async () => {
       const garbage = join(workDir, 'garbage.onnx');
       await writeFile(garbage, 'not a model');

@@ -9,6 +9,7 @@ import {
 import { AppError } from '../../common/errors/app-error';
 import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { Metrics } from '../../common/metrics/metrics.service';
+import { withTimeout } from '../../common/time/timeout';
 import { AppConfig } from '../../config/app-config';
 import type { ReviewFrame } from '../media/decode';
 import { decideModeration } from './moderation-policy';
@@ -20,6 +21,9 @@ import { NsfwClassifier } from './nsfw-classifier';
  * Reviews images with the NSFW classifier and the configured policy. A failed load stays failed (logged, not
  * ready) until restart; an inference worker that dies is replaced on the next review or whenReady().
  */
+/** How long a review waits for the model of a process that is still loading it, before answering `unavailable`. */
+const LOAD_WAIT_MS = 15_000;
+
 /** Where the built model is (dist/model); null from the TypeScript sources. Tests point it elsewhere. */
 export const BUILT_MODEL_DIR = Symbol('BUILT_MODEL_DIR');
 
@@ -95,6 +99,11 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
     const { moderation } = this.config;
     if (!moderation.enabled) {
       return { rejected: false, scores: null, frames: 0 };
+    }
+    if (!this.classifier && this.loading) {
+      // Still loading: the process has just started (in a cluster, one process can take connections while another
+      // still loads). The upload waits for it, as long as a load takes; a load that failed answers at once.
+      await withTimeout(this.loading, LOAD_WAIT_MS, () => new Error('late')).catch(() => undefined);
     }
     const classifier = this.classifier;
     if (!classifier || classifier.failure) {

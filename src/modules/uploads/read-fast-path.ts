@@ -23,7 +23,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const BEARER_KEY = /^Bearer (fxf_[A-Za-z0-9_-]{1,200})$/;
 /** A filename Express would hand the route as it is (nothing to decode). */
 const PLAIN_FILENAME = /^[A-Za-z0-9._-]{1,255}$/;
-/** A listing query read exactly as Express's simple parser reads it: plain names and values. */
+/** A listing query of plain names and values, which Express's query parser and node:querystring read alike. */
 const PLAIN_QUERY = /^[A-Za-z0-9_.=&-]{0,512}$/;
 
 const LIST = '/api/v1/uploads';

@@ -14,7 +14,9 @@ import { StorageDriver } from './modules/storage/storage-driver';
 import { BearerAuthenticator, RequestCounter } from './common/auth/authenticators';
 import { Metrics } from './common/metrics/metrics.service';
 import { RateLimiter } from './common/rate-limit/rate-limiter';
+import { InvalidationBus } from './common/redis/invalidation-bus';
 import { createValidationPipe } from './common/validation/validation.pipe';
+import { KeyHints } from './modules/uploads/key-hints';
 import { installReadFastPath, type ReadFastPathDeps } from './modules/uploads/read-fast-path';
 import { UploadsService } from './modules/uploads/uploads.service';
 import { setupSwagger } from './swagger';
@@ -57,6 +59,7 @@ export function readFastPathDeps(app: INestApplication): ReadFastPathDeps {
     counter: app.get(RequestCounter),
     limiter: app.get(RateLimiter),
     uploads: app.get(UploadsService),
+    hints: new KeyHints(app.get(InvalidationBus)),
     validation: createValidationPipe(),
     etag: settings.get('etag fn') as ReadFastPathDeps['etag'],
     trustProxy: settings.get('trust proxy fn') as ReadFastPathDeps['trustProxy'],

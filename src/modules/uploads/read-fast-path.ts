@@ -14,7 +14,9 @@ import { writeErrorAnswer } from '../../common/errors/all-exceptions.filter';
 import { observeAnswer } from '../../common/metrics/http-metrics.middleware';
 import type { Metrics } from '../../common/metrics/metrics.service';
 import type { RateLimiter } from '../../common/rate-limit/rate-limiter';
+import { hashToken } from '../api-keys/api-key-token';
 import { ListUploadsQuery } from './dto/upload.dto';
+import type { KeyHints } from './key-hints';
 import type { UploadsService } from './uploads.service';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -34,6 +36,8 @@ export interface ReadFastPathDeps {
   counter: RequestCounter;
   limiter: RateLimiter;
   uploads: UploadsService;
+  /** Keys this instance has verified: their requests' work starts while their lookup runs. */
+  hints: KeyHints;
   /** The app's ValidationPipe (createValidationPipe), for the listing's query. */
   validation: ValidationPipe;
   /** Express's settings: the ETag of a JSON answer, and the client address behind trusted proxies. */
@@ -44,10 +48,21 @@ export interface ReadFastPathDeps {
   metrics?: Metrics;
 }
 
-/** A read this path answers: its route (as Express names it, for the metrics), and the body for a principal. */
-interface Read {
+/**
+ * A read this path answers: its route (as Express names it, for the metrics), its data statement for the key's
+ * owner, and its body from that data and the principal the key lookup gave.
+ */
+interface Read<T = unknown> {
   route: string;
-  answer: (p: KeyPrincipal, counted: Promise<number | null>) => Promise<unknown>;
+  fetch: (ownerId: string) => Promise<T>;
+  answer: (p: KeyPrincipal, data: T, count: number | null) => unknown;
+}
+
+/** A request's work once its key is known (or hinted): the count, the rate limit's verdict, the data. */
+interface Started {
+  counted: Promise<number | null>;
+  admitted: Promise<Record<string, string>>;
+  data: Promise<unknown>;
 }
 
 /**
@@ -60,12 +75,17 @@ interface Read {
  * same weak ETag and 304, the same error envelope, the same request-log line and metrics).
  *
  * It takes a request only when nothing about it needs Express: a GET with no body, an `Authorization: Bearer fxf_…`
- * header, a path it reads exactly as the router would. Up to the key lookup nothing has happened that counts, so any
- * failure there (an unknown, revoked or banned key, a missing scope, the database down) and any query the
- * ValidationPipe refuses go to Express, which answers them as it does every request. Once the key is known, the
- * request is counted and limited here, and everything after — a 429, a 404, a failure — is answered here, with the
- * exception filter's own writer. The data statement runs while Redis is asked (a read has nothing to undo): two
- * round trips in a row instead of three.
+ * header, a path it reads exactly as the router would. Any failure of the key lookup (an unknown, revoked or banned
+ * key, a missing scope, the database down) and any query the ValidationPipe refuses go to Express, which answers
+ * them as it does every request. Once the key is known, the request is counted and limited here, and everything
+ * after — a 429, a 404, a failure — is answered here, with the exception filter's own writer.
+ *
+ * The work runs side by side: the data statement while Redis counts and limits (a read has nothing to undo), and,
+ * for a key this instance has verified before (KeyHints), all three while the key lookup runs: one round trip's
+ * wait instead of two. The lookup still decides the answer and its body. What it can undo is not the count: a
+ * request that started on a hint and then fails the lookup was counted and used a rate-limit slot. Hints go on
+ * every instance at once when their key is revoked or their owner banned, and when a lookup fails, so that is at
+ * most the requests in flight at that moment (or the first after a revoke made in the database by hand).
  */
 export function installReadFastPath(server: Server, deps: ReadFastPathDeps): void {
   installInFront(server, (next) => readFastPath(deps, next));
@@ -77,13 +97,17 @@ export function readFastPath(
   fallback: Handler,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
   const logger = new Logger('Errors');
-  const { uploads } = deps;
-  const me: Read = { route: ME, answer: (p, counted) => uploads.me(p, counted) };
+  const { uploads, hints } = deps;
+  const me: Read<Awaited<ReturnType<UploadsService['accountStats']>>> = {
+    route: ME,
+    fetch: (ownerId) => uploads.accountStats(ownerId),
+    answer: (p, stats, count) => uploads.meOf(p, stats, count),
+  };
 
   /** The read for this path and query, null for one Express must answer (or one that is not a read of ours). */
   const readOf = async (path: string, query: string | undefined): Promise<Read | null> => {
     if (path === ME) {
-      return query === undefined ? me : null;
+      return query === undefined ? (me as Read) : null;
     }
     if (path === LIST) {
       if (query !== undefined && !PLAIN_QUERY.test(query)) {
@@ -100,14 +124,16 @@ export function readFastPath(
       }
       return {
         route: LIST,
-        answer: async (p) => ({ ok: true, ...(await uploads.list(p.userId, options)) }),
+        fetch: (ownerId) => uploads.list(ownerId, options),
+        answer: (_p, page) => ({ ok: true, ...(page as object) }),
       };
     }
     const filename = path.slice(LIST.length + 1);
     if (path.startsWith(`${LIST}/`) && query === undefined && PLAIN_FILENAME.test(filename)) {
       return {
         route: `${LIST}/:filename`,
-        answer: async (p) => ({ ok: true, upload: await uploads.get(p.userId, filename) }),
+        fetch: (ownerId) => uploads.get(ownerId, filename),
+        answer: (_p, upload) => ({ ok: true, upload }),
       };
     }
     return null;
@@ -121,17 +147,29 @@ export function readFastPath(
       fallback(req, res);
       return;
     }
+    const hash = hashToken(token);
+    const mark = hints.mark();
+    const hint = hints.get(hash);
+    // A key this instance has verified before: its work starts now, while the lookup runs (KeyHints).
+    const early = hint?.scopes.includes('read') ? start(read, hint) : null;
     let principal;
     try {
       principal = await deps.authenticator.authenticate(token);
     } catch {
-      fallback(req, res); // 401, 403 banned, or the database down: Express answers (and counts nothing)
+      hints.drop(hash);
+      fallback(req, res); // 401, 403 banned, or the database down: Express answers (and counts nothing more)
       return;
     }
-    if (principal.kind !== 'key' || !principal.scopes.includes('read')) {
+    if (
+      principal.kind !== 'key' ||
+      !principal.scopes.includes('read') ||
+      (hint && hint.keyId !== principal.keyId)
+    ) {
+      hints.drop(hash);
       fallback(req, res);
       return;
     }
+    hints.remember(hash, principal, mark);
 
     // From here the request is this path's: logged, measured, counted and limited like a routed one.
     // The principal first: the log line's bindings are made once, with it (as Express's are, when it answers).
@@ -141,24 +179,32 @@ export function readFastPath(
     if (deps.metrics) {
       observeAnswer(deps.metrics, 'GET', res, () => read.route);
     }
-    const counted = deps.counter.count(principal);
-    const body = read.answer(principal, counted);
-    body.catch(() => undefined); // answered below, after the rate limit's verdict
+    const { counted, admitted, data } = early ?? start(read, principal);
     try {
-      const [limits] = await Promise.all([
-        deps.limiter.admit('management', principal).catch(async (err: unknown) => {
-          await counted;
-          throw err;
-        }),
-        counted,
-      ]);
+      const [limits, count] = await Promise.all([admitted, counted]);
       for (const [name, value] of Object.entries(limits)) {
         res.setHeader(name, value);
       }
-      answerJson(req, res, await body, deps.etag);
+      answerJson(req, res, read.answer(principal, await data, count), deps.etag);
     } catch (err) {
       writeErrorAnswer(res, err, { path: url.slice(0, q === -1 ? undefined : q), bodyIsJson: false, logger });
     }
+  };
+
+  /**
+   * Counts the request, asks the rate limit and runs the data statement, side by side (a read has nothing to undo).
+   * Their failures are answered in order by the caller: a refusal by the rate limit before the data's.
+   */
+  const start = (read: Read, p: KeyPrincipal): Started => {
+    const counted = deps.counter.count(p);
+    const admitted = deps.limiter.admit('management', p).catch(async (err: unknown) => {
+      await counted;
+      throw err;
+    });
+    const data = read.fetch(p.userId);
+    admitted.catch(() => undefined);
+    data.catch(() => undefined);
+    return { counted, admitted, data };
   };
 
   return (req, res) => {

@@ -96,6 +96,11 @@ export class UploadsService {
    */
   async me(p: Principal, counted: Promise<number | null> | undefined): Promise<MeResponse> {
     const [stats, count] = await Promise.all([this.accountStats(p.userId), counted]);
+    return this.meOf(p, stats, count ?? null);
+  }
+
+  /** `/me`'s body from its parts: the principal, the account's usage (accountStats) and the key's running count. */
+  meOf(p: Principal, stats: Omit<AccountStats, 'email' | 'role'>, count: number | null): MeResponse {
     return {
       ok: true,
       account: { email: p.email, role: p.role, ...stats },

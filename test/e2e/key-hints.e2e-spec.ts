@@ -35,10 +35,10 @@ async function counted(t: TestApp, key: TestKey): Promise<number> {
 }
 
 /**
- * The read fast path starts a key's work (data statement, request count, rate limit) while the key lookup runs
- * when this instance has verified the key before (KeyHints). The lookup still decides every answer; what a hint
- * can get wrong is the count of a request that then answers 401/403, so hints go at once, on every instance, when
- * a key is revoked or its owner banned.
+ * The read fast path starts a key's data statement and rate limit while the key lookup runs when this instance has
+ * verified the key before (KeyHints). The lookup still decides every answer and the count; what a hint can get wrong
+ * is the rate-limit slot of a request that then answers 401/403, so hints go at once, on every instance, when a key
+ * is revoked or its owner banned.
  */
 describe('KeyHints, on the real invalidation bus', () => {
   let t: TestApp;
@@ -171,14 +171,54 @@ describe('The read fast path with a key it has answered before (e2e, two instanc
     expect(me.body.key.request_count).toBe(3);
   });
 
-  it('counts at most the first request after a revoke made behind its back (plain SQL), none after', async () => {
+  it('answers a revoke made behind its back (plain SQL) with 401 from the lookup, counting nothing', async () => {
     const key = await makeKey(a);
     await warm(key);
     await sql(b, 'update api_keys set revoked_at = now() where id = $1', [key.keyId]);
-    // Its work had started on the hint: counted, then answered 401 by the lookup; the hint is gone after it.
-    expectError(await b.http.get('/api/v1/me').set(...bearer(key.token)), 401, 'unauthorized');
-    expect(await counted(b, key)).toBe(3);
-    expectError(await b.http.get('/api/v1/me').set(...bearer(key.token)), 401, 'unauthorized');
-    expect(await counted(b, key)).toBe(3);
+    for (let i = 0; i < 2; i++) {
+      expectError(await b.http.get('/api/v1/me').set(...bearer(key.token)), 401, 'unauthorized');
+    }
+    expect(await counted(b, key)).toBe(2);
+  });
+
+  it("counts on from the database figure, not the hint's, when Redis lost the counter", async () => {
+    const key = await makeKey(a);
+    await warm(key);
+    await b.app.get(RequestCounterService).flush();
+    await b.app.get(RedisService).client.del(`{keyreq}:${key.keyId}`);
+    const me = await b.http
+      .get('/api/v1/me')
+      .set(...bearer(key.token))
+      .expect(200);
+    expect(me.body.key.request_count).toBe(3);
+  });
+});
+
+describe('The read fast path with a key it has answered before, under the management rate limit (e2e)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ env: { RATE_LIMIT_MANAGEMENT_PER_MINUTE: '3' } });
+    await waitFor('the subscription', () => t.app.get(InvalidationBus).ready);
+  });
+  afterAll(() => t.close());
+
+  it("starts a hinted request's rate limit with its lookup: a request the lookup refuses has used its slot", async () => {
+    const key = await makeKey(t);
+    await t.http
+      .get('/api/v1/me')
+      .set(...bearer(key.token))
+      .expect(200);
+    // Revoked and restored behind the service's back: no message drops the hint in between.
+    await sql(t, 'update api_keys set revoked_at = now() where id = $1', [key.keyId]);
+    expectError(await t.http.get('/api/v1/me').set(...bearer(key.token)), 401, 'unauthorized');
+    await sql(t, 'update api_keys set revoked_at = null where id = $1', [key.keyId]);
+    await t.http
+      .get('/api/v1/me')
+      .set(...bearer(key.token))
+      .expect(200);
+    // Three slots a minute: the refused request took the second (without the hint it would not have).
+    expectError(await t.http.get('/api/v1/me').set(...bearer(key.token)), 429, 'rate_limit');
+    // Counted: the two answered, and the refusal (as the guard counts it); not the request the lookup refused.
+    expect(await counted(t, key)).toBe(3);
   });
 });

@@ -58,9 +58,8 @@ interface Read<T = unknown> {
   answer: (p: KeyPrincipal, data: T, count: number | null) => unknown;
 }
 
-/** A request's work once its key is known (or hinted): the count, the rate limit's verdict, the data. */
+/** A request's work that may start on a hint, before its key lookup answers: the rate limit's verdict, the data. */
 interface Started {
-  counted: Promise<number | null>;
   admitted: Promise<Record<string, string>>;
   data: Promise<unknown>;
 }
@@ -81,9 +80,10 @@ interface Started {
  * after — a 429, a 404, a failure — is answered here, with the exception filter's own writer.
  *
  * The work runs side by side: the data statement while Redis counts and limits (a read has nothing to undo), and,
- * for a key this instance has verified before (KeyHints), all three while the key lookup runs: one round trip's
- * wait instead of two. The lookup still decides the answer and its body. What it can undo is not the count: a
- * request that started on a hint and then fails the lookup was counted and used a rate-limit slot. Hints go on
+ * for a key this instance has verified before (KeyHints), the data statement and the rate limit while the key
+ * lookup runs. The lookup still decides the answer and its body. The count waits for it: it seeds a counter Redis
+ * lost with the database's figure, which only the lookup has fresh, and a refused request must not count. What the
+ * lookup cannot undo is the rate-limit slot of a request started on a hint whose lookup then fails. Hints go on
  * every instance at once when their key is revoked or their owner banned, and when a lookup fails, so that is at
  * most the requests in flight at that moment (or the first after a revoke made in the database by hand).
  */
@@ -179,9 +179,21 @@ export function readFastPath(
     if (deps.metrics) {
       observeAnswer(deps.metrics, 'GET', res, () => read.route);
     }
-    const { counted, admitted, data } = early ?? start(read, principal);
+    const counted = deps.counter.count(principal);
+    const { admitted, data } = early ?? start(read, principal);
     try {
-      const [limits, count] = await Promise.all([admitted, counted]);
+      // A refusal is answered once the request is counted, as the guard answers it.
+      const [verdict, count] = await Promise.all([
+        admitted.then(
+          (limits) => ({ limits }),
+          (refusal: unknown) => ({ refusal }),
+        ),
+        counted,
+      ]);
+      if ('refusal' in verdict) {
+        throw verdict.refusal;
+      }
+      const { limits } = verdict;
       for (const [name, value] of Object.entries(limits)) {
         res.setHeader(name, value);
       }
@@ -192,19 +204,15 @@ export function readFastPath(
   };
 
   /**
-   * Counts the request, asks the rate limit and runs the data statement, side by side (a read has nothing to undo).
-   * Their failures are answered in order by the caller: a refusal by the rate limit before the data's.
+   * Asks the rate limit and runs the data statement, side by side (a read has nothing to undo). Their failures are
+   * answered in order by the caller: a refusal by the rate limit before the data's.
    */
   const start = (read: Read, p: KeyPrincipal): Started => {
-    const counted = deps.counter.count(p);
-    const admitted = deps.limiter.admit('management', p).catch(async (err: unknown) => {
-      await counted;
-      throw err;
-    });
+    const admitted = deps.limiter.admit('management', p);
     const data = read.fetch(p.userId);
     admitted.catch(() => undefined);
     data.catch(() => undefined);
-    return { counted, admitted, data };
+    return { admitted, data };
   };
 
   return (req, res) => {

@@ -195,30 +195,62 @@ describe('The read fast path with a key it has answered before (e2e, two instanc
 });
 
 describe('The read fast path with a key it has answered before, under the management rate limit (e2e)', () => {
-  let t: TestApp;
+  let a: TestApp;
+  let b: TestApp;
   beforeAll(async () => {
-    t = await createTestApp({ env: { RATE_LIMIT_MANAGEMENT_PER_MINUTE: '3' } });
-    await waitFor('the subscription', () => t.app.get(InvalidationBus).ready);
+    const env = { RATE_LIMIT_MANAGEMENT_PER_MINUTE: '3' };
+    a = await createTestApp({ env });
+    b = await createTestApp({ shareWith: a, env });
+    await waitFor(
+      'both subscriptions',
+      () => a.app.get(InvalidationBus).ready && b.app.get(InvalidationBus).ready,
+    );
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  const me = (key: TestKey) => b.http.get('/api/v1/me').set(...bearer(key.token));
 
   it("starts a hinted request's rate limit with its lookup: a request the lookup refuses has used its slot", async () => {
-    const key = await makeKey(t);
-    await t.http
-      .get('/api/v1/me')
-      .set(...bearer(key.token))
-      .expect(200);
+    const key = await makeKey(a);
+    await me(key).expect(200);
     // Revoked and restored behind the service's back: no message drops the hint in between.
-    await sql(t, 'update api_keys set revoked_at = now() where id = $1', [key.keyId]);
-    expectError(await t.http.get('/api/v1/me').set(...bearer(key.token)), 401, 'unauthorized');
-    await sql(t, 'update api_keys set revoked_at = null where id = $1', [key.keyId]);
-    await t.http
-      .get('/api/v1/me')
-      .set(...bearer(key.token))
-      .expect(200);
+    await sql(b, 'update api_keys set revoked_at = now() where id = $1', [key.keyId]);
+    expectError(await me(key), 401, 'unauthorized');
+    await sql(b, 'update api_keys set revoked_at = null where id = $1', [key.keyId]);
+    await me(key).expect(200);
     // Three slots a minute: the refused request took the second (without the hint it would not have).
-    expectError(await t.http.get('/api/v1/me').set(...bearer(key.token)), 429, 'rate_limit');
+    expectError(await me(key), 429, 'rate_limit');
     // Counted: the two answered, and the refusal (as the guard counts it); not the request the lookup refused.
-    expect(await counted(t, key)).toBe(3);
+    expect(await counted(b, key)).toBe(3);
   });
+
+  it.each([
+    [
+      'a revoke',
+      (key: TestKey) => a.app.get(ApiKeysService).revoke(key.user.id, key.keyId),
+      (key: TestKey) => sql(b, 'update api_keys set revoked_at = null where id = $1', [key.keyId]),
+      401,
+    ],
+    [
+      'a ban',
+      (key: TestKey) => a.app.get(UsersService).ban(key.user.id, 'test', NO_META),
+      (key: TestKey) => sql(b, 'update users set banned_at = null where id = $1', [key.user.id]),
+      403,
+    ],
+  ])(
+    'forgets the key on B when A makes %s: the refused request uses no slot',
+    async (_what, refuse, restore, status) => {
+      const key = await makeKey(a);
+      await me(key).expect(200);
+      await refuse(key);
+      expect((await me(key)).status).toBe(status);
+      // Restored behind the service's back (no message): the next two requests take the second and third slots.
+      await restore(key);
+      await me(key).expect(200);
+      await me(key).expect(200);
+    },
+  );
 });

@@ -11,7 +11,8 @@ import { DeliveryCache } from './modules/delivery/delivery-cache';
 import { installFastPath } from './modules/delivery/fast-path';
 import { VariantsService } from './modules/delivery/variants.service';
 import { StorageDriver } from './modules/storage/storage-driver';
-import { BearerAuthenticator, RequestCounter } from './common/auth/authenticators';
+import { RequestCounter } from './common/auth/authenticators';
+import { ApiKeysService } from './modules/api-keys/api-keys.service';
 import { Metrics } from './common/metrics/metrics.service';
 import { RateLimiter } from './common/rate-limit/rate-limiter';
 import { InvalidationBus } from './common/redis/invalidation-bus';
@@ -55,7 +56,7 @@ export function readFastPathDeps(app: INestApplication): ReadFastPathDeps {
   };
   const logParams = app.get<Params>(PARAMS_PROVIDER_TOKEN).pinoHttp;
   return {
-    authenticator: app.get(BearerAuthenticator),
+    keys: app.get(ApiKeysService),
     counter: app.get(RequestCounter),
     limiter: app.get(RateLimiter),
     uploads: app.get(UploadsService),

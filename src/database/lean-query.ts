@@ -10,20 +10,53 @@ import type { EntityManager } from '@mikro-orm/postgresql';
  * Rows are what the ORM's raw execute gives (the same connection, so the same type parsers: timestamps as text,
  * bigints as strings). Errors are pg's and the pool's own, which isDatabaseFailure already maps to `db_failed`.
  * Outside any transaction: it takes a connection of its own, so it is for reads on their own.
+ *
+ * Each statement is prepared once per connection (a named statement: pg sends Parse the first time and only
+ * Bind/Execute after), so PostgreSQL neither parses nor plans it again. Measured here with the service's own
+ * statements, one after another on one connection: the key lookup 0.232 → 0.124 ms p50, the key lookup with the
+ * lookup route's data 0.405 → 0.168 ms. The texts are a handful of fixed shapes (the SQL is built from constants;
+ * values go in as parameters); past PREPARED_TEXTS distinct texts, the rest go unnamed. Behind a pooler in
+ * transaction mode this needs one that tracks protocol-level prepared statements (PgBouncer 1.21 or later with
+ * `max_prepared_statements` set); session mode or a direct connection needs nothing.
  */
 export async function leanQuery<T>(em: EntityManager, sql: string, params: readonly unknown[]): Promise<T[]> {
   const client = em.getConnection().getKnex().client as KnexPool;
   const connection = await client.acquireConnection();
   try {
-    return (await connection.query(sql, params)).rows as T[];
+    const name = statementName(sql);
+    try {
+      return (await connection.query({ name, text: sql, values: params })).rows as T[];
+    } catch (err) {
+      // A migration changed what a prepared statement returns ("cached plan must not change result type"): this
+      // call runs unprepared (on a connection that prepared it before the migration, every call will: new connections
+      // prepare it afresh).
+      if (name !== undefined && (err as { code?: string }).code === '0A000') {
+        return (await connection.query({ text: sql, values: params })).rows as T[];
+      }
+      throw err;
+    }
   } finally {
     await client.releaseConnection(connection);
   }
 }
 
+/** The most statement texts leanQuery prepares (a guard: today's callers have a few dozen shapes at most). */
+export const PREPARED_TEXTS = 256;
+const names = new Map<string, string>();
+
+/** The name of the prepared statement for this text (the same on every connection), or undefined past the bound. */
+function statementName(sql: string): string | undefined {
+  let name = names.get(sql);
+  if (name === undefined && names.size < PREPARED_TEXTS) {
+    name = `fxf_lean_${names.size + 1}`;
+    names.set(sql, name);
+  }
+  return name;
+}
+
 /** What leanQuery uses of the pooled connection (knex's pg dialect pools `pg.Client`s). */
 interface PgConnection {
-  query(sql: string, params: readonly unknown[]): Promise<{ rows: unknown[] }>;
+  query(query: { name?: string; text: string; values: readonly unknown[] }): Promise<{ rows: unknown[] }>;
 }
 
 /** knex's Client (typed `any` in knex's own types): its pool, as knex's query runner uses it. */

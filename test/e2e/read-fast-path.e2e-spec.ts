@@ -9,6 +9,7 @@ import { RequestCounterService } from '../../src/modules/api-keys/request-counte
 import { UsersService } from '../../src/modules/auth/users.service';
 import { readFastPath } from '../../src/modules/uploads/read-fast-path';
 import { png } from '../fixtures/sample-images';
+import { sql } from '../setup/db';
 import { expectError } from '../setup/envelope';
 import { bearer, makeKey, makeUser, type TestKey } from '../setup/factories';
 import { capturedLogLines } from '../setup/log-lines';
@@ -75,6 +76,50 @@ describe('The read fast path (e2e)', () => {
       expect(Number(slow.headers['x-ratelimit-remaining'])).toBe(
         Number(fast.headers['x-ratelimit-remaining']) - 1,
       );
+    });
+
+    it('a listing read in the key lookup’s statement: every page in Express’s order (ties on created_at), tags, /me', async () => {
+      // 130 rows of another account, in runs of 7 with one created_at (the keyset's tie-break on id decides),
+      // every third one tagged, plus one deleted and one expired that no page may show.
+      const other = await makeKey(t);
+      await sql(
+        t,
+        `insert into uploads (id, owner_id, filename, mime, size, width, height, sha256, stored_sha256, tags,
+                              delete_token_hash, created_at, deleted_at, expires_at)
+         select gen_random_uuid(), $1::uuid, 'FIXITFY-' || lpad(to_hex(g), 12, '0') || '.png', 'image/png', 100 + g,
+                4, 3, md5(g::text) || md5('s' || g), md5('t' || g) || md5('u' || g),
+                case when g % 3 = 0 then array['cats'] else '{}' end, md5('d' || g) || md5('e' || g),
+                timestamptz '2026-01-01' + make_interval(mins => g / 7),
+                case when g = 131 then now() end, case when g = 132 then now() - interval '1 minute' end
+           from generate_series(1, 132) as g`,
+        [other.user.id],
+      );
+      const pages = async (first: string, scheme: 'Bearer' | 'bearer'): Promise<unknown[]> => {
+        const seen: unknown[] = [];
+        for (let path: string | null = first; path; ) {
+          const res = await get(path, scheme, other.token);
+          expect(res.status).toBe(200);
+          seen.push(res.body);
+          const next = (res.body as { next_before: string | null }).next_before;
+          path = next ? `${first}&before=${encodeURIComponent(next)}` : null;
+        }
+        return seen;
+      };
+      const all = await pages('/api/v1/uploads?limit=50', 'Bearer');
+      expect(all).toEqual(await pages('/api/v1/uploads?limit=50', 'bearer'));
+      expect(all.map((p) => (p as { count: number }).count)).toEqual([50, 50, 30]);
+      const names = all.flatMap((p) =>
+        (p as { uploads: { filename: string }[] }).uploads.map((u) => u.filename),
+      );
+      expect(new Set(names).size).toBe(130);
+      const tagged = await pages('/api/v1/uploads?limit=20&tag=cats', 'Bearer');
+      expect(tagged).toEqual(await pages('/api/v1/uploads?limit=20&tag=cats', 'bearer'));
+      expect(tagged.reduce((n: number, p) => n + (p as { count: number }).count, 0)).toBe(43);
+      const me = await get('/api/v1/me', 'Bearer', other.token);
+      expect(me.body.account).toMatchObject({
+        uploads_active: 130,
+        storage_used_bytes: 130 * 100 + (130 * 131) / 2,
+      });
     });
 
     it('GET /api/v1/me: the same account and key, request_count counting both', async () => {

@@ -34,18 +34,42 @@ interface KeyRow {
   default_expires_in: number | null;
 }
 
+/** A key and its user as the lookup reads them (aliased, so a companion's columns can sit beside them). */
 interface AuthRow {
-  id: string;
-  prefix: string;
-  label: string;
-  created_at: Date;
-  request_count: string;
-  scopes: Scope[];
-  default_expires_in: number | null;
-  user_id: string;
-  email: string;
-  role: UserRole;
-  banned_at: Date | null;
+  key_id: string;
+  key_prefix: string;
+  key_label: string;
+  key_created_at: Date;
+  key_request_count: string;
+  key_scopes: Scope[];
+  key_default_expires_in: number | null;
+  key_user_id: string;
+  key_email: string;
+  key_role: UserRole;
+  key_banned_at: Date | null;
+}
+
+/** The lookup of a live key by its token's hash ($1), on the token_hash unique index, no entity hydration. */
+const KEY_LOOKUP_COLUMNS = `k.id as key_id, k.prefix as key_prefix, k.label as key_label, k.created_at as key_created_at,
+       k.request_count as key_request_count, k.scopes as key_scopes, k.default_expires_in as key_default_expires_in,
+       u.id as key_user_id, u.email as key_email, u.role as key_role, u.banned_at as key_banned_at`;
+const KEY_LOOKUP_FROM = 'api_keys k join users u on u.id = k.user_id';
+const KEY_LOOKUP_WHERE = 'k.token_hash = $1 and k.revoked_at is null';
+
+/**
+ * A statement that runs inside a key's lookup, in its one round trip (the read fast path's data statement): a
+ * SELECT about the key's owner, whatever the key turns out to be, and what to make of its rows.
+ */
+export interface KeyCompanion<T> {
+  /**
+   * Its SELECT: `owner` is the key's user id (an SQL expression), `param` adds a parameter and returns its
+   * placeholder. Its column names must not start with `key_` or be `companion_row`.
+   */
+  sql(owner: string, param: (value: unknown) => string): string;
+  /** The order of its rows, over its columns as `d.<column>` (a lateral join keeps no order of its own). */
+  order?: string;
+  /** Its rows, in that order (none when it found none). */
+  read(rows: Record<string, unknown>[]): T;
 }
 
 @Injectable()
@@ -212,29 +236,35 @@ export class ApiKeysService extends BearerAuthenticator {
     // Every bearer request pays this: one query on the token_hash unique index, no entity hydration.
     const rows = await leanQuery<AuthRow>(
       this.em,
-      `select k.id, k.prefix, k.label, k.created_at, k.request_count, k.scopes, k.default_expires_in,
-              u.id as user_id, u.email, u.role, u.banned_at
-         from api_keys k join users u on u.id = k.user_id
-        where k.token_hash = $1 and k.revoked_at is null`,
+      `select ${KEY_LOOKUP_COLUMNS} from ${KEY_LOOKUP_FROM} where ${KEY_LOOKUP_WHERE}`,
       [hashToken(token)],
     );
-    const row = rows[0];
-    if (!row) {
-      throw new AppError('unauthorized', 'Unknown or revoked API key.');
+    return principalOf(rows[0]);
+  }
+
+  /**
+   * authenticate() for an `fxf_` key, with a companion statement about the key's owner run in the same statement (a
+   * lateral join on the key's user id): one round trip and one statement where a read would take two. The companion
+   * runs whatever the key turns out to be; its rows are read only for a live key of an owner not banned.
+   */
+  async authenticateWith<T>(
+    token: string,
+    companion: KeyCompanion<T>,
+  ): Promise<{ principal: KeyPrincipal; data: T }> {
+    if (!API_KEY_PATTERN.test(token)) {
+      throw new AppError('unauthorized', 'Unknown or malformed API key.');
     }
-    return {
-      kind: 'key',
-      ...keyPrincipalFields({
-        id: row.id,
-        prefix: row.prefix,
-        label: row.label,
-        createdAt: new Date(row.created_at),
-        requestCount: row.request_count,
-        scopes: row.scopes,
-        defaultExpiresIn: row.default_expires_in,
-        user: { id: row.user_id, email: row.email, role: row.role, bannedAt: row.banned_at },
-      }),
-    };
+    const params: unknown[] = [hashToken(token)];
+    const param = (value: unknown): string => `$${params.push(value)}`;
+    const rows = await leanQuery<AuthRow & Record<string, unknown>>(
+      this.em,
+      `select ${KEY_LOOKUP_COLUMNS}, d.* from ${KEY_LOOKUP_FROM}
+         left join lateral (select true as companion_row, c.* from (${companion.sql('k.user_id', param)}) c) d on true
+        where ${KEY_LOOKUP_WHERE}${companion.order ? ` order by ${companion.order}` : ''}`,
+      params,
+    );
+    const principal = principalOf(rows[0]);
+    return { principal, data: companion.read(rows.filter((r) => r.companion_row === true)) };
   }
 
   toResponse(
@@ -268,4 +298,24 @@ export class ApiKeysService extends BearerAuthenticator {
       revoked_at: key.revokedAt ? key.revokedAt.toISOString() : null,
     };
   }
+}
+
+/** The principal of the lookup's row; 401 when there is none (unknown or revoked), 403 when its owner is banned. */
+function principalOf(row: AuthRow | undefined): KeyPrincipal {
+  if (!row) {
+    throw new AppError('unauthorized', 'Unknown or revoked API key.');
+  }
+  return {
+    kind: 'key',
+    ...keyPrincipalFields({
+      id: row.key_id,
+      prefix: row.key_prefix,
+      label: row.key_label,
+      createdAt: new Date(row.key_created_at),
+      requestCount: row.key_request_count,
+      scopes: row.key_scopes,
+      defaultExpiresIn: row.key_default_expires_in,
+      user: { id: row.key_user_id, email: row.key_email, role: row.key_role, bannedAt: row.key_banned_at },
+    }),
+  };
 }

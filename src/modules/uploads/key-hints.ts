@@ -6,14 +6,14 @@ const MAX_HINTS = 10_000;
 
 /**
  * What the read fast path last verified, per API key (by the token's SHA-256, never the token): the principal the
- * key lookup gave. It is a hint, never an answer. The read fast path uses it to start a request's data statement
- * and rate limit while the key lookup runs, instead of after it; the lookup is still made on every request, and
+ * key lookup gave. It is a hint, never an answer. The read fast path uses it to ask a request's rate limit while the
+ * key lookup (and the data statement in it) runs, instead of after it; the lookup is still made on every request, and
  * only its result decides the answer, the body and the request count. What a hint can get wrong is what was started
  * before the lookup said no: the rate-limit slot of a request that then answers 401 or 403. So a hint
  * is dropped when a lookup says no, and on every instance at once when its key is revoked (`key:<id>`) or its owner
  * banned or unbanned (`owner:<user id>`); and hints are used only while this instance's invalidation subscription is
- * confirmed (InvalidationBus.ready). A key's user and id never change, so a hint's data statement always reads the
- * owner the lookup will name.
+ * confirmed (InvalidationBus.ready). A key's user and id never change, so a hint's rate limit is always the budget
+ * of the key the lookup will name.
  */
 export class KeyHints {
   private readonly hints = new Map<string, KeyPrincipal>();

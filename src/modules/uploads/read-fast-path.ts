@@ -4,7 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import type { Logger as PinoLogger } from 'pino';
 import proxyAddr from 'proxy-addr';
-import type { BearerAuthenticator, RequestCounter } from '../../common/auth/authenticators';
+import type { RequestCounter } from '../../common/auth/authenticators';
 import type { AuthedRequest } from '../../common/auth/current-principal.decorator';
 import type { KeyPrincipal } from '../../common/auth/principal';
 import { installInFront } from '../../common/http/in-front';
@@ -15,6 +15,7 @@ import { observeAnswer } from '../../common/metrics/http-metrics.middleware';
 import type { Metrics } from '../../common/metrics/metrics.service';
 import type { RateLimiter } from '../../common/rate-limit/rate-limiter';
 import { hashToken } from '../api-keys/api-key-token';
+import type { ApiKeysService, KeyCompanion } from '../api-keys/api-keys.service';
 import { ListUploadsQuery } from './dto/upload.dto';
 import type { KeyHints } from './key-hints';
 import type { UploadsService } from './uploads.service';
@@ -32,7 +33,8 @@ const LIST = '/api/v1/uploads';
 const ME = '/api/v1/me';
 
 export interface ReadFastPathDeps {
-  authenticator: BearerAuthenticator;
+  /** The key lookup, with the read's data statement in its round trip. */
+  keys: Pick<ApiKeysService, 'authenticateWith'>;
   counter: RequestCounter;
   limiter: RateLimiter;
   uploads: UploadsService;
@@ -50,18 +52,12 @@ export interface ReadFastPathDeps {
 
 /**
  * A read this path answers: its route (as Express names it, for the metrics), its data statement for the key's
- * owner, and its body from that data and the principal the key lookup gave.
+ * owner (run in the key lookup's statement), and its body from that data and the principal the lookup gave.
  */
 interface Read<T = unknown> {
   route: string;
-  fetch: (ownerId: string) => Promise<T>;
+  data: KeyCompanion<T>;
   answer: (p: KeyPrincipal, data: T, count: number | null) => unknown;
-}
-
-/** A request's work that may start on a hint, before its key lookup answers: the rate limit's verdict, the data. */
-interface Started {
-  admitted: Promise<Record<string, string>>;
-  data: Promise<unknown>;
 }
 
 /**
@@ -79,13 +75,14 @@ interface Started {
  * them as it does every request. Once the key is known, the request is counted and limited here, and everything
  * after — a 429, a 404, a failure — is answered here, with the exception filter's own writer.
  *
- * The work runs side by side: the data statement while Redis counts and limits (a read has nothing to undo), and,
- * for a key this instance has verified before (KeyHints), the data statement and the rate limit while the key
- * lookup runs. The lookup still decides the answer and its body. The count waits for it: it seeds a counter Redis
- * lost with the database's figure, which only the lookup has fresh, and a refused request must not count. What the
- * lookup cannot undo is the rate-limit slot of a request started on a hint whose lookup then fails. Hints go on
- * every instance at once when their key is revoked or their owner banned, and when a lookup fails, so that is at
- * most the requests in flight at that moment (or the first after a revoke made in the database by hand).
+ * The data statement runs inside the key lookup's statement (ApiKeysService.authenticateWith: a lateral join on the
+ * key's owner), so a read is one round trip and one statement to PostgreSQL; Redis then counts and limits, side by
+ * side. For a key this instance has verified before (KeyHints), the rate limit is asked while the lookup runs. The
+ * lookup still decides the answer and its body. The count waits for it: it seeds a counter Redis lost with the
+ * database's figure, which only the lookup has fresh, and a refused request must not count. What the lookup cannot
+ * undo is the rate-limit slot of a request started on a hint whose lookup then fails. Hints go on every instance at
+ * once when their key is revoked or their owner banned, and when a lookup fails, so that is at most the requests in
+ * flight at that moment (or the first after a revoke made in the database by hand).
  */
 export function installReadFastPath(server: Server, deps: ReadFastPathDeps): void {
   installInFront(server, (next) => readFastPath(deps, next));
@@ -100,7 +97,7 @@ export function readFastPath(
   const { uploads, hints } = deps;
   const me: Read<Awaited<ReturnType<UploadsService['accountStats']>>> = {
     route: ME,
-    fetch: (ownerId) => uploads.accountStats(ownerId),
+    data: uploads.accountStatsWithKey(),
     answer: (p, stats, count) => uploads.meOf(p, stats, count),
   };
 
@@ -124,17 +121,18 @@ export function readFastPath(
       }
       return {
         route: LIST,
-        fetch: (ownerId) => uploads.list(ownerId, options),
+        data: uploads.listWithKey(options),
         answer: (_p, page) => ({ ok: true, ...(page as object) }),
       };
     }
     const filename = path.slice(LIST.length + 1);
     if (path.startsWith(`${LIST}/`) && query === undefined && PLAIN_FILENAME.test(filename)) {
-      return {
+      const read: Read<() => unknown> = {
         route: `${LIST}/:filename`,
-        fetch: (ownerId) => uploads.get(ownerId, filename),
-        answer: (_p, upload) => ({ ok: true, upload }),
+        data: uploads.getWithKey(filename),
+        answer: (_p, upload) => ({ ok: true, upload: upload() }),
       };
+      return read as Read;
     }
     return null;
   };
@@ -150,11 +148,12 @@ export function readFastPath(
     const hash = hashToken(token);
     const mark = hints.mark();
     const hint = hints.get(hash);
-    // A key this instance has verified before: its work starts now, while the lookup runs (KeyHints).
-    const early = hint?.scopes.includes('read') ? start(read, hint) : null;
+    // A key this instance has verified before: its rate limit is asked now, while the lookup runs (KeyHints).
+    const early = hint?.scopes.includes('read') ? admit(hint) : null;
     let principal;
+    let data;
     try {
-      principal = await deps.authenticator.authenticate(token);
+      ({ principal, data } = await deps.keys.authenticateWith(token, read.data));
     } catch {
       hints.drop(hash);
       fallback(req, res); // 401, 403 banned, or the database down: Express answers (and counts nothing more)
@@ -180,7 +179,7 @@ export function readFastPath(
       observeAnswer(deps.metrics, 'GET', res, () => read.route);
     }
     const counted = deps.counter.count(principal);
-    const { admitted, data } = early ?? start(read, principal);
+    const admitted = early ?? admit(principal);
     try {
       // A refusal is answered once the request is counted, as the guard answers it.
       const [verdict, count] = await Promise.all([
@@ -197,22 +196,17 @@ export function readFastPath(
       for (const [name, value] of Object.entries(limits)) {
         res.setHeader(name, value);
       }
-      answerJson(req, res, read.answer(principal, await data, count), deps.etag);
+      answerJson(req, res, read.answer(principal, data, count), deps.etag);
     } catch (err) {
       writeErrorAnswer(res, err, { path: url.slice(0, q === -1 ? undefined : q), bodyIsJson: false, logger });
     }
   };
 
-  /**
-   * Asks the rate limit and runs the data statement, side by side (a read has nothing to undo). Their failures are
-   * answered in order by the caller: a refusal by the rate limit before the data's.
-   */
-  const start = (read: Read, p: KeyPrincipal): Started => {
+  /** Asks the rate limit; its refusal is answered by the caller once the request is counted. */
+  const admit = (p: KeyPrincipal): Promise<Record<string, string>> => {
     const admitted = deps.limiter.admit('management', p);
-    const data = read.fetch(p.userId);
     admitted.catch(() => undefined);
-    data.catch(() => undefined);
-    return { admitted, data };
+    return admitted;
   };
 
   return (req, res) => {

@@ -2,6 +2,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { leanQuery } from '../../database/lean-query';
 import { keysetFilter, keysetPage, parseCursor } from '../../common/http/cursor';
+import type { KeyCompanion } from '../api-keys/api-keys.service';
 import { FILENAME_PATTERN } from './filenames';
 import { Upload } from './upload.entity';
 
@@ -86,6 +87,60 @@ export function liveFilter(now = new Date()): Record<string, unknown> {
   return { deletedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] };
 }
 
+function limit(opts: PageOptions): number {
+  return opts.limit ?? 50;
+}
+
+/** ownerPage's statement, for the owner `owner` (an SQL expression); `param` adds a parameter, giving its placeholder. */
+function ownerPageSql(owner: string, opts: PageOptions, param: (value: unknown) => string): string {
+  const cursor = parseCursor(opts.before);
+  let sql = `select ${LISTED_COLUMNS} from uploads where owner_id = ${owner} and ${LIVE_SQL}`;
+  if (cursor?.id) {
+    const at = param(cursor.createdAt);
+    sql += ` and (created_at < ${at} or (created_at = ${at} and id < ${param(cursor.id)}))`;
+  } else if (cursor) {
+    sql += ` and created_at < ${param(cursor.createdAt)}`;
+  }
+  if (opts.tag) {
+    sql += ` and tags @> array[${param(opts.tag)}]::text[]`;
+  }
+  return `${sql} order by created_at desc, id desc limit ${param(limit(opts) + 1)}`;
+}
+
+/** findOwnedListed's statement (SQL expressions for the filename and the owner). */
+function ownedListedSql(filename: string, owner: string): string {
+  return `select ${LISTED_COLUMNS} from uploads where filename = ${filename} and owner_id = ${owner} and ${LIVE_SQL}`;
+}
+
+/** usageAndQuota's statement, for the owner `owner` (an SQL expression). */
+function usageAndQuotaSql(owner: string): string {
+  return `select s.n, s.bytes, u.quota_bytes, u.quota_files from users u
+       cross join lateral (select count(*) as n, coalesce(sum(size), 0) as bytes from uploads
+                            where owner_id = u.id and ${LIVE_SQL}) s
+      where u.id = ${owner}`;
+}
+
+/** One owner's usage and own quota columns (null: the default applies). */
+export type UsageAndQuota = UploadUsage & { quotaBytes: string | null; quotaFiles: number | null };
+
+interface UsageAndQuotaRow {
+  n: string;
+  bytes: string;
+  quota_bytes: string | null;
+  quota_files: number | null;
+}
+
+function usageAndQuotaOf(row: UsageAndQuotaRow | undefined): UsageAndQuota | null {
+  return row
+    ? {
+        uploads_active: Number(row.n),
+        storage_used_bytes: Number(row.bytes),
+        quotaBytes: row.quota_bytes,
+        quotaFiles: row.quota_files,
+      }
+    : null;
+}
+
 /** The named queries on `uploads`: every read of the table goes through here. "Live": see liveFilter. */
 @Injectable()
 export class UploadRepository {
@@ -137,24 +192,19 @@ export class UploadRepository {
     ownerId: string,
     opts: PageOptions,
   ): Promise<{ page: ListedUpload[]; next_before: string | null }> {
-    const limit = opts.limit ?? 50;
-    const cursor = parseCursor(opts.before);
     const params: unknown[] = [ownerId];
-    /** The next parameter's placeholder ($1 is the owner). */
-    const next = (value: unknown): string => `$${params.push(value)}`;
-    let sql = `select ${LISTED_COLUMNS} from uploads where owner_id = $1 and ${LIVE_SQL}`;
-    if (cursor?.id) {
-      const at = next(cursor.createdAt);
-      sql += ` and (created_at < ${at} or (created_at = ${at} and id < ${next(cursor.id)}))`;
-    } else if (cursor) {
-      sql += ` and created_at < ${next(cursor.createdAt)}`;
-    }
-    if (opts.tag) {
-      sql += ` and tags @> array[${next(opts.tag)}]::text[]`;
-    }
-    sql += ` order by created_at desc, id desc limit ${next(limit + 1)}`;
+    const sql = ownerPageSql('$1', opts, (value) => `$${params.push(value)}`);
     const rows = await leanQuery<ListedRow>(this.em, sql, params);
-    return keysetPage(rows.map(listed), limit);
+    return keysetPage(rows.map(listed), limit(opts));
+  }
+
+  /** ownerPage for the owner of the key being looked up, in the lookup's statement (ApiKeysService.authenticateWith). */
+  ownerPageWithKey(opts: PageOptions): KeyCompanion<{ page: ListedUpload[]; next_before: string | null }> {
+    return {
+      sql: (owner, param) => ownerPageSql(owner, opts, param),
+      order: 'd.created_at desc, d.id desc',
+      read: (rows) => keysetPage((rows as unknown as ListedRow[]).map(listed), limit(opts)),
+    };
   }
 
   /** One owner's live upload by filename, for the lookup route (one indexed query, no hydration). */
@@ -162,43 +212,38 @@ export class UploadRepository {
     if (!FILENAME_PATTERN.test(filename)) {
       return null;
     }
-    const rows = await leanQuery<ListedRow>(
-      this.em,
-      `select ${LISTED_COLUMNS} from uploads where filename = $1 and owner_id = $2 and ${LIVE_SQL}`,
-      [filename, ownerId],
-    );
+    const rows = await leanQuery<ListedRow>(this.em, ownedListedSql('$1', '$2'), [filename, ownerId]);
     return rows[0] ? listed(rows[0]) : null;
+  }
+
+  /** findOwnedListed for the owner of the key being looked up, in the lookup's statement. */
+  findOwnedListedWithKey(filename: string): KeyCompanion<ListedUpload | null> {
+    return {
+      // A name no upload can have is looked for nowhere (the key's lookup still runs).
+      sql: (owner, param) =>
+        FILENAME_PATTERN.test(filename)
+          ? ownedListedSql(param(filename), owner)
+          : `${ownedListedSql('null', owner)} and false`,
+      read: (rows) => (rows[0] ? listed(rows[0] as unknown as ListedRow) : null),
+    };
   }
 
   /**
    * One owner's usage and own quota columns (null: the default applies), in one statement (GET /api/v1/me reads
    * them on every call); null when the user row is gone.
    */
-  async usageAndQuota(
-    ownerId: string,
-  ): Promise<(UploadUsage & { quotaBytes: string | null; quotaFiles: number | null }) | null> {
-    const rows = await leanQuery<{
-      n: string;
-      bytes: string;
-      quota_bytes: string | null;
-      quota_files: number | null;
-    }>(
-      this.em,
-      `select s.n, s.bytes, u.quota_bytes, u.quota_files from users u
-       cross join lateral (select count(*) as n, coalesce(sum(size), 0) as bytes from uploads
-                            where owner_id = u.id and ${LIVE_SQL}) s
-      where u.id = $1`,
-      [ownerId],
+  async usageAndQuota(ownerId: string): Promise<UsageAndQuota | null> {
+    return usageAndQuotaOf(
+      (await leanQuery<UsageAndQuotaRow>(this.em, usageAndQuotaSql('$1'), [ownerId]))[0],
     );
-    const row = rows[0];
-    return row
-      ? {
-          uploads_active: Number(row.n),
-          storage_used_bytes: Number(row.bytes),
-          quotaBytes: row.quota_bytes,
-          quotaFiles: row.quota_files,
-        }
-      : null;
+  }
+
+  /** usageAndQuota for the owner of the key being looked up, in the lookup's statement. */
+  usageAndQuotaWithKey(): KeyCompanion<UsageAndQuota | null> {
+    return {
+      sql: (owner) => usageAndQuotaSql(owner),
+      read: (rows) => usageAndQuotaOf(rows[0] as unknown as UsageAndQuotaRow | undefined),
+    };
   }
 
   /** The usage of each owner (zeros for one without live uploads), in one query. */

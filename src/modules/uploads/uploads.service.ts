@@ -19,7 +19,14 @@ import type {
 import { normaliseTags } from './tags';
 import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
-import { type PageOptions, UploadRepository, type UploadUsage } from './upload.repository';
+import type { KeyCompanion } from '../api-keys/api-keys.service';
+import {
+  type ListedUpload,
+  type PageOptions,
+  UploadRepository,
+  type UploadUsage,
+  type UsageAndQuota,
+} from './upload.repository';
 
 type DeletedVia = UploadDeletedReason;
 
@@ -67,7 +74,16 @@ export class UploadsService {
   ) {}
 
   async list(ownerId: string, opts: PageOptions): Promise<ListResult> {
-    const { page, next_before } = await this.repository.ownerPage(ownerId, opts);
+    return this.listOf(await this.repository.ownerPage(ownerId, opts));
+  }
+
+  /** list() for the owner of the key being looked up, read in the lookup's statement (the read fast path). */
+  listWithKey(opts: PageOptions): KeyCompanion<ListResult> {
+    const page = this.repository.ownerPageWithKey(opts);
+    return { ...page, read: (rows) => this.listOf(page.read(rows)) };
+  }
+
+  private listOf({ page, next_before }: { page: ListedUpload[]; next_before: string | null }): ListResult {
     return { count: page.length, next_before, uploads: page.map((u) => this.mapper.toListItem(u)) };
   }
 
@@ -119,7 +135,16 @@ export class UploadsService {
   }
 
   async accountStats(ownerId: string): Promise<Omit<AccountStats, 'email' | 'role'>> {
-    const found = await this.repository.usageAndQuota(ownerId);
+    return this.statsOf(await this.repository.usageAndQuota(ownerId));
+  }
+
+  /** accountStats() for the owner of the key being looked up, read in the lookup's statement (the read fast path). */
+  accountStatsWithKey(): KeyCompanion<Omit<AccountStats, 'email' | 'role'>> {
+    const found = this.repository.usageAndQuotaWithKey();
+    return { ...found, read: (rows) => this.statsOf(found.read(rows)) };
+  }
+
+  private statsOf(found: UsageAndQuota | null): Omit<AccountStats, 'email' | 'role'> {
     const quota = this.users.effectiveQuota(
       found && { quotaBytes: found.quotaBytes, quotaFiles: found.quotaFiles },
     );
@@ -173,7 +198,25 @@ export class UploadsService {
   }
 
   async get(ownerId: string, filename: string): Promise<UploadDetail> {
-    const upload = await this.repository.findOwnedListed(ownerId, filename);
+    return this.detailOf(await this.repository.findOwnedListed(ownerId, filename));
+  }
+
+  /**
+   * get() for the owner of the key being looked up, read in the lookup's statement (the read fast path): the detail,
+   * or a function that throws get()'s 404 (the key's answer — 401, 403 — comes first).
+   */
+  getWithKey(filename: string): KeyCompanion<() => UploadDetail> {
+    const found = this.repository.findOwnedListedWithKey(filename);
+    return {
+      ...found,
+      read: (rows) => {
+        const upload = found.read(rows);
+        return () => this.detailOf(upload);
+      },
+    };
+  }
+
+  private detailOf(upload: ListedUpload | null): UploadDetail {
     if (!upload) {
       throw new AppError('not_found', 'No such upload.');
     }

@@ -9,7 +9,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
  *
  * Rows are what the ORM's raw execute gives (the same connection, so the same type parsers: timestamps as text,
  * bigints as strings). Errors are pg's and the pool's own, which isDatabaseFailure already maps to `db_failed`.
- * Outside any transaction: it takes a connection of its own, so it is for reads on their own.
+ * Outside any transaction: it takes a connection of its own, so it is for reads on their own, or a write that is one
+ * statement (the upload's record).
  *
  * Each statement is prepared once per connection (a named statement: pg sends Parse the first time and only
  * Bind/Execute after), so PostgreSQL neither parses nor plans it again. Measured here with the service's own

@@ -6,6 +6,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Principal } from '../../common/auth/principal';
 import { sha256HexAsync } from '../../common/crypto/sha256';
+import { leanQuery } from '../../database/lean-query';
 import { AppError } from '../../common/errors/app-error';
 import { DomainEvents } from '../../common/events/domain-events';
 import { clientIp } from '../../common/http/client-ip';
@@ -249,7 +250,6 @@ export class UploadPipelineService {
    */
   private async recordInOneStatement(principal: Principal, data: NewUpload): Promise<Upload | null> {
     const keyId = principal.kind === 'session' ? null : principal.keyId;
-    const em = this.em.fork();
     // Not a managed entity (its owner reference is left unset): what the answer and the event are made from.
     const upload: Upload = Object.assign(new Upload(), data, { apiKeyId: keyId });
     upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
@@ -258,17 +258,18 @@ export class UploadPipelineService {
       upload: this.mapper.toWebhookUpload(upload),
       createdAt: upload.createdAt,
     });
-    const [result] = await em.getConnection().execute<
-      {
-        user_found: boolean;
-        banned: boolean;
-        quota: boolean;
-        key_live: boolean;
-        inserted: number;
-        events: number;
-      }[]
-    >(
-      `with u as (${UsersService.SHARED_ROW_SQL}),
+    const [result] = await leanQuery<{
+      user_found: boolean;
+      banned: boolean;
+      quota: boolean;
+      key_live: boolean;
+      inserted: number;
+      events: number;
+    }>(
+      this.em,
+      // `?` placeholders numbered in order ($1…): pg binds the values, and leanQuery prepares the statement once per
+      // connection (the ORM's execute would format each upload's values into a new text, parsed and planned anew).
+      numbered(`with u as (${UsersService.SHARED_ROW_SQL}),
               k as (${ApiKeysService.SHARED_ROW_SQL}),
               allowed as (
                 select 1 from u
@@ -288,7 +289,7 @@ export class UploadPipelineService {
                 coalesce((select quota_bytes is not null or quota_files is not null from u), false) as quota,
                 (?::uuid is null or exists (select 1 from k where k.revoked_at is null)) as key_live,
                 (select count(*) from ins)::int as inserted,
-                (select count(*) from outbox)::int as events`,
+                (select count(*) from outbox)::int as events`),
       [
         principal.userId,
         keyId,
@@ -384,4 +385,10 @@ function isUniqueViolation(err: unknown): boolean {
     err instanceof UniqueConstraintViolationException ||
     (typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505')
   );
+}
+
+/** SQL written with `?` placeholders (as the ORM's execute takes them), with `$1`, `$2`, … in their place, in order. */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
 }

@@ -1,4 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 
 /**
  * One read statement on a connection of the ORM's own pool, without the ORM's execute around it (issue 14: "raw SQL
@@ -16,40 +18,60 @@ import type { EntityManager } from '@mikro-orm/postgresql';
  * Bind/Execute after), so PostgreSQL neither parses nor plans it again. Measured here with the service's own
  * statements, one after another on one connection: the key lookup 0.232 → 0.124 ms p50, the key lookup with the
  * lookup route's data 0.405 → 0.168 ms. The texts are a handful of fixed shapes (the SQL is built from constants;
- * values go in as parameters); past PREPARED_TEXTS distinct texts, the rest go unnamed. Behind a pooler in
- * transaction mode this needs one that tracks protocol-level prepared statements (PgBouncer 1.21 or later with
- * `max_prepared_statements` set); session mode or a direct connection needs nothing.
+ * values go in as parameters); past PREPARED_TEXTS distinct texts, the rest go unnamed. A statement's name is a
+ * hash of its text, so one name means one text in every process and version sharing the database.
+ *
+ * Behind a pooler in transaction mode, a server connection may not hold what this client prepared (PgBouncer before
+ * 1.21, or without `max_prepared_statements`): the first such answer ("prepared statement … does not exist", or
+ * "… already exists") turns preparing off for the process, with one warning, and the call runs unprepared. Session
+ * mode, a pooler that tracks prepared statements, or a direct connection keep it on.
  */
 export async function leanQuery<T>(em: EntityManager, sql: string, params: readonly unknown[]): Promise<T[]> {
   const client = em.getConnection().getKnex().client as KnexPool;
   const connection = await client.acquireConnection();
   try {
-    const name = statementName(sql);
+    const name = preparing ? statementName(sql) : undefined;
     try {
       return (await connection.query({ name, text: sql, values: params })).rows as T[];
     } catch (err) {
-      // A migration changed what a prepared statement returns ("cached plan must not change result type"): this
-      // call runs unprepared (on a connection that prepared it before the migration, every call will: new connections
-      // prepare it afresh).
-      if (name !== undefined && (err as { code?: string }).code === '0A000') {
-        return (await connection.query({ text: sql, values: params })).rows as T[];
+      const code = name === undefined ? undefined : (err as { code?: string }).code;
+      if (code === LOST || code === DUPLICATE) {
+        preparing = false;
+        new Logger('Database').warn(
+          { code },
+          'the database connection does not keep prepared statements (a pooler in transaction mode?): ' +
+            'statements run unprepared from now on',
+        );
+      } else if (code !== RESULT_CHANGED) {
+        throw err;
       }
-      throw err;
+      // RESULT_CHANGED: a migration changed what a prepared statement returns ("cached plan must not change result
+      // type"). This call runs unprepared; on a connection that prepared it before the migration, every call will
+      // (new connections prepare it afresh).
+      return (await connection.query({ text: sql, values: params })).rows as T[];
     }
   } finally {
     await client.releaseConnection(connection);
   }
 }
 
+/** invalid_sql_statement_name: the server connection does not hold the statement pg believes it prepared there. */
+const LOST = '26000';
+/** duplicate_prepared_statement: the server connection already holds that name (prepared by another client). */
+const DUPLICATE = '42P05';
+/** feature_not_supported: raised for "cached plan must not change result type". */
+const RESULT_CHANGED = '0A000';
+
 /** The most statement texts leanQuery prepares (a guard: today's callers have a few dozen shapes at most). */
 export const PREPARED_TEXTS = 256;
 const names = new Map<string, string>();
+let preparing = true;
 
-/** The name of the prepared statement for this text (the same on every connection), or undefined past the bound. */
-function statementName(sql: string): string | undefined {
+/** The name of the prepared statement for this text (a hash of it), or undefined past the bound. */
+export function statementName(sql: string): string | undefined {
   let name = names.get(sql);
   if (name === undefined && names.size < PREPARED_TEXTS) {
-    name = `fxf_lean_${names.size + 1}`;
+    name = `fxf_${createHash('sha256').update(sql).digest('hex').slice(0, 40)}`;
     names.set(sql, name);
   }
   return name;

@@ -1,6 +1,7 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Client } from 'pg';
-import { leanQuery, PREPARED_TEXTS } from '../../src/database/lean-query';
+import { createHash } from 'node:crypto';
+import { leanQuery, PREPARED_TEXTS, statementName } from '../../src/database/lean-query';
 import { ormOptions } from '../../src/database/orm-options';
 import { createTestDatabase } from '../setup/test-app';
 
@@ -40,7 +41,10 @@ describe('leanQuery (integration)', () => {
     expect(await leanQuery(orm.em, text, [1])).toEqual([{ a: 1 }, { a: 2 }]);
     expect(await leanQuery(orm.em, text, [2])).toEqual([{ a: 2 }]);
     const mine = (await prepared()).filter((s) => s.statement === text);
-    expect(mine).toEqual([{ name: expect.stringMatching(/^fxf_lean_\d+$/), statement: text }]);
+    // Named by a hash of its text: one name is one text in every process and version sharing the database.
+    const hash = createHash('sha256').update(text).digest('hex').slice(0, 40);
+    expect(mine).toEqual([{ name: `fxf_${hash}`, statement: text }]);
+    expect(statementName(text)).toBe(`fxf_${hash}`);
   });
 
   it('answers a statement whose prepared form a migration outdated ("cached plan must not change result type")', async () => {
@@ -76,5 +80,26 @@ describe('leanQuery (integration)', () => {
     expect(all.length).toBeLessThanOrEqual(PREPARED_TEXTS);
     expect(all.some((s) => s.statement === `select $1::int + ${PREPARED_TEXTS + 4} as n`)).toBe(false);
     expect(all.some((s) => s.statement === 'select $1::int + 0 as n')).toBe(true);
+  });
+
+  it('answers when the server connection lost what pg prepared there (a pooler), and prepares nothing after', async () => {
+    // It turns preparing off for the rest of the process, as it would in production: a module of its own.
+    type LeanQueryModule = typeof import('../../src/database/lean-query');
+    let leanQuery!: LeanQueryModule['leanQuery'];
+    jest.isolateModules(() => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      leanQuery = (require('../../src/database/lean-query') as LeanQueryModule).leanQuery;
+    });
+    const text = 'select a from lean_probe where a <= $1 order by a';
+    expect(await leanQuery(orm.em, text, [1])).toEqual([{ a: 1 }]);
+    expect((await prepared()).some((s) => s.statement === text)).toBe(true);
+    // The pool's one connection loses its prepared statements behind pg's back, as a server connection handed over
+    // by a pooler in transaction mode would not have them: pg still believes the statement is there.
+    await orm.em.getConnection().execute('deallocate all');
+    expect(await leanQuery(orm.em, text, [2])).toEqual([{ a: 1 }, { a: 2 }]);
+    const other = 'select a from lean_probe where a > $1 order by a';
+    expect(await leanQuery(orm.em, other, [1])).toEqual([{ a: 2 }]);
+    expect(await leanQuery(orm.em, text, [1])).toEqual([{ a: 1 }]);
+    expect(await prepared()).toEqual([]);
   });
 });

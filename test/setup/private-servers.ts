@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type AddressInfo, createServer, type Server, Socket } from 'node:net';
 import Redis from 'ioredis';
 
@@ -169,4 +172,93 @@ export async function silentServer(): Promise<{ url: string; sockets: Socket[]; 
       server.close();
     },
   };
+}
+
+/**
+ * A PgBouncer of the test's own in front of the shared PostgreSQL, in transaction mode: each transaction may run on
+ * another server connection. Debian's is 1.18, which does not carry prepared statements across server connections
+ * (that came in 1.21 with `max_prepared_statements`), as many deployed poolers still do not.
+ */
+export class PrivatePgBouncer {
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  static async start(
+    target: { host: string; port: number; user: string },
+    poolSize = 2,
+  ): Promise<PrivatePgBouncer> {
+    const bin = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer'].find((p) =>
+      existsSync(p),
+    );
+    if (!bin) {
+      throw new Error('pgbouncer is not installed: run `apt-get install -y pgbouncer` (.ci/run does).');
+    }
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'fxf-pgbouncer-'));
+    chmodSync(dir, 0o777);
+    const ini = join(dir, 'pgbouncer.ini');
+    writeFileSync(
+      ini,
+      [
+        '[databases]',
+        `* = host=${target.host} port=${target.port} user=${target.user}`,
+        '[pgbouncer]',
+        'listen_addr = 127.0.0.1',
+        `listen_port = ${port}`,
+        'unix_socket_dir =',
+        'auth_type = any',
+        'pool_mode = transaction',
+        `default_pool_size = ${poolSize}`,
+        'max_client_conn = 50',
+        'ignore_startup_parameters = extra_float_digits,options',
+        `pidfile = ${join(dir, 'pgbouncer.pid')}`,
+      ].join('\n'),
+    );
+    chmodSync(ini, 0o644);
+    // PgBouncer will not run as root: as root, it drops to nobody.
+    const asRoot = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
+    const proc = spawn(bin, [...asRoot, ini], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const bouncer = new PrivatePgBouncer(proc, dir, port);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const up = await new Promise<boolean>((resolve) => {
+        const s = new Socket();
+        s.once('connect', () => (s.destroy(), resolve(true)));
+        s.once('error', () => (s.destroy(), resolve(false)));
+        s.connect(port, '127.0.0.1');
+      });
+      if (up) {
+        return bouncer;
+      }
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        await bouncer.stop();
+        throw new Error(`pgbouncer did not start: ${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** A URL of the same database through the bouncer. */
+  urlOf(databaseUrl: string): string {
+    const url = new URL(databaseUrl);
+    url.hostname = '127.0.0.1';
+    url.port = String(this.port);
+    return url.toString();
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (proc.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        proc.once('exit', () => resolve());
+        proc.kill('SIGKILL');
+      });
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
 }

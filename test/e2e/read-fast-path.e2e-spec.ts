@@ -137,9 +137,13 @@ describe('The read fast path (e2e)', () => {
       );
     });
 
-    it('a 404 for an unknown filename: the envelope, no-store, the rate-limit headers', async () => {
-      const fast = await get('/api/v1/uploads/FIXITFY-000000000000.png', 'Bearer');
-      const slow = await get('/api/v1/uploads/FIXITFY-000000000000.png', 'bearer');
+    it.each([
+      ['an unknown filename', '/api/v1/uploads/FIXITFY-000000000000.png'],
+      // Plain enough for this path, but no upload's name: its statement looks for nothing.
+      ['a name no upload can have', '/api/v1/uploads/not-an-upload.png'],
+    ])('a 404 for %s: the envelope, no-store, the rate-limit headers', async (_what, path) => {
+      const fast = await get(path, 'Bearer');
+      const slow = await get(path, 'bearer');
       expectError(fast, 404, 'not_found');
       expect(fast.body).toEqual(slow.body);
       expect(fast.headers['cache-control']).toBe('no-store');

@@ -7,8 +7,8 @@ import sharp from 'sharp';
 import { AppError } from '../../src/common/errors/app-error';
 import { AppConfig, type ModerationConfig } from '../../src/config/app-config';
 import { decodeFrames } from '../../src/modules/media/decode';
-import type { ModerationVerdict } from '../../src/modules/moderation/moderation.types';
-import { MODEL_INPUT_VALUES } from '../../src/modules/moderation/image-preprocess';
+import type { ModerationScores, ModerationVerdict } from '../../src/modules/moderation/moderation.types';
+import { frameToModelInputs, MODEL_INPUT_VALUES } from '../../src/modules/moderation/image-preprocess';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
 import {
   attr,
@@ -210,6 +210,46 @@ describe(ModerationService.name, () => {
           rejected: false,
         });
       });
+    });
+
+    it('should score every frame of one batch as it would alone, whatever inputs each needs', async () => {
+      const frame = (channels: 3 | 4, pixel: (x: number) => number[]) => {
+        const data = Buffer.alloc(8 * 8 * channels);
+        for (let p = 0; p < 64; p++) {
+          data.set(pixel(p % 8), p * channels);
+        }
+        return { data, width: 8, height: 8, channels };
+      };
+      const frames = [
+        // Two inputs (transparency shows), one of the two slots of an opaque frame with alpha, a plain one, inputs
+        // another process prepared, and two again: each written after the inputs before it.
+        frame(4, (x) => (x < 4 ? [255, 0, 0, 255] : [0, 0, 255, 0])),
+        frame(4, () => [40, 0, 200, 255]),
+        frame(3, (x) => [255, x * 30, 0]),
+        { inputs: frameToModelInputs(frame(3, () => [90, 90, 90])) },
+        frame(4, () => [0, 200, 0, 100]),
+      ];
+      const classifier = await NsfwClassifier.load(colourModel, { threads: 1, concurrency: 1 });
+      try {
+        const together = await classifier.classify(frames);
+        expect(together.frames).toBe(5);
+        expect(together.scores).toHaveLength(7);
+        const alone: ModerationScores[] = [];
+        for (const f of frames) {
+          alone.push(...(await classifier.classify([f])).scores);
+        }
+        // The same to float32 reductions, which onnxruntime orders differently for a batch of one than of seven.
+        together.scores.forEach((score, i) =>
+          (['porn', 'neutral', 'sexy'] as const).forEach((k) =>
+            expect(Math.abs(score[k] - alone[i][k])).toBeLessThan(1e-3),
+          ),
+        );
+        // Distinct inputs score apart by far more than that: a misplaced input would not go unnoticed.
+        const neutral = alone.map((score) => score.neutral).sort((a, b) => a - b);
+        expect(Math.min(...neutral.slice(1).map((v, i) => v - neutral[i]))).toBeGreaterThan(0.01);
+      } finally {
+        await classifier.close();
+      }
     });
 
     it('should finish 16 parallel reviews (queued two at a time) with the right verdicts', async () => {

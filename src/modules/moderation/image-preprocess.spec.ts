@@ -2,9 +2,10 @@ import { loopTurnsDuring } from '../../../test/setup/event-loop';
 import { pickFrames, type RawImage } from '../media/decode';
 import {
   frameToModelInputs,
-  frameToModelInputsAsync,
   MODEL_INPUT_VALUES,
+  modelInputSlots,
   resizeToModelInput,
+  writeModelInputsAsync,
 } from './image-preprocess';
 
 function raw(
@@ -175,7 +176,7 @@ describe('image preprocessing', () => {
     });
   });
 
-  describe(frameToModelInputsAsync.name, () => {
+  describe(writeModelInputsAsync.name, () => {
     const big = (): RawImage => {
       // 2100×2000 RGBA (4.2 MP, over the size that yields), with transparency that shows.
       const [w, h] = [2100, 2000];
@@ -188,22 +189,40 @@ describe('image preprocessing', () => {
       }
       return { data, width: w, height: h, channels: 4 };
     };
-    const same = (a: Float32Array[], b: Float32Array[]): boolean =>
-      a.length === b.length &&
-      a.every((x, i) => Buffer.compare(Buffer.from(x.buffer), Buffer.from(b[i].buffer)) === 0);
+    const bits = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    /** The frame's inputs written into a batch after `before` inputs already there, and what else the batch holds. */
+    const written = async (frame: RawImage, before = 1) => {
+      const batch = new Float32Array((before + modelInputSlots(frame)) * MODEL_INPUT_VALUES).fill(-1);
+      const count = await writeModelInputsAsync(frame, batch, before * MODEL_INPUT_VALUES);
+      const inputs = Array.from({ length: count }, (_, i) =>
+        batch.subarray((before + i) * MODEL_INPUT_VALUES, (before + i + 1) * MODEL_INPUT_VALUES),
+      );
+      return { count, inputs, head: batch.subarray(0, before * MODEL_INPUT_VALUES) };
+    };
 
-    it('should give exactly the values of frameToModelInputs, small frames and large', async () => {
-      const small = raw(37, 23, 3, (x, y) => [x * 5, y * 9, (x + y) % 256]);
-      expect(same(await frameToModelInputsAsync(small), frameToModelInputs(small))).toBe(true);
-      const large = big();
-      const inputs = await frameToModelInputsAsync(large);
-      expect(inputs).toHaveLength(2);
-      expect(same(inputs, frameToModelInputs(large))).toBe(true);
+    it('should write exactly the values of frameToModelInputs at the offset, small frames and large', async () => {
+      for (const frame of [raw(37, 23, 3, (x, y) => [x * 5, y * 9, (x + y) % 256]), big()]) {
+        const expected = frameToModelInputs(frame);
+        const { count, inputs, head } = await written(frame);
+        expect(count).toBe(expected.length);
+        inputs.forEach((input, i) => expect(bits(input).equals(bits(expected[i]))).toBe(true));
+        // What was before the offset is untouched.
+        expect(head.every((v) => v === -1)).toBe(true);
+      }
+      expect((await written(big())).count).toBe(2);
+    });
+
+    it('should write one input for a frame with alpha whose transparency does not show', async () => {
+      const frame = raw(8, 8, 4, () => [1, 2, 3, 255]);
+      expect(modelInputSlots(frame)).toBe(2);
+      const { count, inputs } = await written(frame, 0);
+      expect(count).toBe(1);
+      expectPixel(px(inputs[0], 100, 100), [1, 2, 3]);
     });
 
     it('should let the event loop turn while it resizes a large frame', async () => {
       const frame = big();
-      const turns = await loopTurnsDuring(() => frameToModelInputsAsync(frame));
+      const turns = await loopTurnsDuring(() => written(frame));
       // 224 rows, 28 a turn: 7 turns of the loop in between.
       expect(turns).toBeGreaterThanOrEqual(7);
     });

@@ -39,19 +39,35 @@ function taps(length: number, size: number, stride: number): Taps {
   return { near, far, frac };
 }
 
-interface Resized {
+/** One source row resized along x: per output column the colour (premultiplied by alpha) and the alpha (coverage). */
+interface RowAlongX {
+  /** The source row's element offset; -1 before any. */
+  at: number;
   colour: Float64Array;
-  coverage: Float64Array | null;
+  coverage: Float64Array;
 }
 
 /**
- * The bilinear resize (aligned corners) of a frame, split so that any background can be laid under it afterwards at
- * little cost: per output value the resized colour premultiplied by alpha, and per output pixel the resized alpha
- * (coverage, 0…1). Over a grey level `b` the output is `colour + b × (1 − coverage)` — the same blend, done once for
- * every background instead of once per background. Without alpha, `colour` is the resize itself and coverage is null.
- * `rows(from, to)` computes those output rows; every row must be computed once before the result is read.
+ * The bilinear resize (aligned corners) of a frame, written straight into float32 model inputs: into `first` at
+ * `firstOffset`, and — for a frame with alpha — over a second background into `second` at `secondOffset`.
+ *
+ * It computes what tf.image.resizeBilinear does, in its order — each pair of taps along x (top row, bottom row), then
+ * along y — so the values are the same to the bit; but a source row's pass along x is done once and kept while the
+ * output rows that need it follow one another (when enlarging, many do), and the colour premultiplied by alpha and
+ * the coverage (resized alpha, 0…1) are computed once per output pixel: over a grey level `b` the value is
+ * `colour + b × (1 − coverage)`, so the second background costs a few additions, not a second resize. Without alpha the
+ * resize itself is written (backgrounds do not apply) and `second` is unused.
+ * `rows(from, to)` writes those output rows, in order; every row must be written once before the inputs are read.
  */
-function resizer(src: RawImage, size: number): Resized & { rows: (from: number, to: number) => void } {
+function resizer(
+  src: RawImage,
+  size: number,
+  [firstBackground, secondBackground]: readonly [number, number?],
+  first: Float32Array,
+  firstOffset: number,
+  second: Float32Array | null,
+  secondOffset: number,
+): (from: number, to: number) => void {
   const { data, width, height, channels } = src;
   const alpha = hasAlpha(src);
   // Source channel of output R, G, B: grey images read their one channel three times.
@@ -61,83 +77,81 @@ function resizer(src: RawImage, size: number): Resized & { rows: (from: number, 
   const a = channels - 1;
   const cols = taps(width, size, channels);
   const lines = taps(height, size, width * channels);
-  const colour = new Float64Array(size * size * 3);
-  const coverage = alpha ? new Float64Array(size * size) : null;
-  // The lerps are written out as tf.image.resizeBilinear computes them: top and bottom pair along x, then along y.
-  const lerp = (p00: number, p01: number, p10: number, p11: number, dx: number, dy: number): number => {
-    const upper = p00 + (p01 - p00) * dx;
-    const lower = p10 + (p11 - p10) * dx;
-    return upper + (lower - upper) * dy;
+  const both = alpha && second !== null && secondBackground !== undefined;
+  const row = (): RowAlongX => ({
+    at: -1,
+    colour: new Float64Array(size * 3),
+    coverage: new Float64Array(alpha ? size : 0),
+  });
+
+  /** The source row at element offset `at`, along x. */
+  const alongX = (at: number, into: RowAlongX): void => {
+    into.at = at;
+    const { colour, coverage } = into;
+    for (let col = 0; col < size; col++) {
+      const dx = cols.frac[col];
+      const n = at + cols.near[col];
+      const f = at + cols.far[col];
+      const o = col * 3;
+      if (!alpha) {
+        colour[o] = data[n] + (data[f] - data[n]) * dx;
+        colour[o + 1] = data[n + g] + (data[f + g] - data[n + g]) * dx;
+        colour[o + 2] = data[n + b] + (data[f + b] - data[n + b]) * dx;
+        continue;
+      }
+      const an = data[n + a] / 255;
+      const af = data[f + a] / 255;
+      coverage[col] = an + (af - an) * dx;
+      colour[o] = data[n] * an + (data[f] * af - data[n] * an) * dx;
+      colour[o + 1] = data[n + g] * an + (data[f + g] * af - data[n + g] * an) * dx;
+      colour[o + 2] = data[n + b] * an + (data[f + b] * af - data[n + b] * an) * dx;
+    }
   };
-  const rows = (from: number, to: number): void => {
+
+  let upper = row();
+  let lower = row();
+  return (from: number, to: number): void => {
     for (let r = from; r < to; r++) {
       const top = lines.near[r];
       const bottom = lines.far[r];
       const dy = lines.frac[r];
-      for (let col = 0; col < size; col++) {
-        const dx = cols.frac[col];
-        const i00 = top + cols.near[col];
-        const i01 = top + cols.far[col];
-        const i10 = bottom + cols.near[col];
-        const i11 = bottom + cols.far[col];
-        const o = (r * size + col) * 3;
-        if (coverage === null) {
-          colour[o] = lerp(data[i00], data[i01], data[i10], data[i11], dx, dy);
-          colour[o + 1] = lerp(data[i00 + g], data[i01 + g], data[i10 + g], data[i11 + g], dx, dy);
-          colour[o + 2] = lerp(data[i00 + b], data[i01 + b], data[i10 + b], data[i11 + b], dx, dy);
+      if (upper.at !== top) {
+        if (lower.at === top) {
+          [upper, lower] = [lower, upper];
+        } else {
+          alongX(top, upper);
+        }
+      }
+      if (bottom !== top && lower.at !== bottom) {
+        alongX(bottom, lower);
+      }
+      const { colour: up, coverage: upCover } = upper;
+      const { colour: down, coverage: downCover } = bottom === top ? upper : lower;
+      const out = r * size * 3;
+      for (let col = 0, o = 0; col < size; col++, o += 3) {
+        const red = up[o] + (down[o] - up[o]) * dy;
+        const green = up[o + 1] + (down[o + 1] - up[o + 1]) * dy;
+        const blue = up[o + 2] + (down[o + 2] - up[o + 2]) * dy;
+        if (!alpha) {
+          first[firstOffset + out + o] = red;
+          first[firstOffset + out + o + 1] = green;
+          first[firstOffset + out + o + 2] = blue;
           continue;
         }
-        const a00 = data[i00 + a] / 255;
-        const a01 = data[i01 + a] / 255;
-        const a10 = data[i10 + a] / 255;
-        const a11 = data[i11 + a] / 255;
-        coverage[r * size + col] = lerp(a00, a01, a10, a11, dx, dy);
-        colour[o] = lerp(data[i00] * a00, data[i01] * a01, data[i10] * a10, data[i11] * a11, dx, dy);
-        colour[o + 1] = lerp(
-          data[i00 + g] * a00,
-          data[i01 + g] * a01,
-          data[i10 + g] * a10,
-          data[i11 + g] * a11,
-          dx,
-          dy,
-        );
-        colour[o + 2] = lerp(
-          data[i00 + b] * a00,
-          data[i01 + b] * a01,
-          data[i10 + b] * a10,
-          data[i11 + b] * a11,
-          dx,
-          dy,
-        );
+        const uncovered = 1 - (upCover[col] + (downCover[col] - upCover[col]) * dy);
+        let show = firstBackground * uncovered;
+        first[firstOffset + out + o] = red + show;
+        first[firstOffset + out + o + 1] = green + show;
+        first[firstOffset + out + o + 2] = blue + show;
+        if (both) {
+          show = secondBackground * uncovered;
+          second[secondOffset + out + o] = red + show;
+          second[secondOffset + out + o + 1] = green + show;
+          second[secondOffset + out + o + 2] = blue + show;
+        }
       }
     }
   };
-  return { colour, coverage, rows };
-}
-
-function resizeOnce(src: RawImage, size: number): Resized {
-  const resized = resizer(src, size);
-  resized.rows(0, size);
-  return resized;
-}
-
-/** Writes a resizeOnce() result laid over grey level `background` into `out` at `offset`. */
-function overBackground(
-  { colour, coverage }: Resized,
-  background: number,
-  out: Float32Array,
-  offset: number,
-): void {
-  if (coverage === null) {
-    out.set(colour, offset);
-    return;
-  }
-  for (let p = 0, o = 0; p < coverage.length; p++, o += 3) {
-    const show = background * (1 - coverage[p]);
-    out[offset + o] = colour[o] + show;
-    out[offset + o + 1] = colour[o + 1] + show;
-    out[offset + o + 2] = colour[o + 2] + show;
-  }
 }
 
 /**
@@ -154,33 +168,36 @@ export function resizeToModelInput(
   offset = 0,
   size = MODEL_INPUT_SIZE,
 ): void {
-  overBackground(resizeOnce(src, size), background, out, offset);
+  resizer(src, size, [background], out, offset, null, 0)(0, size);
 }
 
-const sameValues = (a: Float32Array, b: Float32Array): boolean =>
+/** Whether `count` values of `a` from `aOffset` and of `b` from `bOffset` are the same bits. */
+const sameValues = (
+  a: Float32Array,
+  aOffset: number,
+  b: Float32Array,
+  bOffset: number,
+  count: number,
+): boolean =>
   Buffer.compare(
-    Buffer.from(a.buffer, a.byteOffset, a.byteLength),
-    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    Buffer.from(a.buffer, a.byteOffset + aOffset * 4, count * 4),
+    Buffer.from(b.buffer, b.byteOffset + bOffset * 4, count * 4),
   ) === 0;
-
-/** The inputs over each background: one when the frame has no alpha, or when both came out identical. */
-function inputsOver(resized: Resized): Float32Array[] {
-  const first = new Float32Array(MODEL_INPUT_VALUES);
-  overBackground(resized, BACKGROUNDS[0], first, 0);
-  if (resized.coverage === null) {
-    return [first];
-  }
-  const second = new Float32Array(MODEL_INPUT_VALUES);
-  overBackground(resized, BACKGROUNDS[1], second, 0);
-  return sameValues(first, second) ? [first] : [first, second];
-}
 
 /**
  * The model inputs for one frame: one, or two (over white and over black) when the frame has transparency
  * that shows in the sampled pixels; identical inputs are not repeated. The frame is resized once for both.
  */
 export function frameToModelInputs(frame: RawImage): Float32Array[] {
-  return inputsOver(resizeOnce(frame, MODEL_INPUT_SIZE));
+  const first = new Float32Array(MODEL_INPUT_VALUES);
+  const second = hasAlpha(frame) ? new Float32Array(MODEL_INPUT_VALUES) : null;
+  resizer(frame, MODEL_INPUT_SIZE, BACKGROUNDS, first, 0, second, 0)(0, MODEL_INPUT_SIZE);
+  return second === null || sameValues(first, 0, second, 0, MODEL_INPUT_VALUES) ? [first] : [first, second];
+}
+
+/** How many model inputs a frame may need (what writeModelInputsAsync may write): two for a frame with alpha. */
+export function modelInputSlots(frame: RawImage): number {
+  return hasAlpha(frame) ? 2 : 1;
 }
 
 /**
@@ -191,15 +208,33 @@ export function frameToModelInputs(frame: RawImage): Float32Array[] {
 const YIELD_ABOVE_PIXELS = 4_000_000;
 const ROWS_PER_TURN = 28;
 
-/** frameToModelInputs for the event loop's thread: the same values, with turns of the loop in between for large frames. */
-export async function frameToModelInputsAsync(frame: RawImage): Promise<Float32Array[]> {
-  const resized = resizer(frame, MODEL_INPUT_SIZE);
+/**
+ * frameToModelInputs for the event loop's thread, written into `batch` from `offset` (room for
+ * modelInputSlots(frame) inputs): the same values, with turns of the loop in between for large frames. Returns how
+ * many inputs it wrote (an input over black identical to the one over white is not kept).
+ */
+export async function writeModelInputsAsync(
+  frame: RawImage,
+  batch: Float32Array,
+  offset: number,
+): Promise<number> {
+  const slots = modelInputSlots(frame);
+  const secondOffset = offset + MODEL_INPUT_VALUES;
+  const rows = resizer(
+    frame,
+    MODEL_INPUT_SIZE,
+    BACKGROUNDS,
+    batch,
+    offset,
+    slots > 1 ? batch : null,
+    secondOffset,
+  );
   const step = frame.width * frame.height > YIELD_ABOVE_PIXELS ? ROWS_PER_TURN : MODEL_INPUT_SIZE;
   for (let from = 0; from < MODEL_INPUT_SIZE; from += step) {
     if (from > 0) {
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    resized.rows(from, Math.min(MODEL_INPUT_SIZE, from + step));
+    rows(from, Math.min(MODEL_INPUT_SIZE, from + step));
   }
-  return inputsOver(resized);
+  return slots > 1 && !sameValues(batch, offset, batch, secondOffset, MODEL_INPUT_VALUES) ? 2 : 1;
 }

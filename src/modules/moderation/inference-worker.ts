@@ -165,7 +165,8 @@ export class InferenceWorker {
 
   /**
    * Runs `count` images of float32 RGB 0…255, 224×224 NHWC (concatenated) and returns count × 5
-   * probabilities.
+   * probabilities. The batch's whole buffer is transferred to the worker, not copied: the caller gives up every
+   * view of it (the batch may be a view of the first values of a larger buffer).
    */
   run(batch: Float32Array, count: number): Promise<Float32Array> {
     if (this.failure) {
@@ -179,11 +180,7 @@ export class InferenceWorker {
       if (this.jobs.size === 1) {
         this.worker.ref();
       }
-      // Transferring detaches the whole ArrayBuffer, so never transfer one the caller shares with other
-      // views.
-      const owned =
-        batch.byteOffset === 0 && batch.byteLength === batch.buffer.byteLength ? batch : batch.slice();
-      this.worker.postMessage({ id, data: owned, dims }, [owned.buffer as ArrayBuffer]);
+      this.worker.postMessage({ id, data: batch, dims }, [batch.buffer as ArrayBuffer]);
     });
   }
 

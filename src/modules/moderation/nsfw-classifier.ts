@@ -1,5 +1,5 @@
 import type { ReviewFrame } from '../media/decode';
-import { frameToModelInputsAsync, MODEL_INPUT_VALUES } from './image-preprocess';
+import { MODEL_INPUT_VALUES, modelInputSlots, writeModelInputsAsync } from './image-preprocess';
 import { InferenceWorker } from './inference-worker';
 import type { ModerationScores } from './moderation.types';
 import { Semaphore } from './semaphore';
@@ -25,6 +25,14 @@ const toScores = (p: Float32Array, i: number): ModerationScores => ({
   porn: p[i * 5 + 3],
   sexy: p[i * 5 + 4],
 });
+
+/** Copies a prepared input into the batch as its `index`th. */
+function putInput(batch: Float32Array, index: number, input: Float32Array): void {
+  if (input.length !== MODEL_INPUT_VALUES) {
+    throw new Error(`A prepared input must have ${MODEL_INPUT_VALUES} values, got ${input.length}`);
+  }
+  batch.set(input, index * MODEL_INPUT_VALUES);
+}
 
 /**
  * The NSFW classifier: nsfwjs-compatible preprocessing, inference off the event loop, bounded concurrency.
@@ -59,12 +67,25 @@ export class NsfwClassifier {
    */
   classify(frames: readonly ReviewFrame[]): Promise<Classification> {
     return this.gate.use(async () => {
-      const inputs: Float32Array[] = [];
+      // The inputs are written straight into the batch the worker gets (no copy per input); a frame with alpha has
+      // room for two, and the batch sent is the inputs written.
+      const slots = frames.reduce((n, f) => n + ('inputs' in f ? f.inputs.length : modelInputSlots(f)), 0);
+      const batch = new Float32Array(slots * MODEL_INPUT_VALUES);
+      let count = 0;
       for (const frame of frames) {
-        inputs.push(...('inputs' in frame ? frame.inputs : await frameToModelInputsAsync(frame)));
+        if ('inputs' in frame) {
+          for (const input of frame.inputs) {
+            putInput(batch, count++, input);
+          }
+        } else {
+          count += await writeModelInputsAsync(frame, batch, count * MODEL_INPUT_VALUES);
+        }
       }
-      const scores = await this.classifyPrepared(inputs);
-      return { frames: frames.length, scores };
+      const probabilities = await this.worker.run(batch.subarray(0, count * MODEL_INPUT_VALUES), count);
+      return {
+        frames: frames.length,
+        scores: Array.from({ length: count }, (_, i) => toScores(probabilities, i)),
+      };
     });
   }
 
@@ -74,12 +95,7 @@ export class NsfwClassifier {
    */
   async classifyPrepared(inputs: readonly Float32Array[]): Promise<ModerationScores[]> {
     const batch = new Float32Array(inputs.length * MODEL_INPUT_VALUES);
-    inputs.forEach((input, i) => {
-      if (input.length !== MODEL_INPUT_VALUES) {
-        throw new Error(`A prepared input must have ${MODEL_INPUT_VALUES} values, got ${input.length}`);
-      }
-      batch.set(input, i * MODEL_INPUT_VALUES);
-    });
+    inputs.forEach((input, i) => putInput(batch, i, input));
     const probabilities = await this.worker.run(batch, inputs.length);
     return inputs.map((_, i) => toScores(probabilities, i));
   }

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
-import { png } from '../fixtures/sample-images';
+import { noisyPng, png } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser, type TestKey } from '../setup/factories';
 import {
   listen,
@@ -177,7 +177,8 @@ describe('Two instances on one database and Redis (e2e)', () => {
     afterAll(() => server.close());
 
     /**
-     * Streams a multipart upload to A in two halves; between them (once A is receiving the file), runs `midway`.
+     * Streams a multipart upload to A in two halves; between them (once A is receiving the file), runs `midway`. The
+     * file must be over 2 MB: its first half then outgrows the 1 MB held in memory, and the temp file shows A has it.
      */
     async function streamUpload(
       token: string,
@@ -208,16 +209,16 @@ describe('Two instances on one database and Redis (e2e)', () => {
 
     it('should store a streamed upload when nothing happens midway (the control case)', async () => {
       const { token, user } = await makeKey(a);
-      const res = await streamUpload(token, await png(503, 200, 150), () => Promise.resolve());
+      const res = await streamUpload(token, await noisyPng(503, 1000, 800), () => Promise.resolve());
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ ok: true, mime: 'image/png', width: 200, height: 150 });
+      expect(res.body).toMatchObject({ ok: true, mime: 'image/png', width: 1000, height: 800 });
       expect(await sql(a, 'select id from uploads where owner_id = $1', [user.id])).toHaveLength(1);
     });
 
     it('should answer 401 and keep no file and no row when the key is revoked (on B) mid-stream', async () => {
       const key = await makeKey(a);
       const files = storedFiles(a);
-      const res = await streamUpload(key.token, await png(504, 200, 150), () => revoke(b, key));
+      const res = await streamUpload(key.token, await noisyPng(504, 1000, 800), () => revoke(b, key));
       expect({ status: res.status, body: res.body }).toEqual({
         status: 401,
         body: { ok: false, code: 'unauthorized', error: expect.any(String) },
@@ -234,7 +235,7 @@ describe('Two instances on one database and Redis (e2e)', () => {
           .expect(200)
       ).body.token as string;
       const files = storedFiles(a);
-      const res = await streamUpload(ut, await png(505, 200, 150), () => revoke(b, key));
+      const res = await streamUpload(ut, await noisyPng(505, 1000, 800), () => revoke(b, key));
       expect(code(res)).toEqual({ status: 401, code: 'unauthorized' });
       await nothingKept(key.user.id, files);
     });
@@ -242,7 +243,7 @@ describe('Two instances on one database and Redis (e2e)', () => {
     it('should answer 403 banned and keep nothing when the owner is banned mid-stream', async () => {
       const key = await makeKey(a);
       const files = storedFiles(a);
-      const res = await streamUpload(key.token, await png(506, 200, 150), async () => {
+      const res = await streamUpload(key.token, await noisyPng(506, 1000, 800), async () => {
         await sql(b, 'update users set banned_at = now() where id = $1', [key.user.id]);
       });
       expect(code(res)).toEqual({ status: 403, code: 'banned' });

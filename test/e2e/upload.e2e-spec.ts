@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { corruptJpeg, jpeg, png, pngHeader, SVG } from '../fixtures/sample-images';
+import { corruptJpeg, jpeg, noisyPng, png, pngHeader, SVG } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { sql, storedFiles } from '../setup/db';
+import { listen, multipartFile, openRequest, until } from '../setup/raw-http';
 import { createTestApp, type TestApp } from '../setup/test-app';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const MiB = 1024 * 1024;
 
 describe('POST /api/v1/upload (e2e)', () => {
   let t: TestApp;
@@ -76,6 +78,97 @@ describe('POST /api/v1/upload (e2e)', () => {
       .expect(200);
     expect(res.body.mime).toBe('image/png');
     expect(res.body.filename).toMatch(/\.png$/);
+  });
+
+  /** The multipart reader's temp files (DATA_DIR/tmp); none when the directory was never made. */
+  const tempFiles = (): string[] => {
+    const dir = join(t.config.dataDir, 'tmp');
+    return existsSync(dir) ? readdirSync(dir) : [];
+  };
+
+  describe('receiving the body', () => {
+    const tempDir = (): string => join(t.config.dataDir, 'tmp');
+
+    it('should hold an upload of up to 1 MB in memory: no temp file, not even its directory', async () => {
+      rmSync(tempDir(), { recursive: true, force: true });
+      const { token } = await makeKey(t);
+      const bytes = await noisyPng(11, 500, 500);
+      expect(bytes.length).toBeGreaterThan(700 * 1024);
+      expect(bytes.length).toBeLessThan(MiB);
+      const res = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', bytes, 'a.png')
+        .expect(200);
+      expect(res.body.hash_sha256).toBe(sha256(bytes));
+      const served = await t.http.get(`/images/${res.body.filename}`).buffer(true).expect(200);
+      expect(sha256(served.body as Buffer)).toBe(sha256(bytes));
+      expect(existsSync(tempDir())).toBe(false);
+    });
+
+    it('should take a bigger upload through a temp file (its directory made again), store it whole and remove the temp file', async () => {
+      rmSync(tempDir(), { recursive: true, force: true });
+      const { token } = await makeKey(t);
+      const bytes = await noisyPng(12, 1000, 800);
+      expect(bytes.length).toBeGreaterThan(2 * MiB);
+      const server = await listen(t.app);
+      try {
+        const body = multipartFile(bytes);
+        const { req, response } = openRequest(server.port, '/api/v1/upload', {
+          Authorization: `Bearer ${token}`,
+          'Content-Type': body.contentType,
+          'Content-Length': body.length,
+        });
+        req.write(Buffer.concat([body.head, body.file.subarray(0, 1.5 * MiB)]));
+        await until(() => tempFiles().length === 1, 'the temp file');
+        req.end(Buffer.concat([body.file.subarray(1.5 * MiB), body.tail]));
+        const res = await response;
+        expect(res.status).toBe(200);
+        expect(res.body.hash_sha256).toBe(sha256(bytes));
+        const served = await t.http
+          .get(`/images/${String(res.body.filename)}`)
+          .buffer(true)
+          .expect(200);
+        expect(sha256(served.body as Buffer)).toBe(sha256(bytes));
+        expect(tempFiles()).toEqual([]);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('should leave nothing behind when the client goes away, before the body outgrew memory or after', async () => {
+      const { token, user } = await makeKey(t);
+      const server = await listen(t.app);
+      try {
+        for (const sent of [512 * 1024, 1.5 * MiB]) {
+          const body = multipartFile(await noisyPng(13, 1000, 800));
+          const { req, response } = openRequest(server.port, '/api/v1/upload', {
+            Authorization: `Bearer ${token}`,
+            'Content-Type': body.contentType,
+            'Content-Length': body.length,
+          });
+          response.catch(() => undefined);
+          req.write(Buffer.concat([body.head, body.file.subarray(0, sent)]));
+          if (sent > MiB) {
+            await until(() => tempFiles().length === 1, 'the temp file');
+          } else {
+            // The server has read what was sent when its socket has seen it all; then the client goes.
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          req.destroy();
+          await until(() => tempFiles().length === 0, 'the temp file to be removed');
+        }
+        expect(await sql(t, 'select id from uploads where owner_id = $1', [user.id])).toEqual([]);
+        // The key's upload slots were given back: it uploads again at once.
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', await png(14), 'a.png')
+          .expect(200);
+      } finally {
+        await server.close();
+      }
+    });
   });
 
   it('should accept tags, lower-cased, and list them', async () => {
@@ -230,7 +323,7 @@ describe('POST /api/v1/upload (e2e)', () => {
         .expect(415);
       const rows = await sql(t, 'select id from uploads where owner_id = $1', [key.user.id]);
       expect(rows).toHaveLength(0);
-      expect(readdirSync(join(t.config.dataDir, 'tmp'))).toEqual([]);
+      expect(tempFiles()).toEqual([]);
     });
 
     it('should answer 403 banned for a banned owner', async () => {

@@ -105,12 +105,14 @@ export class UploadPipelineService {
         return await this.dedupeResponse(existing);
       }
       // From here the bytes are in memory (the original, the stripped copy, decoded frames): the ImagePool's byte
-      // budget bounds how many uploads are at this stage at once; the others wait on disk.
+      // budget bounds how many uploads are at this stage at once; the others wait on disk (up to 1 MB, in memory).
       return await this.pool.holdBytes(received.size, () =>
         this.processAndStore(principal, req, received, { tags, expiresAt, due: state === 'due' }),
       );
     } finally {
-      await rm(received.path, { force: true });
+      if (received.body.path !== undefined) {
+        await rm(received.body.path, { force: true });
+      }
     }
   }
 
@@ -120,7 +122,7 @@ export class UploadPipelineService {
     received: ReceivedFile,
     { tags, expiresAt, due }: { tags: string[]; expiresAt: Date | null; due: boolean },
   ): Promise<UploadResponse> {
-    let original: Buffer | null = await readFile(received.path);
+    let original: Buffer | null = received.body.data ?? (await readFile(received.body.path));
     const type = await sniffImageType(original);
     if (!type) {
       throw new AppError('unsupported_type');

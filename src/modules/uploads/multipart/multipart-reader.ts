@@ -5,14 +5,17 @@ import { once } from 'node:events';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
+import { finished, Transform, Writable } from 'node:stream';
 import type { Request } from 'express';
 import { AppError } from '../../../common/errors/app-error';
 import { parseTags } from '../tags';
 
 export interface ReceivedFile {
-  /** A temp file holding the bytes exactly as uploaded; the caller removes it. */
-  path: string;
+  /**
+   * The bytes exactly as uploaded: in memory when they fit in SINK_BUFFER_BYTES, else in a temp file (the caller
+   * removes it).
+   */
+  body: { data: Buffer; path?: undefined } | { path: string; data?: undefined };
   /** SHA-256 of the bytes as uploaded, computed while streaming. */
   sha256: string;
   /** Bytes of the file as uploaded. */
@@ -38,9 +41,90 @@ export interface MultipartLimits {
 const SINK_BUFFER_BYTES = 1024 * 1024;
 
 /**
- * Streams a multipart/form-data upload to a temp file with busboy, hashing as it goes. At most one `file` part
- * of at most maxFileBytes; the body is never held in memory beyond the file's write buffer (SINK_BUFFER_BYTES). Errors
- * are the contract's codes.
+ * Where a file part goes: into memory up to SINK_BUFFER_BYTES (what an upload in flight may hold anyway), and into a
+ * temp file created at `path` once it grows past that. Most images are small: they skip the temp file's create, write,
+ * read back and remove (about 2 ms of a 16×16 PNG's upload).
+ */
+class SpillSink extends Writable {
+  private chunks: Buffer[] | null = [];
+  private held = 0;
+  /** The temp file, once the body outgrew memory: made after its directory. */
+  private file: Promise<WriteStream> | null = null;
+  private whole: Buffer | null = null;
+
+  constructor(
+    private readonly path: string,
+    private readonly tempDir: string,
+  ) {
+    // Its own queue stays small: what it holds (in memory, or in the temp file's write buffer) is the bound.
+    super();
+  }
+
+  /** Once finished, the whole body when it stayed in memory; null when it went to the temp file. */
+  get data(): Buffer | null {
+    return this.whole;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    if (this.chunks && this.held + chunk.length <= SINK_BUFFER_BYTES) {
+      this.chunks.push(chunk);
+      this.held += chunk.length;
+      done();
+      return;
+    }
+    if (!this.file) {
+      const held = this.chunks ?? [];
+      this.chunks = null;
+      this.file = this.open(held);
+    }
+    // Writable calls _write once at a time: the chunks reach the file in order.
+    this.file.then((file) => (file.write(chunk) ? done() : file.once('drain', () => done())), done);
+  }
+
+  override _final(done: (error?: Error | null) => void): void {
+    if (!this.file) {
+      this.whole = Buffer.concat(this.chunks ?? [], this.held);
+      done();
+      return;
+    }
+    this.file.then((file) => {
+      finished(file, (err) => done(err));
+      file.end();
+    }, done);
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.chunks = null;
+    // The temp file closes before the sink does: an open() still pending would re-create the file after the caller
+    // removed it.
+    void (this.file ?? Promise.resolve(null))
+      .catch(() => null)
+      .then((file) => {
+        if (!file || file.closed) {
+          done(error);
+          return;
+        }
+        file.once('close', () => done(error));
+        file.destroy();
+      });
+  }
+
+  /** The temp file, started with what was held in memory. */
+  private async open(held: Buffer[]): Promise<WriteStream> {
+    await mkdir(this.tempDir, { recursive: true });
+    const file = createWriteStream(this.path, { flags: 'wx', mode: 0o600, highWaterMark: SINK_BUFFER_BYTES });
+    file.on('error', (err) => this.destroy(err));
+    for (const chunk of held) {
+      file.write(chunk);
+    }
+    return file;
+  }
+}
+
+/**
+ * Streams a multipart/form-data upload with busboy, hashing as it goes, into memory or, past SINK_BUFFER_BYTES, a temp
+ * file (SpillSink). At most one `file` part of at most maxFileBytes; the body is never held in memory beyond
+ * SINK_BUFFER_BYTES. Errors are the contract's codes.
  */
 export async function receiveUpload(req: Request, limits: MultipartLimits): Promise<ReceivedFile> {
   const type = req.headers['content-type'] ?? '';
@@ -64,16 +148,15 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
   } catch {
     throw new AppError('bad_request', 'Malformed multipart/form-data header.');
   }
-  await mkdir(limits.tempDir, { recursive: true });
   const path = join(limits.tempDir, `upload-${randomBytes(12).toString('hex')}`);
 
   const received = new Promise<ReceivedFile>((resolve, reject) => {
     let fileSeen = false;
-    let fileDone: Promise<{ size: number; sha256: string }> | null = null;
+    let fileDone: Promise<Pick<ReceivedFile, 'body' | 'size' | 'sha256'>> | null = null;
     let tagsRaw: string | undefined;
     const expiry: ReceivedFile['expiry'] = {};
     let failed = false;
-    let sink: WriteStream | null = null;
+    let sink: SpillSink | null = null;
 
     const fail = (err: AppError): void => {
       if (failed) {
@@ -110,11 +193,12 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
         },
       });
       stream.on('limit', () => fail(new AppError('too_large')));
-      sink = createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: SINK_BUFFER_BYTES });
-      fileDone = pipeline(stream, counter, sink).then(() => ({
-        size,
-        sha256: hash.digest('hex'),
-      }));
+      const into = new SpillSink(path, limits.tempDir);
+      sink = into;
+      fileDone = pipeline(stream, counter, into).then(() => {
+        const data = into.data;
+        return { body: data ? { data } : { path }, size, sha256: hash.digest('hex') };
+      });
       fileDone.catch(() => fail(new AppError('bad_request', 'The upload was interrupted.')));
     });
     bb.on('field', (name, value, info) => {
@@ -155,7 +239,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
         return;
       }
       fileDone
-        .then(({ size, sha256 }) => {
+        .then(({ body, size, sha256 }) => {
           if (failed) {
             return;
           }
@@ -170,7 +254,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
             fail(err as AppError);
             return;
           }
-          resolve({ path, sha256, size, tags, expiry });
+          resolve({ body, sha256, size, tags, expiry });
         })
         .catch(() => undefined);
     });

@@ -18,6 +18,7 @@ import {
 } from '../../src/modules/moderation/model/onnx-writer';
 import { ModerationModule } from '../../src/modules/moderation/moderation.module';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
+import { newBatch } from '../../src/modules/moderation/inference-worker';
 import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
 
@@ -247,6 +248,28 @@ describe(ModerationService.name, () => {
         // Distinct inputs score apart by far more than that: a misplaced input would not go unnoticed.
         const neutral = alone.map((score) => score.neutral).sort((a, b) => a - b);
         expect(Math.min(...neutral.slice(1).map((v, i) => v - neutral[i]))).toBeGreaterThan(0.01);
+        // Batches are filled again after use (their memory comes back from the worker): nothing of the frames
+        // before reaches the model, so each frame scores the same again, to the bit.
+        const again: ModerationScores[] = [];
+        for (const f of [...frames].reverse()) {
+          again.unshift(...(await classifier.classify([f])).scores);
+        }
+        expect(again).toEqual(alone);
+      } finally {
+        await classifier.close();
+      }
+    });
+
+    it("should fill the memory of a review's batch again for the next one, as the worker hands it back", async () => {
+      const classifier = await NsfwClassifier.load(colourModel, { threads: 1, concurrency: 1 });
+      try {
+        const red = { data: Buffer.alloc(8 * 8 * 3, 255), width: 8, height: 8, channels: 3 };
+        // Five plain frames: a batch size no other review in this file leaves behind.
+        await classifier.classify(Array.from({ length: 5 }, () => red));
+        const spare = newBatch(5);
+        // The fresh memory of a new batch is zero; this one still holds the red frames' inputs.
+        expect(spare[0]).toBe(255);
+        expect(newBatch(5)[0]).toBe(0);
       } finally {
         await classifier.close();
       }

@@ -1,6 +1,6 @@
 import type { ReviewFrame } from '../media/decode';
 import { MODEL_INPUT_VALUES, modelInputSlots, writeModelInputsAsync } from './image-preprocess';
-import { InferenceWorker } from './inference-worker';
+import { InferenceWorker, newBatch } from './inference-worker';
 import type { ModerationScores } from './moderation.types';
 import { Semaphore } from './semaphore';
 
@@ -70,7 +70,7 @@ export class NsfwClassifier {
       // The inputs are written straight into the batch the worker gets (no copy per input); a frame with alpha has
       // room for two, and the batch sent is the inputs written.
       const slots = frames.reduce((n, f) => n + ('inputs' in f ? f.inputs.length : modelInputSlots(f)), 0);
-      const batch = new Float32Array(slots * MODEL_INPUT_VALUES);
+      const batch = newBatch(slots);
       let count = 0;
       for (const frame of frames) {
         if ('inputs' in frame) {
@@ -94,7 +94,7 @@ export class NsfwClassifier {
    * used by tests and the bench.
    */
   async classifyPrepared(inputs: readonly Float32Array[]): Promise<ModerationScores[]> {
-    const batch = new Float32Array(inputs.length * MODEL_INPUT_VALUES);
+    const batch = newBatch(inputs.length);
     inputs.forEach((input, i) => putInput(batch, i, input));
     const probabilities = await this.worker.run(batch, inputs.length);
     return inputs.map((_, i) => toScores(probabilities, i));

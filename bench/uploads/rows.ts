@@ -9,7 +9,9 @@
  * - the hashes (SHA-256 of the upload and of the stored bytes),
  * - the write (to a temp file, fsync, rename: what the local storage driver does).
  * The row's ratio is the end-to-end median over the median of that sum; the goal is ≤ 1.5×.
- * The 16×16 PNG row is the fixed cost: its end-to-end median in ms against the 20 ms goal (a ratio to 20 ms).
+ * The 16×16 PNG row is the fixed cost: its end-to-end median in ms against the 20 ms goal (a ratio to 20 ms). Its
+ * pixels have transparency, so the review classifies it over two backgrounds; an informational row beside it gives
+ * an opaque 16×16 PNG (one review input).
  *
  *   npm run bench -- [runs] uploads
  */
@@ -87,6 +89,7 @@ function cases(): Case[] {
   const [gw, gh, frames] = [480, 270, 24];
   const gifFrames = Buffer.concat(Array.from({ length: frames }, (_, f) => photoPixels(gw, gh, 3, 10 + f)));
   const tiny = photoPixels(16, 16, 4, 4);
+  const tinyOpaque = photoPixels(16, 16, 3, 5);
   return [
     {
       label: '1920×1080 JPEG',
@@ -137,6 +140,17 @@ function cases(): Case[] {
       samples: 25,
       make: (i) =>
         sharp(variant(tiny, i, 16, 4), { raw: { width: 16, height: 16, channels: 4 } })
+          .png()
+          .toBuffer(),
+    },
+    {
+      // The same without transparency: one review input, where the row above has two (over white and over black).
+      label: '16×16 PNG, opaque (informational)',
+      name: 'tiny-opaque.png',
+      animated: false,
+      samples: 25,
+      make: (i) =>
+        sharp(variant(tinyOpaque, i, 16, 3), { raw: { width: 16, height: 16, channels: 3 } })
           .png()
           .toBuffer(),
     },
@@ -264,7 +278,7 @@ export const suite: BenchSuite = {
           baselineLabel: 'the 20 ms goal (ratio = ms / 20)',
           baseline: 20,
           unit: 'ms',
-          goal: { direction: 'at-most', ratio: 1 },
+          goal: c.label.includes('informational') ? undefined : { direction: 'at-most', ratio: 1 },
           note: `sum of its parts ${median(parts[ci]).toFixed(1)} ms; ${detail}`,
         });
       }

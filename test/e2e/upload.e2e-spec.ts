@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { corruptJpeg, jpeg, noisyPng, png, pngHeader, SVG } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
@@ -133,6 +133,31 @@ describe('POST /api/v1/upload (e2e)', () => {
         expect(tempFiles()).toEqual([]);
       } finally {
         await server.close();
+      }
+    });
+
+    it('should answer 500 storage_failed when the temp file cannot be made, and still take a body that fits in memory', async () => {
+      const { token, user } = await makeKey(t);
+      rmSync(tempDir(), { recursive: true, force: true });
+      // A real fault: a file where the temp directory must be, so making it fails (as a full or read-only disk would).
+      writeFileSync(tempDir(), 'not a directory');
+      try {
+        const big = await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', await noisyPng(15, 1000, 800), 'a.png');
+        expect({ status: big.status, body: big.body }).toEqual({
+          status: 500,
+          body: { ok: false, code: 'storage_failed', error: expect.any(String) },
+        });
+        expect(await sql(t, 'select id from uploads where owner_id = $1', [user.id])).toEqual([]);
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', await png(16), 'a.png')
+          .expect(200);
+      } finally {
+        rmSync(tempDir(), { force: true });
       }
     });
 

@@ -51,6 +51,8 @@ class SpillSink extends Writable {
   /** The temp file, once the body outgrew memory: made after its directory. */
   private file: Promise<WriteStream> | null = null;
   private whole: Buffer | null = null;
+  /** Why the temp file could not be made or written (the server's fault, not the client's). */
+  failure: Error | null = null;
 
   constructor(
     private readonly path: string,
@@ -76,6 +78,7 @@ class SpillSink extends Writable {
       const held = this.chunks ?? [];
       this.chunks = null;
       this.file = this.open(held);
+      this.file.catch((err: Error) => (this.failure ??= err));
     }
     // Writable calls _write once at a time: the chunks reach the file in order.
     this.file.then((file) => (file.write(chunk) ? done() : file.once('drain', () => done())), done);
@@ -113,7 +116,10 @@ class SpillSink extends Writable {
   private async open(held: Buffer[]): Promise<WriteStream> {
     await mkdir(this.tempDir, { recursive: true });
     const file = createWriteStream(this.path, { flags: 'wx', mode: 0o600, highWaterMark: SINK_BUFFER_BYTES });
-    file.on('error', (err) => this.destroy(err));
+    file.on('error', (err) => {
+      this.failure ??= err;
+      this.destroy(err);
+    });
     for (const chunk of held) {
       file.write(chunk);
     }
@@ -169,7 +175,10 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
       // Close the temp file before removing it: its open() may still be pending and would re-create it.
       const closed =
         sink && !sink.closed ? once(sink.destroy(), 'close').catch(() => undefined) : Promise.resolve();
-      void closed.then(() => rm(path, { force: true })).finally(() => reject(err));
+      void closed
+        .then(() => rm(path, { force: true }))
+        .catch(() => undefined)
+        .finally(() => reject(err));
     };
 
     bb.on('file', (name, stream) => {
@@ -199,7 +208,14 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
         const data = into.data;
         return { body: data ? { data } : { path }, size, sha256: hash.digest('hex') };
       });
-      fileDone.catch(() => fail(new AppError('bad_request', 'The upload was interrupted.')));
+      // The temp file failing is the server's storage (500 storage_failed); anything else, the client's body.
+      fileDone.catch(() =>
+        fail(
+          into.failure
+            ? new AppError('storage_failed', undefined, { cause: into.failure })
+            : new AppError('bad_request', 'The upload was interrupted.'),
+        ),
+      );
     });
     bb.on('field', (name, value, info) => {
       if (name === 'tags') {

@@ -201,7 +201,7 @@ export function modelInputSlots(frame: RawImage): number {
 }
 
 /**
- * Above this many source pixels, frameToModelInputsAsync lets the event loop turn every ROWS_PER_TURN output rows:
+ * Above this many source pixels, writeModelInputsAsync lets the event loop turn every ROWS_PER_TURN output rows:
  * the samples of a large frame are far apart in memory, and resizing a 27 MP frame took 15–30 ms in one go during a
  * burst of big uploads (cache misses), a stall every other request waited behind.
  */

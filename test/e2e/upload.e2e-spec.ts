@@ -5,6 +5,7 @@ import { corruptJpeg, jpeg, noisyPng, png, pngHeader, SVG } from '../fixtures/sa
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { sql, storedFiles } from '../setup/db';
 import { listen, multipartFile, openRequest, until } from '../setup/raw-http';
+import { ImagePool } from '../../src/modules/uploads/image-pool.service';
 import { createTestApp, type TestApp } from '../setup/test-app';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -159,6 +160,34 @@ describe('POST /api/v1/upload (e2e)', () => {
       } finally {
         rmSync(tempDir(), { force: true });
       }
+    });
+
+    it('should put a body held in memory on disk while it waits for the byte budget, and store it once there is room', async () => {
+      const { token } = await makeKey(t);
+      // The whole budget taken, as a burst of big uploads would take it.
+      const pool = t.app.get(ImagePool);
+      let release!: () => void;
+      const burst = pool.holdBytes(
+        t.config.images.memoryBytes,
+        () => new Promise<void>((r) => (release = r)),
+      );
+      const bytes = await png(18);
+      let waiting: Promise<{ status: number; body: Record<string, unknown> }>;
+      try {
+        waiting = t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', bytes, 'a.png')
+          .then((res) => ({ status: res.status, body: res.body as Record<string, unknown> }));
+        await until(() => tempFiles().length === 1, 'the waiting body on disk');
+      } finally {
+        release();
+        await burst;
+      }
+      const res = await waiting;
+      expect(res.status).toBe(200);
+      expect(res.body.hash_sha256).toBe(sha256(bytes));
+      expect(tempFiles()).toEqual([]);
     });
 
     it('should leave nothing behind when the client goes away, before the body outgrew memory or after', async () => {

@@ -30,6 +30,22 @@ describe(ByteBudget.name, () => {
     expect(budget.inUse).toBe(0);
   });
 
+  it('should say whether a task would wait: when it does not fit, and behind anything already waiting', async () => {
+    const budget = new ByteBudget(100);
+    const a = gate();
+    const runA = budget.use(60, () => a.promise);
+    expect(budget.wouldWait(40)).toBe(false);
+    expect(budget.wouldWait(41)).toBe(true);
+    // Heavier than the whole budget: it runs alone, so it waits for the 60 to finish.
+    expect(budget.wouldWait(500)).toBe(true);
+    const runB = budget.use(50, () => Promise.resolve());
+    // 10 would fit, but the 50 waits before it.
+    expect(budget.wouldWait(10)).toBe(true);
+    a.open();
+    await Promise.all([runA, runB]);
+    expect(budget.wouldWait(100)).toBe(false);
+  });
+
   it('should keep arrival order: a small task does not overtake a waiting large one', async () => {
     const budget = new ByteBudget(100);
     const first = gate();

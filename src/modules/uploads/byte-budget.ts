@@ -23,9 +23,14 @@ export class ByteBudget {
     return this.used;
   }
 
+  /** Whether a task of `bytes` started now would wait for room. */
+  wouldWait(bytes: number): boolean {
+    return this.waiting.length > 0 || this.used + this.weightOf(bytes) > this.capacity;
+  }
+
   async use<T>(bytes: number, task: () => Promise<T>): Promise<T> {
-    const weight = Math.min(Math.max(0, Math.ceil(bytes)), this.capacity);
-    if (this.waiting.length > 0 || this.used + weight > this.capacity) {
+    const weight = this.weightOf(bytes);
+    if (this.wouldWait(bytes)) {
       await new Promise<void>((start) => this.waiting.push({ weight, start }));
     } else {
       this.used += weight;
@@ -36,6 +41,10 @@ export class ByteBudget {
       this.used -= weight;
       this.admit();
     }
+  }
+
+  private weightOf(bytes: number): number {
+    return Math.min(Math.max(0, Math.ceil(bytes)), this.capacity);
   }
 
   private admit(): void {

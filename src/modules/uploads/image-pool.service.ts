@@ -55,6 +55,11 @@ export class ImagePool implements OnModuleDestroy {
     return this.heavyProcess?.pid;
   }
 
+  /** Whether holdBytes(bytes, …) called now would wait for room. */
+  wouldWaitForBytes(bytes: number): boolean {
+    return this.bytes.wouldWait(bytes);
+  }
+
   /**
    * Runs `work` (an upload's whole in-memory stage: read, sniff, decode and strip, review, write) once the uploads
    * in that stage hold fewer than IMAGE_MEMORY_MB of file bytes; a file larger than the budget runs alone.

@@ -22,7 +22,7 @@ import { newFilename } from './filenames';
 import { ImagePool } from './image-pool.service';
 import { processImage } from '../media/image-processor';
 import { sniffImageType } from '../media/image-type';
-import { type ReceivedFile, receiveUpload } from './multipart/multipart-reader';
+import { moveBodyToDisk, type ReceivedFile, receiveUpload } from './multipart/multipart-reader';
 import { StorageDriver } from '../storage/storage-driver';
 import { DeleteLinksService } from './delete-links.service';
 import { Upload } from './upload.entity';
@@ -85,9 +85,10 @@ export class UploadPipelineService {
   private async handleInSlot(principal: Principal, req: Request): Promise<UploadResponse> {
     const serverMax = this.config.maxUploadBytes;
     refuseByContentLength(req, principal, serverMax);
-    const received = await receiveUpload(req, {
+    const tempDir = join(this.config.dataDir, 'tmp');
+    let received = await receiveUpload(req, {
       maxFileBytes: maxFileBytes(principal, serverMax),
-      tempDir: join(this.config.dataDir, 'tmp'),
+      tempDir,
       idleTimeoutMs: this.config.uploadIdleTimeoutMs,
     }).catch((err: unknown) => {
       throw err instanceof AppError && err.code === 'too_large' ? tooLargeFor(principal, serverMax) : err;
@@ -105,7 +106,11 @@ export class UploadPipelineService {
         return await this.dedupeResponse(existing);
       }
       // From here the bytes are in memory (the original, the stripped copy, decoded frames): the ImagePool's byte
-      // budget bounds how many uploads are at this stage at once; the others wait on disk (up to 1 MB, in memory).
+      // budget bounds how many uploads are at this stage at once; the others wait on disk. A body the reader held in
+      // memory (up to 1 MB) goes to disk too when it would wait: a queue must not hold memory the budget does not count.
+      if (this.pool.wouldWaitForBytes(received.size)) {
+        received = await moveBodyToDisk(received, tempDir);
+      }
       return await this.pool.holdBytes(received.size, () =>
         this.processAndStore(principal, req, received, { tags, expiresAt, due: state === 'due' }),
       );

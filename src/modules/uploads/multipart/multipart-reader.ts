@@ -2,7 +2,7 @@ import busboy from 'busboy';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { finished, Transform, Writable } from 'node:stream';
@@ -127,6 +127,30 @@ class SpillSink extends Writable {
   }
 }
 
+/** A new temp file's path in `tempDir` (the janitor removes what a crash leaves there). */
+function tempPath(tempDir: string): string {
+  return join(tempDir, `upload-${randomBytes(12).toString('hex')}`);
+}
+
+/**
+ * The same upload with its body in a temp file: for a body held in memory that is about to wait (for the byte
+ * budget), so that a queue of uploads waits on disk, not in memory. A body already on disk is returned as it is.
+ */
+export async function moveBodyToDisk(received: ReceivedFile, tempDir: string): Promise<ReceivedFile> {
+  if (received.body.data === undefined) {
+    return received;
+  }
+  const path = tempPath(tempDir);
+  try {
+    await mkdir(tempDir, { recursive: true });
+    await writeFile(path, received.body.data, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    await rm(path, { force: true }).catch(() => undefined);
+    throw new AppError('storage_failed', undefined, { cause: err });
+  }
+  return { ...received, body: { path } };
+}
+
 /**
  * Streams a multipart/form-data upload with busboy, hashing as it goes, into memory or, past SINK_BUFFER_BYTES, a temp
  * file (SpillSink). At most one `file` part of at most maxFileBytes; the body is never held in memory beyond
@@ -154,7 +178,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
   } catch {
     throw new AppError('bad_request', 'Malformed multipart/form-data header.');
   }
-  const path = join(limits.tempDir, `upload-${randomBytes(12).toString('hex')}`);
+  const path = tempPath(limits.tempDir);
 
   const received = new Promise<ReceivedFile>((resolve, reject) => {
     let fileSeen = false;

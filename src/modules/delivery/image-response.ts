@@ -57,6 +57,9 @@ export async function sendImage(
   const accel =
     accelPrefix && withBody && !notModified && !unsatisfiable && !range ? storage.localFile(image.key) : null;
   if (!withBody || notModified || unsatisfiable || accel) {
+    // A stream opens its file on a later tick: destroyed before that, it still reports an open that fails (the file
+    // deleted since the driver checked it), and an 'error' nobody listens to would end the process.
+    stream.once('error', () => undefined);
     stream.destroy();
   }
   if (!writeHead(image, res, { notModified, range, unsatisfiable })) {

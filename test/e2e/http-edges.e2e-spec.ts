@@ -1,8 +1,7 @@
 import { Logger } from '@nestjs/common';
-import { existsSync, readdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { tempFiles } from '../setup/db';
 import { png } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { multipartFile, openRequest } from '../setup/raw-http';
@@ -48,11 +47,6 @@ function rawExchange(t: TestApp, request: string | Buffer): Promise<RawAnswer> {
     socket.write(request);
   });
 }
-
-const tempFiles = (t: TestApp): string[] => {
-  const dir = join(t.config.dataDir, 'tmp');
-  return existsSync(dir) ? readdirSync(dir) : [];
-};
 
 describe('HTTP edges: size boundary, deep JSON, timeouts, malformed HTTP (e2e)', () => {
   let t: TestApp;

@@ -1,9 +1,7 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import request, { type Response } from 'supertest';
 import { Clock } from '../../src/common/time/clock';
 import { png } from '../fixtures/sample-images';
-import { sql } from '../setup/db';
+import { sql, tempFiles } from '../setup/db';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { FakeClock } from '../setup/fake-clock';
 import { listen, multipartFile, openRequest } from '../setup/raw-http';
@@ -164,9 +162,7 @@ describe('Rate limits (e2e)', () => {
       for (let i = 0; i < 3; i++) {
         await attempt(token);
       }
-      const tmp = join(t.config.dataDir, 'tmp');
-      const tempFiles = (): string[] => (existsSync(tmp) ? readdirSync(tmp) : []);
-      const before = tempFiles();
+      const before = tempFiles(t);
       const server = await listen(t.app);
       try {
         // Announce a 20 MB upload, send 64 KB of it, and never the rest: the answer must come anyway.
@@ -183,7 +179,7 @@ describe('Rate limits (e2e)', () => {
         expect(res.status).toBe(429);
         expect(res.body).toEqual({ ok: false, code: 'rate_limit', error: expect.any(String) });
         expect(res.headers['retry-after']).toBe('60');
-        expect(tempFiles()).toEqual(before); // busboy never ran
+        expect(tempFiles(t)).toEqual(before); // busboy never ran
       } finally {
         await server.close();
       }

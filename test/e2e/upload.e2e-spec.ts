@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { corruptJpeg, jpeg, noisyPng, png, pngHeader, SVG } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
-import { sql, storedFiles } from '../setup/db';
-import { listen, multipartFile, openRequest, until } from '../setup/raw-http';
+import { sql, storedFiles, tempFiles } from '../setup/db';
+import { listen, multipartFile, openUpload, until } from '../setup/raw-http';
 import { ImagePool } from '../../src/modules/uploads/image-pool.service';
 import { createTestApp, type TestApp } from '../setup/test-app';
 
@@ -81,12 +81,6 @@ describe('POST /api/v1/upload (e2e)', () => {
     expect(res.body.filename).toMatch(/\.png$/);
   });
 
-  /** The multipart reader's temp files (DATA_DIR/tmp); none when the directory was never made. */
-  const tempFiles = (): string[] => {
-    const dir = join(t.config.dataDir, 'tmp');
-    return existsSync(dir) ? readdirSync(dir) : [];
-  };
-
   describe('receiving the body', () => {
     const tempDir = (): string => join(t.config.dataDir, 'tmp');
 
@@ -115,13 +109,9 @@ describe('POST /api/v1/upload (e2e)', () => {
       const server = await listen(t.app);
       try {
         const body = multipartFile(bytes);
-        const { req, response } = openRequest(server.port, '/api/v1/upload', {
-          Authorization: `Bearer ${token}`,
-          'Content-Type': body.contentType,
-          'Content-Length': body.length,
-        });
+        const { req, response } = openUpload(server.port, token, body);
         req.write(Buffer.concat([body.head, body.file.subarray(0, 1.5 * MiB)]));
-        await until(() => tempFiles().length === 1, 'the temp file');
+        await until(() => tempFiles(t).length === 1, 'the temp file');
         req.end(Buffer.concat([body.file.subarray(1.5 * MiB), body.tail]));
         const res = await response;
         expect(res.status).toBe(200);
@@ -131,7 +121,7 @@ describe('POST /api/v1/upload (e2e)', () => {
           .buffer(true)
           .expect(200);
         expect(sha256(served.body as Buffer)).toBe(sha256(bytes));
-        expect(tempFiles()).toEqual([]);
+        expect(tempFiles(t)).toEqual([]);
       } finally {
         await server.close();
       }
@@ -179,7 +169,7 @@ describe('POST /api/v1/upload (e2e)', () => {
           .set(...bearer(token))
           .attach('file', bytes, 'a.png')
           .then((res) => ({ status: res.status, body: res.body as Record<string, unknown> }));
-        await until(() => tempFiles().length === 1, 'the waiting body on disk');
+        await until(() => tempFiles(t).length === 1, 'the waiting body on disk');
       } finally {
         release();
         await burst;
@@ -187,7 +177,7 @@ describe('POST /api/v1/upload (e2e)', () => {
       const res = await waiting;
       expect(res.status).toBe(200);
       expect(res.body.hash_sha256).toBe(sha256(bytes));
-      expect(tempFiles()).toEqual([]);
+      expect(tempFiles(t)).toEqual([]);
     });
 
     it('should leave nothing behind when the client goes away, before the body outgrew memory or after', async () => {
@@ -196,21 +186,17 @@ describe('POST /api/v1/upload (e2e)', () => {
       try {
         for (const sent of [512 * 1024, 1.5 * MiB]) {
           const body = multipartFile(await noisyPng(13, 1000, 800));
-          const { req, response } = openRequest(server.port, '/api/v1/upload', {
-            Authorization: `Bearer ${token}`,
-            'Content-Type': body.contentType,
-            'Content-Length': body.length,
-          });
+          const { req, response } = openUpload(server.port, token, body);
           response.catch(() => undefined);
           req.write(Buffer.concat([body.head, body.file.subarray(0, sent)]));
           if (sent > MiB) {
-            await until(() => tempFiles().length === 1, 'the temp file');
+            await until(() => tempFiles(t).length === 1, 'the temp file');
           } else {
             // The server has read what was sent when its socket has seen it all; then the client goes.
             await new Promise((r) => setTimeout(r, 100));
           }
           req.destroy();
-          await until(() => tempFiles().length === 0, 'the temp file to be removed');
+          await until(() => tempFiles(t).length === 0, 'the temp file to be removed');
         }
         expect(await sql(t, 'select id from uploads where owner_id = $1', [user.id])).toEqual([]);
         // The key's upload slots were given back: it uploads again at once.
@@ -377,7 +363,7 @@ describe('POST /api/v1/upload (e2e)', () => {
         .expect(415);
       const rows = await sql(t, 'select id from uploads where owner_id = $1', [key.user.id]);
       expect(rows).toHaveLength(0);
-      expect(tempFiles()).toEqual([]);
+      expect(tempFiles(t)).toEqual([]);
     });
 
     it('should answer 403 banned for a banned owner', async () => {

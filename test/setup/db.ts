@@ -19,6 +19,12 @@ export async function sql<T = Record<string, any>>(
   }
 }
 
+/** The multipart reader's temp files (DATA_DIR/tmp); none when the directory was never made. */
+export function tempFiles(t: TestApp): string[] {
+  const dir = join(t.config.dataDir, 'tmp');
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
 /** The objects the app's storage holds: files of the local driver (sharded one directory deep), or S3 objects. */
 export function storedFiles(t: TestApp): string[] {
   if (t.config.storageDriver === 's3') {

@@ -80,6 +80,19 @@ export function openRequest(
   return { req, response };
 }
 
+/** openRequest for POST /api/v1/upload of a multipartFile body with an API key or upload token. */
+export function openUpload(
+  port: number,
+  token: string,
+  body: { contentType: string; length: number },
+): { req: ClientRequest; response: Promise<RawResponse> } {
+  return openRequest(port, '/api/v1/upload', {
+    Authorization: `Bearer ${token}`,
+    'Content-Type': body.contentType,
+    'Content-Length': body.length,
+  });
+}
+
 /** Resolves once `check` holds, polling every few milliseconds (an event the server gives no other signal for). */
 export async function until(
   check: () => boolean | Promise<boolean>,

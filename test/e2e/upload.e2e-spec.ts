@@ -180,6 +180,34 @@ describe('POST /api/v1/upload (e2e)', () => {
       expect(tempFiles(t)).toEqual([]);
     });
 
+    it('should answer 500 storage_failed when a waiting body cannot be put on disk, and record nothing', async () => {
+      const { token, user } = await makeKey(t);
+      const pool = t.app.get(ImagePool);
+      let release!: () => void;
+      const burst = pool.holdBytes(
+        t.config.images.memoryBytes,
+        () => new Promise<void>((r) => (release = r)),
+      );
+      rmSync(tempDir(), { recursive: true, force: true });
+      // A real fault: a file where the temp directory must be.
+      writeFileSync(tempDir(), 'not a directory');
+      try {
+        const res = await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', await png(19), 'a.png');
+        expect({ status: res.status, body: res.body }).toEqual({
+          status: 500,
+          body: { ok: false, code: 'storage_failed', error: expect.any(String) },
+        });
+        expect(await sql(t, 'select id from uploads where owner_id = $1', [user.id])).toEqual([]);
+      } finally {
+        release();
+        await burst;
+        rmSync(tempDir(), { force: true });
+      }
+    });
+
     it('should leave nothing behind when the client goes away, before the body outgrew memory or after', async () => {
       const { token, user } = await makeKey(t);
       const server = await listen(t.app);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { createDeployment } from './service-process';
+import { createDeployment, startScriptEnv } from './service-process';
 
 export const REPO_DIR = join(__dirname, '..', '..');
 
@@ -26,21 +26,6 @@ export interface StartOptions {
   nodeArgs?: string[];
   /** Another checkout to run (a side-by-side baseline); default BENCH_APP_DIR, else this one. */
   appDir?: string;
-}
-
-/**
- * The environment `npm start` gives the process (package.json's start script sets allocator variables such as
- * MALLOC_ARENA_MAX before node starts): read from the script so the bench never drifts from it.
- */
-export function startScriptEnv(appDir = REPO_DIR): Record<string, string> {
-  const pkg = JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as {
-    scripts: { start: string };
-  };
-  const env: Record<string, string> = {};
-  for (const [, name, value] of pkg.scripts.start.matchAll(/(?:^|\s)([A-Z_]+)=(\S+)/g)) {
-    env[name] = value;
-  }
-  return env;
 }
 
 export async function startApp(options: StartOptions): Promise<BenchApp> {

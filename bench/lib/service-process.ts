@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,22 @@ const ROOT = join(__dirname, '..', '..');
 const MAIN = join(ROOT, 'dist', 'src', 'main.js');
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * The environment `npm start` gives the process (package.json's start script sets allocator variables such as
+ * GLIBC_TUNABLES and MALLOC_ARENA_MAX before node starts): read from the script so the bench never drifts from
+ * it. Every launcher of the service (this file's, lib/service.ts, lib/app.ts) starts it with these.
+ */
+export function startScriptEnv(appDir = ROOT): Record<string, string> {
+  const pkg = JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const env: Record<string, string> = {};
+  for (const [, name, value] of pkg.scripts.start.matchAll(/(?:^|\s)([A-Z_]+)=(\S+)/g)) {
+    env[name] = value;
+  }
+  return env;
+}
 
 async function admin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
   const c = new Client({ connectionString: ADMIN_URL });
@@ -102,7 +118,7 @@ export async function startService(
   const started = performance.now();
   const child = spawn(process.execPath, [MAIN], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PORT: String(port), ...env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...startScriptEnv(), PORT: String(port), ...env },
     // BENCH_SERVICE_LOG: the service's log lines go to that file (appended), for a run that needs explaining.
     stdio: [
       'ignore',

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { hashToken, mintApiKey } from '../../src/modules/api-keys/api-key-token';
-import { createDeployment } from './service-process';
+import { createDeployment, startScriptEnv } from './service-process';
 
 const ROOT = join(__dirname, '..', '..');
 export const ADMIN_DATABASE_URL =
@@ -54,6 +54,7 @@ export async function startService(port: number, env: Record<string, string> = {
       env: {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
+        ...startScriptEnv(),
         TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
         ...deployment.env,
         PORT: String(port),

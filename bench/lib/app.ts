@@ -1,6 +1,6 @@
 /**
- * Runs the service as its own process for a bench (`node src/main.ts` through ts-node, so the threadpool, the
- * allocator settings and the worker threads are as in production), on a throwaway database, data dir and Redis
+ * Runs the service as its own process for a bench (`node dist/src/main.js` with the start script's environment, as
+ * `npm start` runs it: the threadpool, the allocator settings and the worker threads are as in production), on a throwaway database, data dir and Redis
  * prefix (lib/service-process's createDeployment: BENCH_DATABASE_URL, BENCH_REDIS_URL) that stop() removes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { createDeployment, startScriptEnv } from './service-process';
+import { builtMain, createDeployment, startScriptEnv } from './service-process';
 
 export const REPO_DIR = join(__dirname, '..', '..');
 
@@ -31,25 +31,21 @@ export interface StartOptions {
 export async function startApp(options: StartOptions): Promise<BenchApp> {
   const appDir = options.appDir ?? process.env.BENCH_APP_DIR ?? REPO_DIR;
   const deployment = await createDeployment();
-  const child = spawn(
-    process.execPath,
-    [...(options.nodeArgs ?? []), '-r', 'ts-node/register/transpile-only', 'src/main.ts'],
-    {
-      cwd: appDir,
-      env: {
-        PATH: process.env.PATH,
-        ...startScriptEnv(appDir),
-        ...deployment.env,
-        PORT: String(options.port),
-        MIGRATE_ON_START: 'true',
-        RATE_LIMIT_UPLOADS_PER_MINUTE: '100000',
-        RATE_LIMIT_UPLOADS_PER_DAY: '1000000',
-        RATE_LIMIT_MANAGEMENT_PER_MINUTE: '100000',
-        ...options.env,
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), builtMain(appDir)], {
+    cwd: appDir,
+    env: {
+      PATH: process.env.PATH,
+      ...startScriptEnv(appDir),
+      ...deployment.env,
+      PORT: String(options.port),
+      MIGRATE_ON_START: 'true',
+      RATE_LIMIT_UPLOADS_PER_MINUTE: '100000',
+      RATE_LIMIT_UPLOADS_PER_DAY: '1000000',
+      RATE_LIMIT_MANAGEMENT_PER_MINUTE: '100000',
+      ...options.env,
     },
-  );
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const base = `http://127.0.0.1:${options.port}`;
   const stop = async (): Promise<void> => {
     if (child.exitCode === null) {

@@ -1,7 +1,7 @@
 /**
- * The service as a real process for benchmarks (issue 14): `node -r ts-node/register/transpile-only src/main.ts`, as
- * `npm run start:dev` runs it (the same JavaScript `npm start` runs once loaded; only start-up differs), on a
- * database of its own, its own Redis prefix and a port of the bench range. Plus the load generator (wrk) and the CPU
+ * The service as a real process for benchmarks (issue 14): `node dist/src/main.js` with the start script's
+ * environment, as `npm start` runs it (`npm run build` first; see builtMain), on a database of its own, its own Redis
+ * prefix and a port of the bench range. Plus the load generator (wrk) and the CPU
  * a process used, from /proc.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { hashToken, mintApiKey } from '../../src/modules/api-keys/api-key-token';
-import { createDeployment, startScriptEnv } from './service-process';
+import { builtMain, createDeployment, startScriptEnv } from './service-process';
 
 const ROOT = join(__dirname, '..', '..');
 export const ADMIN_DATABASE_URL =
@@ -46,37 +46,32 @@ export async function adminQuery(
 export async function startService(port: number, env: Record<string, string> = {}): Promise<Service> {
   const deployment = await createDeployment();
   const { databaseUrl, dataDir } = deployment;
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ['-r', 'ts-node/register/transpile-only', 'src/main.ts'],
-    {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        ...startScriptEnv(),
-        TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
-        ...deployment.env,
-        PORT: String(port),
-        PUBLIC_URL: `http://127.0.0.1:${port}`,
-        SECRET_KEY: randomBytes(32).toString('hex'),
-        MODERATION_ENABLED: 'false',
-        MIGRATE_ON_START: 'true',
-        // Production's level: the fast path writes no info line per hit, the rest of the app does.
-        LOG_LEVEL: 'info',
-        WEB_CONCURRENCY: '1',
-        RATE_LIMIT_MANAGEMENT_PER_MINUTE: '100000000',
-        RATE_LIMIT_UPLOADS_PER_MINUTE: '100000',
-        RATE_LIMIT_UPLOADS_PER_DAY: '100000000',
-        ...env,
-      },
-      stdio: [
-        'ignore',
-        process.env.BENCH_SERVICE_LOG ? openSync(process.env.BENCH_SERVICE_LOG, 'w') : 'ignore',
-        'inherit',
-      ],
+  const child: ChildProcess = spawn(process.execPath, [builtMain()], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...startScriptEnv(),
+      ...deployment.env,
+      PORT: String(port),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      SECRET_KEY: randomBytes(32).toString('hex'),
+      MODERATION_ENABLED: 'false',
+      MIGRATE_ON_START: 'true',
+      // Production's level: the fast path writes no info line per hit, the rest of the app does.
+      LOG_LEVEL: 'info',
+      WEB_CONCURRENCY: '1',
+      RATE_LIMIT_MANAGEMENT_PER_MINUTE: '100000000',
+      RATE_LIMIT_UPLOADS_PER_MINUTE: '100000',
+      RATE_LIMIT_UPLOADS_PER_DAY: '100000000',
+      ...env,
     },
-  );
+    stdio: [
+      'ignore',
+      process.env.BENCH_SERVICE_LOG ? openSync(process.env.BENCH_SERVICE_LOG, 'w') : 'ignore',
+      'inherit',
+    ],
+  });
   const url = `http://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {
     if (child.exitCode === null) {

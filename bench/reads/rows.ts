@@ -8,15 +8,24 @@
  * alone through a pg client — the route's data query (the guard's key lookup, rate limit and request counter are
  * part of what the route costs, not of its SQL). The SQL is sent as a client sends it by default (unnamed: parsed
  * and planned on every call, as pgbench's default and the issue's own figures); the service prepares its statements
- * (leanQuery), so an informational row beside each compares the route with the same SQL prepared as well. Then `/me`
- * req/s against `/healthz` req/s (wrk, 8 connections).
+ * (leanQuery), so an informational row beside each compares the route with the same SQL prepared as well. A third
+ * row compares it with its floor on this machine: a bare `node:http` server (floor-server.ts, a process of its own)
+ * answering the same path with the same SQL, prepared, and one Redis call side by side — what any Node service pays
+ * for the read before its own work (the service's statement also looks the key up). Then `/me` req/s against
+ * `/healthz` req/s (wrk, 8 connections).
  *
  *   npm run bench -- 3 reads        (port 40310)
  */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { Agent, request } from 'node:http';
+import { dirname, join } from 'node:path';
 import { Client } from 'pg';
+import ts from 'typescript';
 import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
 import { startService, wrk } from '../lib/service';
+import { freePort } from '../../test/setup/private-servers';
 
 const PORT = 40310;
 const ROWS = Number(process.env.BENCH_READS_ROWS ?? 300_000);
@@ -41,6 +50,24 @@ async function timeCalls(calls: number, fn: () => Promise<void>): Promise<number
   return percentile50(times);
 }
 
+/**
+ * floor-server.ts as plain JavaScript in a temp dir, for plain `node`: under ts-node the floor would carry
+ * node:domain's slower emit (ts-node loads node:repl), which the service, run from dist, does not.
+ */
+function floorScript(): string {
+  const source = readFileSync(join(__dirname, 'floor-server.ts'), 'utf8');
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: {
+      module: ts.ModuleKind.CommonJS,
+      target: ts.ScriptTarget.ES2022,
+      esModuleInterop: true,
+    },
+  });
+  const file = join(mkdtempSync(join(tmpdir(), 'fxf-bench-floor-')), 'floor-server.js');
+  writeFileSync(file, outputText);
+  return file;
+}
+
 export const suite: BenchSuite = {
   name: 'reads',
   async run({ runs }): Promise<BenchRow[]> {
@@ -48,6 +75,9 @@ export const suite: BenchSuite = {
     const pg = new Client({ connectionString: service.databaseUrl });
     await pg.connect();
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const floorAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const floorServers: ChildProcess[] = [];
+    const floorFiles: string[] = [];
     try {
       const seeded = Date.now();
       // BENCH_READS_ROWS uploads over 1,000 other users, plus OWN for the bench user (a busy account: /me sums them).
@@ -71,11 +101,11 @@ export const suite: BenchSuite = {
       const seedSeconds = (Date.now() - seeded) / 1000;
       const filename = `FIXITFY-${(OWN >> 1).toString(16).padStart(12, '0')}.png`;
 
-      const get = (path: string): Promise<void> =>
+      const getFrom = (base: string, via: Agent, path: string): Promise<void> =>
         new Promise((resolve, reject) => {
           const req = request(
-            `${service.url}${path}`,
-            { agent, headers: { Authorization: `Bearer ${service.token}` } },
+            `${base}${path}`,
+            { agent: via, headers: { Authorization: `Bearer ${service.token}` } },
             (res) => {
               res.resume();
               res.on('end', () =>
@@ -86,15 +116,18 @@ export const suite: BenchSuite = {
           req.on('error', reject);
           req.end();
         });
+      const get = (path: string): Promise<void> => getFrom(service.url, agent, path);
       let prepared = 0;
-      const sql =
-        (text: string, params: unknown[]) =>
-        (named: boolean): (() => Promise<void>) => {
-          const name = named ? `bench_${++prepared}` : undefined;
-          return async (): Promise<void> => {
-            await pg.query({ name, text, values: params });
-          };
-        };
+      const sql = (text: string, params: unknown[]) =>
+        Object.assign(
+          (named: boolean): (() => Promise<void>) => {
+            const name = named ? `bench_${++prepared}` : undefined;
+            return async (): Promise<void> => {
+              await pg.query({ name, text, values: params });
+            };
+          },
+          { text, values: params },
+        );
 
       const routes = [
         {
@@ -135,11 +168,36 @@ export const suite: BenchSuite = {
           ],
         },
       ];
+      // The floor: a bare node:http server doing each route's SQL and one Redis call (floor-server.ts).
+      const floorPort = await freePort();
+      const floorFile = floorScript();
+      floorFiles.push(floorFile);
+      const floorServer = fork(floorFile, [], {
+        execArgv: [],
+        env: {
+          ...process.env,
+          NODE_PATH: join(__dirname, '..', '..', 'node_modules'),
+          FLOOR_PORT: String(floorPort),
+          FLOOR_DATABASE_URL: service.databaseUrl,
+          FLOOR_REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+          FLOOR_ROUTES: JSON.stringify(
+            Object.fromEntries(routes.map((r) => [r.path, { text: r.sql[0].text, values: r.sql[0].values }])),
+          ),
+        },
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      });
+      floorServers.push(floorServer);
+      await new Promise<void>((resolve, reject) => {
+        floorServer.once('message', () => resolve());
+        floorServer.once('exit', (code) => reject(new Error(`the floor server exited (${code})`)));
+      });
+      const floorUrl = `http://127.0.0.1:${floorPort}`;
       const rows: BenchRow[] = [];
       for (const route of routes) {
         const ours: number[] = [];
         const theirs: number[] = [];
         const theirsPrepared: number[] = [];
+        const floor: number[] = [];
         const plain = route.sql.map((q) => q(false));
         const named = route.sql.map((q) => q(true));
         const each = (qs: (() => Promise<void>)[]) => async (): Promise<void> => {
@@ -151,6 +209,7 @@ export const suite: BenchSuite = {
           theirs.push(await timeCalls(CALLS, each(plain)));
           theirsPrepared.push(await timeCalls(CALLS, each(named)));
           ours.push(await timeCalls(CALLS, () => get(route.path)));
+          floor.push(await timeCalls(CALLS, () => getFrom(floorUrl, floorAgent, route.path)));
         }
         rows.push(
           row({
@@ -172,6 +231,14 @@ export const suite: BenchSuite = {
             baselineLabel: 'its SQL alone, prepared (pg)',
             unit: 'ms',
             note: 'informational: the service prepares its statements too',
+          }),
+          row({
+            label: `${route.label} p50, against its floor`,
+            value: median(ours),
+            baseline: median(floor),
+            baselineLabel: 'bare node:http server: its SQL (prepared) + one Redis call',
+            unit: 'ms',
+            note: `informational: the least a Node service pays for this read here (the floor's own ratio to its SQL: ${(median(floor) / median(theirs)).toFixed(2)}×)`,
           }),
         );
       }
@@ -203,6 +270,13 @@ export const suite: BenchSuite = {
       return rows;
     } finally {
       agent.destroy();
+      floorAgent.destroy();
+      for (const child of floorServers) {
+        child.kill();
+      }
+      for (const file of floorFiles) {
+        rmSync(dirname(file), { recursive: true, force: true });
+      }
       await pg.end();
       await service.stop();
     }

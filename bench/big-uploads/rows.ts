@@ -21,8 +21,8 @@ import {
   uploadOwnConnection,
 } from '../lib/app';
 import { type BenchSuite, median, row } from '../lib/report';
+import { freePort } from '../../test/setup/private-servers';
 
-const PORT = 40420;
 const PARALLEL = 16;
 const CACHE = join(REPO_DIR, '.tmp', 'bench-big-uploads');
 const MODEL_CACHE = join(REPO_DIR, '.tmp', 'moderation-cache');
@@ -89,7 +89,7 @@ export const suite: BenchSuite = {
     const jpeg = await bigJpeg();
     const modelPath = await ensureNsfwModel(MODEL_CACHE);
     const app = await startApp({
-      port: PORT,
+      port: await freePort(),
       env: { MODERATION_MODEL_PATH: modelPath, UPLOADS_IN_FLIGHT_PER_KEY: String(PARALLEL) },
     });
     const pid = app.child.pid!;

@@ -17,9 +17,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
 import { cpuMs, headLoad, startService, wrk } from '../lib/service';
+import { freePort } from '../../test/setup/private-servers';
 
-const APP_PORT = 40301;
-const NGINX_PORT = 40302;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 
 /** A noise JPEG of about 200 KB (noise does not compress, so the size is predictable). */
@@ -47,7 +46,7 @@ interface Target {
   mime: string;
 }
 
-function startNginx(prefix: string, targets: Target[]): ChildProcess {
+function startNginx(prefix: string, port: number, targets: Target[]): ChildProcess {
   mkdirSync(join(prefix, 'logs'), { recursive: true });
   mkdirSync(join(prefix, 'tmp'), { recursive: true });
   const tmp = join(prefix, 'tmp');
@@ -71,7 +70,7 @@ http {
   client_body_temp_path ${tmp}/b; proxy_temp_path ${tmp}/p; fastcgi_temp_path ${tmp}/f; uwsgi_temp_path ${tmp}/u; scgi_temp_path ${tmp}/s;
   types { }
   server {
-    listen 127.0.0.1:${NGINX_PORT};
+    listen 127.0.0.1:${port};
     ${locations}
   }
 }
@@ -89,7 +88,9 @@ http {
 export const suite: BenchSuite = {
   name: 'direct links',
   async run({ runs }): Promise<BenchRow[]> {
-    const service = await startService(APP_PORT);
+    const appPort = await freePort();
+    const nginxPort = await freePort();
+    const service = await startService(appPort);
     const prefix = mkdtempSync(join(tmpdir(), 'fxf-bench-nginx-'));
     let nginx: ChildProcess | undefined;
     try {
@@ -149,18 +150,19 @@ export const suite: BenchSuite = {
       const nginxPath = (t: Target): string => (t === targets[1] ? `/v/${filename}.webp` : t.path);
       nginx = startNginx(
         prefix,
+        nginxPort,
         targets.map((t) => ({ ...t, path: nginxPath(t) })),
       );
-      await waitUp(`http://127.0.0.1:${NGINX_PORT}${nginxPath(targets[0])}`);
+      await waitUp(`http://127.0.0.1:${nginxPort}${nginxPath(targets[0])}`);
       // Each server's own ETag for its 304: nginx's (mtime-size) is not ours (the SHA-256). Sent ours, nginx would
       // answer 200 with the whole file, and the "304" row would compare our 304s with nginx's 200s. Both must
       // answer 304 before the load.
       const nginxEtag = new Map<Target, string>();
       for (const t of targets) {
-        const probe = await fetch(`http://127.0.0.1:${NGINX_PORT}${nginxPath(t)}`, { method: 'HEAD' });
+        const probe = await fetch(`http://127.0.0.1:${nginxPort}${nginxPath(t)}`, { method: 'HEAD' });
         nginxEtag.set(t, probe.headers.get('etag') ?? '');
         for (const [url, etag] of [
-          [`http://127.0.0.1:${NGINX_PORT}${nginxPath(t)}`, nginxEtag.get(t)!],
+          [`http://127.0.0.1:${nginxPort}${nginxPath(t)}`, nginxEtag.get(t)!],
           [`${service.url}${t.path}`, t.etag],
         ]) {
           const res = await fetch(url, { headers: { 'If-None-Match': etag } });
@@ -190,15 +192,17 @@ export const suite: BenchSuite = {
           for (let i = 0; i < runs; i++) {
             const load = async (port: number, path: string): Promise<LoadResult> => {
               const headers =
-                m.what === '304' && port === NGINX_PORT ? { 'If-None-Match': nginxEtag.get(target)! } : m.headers;
+                m.what === '304' && port === nginxPort
+                  ? { 'If-None-Match': nginxEtag.get(target)! }
+                  : m.headers;
               return m.method === 'HEAD'
                 ? headLoad('127.0.0.1', port, path, { seconds: SECONDS })
                 : wrk(`http://127.0.0.1:${port}${path}`, { headers, seconds: SECONDS });
             };
-            const n = await load(NGINX_PORT, nginxPath(target));
+            const n = await load(nginxPort, nginxPath(target));
             theirs.push(n.rps);
             const before = cpuMs(service.pid);
-            const s = await load(APP_PORT, target.path);
+            const s = await load(appPort, target.path);
             const used = cpuMs(service.pid) - before;
             if (s.non2xx > 0 && m.what !== '304') {
               throw new Error(`${s.non2xx} error answers from the service on ${target.path}`);

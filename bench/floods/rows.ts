@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { newKey, percentile, REPO_DIR, startApp, uploadOwnConnection } from '../lib/app';
 import { type BenchSuite, median, row } from '../lib/report';
+import { freePort } from '../../test/setup/private-servers';
 
-const PORT = 40440;
 const HEAVY = 4;
 const CACHE = join(REPO_DIR, '.tmp', 'bench-floods');
 
@@ -86,7 +86,7 @@ export const suite: BenchSuite = {
   async run({ runs }) {
     const samples = Number(process.env.BENCH_FLOODS_SAMPLES ?? 100);
     const gif = await worstCaseGif();
-    const app = await startApp({ port: PORT, env: { MODERATION_ENABLED: 'false' } });
+    const app = await startApp({ port: await freePort(), env: { MODERATION_ENABLED: 'false' } });
     const results: { idle50: number; idle99: number; load50: number; load99: number; heavyDone: number }[] =
       [];
     try {

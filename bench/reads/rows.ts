@@ -14,7 +14,7 @@
  * for the read before its own work (the service's statement also looks the key up). Then `/me` req/s against
  * `/healthz` req/s (wrk, 8 connections).
  *
- *   npm run bench -- 3 reads        (port 40310)
+ *   npm run bench -- 3 reads
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +27,6 @@ import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
 import { startService, wrk } from '../lib/service';
 import { freePort } from '../../test/setup/private-servers';
 
-const PORT = 40310;
 const ROWS = Number(process.env.BENCH_READS_ROWS ?? 300_000);
 const OWN = Number(process.env.BENCH_READS_OWN ?? 2000);
 const CALLS = Number(process.env.BENCH_READS_CALLS ?? 300);
@@ -71,7 +70,7 @@ function floorScript(): string {
 export const suite: BenchSuite = {
   name: 'reads',
   async run({ runs }): Promise<BenchRow[]> {
-    const service = await startService(PORT);
+    const service = await startService(await freePort());
     const pg = new Client({ connectionString: service.databaseUrl });
     await pg.connect();
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });

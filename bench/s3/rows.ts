@@ -26,8 +26,8 @@ import { databaseUrl, INFRA_ENV, withAdminClient } from '../../test/setup/infra'
 import { TestS3 } from '../../test/setup/s3-server';
 import { createTestApp, type TestApp } from '../../test/setup/test-app';
 import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
+import { freePort } from '../../test/setup/private-servers';
 
-const S3_PORT = 40601;
 const CONCURRENCY = 8;
 const LOAD_MS = 2000;
 const UPLOADS_PER_ROUND = 8;
@@ -94,9 +94,10 @@ async function startS3Process(): Promise<{
   proc: ChildProcess;
   s3: { endpoint: string; env: TestS3['env'] };
 }> {
+  const port = await freePort();
   const proc = spawn(
     process.execPath,
-    ['-r', 'ts-node/register/transpile-only', join(__dirname, 's3rver-process.ts'), String(S3_PORT)],
+    ['-r', 'ts-node/register/transpile-only', join(__dirname, 's3rver-process.ts'), String(port)],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   await new Promise<void>((resolve, reject) => {
@@ -109,7 +110,7 @@ async function startS3Process(): Promise<{
   });
   // The same settings TestS3 gives, pointed at the child's port.
   const shape = Object.create(TestS3.prototype) as TestS3;
-  Object.assign(shape, { port: S3_PORT, bucket: 'fxf-test' });
+  Object.assign(shape, { port, bucket: 'fxf-test' });
   return { proc, s3: { endpoint: shape.endpoint, env: shape.env.bind(shape) } };
 }
 

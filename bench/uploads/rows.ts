@@ -28,8 +28,8 @@ import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-c
 import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
 import { newKey, REPO_DIR, startApp, upload } from '../lib/app';
 import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
+import { freePort } from '../../test/setup/private-servers';
 
-const PORT = 40410;
 const MODEL_CACHE = join(REPO_DIR, '.tmp', 'moderation-cache');
 /** MODERATION_FRAMES' default: the frames of an animation the service reviews. */
 const REVIEW_FRAMES = 3;
@@ -213,7 +213,7 @@ export const suite: BenchSuite = {
     const modelPath = await ensureNsfwModel(MODEL_CACHE);
     const classifier = await NsfwClassifier.load(modelPath, { threads: REVIEW_THREADS, concurrency: 2 });
     const app = await startApp({
-      port: PORT,
+      port: await freePort(),
       env: { MODERATION_MODEL_PATH: modelPath, MODERATION_THREADS: String(REVIEW_THREADS) },
     });
     const all = cases();

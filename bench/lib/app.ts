@@ -1,7 +1,8 @@
 /**
  * Runs the service as its own process for a bench (`node dist/src/main.js` with the start script's environment, as
- * `npm start` runs it: the threadpool, the allocator settings and the worker threads are as in production), on a throwaway database, data dir and Redis
- * prefix (lib/service-process's createDeployment: BENCH_DATABASE_URL, BENCH_REDIS_URL) that stop() removes.
+ * `npm start` runs it: the threadpool, the allocator settings and the worker threads are as in production), on a
+ * throwaway database, data dir and Redis prefix (lib/service-process's createDeployment: BENCH_DATABASE_URL,
+ * BENCH_REDIS_URL) that stop() removes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

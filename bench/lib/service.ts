@@ -1,8 +1,7 @@
 /**
  * The service as a real process for benchmarks (issue 14): `node dist/src/main.js` with the start script's
  * environment, as `npm start` runs it (`npm run build` first; see builtMain), on a database of its own, its own Redis
- * prefix and a port of the bench range. Plus the load generator (wrk) and the CPU
- * a process used, from /proc.
+ * prefix and the port it is given. Plus the load generator (wrk) and the CPU a process used, from /proc.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

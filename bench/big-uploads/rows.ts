@@ -3,7 +3,8 @@
  * started with the environment of `npm start`, so a cluster of one worker per core; moderation on with the real
  * model), while `/healthz` is asked every 20 ms. RSS is the whole process tree: primary, workers, heavy-image
  * processes. Per run: the peak RSS over the idle RSS (goal ≤ 250 MB), `/healthz` p99 during the burst (goal ≤ 100 ms;
- * idle p99 measured in the same run beside it) and the RSS 10 s after the burst over idle (memory goes back).
+ * idle p99 measured in the same run beside it) and the RSS 10 s after the burst over idle (memory goes back). Each
+ * run's idle figure is taken after the run before, so a row of its own gives the first burst of the fresh process.
  *
  *   npm run bench -- [runs] big-uploads
  */
@@ -149,6 +150,17 @@ export const suite: BenchSuite = {
         unit: 'MB',
         goal: { direction: 'at-most', ratio: 1 },
         note: idleNote,
+      }),
+      // The median above is over runs whose idle figure each comes after the run before (what it left included); a
+      // fresh process's first burst is the one an operator meets after a restart, so it has a row of its own.
+      row({
+        label: `the first burst of a fresh process: peak RSS over its idle (MB)`,
+        value: results[0].peak - results[0].idle,
+        baselineLabel: 'the 250 MB goal (ratio = MB / 250)',
+        baseline: 250,
+        unit: 'MB',
+        goal: { direction: 'at-most', ratio: 1 },
+        note: `idle RSS ${results[0].idle.toFixed(0)} MB; 10 s after it, ${(results[0].after - results[0].idle).toFixed(0)} MB over idle`,
       }),
       row({
         label: '/healthz p99 during the burst (ms)',

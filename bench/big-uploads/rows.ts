@@ -154,7 +154,7 @@ export const suite: BenchSuite = {
       // The median above is over runs whose idle figure each comes after the run before (what it left included); a
       // fresh process's first burst is the one an operator meets after a restart, so it has a row of its own.
       row({
-        label: `the first burst of a fresh process: peak RSS over its idle (MB)`,
+        label: 'the first burst of a fresh process: peak RSS over its idle (MB)',
         value: results[0].peak - results[0].idle,
         baselineLabel: 'the 250 MB goal (ratio = MB / 250)',
         baseline: 250,

@@ -11,7 +11,7 @@
  * The row's ratio is the end-to-end median over the median of that sum; the goal is ≤ 1.5×.
  * `npm run bench` starts this process with the service's GLIBC_TUNABLES (huge pages for buffers of 2 MB and up): on
  * a machine where a 4 KB page fault is costly, the parts alone would otherwise pay a fault lottery the service does
- * not (a 12 MP decode took 60 ms or 160 ms from one sample to the next).
+ * not (a 12 MP decode took 55 ms in one sample and 178 ms in the next).
  * The 16×16 PNG row is the fixed cost: its end-to-end median in ms against the 20 ms goal (a ratio to 20 ms). Its
  * pixels have transparency, so the review classifies it over two backgrounds; an informational row beside it gives
  * an opaque 16×16 PNG (one review input).

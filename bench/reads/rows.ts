@@ -75,8 +75,9 @@ export const suite: BenchSuite = {
     await pg.connect();
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const floorAgent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const floorServers: ChildProcess[] = [];
-    const floorFiles: string[] = [];
+    // The floor server and its script, once started (the finally below ends and removes them).
+    let floorServer: ChildProcess | undefined;
+    let floorFile: string | undefined;
     try {
       const seeded = Date.now();
       // BENCH_READS_ROWS uploads over 1,000 other users, plus OWN for the bench user (a busy account: /me sums them).
@@ -169,9 +170,8 @@ export const suite: BenchSuite = {
       ];
       // The floor: a bare node:http server doing each route's SQL and one Redis call (floor-server.ts).
       const floorPort = await freePort();
-      const floorFile = floorScript();
-      floorFiles.push(floorFile);
-      const floorServer = fork(floorFile, [], {
+      floorFile = floorScript();
+      const floor = fork(floorFile, [], {
         execArgv: [],
         env: {
           ...process.env,
@@ -185,10 +185,10 @@ export const suite: BenchSuite = {
         },
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       });
-      floorServers.push(floorServer);
+      floorServer = floor;
       await new Promise<void>((resolve, reject) => {
-        floorServer.once('message', () => resolve());
-        floorServer.once('exit', (code) => reject(new Error(`the floor server exited (${code})`)));
+        floor.once('message', () => resolve());
+        floor.once('exit', (code) => reject(new Error(`the floor server exited (${code})`)));
       });
       const floorUrl = `http://127.0.0.1:${floorPort}`;
       const rows: BenchRow[] = [];
@@ -270,11 +270,9 @@ export const suite: BenchSuite = {
     } finally {
       agent.destroy();
       floorAgent.destroy();
-      for (const child of floorServers) {
-        child.kill();
-      }
-      for (const file of floorFiles) {
-        rmSync(dirname(file), { recursive: true, force: true });
+      floorServer?.kill();
+      if (floorFile) {
+        rmSync(dirname(floorFile), { recursive: true, force: true });
       }
       await pg.end();
       await service.stop();

@@ -71,10 +71,31 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     return { child, stdout: () => out, stderr: () => err, exited };
   }
 
+  /** What /proc holds at `path`, or '' when the process or thread ended between listing and reading. */
+  function procText(path: string): string {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ESRCH') {
+        return '';
+      }
+      throw error;
+    }
+  }
+
+  /** The child pids of `pid`, over all its threads; [] once it has exited. Threads come and go while this reads. */
   function childrenOf(pid: number): number[] {
-    const tasks = readdirSync(`/proc/${pid}/task`);
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        return [];
+      }
+      throw error;
+    }
     const kids = tasks.flatMap((task) =>
-      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean),
+      procText(`/proc/${pid}/task/${task}/children`).trim().split(/\s+/).filter(Boolean),
     );
     return kids.map(Number).sort((a, b) => a - b);
   }

@@ -102,6 +102,17 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
 
   const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
 
+  /** Every child the service's primary has had so far, polled every 50 ms until `stop()`. */
+  function watchChildren(svc: Service): { seen: () => number[]; stop: () => void } {
+    const seen = new Set<number>();
+    const timer = setInterval(() => {
+      for (const pid of childrenOf(svc.child.pid!)) {
+        seen.add(pid);
+      }
+    }, 50);
+    return { seen: () => [...seen].sort((a, b) => a - b), stop: () => clearInterval(timer) };
+  }
+
   /** The inode of the server side of each connection from `clientPorts` to `port` (IPv4 and v4-mapped IPv6). */
   function acceptedInodes(port: number, clientPorts: number[]): Map<number, string> {
     const hex = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
@@ -223,21 +234,15 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     const port = (blocker.address() as { port: number }).port;
     try {
       const svc = start({ PORT: String(port), WEB_CONCURRENCY: '2' });
-      let workers: number[] = [];
-      const watcher = setInterval(() => {
-        if (alive(svc.child.pid!)) {
-          const kids = childrenOf(svc.child.pid!);
-          workers = [...new Set([...workers, ...kids])];
-        }
-      }, 50);
+      const children = watchChildren(svc);
       const { code } = await svc.exited;
-      clearInterval(watcher);
+      children.stop();
       expect(code).toBe(1);
       expect(svc.stdout()).toBe('');
       expect(svc.stderr()).toBe(
         `PORT ${port} is in use: stop what listens there or set PORT to a free port.\n`,
       );
-      for (const pid of workers) {
+      for (const pid of children.seen()) {
         expect(alive(pid)).toBe(false);
       }
     } finally {
@@ -247,10 +252,28 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
 
   it('should refuse WEB_CONCURRENCY=0 in one line before starting anything', async () => {
     const svc = start({ WEB_CONCURRENCY: '0' });
+    const children = watchChildren(svc);
     const { code } = await svc.exited;
+    children.stop();
     expect(code).toBe(1);
     expect(svc.stderr()).toBe(
       'Invalid environment variables: WEB_CONCURRENCY must be a whole number from 1 to 64 (got "0"). Fix them (see .env.example).\n',
     );
+    // A setting the primary cannot read as a number of processes is validated before anything is forked.
+    expect(children.seen()).toEqual([]);
+  }, 60_000);
+
+  it('should check before it forks: a failed check is one line, and no worker was started', async () => {
+    const closed = await freePort();
+    const svc = start({ WEB_CONCURRENCY: '2', REDIS_URL: `redis://127.0.0.1:${closed}` });
+    const children = watchChildren(svc);
+    const { code } = await svc.exited;
+    children.stop();
+    expect(code).toBe(1);
+    expect(svc.stdout()).toBe('');
+    expect(svc.stderr()).toBe(
+      `No Redis answers at redis://127.0.0.1:${closed}: start one (e.g. \`redis-server --daemonize yes\`, or \`docker run -p 6379:6379 redis:7\`) or set REDIS_URL.\n`,
+    );
+    expect(children.seen()).toEqual([]);
   }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { readInfra } from '../setup/infra';
 import { dropRedisKeys } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
 import { startEmbeddedPostgres } from '../../src/database/embedded-postgres';
 
 const run = promisify(execFile);
@@ -167,4 +168,54 @@ describe('embedded PostgreSQL', () => {
     // The cluster was stopped with the CLI: nothing holds its lock.
     expect(existsSync(join(realpathSync(join(dataDir, 'postgres')), 'postmaster.pid'))).toBe(false);
   }, 180000);
+
+  it("should serve `npm start`'s default, a process per core, on the embedded cluster, and stop it on SIGTERM", async () => {
+    const dataDir = join(privateDir(), 'data');
+    cleanups.push(() => removeTree(dataDir));
+    const [pgPort, port] = [await freePort(), await freePort()];
+    const redisUrl = readInfra().redisUrl;
+    const prefix = `fxf-test:embedded-start-${process.pid}:`;
+    cleanups.push(() => dropRedisKeys(redisUrl, prefix));
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        DATA_DIR: dataDir,
+        EMBEDDED_POSTGRES_PORT: String(pgPort),
+        PORT: String(port),
+        WEB_CONCURRENCY: '2',
+        REDIS_URL: redisUrl,
+        REDIS_PREFIX: prefix,
+        MODERATION_ENABLED: 'false',
+        LOG_LEVEL: 'silent',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanups.push(() => void (child.exitCode === null && child.kill('SIGKILL')));
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await waitFor('the listening line', () => out.includes('listening') || child.exitCode !== null, 150_000);
+    expect(err).toBe('');
+    expect(out).toBe(`Fixitfy Upload listening on http://localhost:${port} (port ${port}, 2 processes)\n`);
+
+    // The workers learnt the embedded cluster's URL from their primary (it is in no environment variable): each of
+    // six connections of their own, handed to the workers in turn, reaches the database.
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        fetch(`http://127.0.0.1:${port}/readyz`, { headers: { connection: 'close' } }).then(async (r) => ({
+          status: r.status,
+          body: (await r.json()) as { checks: { database: boolean } },
+        })),
+      ),
+    );
+    expect(answers.map((a) => [a.status, a.body.checks.database])).toEqual(Array(6).fill([200, true]));
+
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // The primary stopped the cluster it started, after its workers.
+    expect(existsSync(join(realpathSync(join(dataDir, 'postgres')), 'postmaster.pid'))).toBe(false);
+  }, 240000);
 });

@@ -1,7 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
-import { availableParallelism } from 'node:os';
+import { httpProcessCount } from './common/jobs/process-role';
 import type { AppConfig } from './config/app-config';
-import { roleStarts } from './common/jobs/process-role';
 
 /**
  * WEB_CONCURRENCY (issue 14, goal 5): `npm start` serves HTTP from one process per core through Node's cluster.
@@ -25,10 +24,7 @@ const SHUTDOWN_GRACE_MS = 30_000;
 
 /** How many HTTP processes to run: WEB_CONCURRENCY, default one per available core; 1 for roles without HTTP. */
 export function processCount(config: AppConfig): number {
-  if (!roleStarts(config.appRole, 'http')) {
-    return 1;
-  }
-  return config.webConcurrency ?? availableParallelism();
+  return httpProcessCount(config.appRole, config.webConcurrency);
 }
 
 /** Whether this process is a worker the primary forked (cluster sets NODE_UNIQUE_ID). */

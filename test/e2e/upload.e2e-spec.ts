@@ -158,7 +158,7 @@ describe('POST /api/v1/upload (e2e)', () => {
       const pool = t.app.get(ImagePool);
       let release!: () => void;
       const burst = pool.holdBytes(
-        t.config.images.memoryBytes,
+        pool.budgetBytes,
         () => new Promise<void>((r) => (release = r)),
       );
       const bytes = await png(18);
@@ -185,7 +185,7 @@ describe('POST /api/v1/upload (e2e)', () => {
       const pool = t.app.get(ImagePool);
       let release!: () => void;
       const burst = pool.holdBytes(
-        t.config.images.memoryBytes,
+        pool.budgetBytes,
         () => new Promise<void>((r) => (release = r)),
       );
       rmSync(tempDir(), { recursive: true, force: true });

@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+
 /**
  * What each kind of process starts: the one place that decides it. `api` serves HTTP and reviews uploads (so it
  * loads the model); `worker` runs the background work; `cli` runs one operator command with nothing in the
@@ -37,4 +39,12 @@ const STARTS: Record<ProcessRole, readonly ProcessPart[]> = {
 /** Whether a process of `role` starts `part`. */
 export function roleStarts(role: ProcessRole, part: ProcessPart): boolean {
   return STARTS[role].includes(part);
+}
+
+/**
+ * How many HTTP processes `npm start` runs (src/cluster.ts): WEB_CONCURRENCY, default one per available core; 1 for
+ * a role without HTTP.
+ */
+export function httpProcessCount(role: ProcessRole, webConcurrency: number | undefined): number {
+  return roleStarts(role, 'http') ? (webConcurrency ?? availableParallelism()) : 1;
 }

@@ -1,5 +1,6 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
+import { httpProcessCount } from '../../common/jobs/process-role';
 import { limitSharpMemory, niceImageThreads } from '../media/sharp-settings';
 import { Semaphore } from '../moderation/semaphore';
 import { ByteBudget } from './byte-budget';
@@ -21,6 +22,11 @@ export class ImagePool implements OnModuleDestroy {
   private readonly light: Semaphore;
   private readonly heavy = new Semaphore(1);
   private readonly bytes: ByteBudget;
+  /**
+   * This process's part of IMAGE_MEMORY_MB: `npm start` runs an HTTP process per core, and a burst of big uploads
+   * reaches all of them, so the machine holds the budget once rather than once per process.
+   */
+  readonly budgetBytes: number;
   private readonly nice: number;
   private renice: NodeJS.Timeout | undefined;
   private readonly heavyProcess: HeavyImageProcess | undefined;
@@ -30,7 +36,11 @@ export class ImagePool implements OnModuleDestroy {
     this.heavyProcess = config.images.heavyProcess
       ? new HeavyImageProcess(config.images.heavyNice, HEAVY_PIXELS)
       : undefined;
-    this.bytes = new ByteBudget(config.images.memoryBytes);
+    this.budgetBytes = Math.max(
+      1,
+      Math.floor(config.images.memoryBytes / httpProcessCount(config.appRole, config.webConcurrency)),
+    );
+    this.bytes = new ByteBudget(this.budgetBytes);
     this.nice = config.images.threadNice;
     limitSharpMemory();
     if (this.nice !== 0) {

@@ -1,0 +1,47 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../config/app-config';
+import { ImagePool } from './image-pool.service';
+
+const MB = 1024 * 1024;
+
+describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
+  let dir: string;
+  const pools: ImagePool[] = [];
+  const pool = (env: Record<string, string>): ImagePool => {
+    const made = new ImagePool(loadConfig({ DATA_DIR: dir, IMAGE_HEAVY_PROCESS: 'false', ...env }));
+    pools.push(made);
+    return made;
+  };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fxf-pool-'));
+  });
+  afterEach(() => {
+    pools.splice(0).forEach((p) => p.onModuleDestroy());
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('should give each HTTP process its part of the budget: one per core by default, WEB_CONCURRENCY otherwise', () => {
+    expect(pool({ IMAGE_MEMORY_MB: '48' }).budgetBytes).toBe(Math.floor((48 * MB) / availableParallelism()));
+    expect(pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '1' }).budgetBytes).toBe(48 * MB);
+    expect(pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '4' }).budgetBytes).toBe(12 * MB);
+    expect(pool({ IMAGE_MEMORY_MB: '1', WEB_CONCURRENCY: '3' }).budgetBytes).toBe(Math.floor(MB / 3));
+    // A role without HTTP runs one process: the whole budget.
+    expect(pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '4', APP_ROLE: 'worker' }).budgetBytes).toBe(48 * MB);
+  });
+
+  it('should hold a second 20 MB upload while one runs, with two processes sharing 48 MB', async () => {
+    const shared = pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '2' });
+    let release!: () => void;
+    const first = shared.holdBytes(20 * MB, () => new Promise<void>((r) => (release = r)));
+    await new Promise((r) => setImmediate(r));
+    expect(shared.wouldWaitForBytes(20 * MB)).toBe(true);
+    expect(shared.wouldWaitForBytes(4 * MB)).toBe(false);
+    release();
+    await first;
+    expect(shared.wouldWaitForBytes(20 * MB)).toBe(false);
+    // Alone, the same process would have room for both.
+    expect(pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '1' }).wouldWaitForBytes(40 * MB)).toBe(false);
+  });
+});

@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { type Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { builtMain, createDeployment, startScriptEnv } from './service-process';
 
@@ -115,6 +115,31 @@ export function uploadOwnConnection(
   bytes: Buffer,
   name: string,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
+  return uploadRaw(base, token, bytes, name, false);
+}
+
+/**
+ * The same upload with as little of the client's own in the time as can be: the multipart body put together in one
+ * buffer and sent in one write, over `agent`'s kept-alive connection. fetch builds a FormData body per request, which
+ * a trace put at 3–5 ms of a 16×16 PNG's upload here; this measures the service's part.
+ */
+export function uploadKeptAlive(
+  agent: Agent,
+  base: string,
+  token: string,
+  bytes: Buffer,
+  name: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  return uploadRaw(base, token, bytes, name, agent);
+}
+
+function uploadRaw(
+  base: string,
+  token: string,
+  bytes: Buffer,
+  name: string,
+  agent: Agent | false,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const boundary = `bench${Math.random().toString(16).slice(2)}`;
   const head = Buffer.from(
     `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\n` +
@@ -122,12 +147,14 @@ export function uploadOwnConnection(
   );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const url = new URL('/api/v1/upload', base);
+  // A kept-alive connection gets the body in one write; a burst's own connections stream it (no 20 MB copies).
+  const whole = agent ? Buffer.concat([head, bytes, tail]) : null;
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       {
         method: 'POST',
-        agent: false,
+        agent,
         headers: {
           Authorization: `Bearer ${token}`,
           'Content-Type': `multipart/form-data; boundary=${boundary}`,
@@ -150,6 +177,10 @@ export function uploadOwnConnection(
       },
     );
     req.on('error', reject);
+    if (whole) {
+      req.end(whole);
+      return;
+    }
     req.write(head);
     req.write(bytes);
     req.end(tail);

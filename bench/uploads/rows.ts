@@ -20,13 +20,14 @@
  */
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
+import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { pickFrames, type RawImage } from '../../src/modules/media/decode';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
 import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
-import { newKey, REPO_DIR, startApp, upload } from '../lib/app';
+import { newKey, REPO_DIR, startApp, upload, uploadKeptAlive } from '../lib/app';
 import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
 import { freePort } from '../../test/setup/private-servers';
 
@@ -218,6 +219,9 @@ export const suite: BenchSuite = {
     });
     const all = cases();
     const e2e = all.map(() => [] as number[]);
+    // The 16×16 cases also through a lean client (uploadKeptAlive): the service's part of the fixed cost.
+    const lean = all.map(() => [] as number[]);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const parts = all.map(() => [] as number[]);
     const split = all.map(() => ({
       decode: [] as number[],
@@ -238,6 +242,7 @@ export const suite: BenchSuite = {
       for (let r = 0; r < runs; r++) {
         for (const [ci, c] of all.entries()) {
           const ours: number[] = [];
+          const leanOurs: number[] = [];
           const sums: number[] = [];
           for (let s = 0; s < c.samples; s++) {
             const bytes = await c.make(++n);
@@ -246,6 +251,15 @@ export const suite: BenchSuite = {
             ours.push(performance.now() - started);
             if (res.status !== 200 || res.body.deduplicated) {
               throw new Error(`upload of ${c.label} answered ${res.status} ${JSON.stringify(res.body)}`);
+            }
+            if (c.label.startsWith('16×16')) {
+              const other = await c.make(++n);
+              const began = performance.now();
+              const leanRes = await uploadKeptAlive(agent, app.base, token, other, c.name);
+              leanOurs.push(performance.now() - began);
+              if (leanRes.status !== 200 || leanRes.body.deduplicated) {
+                throw new Error(`upload of ${c.label} answered ${leanRes.status} ${JSON.stringify(leanRes.body)}`);
+              }
             }
             // The parts alone, on the same bytes, right after.
             let frames: RawImage[] = [];
@@ -263,14 +277,18 @@ export const suite: BenchSuite = {
             split[ci].write.push(w);
           }
           e2e[ci].push(median(ours));
+          if (leanOurs.length > 0) {
+            lean[ci].push(median(leanOurs));
+          }
           parts[ci].push(median(sums));
         }
       }
     } finally {
+      agent.destroy();
       await app.stop();
       await classifier.close();
     }
-    return all.map((c, ci): BenchRow => {
+    return all.flatMap((c, ci): BenchRow[] => {
       const ours = median(e2e[ci]);
       const p = split[ci];
       const detail =
@@ -278,25 +296,39 @@ export const suite: BenchSuite = {
         `hashes ${median(p.hash).toFixed(1)}, write ${median(p.write).toFixed(1)} ms; ` +
         `${runs} runs × ${c.samples} uploads`;
       if (c.label.startsWith('16×16')) {
-        return row({
+        return [
+          row({
+            label: `upload ${c.label}, end to end (ms)`,
+            value: ours,
+            baselineLabel: 'the 20 ms goal (ratio = ms / 20)',
+            baseline: 20,
+            unit: 'ms',
+            goal: c.informational ? undefined : { direction: 'at-most', ratio: 1 },
+            note: `sum of its parts ${median(parts[ci]).toFixed(1)} ms; ${detail}`,
+          }),
+          row({
+            label: `upload ${c.label}, the service's part (ms)`,
+            value: median(lean[ci]),
+            baselineLabel: 'the 20 ms goal (ratio = ms / 20)',
+            baseline: 20,
+            unit: 'ms',
+            note:
+              'informational: the same upload from a lean client (the multipart body in one buffer, one write, a ' +
+              'kept-alive node:http connection) instead of fetch and FormData',
+          }),
+        ];
+      }
+      return [
+        row({
           label: `upload ${c.label}, end to end (ms)`,
           value: ours,
-          baselineLabel: 'the 20 ms goal (ratio = ms / 20)',
-          baseline: 20,
+          baselineLabel: 'decode + review + hashes + fsync write alone',
+          baseline: median(parts[ci]),
           unit: 'ms',
-          goal: c.informational ? undefined : { direction: 'at-most', ratio: 1 },
-          note: `sum of its parts ${median(parts[ci]).toFixed(1)} ms; ${detail}`,
-        });
-      }
-      return row({
-        label: `upload ${c.label}, end to end (ms)`,
-        value: ours,
-        baselineLabel: 'decode + review + hashes + fsync write alone',
-        baseline: median(parts[ci]),
-        unit: 'ms',
-        goal: { direction: 'at-most', ratio: 1.5 },
-        note: detail,
-      });
+          goal: { direction: 'at-most', ratio: 1.5 },
+          note: detail,
+        }),
+      ];
     });
   },
 };

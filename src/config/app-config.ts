@@ -34,9 +34,9 @@ export interface ImageConfig {
   /** Longest one decode or re-encode may run before the upload fails with processing_failed. */
   timeoutSeconds: number;
   /**
-   * Upload bytes read into memory at once for sniffing, decoding, stripping, review and storing, across the
-   * service's HTTP processes on this machine: each holds its part (ImagePool). The other uploads wait on disk. Bounds
-   * the memory of a burst of large uploads.
+   * Upload bytes read into memory at once for sniffing, decoding, stripping, review and storing, across the HTTP
+   * processes of one `npm start` (src/cluster.ts): each holds its part (ImagePool). The other uploads wait on disk.
+   * Bounds the memory of a burst of large uploads.
    */
   memoryBytes: number;
   /** Niceness of libvips' worker threads (Linux), so HTTP runs first when decodes fill the cores; 0 leaves them. */

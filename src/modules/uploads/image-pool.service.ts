@@ -24,7 +24,7 @@ export class ImagePool implements OnModuleDestroy {
   private readonly bytes: ByteBudget;
   /**
    * This process's part of IMAGE_MEMORY_MB: `npm start` runs an HTTP process per core, and a burst of big uploads
-   * reaches all of them, so the machine holds the budget once rather than once per process.
+   * reaches all of them, so the service holds the budget once rather than once per process.
    */
   readonly budgetBytes: number;
   private readonly nice: number;

@@ -258,7 +258,9 @@ export const suite: BenchSuite = {
               const leanRes = await uploadKeptAlive(agent, app.base, token, other, c.name);
               leanOurs.push(performance.now() - began);
               if (leanRes.status !== 200 || leanRes.body.deduplicated) {
-                throw new Error(`upload of ${c.label} answered ${leanRes.status} ${JSON.stringify(leanRes.body)}`);
+                throw new Error(
+                  `upload of ${c.label} answered ${leanRes.status} ${JSON.stringify(leanRes.body)}`,
+                );
               }
             }
             // The parts alone, on the same bytes, right after.

@@ -157,10 +157,7 @@ describe('POST /api/v1/upload (e2e)', () => {
       // The whole budget taken, as a burst of big uploads would take it.
       const pool = t.app.get(ImagePool);
       let release!: () => void;
-      const burst = pool.holdBytes(
-        pool.budgetBytes,
-        () => new Promise<void>((r) => (release = r)),
-      );
+      const burst = pool.holdBytes(pool.budgetBytes, () => new Promise<void>((r) => (release = r)));
       const bytes = await png(18);
       let waiting: Promise<{ status: number; body: Record<string, unknown> }>;
       try {
@@ -184,10 +181,7 @@ describe('POST /api/v1/upload (e2e)', () => {
       const { token, user } = await makeKey(t);
       const pool = t.app.get(ImagePool);
       let release!: () => void;
-      const burst = pool.holdBytes(
-        pool.budgetBytes,
-        () => new Promise<void>((r) => (release = r)),
-      );
+      const burst = pool.holdBytes(pool.budgetBytes, () => new Promise<void>((r) => (release = r)));
       rmSync(tempDir(), { recursive: true, force: true });
       // A real fault: a file where the temp directory must be.
       writeFileSync(tempDir(), 'not a directory');

@@ -76,7 +76,10 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     try {
       return readFileSync(path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ESRCH') {
+      if (
+        (error as NodeJS.ErrnoException).code === 'ENOENT' ||
+        (error as NodeJS.ErrnoException).code === 'ESRCH'
+      ) {
         return '';
       }
       throw error;
@@ -101,6 +104,17 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
   }
 
   const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
+
+  /** Starts the service and waits for it to exit: its code, what it printed, and every child it had meanwhile. */
+  async function startToExit(
+    env: Record<string, string>,
+  ): Promise<{ code: number | null; stdout: string; stderr: string; children: number[] }> {
+    const svc = start(env);
+    const children = watchChildren(svc);
+    const { code } = await svc.exited;
+    children.stop();
+    return { code, stdout: svc.stdout(), stderr: svc.stderr(), children: children.seen() };
+  }
 
   /** Every child the service's primary has had so far, polled every 50 ms until `stop()`. */
   function watchChildren(svc: Service): { seen: () => number[]; stop: () => void } {
@@ -233,16 +247,14 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     await new Promise<void>((resolve) => blocker.listen(0, resolve));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const svc = start({ PORT: String(port), WEB_CONCURRENCY: '2' });
-      const children = watchChildren(svc);
-      const { code } = await svc.exited;
-      children.stop();
+      const { code, stdout, stderr, children } = await startToExit({
+        PORT: String(port),
+        WEB_CONCURRENCY: '2',
+      });
       expect(code).toBe(1);
-      expect(svc.stdout()).toBe('');
-      expect(svc.stderr()).toBe(
-        `PORT ${port} is in use: stop what listens there or set PORT to a free port.\n`,
-      );
-      for (const pid of children.seen()) {
+      expect(stdout).toBe('');
+      expect(stderr).toBe(`PORT ${port} is in use: stop what listens there or set PORT to a free port.\n`);
+      for (const pid of children) {
         expect(alive(pid)).toBe(false);
       }
     } finally {
@@ -251,29 +263,25 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
   }, 120_000);
 
   it('should refuse WEB_CONCURRENCY=0 in one line before starting anything', async () => {
-    const svc = start({ WEB_CONCURRENCY: '0' });
-    const children = watchChildren(svc);
-    const { code } = await svc.exited;
-    children.stop();
+    const { code, stderr, children } = await startToExit({ WEB_CONCURRENCY: '0' });
     expect(code).toBe(1);
-    expect(svc.stderr()).toBe(
+    expect(stderr).toBe(
       'Invalid environment variables: WEB_CONCURRENCY must be a whole number from 1 to 64 (got "0"). Fix them (see .env.example).\n',
     );
-    // A setting the primary cannot read as a number of processes is validated before anything is forked.
-    expect(children.seen()).toEqual([]);
+    expect(children).toEqual([]);
   }, 60_000);
 
   it('should check before it forks: a failed check is one line, and no worker was started', async () => {
     const closed = await freePort();
-    const svc = start({ WEB_CONCURRENCY: '2', REDIS_URL: `redis://127.0.0.1:${closed}` });
-    const children = watchChildren(svc);
-    const { code } = await svc.exited;
-    children.stop();
+    const { code, stdout, stderr, children } = await startToExit({
+      WEB_CONCURRENCY: '2',
+      REDIS_URL: `redis://127.0.0.1:${closed}`,
+    });
     expect(code).toBe(1);
-    expect(svc.stdout()).toBe('');
-    expect(svc.stderr()).toBe(
+    expect(stdout).toBe('');
+    expect(stderr).toBe(
       `No Redis answers at redis://127.0.0.1:${closed}: start one (e.g. \`redis-server --daemonize yes\`, or \`docker run -p 6379:6379 redis:7\`) or set REDIS_URL.\n`,
     );
-    expect(children.seen()).toEqual([]);
+    expect(children).toEqual([]);
   }, 60_000);
 });

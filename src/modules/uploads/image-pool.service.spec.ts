@@ -28,7 +28,9 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     expect(pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '4' }).budgetBytes).toBe(12 * MB);
     expect(pool({ IMAGE_MEMORY_MB: '1', WEB_CONCURRENCY: '3' }).budgetBytes).toBe(Math.floor(MB / 3));
     // A role without HTTP runs one process: the whole budget.
-    expect(pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '4', APP_ROLE: 'worker' }).budgetBytes).toBe(48 * MB);
+    expect(pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '4', APP_ROLE: 'worker' }).budgetBytes).toBe(
+      48 * MB,
+    );
   });
 
   it('should hold a second 20 MB upload while one runs, with two processes sharing 48 MB', async () => {

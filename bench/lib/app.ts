@@ -120,8 +120,8 @@ export function uploadOwnConnection(
 
 /**
  * The same upload with as little of the client's own in the time as can be: the multipart body put together in one
- * buffer and sent in one write, over `agent`'s kept-alive connection. fetch builds a FormData body per request, which
- * a trace put at 3–5 ms of a 16×16 PNG's upload here; this measures the service's part.
+ * buffer and sent in one write, over `agent`'s kept-alive connection. fetch builds a FormData body per request; this
+ * leaves that out, to tell the service's part of a small upload from the client's.
  */
 export function uploadKeptAlive(
   agent: Agent,

@@ -14,7 +14,8 @@
  * not (a 12 MP decode took 55 ms in one sample and 178 ms in the next).
  * The 16×16 PNG row is the fixed cost: its end-to-end median in ms against the 20 ms goal (a ratio to 20 ms). Its
  * pixels have transparency, so the review classifies it over two backgrounds; an informational row beside it gives
- * an opaque 16×16 PNG (one review input).
+ * an opaque 16×16 PNG (one review input). Each 16×16 case is also sent from a lean client (uploadKeptAlive: one
+ * prebuilt body, one write, a kept-alive connection), in an informational row: the service's part without fetch's.
  *
  *   npm run bench -- [runs] uploads
  */

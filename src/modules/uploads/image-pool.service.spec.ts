@@ -43,7 +43,14 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     release();
     await first;
     expect(shared.wouldWaitForBytes(20 * MB)).toBe(false);
-    // Alone, the same process would have room for both.
-    expect(pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '1' }).wouldWaitForBytes(40 * MB)).toBe(false);
+
+    // One process alone holds the whole 48 MB: room for both.
+    const alone = pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '1' });
+    let releaseAlone!: () => void;
+    const held = alone.holdBytes(20 * MB, () => new Promise<void>((r) => (releaseAlone = r)));
+    await new Promise((r) => setImmediate(r));
+    expect(alone.wouldWaitForBytes(20 * MB)).toBe(false);
+    releaseAlone();
+    await held;
   });
 });

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import request from 'supertest';
 import { readFastPathDeps } from '../../src/app.setup';
+import { RequestCounter } from '../../src/common/auth/authenticators';
+import type { Principal } from '../../src/common/auth/principal';
 import { Metrics } from '../../src/common/metrics/metrics.service';
 import { ApiKeysService } from '../../src/modules/api-keys/api-keys.service';
 import { RequestCounterService } from '../../src/modules/api-keys/request-counter.service';
@@ -331,6 +333,49 @@ describe('The read fast path (e2e)', () => {
       // Upload (1) plus the five above, each once.
       const live = await t.app.get(RequestCounterService).live([own.keyId]);
       expect(live.get(own.keyId)?.count).toBe(6);
+    });
+
+    it('answers a listing and a lookup without waiting for their count; /me, which shows it, waits', async () => {
+      // The real counter behind a gate: each count starts when the gate opens (as a slow Redis would answer it).
+      const real = t.app.get(RequestCounter);
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const held = { count: (p: Principal) => gate.then(() => real.count(p)) };
+      const fast = readFastPath({ ...readFastPathDeps(t.app), counter: held }, (_req, res) => {
+        res.writeHead(599).end();
+      });
+      const gated = createServer((req, res) => void fast(req, res));
+      await new Promise<void>((r) => gated.listen(0, '127.0.0.1', r));
+      try {
+        const own = await makeKey(t);
+        const name = await upload(t, own.token, 12);
+        const at = `http://127.0.0.1:${(gated.address() as AddressInfo).port}`;
+        const statuses = [];
+        for (const path of ['/api/v1/uploads', `/api/v1/uploads/${name}`]) {
+          statuses.push(
+            (
+              await request(at)
+                .get(path)
+                .set(...bearer(own.token))
+            ).status,
+          );
+        }
+        expect(statuses).toEqual([200, 200]);
+        let meAnswered = false;
+        const me = request(at)
+          .get('/api/v1/me')
+          .set(...bearer(own.token))
+          .then((res) => ((meAnswered = true), res));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(meAnswered).toBe(false);
+        open();
+        const answered = await me;
+        expect(answered.status).toBe(200);
+        // The upload, the two reads and /me itself: every request counted once the counter could.
+        expect(answered.body.key.request_count).toBe(4);
+      } finally {
+        await new Promise<void>((r) => gated.close(() => r()));
+      }
     });
 
     it('passes on, untouched and uncounted, every request it does not read exactly as the router would', async () => {

@@ -58,6 +58,8 @@ interface Read<T = unknown> {
   route: string;
   data: KeyCompanion<T>;
   answer: (p: KeyPrincipal, data: T, count: number | null) => unknown;
+  /** The body shows the key's request count (the count's figure, this request included): the answer waits for it. */
+  showsCount?: boolean;
 }
 
 /**
@@ -79,7 +81,9 @@ interface Read<T = unknown> {
  * key's owner), so a read is one round trip and one statement to PostgreSQL; Redis then counts and limits, side by
  * side. For a key this instance has verified before (KeyHints), the rate limit is asked while the lookup runs. The
  * lookup still decides the answer and its body. The count waits for it: it seeds a counter Redis lost with the
- * database's figure, which only the lookup has fresh, and a refused request must not count. What the lookup cannot
+ * database's figure, which only the lookup has fresh, and a refused request must not count. The answer waits for the
+ * count only when its body shows it (`/me`) or it refuses: a listing or a lookup is answered once the lookup and the
+ * rate limit are, with the count's command already sent (one Redis round trip less). What the lookup cannot
  * undo is the rate-limit slot of a request started on a hint whose lookup then fails. Hints go on every instance at
  * once when their key is revoked or their owner banned, and when a lookup fails, so that is at most the requests in
  * flight at that moment (or the first after a revoke made in the database by hand).
@@ -99,6 +103,7 @@ export function readFastPath(
     route: ME,
     data: uploads.accountStatsWithKey(),
     answer: (p, stats, count) => uploads.meOf(p, stats, count),
+    showsCount: true,
   };
 
   /** The read for this path and query, null for one Express must answer (or one that is not a read of ours). */
@@ -181,17 +186,18 @@ export function readFastPath(
     const counted = deps.counter.count(principal);
     const admitted = early ?? admit(principal);
     try {
-      // A refusal is answered once the request is counted, as the guard answers it.
-      const [verdict, count] = await Promise.all([
-        admitted.then(
-          (limits) => ({ limits }),
-          (refusal: unknown) => ({ refusal }),
-        ),
-        counted,
-      ]);
+      const verdict = await admitted.then(
+        (limits) => ({ limits }),
+        (refusal: unknown) => ({ refusal }),
+      );
       if ('refusal' in verdict) {
+        // A refusal is answered once the request is counted, as the guard answers it.
+        await counted;
         throw verdict.refusal;
       }
+      // Only a body that shows the count waits for it: the count's command is already on the Redis connection, ahead
+      // of any the client's next request can cause on it, so the next read of the figure includes this request.
+      const count = read.showsCount ? await counted : null;
       const { limits } = verdict;
       for (const [name, value] of Object.entries(limits)) {
         res.setHeader(name, value);

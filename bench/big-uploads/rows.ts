@@ -5,6 +5,9 @@
  * processes. Per run: the peak RSS over the idle RSS (goal ≤ 250 MB), `/healthz` p99 during the burst (goal ≤ 100 ms;
  * idle p99 measured in the same run beside it) and the RSS 10 s after the burst over idle (memory goes back). Each
  * run's idle figure is taken after the run before, so a row of its own gives the first burst of the fresh process.
+ * Since GarbageRelease (src/modules/uploads/garbage-release.ts), an idle process no longer holds the last uploads'
+ * dead buffers, so the idle figure is live memory; before it, idle carried 100–250 MB of dead frames awaiting V8's
+ * next full collection, and the growth over it read 100–200 MB smaller than what a burst costs.
  *
  *   npm run bench -- [runs] big-uploads
  */

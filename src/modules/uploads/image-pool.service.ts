@@ -4,6 +4,7 @@ import { httpProcessCount } from '../../common/jobs/process-role';
 import { limitSharpMemory, niceImageThreads } from '../media/sharp-settings';
 import { Semaphore } from '../moderation/semaphore';
 import { ByteBudget } from './byte-budget';
+import { fullCollection, GarbageRelease } from './garbage-release';
 import type { DecodeGate, Offload } from '../media/image-processor';
 import { HeavyImageProcess } from './heavy-image-process';
 
@@ -29,6 +30,8 @@ export class ImagePool implements OnModuleDestroy {
   readonly budgetBytes: number;
   private readonly nice: number;
   private renice: NodeJS.Timeout | undefined;
+  /** Frees the stage's dead buffers once a burst is over (GarbageRelease). */
+  readonly release = new GarbageRelease(fullCollection());
   private readonly heavyProcess: HeavyImageProcess | undefined;
 
   constructor(config: AppConfig) {
@@ -52,6 +55,7 @@ export class ImagePool implements OnModuleDestroy {
 
   onModuleDestroy(): void {
     clearInterval(this.renice);
+    this.release.close();
     this.heavyProcess?.close();
   }
 
@@ -72,10 +76,21 @@ export class ImagePool implements OnModuleDestroy {
 
   /**
    * Runs `work` (an upload's whole in-memory stage: read, sniff, decode and strip, review, write) once the uploads
-   * in that stage hold fewer than IMAGE_MEMORY_MB of file bytes; a file larger than the budget runs alone.
+   * in that stage hold fewer than IMAGE_MEMORY_MB of file bytes; a file larger than the budget runs alone. When the
+   * stage is left empty, GarbageRelease may collect what it left behind.
    */
-  holdBytes<T>(bytes: number, work: () => Promise<T>): Promise<T> {
-    return this.bytes.use(bytes, work);
+  async holdBytes<T>(bytes: number, work: () => Promise<T>): Promise<T> {
+    try {
+      return await this.bytes.use(bytes, () => {
+        // The upload's bytes and, when stripping removed something, their stripped copy.
+        this.release.add(2 * bytes);
+        return work();
+      });
+    } finally {
+      if (this.bytes.inUse === 0 && this.bytes.pending === 0) {
+        this.release.idle();
+      }
+    }
   }
 
   /** Runs `work` in the lane for an image of `pixels` decoded pixels. */
@@ -86,7 +101,11 @@ export class ImagePool implements OnModuleDestroy {
     });
   }
 
-  readonly gate: DecodeGate = (pixels, work) => this.run(pixels, work);
+  readonly gate: DecodeGate = (pixels, work) => {
+    // The decoded frames: at most 4 bytes a pixel.
+    this.release.add(4 * pixels);
+    return this.run(pixels, work);
+  };
 
   /** Images waiting for a lane (for tests and the bench). */
   get queued(): number {

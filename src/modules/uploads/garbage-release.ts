@@ -3,8 +3,12 @@ import { runInNewContext } from 'node:vm';
 
 /** How long the image stage must stay empty before the dead buffers are collected: a burst has ended. */
 export const RELEASE_IDLE_MS = 1000;
-/** Below this many bytes of buffers since the last collection, V8's own collections are enough. */
-export const RELEASE_MIN_BYTES = 32 * 1024 * 1024;
+/**
+ * Below this many bytes of buffers since the last collection, V8's own collections are enough. Each collection pauses
+ * the process (20–50 ms here): a trickle of 1080p uploads (about 9 MB each, decoded) pays one every seven uploads
+ * or so, a burst's end one.
+ */
+export const RELEASE_MIN_BYTES = 64 * 1024 * 1024;
 
 type Gc = (options?: { type: 'minor' }) => void;
 

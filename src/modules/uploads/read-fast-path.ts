@@ -196,7 +196,9 @@ export function readFastPath(
         throw verdict.refusal;
       }
       // Only a body that shows the count waits for it: the count's command is already on the Redis connection, ahead
-      // of any the client's next request can cause on it, so the next read of the figure includes this request.
+      // of any the client's next request can cause on it, so the next read of the figure includes this request. (Once
+      // after Redis lost its scripts, the count is sent again as source on NOSCRIPT, and a /me right behind it may
+      // show one request fewer; the total itself is exact.)
       const count = read.showsCount ? await counted : null;
       const { limits } = verdict;
       for (const [name, value] of Object.entries(limits)) {

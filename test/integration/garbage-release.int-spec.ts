@@ -10,8 +10,8 @@ const MB = 1024 * 1024;
 
 /**
  * A process of its own (Jest's sandbox keeps buffers alive that a plain process frees) runs two uploads' image stage
- * at once through the real ImagePool: each decodes a 12 MP frame with sharp (48 MB of RGBA outside V8's heap) and
- * drops it. It reports the external memory over its start while the stage is empty, then once the stage has stayed
+ * at once through the real ImagePool: each decodes a 6 MP frame with sharp (24 MB of RGBA outside V8's heap) and
+ * drops it. Both together stay under the external memory at which V8 collects on its own (64 MB over the start). It reports the external memory over its start while the stage is empty, then once the stage has stayed
  * empty for RELEASE_IDLE_MS.
  */
 const CHILD = `
@@ -27,9 +27,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const start = process.memoryUsage().external;
   const over = () => process.memoryUsage().external - start;
   const decode = async () =>
-    (await sharp({ create: { width: 4000, height: 3000, channels: 4, background: '#406080' } }).raw().toBuffer())
+    (await sharp({ create: { width: 3000, height: 2000, channels: 4, background: '#406080' } }).raw().toBuffer())
       .length;
-  const upload = () => pool.holdBytes(4 * MB, () => pool.gate(12_000_000, decode));
+  // 2 × (8 MB of file bytes × 2 + 6 MP × 4): past RELEASE_MIN_BYTES.
+  const upload = () => pool.holdBytes(8 * MB, () => pool.gate(6_000_000, decode));
   const lengths = await Promise.all([upload(), upload()]);
   await sleep(RELEASE_IDLE_MS / 2);
   const empty = over();
@@ -54,11 +55,11 @@ describe('GarbageRelease in a real process', () => {
         empty: number;
         released: number;
       };
-      expect(lengths).toEqual([48_000_000, 48_000_000]);
+      expect(lengths).toEqual([24_000_000, 24_000_000]);
       // Both frames are dead once the stage is empty, and V8 still holds them: nothing made it collect.
-      expect(empty).toBeGreaterThan(80 * MB);
+      expect(empty).toBeGreaterThan(40 * MB);
       // Then the release collects them.
-      expect(released).toBeLessThan(16 * MB);
+      expect(released).toBeLessThan(8 * MB);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

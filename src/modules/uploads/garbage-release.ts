@@ -55,7 +55,7 @@ export class GarbageRelease {
   }
 
   /** Work started in the stage: not the end of a burst. */
-  busy(): void {
+  private busy(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
   }

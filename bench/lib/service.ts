@@ -42,15 +42,20 @@ export async function adminQuery(
 }
 
 /** Starts the service on `port` (and its own database), waits for /healthz, makes a user with a key. */
-export async function startService(port: number, env: Record<string, string> = {}): Promise<Service> {
+export async function startService(
+  port: number,
+  env: Record<string, string> = {},
+  /** Another checkout to run (a side-by-side baseline); default BENCH_APP_DIR, else this one. */
+  appDir = process.env.BENCH_APP_DIR ?? ROOT,
+): Promise<Service> {
   const deployment = await createDeployment();
   const { databaseUrl, dataDir } = deployment;
-  const child: ChildProcess = spawn(process.execPath, [builtMain()], {
-    cwd: ROOT,
+  const child: ChildProcess = spawn(process.execPath, [builtMain(appDir)], {
+    cwd: appDir,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
-      ...startScriptEnv(),
+      ...startScriptEnv(appDir),
       ...deployment.env,
       PORT: String(port),
       PUBLIC_URL: `http://127.0.0.1:${port}`,

@@ -378,6 +378,63 @@ describe('The read fast path (e2e)', () => {
       }
     });
 
+    it('sends a listing’s and a lookup’s count once their answer is written, /me’s before, each once', async () => {
+      // Each count and each answer's end, in the order they happen.
+      const real = t.app.get(RequestCounter);
+      const events: string[] = [];
+      const spy = {
+        count: (p: Principal) => {
+          events.push('count');
+          return real.count(p);
+        },
+      };
+      const fast = readFastPath({ ...readFastPathDeps(t.app), counter: spy }, (_req, res) => {
+        res.writeHead(599).end();
+      });
+      const watched = createServer((req, res) => {
+        const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+        res.end = ((...args: unknown[]) => (
+          events.push(`end ${res.statusCode}`),
+          end(...args)
+        )) as typeof res.end;
+        void fast(req, res);
+      });
+      await new Promise<void>((r) => watched.listen(0, '127.0.0.1', r));
+      try {
+        const own = await makeKey(t);
+        const name = await upload(t, own.token, 13);
+        const at = `http://127.0.0.1:${(watched.address() as AddressInfo).port}`;
+        const order: Record<string, string[]> = {};
+        for (const path of [
+          '/api/v1/uploads',
+          `/api/v1/uploads/${name}`,
+          '/api/v1/uploads/missing.png',
+          '/api/v1/me',
+        ]) {
+          events.length = 0;
+          await request(at)
+            .get(path)
+            .set(...bearer(own.token));
+          // count() is called in the answer's own turn of the event loop: it is in `events` by the time the client
+          // has the answer.
+          order[path] = [...events];
+        }
+        expect(order).toEqual({
+          '/api/v1/uploads': ['end 200', 'count'],
+          [`/api/v1/uploads/${name}`]: ['end 200', 'count'],
+          '/api/v1/uploads/missing.png': ['end 404', 'count'],
+          '/api/v1/me': ['count', 'end 200'],
+        });
+        const me = await request(at)
+          .get('/api/v1/me')
+          .set(...bearer(own.token));
+        // The upload, the four reads above and this /me.
+        expect(me.body.key.request_count).toBe(6);
+      } finally {
+        await new Promise<void>((r) => watched.close(() => r()));
+      }
+    });
+
     it('passes on, untouched and uncounted, every request it does not read exactly as the router would', async () => {
       const own = await makeKey(t);
       const name = await upload(t, own.token, 11);

@@ -83,7 +83,8 @@ interface Read<T = unknown> {
  * lookup still decides the answer and its body. The count waits for it: it seeds a counter Redis lost with the
  * database's figure, which only the lookup has fresh, and a refused request must not count. The answer waits for the
  * count only when its body shows it (`/me`) or it refuses: a listing or a lookup is answered once the lookup and the
- * rate limit are, with the count's command already sent (one Redis round trip less). What the lookup cannot
+ * rate limit are, and its count is sent right after the answer, in the same turn of the event loop (neither its round
+ * trip nor its write to Redis is in the answer's time). What the lookup cannot
  * undo is the rate-limit slot of a request started on a hint whose lookup then fails. Hints go on every instance at
  * once when their key is revoked or their owner banned, and when a lookup fails, so that is at most the requests in
  * flight at that moment (or the first after a revoke made in the database by hand).
@@ -183,7 +184,8 @@ export function readFastPath(
     if (deps.metrics) {
       observeAnswer(deps.metrics, 'GET', res, () => read.route);
     }
-    const counted = deps.counter.count(principal);
+    // A body that shows the count (/me) waits for it, so it is sent now; any other read sends it once answered.
+    let counted = read.showsCount ? deps.counter.count(principal) : undefined;
     const admitted = early ?? admit(principal);
     try {
       const verdict = await admitted.then(
@@ -192,14 +194,10 @@ export function readFastPath(
       );
       if ('refusal' in verdict) {
         // A refusal is answered once the request is counted, as the guard answers it.
-        await counted;
+        await (counted ??= deps.counter.count(principal));
         throw verdict.refusal;
       }
-      // Only a body that shows the count waits for it: the count's command is already on the Redis connection, ahead
-      // of any the client's next request can cause on it, so the next read of the figure includes this request. (Once
-      // after Redis lost its scripts, the count is sent again as source on NOSCRIPT, and a /me right behind it may
-      // show one request fewer; the total itself is exact.)
-      const count = read.showsCount ? await counted : null;
+      const count = counted ? await counted : null;
       const { limits } = verdict;
       for (const [name, value] of Object.entries(limits)) {
         res.setHeader(name, value);
@@ -207,6 +205,15 @@ export function readFastPath(
       answerJson(req, res, read.answer(principal, data, count), deps.etag);
     } catch (err) {
       writeErrorAnswer(res, err, { path: url.slice(0, q === -1 ? undefined : q), bodyIsJson: false, logger });
+    } finally {
+      // A listing or a lookup: counted right after its answer went to the socket, in the same turn of the event loop,
+      // so the count's command is on the Redis connection before any the client's next request can cause there, and
+      // the next read of the figure includes this request. (Once after Redis lost its scripts, the count is sent
+      // again as source on NOSCRIPT, and a /me right behind it may show one request fewer; the total stays exact.)
+      // count() never rejects: a Redis failure is logged there, and the rate limiter refuses work while it lasts.
+      if (!counted) {
+        void deps.counter.count(principal);
+      }
     }
   };
 

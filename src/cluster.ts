@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { httpProcessCount } from './common/jobs/process-role';
 import type { AppConfig } from './config/app-config';
+import { HeavyStageGrants } from './modules/uploads/heavy-stage';
 
 /**
  * WEB_CONCURRENCY (issue 14, goal 5): `npm start` serves HTTP from one process per core through Node's cluster.
@@ -77,11 +78,16 @@ export function runPrimary(options: ClusterOptions): Promise<number> {
   let exitCode = 0;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
+  // IMAGE_HEAVY_CONCURRENCY counts for the whole `npm start`: the workers ask the primary (HeavyStage).
+  const heavyStage = new HeavyStageGrants(config.images.heavyConcurrency);
 
   const fork = (): void => {
     const worker = cluster.fork(options.workerEnv);
     workers.add(worker);
     worker.on('message', (m: WorkerMessage) => {
+      if (heavyStage.handle(worker, m)) {
+        return;
+      }
       if (m?.fxf === 'listening') {
         listening.add(worker);
         if (!booted && listening.size === count) {
@@ -106,6 +112,7 @@ export function runPrimary(options: ClusterOptions): Promise<number> {
 
   const exited = (worker: Worker, code: number | null, signal: string | null): void => {
     workers.delete(worker);
+    heavyStage.gone(worker);
     const wasListening = listening.delete(worker);
     if (stopping) {
       // A worker still booting when the signal came dies of it (nothing was in flight): that is a clean stop too.

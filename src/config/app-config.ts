@@ -45,6 +45,11 @@ export interface ImageConfig {
   heavyProcess: boolean;
   /** That process's niceness (Linux, 0–19). */
   heavyNice: number;
+  /**
+   * Heavy images (over 16 MP decoded) between their decode and the end of their review at once, across the HTTP
+   * processes of one `npm start` (HeavyStage): their decoded frames are what a burst of big uploads holds.
+   */
+  heavyConcurrency: number;
 }
 
 export interface JanitorConfig {
@@ -256,6 +261,7 @@ export function loadConfig(
       threadNice: parsed.IMAGE_THREAD_NICE ?? 0,
       heavyProcess: parsed.IMAGE_HEAVY_PROCESS ?? true,
       heavyNice: parsed.IMAGE_HEAVY_NICE ?? 19,
+      heavyConcurrency: parsed.IMAGE_HEAVY_CONCURRENCY ?? 1,
     },
     uploadsInFlightPerKey: parsed.UPLOADS_IN_FLIGHT_PER_KEY ?? 4,
     janitor: {

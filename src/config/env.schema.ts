@@ -150,6 +150,7 @@ export class EnvSchema {
   @IsOptional() @Transform(toInt) @IntIn(0, 19) IMAGE_THREAD_NICE?: number;
   @IsOptional() @Transform(toBool) @IsBoolean(BOOL) IMAGE_HEAVY_PROCESS?: boolean;
   @IsOptional() @Transform(toInt) @IntIn(0, 19) IMAGE_HEAVY_NICE?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 64) IMAGE_HEAVY_CONCURRENCY?: number;
   @IsOptional() @Transform(toInt) @IntIn(1, 1000) UPLOADS_IN_FLIGHT_PER_KEY?: number;
   @IsOptional() @Transform(toInt) @IntIn(1, 10080) JANITOR_INTERVAL_MINUTES?: number;
   @IsOptional() @Transform(toInt) @IntIn(0, 86400) JANITOR_START_DELAY_SECONDS?: number;
@@ -252,6 +253,7 @@ export const ENV_KEYS = [
   'IMAGE_THREAD_NICE',
   'IMAGE_HEAVY_PROCESS',
   'IMAGE_HEAVY_NICE',
+  'IMAGE_HEAVY_CONCURRENCY',
   'UPLOADS_IN_FLIGHT_PER_KEY',
   'JANITOR_INTERVAL_MINUTES',
   'JANITOR_START_DELAY_SECONDS',

@@ -4,6 +4,9 @@ import { request as httpRequest, Agent } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client } from 'pg';
+import sharp from 'sharp';
+import { hashToken, mintApiKey } from '../../src/modules/api-keys/api-key-token';
 import { freePort } from '../setup/private-servers';
 import { readInfra } from '../setup/infra';
 import { createTestDatabase, dropRedisKeys } from '../setup/test-app';
@@ -241,6 +244,61 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
       expect(alive(pid)).toBe(false);
     }
   }, 240_000);
+
+  it('should answer heavy uploads sent to both workers at once, their heavy-stage slots granted by the primary', async () => {
+    const port = await freePort();
+    const svc = start({ PORT: String(port), WEB_CONCURRENCY: '2' });
+    try {
+      await waitFor('the listening line', () => svc.stdout().includes('listening'), 90_000);
+      const token = await newKey();
+      // Over 16 MP decoded each (heavy); one connection each, which the cluster hands to its workers in turn.
+      const jpegs = await Promise.all(
+        [180, 190, 200, 210].map((b) =>
+          sharp({ create: { width: 4200, height: 4000, channels: 3, background: { r: 30, g: 60, b } } })
+            .jpeg()
+            .toBuffer(),
+        ),
+      );
+      const answers = await Promise.all(
+        jpegs.map(async (bytes, i) => {
+          const form = new FormData();
+          form.append('file', new Blob([bytes]), `heavy-${i}.jpg`);
+          const res = await fetch(`http://127.0.0.1:${port}/api/v1/upload`, {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${token}`, Connection: 'close' },
+            body: form,
+          });
+          return [res.status, ((await res.json()) as { width?: number }).width];
+        }),
+      );
+      expect(answers).toEqual(jpegs.map(() => [200, 4200]));
+    } finally {
+      svc.child.kill('SIGTERM');
+      await svc.exited;
+    }
+  }, 240_000);
+
+  /** A user and an API key in the service's database, as the bench makes them: its bearer token. */
+  async function newKey(): Promise<string> {
+    const pg = new Client({ connectionString: db.url });
+    await pg.connect();
+    try {
+      const { rows } = await pg.query<{ id: string }>(
+        `insert into users (id, email, password_hash, role, created_at)
+           values (gen_random_uuid(), $1, 'x', 'user', now()) returning id`,
+        [`heavy-${process.pid}-${Date.now()}@example.com`],
+      );
+      const key = mintApiKey();
+      await pg.query(
+        `insert into api_keys (id, user_id, token_hash, prefix, label, request_count, created_at)
+           values (gen_random_uuid(), $1, $2, $3, 'heavy', 0, now())`,
+        [rows[0].id, hashToken(key.token), key.prefix],
+      );
+      return key.token;
+    } finally {
+      await pg.end();
+    }
+  }
 
   it('should fail at boot with one line and no worker left behind when the port is taken', async () => {
     const blocker: Server = createServer((s) => s.destroy());

@@ -9,26 +9,35 @@ const ROOT = join(__dirname, '..', '..');
 const MB = 1024 * 1024;
 
 /**
- * A process of its own (Jest's sandbox keeps buffers alive that a plain process frees) runs two uploads' image stage
- * at once through the real ImagePool: each decodes a 6 MP frame with sharp (24 MB of RGBA outside V8's heap) and
- * drops it. Both together stay under the external memory at which V8 collects on its own (64 MB over the start). It reports the external memory over its start while the stage is empty, then once the stage has stayed
- * empty for RELEASE_IDLE_MS.
+ * What both children start with: the real ImagePool's module and config (not a cluster worker, the heavy stage counted
+ * in the process), a decode of a 6 MP frame with sharp (24 MB of RGBA outside V8's heap, its length returned), and
+ * `over()`, the external memory over the start (a child sets `start` once its pool exists).
  */
-const CHILD = `
+const PRELUDE = `
 const sharp = require('sharp');
 const { loadConfig } = require('./src/config/app-config');
 const { ImagePool } = require('./src/modules/uploads/image-pool.service');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const config = loadConfig({ DATA_DIR: process.argv[1], IMAGE_HEAVY_PROCESS: 'false', WEB_CONCURRENCY: '1' });
+const decode = async () =>
+  (await sharp({ create: { width: 3000, height: 2000, channels: 4, background: '#406080' } }).raw().toBuffer()).length;
+let start = 0;
+const over = () => process.memoryUsage().external - start;
+`;
+
+/**
+ * A process of its own (Jest's sandbox keeps buffers alive that a plain process frees) runs two uploads' image stage
+ * at once through the real ImagePool: each decodes a 6 MP frame with sharp and drops it. Both together stay under
+ * the external memory at which V8 collects on its own (64 MB over the start). It reports the external memory over
+ * its start while the stage is empty, then once the stage has stayed empty for RELEASE_IDLE_MS.
+ */
+const CHILD = `
+${PRELUDE}
 const { RELEASE_IDLE_MS } = require('./src/modules/uploads/garbage-release');
 const MB = 1024 * 1024;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 (async () => {
-  const config = loadConfig({ DATA_DIR: process.argv[1], IMAGE_HEAVY_PROCESS: 'false', WEB_CONCURRENCY: '1' });
   const pool = new ImagePool(config);
-  const start = process.memoryUsage().external;
-  const over = () => process.memoryUsage().external - start;
-  const decode = async () =>
-    (await sharp({ create: { width: 3000, height: 2000, channels: 4, background: '#406080' } }).raw().toBuffer())
-      .length;
+  start = process.memoryUsage().external;
   // 2 × (8 MB of file bytes × 2 + 6 MP × 4): past RELEASE_MIN_BYTES.
   const upload = () => pool.holdBytes(8 * MB, () => pool.gate(6_000_000, decode));
   const lengths = await Promise.all([upload(), upload()]);
@@ -38,6 +47,37 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const released = over();
   pool.onModuleDestroy();
   process.stdout.write(JSON.stringify({ lengths, empty, released }));
+})();
+`;
+
+/**
+ * The heavy stage in a process of its own (not a cluster worker: the slots are counted here): two heavy images (the
+ * gate is told 17 MP; each decodes a 24 MB frame, so V8 would not collect on its own) after a light one.
+ */
+const HEAVY_CHILD = `
+${PRELUDE}
+(async () => {
+  const pool = new ImagePool(config);
+  start = process.memoryUsage().external;
+  const light = pool.stage();
+  await light.gate(6_000_000, decode);
+  light.done();
+  const afterLight = over();
+  const first = pool.stage();
+  await first.gate(17_000_000, decode);
+  const second = pool.stage();
+  let started = false;
+  const secondDecoded = second.gate(17_000_000, () => ((started = true), decode()));
+  await sleep(200);
+  const secondWaited = !started;
+  const beforeDone = over();
+  first.done();
+  const afterDone = over();
+  await secondDecoded;
+  second.done(false);
+  const afterSecond = over();
+  pool.onModuleDestroy();
+  process.stdout.write(JSON.stringify({ afterLight, secondWaited, beforeDone, afterDone, afterSecond }));
 })();
 `;
 
@@ -60,6 +100,29 @@ describe('GarbageRelease in a real process', () => {
       expect(empty).toBeGreaterThan(40 * MB);
       // Then the release collects them.
       expect(released).toBeLessThan(8 * MB);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('should collect a heavy image’s frames when it gives back its heavy-stage slot, before the next one decodes', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fxf-garbage-'));
+    try {
+      const { stdout } = await run(
+        process.execPath,
+        ['-r', 'ts-node/register/transpile-only', '-e', HEAVY_CHILD, dataDir],
+        { cwd: ROOT },
+      );
+      const r = JSON.parse(stdout) as Record<string, number | boolean>;
+      // A light image takes no slot and its done() collects nothing: its dead frame stays.
+      expect(r.afterLight).toBeGreaterThan(20 * MB);
+      // The second heavy image waited for the first's slot; both frames (48 MB) dead when the first gives it back.
+      expect(r.secondWaited).toBe(true);
+      expect(r.beforeDone).toBeGreaterThan(40 * MB);
+      // done() collected before handing the slot on.
+      expect(r.afterDone).toBeLessThan(8 * MB);
+      // The second decoded only then; done(false) (frames decoded in the heavy-image process) collects nothing.
+      expect(r.afterSecond).toBeGreaterThan(20 * MB);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

@@ -38,6 +38,27 @@ describe(Semaphore.name, () => {
     await expect(gate.use(() => Promise.resolve('next'))).resolves.toBe('next');
   });
 
+  it('should hand out permits with acquire(), each released once however often its release is called', async () => {
+    const gate = new Semaphore(1);
+    const first = await gate.acquire();
+    let second: (() => void) | undefined;
+    void gate.acquire().then((release) => (second = release));
+    let third: (() => void) | undefined;
+    void gate.acquire().then((release) => (third = release));
+    await tick();
+    expect(second).toBeUndefined();
+    first();
+    first();
+    await tick();
+    // The second call of the first release did not free a second permit: the third still waits.
+    expect(second).toBeDefined();
+    expect(third).toBeUndefined();
+    expect(gate.pending).toBe(1);
+    second!();
+    await tick();
+    expect(third).toBeDefined();
+  });
+
   it('should refuse a permit count below one', () => {
     expect(() => new Semaphore(0)).toThrow();
   });

@@ -14,14 +14,27 @@ export class Semaphore {
   }
 
   async use<T>(task: () => Promise<T>): Promise<T> {
+    const release = await this.acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  }
+
+  /** Takes a permit, in arrival order, and returns its release (a second call of which does nothing). */
+  async acquire(): Promise<() => void> {
     if (this.active >= this.permits) {
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {
       this.active++;
     }
-    try {
-      return await task();
-    } finally {
+    let released = false;
+    return () => {
+      if (released) {
+        return;
+      }
+      released = true;
       // Hand the permit straight to the next waiter so a late arrival cannot overtake the queue.
       const next = this.waiting.shift();
       if (next) {
@@ -29,6 +42,6 @@ export class Semaphore {
       } else {
         this.active--;
       }
-    }
+    };
   }
 }

@@ -19,7 +19,7 @@ import type { ModerationVerdict } from '../moderation/moderation.types';
 import { OutboxService } from '../webhooks/outbox.service';
 import type { UploadResponse } from './dto/upload.dto';
 import { newFilename } from './filenames';
-import { ImagePool } from './image-pool.service';
+import { type ImageStage, ImagePool } from './image-pool.service';
 import { processImage } from '../media/image-processor';
 import { sniffImageType } from '../media/image-type';
 import { moveBodyToDisk, type ReceivedFile, receiveUpload } from './multipart/multipart-reader';
@@ -111,9 +111,19 @@ export class UploadPipelineService {
       if (this.pool.wouldWaitForBytes(received.size)) {
         received = await moveBodyToDisk(received, tempDir);
       }
-      return await this.pool.holdBytes(received.size, () =>
-        this.processAndStore(principal, req, received, { tags, expiresAt, due: state === 'due' }),
-      );
+      return await this.pool.holdBytes(received.size, async () => {
+        // A heavy image holds a slot of the heavy stage from its decode until its frames are dropped (ImageStage).
+        const stage = this.pool.stage();
+        try {
+          return await this.processAndStore(principal, req, received, stage, {
+            tags,
+            expiresAt,
+            due: state === 'due',
+          });
+        } finally {
+          stage.done();
+        }
+      });
     } finally {
       if (received.body.path !== undefined) {
         await rm(received.body.path, { force: true });
@@ -125,6 +135,7 @@ export class UploadPipelineService {
     principal: Principal,
     req: Request,
     received: ReceivedFile,
+    stage: ImageStage,
     { tags, expiresAt, due }: { tags: string[]; expiresAt: Date | null; due: boolean },
   ): Promise<UploadResponse> {
     let original: Buffer | null = received.body.data ?? (await readFile(received.body.path));
@@ -136,7 +147,7 @@ export class UploadPipelineService {
     // One decode: the check that the image is sound also yields the frames the review classifies.
     const image = await processImage(original, type, {
       ...this.config.images,
-      gate: this.pool.gate,
+      gate: stage.gate,
       offload: this.pool.offload,
       reviewFrames: this.moderation.reviewFrames,
     });
@@ -171,8 +182,11 @@ export class UploadPipelineService {
       await discard();
       throw err;
     } finally {
-      // The full-resolution frames are not needed past the review.
+      // The full-resolution frames are not needed past the review: the heavy stage's slot goes to the next image.
+      // Frames from the heavy-image process are the classifier's inputs only (nothing big to collect here).
+      const framesHere = review.length === 0 || review.some((frame) => 'data' in frame);
       review.length = 0;
+      stage.done(framesHere);
     }
     if (verdict.rejected) {
       await discard();

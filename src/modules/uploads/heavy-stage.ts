@@ -1,0 +1,179 @@
+import { Semaphore } from '../moderation/semaphore';
+
+/**
+ * The heavy stage (issue 14, goal 4): a heavy image's decoded frame is its largest buffer by far (a 27 MP JPEG:
+ * 81 MB, four times its file), and it lives from the decode until the review has classified it. Each HTTP process
+ * already decodes one heavy image at a time, but `npm start` runs a process per core, and each held its own frame:
+ * two 27 MP uploads at once were two frames, their files and their stripped copies, about 240 MB. The heavy stage
+ * is one count for the whole `npm start` (IMAGE_HEAVY_CONCURRENCY, default 1): a heavy image takes a slot before
+ * its decode and gives it back once its review is over, so the frames alive at once are at most that many. Its
+ * file waits in memory meanwhile (the process's byte budget already counts it); light images never take a slot.
+ *
+ * The primary holds the count (HeavyStageGrants) and workers ask it over the cluster's IPC channel
+ * (ClusterHeavyStage); a single process counts for itself (LocalHeavyStage).
+ */
+export interface HeavyStage {
+  /** Waits for a slot, in arrival order across the processes, and returns its release (idempotent). */
+  acquire(): Promise<() => void>;
+}
+
+/** A worker asks for a slot, or gives one back (`id` is the worker's own number for the request). */
+export type HeavyStageRequest = { fxf: 'heavy-acquire'; id: number } | { fxf: 'heavy-release'; id: number };
+/** The primary grants a worker's request. */
+export type HeavyStageGrant = { fxf: 'heavy-grant'; id: number };
+
+const ignore = (): void => undefined;
+
+/** The count of one process that is not a cluster worker. */
+export class LocalHeavyStage implements HeavyStage {
+  private readonly slots: Semaphore;
+
+  constructor(slots: number) {
+    this.slots = new Semaphore(slots);
+  }
+
+  acquire(): Promise<() => void> {
+    return this.slots.acquire();
+  }
+}
+
+/** What ClusterHeavyStage needs of the worker's side of the IPC channel (`process` in a cluster worker). */
+export interface IpcChannel {
+  send?(
+    message: HeavyStageRequest,
+    handle: undefined,
+    options: object,
+    callback: (error: Error | null) => void,
+  ): unknown;
+  readonly connected?: boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+/** A cluster worker's side: each acquire() is a request to the primary, answered by its grant. */
+export class ClusterHeavyStage implements HeavyStage {
+  private nextId = 1;
+  private readonly waiting = new Map<number, () => void>();
+
+  /** `fallback` counts for this process alone when the channel is gone (the worker is about to exit). */
+  constructor(
+    private readonly channel: IpcChannel,
+    private readonly fallback: HeavyStage,
+  ) {
+    channel.on('message', (m: unknown) => {
+      const grant = m as Partial<HeavyStageGrant> | null;
+      if (grant?.fxf === 'heavy-grant' && typeof grant.id === 'number') {
+        const granted = this.waiting.get(grant.id);
+        this.waiting.delete(grant.id);
+        granted?.();
+      }
+    });
+  }
+
+  acquire(): Promise<() => void> {
+    const send = this.channel.send?.bind(this.channel);
+    if (!send || this.channel.connected === false) {
+      return this.fallback.acquire();
+    }
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, () => {
+        let released = false;
+        resolve(() => {
+          if (!released) {
+            released = true;
+            // A closed channel means the worker is exiting, and the primary gives its slots back then.
+            send({ fxf: 'heavy-release', id }, undefined, {}, ignore);
+          }
+        });
+      });
+      send({ fxf: 'heavy-acquire', id }, undefined, {}, (error) => {
+        if (error) {
+          // The channel closed before the request left: count for this process alone.
+          this.waiting.delete(id);
+          void this.fallback.acquire().then(resolve);
+        }
+      });
+    });
+  }
+}
+
+/** What the primary needs of a worker (a cluster Worker, or any child process with an IPC channel). */
+export interface StagePeer {
+  send(
+    message: HeavyStageGrant,
+    handle: undefined,
+    options: object,
+    callback: (error: Error | null) => void,
+  ): unknown;
+}
+
+/**
+ * The primary's side: `slots` slots granted to the workers' requests in arrival order. A worker that exits gives
+ * back what it held and its requests are dropped, so a crash mid-decode never leaves the others waiting.
+ */
+export class HeavyStageGrants {
+  private readonly queue: { peer: StagePeer; id: number }[] = [];
+  private readonly held = new Map<StagePeer, Set<number>>();
+  private inUse = 0;
+
+  constructor(private readonly slots: number) {}
+
+  /** Handles a worker's heavy-stage message; false for any other message. */
+  handle(peer: StagePeer, message: unknown): boolean {
+    const m = message as Partial<HeavyStageRequest> | null;
+    if (typeof m?.id !== 'number') {
+      return false;
+    }
+    if (m.fxf === 'heavy-acquire') {
+      this.queue.push({ peer, id: m.id });
+      this.grant();
+      return true;
+    }
+    if (m.fxf === 'heavy-release') {
+      if (this.held.get(peer)?.delete(m.id)) {
+        this.inUse--;
+        this.grant();
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** A worker exited: its slots go back and its waiting requests are dropped. */
+  gone(peer: StagePeer): void {
+    const ids = this.held.get(peer);
+    this.held.delete(peer);
+    this.inUse -= ids?.size ?? 0;
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      if (this.queue[i].peer === peer) {
+        this.queue.splice(i, 1);
+      }
+    }
+    this.grant();
+  }
+
+  /** Slots granted now (tests). */
+  get granted(): number {
+    return this.inUse;
+  }
+
+  /** Requests waiting for a slot (tests). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  private grant(): void {
+    while (this.inUse < this.slots && this.queue.length > 0) {
+      const { peer, id } = this.queue.shift()!;
+      let ids = this.held.get(peer);
+      if (!ids) {
+        ids = new Set();
+        this.held.set(peer, ids);
+      }
+      ids.add(id);
+      this.inUse++;
+      // A closed channel means the worker is exiting: gone() gives the slot back then.
+      peer.send({ fxf: 'heavy-grant', id }, undefined, {}, ignore);
+    }
+  }
+}

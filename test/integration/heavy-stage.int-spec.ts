@@ -1,0 +1,133 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { HeavyStageGrants } from '../../src/modules/uploads/heavy-stage';
+import { waitFor } from '../setup/wait';
+
+const ROOT = join(__dirname, '..', '..');
+
+/**
+ * The heavy stage across processes (IMAGE_HEAVY_CONCURRENCY for one `npm start`): this test is the primary, with the
+ * primary's HeavyStageGrants, and its children are workers with the workers' ClusterHeavyStage, talking over a real
+ * IPC channel as the cluster's workers do. A child acquires and releases on command and reports each grant.
+ */
+const CHILD = `
+const { ClusterHeavyStage, LocalHeavyStage } = require('./src/modules/uploads/heavy-stage');
+const stage = new ClusterHeavyStage(process, new LocalHeavyStage(1));
+const held = new Map();
+process.on('message', async (m) => {
+  if (m.cmd === 'acquire') {
+    held.set(m.tag, await stage.acquire());
+    process.send({ report: 'granted', tag: m.tag });
+  } else if (m.cmd === 'release') {
+    held.get(m.tag)();
+    held.get(m.tag)();
+  }
+});
+process.send({ report: 'ready' });
+`;
+
+interface Worker {
+  child: ChildProcess;
+  grants: string[];
+}
+
+describe('HeavyStage over IPC (the cluster primary and its workers)', () => {
+  const children: ChildProcess[] = [];
+  afterAll(() => {
+    for (const child of children) {
+      child.kill('SIGKILL');
+    }
+  });
+
+  async function worker(grants: HeavyStageGrants): Promise<Worker> {
+    const child = fork('-e', [CHILD], {
+      cwd: ROOT,
+      execArgv: ['-r', 'ts-node/register/transpile-only'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    children.push(child);
+    const w: Worker = { child, grants: [] };
+    const ready = new Promise<void>((resolve) => {
+      child.on('message', (m: { report?: string; tag?: string }) => {
+        if (grants.handle(child, m)) {
+          return;
+        }
+        if (m.report === 'ready') {
+          resolve();
+        } else if (m.report === 'granted') {
+          w.grants.push(m.tag!);
+        }
+      });
+    });
+    child.on('exit', () => grants.gone(child));
+    await ready;
+    return w;
+  }
+
+  const send = (w: Worker, cmd: 'acquire' | 'release', tag: string): void => {
+    w.child.send({ cmd, tag });
+  };
+  /** Long enough for a grant that was due to have crossed the channel. */
+  const settle = () => new Promise((r) => setTimeout(r, 300));
+
+  it('should grant one slot at a time across processes, in arrival order, each released once', async () => {
+    const grants = new HeavyStageGrants(1);
+    const a = await worker(grants);
+    const b = await worker(grants);
+    send(a, 'acquire', 'a1');
+    await waitFor('a1 granted', () => a.grants.includes('a1'));
+    // The order is the order of arrival at the primary: b1 is in the queue before a2 is sent.
+    send(b, 'acquire', 'b1');
+    await waitFor('b1 queued', () => grants.queued === 1);
+    send(a, 'acquire', 'a2');
+    await waitFor('a2 queued', () => grants.queued === 2);
+    await settle();
+    expect([a.grants, b.grants]).toEqual([['a1'], []]);
+    // The child calls each release twice: the second must not free a second slot.
+    send(a, 'release', 'a1');
+    await waitFor('b1 granted', () => b.grants.includes('b1'));
+    await settle();
+    expect([a.grants, b.grants]).toEqual([['a1'], ['b1']]);
+    expect(grants.granted).toBe(1);
+    send(b, 'release', 'b1');
+    await waitFor('a2 granted', () => a.grants.includes('a2'));
+    send(a, 'release', 'a2');
+    await waitFor('every slot back', () => grants.granted === 0);
+  });
+
+  it('should take back the slots of a worker that dies, and drop its waiting requests', async () => {
+    const grants = new HeavyStageGrants(1);
+    const a = await worker(grants);
+    const b = await worker(grants);
+    const c = await worker(grants);
+    send(a, 'acquire', 'a1');
+    await waitFor('a1 granted', () => a.grants.includes('a1'));
+    send(b, 'acquire', 'b1');
+    await waitFor('b1 queued', () => grants.queued === 1);
+    send(c, 'acquire', 'c1');
+    await waitFor('c1 queued', () => grants.queued === 2);
+    // a dies holding the slot, b dies waiting: c is next, and gets the slot.
+    a.child.kill('SIGKILL');
+    b.child.kill('SIGKILL');
+    await Promise.all([once(a.child, 'exit'), once(b.child, 'exit')]);
+    await waitFor('c1 granted', () => c.grants.includes('c1'));
+    expect(b.grants).toEqual([]);
+    expect(grants.granted).toBe(1);
+  });
+
+  it('should grant IMAGE_HEAVY_CONCURRENCY slots at once', async () => {
+    const grants = new HeavyStageGrants(2);
+    const a = await worker(grants);
+    const b = await worker(grants);
+    send(a, 'acquire', 'a1');
+    send(b, 'acquire', 'b1');
+    await waitFor('two granted', () => a.grants.length + b.grants.length === 2);
+    send(b, 'acquire', 'b2');
+    await waitFor('b2 queued', () => grants.queued === 1);
+    await settle();
+    expect([a.grants, b.grants]).toEqual([['a1'], ['b1']]);
+    send(a, 'release', 'a1');
+    await waitFor('b2 granted', () => b.grants.includes('b2'));
+  });
+});

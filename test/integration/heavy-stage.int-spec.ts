@@ -13,11 +13,12 @@ const ROOT = join(__dirname, '..', '..');
  */
 const CHILD = `
 const { ClusterHeavyStage, LocalHeavyStage } = require('./src/modules/uploads/heavy-stage');
-const stage = new ClusterHeavyStage(process, new LocalHeavyStage(1));
+// Two stages on one channel (as two apps in one worker would have): each must get its own grants.
+const stages = [0, 1].map(() => new ClusterHeavyStage(process, new LocalHeavyStage(1)));
 const held = new Map();
 process.on('message', async (m) => {
   if (m.cmd === 'acquire') {
-    held.set(m.tag, await stage.acquire());
+    held.set(m.tag, await stages[m.stage ?? 0].acquire());
     process.send({ report: 'granted', tag: m.tag });
   } else if (m.cmd === 'release') {
     held.get(m.tag)();
@@ -65,8 +66,8 @@ describe('HeavyStage over IPC (the cluster primary and its workers)', () => {
     return w;
   }
 
-  const send = (w: Worker, cmd: 'acquire' | 'release', tag: string): void => {
-    w.child.send({ cmd, tag });
+  const send = (w: Worker, cmd: 'acquire' | 'release', tag: string, stage = 0): void => {
+    w.child.send({ cmd, tag, stage });
   };
   /** Long enough for a grant that was due to have crossed the channel. */
   const settle = () => new Promise((r) => setTimeout(r, 300));
@@ -114,6 +115,19 @@ describe('HeavyStage over IPC (the cluster primary and its workers)', () => {
     await waitFor('c1 granted', () => c.grants.includes('c1'));
     expect(b.grants).toEqual([]);
     expect(grants.granted).toBe(1);
+  });
+
+  it('should tell apart the requests of two stages in one worker, and take each release once', async () => {
+    const grants = new HeavyStageGrants(2);
+    const a = await worker(grants);
+    send(a, 'acquire', 'x', 0);
+    send(a, 'acquire', 'y', 1);
+    await waitFor('both granted', () => a.grants.length === 2);
+    expect(grants.granted).toBe(2);
+    send(a, 'release', 'x');
+    await waitFor('one slot back', () => grants.granted === 1);
+    send(a, 'release', 'y');
+    await waitFor('both slots back', () => grants.granted === 0);
   });
 
   it('should grant IMAGE_HEAVY_CONCURRENCY slots at once', async () => {

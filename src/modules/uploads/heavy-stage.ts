@@ -47,26 +47,35 @@ export interface IpcChannel {
   ): unknown;
   readonly connected?: boolean;
   on(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'message', listener: (message: unknown) => void): unknown;
 }
+
+/** Request ids, unique in the process (however many ClusterHeavyStages share its channel). */
+let nextRequestId = 1;
 
 /** A cluster worker's side: each acquire() is a request to the primary, answered by its grant. */
 export class ClusterHeavyStage implements HeavyStage {
-  private nextId = 1;
   private readonly waiting = new Map<number, () => void>();
+  private readonly onMessage = (m: unknown): void => {
+    const grant = m as Partial<HeavyStageGrant> | null;
+    if (grant?.fxf === 'heavy-grant' && typeof grant.id === 'number') {
+      const granted = this.waiting.get(grant.id);
+      this.waiting.delete(grant.id);
+      granted?.();
+    }
+  };
 
   /** `fallback` counts for this process alone when the channel is gone (the worker is about to exit). */
   constructor(
     private readonly channel: IpcChannel,
     private readonly fallback: HeavyStage,
   ) {
-    channel.on('message', (m: unknown) => {
-      const grant = m as Partial<HeavyStageGrant> | null;
-      if (grant?.fxf === 'heavy-grant' && typeof grant.id === 'number') {
-        const granted = this.waiting.get(grant.id);
-        this.waiting.delete(grant.id);
-        granted?.();
-      }
-    });
+    channel.on('message', this.onMessage);
+  }
+
+  /** Stops listening for grants (the app closes; requests still waiting are never granted). */
+  close(): void {
+    this.channel.off('message', this.onMessage);
   }
 
   acquire(): Promise<() => void> {
@@ -74,7 +83,7 @@ export class ClusterHeavyStage implements HeavyStage {
     if (!send || this.channel.connected === false) {
       return this.fallback.acquire();
     }
-    const id = this.nextId++;
+    const id = nextRequestId++;
     return new Promise((resolve) => {
       this.waiting.set(id, () => {
         let released = false;

@@ -19,7 +19,8 @@ export const HEAVY_PIXELS = 16_000_000;
  * (after the review); safe to call again, or when no slot was taken. With `framesHere` (the default) the frames were
  * decoded in this process, and a full collection runs first, so that they are gone, not merely dead, before the next
  * heavy image is decoded: dead buffers are freed only by a collection, and nothing else would start one in time
- * (two bursts of 16 × 27 MP uploads: 285 MB over idle at the peak without it, 164 MB with it). An animation decoded
+ * (sixteen 27 MP uploads at once, three runs of the big-uploads bench: 285 MB over idle at the peak without it,
+ * 164 MB with it). An animation decoded
  * in the heavy-image process sends back only the classifier's inputs: `framesHere` false, no collection.
  */
 export interface ImageStage {
@@ -78,6 +79,9 @@ export class ImagePool implements OnModuleDestroy {
   onModuleDestroy(): void {
     clearInterval(this.renice);
     this.release.close();
+    if (this.heavyStage instanceof ClusterHeavyStage) {
+      this.heavyStage.close();
+    }
     this.heavyProcess?.close();
   }
 

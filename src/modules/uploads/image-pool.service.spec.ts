@@ -53,4 +53,38 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     releaseAlone();
     await held;
   });
+
+  it('should give heavy images IMAGE_HEAVY_CONCURRENCY slots (default 1) and refuse a count outside 1–64', async () => {
+    const tick = () => new Promise((r) => setImmediate(r));
+    const heavyStarted = async (
+      p: ImagePool,
+      count: number,
+    ): Promise<{ started: number; done: () => void }> => {
+      let started = 0;
+      const stages = Array.from({ length: count }, () => p.stage());
+      for (const stage of stages) {
+        void stage.gate(17_000_000, () => Promise.resolve(started++));
+      }
+      await tick();
+      await tick();
+      return { started, done: () => stages.forEach((stage) => stage.done(false)) };
+    };
+    const one = await heavyStarted(pool({ WEB_CONCURRENCY: '1' }), 3);
+    expect(one.started).toBe(1);
+    one.done();
+    const two = await heavyStarted(pool({ WEB_CONCURRENCY: '1', IMAGE_HEAVY_CONCURRENCY: '2' }), 3);
+    expect(two.started).toBe(2);
+    two.done();
+    // Light images take no slot.
+    const light = pool({ WEB_CONCURRENCY: '1' });
+    const held = light.stage();
+    void held.gate(17_000_000, () => Promise.resolve());
+    await expect(light.stage().gate(2_000_000, () => Promise.resolve('light'))).resolves.toBe('light');
+    held.done(false);
+    for (const bad of ['0', '65', 'two']) {
+      expect(() => loadConfig({ DATA_DIR: dir, IMAGE_HEAVY_CONCURRENCY: bad })).toThrow(
+        `IMAGE_HEAVY_CONCURRENCY must be a whole number from 1 to 64 (got "${bad}")`,
+      );
+    }
+  });
 });

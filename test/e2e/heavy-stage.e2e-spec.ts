@@ -1,10 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import sharp from 'sharp';
-import { writeColourModel } from '../fixtures/moderation/make-colour-model';
+import { createColourModelApp } from '../fixtures/moderation/make-colour-model';
 import { bearer, makeKey } from '../setup/factories';
-import { createTestApp, type TestApp } from '../setup/test-app';
+import type { TestApp } from '../setup/test-app';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 import type { ReviewFrame } from '../../src/modules/media/decode';
 import { ImagePool } from '../../src/modules/uploads/image-pool.service';
@@ -23,17 +20,12 @@ function heavyJpeg(blue: number): Promise<Buffer> {
  */
 describe('The heavy stage in the upload pipeline (e2e)', () => {
   let t: TestApp;
-  let modelDir: string;
 
   beforeAll(async () => {
-    modelDir = mkdtempSync(join(tmpdir(), 'fxf-colour-model-'));
-    const modelPath = await writeColourModel(join(modelDir, 'colour.onnx'));
-    t = await createTestApp({ env: { MODERATION_ENABLED: 'true', MODERATION_MODEL_PATH: modelPath } });
-    await t.app.get(ModerationService).whenReady();
+    t = await createColourModelApp();
   });
   afterAll(async () => {
     await t.close();
-    rmSync(modelDir, { recursive: true, force: true });
   });
 
   it('should hold one heavy upload’s slot from its decode to the end of its review; light uploads take none', async () => {

@@ -1,11 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import sharp from 'sharp';
-import { writeColourModel } from '../fixtures/moderation/make-colour-model';
+import { createColourModelApp } from '../fixtures/moderation/make-colour-model';
 import { solid } from '../fixtures/sample-images';
 import { bearer, makeKey } from '../setup/factories';
 import { sql, storedFiles } from '../setup/db';
@@ -36,20 +34,15 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
   let t: TestApp;
   let token: string;
   let userId: string;
-  let modelDir: string;
 
   beforeAll(async () => {
-    modelDir = mkdtempSync(join(tmpdir(), 'fxf-colour-model-'));
-    const modelPath = await writeColourModel(join(modelDir, 'colour.onnx'));
-    t = await createTestApp({ env: { MODERATION_ENABLED: 'true', MODERATION_MODEL_PATH: modelPath } });
-    await t.app.get(ModerationService).whenReady();
+    t = await createColourModelApp();
     const key = await makeKey(t);
     token = key.token;
     userId = key.user.id;
   });
   afterAll(async () => {
     await t.close();
-    rmSync(modelDir, { recursive: true, force: true });
   });
 
   const upload = (bytes: Buffer, name = 'a.png') =>

@@ -144,4 +144,35 @@ describe('HeavyStage over IPC (the cluster primary and its workers)', () => {
     send(a, 'release', 'a1');
     await waitFor('b2 granted', () => b.grants.includes('b2'));
   });
+
+  it('should count for the worker alone once its channel to the primary is closed (the worker is exiting)', async () => {
+    // The child drops its channel first, then reports on stdout: with one local slot, the second acquire waits for
+    // the first's release.
+    const orphan = `
+const { ClusterHeavyStage, LocalHeavyStage } = require('./src/modules/uploads/heavy-stage');
+const stage = new ClusterHeavyStage(process, new LocalHeavyStage(1));
+process.disconnect();
+(async () => {
+  const first = await stage.acquire();
+  let second = false;
+  const next = stage.acquire().then((release) => ((second = true), release));
+  await new Promise((r) => setTimeout(r, 200));
+  const waited = !second;
+  first();
+  (await next)();
+  process.stdout.write(JSON.stringify({ waited, second }));
+})();
+`;
+    const child = fork('-e', [orphan], {
+      cwd: ROOT,
+      execArgv: ['-r', 'ts-node/register/transpile-only'],
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual({ waited: true, second: true });
+  });
 });

@@ -15,6 +15,8 @@ import { Semaphore } from '../moderation/semaphore';
 export interface HeavyStage {
   /** Waits for a slot, in arrival order across the processes, and returns its release (idempotent). */
   acquire(): Promise<() => void>;
+  /** Stops taking part (the app closes). */
+  close(): void;
 }
 
 /** A worker asks for a slot, or gives one back (`id` is the worker's own number for the request). */
@@ -34,6 +36,10 @@ export class LocalHeavyStage implements HeavyStage {
 
   acquire(): Promise<() => void> {
     return this.slots.acquire();
+  }
+
+  close(): void {
+    // Nothing outside this process to let go of.
   }
 }
 

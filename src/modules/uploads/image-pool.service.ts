@@ -20,8 +20,8 @@ export const HEAVY_PIXELS = 16_000_000;
  * decoded in this process, and a full collection runs first, so that they are gone, not merely dead, before the next
  * heavy image is decoded: dead buffers are freed only by a collection, and nothing else would start one in time
  * (sixteen 27 MP uploads at once, three runs of the big-uploads bench: 285 MB over idle at the peak without it,
- * 164 MB with it). An animation decoded
- * in the heavy-image process sends back only the classifier's inputs: `framesHere` false, no collection.
+ * 164 MB with it). An animation decoded in the heavy-image process sends back only the classifier's inputs:
+ * `framesHere` false, no collection.
  */
 export interface ImageStage {
   gate: DecodeGate;
@@ -79,9 +79,7 @@ export class ImagePool implements OnModuleDestroy {
   onModuleDestroy(): void {
     clearInterval(this.renice);
     this.release.close();
-    if (this.heavyStage instanceof ClusterHeavyStage) {
-      this.heavyStage.close();
-    }
+    this.heavyStage.close();
     this.heavyProcess?.close();
   }
 

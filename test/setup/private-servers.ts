@@ -160,10 +160,10 @@ export class TcpProxy {
 }
 
 /** A TCP server that accepts connections and never answers (a hung Redis): its URL, the sockets, and close(). */
-export async function silentServer(): Promise<{ url: string; sockets: Socket[]; close: () => void }> {
+export async function silentServer(port = 0): Promise<{ url: string; sockets: Socket[]; close: () => void }> {
   const sockets: Socket[] = [];
   const server = createServer((socket) => sockets.push(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
     sockets,

@@ -1,3 +1,4 @@
+import { RedisConnection } from 'bullmq';
 import type Redis from 'ioredis';
 import type { AppConfig } from '../../config/app-config';
 import { settleWithin, withTimeout } from '../time/timeout';
@@ -9,6 +10,27 @@ import { settleWithin, withTimeout } from '../time/timeout';
 export function bullPrefix(config: AppConfig): string {
   return `${config.redisPrefix}{bull}`;
 }
+
+/**
+ * BullMQ (bullmq#3546, open as of 5.81): a connection closed while it is still coming up (an earlier attempt failed,
+ * a later one is mid-handshake) removes its listeners at once, and its start-up promise rejects with that earlier
+ * failure only when the socket has closed, a moment later; its constructor re-emits the rejection as an 'error' that
+ * nobody listens to any more, and the emit throws: an unhandled rejection, which ends a process at shutdown (and
+ * failed a test whose Redis was down). So every connection BullMQ makes, the worker's blocking one included (it makes
+ * that one itself, so a Connection subclass can't reach it), keeps a listener that drops errors after its close.
+ * Applied once, when this module loads: every BullMQ object in the service is built by code that imports it.
+ */
+const { close: bullClose } = RedisConnection.prototype as {
+  close: (this: RedisConnection, force?: boolean) => Promise<void>;
+};
+RedisConnection.prototype.close = async function closeQuietly(this: RedisConnection, force?: boolean) {
+  try {
+    await bullClose.call(this, force);
+  } finally {
+    // After close's own removeAllListeners(), before any socket event: close() is done in microtasks.
+    this.on('error', () => undefined);
+  }
+};
 
 /** The one shutdown wait (common/time), re-exported for the queue code that uses it beside the helpers here. */
 export { settleWithin };

@@ -23,6 +23,8 @@ process.on('message', async (m) => {
   } else if (m.cmd === 'release') {
     held.get(m.tag)();
     held.get(m.tag)();
+  } else if (m.cmd === 'close') {
+    stages[m.stage ?? 0].close();
   }
 });
 process.send({ report: 'ready' });
@@ -66,7 +68,7 @@ describe('HeavyStage over IPC (the cluster primary and its workers)', () => {
     return w;
   }
 
-  const send = (w: Worker, cmd: 'acquire' | 'release', tag: string, stage = 0): void => {
+  const send = (w: Worker, cmd: 'acquire' | 'release' | 'close', tag: string, stage = 0): void => {
     w.child.send({ cmd, tag, stage });
   };
   /** Long enough for a grant that was due to have crossed the channel. */
@@ -143,6 +145,33 @@ describe('HeavyStage over IPC (the cluster primary and its workers)', () => {
     expect([a.grants, b.grants]).toEqual([['a1'], ['b1']]);
     send(a, 'release', 'a1');
     await waitFor('b2 granted', () => b.grants.includes('b2'));
+  });
+
+  it("should let a closing worker's waiting uploads go on locally, and drop their requests at the primary", async () => {
+    const grants = new HeavyStageGrants(1);
+    const a = await worker(grants);
+    const b = await worker(grants);
+    send(a, 'acquire', 'a1');
+    await waitFor('a1 granted', () => a.grants.includes('a1'));
+    send(b, 'acquire', 'b1');
+    await waitFor('b1 queued', () => grants.queued === 1);
+    // b's app closes (shutdown): its upload waiting for the slot must not hang the drain.
+    send(b, 'close', '');
+    await waitFor('b1 going on with its own count', () => b.grants.includes('b1'));
+    await waitFor('b1 dropped at the primary', () => grants.queued === 0);
+    expect(grants.granted).toBe(1);
+    // A later upload of the closing worker counts locally too: b1 holds b's one local slot, so b2 waits for it.
+    send(b, 'acquire', 'b2');
+    await settle();
+    expect(b.grants).toEqual(['b1']);
+    expect(grants.queued).toBe(0);
+    send(b, 'release', 'b1');
+    await waitFor('b2 given the local slot', () => b.grants.includes('b2'));
+    // Nothing of b's is granted at the primary when a gives its slot back.
+    send(a, 'release', 'a1');
+    await waitFor('every slot back', () => grants.granted === 0);
+    await settle();
+    expect(grants.granted).toBe(0);
   });
 
   it('should count for the worker alone once its channel to the primary is closed (the worker is exiting)', async () => {

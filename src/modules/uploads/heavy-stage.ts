@@ -59,15 +59,24 @@ export interface IpcChannel {
 /** Request ids, unique in the process (however many ClusterHeavyStages share its channel). */
 let nextRequestId = 1;
 
+/** A request of this worker that the primary has not granted yet. */
+interface Waiting {
+  /** The primary granted it. */
+  granted(): void;
+  /** It goes on with this process's own count instead (the channel closed, or the stage did). */
+  local(): void;
+}
+
 /** A cluster worker's side: each acquire() is a request to the primary, answered by its grant. */
 export class ClusterHeavyStage implements HeavyStage {
-  private readonly waiting = new Map<number, () => void>();
+  private readonly waiting = new Map<number, Waiting>();
+  private closed = false;
   private readonly onMessage = (m: unknown): void => {
     const grant = m as Partial<HeavyStageGrant> | null;
     if (grant?.fxf === 'heavy-grant' && typeof grant.id === 'number') {
-      const granted = this.waiting.get(grant.id);
+      const waiting = this.waiting.get(grant.id);
       this.waiting.delete(grant.id);
-      granted?.();
+      waiting?.granted();
     }
   };
 
@@ -79,36 +88,58 @@ export class ClusterHeavyStage implements HeavyStage {
     channel.on('message', this.onMessage);
   }
 
-  /** Stops listening for grants (the app closes; requests still waiting are never granted). */
+  /**
+   * Stops listening for grants (the app closes). Uploads still waiting for a slot are not left hanging, which would
+   * hold the shutdown's drain: they go on with this process's own count, and the primary is told to drop their
+   * requests (or to take back a grant already on its way).
+   */
   close(): void {
+    this.closed = true;
     this.channel.off('message', this.onMessage);
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const [id, request] of waiting) {
+      this.tell({ fxf: 'heavy-release', id });
+      request.local();
+    }
   }
 
   acquire(): Promise<() => void> {
-    const send = this.channel.send?.bind(this.channel);
-    if (!send || this.channel.connected === false) {
+    // Once closed, no grant would reach this stage: uploads that arrive while the app closes count locally.
+    if (this.closed || !this.channel.send || this.channel.connected === false) {
       return this.fallback.acquire();
     }
     const id = nextRequestId++;
     return new Promise((resolve) => {
-      this.waiting.set(id, () => {
-        let released = false;
-        resolve(() => {
-          if (!released) {
-            released = true;
-            // A closed channel means the worker is exiting, and the primary gives its slots back then.
-            send({ fxf: 'heavy-release', id }, undefined, {}, ignore);
-          }
-        });
-      });
-      send({ fxf: 'heavy-acquire', id }, undefined, {}, (error) => {
-        if (error) {
-          // The channel closed before the request left: count for this process alone.
-          this.waiting.delete(id);
-          void this.fallback.acquire().then(resolve);
+      const request: Waiting = {
+        granted: () => {
+          let released = false;
+          resolve(() => {
+            if (!released) {
+              released = true;
+              this.tell({ fxf: 'heavy-release', id });
+            }
+          });
+        },
+        local: () => void this.fallback.acquire().then(resolve),
+      };
+      this.waiting.set(id, request);
+      this.tell({ fxf: 'heavy-acquire', id }, (error) => {
+        // The channel closed before the request left: count for this process alone (unless close() did already).
+        if (error && this.waiting.delete(id)) {
+          request.local();
         }
       });
     });
+  }
+
+  /** Sends to the primary; a closed channel means the worker is exiting, and the primary gives its slots back then. */
+  private tell(message: HeavyStageRequest, sent: (error: Error | null) => void = ignore): void {
+    if (!this.channel.send || this.channel.connected === false) {
+      sent(new Error('the channel to the primary is closed'));
+      return;
+    }
+    this.channel.send(message, undefined, {}, sent);
   }
 }
 
@@ -148,6 +179,12 @@ export class HeavyStageGrants {
       if (this.held.get(peer)?.delete(m.id)) {
         this.inUse--;
         this.grant();
+      } else {
+        // A request given up before its grant (the worker's stage closed): it leaves the queue.
+        const at = this.queue.findIndex((q) => q.peer === peer && q.id === m.id);
+        if (at >= 0) {
+          this.queue.splice(at, 1);
+        }
       }
       return true;
     }

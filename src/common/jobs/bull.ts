@@ -27,7 +27,8 @@ RedisConnection.prototype.close = async function closeQuietly(this: RedisConnect
   try {
     await bullClose.call(this, force);
   } finally {
-    // After close's own removeAllListeners(), before any socket event: close() is done in microtasks.
+    // After close's own removeAllListeners(). For a connection still coming up, close() only disconnects and ends
+    // within microtasks, so this listener is in place before the socket's close event brings the rejection.
     this.on('error', () => undefined);
   }
 };

@@ -8,9 +8,9 @@ import { waitFor } from '../setup/wait';
 /**
  * BullMQ (bullmq#3546): a connection closed while it is still coming up, after an earlier attempt failed, rejects
  * its start-up promise with that failure once the socket closes; close() has by then removed the connection's
- * listeners, so the rejection is unhandled. In a server that exit-on-unhandled-rejection crashes the shutdown; in
- * jest it failed whichever test was closing an app whose Redis was down (CI, rate-limits e2e, "connect
- * ECONNREFUSED 127.0.0.1:1").
+ * listeners, so the rejection is unhandled. A server (Node ends on an unhandled rejection) would crash in its
+ * shutdown; in jest it failed whichever test was closing an app whose Redis was down (CI, rate-limits e2e,
+ * "connect ECONNREFUSED 127.0.0.1:1").
  */
 describe('Closing BullMQ objects whose Redis is not up (integration)', () => {
   const unhandled: unknown[] = [];
@@ -30,13 +30,15 @@ describe('Closing BullMQ objects whose Redis is not up (integration)', () => {
     // Nothing listens on the port at first: every connection's first attempt is refused (its last error)...
     const port = await freePort();
     const config = { redisUrl: `redis://127.0.0.1:${port}`, redisPrefix: `bullclose${port}:` } as AppConfig;
-    const logger = { warn: () => undefined } as unknown as Logger;
+    // The job logs its connection's errors (the worker's 'error', a failed schedule) as warnings.
+    let warned = 0;
+    const logger = { warn: () => warned++ } as unknown as Logger;
     const job = PeriodicJob.start(
       config,
       { queue: 'q', schedulerId: 's', name: 'n', everyMs: 60_000, run: () => Promise.resolve(0) },
       logger,
     );
-    await sleep(30);
+    await waitFor('a refused attempt', () => warned > 0, 10_000);
     // ...then a Redis that accepts and never answers: the retries connect and hang in the handshake.
     const silent = await silentServer(port);
     try {

@@ -74,15 +74,21 @@ describe('HeavyStage over IPC (the cluster primary and its workers)', () => {
   /** Long enough for a grant that was due to have crossed the channel. */
   const settle = () => new Promise((r) => setTimeout(r, 300));
 
-  it('should grant one slot at a time across processes, in arrival order, each released once', async () => {
+  /** One slot: worker a holds it (a1), worker b waits for it (b1). */
+  async function oneHeldOneWaiting(): Promise<{ grants: HeavyStageGrants; a: Worker; b: Worker }> {
     const grants = new HeavyStageGrants(1);
     const a = await worker(grants);
     const b = await worker(grants);
     send(a, 'acquire', 'a1');
     await waitFor('a1 granted', () => a.grants.includes('a1'));
-    // The order is the order of arrival at the primary: b1 is in the queue before a2 is sent.
     send(b, 'acquire', 'b1');
     await waitFor('b1 queued', () => grants.queued === 1);
+    return { grants, a, b };
+  }
+
+  it('should grant one slot at a time across processes, in arrival order, each released once', async () => {
+    // The order is the order of arrival at the primary: b1 is in the queue before a2 is sent.
+    const { grants, a, b } = await oneHeldOneWaiting();
     send(a, 'acquire', 'a2');
     await waitFor('a2 queued', () => grants.queued === 2);
     await settle();
@@ -100,14 +106,8 @@ describe('HeavyStage over IPC (the cluster primary and its workers)', () => {
   });
 
   it('should take back the slots of a worker that dies, and drop its waiting requests', async () => {
-    const grants = new HeavyStageGrants(1);
-    const a = await worker(grants);
-    const b = await worker(grants);
+    const { grants, a, b } = await oneHeldOneWaiting();
     const c = await worker(grants);
-    send(a, 'acquire', 'a1');
-    await waitFor('a1 granted', () => a.grants.includes('a1'));
-    send(b, 'acquire', 'b1');
-    await waitFor('b1 queued', () => grants.queued === 1);
     send(c, 'acquire', 'c1');
     await waitFor('c1 queued', () => grants.queued === 2);
     // a dies holding the slot, b dies waiting: c is next, and gets the slot.
@@ -148,13 +148,7 @@ describe('HeavyStage over IPC (the cluster primary and its workers)', () => {
   });
 
   it("should let a closing worker's waiting uploads go on locally, and drop their requests at the primary", async () => {
-    const grants = new HeavyStageGrants(1);
-    const a = await worker(grants);
-    const b = await worker(grants);
-    send(a, 'acquire', 'a1');
-    await waitFor('a1 granted', () => a.grants.includes('a1'));
-    send(b, 'acquire', 'b1');
-    await waitFor('b1 queued', () => grants.queued === 1);
+    const { grants, a, b } = await oneHeldOneWaiting();
     // b's app closes (shutdown): its upload waiting for the slot must not hang the drain.
     send(b, 'close', '');
     await waitFor('b1 going on with its own count', () => b.grants.includes('b1'));

@@ -12,7 +12,7 @@ export function bullPrefix(config: AppConfig): string {
 }
 
 /**
- * BullMQ (bullmq#3546, open as of 5.81): a connection closed while it is still coming up (an earlier attempt failed,
+ * BullMQ (bullmq#3546; in 5.63.0, the version pinned here): a connection closed while it is still coming up (an earlier attempt failed,
  * a later one is mid-handshake) removes its listeners at once, and its start-up promise rejects with that earlier
  * failure only when the socket has closed, a moment later; its constructor re-emits the rejection as an 'error' that
  * nobody listens to any more, and the emit throws: an unhandled rejection, which ends a process at shutdown (and

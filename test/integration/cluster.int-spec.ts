@@ -68,8 +68,10 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // 'close', not 'exit': it comes after the pipes have been read to their end, so what the process printed last
+    // is in `out`/`err` by then ('exit' can come first). The workers share the pipes; they exit before the primary.
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
+      child.once('close', (code, signal) => resolve({ code, signal })),
     );
     return { child, stdout: () => out, stderr: () => err, exited };
   }
@@ -229,7 +231,14 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     );
     const replaced = childrenOf(primary);
     expect(replaced).toContain(workers[1]);
-    expect(svc.stderr()).toMatch(new RegExp(`A worker process \\(pid ${workers[0]}\\) exited \\(SIGKILL\\)`));
+    // The primary writes this line before it forks the replacement, but this process reads the pipe in its own
+    // time: /proc can show the new child before the line has arrived here, so wait for the line rather than
+    // expecting it already read (CI once saw "" at this point).
+    const killedLine = new RegExp(
+      `A worker process \\(pid ${workers[0]}\\) exited \\(SIGKILL\\); starting another\\.\\n`,
+    );
+    await waitFor('the primary to report the killed worker', () => killedLine.test(svc.stderr()), 15_000);
+    expect(svc.stderr()).toMatch(killedLine);
     await waitFor(
       'the replacement to accept connections',
       async () => (await connectionsHeld(port, replaced)).every((n) => n > 0),

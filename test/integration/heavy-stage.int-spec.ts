@@ -194,7 +194,8 @@ process.disconnect();
     children.push(child);
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    const [code] = (await once(child, 'exit')) as [number | null];
+    // 'close', not 'exit': it comes once stdout has been read to its end ('exit' can come before the last chunk).
+    const [code] = (await once(child, 'close')) as [number | null];
     expect(code).toBe(0);
     expect(JSON.parse(out)).toEqual({ waited: true, second: true });
   });

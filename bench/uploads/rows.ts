@@ -18,6 +18,9 @@
  * prebuilt body, one write, a kept-alive connection), in an informational row: the service's part without fetch's.
  *
  *   npm run bench -- [runs] uploads
+ *
+ * BENCH_UPLOAD_CASES=<regex> runs only the cases whose label matches (`BENCH_UPLOAD_CASES=RGBA`): a case alone, or
+ * after another (`'12 MP|RGBA'`), since what ran before moves the numbers (README, Performance).
  */
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
@@ -37,6 +40,7 @@ const MODEL_CACHE = join(REPO_DIR, '.tmp', 'moderation-cache');
 const REVIEW_FRAMES = 3;
 /** MODERATION_THREADS' default; the service and the review measured alone use the same. */
 const REVIEW_THREADS = Math.min(2, availableParallelism());
+const ONLY = process.env.BENCH_UPLOAD_CASES ? new RegExp(process.env.BENCH_UPLOAD_CASES) : undefined;
 
 interface Case {
   label: string;
@@ -218,7 +222,7 @@ export const suite: BenchSuite = {
       port: await freePort(),
       env: { MODERATION_MODEL_PATH: modelPath, MODERATION_THREADS: String(REVIEW_THREADS) },
     });
-    const all = cases();
+    const all = cases().filter((c) => !ONLY || ONLY.test(c.label));
     const e2e = all.map(() => [] as number[]);
     // The 16×16 cases also through a lean client (uploadKeptAlive): the service's part of the fixed cost.
     const lean = all.map(() => [] as number[]);

@@ -81,6 +81,40 @@ ${PRELUDE}
 })();
 `;
 
+/**
+ * The heap's room after a full collection, in a process of its own: the real ImagePool is made (it sets V8's growing
+ * factor unless the command line did), about 40 MB stay live, one full collection sets the limit, then old-generation
+ * garbage worth half the live heap is made: arrays over 128 KB (V8's large-object space), each kept while the next
+ * few are made so that they outlive a scavenge, as an upload's buffers do. It counts the full collections meanwhile.
+ */
+const HEAP_CHILD = `
+${PRELUDE}
+const v8 = require('v8');
+const { PerformanceObserver, constants } = require('perf_hooks');
+const { fullCollection } = require('./src/modules/uploads/garbage-release');
+(async () => {
+  const pool = new ImagePool(config);
+  const live = Array.from({ length: 400_000 }, (_, i) => ({ i, name: 'item ' + i }));
+  fullCollection()();
+  const liveBytes = v8.getHeapStatistics().used_heap_size;
+  let majors = 0;
+  const observer = new PerformanceObserver((list) => {
+    majors += list.getEntries().filter((e) => e.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR).length;
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  const window = [];
+  for (let made = 0; made < liveBytes / 2; made += 200_000 * 8) {
+    window.push(new Array(200_000).fill(made));
+    if (window.length > 4) window.shift();
+    await new Promise((r) => setImmediate(r));
+  }
+  await sleep(300);
+  observer.disconnect();
+  pool.onModuleDestroy();
+  process.stdout.write(JSON.stringify({ liveMb: liveBytes / 1048576, majors, kept: live.length + window.length }));
+})();
+`;
+
 describe('GarbageRelease in a real process', () => {
   it('should give back the decoded frames a burst left behind once the image stage has stayed empty', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'fxf-garbage-'));
@@ -126,5 +160,31 @@ describe('GarbageRelease in a real process', () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+  /** Runs HEAP_CHILD with `nodeArgs` before the script. */
+  async function heapChild(nodeArgs: string[]): Promise<{ liveMb: number; majors: number }> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fxf-garbage-'));
+    try {
+      const { stdout } = await run(
+        process.execPath,
+        [...nodeArgs, '-r', 'ts-node/register/transpile-only', '-e', HEAP_CHILD, dataDir],
+        { cwd: ROOT },
+      );
+      return JSON.parse(stdout) as { liveMb: number; majors: number };
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+
+  it('should let the heap grow by half of what is live without a full collection (HEAP_GROWING_PERCENT)', async () => {
+    const { liveMb, majors } = await heapChild([]);
+    expect(liveMb).toBeGreaterThan(30);
+    expect(majors).toBe(0);
+  });
+
+  it('should leave a --heap-growing-percent given on the command line as it is', async () => {
+    // 10 %: the same garbage now crosses the limit, so the test above could fail, and the operator's flag won.
+    const { majors } = await heapChild(['--heap-growing-percent=10']);
+    expect(majors).toBeGreaterThan(0);
   });
 });

@@ -1,4 +1,4 @@
-import { GarbageRelease } from './garbage-release';
+import { GarbageRelease, widenHeapGrowth } from './garbage-release';
 
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,5 +55,17 @@ describe('GarbageRelease', () => {
     release.close();
     await sleep(60);
     expect(runs()).toBe(0);
+  });
+});
+
+describe('widenHeapGrowth', () => {
+  it('should leave a growing factor given on the node command line, in either spelling', () => {
+    expect(widenHeapGrowth(['--heap-growing-percent=30'])).toBe(false);
+    expect(widenHeapGrowth(['--max-old-space-size=512', '--heap_growing_percent=5'])).toBe(false);
+  });
+
+  it('should set its own when the command line has none', () => {
+    expect(widenHeapGrowth(['--max-old-space-size=512', '--heap-growing-percentile'])).toBe(true);
+    expect(widenHeapGrowth([])).toBe(true);
   });
 });

@@ -4,7 +4,7 @@ import { httpProcessCount } from '../../common/jobs/process-role';
 import { limitSharpMemory, niceImageThreads } from '../media/sharp-settings';
 import { Semaphore } from '../moderation/semaphore';
 import { ByteBudget } from './byte-budget';
-import { fullCollection, GarbageRelease } from './garbage-release';
+import { fullCollection, GarbageRelease, widenHeapGrowth } from './garbage-release';
 import type { DecodeGate, Offload } from '../media/image-processor';
 import { HeavyImageProcess } from './heavy-image-process';
 import { ClusterHeavyStage, type HeavyStage, LocalHeavyStage } from './heavy-stage';
@@ -56,6 +56,7 @@ export class ImagePool implements OnModuleDestroy {
   readonly heavyStage: HeavyStage;
 
   constructor(config: AppConfig) {
+    widenHeapGrowth();
     this.light = new Semaphore(config.images.concurrency);
     this.heavyProcess = config.images.heavyProcess
       ? new HeavyImageProcess(config.images.heavyNice, HEAVY_PIXELS)

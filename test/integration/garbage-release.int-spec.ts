@@ -83,9 +83,10 @@ ${PRELUDE}
 
 /**
  * The heap's room after a full collection, in a process of its own: the real ImagePool is made (it sets V8's growing
- * factor unless the command line did), about 40 MB stay live, one full collection sets the limit, then old-generation
- * garbage worth half the live heap is made: arrays over 128 KB (V8's large-object space), each kept while the next
- * few are made so that they outlive a scavenge, as an upload's buffers do. It counts the full collections meanwhile.
+ * factor unless the command line did), about 60 MB of heap stays live, one full collection sets the limit, then
+ * old-generation garbage worth half the live heap is made: arrays over 128 KB (V8's large-object space), each kept
+ * while the next few are made so that they outlive a scavenge, as an upload's buffers do. It counts the full
+ * collections meanwhile.
  */
 const HEAP_CHILD = `
 ${PRELUDE}
@@ -161,6 +162,7 @@ describe('GarbageRelease in a real process', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
   /** Runs HEAP_CHILD with `nodeArgs` before the script. */
   async function heapChild(nodeArgs: string[]): Promise<{ liveMb: number; majors: number }> {
     const dataDir = mkdtempSync(join(tmpdir(), 'fxf-garbage-'));

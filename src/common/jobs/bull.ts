@@ -16,9 +16,10 @@ export function bullPrefix(config: AppConfig): string {
  * earlier attempt failed, a later one is mid-handshake) removes its listeners at once, and its start-up promise
  * rejects with that earlier failure only when the socket has closed, a moment later; its constructor re-emits the
  * rejection as an 'error' that nobody listens to any more, and the emit throws: an unhandled rejection, which ends a
- * process at shutdown (and failed a test whose Redis was down). So every connection BullMQ makes, the worker's blocking one included (it makes
- * that one itself, so a Connection subclass can't reach it), keeps a listener that drops errors after its close.
- * Applied once, when this module loads: every BullMQ object in the service is built by code that imports it.
+ * process at shutdown (and failed a test whose Redis was down). So every connection BullMQ makes, the worker's
+ * blocking one included (it makes that one itself, so a Connection subclass can't reach it), keeps a listener that
+ * drops errors after its close. Applied once, when this module loads: every BullMQ object in the service is built by
+ * code that imports it.
  */
 const { close: bullClose } = RedisConnection.prototype as {
   close: (this: RedisConnection, force?: boolean) => Promise<void>;

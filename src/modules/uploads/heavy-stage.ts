@@ -1,3 +1,4 @@
+import type { IpcChannel as GenericIpcChannel, IpcPeer } from '../../common/ipc';
 import { Semaphore } from '../moderation/semaphore';
 
 /**
@@ -44,17 +45,7 @@ export class LocalHeavyStage implements HeavyStage {
 }
 
 /** What ClusterHeavyStage needs of the worker's side of the IPC channel (`process` in a cluster worker). */
-export interface IpcChannel {
-  send?(
-    message: HeavyStageRequest,
-    handle: undefined,
-    options: object,
-    callback: (error: Error | null) => void,
-  ): unknown;
-  readonly connected?: boolean;
-  on(event: 'message', listener: (message: unknown) => void): unknown;
-  off(event: 'message', listener: (message: unknown) => void): unknown;
-}
+export type IpcChannel = GenericIpcChannel<HeavyStageRequest>;
 
 /** Request ids, unique in the process (however many ClusterHeavyStages share its channel). */
 let nextRequestId = 1;
@@ -144,14 +135,7 @@ export class ClusterHeavyStage implements HeavyStage {
 }
 
 /** What the primary needs of a worker (a cluster Worker, or any child process with an IPC channel). */
-export interface StagePeer {
-  send(
-    message: HeavyStageGrant,
-    handle: undefined,
-    options: object,
-    callback: (error: Error | null) => void,
-  ): unknown;
-}
+export type StagePeer = IpcPeer<HeavyStageGrant>;
 
 /**
  * The primary's side: `slots` slots granted to the workers' requests in arrival order. A worker that exits gives

@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { httpProcessCount } from './common/jobs/process-role';
+import { ClusterScrapes } from './common/metrics/cluster-metrics';
 import type { AppConfig } from './config/app-config';
 import { HeavyStageGrants } from './modules/uploads/heavy-stage';
 
@@ -80,12 +81,14 @@ export function runPrimary(options: ClusterOptions): Promise<number> {
   const done = new Promise<number>((resolve) => (finish = resolve));
   // IMAGE_HEAVY_CONCURRENCY counts for the whole `npm start`: the workers ask the primary (HeavyStage).
   const heavyStage = new HeavyStageGrants(config.images.heavyConcurrency);
+  // A scrape of /metrics in any worker answers for every worker that listens (common/metrics/cluster-metrics.ts).
+  const scrapes = new ClusterScrapes(() => listening);
 
   const fork = (): void => {
     const worker = cluster.fork(options.workerEnv);
     workers.add(worker);
     worker.on('message', (m: WorkerMessage) => {
-      if (heavyStage.handle(worker, m)) {
+      if (heavyStage.handle(worker, m) || scrapes.handle(worker, m)) {
         return;
       }
       if (m?.fxf === 'listening') {
@@ -113,6 +116,7 @@ export function runPrimary(options: ClusterOptions): Promise<number> {
   const exited = (worker: Worker, code: number | null, signal: string | null): void => {
     workers.delete(worker);
     heavyStage.gone(worker);
+    scrapes.gone(worker);
     const wasListening = listening.delete(worker);
     if (stopping) {
       // A worker still booting when the signal came dies of it (nothing was in flight): that is a clean stop too.

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { request as httpRequest, Agent } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import sharp from 'sharp';
@@ -13,6 +13,7 @@ import { createTestDatabase, dropRedisKeys } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 
 const ROOT = join(__dirname, '..', '..');
+const METRICS_TOKEN = 'm'.repeat(32);
 
 /**
  * Issue 14, goal 5: `npm start` with WEB_CONCURRENCY=2 runs a primary and two HTTP worker processes. Which process
@@ -282,6 +283,133 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
       );
       expect(answers).toEqual(jpegs.map(() => [200, 4200]));
     } finally {
+      svc.child.kill('SIGTERM');
+      await svc.exited;
+    }
+  }, 240_000);
+
+  /** GET /metrics with the token: on a connection of its own unless `agent` keeps one. */
+  function scrape(
+    port: number,
+    agent?: Agent,
+  ): Promise<{ status: number; text: string; retryAfter: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/metrics',
+          agent: agent ?? false,
+          headers: { Authorization: `Bearer ${METRICS_TOKEN}` },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () =>
+            resolve({ status: res.statusCode!, text, retryAfter: res.headers['retry-after'] }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** The /healthz 200s a scrape counts for each worker pid (by its default instance_id, hostname:pid). */
+  function healthzCounts(text: string, pids: number[]): (number | undefined)[] {
+    return pids.map((pid) => {
+      const line = text
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith('fixitfy_http_requests_total{') &&
+            l.includes('route="/healthz"') &&
+            l.includes('status="200"') &&
+            l.includes(`instance_id="${hostname()}:${pid}"`),
+        );
+      return line === undefined ? undefined : Number(line.split(' ').pop());
+    });
+  }
+
+  const missingOf = (text: string): number | undefined => {
+    const line = text.split('\n').find((l) => l.startsWith('fixitfy_scrape_processes_missing '));
+    return line === undefined ? undefined : Number(line.split(' ').pop());
+  };
+
+  it('should answer a scrape of either metrics port for both workers, and say when one could not answer', async () => {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const svc = start({
+      PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+      METRICS_TOKEN,
+      WEB_CONCURRENCY: '2',
+    });
+    const primary = svc.child.pid!;
+    let stopped: number | undefined;
+    try {
+      await waitFor('the listening line', () => svc.stdout().includes('listening'), 90_000);
+      const workers = childrenOf(primary);
+      expect(workers).toHaveLength(2);
+      // Twelve requests, each on a connection of its own: the cluster hands them to the workers in turn.
+      for (let i = 0; i < 12; i++) {
+        expect((await healthz(port, new Agent({ keepAlive: false }))).status).toBe(200);
+      }
+
+      // Before, each scrape reached one worker and showed its series alone. Now every scrape, on either port, shows
+      // both workers' series, which add up to the twelve requests.
+      for (const via of [port, metricsPort, port, metricsPort, port, metricsPort]) {
+        const { status, text } = await scrape(via);
+        expect(status).toBe(200);
+        const counts = healthzCounts(text, workers);
+        expect(counts.every((n) => n !== undefined && n > 0)).toBe(true);
+        expect((counts as number[]).reduce((a, b) => a + b, 0)).toBe(12);
+        expect(missingOf(text)).toBe(0);
+      }
+
+      // A worker that cannot answer (stopped: its event loop does not run) is left out once the primary has
+      // waited for it. Two scrapes at once: the cluster hands at most one to the stopped worker.
+      stopped = workers[0];
+      process.kill(stopped, 'SIGSTOP');
+      const [a, b] = [scrape(metricsPort), scrape(metricsPort)];
+      const first = await Promise.race([a, b]);
+      expect(first.status).toBe(200);
+      expect(healthzCounts(first.text, workers)).toEqual([undefined, expect.any(Number)]);
+      expect(missingOf(first.text)).toBe(1);
+      process.kill(stopped, 'SIGCONT');
+      stopped = undefined;
+      expect((await Promise.all([a, b])).map((r) => r.status)).toEqual([200, 200]);
+      const again = await scrape(port);
+      expect(healthzCounts(again.text, workers).every((n) => n !== undefined)).toBe(true);
+      expect(missingOf(again.text)).toBe(0);
+
+      // The primary itself cannot answer: a scrape on a connection a worker already holds fails, on either port, as
+      // the contract says a dependency's failure does: 503 `unavailable` with Retry-After.
+      const kept = [
+        new Agent({ keepAlive: true, maxSockets: 1 }),
+        new Agent({ keepAlive: true, maxSockets: 1 }),
+      ];
+      expect((await healthz(port, kept[0])).status).toBe(200);
+      expect((await scrape(metricsPort, kept[1])).status).toBe(200);
+      stopped = primary;
+      process.kill(primary, 'SIGSTOP');
+      const refused = await Promise.all([scrape(port, kept[0]), scrape(metricsPort, kept[1])]);
+      process.kill(primary, 'SIGCONT');
+      stopped = undefined;
+      kept.forEach((agent) => agent.destroy());
+      for (const answer of refused) {
+        expect(answer.status).toBe(503);
+        expect(JSON.parse(answer.text)).toEqual({
+          ok: false,
+          code: 'unavailable',
+          error: 'The metrics of the other HTTP processes could not be gathered.',
+        });
+        expect(answer.retryAfter).toMatch(/^\d+$/);
+      }
+    } finally {
+      if (stopped !== undefined) {
+        process.kill(stopped, 'SIGCONT');
+      }
       svc.child.kill('SIGTERM');
       await svc.exited;
     }

@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { createServer, type Server } from 'node:http';
 import { AppConfig } from '../../config/app-config';
+import { writeErrorAnswer } from '../errors/all-exceptions.filter';
 import { metricsAccess } from './metrics-access';
 import { Metrics } from './metrics.service';
 
@@ -43,7 +44,9 @@ export class MetricsPortServer implements OnApplicationBootstrap, OnApplicationS
       }
       this.metrics.text().then(
         (text) => send(200, this.metrics.registry.contentType, text),
-        () => send(500, json, envelope('internal', 'Metrics could not be collected.')),
+        // As on the app's port: 503 `unavailable` when a cluster's other processes could not be asked, else 500.
+        (error: unknown) =>
+          writeErrorAnswer(res, error, { path: '/metrics', bodyIsJson: false, logger: this.logger }),
       );
     });
     await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { hostname } from 'node:os';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { isClusterWorker } from '../../cluster';
 import { AppConfig } from '../../config/app-config';
+import { ClusterMetricsClient } from './cluster-metrics';
 
 /** Seconds buckets for request and work latencies: 5 ms to 60 s. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -17,10 +19,11 @@ export function instanceId(config: AppConfig): string {
 /**
  * The service's Prometheus metrics (GET /metrics, API.md Part 3). One registry per app, not prom-client's global
  * one: tests run several apps in one process. Every series carries `instance_id` and `role` (default labels), so
- * a dashboard can tell the instances behind a load balancer apart. Names are listed in README "Metrics".
+ * a dashboard can tell the instances behind a load balancer apart. Names are listed in README "Metrics". In a cluster
+ * worker (WEB_CONCURRENCY > 1) a scrape answers for every HTTP process of the `npm start` (cluster-metrics.ts).
  */
 @Injectable()
-export class Metrics {
+export class Metrics implements OnApplicationShutdown {
   readonly registry = new Registry();
 
   /** Every answer of POST /api/v1/upload, by outcome: `ok` or the error code (rate_limit, nsfw_rejected, ...). */
@@ -42,6 +45,8 @@ export class Metrics {
   readonly rateLimitRefusals: Counter<'group' | 'code'>;
 
   private queueDepth: QueueDepthSource | null = null;
+  /** A cluster worker's way to the other workers' series (null in a process of its own). */
+  private readonly cluster: ClusterMetricsClient | null;
 
   constructor(config: AppConfig) {
     const r = this.registry;
@@ -114,6 +119,8 @@ export class Metrics {
       help: 'Webhook delivery jobs in the shared queue, by state (the same figure on every instance).',
       labelNames: ['state'],
       registers: [r],
+      // The processes of one instance read the same queue: merged into one scrape, the figure is not added up.
+      aggregator: 'max',
       collect: async () => {
         const source = this.queueDepth;
         if (!source) {
@@ -129,6 +136,11 @@ export class Metrics {
       // Process CPU, memory, event-loop lag, GC: only when someone can read them.
       collectDefaultMetrics({ register: r, prefix: 'fixitfy_' });
     }
+    this.cluster = isClusterWorker() ? new ClusterMetricsClient(process, r) : null;
+  }
+
+  onApplicationShutdown(): void {
+    this.cluster?.close();
   }
 
   /** The webhook queue tells where to read its depth (it owns the BullMQ handle). */
@@ -136,7 +148,8 @@ export class Metrics {
     this.queueDepth = source;
   }
 
+  /** The scrape: this process's series, or in a cluster worker every HTTP process's (503 `unavailable` if not). */
   async text(): Promise<string> {
-    return this.registry.metrics();
+    return this.cluster ? this.cluster.scrape() : this.registry.metrics();
   }
 }

@@ -20,7 +20,7 @@
  *   npm run bench -- [runs] uploads
  *
  * BENCH_UPLOAD_CASES=<regex> runs only the cases whose label matches (`BENCH_UPLOAD_CASES=RGBA`): a case alone, or
- * after another (`'12 MP|RGBA'`), since what ran before moves the numbers (README, Performance).
+ * after another (`'12 MP|RGBA'`), since what ran before moves the numbers (docs/performance.md).
  */
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';

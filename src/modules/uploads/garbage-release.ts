@@ -38,7 +38,7 @@ export const HEAP_GROWING_PERCENT = 50;
  * 120–145 ms before those big uploads). 50 % halves those collections (13) and 100 % ends them, but 100 % let a burst
  * of big uploads keep more dead objects before each collection (the first burst's peak 242–252 MB over idle, against
  * the 250 MB goal); 50 % kept it at 219 MB. V8's own factor also goes up to 4 × when a process allocates fast, and
- * this caps it (README, Performance). A `--heap-growing-percent` on the node command line (NODE_OPTIONS does not
+ * this caps it (docs/performance.md). A `--heap-growing-percent` on the node command line (NODE_OPTIONS does not
  * take it) is left as it is. V8 reads the flag at every full collection, so setting it at run time takes effect from
  * the next one.
  */

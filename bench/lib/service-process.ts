@@ -115,22 +115,26 @@ export interface RunningService {
   child: ChildProcess;
   /** Milliseconds from spawn to the first 200 of /healthz. */
   healthzMs: number;
+  /** With `ready`: milliseconds from spawn to the first 200 of /readyz (the model loaded, in the process asked). */
+  readyzMs?: number;
   stop(): Promise<void>;
 }
 
 /** Spawns `node dist/src/main.js` and resolves at its first 200 of /healthz (and, with `ready`, of /readyz). */
 export async function startService(
   env: Record<string, string>,
-  opts: { ready?: boolean; port?: number } = {},
+  opts: { ready?: boolean; port?: number; appDir?: string } = {},
 ): Promise<RunningService> {
-  const main = builtMain();
+  // Another checkout to run (a side-by-side baseline), as the other launchers: default BENCH_APP_DIR, else this one.
+  const appDir = opts.appDir ?? process.env.BENCH_APP_DIR ?? ROOT;
+  const main = builtMain(appDir);
   // A port the OS says is free now: fixed ones in 40xxx sit inside the ephemeral range, where the bench's own
   // outgoing connections could hold one ("PORT … is in use").
   const port = opts.port ?? (await freePort());
   const started = performance.now();
   const child = spawn(process.execPath, [main], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...startScriptEnv(), PORT: String(port), ...env },
+    cwd: appDir,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...startScriptEnv(appDir), PORT: String(port), ...env },
     // BENCH_SERVICE_LOG: the service's log lines go to that file (appended), for a run that needs explaining.
     stdio: [
       'ignore',
@@ -161,10 +165,8 @@ export async function startService(
   };
   try {
     const healthzMs = await waitFor('/healthz');
-    if (opts.ready) {
-      await waitFor('/readyz');
-    }
-    return { base, port, child, healthzMs, stop };
+    const readyzMs = opts.ready ? await waitFor('/readyz') : undefined;
+    return { base, port, child, healthzMs, readyzMs, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -2,7 +2,9 @@
  * Issue 14, goal 6: milliseconds from spawn to the first 200 of GET /healthz on a warm start (the database migrated,
  * the model converted, the OS file cache warm from the round before), median of the rounds. The goal is absolute —
  * ≤ 1.5 s — so the ratio shown is ours / 1500 ms (goal ≤ 1.0); the baseline column shows what a bare
- * `node -e` HTTP server takes from spawn to its first 200 in the same run, for scale.
+ * `node -e` HTTP server takes from spawn to its first 200 in the same run, for scale. Informational rows beside them:
+ * spawn → the first 200 of /readyz (the database, Redis, storage and the moderation model ready), with the
+ * same baseline.
  */
 import { freePort } from '../../test/setup/private-servers';
 import { spawn } from 'node:child_process';
@@ -40,15 +42,17 @@ export const suite: BenchSuite = {
       { label: 'spawn → /healthz 200, warm, WEB_CONCURRENCY=1', env: { WEB_CONCURRENCY: '1' } },
     ];
     const times = variants.map(() => [] as number[]);
+    const ready = variants.map(() => [] as number[]);
     const bare: number[] = [];
     try {
       // Round 0 migrates, converts the model and warms the file cache: not counted.
       for (let round = 0; round <= runs; round++) {
         for (const [i, v] of variants.entries()) {
-          const svc = await startService({ ...deployment.env, ...v.env });
+          const svc = await startService({ ...deployment.env, ...v.env }, { ready: true });
           await svc.stop();
           if (round > 0) {
             times[i].push(svc.healthzMs);
+            ready[i].push(svc.readyzMs!);
           }
         }
         const b = await bareNode(await freePort());
@@ -60,7 +64,7 @@ export const suite: BenchSuite = {
       await deployment.remove();
     }
     const bareMedian = median(bare);
-    return variants.map((v, i): BenchRow => {
+    const rows = variants.map((v, i): BenchRow => {
       const value = median(times[i]);
       return {
         label: v.label,
@@ -74,5 +78,18 @@ export const suite: BenchSuite = {
         note: `ratio = ours / 1500 ms (the goal is absolute, ≤ 1.5 s); ${runs} runs`,
       };
     });
+    const readyRows = variants.map((v, i): BenchRow => {
+      const value = median(ready[i]);
+      return {
+        label: v.label.replace('/healthz', '/readyz'),
+        value,
+        baselineLabel: 'bare `node -e` http server',
+        baseline: bareMedian,
+        unit: 'ms',
+        ratio: value / GOAL_MS,
+        note: `informational: the moderation model loaded too (a process loads it beside its start-up); ratio = ours / 1500 ms; ${runs} runs`,
+      };
+    });
+    return [...rows, ...readyRows];
   },
 };

@@ -146,6 +146,15 @@ describe('GET /metrics with METRICS_TOKEN (e2e)', () => {
     expect(res.text).not.toContain('fixitfy_');
   });
 
+  it.each(['bearer', 'BEARER', 'BeArEr'])(
+    'should take the scheme word in any case (%s), as every other endpoint does',
+    async (scheme) => {
+      await t.http.get('/metrics').set('Authorization', `${scheme} ${TOKEN}`).expect(200);
+      // The token itself is case-sensitive.
+      await t.http.get('/metrics').set('Authorization', `${scheme} ${TOKEN.toUpperCase()}`).expect(401);
+    },
+  );
+
   it('should serve the Prometheus text format to Bearer <METRICS_TOKEN>, labelled with the instance', async () => {
     const res = await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -277,7 +286,7 @@ describe('METRICS_PORT (e2e)', () => {
         status: 401,
         body: { ok: false, code: 'unauthorized', error: expect.any(String) },
       });
-      const ok = await get(port, '/metrics', { Authorization: `Bearer ${TOKEN}` });
+      const ok = await get(port, '/metrics', { Authorization: `bearer ${TOKEN}` });
       expect(ok.status).toBe(200);
       expect(ok.type).toMatch(/^text\/plain/);
       expect(ok.body).toContain('fixitfy_uploads_total');

@@ -1,7 +1,14 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import {
+  type DynamicModule,
+  type MiddlewareConsumer,
+  Module,
+  type NestModule,
+  RequestMethod,
+} from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthGuard } from './common/auth/auth.guard';
+import { requestBodyMiddleware } from './common/http/request-body';
 import { CommonModule } from './common/common.module';
 import { JobsModule } from './common/jobs/jobs.module';
 import type { ProcessRole } from './common/jobs/process-role';
@@ -24,7 +31,7 @@ import { WebhooksModule } from './modules/webhooks/webhooks.module';
 import { WebModule } from './modules/web/web.module';
 
 @Module({})
-export class AppModule {
+export class AppModule implements NestModule {
   /**
    * The whole app for one resolved config (databaseUrl set: main.ts starts the embedded PostgreSQL first). `role`
    * decides what starts (common/jobs/process-role.ts): APP_ROLE for the service, 'cli' for the operator CLI.
@@ -57,5 +64,14 @@ export class AppModule {
         { provide: APP_GUARD, useClass: RateLimitGuard },
       ],
     };
+  }
+
+  /**
+   * Bodies and cookies are read here, not by parsers on the Express app: Nest applies a module's middleware after
+   * the global modules' (the request log's and the metrics'), so an unreadable body is logged, counted and answered
+   * with its request id. The app is created with `bodyParser: false` (HTTP_APP_OPTIONS) for the same reason.
+   */
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(...requestBodyMiddleware()).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
   }
 }

@@ -1,10 +1,8 @@
-import type { INestApplication } from '@nestjs/common';
+import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import cookieParser from 'cookie-parser';
 import { Logger, PARAMS_PROVIDER_TOKEN, type Params } from 'nestjs-pino';
 import { pinoHttp } from 'pino-http';
 import { configureHttpServer } from './common/http/http-server';
-import { refuseDeepJson } from './common/http/json-depth';
 import { QuietStartupLogger } from './common/logging/logger-options';
 import { AppConfig } from './config/app-config';
 import { DeliveryCache } from './modules/delivery/delivery-cache';
@@ -22,17 +20,25 @@ import { installReadFastPath, type ReadFastPathDeps } from './modules/uploads/re
 import { UploadsService } from './modules/uploads/uploads.service';
 import { setupSwagger } from './swagger';
 
+/**
+ * How every HTTP app is created (main.ts, the tests): without Nest's own body parsers, which it would put on the
+ * Express app in front of every middleware (and with them `x-www-form-urlencoded` bodies); AppModule reads bodies.
+ */
+export const HTTP_APP_OPTIONS = { bodyParser: false } as const;
+
+/** Nest's own lines go to the app's logger (JSON lines, LOG_LEVEL), Nest's start-up chatter at debug. */
+export function useAppLogger(app: INestApplicationContext): void {
+  app.useLogger(new QuietStartupLogger(app.get(Logger)));
+}
+
 /** Everything main.ts and the tests both need on the HTTP app. */
 export function configureApp(app: INestApplication): void {
   const express = app as NestExpressApplication;
   const config = app.get(AppConfig);
-  express.useLogger(new QuietStartupLogger(app.get(Logger)));
+  useAppLogger(app);
   express.set('trust proxy', config.trustProxy);
   express.disable('x-powered-by');
-  // JSON bodies are small; uploads are multipart and streamed by busboy, never through this parser.
-  express.useBodyParser('json', { limit: '64kb', strict: true, verify: refuseDeepJson });
-  express.useBodyParser('urlencoded', { limit: '16kb', extended: false });
-  express.use(cookieParser());
+  // Bodies and cookies: AppModule's middleware (common/http/request-body.ts), after the request log's.
   configureHttpServer(express.getHttpServer(), {
     headersTimeoutMs: config.httpHeadersTimeoutMs,
     requestTimeoutMs: config.httpRequestTimeoutMs,

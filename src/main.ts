@@ -45,13 +45,16 @@ async function main(): Promise<void> {
 
 async function serve({ config, stop }: Infrastructure, clustered: boolean): Promise<void> {
   // The app is loaded only once its settings, database and Redis are known good: a bad setting fails in a moment.
-  const [{ NestFactory }, { AppModule }, { configureApp }, { UsersService }] = await Promise.all([
-    import('@nestjs/core'),
-    import('./app.module'),
-    import('./app.setup'),
-    import('./modules/auth/users.service'),
-  ]);
+  const [{ NestFactory }, { AppModule }, { configureApp, HTTP_APP_OPTIONS, useAppLogger }, { UsersService }] =
+    await Promise.all([
+      import('@nestjs/core'),
+      import('./app.module'),
+      import('./app.setup'),
+      import('./modules/auth/users.service'),
+    ]);
   // abortOnError: false — a failing module reaches our catch (one line) instead of Nest's logged stack and exit.
+  // bufferLogs without autoFlushLogs: what the app logs while it starts is held, and dropped if the start fails (the
+  // failure is one line); once it has started, flushLogs() writes what was held and ends the buffering, for good.
   const options = { bufferLogs: true, abortOnError: false, autoFlushLogs: false } as const;
   if (!roleStarts(config.appRole, 'http')) {
     // APP_ROLE=worker: the background work (common/jobs/process-role.ts), no HTTP server and no model.
@@ -60,10 +63,15 @@ async function serve({ config, stop }: Infrastructure, clustered: boolean): Prom
       await worker.close();
       await stop();
     });
+    useAppLogger(worker);
+    worker.flushLogs();
     process.stdout.write('Fixitfy Upload worker started\n');
     return;
   }
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), options);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    ...options,
+    ...HTTP_APP_OPTIONS,
+  });
   configureApp(app);
   const close = closeOnSignals(async () => {
     await app.close();
@@ -79,6 +87,9 @@ async function serve({ config, stop }: Infrastructure, clustered: boolean): Prom
     await app.close().catch(() => undefined);
     throw err;
   });
+  // Until now Nest's Logger held every line in memory (bufferLogs): without this, no line of the app's own (errors
+  // with their request id, the model, the janitor, webhooks) would ever be written, and the held lines would grow.
+  app.flushLogs();
   if (clustered) {
     await tellPrimary({ fxf: 'listening' });
   } else {

@@ -22,6 +22,7 @@ import { WebhookRetentionService } from '../../src/modules/webhooks/webhook-rete
 import { readInfra } from '../setup/infra';
 import { createTestDatabase, dropRedisKeys } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
+import { HTTP_APP_OPTIONS } from '../../src/app.setup';
 
 /** What each process role starts (src/common/jobs/process-role.ts), observed on the real app context. */
 describe('process roles', () => {
@@ -59,7 +60,7 @@ describe('process roles', () => {
     const moduleRef = await Test.createTestingModule({
       imports: [AppModule.forRoot(config(), role)],
     }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
+    const app = moduleRef.createNestApplication({ logger: false, ...HTTP_APP_OPTIONS });
     await app.init();
     return app;
   }

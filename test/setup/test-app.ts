@@ -8,7 +8,7 @@ import Redis from 'ioredis';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
 import { AppModule } from '../../src/app.module';
-import { configureApp } from '../../src/app.setup';
+import { configureApp, HTTP_APP_OPTIONS } from '../../src/app.setup';
 import { type AppConfig, loadConfig } from '../../src/config/app-config';
 import { databaseUrl, readInfra, withAdminClient } from './infra';
 
@@ -109,7 +109,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     builder.overrideProvider(provide).useValue(useValue);
   }
   const moduleRef = await builder.compile();
-  const app = moduleRef.createNestApplication({ logger: false });
+  const app = moduleRef.createNestApplication({ logger: false, ...HTTP_APP_OPTIONS });
   configureApp(app);
   // Listening (not just init) so parallel supertest requests share one server instead of each starting one.
   await app.listen(options.port ?? 0, '127.0.0.1');

@@ -24,6 +24,9 @@ interface BodyParserError {
   type?: string;
   status?: number;
   expose?: boolean;
+  /** zlib's, on a body that does not decompress as its Content-Encoding says (Z_DATA_ERROR, a brotli ERR_…). */
+  code?: string;
+  errno?: number;
 }
 
 const HTTP_STATUS_CODES: Partial<Record<number, ErrorCode>> = {
@@ -73,16 +76,26 @@ export function toAppError(exception: unknown): { error: AppError; unexpected: b
     }
     return { error: new AppError(status >= 500 ? 'internal' : 'bad_request'), unexpected: status >= 500 };
   }
-  // body-parser errors carry a `type` (nestjs/nest#5191: Nest would render them as 500).
+  // body-parser's errors (nestjs/nest#5191: Nest would render them as 500) are http-errors: a `status`, and mostly a
+  // `type`; a body that does not decompress as its Content-Encoding says is zlib's own error with only a status.
   const bp = exception as BodyParserError | null;
-  if (bp && typeof bp === 'object' && typeof bp.type === 'string' && typeof bp.status === 'number') {
+  if (bp && typeof bp === 'object' && typeof bp.status === 'number' && bp.status >= 400 && bp.status < 500) {
     if (bp.type === 'entity.too.large') {
       return { error: new AppError('too_large', 'The request body is too large.'), unexpected: false };
     }
     if (bp.type === 'entity.too.deep') {
       return { error: new AppError('bad_request', JSON_TOO_DEEP_MESSAGE), unexpected: false };
     }
-    if (bp.status < 500) {
+    if (bp.type === 'encoding.unsupported') {
+      const message =
+        'The request body has a Content-Encoding this server does not read (gzip, deflate or br).';
+      return { error: new AppError('bad_request', message), unexpected: false };
+    }
+    if (typeof bp.code === 'string' && typeof bp.errno === 'number') {
+      const message = 'The request body does not decompress as its Content-Encoding says.';
+      return { error: new AppError('bad_request', message), unexpected: false };
+    }
+    if (typeof bp.type === 'string' || bp.expose === true) {
       return { error: new AppError('bad_request'), unexpected: false };
     }
   }

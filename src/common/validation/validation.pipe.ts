@@ -1,4 +1,4 @@
-import { ValidationPipe, type ValidationError } from '@nestjs/common';
+import { type ArgumentMetadata, ValidationPipe, type ValidationError } from '@nestjs/common';
 import { AppError } from '../errors/app-error';
 import { NOT_FOUND_IF_INVALID } from './id-param';
 
@@ -10,9 +10,19 @@ function flatten(errors: ValidationError[], parent = ''): { field: string; messa
   });
 }
 
+/** Every body a route takes is an object (a DTO); Nest's pipe let a JSON array through as if it were `{}`. */
+class ObjectBodyValidationPipe extends ValidationPipe {
+  override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body' && Array.isArray(value)) {
+      throw new AppError('bad_request', 'The request body must be a JSON object.');
+    }
+    return super.transform(value, metadata) as Promise<unknown>;
+  }
+}
+
 /** The global ValidationPipe: unknown fields are refused, failures become 400 bad_request with details. */
 export function createValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new ObjectBodyValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,

@@ -1,0 +1,139 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readInfra } from '../setup/infra';
+import { freePort } from '../setup/private-servers';
+import { TcpProxy } from '../setup/tcp-proxy';
+import { createTestDatabase, dropRedisKeys } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
+
+const ROOT = join(__dirname, '..', '..');
+
+/**
+ * The service as `npm start` runs it (src/main.ts) writes what the app logs. main.ts creates the app with Nest's
+ * log buffer on, so that a failed start is one line; the buffer was never flushed after a good start, so every line
+ * logged through Nest's Logger — an unexpected error with its request id (API.md: `internal` "logged with the
+ * request id"), the metrics port, the janitor, webhooks — was held in memory for ever and never written.
+ */
+describe('the service writes its log (src/main.ts)', () => {
+  let dataDir: string;
+  let db: { url: string; drop: () => Promise<void> };
+  const prefix = `fxf-test:service-logs-${process.pid}:`;
+  const started: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'fxf-service-logs-'));
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    for (const child of started) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+      }
+    }
+    await db.drop();
+    await dropRedisKeys(readInfra().redisUrl, prefix);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  function start(env: Record<string, string>): {
+    child: ChildProcess;
+    lines: () => Record<string, any>[];
+    stdout: () => string;
+    exited: Promise<number | null>;
+  } {
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        DATA_DIR: dataDir,
+        DATABASE_URL: db.url,
+        REDIS_URL: readInfra().redisUrl,
+        REDIS_PREFIX: prefix,
+        MODERATION_ENABLED: 'false',
+        LOG_LEVEL: 'info',
+        WEB_CONCURRENCY: '1',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    started.push(child);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    const lines = (): Record<string, any>[] =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, any>);
+    return { child, lines, stdout: () => out, exited };
+  }
+
+  it('should write what the app logs while it starts and after, an unexpected error with its request id', async () => {
+    const proxy = await new TcpProxy('127.0.0.1', Number(new URL(db.url).port || 5432)).start();
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const svc = start({
+      PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+      METRICS_TOKEN: 'service-logs-metrics-token-0123',
+      DATABASE_URL: proxy.via(db.url),
+    });
+    try {
+      await waitFor('the listening line', () => svc.stdout().includes('listening'), 90_000);
+      // Logged while the app started (held, then written once it listened).
+      await waitFor('the metrics port line', () =>
+        svc
+          .lines()
+          .find((l) => l.msg === `metrics on port ${metricsPort}` && l.context === 'MetricsPortServer'),
+      );
+
+      // Logged long after: the database is cut, and the request that needs it fails unexpectedly.
+      await proxy.setMode('refuse');
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/auth/register`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ email: `logs-${Date.now()}@example.com`, password: 'correct horse battery' }),
+      });
+      expect(res.status).toBe(500);
+      expect(await res.json()).toEqual({ ok: false, code: 'db_failed', error: expect.any(String) });
+      const requestId = res.headers.get('x-request-id');
+      expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+      const logged = await waitFor('the error line with the request id', () =>
+        svc.lines().find((l) => l.context === 'Errors' && l.requestId === requestId),
+      );
+      expect(logged).toMatchObject({
+        level: 50,
+        msg: 'Unexpected error (db_failed)',
+        path: '/api/v1/auth/register',
+      });
+      const requestLine = await waitFor('the request line', () =>
+        svc.lines().find((l) => l.req?.id === requestId && l.res?.statusCode === 500),
+      ).catch((e: unknown) => {
+        throw new Error(`${String(e)}\n${svc.stdout()}`);
+      });
+      expect(requestLine).toMatchObject({ code: 'db_failed', msg: 'request errored' });
+    } finally {
+      await proxy.close();
+      svc.child.kill('SIGTERM');
+      await svc.exited;
+    }
+  }, 180_000);
+
+  it('should write what the worker role logs (APP_ROLE=worker)', async () => {
+    const metricsPort = await freePort();
+    const svc = start({ APP_ROLE: 'worker', METRICS_PORT: String(metricsPort) });
+    try {
+      await waitFor('the worker started line', () => svc.stdout().includes('worker started'), 90_000);
+      await waitFor('the metrics port line', () =>
+        svc.lines().find((l) => l.msg === `metrics on port ${metricsPort}`),
+      ).catch((e: unknown) => {
+        throw new Error(`${String(e)}\n${svc.stdout()}`);
+      });
+    } finally {
+      svc.child.kill('SIGTERM');
+      await svc.exited;
+    }
+  }, 180_000);
+});

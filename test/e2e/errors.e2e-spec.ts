@@ -48,6 +48,36 @@ describe('Error envelope (e2e)', () => {
     expect(res.body.code).toBe('bad_request');
   });
 
+  it.each([
+    ['GET', '/api/v1/upload', 'POST'],
+    ['DELETE', '/api/v1/me', 'GET, HEAD'],
+    ['PUT', '/api/v1/uploads/FIXITFY-abcdefghijkl.png', 'DELETE, GET, HEAD, PATCH'],
+    ['PUT', '/api/delete/0123456789abcdef', 'DELETE, POST'],
+    ['POST', '/images/FIXITFY-abcdefghijkl.png', 'GET, HEAD'],
+    ['DELETE', '/dashboard/api-keys', 'GET, HEAD'],
+  ])(
+    'should answer %s %s, a method the resource does not take, with 405 method_not_allowed and Allow: %s',
+    async (method, path, allow) => {
+      const res = await t.http[method.toLowerCase() as 'get' | 'put' | 'post' | 'delete'](path);
+      expect({ status: res.status, body: res.body as unknown, allow: res.headers.allow }).toEqual({
+        status: 405,
+        body: { ok: false, code: 'method_not_allowed', error: `This resource takes ${allow}.` },
+        allow,
+      });
+      expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    },
+  );
+
+  it('should keep 404 not_found for a path no route takes, whatever the method', async () => {
+    for (const method of ['get', 'post', 'put', 'delete'] as const) {
+      const res = await t.http[method]('/api/v1/no-such-thing');
+      expect({ status: res.status, body: res.body as unknown }).toEqual({
+        status: 404,
+        body: { ok: false, code: 'not_found', error: 'No such resource.' },
+      });
+    }
+  });
+
   it('should carry X-Request-Id on every answer, echoing a sane incoming one', async () => {
     const res = await t.http.get('/healthz').set('X-Request-Id', 'abc-123');
     expect(res.headers['x-request-id']).toBe('abc-123');

@@ -5,10 +5,12 @@ import {
   HttpException,
   HttpStatus,
   Logger,
+  NotFoundException,
 } from '@nestjs/common';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Request, Response } from 'express';
 import type { ServerResponse } from 'node:http';
+import { allowedMethods } from '../http/allowed-methods';
 import { JSON_TOO_DEEP_MESSAGE } from '../http/json-depth';
 import { ERROR_CODE_LOCAL } from '../logging/logger-options';
 import { AppError } from './app-error';
@@ -165,6 +167,24 @@ export function writeErrorAnswer(
   res.end(payload);
 }
 
+/**
+ * A request no route took, to a path that routes do take with other methods: 405 `method_not_allowed` with `Allow`
+ * (API.md: "a method the resource does not take"), not the router's 404. Null for any other failure.
+ */
+function wrongMethod(exception: unknown, req: Request): AppError | null {
+  // The router's own 404 (Nest's not-found handler), not a handler's NotFoundException.
+  if (!(exception instanceof NotFoundException) || !exception.message.startsWith(`Cannot ${req.method} `)) {
+    return null;
+  }
+  const allow = allowedMethods(req.app as unknown as Parameters<typeof allowedMethods>[0], req.path);
+  if (allow.length === 0) {
+    return null;
+  }
+  return new AppError('method_not_allowed', `This resource takes ${allow.join(', ')}.`, {
+    headers: { Allow: allow.join(', ') },
+  });
+}
+
 /** The one filter: every failure leaves as `{ ok: false, code, error }` with the status API.md gives the code. */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
@@ -173,7 +193,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
     const req = ctx.getRequest<Request>();
-    writeErrorAnswer(ctx.getResponse<Response>(), exception, {
+    writeErrorAnswer(ctx.getResponse<Response>(), wrongMethod(exception, req) ?? exception, {
       path: req.path,
       bodyIsJson: !!req.is('application/json'),
       logger: this.logger,

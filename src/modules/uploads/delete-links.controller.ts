@@ -3,9 +3,13 @@ import { ApiDefaultResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } fr
 import { Public } from '../../common/auth/auth.decorator';
 import { AppError } from '../../common/errors/app-error';
 import { ApiErrorResponses, ErrorResponse } from '../../common/errors/error-response';
+import { refusingRoute } from '../../common/http/allowed-methods';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { DeletedResponse } from './dto/upload.dto';
 import { DeleteLinksService } from './delete-links.service';
+
+/** A wrong method on a delete link answers 405 with `Allow: POST, DELETE`: its GET only ever refuses. */
+refusingRoute('/api/delete/:token', 'get');
 
 @ApiTags('Delete links')
 @ApiParam({ name: 'token', description: 'The one-shot token of the delete link (`delete_url`).' })

@@ -41,6 +41,8 @@ describe('webhook address policy', () => {
     ['::ffff:169.254.169.254', 'IPv4-mapped metadata'],
     ['::7f00:1', 'IPv4-compatible loopback'],
     ['64:ff9b::7f00:1', 'NAT64'],
+    ['64:ff9b:1::7f00:1', 'NAT64 local-use (RFC 8215), loopback inside'],
+    ['64:ff9b:1:ffff::808:808', 'NAT64 local-use (RFC 8215), even a public address inside'],
     ['2002:7f00:1::', '6to4'],
     ['2001::1', 'Teredo'],
   ])('should refuse %s (%s)', (ip) => {

@@ -155,7 +155,8 @@ describe('Admin pages (browser)', () => {
     await adminPage.getByText('Showing 1 entry, all there are.').waitFor();
     await expect(entries.count()).resolves.toBe(1);
 
-    // Unban after a confirmation: the same open page works again.
+    // Unban after a confirmation. The ban ended the victim's session (API.md: a ban ends it): their open page is sent
+    // to sign in on its next action, and works again once they have.
     const again = await findUserRow(victim.email);
     await again.getByRole('button', { name: `Unban ${victim.email}` }).click();
     const confirm = adminPage.getByRole('alertdialog', { name: `Unban ${victim.email}?` });
@@ -164,6 +165,9 @@ describe('Admin pages (browser)', () => {
     await confirm.getByRole('button', { name: 'Unban user' }).click();
     await confirm.waitFor({ state: 'hidden' });
     await again.getByText('Active').waitFor();
+    await victimPage.getByRole('button', { name: 'Reveal secret' }).click();
+    await victimPage.waitForURL((url) => url.pathname === '/login');
+    await b.signIn(victimPage, victim, '/dashboard/webhooks');
     await victimPage.getByRole('button', { name: 'Reveal secret' }).click();
     await victimPage.getByRole('region', { name: 'Signing secret' }).locator('code').waitFor();
   });

@@ -59,6 +59,14 @@ describe('Admin API and audit log (e2e)', () => {
         .get('/api/v1/me')
         .set(...bearer(victim.token))
         .expect(200);
+      // The ban ended the sessions it found: a cookie from before it (stolen, say) does not sign in again.
+      const old = await t.http.get('/api/v1/auth/session').set('Cookie', session.cookie);
+      expect({ status: old.status, code: (old.body as { code?: string }).code }).toEqual({
+        status: 401,
+        code: 'unauthorized',
+      });
+      const fresh = await login(t, victim.user);
+      await t.http.get('/api/v1/auth/session').set('Cookie', fresh.cookie).expect(200);
     });
 
     it('should refuse banning yourself and the last admin (409 conflict)', async () => {
@@ -77,6 +85,9 @@ describe('Admin API and audit log (e2e)', () => {
       expect(last.body.code).toBe('banned');
       await post(`/api/v1/admin/users/${admin.id}/unban`, otherSession).expect(200);
       await sql(t, "update users set role = 'user' where id = $1", [other.id]);
+      // The ban ended `admin`'s session: the later tests sign in again.
+      await t.http.get('/api/v1/auth/session').set('Cookie', adminSession.cookie).expect(401);
+      adminSession = await login(t, admin);
     });
 
     it('should answer 404 for an unknown user and 400 without a reason', async () => {

@@ -9,6 +9,7 @@ import { InvalidationBus } from '../../common/redis/invalidation-bus';
 import { AppConfig } from '../../config/app-config';
 import { AuditService } from '../audit/audit.service';
 import { hashPassword } from './password-hasher';
+import { Session } from './session.entity';
 import { User, type UserRole } from './user.entity';
 
 /** Account creation shared by registration, the CLI and ADMIN_EMAIL bootstrap. */
@@ -217,9 +218,17 @@ export class UsersService {
     return banned;
   }
 
+  /**
+   * Lifts a ban. The user's sessions from before it end here (API.md Part 2: a ban ends a session): while banned they
+   * answered 403 `banned`, and a cookie stolen before the ban must not sign in again after it. Keys and their tokens
+   * work again; the user signs in anew.
+   */
   async unban(userId: string, meta: RequestMeta): Promise<User> {
     const unbanned = await this.em.fork().transactional(async (em) => {
       const user = await this.lockedUser(em, userId);
+      if (user.bannedAt) {
+        await em.nativeDelete(Session, { user: user.id });
+      }
       user.bannedAt = null;
       user.banReason = null;
       await this.audit.record(

@@ -58,9 +58,16 @@ export class WebController {
     res.set({ 'Cache-Control': ASSET_CACHE_CONTROL, 'X-Content-Type-Options': 'nosniff' });
     // send (under sendFile) adds ETag, Last-Modified, Range and 304; the Cache-Control is ours.
     await new Promise<void>((resolve, reject) => {
-      res.sendFile(file, { cacheControl: false, dotfiles: 'deny' }, (err) =>
-        err && !res.headersSent ? reject(err) : resolve(),
-      );
+      res.sendFile(file, { cacheControl: false, dotfiles: 'deny' }, (err) => {
+        // ECONNABORTED: the client went away (a browser leaving the page). Nothing to answer and nothing wrong here;
+        // as an error it reached the filter as a socket failure, logged as "Unexpected error (db_failed)".
+        const aborted = (err as NodeJS.ErrnoException | undefined)?.code === 'ECONNABORTED';
+        if (err && !res.headersSent && !aborted) {
+          reject(err);
+        } else {
+          resolve();
+        }
+      });
     });
   }
 }

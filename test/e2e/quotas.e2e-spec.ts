@@ -69,6 +69,8 @@ describe('Storage quotas (e2e)', () => {
     const over = await upload(t, key.token);
     expectError(over, 413, 'quota_exceeded');
     expect(over.body.error).toContain(`of your ${size + 10}-byte quota (${size} bytes used)`);
+    // Every figure carries its unit, so that the website (and a person reading the JSON) can show each as "3.4 MB".
+    expect(over.body.error).toMatch(/would take you to \d+ bytes of your/);
     const me = await t.http
       .get('/api/v1/me')
       .set(...bearer(key.token))

@@ -191,7 +191,7 @@ export class UploadsService {
     if (quota.bytes !== null && bytes + size > quota.bytes) {
       throw new AppError(
         'quota_exceeded',
-        `This upload (${size} bytes) would take you to ${bytes + size} of your ${quota.bytes}-byte quota ` +
+        `This upload (${size} bytes) would take you to ${bytes + size} bytes of your ${quota.bytes}-byte quota ` +
           `(${bytes} bytes used).`,
       );
     }

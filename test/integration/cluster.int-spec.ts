@@ -1,15 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request as httpRequest, Agent } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import sharp from 'sharp';
 import { hashToken, mintApiKey } from '../../src/modules/api-keys/api-key-token';
 import { freePort } from '../setup/private-servers';
-import { readInfra } from '../setup/infra';
-import { createTestDatabase, dropRedisKeys } from '../setup/test-app';
+import { spawnedDeployment } from '../setup/spawned-deployment';
 import { waitFor } from '../setup/wait';
 
 const ROOT = join(__dirname, '..', '..');
@@ -21,26 +20,7 @@ const METRICS_TOKEN = 'm'.repeat(32);
  * of each of its connections (/proc/net/tcp*) and the process whose file descriptors hold it (/proc/<pid>/fd).
  */
 describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
-  let dataDir: string;
-  let db: { url: string; drop: () => Promise<void> };
-  const redisUrl = (): string => readInfra().redisUrl;
-  const prefix = `fxf-test:cluster-${process.pid}:`;
-  const started: ChildProcess[] = [];
-
-  beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'fxf-cluster-'));
-    db = await createTestDatabase();
-  });
-  afterAll(async () => {
-    for (const child of started) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-      }
-    }
-    await db.drop();
-    await dropRedisKeys(redisUrl(), prefix);
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  const deployment = spawnedDeployment('cluster');
 
   interface Service {
     child: ChildProcess;
@@ -54,17 +34,14 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
-        DATA_DIR: dataDir,
-        DATABASE_URL: db.url,
-        REDIS_URL: redisUrl(),
-        REDIS_PREFIX: prefix,
+        ...deployment.env(),
         MODERATION_ENABLED: 'false',
         LOG_LEVEL: 'silent',
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    started.push(child);
+    deployment.track(child);
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -417,7 +394,7 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
 
   /** A user and an API key in the service's database, as the bench makes them: its bearer token. */
   async function newKey(): Promise<string> {
-    const pg = new Client({ connectionString: db.url });
+    const pg = new Client({ connectionString: deployment.databaseUrl() });
     await pg.connect();
     try {
       const { rows } = await pg.query<{ id: string }>(

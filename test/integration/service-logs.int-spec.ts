@@ -1,11 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readInfra } from '../setup/infra';
 import { freePort } from '../setup/private-servers';
+import { spawnedDeployment } from '../setup/spawned-deployment';
 import { TcpProxy } from '../setup/tcp-proxy';
-import { createTestDatabase, dropRedisKeys } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 
 const ROOT = join(__dirname, '..', '..');
@@ -17,25 +14,7 @@ const ROOT = join(__dirname, '..', '..');
  * request id"), the metrics port, the janitor, webhooks — was held in memory for ever and never written.
  */
 describe('the service writes its log (src/main.ts)', () => {
-  let dataDir: string;
-  let db: { url: string; drop: () => Promise<void> };
-  const prefix = `fxf-test:service-logs-${process.pid}:`;
-  const started: ChildProcess[] = [];
-
-  beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'fxf-service-logs-'));
-    db = await createTestDatabase();
-  });
-  afterAll(async () => {
-    for (const child of started) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-      }
-    }
-    await db.drop();
-    await dropRedisKeys(readInfra().redisUrl, prefix);
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  const deployment = spawnedDeployment('service-logs');
 
   function start(env: Record<string, string>): {
     child: ChildProcess;
@@ -47,10 +26,7 @@ describe('the service writes its log (src/main.ts)', () => {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
-        DATA_DIR: dataDir,
-        DATABASE_URL: db.url,
-        REDIS_URL: readInfra().redisUrl,
-        REDIS_PREFIX: prefix,
+        ...deployment.env(),
         MODERATION_ENABLED: 'false',
         LOG_LEVEL: 'info',
         WEB_CONCURRENCY: '1',
@@ -58,7 +34,7 @@ describe('the service writes its log (src/main.ts)', () => {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    started.push(child);
+    deployment.track(child);
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -72,13 +48,16 @@ describe('the service writes its log (src/main.ts)', () => {
   }
 
   it('should write what the app logs while it starts and after, an unexpected error with its request id', async () => {
-    const proxy = await new TcpProxy('127.0.0.1', Number(new URL(db.url).port || 5432)).start();
+    const proxy = await new TcpProxy(
+      '127.0.0.1',
+      Number(new URL(deployment.databaseUrl()).port || 5432),
+    ).start();
     const [port, metricsPort] = [await freePort(), await freePort()];
     const svc = start({
       PORT: String(port),
       METRICS_PORT: String(metricsPort),
       METRICS_TOKEN: 'service-logs-metrics-token-0123',
-      DATABASE_URL: proxy.via(db.url),
+      DATABASE_URL: proxy.via(deployment.databaseUrl()),
     });
     try {
       await waitFor('the listening line', () => svc.stdout().includes('listening'), 90_000);

@@ -4,6 +4,7 @@ import { bearer, login, makeKey, makeUser, type TestKey } from '../setup/factori
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 import { ApiKeysService } from '../../src/modules/api-keys/api-keys.service';
+import { UploadRepository } from '../../src/modules/uploads/upload.repository';
 import { expectError } from '../setup/envelope';
 
 const local = (url: string): string => url.replace('http://upload.test', '');
@@ -118,6 +119,67 @@ describe('Expiring uploads (e2e)', () => {
       .expect(200);
     const c = await ok(upload(ut.body.token));
     expect(c.body.expires_at).not.toBeNull();
+  });
+
+  describe('a dedupe hit of an expiring upload', () => {
+    const expiresOf = async (filename: string): Promise<string | null> => {
+      const [row] = await sql(t, 'select expires_at from uploads where filename = $1', [filename]);
+      return row.expires_at === null ? null : new Date(row.expires_at).toISOString();
+    };
+
+    it('should make it permanent when the new request asks for no expiry (a Part 1 client sees no change)', async () => {
+      const bytes = await png(seed++);
+      const first = await ok(upload(key.token, { expires_in: '60' }, bytes));
+      expect(first.body.expires_at).not.toBeNull();
+      const again = await ok(upload(key.token, {}, bytes));
+      expect(again.body).toMatchObject({
+        deduplicated: true,
+        filename: first.body.filename,
+        expires_at: null,
+      });
+      expect(await expiresOf(first.body.filename)).toBeNull();
+      const detail = await t.http
+        .get(`/api/v1/uploads/${first.body.filename}`)
+        .set(...bearer(key.token))
+        .expect(200);
+      expect(detail.body.upload.expires_at).toBeNull();
+    });
+
+    it('should move it later, never earlier', async () => {
+      const bytes = await png(seed++);
+      const first = await ok(upload(key.token, { expires_in: '3600' }, bytes));
+      const later = await ok(upload(key.token, { expires_in: '7200' }, bytes));
+      expect(later.body.deduplicated).toBe(true);
+      expect(Date.parse(later.body.expires_at) - Date.parse(first.body.expires_at)).toBeGreaterThan(
+        3_500_000,
+      );
+      expect(await expiresOf(first.body.filename)).toBe(later.body.expires_at);
+      const earlier = await ok(upload(key.token, { expires_in: '600' }, bytes));
+      expect(earlier.body).toMatchObject({ deduplicated: true, expires_at: later.body.expires_at });
+      expect(await expiresOf(first.body.filename)).toBe(later.body.expires_at);
+    });
+
+    it('should leave a permanent upload permanent when the new request asks for an expiry', async () => {
+      const bytes = await png(seed++);
+      const first = await ok(upload(key.token, {}, bytes));
+      const again = await ok(upload(key.token, { expires_in: '60' }, bytes));
+      expect(again.body).toMatchObject({
+        deduplicated: true,
+        filename: first.body.filename,
+        expires_at: null,
+      });
+      expect(await expiresOf(first.body.filename)).toBeNull();
+    });
+
+    it('should not bring back an upload that expired before the extension ran', async () => {
+      const bytes = await png(seed++);
+      const first = await ok(upload(key.token, { expires_in: '60' }, bytes));
+      const [row] = await sql(t, 'select id from uploads where filename = $1', [first.body.filename]);
+      await sql(t, `update uploads set expires_at = now() - interval '1 second' where id = $1`, [row.id]);
+      // What the pipeline does when the upload expires between its dedupe check and the extension.
+      expect(await t.app.get(UploadRepository).extendExpiry(row.id, null)).toBeUndefined();
+      expect(await expiresOf(first.body.filename)).not.toBeNull();
+    });
   });
 
   it.each([[59], [31536001], ['60'], [1.5]])(

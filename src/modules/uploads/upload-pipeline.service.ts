@@ -97,13 +97,18 @@ export class UploadPipelineService {
       const tags = withTokenTags(principal, received.tags);
       const expiresAt = resolveExpiry(principal, received.expiry, Date.now());
       // The same bytes of the same owner already passed sniffing, decoding and review: answer before redoing them.
-      const state = await this.repository.shaState(principal.userId, received.sha256);
+      let state = await this.repository.shaState(principal.userId, received.sha256);
       const existing =
         state === 'live' ? await this.repository.findLiveBySha(principal.userId, received.sha256) : null;
       if (existing) {
         assertTypeAllowed(principal, existing.mime);
         await this.assertStillAuthorised(principal);
-        return await this.dedupeResponse(existing);
+        const answer = await this.dedupeResponse(existing, expiresAt);
+        if (answer) {
+          return answer;
+        }
+        // It expired in between: these bytes make a new upload, as after any expiry.
+        state = 'due';
       }
       // From here the bytes are in memory (the original, the stripped copy, decoded frames): the ImagePool's byte
       // budget bounds how many uploads are at this stage at once; the others wait on disk. A body the reader held in
@@ -234,16 +239,31 @@ export class UploadPipelineService {
       if (isUniqueViolation(err)) {
         // The same bytes won a race from a parallel request: answer as the dedupe hit it now is.
         const winner = await this.repository.findLiveBySha(principal.userId, received.sha256);
-        if (winner) {
-          return this.dedupeResponse(winner);
+        const answer = winner && (await this.dedupeResponse(winner, expiresAt));
+        if (answer) {
+          return answer;
         }
       }
       throw err;
     }
   }
 
-  /** The answer to a dedupe hit, with a delete link that works (re-keyed if the secret that made it is gone). */
-  private async dedupeResponse(upload: Upload): Promise<UploadResponse> {
+  /**
+   * The answer to a dedupe hit, with a delete link that works (re-keyed if the secret that made it is gone). The upload
+   * then lives at least as long as this request asked: no expiry (a Part 1 client, or a key without a default) makes
+   * it permanent, a later one moves it later, an earlier one changes nothing; otherwise a client that never sent an
+   * expiry would get a link that dies. Null when the upload expired in between.
+   */
+  private async dedupeResponse(upload: Upload, expiresAt: Date | null): Promise<UploadResponse | null> {
+    const current = upload.expiresAt ?? null;
+    if (current !== null && (expiresAt === null || expiresAt > current)) {
+      const kept = await this.repository.extendExpiry(upload.id, expiresAt);
+      if (kept === undefined) {
+        return null;
+      }
+      // A direct-link cache entry ends at the expiry it read and then reads the row again: nothing to invalidate.
+      upload.expiresAt = kept;
+    }
     return this.mapper.toUploadResponse(upload, true, await this.deleteLinks.tokenFor(upload));
   }
 

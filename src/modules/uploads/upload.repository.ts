@@ -161,6 +161,26 @@ export class UploadRepository {
     return rows.length === 0 ? null : rows[0].due ? 'due' : 'live';
   }
 
+  /**
+   * Moves a live upload's expiry to `at` if that is later (null: never expires); never earlier, and never for an upload
+   * already past its expiry. The expiry it has now, or undefined when it is no longer live.
+   */
+  async extendExpiry(id: string, at: Date | null): Promise<Date | null | undefined> {
+    const rows = await leanQuery<{ expires_at: Date | string | null }>(
+      this.em,
+      `update uploads
+          set expires_at = case when $2::timestamptz is null then null else greatest(expires_at, $2::timestamptz) end
+        where id = $1 and ${LIVE_SQL}
+        returning expires_at`,
+      [id, at],
+    );
+    if (rows.length === 0) {
+      return undefined;
+    }
+    const value = rows[0].expires_at;
+    return value === null ? null : new Date(value);
+  }
+
   findLiveBySha(ownerId: string, sha: string): Promise<Upload | null> {
     return this.em.fork().findOne(Upload, { owner: ownerId, sha256: sha, ...liveFilter() });
   }

@@ -53,6 +53,8 @@ describe('Scoped API keys (e2e)', () => {
     ['upload'],
     [[1]],
     [['upload', 'read', 'delete', 'read']],
+    // null is not absent (absent = all three): a caller asking for least privilege must not get every scope.
+    [null],
   ])('should refuse scopes %j with 400 bad_request', async (scopes) => {
     expectError(await createKey({ label: 'x', scopes }), 400, 'bad_request');
   });

@@ -1,3 +1,4 @@
+import { expectError } from '../setup/envelope';
 import { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import { HostResolver } from '../../src/modules/webhooks/host-resolver';
@@ -534,6 +535,9 @@ describe('Webhooks (e2e)', () => {
       ['a string as enabled', { url: 'http://127.0.0.1/x', enabled: 'yes' }],
       ['an unknown field', { url: 'http://127.0.0.1/x', extra: 1 }],
       ['a url over 2048 characters', { url: `http://127.0.0.1/${'a'.repeat(2050)}` }],
+      ['null as url', { url: null }],
+      ['null as events', { url: 'http://127.0.0.1/x', events: null }],
+      ['null as enabled', { url: 'http://127.0.0.1/x', enabled: null }],
     ])('should answer 400 bad_request to a body with %s', async (_what, body) => {
       const a = await account(t);
       const res = await asSession(t, a.session, 'post', '/api/v1/webhooks').send(body).expect(400);
@@ -561,6 +565,15 @@ describe('Webhooks (e2e)', () => {
         .send({ url: 'file:///etc/passwd' })
         .expect(400);
       await asSession(t, a.session, 'patch', `/api/v1/webhooks/${hook.id}`).send({ enabled: 1 }).expect(400);
+      // null is not "left out": it must pass the field's rules (it reached the service and answered 500).
+      for (const body of [{ url: null }, { events: null }, { enabled: null }]) {
+        expectError(
+          await asSession(t, a.session, 'patch', `/api/v1/webhooks/${hook.id}`).send(body),
+          400,
+          'bad_request',
+        );
+      }
+      expect((await webhookState(t, a, hook.id)).enabled).toBe(true);
       await asSession(t, a.session, 'get', `/api/v1/webhooks/${hook.id}/deliveries?limit=0`).expect(400);
       await asSession(t, a.session, 'get', `/api/v1/webhooks/${hook.id}/deliveries?limit=101`).expect(400);
       await asSession(t, a.session, 'get', `/api/v1/webhooks/${hook.id}/deliveries?before=yesterday`).expect(

@@ -13,6 +13,7 @@ import {
   Length,
   Matches,
 } from 'class-validator';
+import { Omittable } from '../../../common/validation/omittable';
 import { type Scope, SCOPES } from '../../../common/auth/scopes';
 
 const SCOPES_DOC =
@@ -33,7 +34,7 @@ export class CreateKeyDto {
     example: ['upload'],
     description: `What the key may do; omitted = all three. ${SCOPES_DOC}`,
   })
-  @IsOptional()
+  @Omittable()
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(SCOPES.length)
@@ -48,8 +49,9 @@ export class CreateKeyDto {
     example: 86400,
     description:
       'Seconds an upload made with this key (or a ut_ token it mints) lives unless the upload sends `expires_in` or ' +
-      '`expires_at`; omitted = uploads never expire.',
+      '`expires_at`; omitted or null = uploads never expire.',
   })
+  // null says what the key objects show for "never" (default_expires_in: null), so it is taken as "never" too.
   @IsOptional()
   @IsInt()
   @Min(60)

@@ -11,8 +11,8 @@ import {
   Matches,
   Max,
   Min,
-  ValidateIf,
 } from 'class-validator';
+import { Omittable } from '../../../common/validation/omittable';
 import { UPLOAD_TOKEN_TTL, UPLOAD_TOKEN_TYPES, type UploadTokenType } from '../upload-token';
 
 /** max_uploads and max_bytes are bounded so a token stays small and a counter never overflows. */
@@ -30,7 +30,7 @@ export class CreateUploadTokenDto {
     description: 'Lifetime in seconds, an integer from 60 to 604800 (7 days). Omitted: 3600.',
   })
   // Omitted means the default; anything else present (null, a string, a fraction) must be a valid integer.
-  @ValidateIf((_o, value) => value !== undefined)
+  @Omittable()
   @IsInt()
   @Min(UPLOAD_TOKEN_TTL.min)
   @Max(UPLOAD_TOKEN_TTL.max)
@@ -44,7 +44,7 @@ export class CreateUploadTokenDto {
     description:
       'The largest file (bytes as uploaded) the token accepts; the server-wide limit (20 MB) still applies. Over it → 413 `too_large`.',
   })
-  @ValidateIf((_o, value) => value !== undefined)
+  @Omittable()
   @IsInt()
   @Min(1)
   @Max(MAX_TOKEN_BYTES)
@@ -57,7 +57,7 @@ export class CreateUploadTokenDto {
     description:
       'The image types the token accepts (judged by content). Another type → 415 `unsupported_type`.',
   })
-  @ValidateIf((_o, value) => value !== undefined)
+  @Omittable()
   @IsArray()
   @ArrayMinSize(1)
   @ArrayUnique()
@@ -71,7 +71,7 @@ export class CreateUploadTokenDto {
     description:
       "Tags added to every upload made with the token, besides the upload's own (together at most 10, else 400).",
   })
-  @ValidateIf((_o, value) => value !== undefined)
+  @Omittable()
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(10)
@@ -96,7 +96,7 @@ export class CreateUploadTokenDto {
       'How many successful uploads the token allows (1 = single-use), counted atomically across instances; then ' +
       '403 `forbidden`. A failed upload gives its use back; a dedupe hit uses one.',
   })
-  @ValidateIf((_o, value) => value !== undefined)
+  @Omittable()
   @IsInt()
   @Min(1)
   @Max(MAX_TOKEN_UPLOADS)

@@ -5,12 +5,12 @@ import {
   IsArray,
   IsBoolean,
   IsIn,
-  IsOptional,
   IsString,
   IsUUID,
   MaxLength,
   MinLength,
 } from 'class-validator';
+import { Omittable } from '../../../common/validation/omittable';
 import { PageQuery } from '../../../common/validation/page-query';
 import { WEBHOOK_EVENTS, type WebhookEventType } from '../webhook.entity';
 
@@ -28,7 +28,7 @@ function EventsProperty(): PropertyDecorator {
       example: ['upload.created'],
       description: EVENTS_DOC,
     })(target, key);
-    IsOptional()(target, key);
+    Omittable()(target, key);
     IsArray()(target, key);
     ArrayMinSize(1)(target, key);
     ArrayUnique()(target, key);
@@ -48,7 +48,7 @@ export class CreateWebhookDto {
   url!: string;
 
   @ApiPropertyOptional({ example: true, default: true, description: 'Whether events are sent to it.' })
-  @IsOptional()
+  @Omittable()
   @IsBoolean()
   enabled?: boolean;
 
@@ -62,7 +62,7 @@ export class UpdateWebhookDto {
     maxLength: 2048,
     description: URL_DOC,
   })
-  @IsOptional()
+  @Omittable()
   @IsString()
   @MinLength(1)
   @MaxLength(2048)
@@ -74,7 +74,7 @@ export class UpdateWebhookDto {
       'Re-enabling an endpoint (also one disabled automatically) resets its failure_count and sends the events held ' +
       'while it was off. Turning it off stops new events and holds its scheduled retries until it is re-enabled.',
   })
-  @IsOptional()
+  @Omittable()
   @IsBoolean()
   enabled?: boolean;
 

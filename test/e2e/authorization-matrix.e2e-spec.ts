@@ -50,7 +50,10 @@ const ROUTES: Record<string, Level> = {
   'post /api/v1/webhooks/{id}/test': 'session',
   'post /api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver': 'session',
   'get /api/v1/clients/sharex': 'session',
-  'get /api/v1/clients/curl': 'session',
+  // A HEAD would make a key nobody receives: 405 to every caller.
+  'head /api/v1/clients/sharex': 'public',
+  // The snippet holds no key.
+  'get /api/v1/clients/curl': 'user',
   'get /api/v1/admin/users': 'admin',
   'post /api/v1/admin/users/{id}/ban': 'admin',
   'post /api/v1/admin/users/{id}/unban': 'admin',

@@ -84,7 +84,40 @@ describe('Client configs (e2e)', () => {
     expectError(await t.http.get('/api/v1/clients/sharex'), 401, 'unauthorized');
   });
 
+  it('should answer the .sxcu with no-store: it holds a token', async () => {
+    const res = await sharex();
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+
+  it('should answer a HEAD with 405 and make no key (a GET is what makes one)', async () => {
+    const keys = async () =>
+      (await sql(t, 'select count(*)::int as n from api_keys where user_id = $1', [user.id]))[0].n as number;
+    const before = await keys();
+    const res = await t.http
+      .head('/api/v1/clients/sharex')
+      .set('Cookie', s.cookie)
+      .set('X-CSRF-Token', s.csrf);
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('GET');
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(await keys()).toBe(before);
+    // A wrong method names GET alone: HEAD is refused here.
+    const post = await t.http
+      .post('/api/v1/clients/sharex')
+      .set('Cookie', s.cookie)
+      .set('X-CSRF-Token', s.csrf);
+    expectError(post, 405, 'method_not_allowed');
+    expect(post.headers.allow).toBe('GET');
+  });
+
   it('should answer a curl snippet for this server holding no key', async () => {
+    const key = await makeKey(t, user);
+    const keyed = await t.http
+      .get('/api/v1/clients/curl')
+      .set(...bearer(key.token))
+      .expect(200);
+    expect(keyed.text).toContain('Authorization: Bearer $FIXITFY_TOKEN');
     const res = await t.http.get('/api/v1/clients/curl').set('Cookie', s.cookie).expect(200);
     expect(res.headers['content-type']).toMatch(/^text\/x-shellscript/);
     expect(res.text).toContain("'http://upload.test/api/v1/upload'");

@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiProperty, ApiResponse } from '@nestjs/swagger';
+import { ApiExtraModels, ApiProperty, ApiResponse, getSchemaPath } from '@nestjs/swagger';
 import { ERROR_CODES, ERROR_STATUS, type ErrorCode } from './error-status';
 
 /** The error envelope, for the OpenAPI document. */
@@ -33,10 +33,12 @@ export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & Clas
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
   return applyDecorators(
+    ApiExtraModels(ErrorResponse),
     ...[...byStatus.entries()].map(([status, list]) =>
       ApiResponse({
         status,
-        type: ErrorResponse,
+        // JSON whatever the route's own answer is (@ApiProduces: the curl snippet is a shell script).
+        content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponse) } } },
         description: `Error envelope with code ${list.map((c) => '`' + c + '`').join(' or ')}.`,
       }),
     ),

@@ -18,7 +18,7 @@ export function refusingRoute(path: string, method: string): void {
 }
 
 /**
- * The methods the app's routes take at `path`, upper-case, HEAD with GET, in alphabetical order; [] when no route has
+ * The methods the app's routes take at `path`, upper-case, HEAD with GET (unless refused), in alphabetical order; [] when no route has
  * that path at all. For a 405 `method_not_allowed` and its `Allow` header (API.md: "a method the resource does not
  * take"), where a route-less request would otherwise be a 404.
  */
@@ -27,6 +27,7 @@ export function allowedMethods(
   path: string,
 ): string[] {
   const methods = new Set<string>();
+  let headRefused = false;
   for (const layer of app?.router?.stack ?? []) {
     const routeMethods = layer.route?.methods;
     // Nest makes one route per handler and method; a route with every method is middleware applied to all routes
@@ -35,13 +36,14 @@ export function allowedMethods(
       continue;
     }
     const refused = typeof layer.route?.path === 'string' ? refusing.get(layer.route.path) : undefined;
+    headRefused ||= refused?.has('head') ?? false;
     for (const [method, takes] of Object.entries(routeMethods)) {
       if (takes && method !== '_all' && !refused?.has(method)) {
         methods.add(method.toUpperCase());
       }
     }
   }
-  if (methods.has('GET')) {
+  if (methods.has('GET') && !headRefused) {
     methods.add('HEAD');
   }
   return [...methods].sort();

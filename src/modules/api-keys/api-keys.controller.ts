@@ -8,6 +8,7 @@ import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { ApiKeysService } from './api-keys.service';
 import { CreateKeyDto, CreateKeyResponse, ListKeysResponse, RevokeKeyResponse } from './dto/api-key.dto';
 import { IdParam } from '../../common/validation/id-param';
+import { NoStore } from '../../common/http/no-store';
 
 @ApiTags('API keys')
 @Controller('api/v1/keys')
@@ -17,6 +18,7 @@ export class ApiKeysController {
   @Post()
   @HttpCode(201)
   @Auth('session')
+  @NoStore()
   @ApiOperation({
     operationId: 'createKey',
     summary: 'Create an API key; the token is shown once',

@@ -1,17 +1,26 @@
-import { Controller, Get, Header, Query, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProduces, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Head, Header, Query, Res } from '@nestjs/common';
+import {
+  ApiExcludeEndpoint,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProduces,
+  ApiPropertyOptional,
+  ApiTags,
+} from '@nestjs/swagger';
 import { IsOptional, IsUUID } from 'class-validator';
 import type { Response } from 'express';
-import { Auth } from '../../common/auth/auth.decorator';
+import { Auth, Public } from '../../common/auth/auth.decorator';
 import { CurrentPrincipal, type AuthedRequest } from '../../common/auth/current-principal.decorator';
 import type { Principal } from '../../common/auth/principal';
 import { AppError } from '../../common/errors/app-error';
 import { ApiErrorResponses } from '../../common/errors/error-response';
+import { refusingRoute } from '../../common/http/allowed-methods';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { AppConfig } from '../../config/app-config';
 import { SessionAuthenticator } from '../../common/auth/authenticators';
 import { Req } from '@nestjs/common';
 import { ApiKeysService } from './api-keys.service';
+import { NoStore } from '../../common/http/no-store';
 
 export class ShareXQuery {
   @ApiPropertyOptional({
@@ -31,9 +40,11 @@ export class ShareXQuery {
  * Because that GET makes a key, it needs X-CSRF-Token like a state-changing request. The curl snippet carries no
  * key at all: it reads FIXITFY_TOKEN from the environment.
  */
+/** A HEAD would make a key whose token nobody receives: the ShareX file is GET only. */
+refusingRoute('/api/v1/clients/sharex', 'head');
+
 @ApiTags('Client configs')
 @Controller('api/v1/clients')
-@Auth('session')
 export class ClientsController {
   constructor(
     private readonly keys: ApiKeysService,
@@ -41,7 +52,19 @@ export class ClientsController {
     private readonly sessions: SessionAuthenticator,
   ) {}
 
+  // Before the GET: Express answers a HEAD with the first route that takes it, and a GET route takes HEAD too.
+  @Head('sharex')
+  @Public()
+  @ApiExcludeEndpoint()
+  sharexHead(): never {
+    throw new AppError('method_not_allowed', 'Use GET: the ShareX file holds a key made for that request.', {
+      headers: { Allow: 'GET' },
+    });
+  }
+
   @Get('sharex')
+  @Auth('session')
+  @NoStore()
   @ApiOperation({
     operationId: 'getShareXConfig',
     summary: 'A ShareX custom uploader (.sxcu) for this server, around a new upload-only key',
@@ -106,6 +129,8 @@ export class ClientsController {
   })
   @ApiProduces('text/x-shellscript')
   @ApiOkResponse({ description: 'The snippet.', schema: { type: 'string' } })
+  // It holds no key, so an API key may fetch it as well as the website. Below @ApiProduces: its 401 and 403 are JSON.
+  @Auth('user')
   curl(): string {
     return [
       '#!/bin/sh',

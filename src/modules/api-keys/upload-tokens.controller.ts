@@ -9,6 +9,7 @@ import { RateLimit } from '../../common/rate-limit/rate-limit.decorator';
 import { CreateUploadTokenDto, UploadTokenResponse } from './dto/upload-token.dto';
 import { normaliseTokenTags, UPLOAD_TOKEN_TTL, UPLOAD_TOKEN_TYPES } from './upload-token';
 import { UploadTokensService } from './upload-tokens.service';
+import { NoStore } from '../../common/http/no-store';
 
 @ApiTags('Upload tokens')
 @Controller('api/v1/upload-token')
@@ -19,6 +20,7 @@ export class UploadTokensController {
   @Post()
   @HttpCode(200)
   @Auth('key')
+  @NoStore()
   @RequireScopes('upload')
   @ApiOperation({
     operationId: 'createUploadToken',

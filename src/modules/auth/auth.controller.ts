@@ -10,6 +10,7 @@ import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { AppConfig } from '../../config/app-config';
 import { LoginDto, OkResponse, RegisterDto, SessionResponse, UserEnvelope } from './dto/auth.dto';
 import { AuthService, type LoginResult } from './auth.service';
+import { NoStore } from '../../common/http/no-store';
 
 @ApiTags('Auth')
 @Controller('api/v1/auth')
@@ -63,6 +64,7 @@ export class AuthController {
 
   @Get('session')
   @Auth('session')
+  @NoStore()
   @ApiOperation({
     operationId: 'getSession',
     summary: 'The signed-in user and the CSRF token for state-changing requests',

@@ -9,6 +9,7 @@ import { ApiErrorResponses } from '../../common/errors/error-response';
 import { RateLimit } from '../../common/rate-limit/rate-limit.decorator';
 import { UploadFormDto, UploadResponse } from './dto/upload.dto';
 import { UploadPipelineService } from './upload-pipeline.service';
+import { NoStore } from '../../common/http/no-store';
 
 @ApiTags('Upload')
 @Controller('api/v1/upload')
@@ -19,6 +20,7 @@ export class UploadController {
   @Post()
   @HttpCode(200)
   @Auth('upload')
+  @NoStore()
   @RequireScopes('upload')
   @ApiOperation({
     operationId: 'upload',

@@ -19,6 +19,7 @@ import {
 } from './dto/webhook.dto';
 import { WebhooksService } from './webhooks.service';
 import { IdParam } from '../../common/validation/id-param';
+import { NoStore } from '../../common/http/no-store';
 
 @ApiTags('Webhooks')
 @Controller('api/v1/webhooks')
@@ -27,6 +28,7 @@ export class WebhooksController {
   constructor(private readonly webhooks: WebhooksService) {}
 
   @Get('secret')
+  @NoStore()
   @ApiOperation({
     operationId: 'getWebhookSecret',
     summary: "The account's signing secret (made on first use)",
@@ -38,6 +40,7 @@ export class WebhooksController {
 
   @Post('secret/rotate')
   @HttpCode(200)
+  @NoStore()
   @ApiOperation({
     operationId: 'rotateWebhookSecret',
     summary: 'Replace the signing secret; later deliveries are signed with the new one',

@@ -715,7 +715,7 @@ export interface components {
         };
         CreateKeyDto: {
             /**
-             * @description Seconds an upload made with this key (or a ut_ token it mints) lives unless the upload sends `expires_in` or `expires_at`; omitted = uploads never expire.
+             * @description Seconds an upload made with this key (or a ut_ token it mints) lives unless the upload sends `expires_in` or `expires_at`; omitted or null = uploads never expire.
              * @example 86400
              */
             default_expires_in?: number;
@@ -3875,11 +3875,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/avif": components["schemas"]["ErrorResponse"];
-                    "image/gif": components["schemas"]["ErrorResponse"];
-                    "image/jpeg": components["schemas"]["ErrorResponse"];
-                    "image/png": components["schemas"]["ErrorResponse"];
-                    "image/webp": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Error envelope with code `not_found`. */
@@ -3888,11 +3884,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/avif": components["schemas"]["ErrorResponse"];
-                    "image/gif": components["schemas"]["ErrorResponse"];
-                    "image/jpeg": components["schemas"]["ErrorResponse"];
-                    "image/png": components["schemas"]["ErrorResponse"];
-                    "image/webp": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Error envelope with code `processing_failed`. */
@@ -3901,11 +3893,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/avif": components["schemas"]["ErrorResponse"];
-                    "image/gif": components["schemas"]["ErrorResponse"];
-                    "image/jpeg": components["schemas"]["ErrorResponse"];
-                    "image/png": components["schemas"]["ErrorResponse"];
-                    "image/webp": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Error envelope with code `range_not_satisfiable`. */
@@ -3914,11 +3902,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/avif": components["schemas"]["ErrorResponse"];
-                    "image/gif": components["schemas"]["ErrorResponse"];
-                    "image/jpeg": components["schemas"]["ErrorResponse"];
-                    "image/png": components["schemas"]["ErrorResponse"];
-                    "image/webp": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Error envelope with code `internal`. */
@@ -3927,11 +3911,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/avif": components["schemas"]["ErrorResponse"];
-                    "image/gif": components["schemas"]["ErrorResponse"];
-                    "image/jpeg": components["schemas"]["ErrorResponse"];
-                    "image/png": components["schemas"]["ErrorResponse"];
-                    "image/webp": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Error envelope with code `unavailable`. */
@@ -3940,11 +3920,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/avif": components["schemas"]["ErrorResponse"];
-                    "image/gif": components["schemas"]["ErrorResponse"];
-                    "image/jpeg": components["schemas"]["ErrorResponse"];
-                    "image/png": components["schemas"]["ErrorResponse"];
-                    "image/webp": components["schemas"]["ErrorResponse"];
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

@@ -76,10 +76,15 @@ describe('Scoped API keys (e2e)', () => {
     ]) {
       expectError(res, 403, 'forbidden');
       expect(res.body.error).toContain('"read"');
+      // A limited route's answer to a known caller, refusal or not, carries its limits (API.md Part 1).
+      expect(res.headers['x-ratelimit-limit']).toMatch(/^\d+$/);
+      expect(res.headers['x-ratelimit-remaining']).toMatch(/^\d+$/);
+      expect(res.headers['x-ratelimit-reset']).toMatch(/^\d+$/);
     }
     const del = await t.http.delete(`/api/v1/uploads/${up.body.filename}`).set(...bearer(token));
     expectError(del, 403, 'forbidden');
     expect(del.body.error).toContain('"delete"');
+    expect(del.headers['x-ratelimit-limit']).toMatch(/^\d+$/);
     // Still there: the refused delete did nothing.
     const [row] = await sql(t, 'select deleted_at from uploads where filename = $1', [up.body.filename]);
     expect(row.deleted_at).toBeNull();
@@ -100,6 +105,7 @@ describe('Scoped API keys (e2e)', () => {
     const up = await upload(token, 2);
     expectError(up, 403, 'forbidden');
     expect(up.body.error).toContain('"upload"');
+    expect(up.headers['x-ratelimit-limit']).toMatch(/^\d+$/);
     expectError(await t.http.post('/api/v1/upload-token').set(...bearer(token)), 403, 'forbidden');
     const full = (await createKey({ label: 'full2' }).expect(201)).body.token as string;
     const made = await upload(full, 3);

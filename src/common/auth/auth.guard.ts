@@ -8,6 +8,8 @@ import { AUTH_POLICY, type AuthPolicy, PUBLIC_ROUTE } from './auth.decorator';
 import { BearerAuthenticator, RequestCounter, SESSION_COOKIE, SessionAuthenticator } from './authenticators';
 import type { AuthedRequest } from './current-principal.decorator';
 import type { Principal } from './principal';
+import { RATE_LIMIT_GROUP, type RateLimitGroup } from '../rate-limit/rate-limit.decorator';
+import { RateLimiter } from '../rate-limit/rate-limiter';
 import { AUTH_SCOPES, type Scope } from './scopes';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -31,6 +33,7 @@ export class AuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly sessions: SessionAuthenticator,
     private readonly counter: RequestCounter,
+    private readonly limiter: RateLimiter,
     authenticator: BearerAuthenticator,
   ) {
     this.bearer = new BearerStrategy((token, done) => {
@@ -55,8 +58,35 @@ export class AuthGuard implements CanActivate {
     if (!principal) {
       throw new AppError('unauthorized');
     }
+    const refusal = this.refusal(principal, policy, req, targets);
+    if (refusal) {
+      // A known caller refused on a limited route: the answer carries its X-RateLimit-* headers like any other (API.md),
+      // and the refusal takes a request of its limit (a 429 answers instead once the limit is spent).
+      const group = this.reflector.getAllAndOverride<RateLimitGroup | undefined>(RATE_LIMIT_GROUP, targets);
+      if (group) {
+        const headers = await this.limiter.admit(group, principal);
+        const res = context.switchToHttp().getResponse<Response>();
+        for (const [name, value] of Object.entries(headers)) {
+          res.setHeader(name, value);
+        }
+      }
+      throw refusal;
+    }
+    req.principal = principal;
+    // Awaited by the RateLimitGuard (registered right after this one), together with its own Redis call.
+    req.counted = this.counter.count(principal);
+    return true;
+  }
+
+  /** Why an authenticated caller may not use this route (403 `forbidden`), or null. */
+  private refusal(
+    principal: Principal,
+    policy: AuthPolicy,
+    req: AuthedRequest,
+    targets: Parameters<Reflector['getAllAndOverride']>[1],
+  ): AppError | null {
     if (!policy.kinds.includes(principal.kind)) {
-      throw new AppError(
+      return new AppError(
         'forbidden',
         principal.kind === 'upload_token'
           ? 'An upload token may only be used on POST /api/v1/upload.'
@@ -68,24 +98,21 @@ export class AuthGuard implements CanActivate {
     if (principal.kind === 'session' && !SAFE_METHODS.has(req.method)) {
       const header = req.header('x-csrf-token');
       if (!this.sessions.verifyCsrf(principal, header)) {
-        throw new AppError('forbidden', 'Missing or invalid X-CSRF-Token header.');
+        return new AppError('forbidden', 'Missing or invalid X-CSRF-Token header.');
       }
     }
     if (policy.admin && principal.role !== 'admin') {
-      throw new AppError('forbidden', 'This endpoint is for admins.');
+      return new AppError('forbidden', 'This endpoint is for admins.');
     }
     const needed = this.reflector.getAllAndOverride<Scope[] | undefined>(AUTH_SCOPES, targets) ?? [];
     const missing = principal.kind === 'session' ? [] : needed.filter((s) => !principal.scopes.includes(s));
     if (missing.length > 0) {
-      throw new AppError(
+      return new AppError(
         'forbidden',
         `This API key lacks the ${missing.map((s) => `"${s}"`).join(' and ')} scope${missing.length > 1 ? 's' : ''}.`,
       );
     }
-    req.principal = principal;
-    // Awaited by the RateLimitGuard (registered right after this one), together with its own Redis call.
-    req.counted = this.counter.count(principal);
-    return true;
+    return null;
   }
 
   private async resolve(context: ExecutionContext, req: AuthedRequest): Promise<Principal | null> {

@@ -56,7 +56,17 @@ describe('Scoped API keys (e2e)', () => {
     // null is not absent (absent = all three): a caller asking for least privilege must not get every scope.
     [null],
   ])('should refuse scopes %j with 400 bad_request', async (scopes) => {
-    expectError(await createKey({ label: 'x', scopes }), 400, 'bad_request');
+    const res = await createKey({ label: 'x', scopes });
+    expectError(res, 400, 'bad_request');
+    expect(res.body.error).toBe(
+      'scopes must be a non-empty list of distinct values from upload, read, delete',
+    );
+  });
+
+  it('should name what is wrong with an empty label', async () => {
+    const res = await createKey({ label: '' });
+    expectError(res, 400, 'bad_request');
+    expect(res.body.error).toBe('label must be 1 to 64 characters');
   });
 
   it('should let an upload-only key upload and mint tokens but not read or delete, naming the scope', async () => {

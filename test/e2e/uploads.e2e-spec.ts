@@ -1,3 +1,4 @@
+import { expectError } from '../setup/envelope';
 import { StorageDriver } from '../../src/modules/storage/storage-driver';
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
@@ -136,11 +137,33 @@ describe('Uploads, direct links and delete links (e2e)', () => {
         'before=yesterday',
         'tag=no%20spaces',
         'unknown=1',
+        // Digits only: Number() took these as 16, 10, 3, 1, 5 and 5.
+        'limit=0x10',
+        'limit=1e1',
+        'limit=0b11',
+        'limit=1.0',
+        'limit=%2B5',
+        'limit=%205',
       ]) {
         const res = await t.http.get(`/api/v1/uploads?${q}`).set(...bearer(key.token));
         expect(res.status).toBe(400);
         expect(res.body.code).toBe('bad_request');
       }
+    });
+
+    it('should name a bad limit once, in one sentence', async () => {
+      const res = await t.http.get('/api/v1/uploads?limit=1&limit=2').set(...bearer(key.token));
+      expectError(res, 400, 'bad_request');
+      expect(res.body.error).toBe('limit must be a whole number from 1 to 100');
+    });
+
+    it('should bound the answer to a query of many unknown names', async () => {
+      const query = Array.from({ length: 500 }, (_, i) => `unknown${i}=1`).join('&');
+      const res = await t.http.get(`/api/v1/uploads?${query}`).set(...bearer(key.token));
+      expectError(res, 400, 'bad_request');
+      expect(res.body.error).toMatch(/^property unknown0 should not exist; .*; and 490 more$/);
+      expect(res.body.details).toHaveLength(20);
+      expect(res.text.length).toBeLessThan(4000);
     });
   });
 

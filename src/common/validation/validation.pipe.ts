@@ -20,6 +20,10 @@ class ObjectBodyValidationPipe extends ValidationPipe {
   }
 }
 
+/** How many distinct messages the sentence of a 400 names, and how many entries its `details` lists. */
+const MAX_MESSAGES = 10;
+const MAX_DETAILS = 20;
+
 /** The global ValidationPipe: unknown fields are refused, failures become 400 bad_request with details. */
 export function createValidationPipe(): ValidationPipe {
   return new ObjectBodyValidationPipe({
@@ -35,9 +39,14 @@ export function createValidationPipe(): ValidationPipe {
       if (errors.some((e) => Object.values(e.contexts ?? {}).some(notFound))) {
         return new AppError('not_found');
       }
+      // Each message once, and a bounded answer: a query of 2,000 unknown names is not echoed back 2,000 times.
       const details = flatten(errors);
-      return new AppError('bad_request', details.map((d) => d.message).join('; ') || 'Invalid request.', {
-        details,
+      const messages = [...new Set(details.map((d) => d.message))];
+      const shown = messages.slice(0, MAX_MESSAGES);
+      const more = messages.length - shown.length;
+      const sentence = `${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
+      return new AppError('bad_request', sentence || 'Invalid request.', {
+        details: details.slice(0, MAX_DETAILS),
       });
     },
   });

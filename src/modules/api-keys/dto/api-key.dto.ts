@@ -21,11 +21,14 @@ const SCOPES_DOC =
   '(DELETE /api/v1/uploads/:filename). Changing tags needs `upload`; admin endpoints need all three. Outside its ' +
   'scopes a key gets 403 `forbidden` naming the missing scope.';
 
+const SCOPES_MESSAGE = `scopes must be a non-empty list of distinct values from ${SCOPES.join(', ')}`;
+
 export class CreateKeyDto {
   @ApiProperty({ example: 'ci', minLength: 1, maxLength: 64, description: 'A name to recognise the key by.' })
-  @IsString()
-  @Length(1, 64)
-  @Matches(/^[^\p{Cc}]+$/u, { message: 'label must not contain control characters' })
+  @IsString({ message: 'label must be a string' })
+  @Length(1, 64, { message: 'label must be 1 to 64 characters' })
+  // `*`: an empty label is the length rule's to name, not this one's.
+  @Matches(/^[^\p{Cc}]*$/u, { message: 'label must not contain control characters' })
   label!: string;
 
   @ApiPropertyOptional({
@@ -35,11 +38,11 @@ export class CreateKeyDto {
     description: `What the key may do; omitted = all three. ${SCOPES_DOC}`,
   })
   @Omittable()
-  @IsArray()
-  @ArrayMinSize(1)
-  @ArrayMaxSize(SCOPES.length)
-  @ArrayUnique()
-  @IsIn(SCOPES, { each: true })
+  @IsArray({ message: SCOPES_MESSAGE })
+  @ArrayMinSize(1, { message: SCOPES_MESSAGE })
+  @ArrayMaxSize(SCOPES.length, { message: SCOPES_MESSAGE })
+  @ArrayUnique({ message: SCOPES_MESSAGE })
+  @IsIn(SCOPES, { each: true, message: SCOPES_MESSAGE })
   scopes?: Scope[];
 
   @ApiPropertyOptional({

@@ -19,6 +19,8 @@ const EVENTS_DOC =
   '`admin` or `expired`), `upload.rejected` (NSFW review), `api_key.created`, `api_key.revoked`. Default ' +
   '`["upload.created"]`.';
 
+const EVENTS_MESSAGE = `events must be a non-empty list of distinct values from ${WEBHOOK_EVENTS.join(', ')}`;
+
 /** A non-empty subset of the event types, without repeats. */
 function EventsProperty(): PropertyDecorator {
   return (target, key) => {
@@ -29,10 +31,10 @@ function EventsProperty(): PropertyDecorator {
       description: EVENTS_DOC,
     })(target, key);
     Omittable()(target, key);
-    IsArray()(target, key);
-    ArrayMinSize(1)(target, key);
-    ArrayUnique()(target, key);
-    IsIn(WEBHOOK_EVENTS, { each: true })(target, key);
+    IsArray({ message: EVENTS_MESSAGE })(target, key);
+    ArrayMinSize(1, { message: EVENTS_MESSAGE })(target, key);
+    ArrayUnique({ message: EVENTS_MESSAGE })(target, key);
+    IsIn(WEBHOOK_EVENTS, { each: true, message: EVENTS_MESSAGE })(target, key);
   };
 }
 

@@ -90,6 +90,32 @@ describe('Admin API and audit log (e2e)', () => {
       adminSession = await login(t, admin);
     });
 
+    it('should record a ban or unban that changes nothing once, not again', async () => {
+      const user = await makeUser(t);
+      const entries = async (action: string) =>
+        Number(
+          (
+            await sql<{ n: string }>(
+              t,
+              'select count(*) as n from audit_entries where action = $1 and target_id = $2',
+              [action, user.id],
+            )
+          )[0].n,
+        );
+      // Not banned: an unban lifts nothing.
+      await post(`/api/v1/admin/users/${user.id}/unban`).expect(200);
+      expect(await entries('user.unbanned')).toBe(0);
+      await post(`/api/v1/admin/users/${user.id}/ban`).send({ reason: 'spam' }).expect(200);
+      await post(`/api/v1/admin/users/${user.id}/ban`).send({ reason: 'spam' }).expect(200);
+      expect(await entries('user.banned')).toBe(1);
+      // A new reason is a change.
+      await post(`/api/v1/admin/users/${user.id}/ban`).send({ reason: 'spam and abuse' }).expect(200);
+      expect(await entries('user.banned')).toBe(2);
+      await post(`/api/v1/admin/users/${user.id}/unban`).expect(200);
+      await post(`/api/v1/admin/users/${user.id}/unban`).expect(200);
+      expect(await entries('user.unbanned')).toBe(1);
+    });
+
     it('should answer 404 for an unknown user and 400 without a reason', async () => {
       const unknown = await post('/api/v1/admin/users/00000000-0000-0000-0000-000000000000/ban').send({
         reason: 'x',

@@ -197,6 +197,10 @@ export class UsersService {
           throw new AppError('conflict', 'You cannot ban the last admin.');
         }
       }
+      if (user.bannedAt && user.banReason === reason) {
+        // Nothing changes: the audit log records what admins did to an account, not repeated clicks.
+        return user;
+      }
       if (!user.bannedAt) {
         user.bannedAt = new Date();
       }
@@ -226,9 +230,11 @@ export class UsersService {
   async unban(userId: string, meta: RequestMeta): Promise<User> {
     const unbanned = await this.em.fork().transactional(async (em) => {
       const user = await this.lockedUser(em, userId);
-      if (user.bannedAt) {
-        await em.nativeDelete(Session, { user: user.id });
+      if (!user.bannedAt) {
+        // Not banned: nothing to lift, nothing to record.
+        return user;
       }
+      await em.nativeDelete(Session, { user: user.id });
       user.bannedAt = null;
       user.banReason = null;
       await this.audit.record(

@@ -248,6 +248,23 @@ describe('POST /api/v1/upload (e2e)', () => {
     expect(detail.body.upload.tags).toEqual(['logo', 'redm']);
   });
 
+  it('should add up several tags parts, as one list would (the last alone used to win)', async () => {
+    const { token } = await makeKey(t);
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .field('tags', 'logo')
+      .field('tags', '')
+      .field('tags', 'redm,Logo')
+      .attach('file', await png(5), 'a.png')
+      .expect(200);
+    const detail = await t.http
+      .get(`/api/v1/uploads/${res.body.filename}`)
+      .set(...bearer(token))
+      .expect(200);
+    expect(detail.body.upload.tags).toEqual(['logo', 'redm']);
+  });
+
   describe('errors', () => {
     let token: string;
     beforeAll(async () => {
@@ -320,6 +337,19 @@ describe('POST /api/v1/upload (e2e)', () => {
         400,
         'empty_file',
       );
+    });
+
+    it.each(['expires_in', 'expires_at'])('should answer 400 bad_request to two %s parts', async (name) => {
+      const value = (hours: number) =>
+        name === 'expires_in' ? String(hours * 3600) : new Date(Date.now() + hours * 3600_000).toISOString();
+      const res = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .field(name, value(1))
+        .field(name, value(2))
+        .attach('file', await png(9), 'a.png');
+      expectError(res, 400, 'bad_request');
+      expect(res.body.error).toBe(`Send at most one "${name}" part.`);
     });
 
     it('should answer 400 bad_request for invalid tags', async () => {

@@ -246,11 +246,21 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
         if (info.valueTruncated) {
           fail(new AppError('bad_request', 'The "tags" field is too long.'));
         }
-        tagsRaw = value;
-      } else if (name === 'expires_in') {
-        expiry.expiresIn = value;
-      } else if (name === 'expires_at') {
-        expiry.expiresAt = value;
+        // Several `tags` parts (curl -F tags=a -F tags=b, Python's data={'tags': [...]}) add up, as one list would;
+        // the last one alone used to win, and the others were lost without a word.
+        tagsRaw =
+          tagsRaw === undefined || tagsRaw.trim() === ''
+            ? value
+            : value.trim() === ''
+              ? tagsRaw
+              : `${tagsRaw},${value}`;
+      } else if (name === 'expires_in' || name === 'expires_at') {
+        const field = name === 'expires_in' ? 'expiresIn' : 'expiresAt';
+        if (expiry[field] !== undefined) {
+          // Two expiries for one upload: which one was meant cannot be told.
+          fail(new AppError('bad_request', `Send at most one "${name}" part.`));
+        }
+        expiry[field] = value;
       }
     });
     bb.on('filesLimit', () => fail(new AppError('bad_request', 'Send exactly one "file" part.')));

@@ -320,3 +320,61 @@ describe('Webhook events, Standard Webhooks signatures and redelivery (e2e)', ()
     });
   });
 });
+
+describe('A redelivery while the event is still being retried (e2e)', () => {
+  let t: TestApp;
+  let r: Receiver;
+
+  beforeAll(async () => {
+    // The first retry comes 3–4 s after the failed attempt (20 % jitter): the redelivery below goes before it.
+    t = await createTestApp({
+      env: { ALLOW_PRIVATE_WEBHOOKS: 'true', WEBHOOK_TIMEOUT_MS: '1000', WEBHOOK_RETRY_BASE_MS: '4000' },
+    });
+    // The endpoint fails the first request, then recovers.
+    r = await Receiver.start((n, _req, res) => {
+      res.statusCode = n === 0 ? 500 : 200;
+      res.end();
+    });
+  });
+  afterAll(async () => {
+    await t.close();
+    await r.close();
+  });
+
+  it('should settle the event when it succeeds: the scheduled retry sends nothing, and no two attempts share a number', async () => {
+    const user = await makeUser(t);
+    const session = await login(t, user);
+    const key = await makeKey(t, user);
+    const asSession = (method: 'get' | 'post', path: string) =>
+      t.http[method](path).set('Cookie', session.cookie).set('X-CSRF-Token', session.csrf);
+    const hook = (await asSession('post', '/api/v1/webhooks').send({ url: r.url() }).expect(201)).body
+      .webhook;
+    await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(key.token))
+      .attach('file', await png(7777), 'a.png')
+      .expect(200);
+    const failed = await waitFor('the failed first attempt', async () => {
+      const res = await asSession('get', `/api/v1/webhooks/${hook.id}/deliveries`).expect(200);
+      return res.body.deliveries.length === 1 ? res.body.deliveries[0] : null;
+    });
+    expect(failed).toMatchObject({ attempt: 1, succeeded: false });
+
+    const again = await asSession(
+      'post',
+      `/api/v1/webhooks/${hook.id}/deliveries/${failed.delivery_id}/redeliver`,
+    ).expect(200);
+    expect(again.body.delivery).toMatchObject({ attempt: 2, succeeded: true });
+    const [event] = await sql(t, 'select delivered_at, attempts from outbox_events where id = $1', [
+      failed.delivery_id,
+    ]);
+    expect(event.delivered_at).not.toBeNull();
+    expect(event.attempts).toBe(2);
+
+    // Past the time the scheduled retry was due: it found the event delivered and sent nothing.
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    expect(r.requests).toHaveLength(2);
+    const list = await asSession('get', `/api/v1/webhooks/${hook.id}/deliveries`).expect(200);
+    expect(list.body.deliveries.map((d: { attempt: number }) => d.attempt).sort()).toEqual([1, 2]);
+  });
+});

@@ -113,11 +113,13 @@ export class WebhookDeliveryService {
    * Signs and sends one message, then records the attempt, the endpoint's health and (for an outbox event) the
    * event's state in one transaction. The target is checked again here, after DNS resolution, and the connection
    * goes to the address that was checked. Returns null when the endpoint was deleted meanwhile (nothing recorded).
+   * `outbox.claimed: false`: an attempt sent outside the event's claim (a manual redelivery), which only settles the
+   * event when it succeeds and leaves any claim as it is.
    */
   async attempt(
     hook: Target,
     msg: OutgoingMessage,
-    outbox?: { eventId: string; last: boolean },
+    outbox?: { eventId: string; last: boolean; claimed?: boolean },
   ): Promise<WebhookDelivery | null> {
     const startedAt = new Date(this.clock.now());
     const result = await this.send(hook, msg);
@@ -143,10 +145,18 @@ export class WebhookDeliveryService {
       if (!result.succeeded) {
         await this.maybeDisable(em, hook, health[0], startedAt);
       }
-      if (outbox) {
+      if (outbox && outbox.claimed !== false) {
         const settle = result.succeeded ? 'delivered_at = now(),' : outbox.last ? 'failed_at = now(),' : '';
         await conn.execute(
           `update outbox_events set ${settle} claimed_until = null where id = ?`,
+          [outbox.eventId],
+          'run',
+          ctx,
+        );
+      } else if (outbox && result.succeeded) {
+        // An attempt outside the claim (a manual redelivery): it settles the event, and leaves a scheduled run's claim.
+        await conn.execute(
+          `update outbox_events set delivered_at = now() where id = ? and delivered_at is null and failed_at is null`,
           [outbox.eventId],
           'run',
           ctx,

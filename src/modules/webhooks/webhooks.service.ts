@@ -211,22 +211,33 @@ export class WebhooksService {
 
   /**
    * POST /:id/deliveries/:delivery_id/redeliver: that event again, now, with the same delivery id (webhook-id), the
-   * same body and a fresh timestamp and signature; recorded as one more attempt. The event's own retry schedule is
-   * left as it was. A ping is sent again as a new ping body under the same id (its body was never kept).
+   * same body and a fresh timestamp and signature; recorded as one more attempt of the event (its number, and one of
+   * its WEBHOOK_MAX_ATTEMPTS). If it succeeds while the event is still being retried, the event is delivered and its
+   * next scheduled attempt sends nothing. A ping is sent again as a new ping body under the same id (its body was
+   * never kept).
    */
   async redeliver(userId: string, id: string, deliveryId: string): Promise<TestDeliveryResponse> {
     const em = this.em.fork();
     const hook = await this.findOwned(em, userId, id);
+    // An event's attempt number is taken from its row, as the scheduled attempts take theirs, so no two attempts
+    // share a number; the scheduled retries therefore have one attempt fewer left, as after any failed attempt.
     const [event] = await em
       .getConnection()
-      .execute<
-        { event: string; body: string }[]
-      >('select event, body from outbox_events where id = ? and webhook_id = ?', [deliveryId, hook.id]);
-    const [past] = await em
-      .getConnection()
-      .execute<
-        { event: string; attempts: number }[]
-      >('select max(event) as event, max(attempt)::int as attempts from webhook_deliveries where webhook_id = ? and delivery_id = ?', [hook.id, deliveryId]);
+      .execute<{ event: string; body: string; attempts: number; open: boolean }[]>(
+        `update outbox_events e
+          set attempts = greatest(e.attempts, coalesce((select max(d.attempt) from webhook_deliveries d
+                                                         where d.webhook_id = e.webhook_id and d.delivery_id = e.id), 0)) + 1
+        where e.id = ? and e.webhook_id = ?
+        returning e.event, e.body, e.attempts, (e.delivered_at is null and e.failed_at is null) as open`,
+        [deliveryId, hook.id],
+      );
+    const [past] = event
+      ? []
+      : await em
+          .getConnection()
+          .execute<
+            { event: string; attempts: number }[]
+          >('select max(event) as event, max(attempt)::int as attempts from webhook_deliveries where webhook_id = ? and delivery_id = ?', [hook.id, deliveryId]);
     if (!event && past?.event !== 'ping') {
       throw new AppError('not_found', 'No such delivery for this webhook.');
     }
@@ -237,12 +248,17 @@ export class WebhooksService {
         webhook: { id: hook.id, url: hook.url },
         timestamp: new Date().toISOString(),
       });
-    const record = await this.deliveries.attempt(toTarget(hook), {
-      deliveryId,
-      event: event?.event ?? 'ping',
-      body,
-      attempt: (past?.attempts ?? 0) + 1,
-    });
+    const record = await this.deliveries.attempt(
+      toTarget(hook),
+      {
+        deliveryId,
+        event: event?.event ?? 'ping',
+        body,
+        attempt: event ? event.attempts : (past?.attempts ?? 0) + 1,
+      },
+      // Delivered now: an event still being retried is settled, and its next scheduled attempt sends nothing.
+      event?.open ? { eventId: deliveryId, last: false, claimed: false } : undefined,
+    );
     if (!record) {
       throw new AppError('not_found', 'No such webhook.');
     }

@@ -4,6 +4,9 @@ import { bearer, makeKey, type TestUser } from '../setup/factories';
 import { waitFor } from '../setup/wait';
 import { type BrowserApp, expectAccessible, screenshots, startBrowserApp } from './harness';
 
+// page.evaluate() bodies run in the browser; the root tsconfig has no DOM types.
+declare const document: any;
+
 interface AuditEntryJson {
   id: string;
   action: string;
@@ -79,7 +82,7 @@ describe('Admin pages (browser)', () => {
     await screenshots(page, 'admin-not-admin');
   });
 
-  it('should ban a user with a reason: their open dashboard gets `banned` on its next action; the audit log shows it, filtered by action; unban', async () => {
+  it('should ban a user with a reason: their open dashboard goes to sign-in saying so; the audit log shows it, filtered by action; unban', async () => {
     const victim = await b.makeUser();
     const victimPage = await b.newPage();
     await b.signIn(victimPage, victim, '/dashboard/webhooks');
@@ -97,6 +100,9 @@ describe('Admin pages (browser)', () => {
     const dialog = adminPage.getByRole('alertdialog', { name: `Ban ${victim.email}?` });
     await dialog.waitFor();
     await expectAccessible(adminPage, 'ban dialog');
+    // What the banned person is told, in words: no raw "(403 banned)".
+    await dialog.getByText('they are refused with “This account is banned.”', { exact: false }).waitFor();
+    expect(await dialog.textContent()).not.toMatch(/\(\d{3} [a-z_]+\)|\b403\b/);
     // A ban needs a reason.
     await dialog.getByRole('button', { name: 'Ban user' }).click();
     await dialog.getByText('Give a reason: it is shown in the audit log.').waitFor();
@@ -106,22 +112,21 @@ describe('Admin pages (browser)', () => {
     await dialog.waitFor({ state: 'hidden' });
     await adminPage.getByText(`${victim.email} is banned.`).waitFor();
     await row.getByText('Reason: Spam uploads <b>not bold</b>').waitFor();
-    await row.getByRole('button', { name: `Unban ${victim.email}` }).waitFor();
+    const unbanButton = row.getByRole('button', { name: `Unban ${victim.email}` });
+    await unbanButton.waitFor();
+    // Focus is back on the row's button, which now says Unban: never lost to <body>.
+    await waitFor('focus on the Unban button', () =>
+      unbanButton.evaluate((el) => el === document.activeElement),
+    );
     await screenshots(adminPage, 'admin-users');
 
-    // The victim's page was open all along: its next action answers 403 banned, shown as the sentence.
-    await victimPage.getByRole('button', { name: 'Reveal secret' }).click();
+    // The victim's page was open all along: its next request (a poll of the page, or a click) answers 403 banned,
+    // and the page goes to sign-in saying so, then comes back after sign-in.
+    await victimPage.waitForURL((url) => url.pathname === '/login');
+    expect(new URL(victimPage.url()).searchParams.get('next')).toBe('/dashboard/webhooks');
     await victimPage
-      .getByRole('region', { name: 'Signing secret' })
       .getByRole('alert')
       .filter({ hasText: 'This account is banned. Ask the administrator of this server why.' })
-      .waitFor();
-    await victimPage.getByLabel('Endpoint URL').fill('https://example.com/hook');
-    await victimPage.getByRole('button', { name: 'Add endpoint' }).click();
-    await victimPage
-      .getByRole('region', { name: 'Add an endpoint' })
-      .getByRole('alert')
-      .filter({ hasText: 'This account is banned.' })
       .waitFor();
 
     // The audit page: the ban is there, and the action filter keeps only bans.
@@ -165,9 +170,12 @@ describe('Admin pages (browser)', () => {
     await confirm.getByRole('button', { name: 'Unban user' }).click();
     await confirm.waitFor({ state: 'hidden' });
     await again.getByText('Active').waitFor();
-    // The page may find out by itself (a refetch of its own) before any click: a reload asks at once.
+    const banButton = again.getByRole('button', { name: `Ban ${victim.email}` });
+    await waitFor('focus on the Ban button', () => banButton.evaluate((el) => el === document.activeElement));
+    // The unban ended the banned session: a reload of sign-in no longer says "banned".
     await victimPage.reload();
-    await victimPage.waitForURL((url) => url.pathname === '/login');
+    await victimPage.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+    expect(await victimPage.getByRole('alert').filter({ hasText: 'banned' }).count()).toBe(0);
     await b.signIn(victimPage, victim, '/dashboard/webhooks');
     await victimPage.getByRole('button', { name: 'Reveal secret' }).click();
     await victimPage.getByRole('region', { name: 'Signing secret' }).locator('code').waitFor();
@@ -254,6 +262,10 @@ describe('Admin pages (browser)', () => {
     await adminPage.getByText(`${files[0]} is deleted; its direct link answers 404.`).waitFor();
     await grid.getByRole('button', { name: `Delete ${files[0]}` }).waitFor({ state: 'detached' });
     expect(await tiles.count()).toBe(1);
+    // Focus moves to the tile that took its place, not to <body>.
+    await waitFor('focus on the remaining tile', () =>
+      grid.getByRole('listitem', { name: files[1] }).evaluate((el) => el === document.activeElement),
+    );
     await b.t.http.get(`/images/${files[0]}`).expect(404);
     await b.t.http.get(`/images/${files[1]}`).expect(200);
   });

@@ -1,6 +1,7 @@
 import type { Page } from 'playwright-core';
 import { ApiKeysService } from '../../src/modules/api-keys/api-keys.service';
 import { png } from '../fixtures/sample-images';
+import { waitFor } from '../setup/wait';
 import { type BrowserApp, expectAccessible, screenshots, startBrowserApp } from './harness';
 
 // page.evaluate() bodies run in the browser; the root tsconfig has no DOM types.
@@ -72,6 +73,10 @@ describe('The API keys page (browser)', () => {
     await confirm.getByRole('button', { name: 'Revoke key' }).click();
     await confirm.waitFor({ state: 'hidden' });
     await page.getByText('No active keys yet.').waitFor();
+    // Its row went with its Revoke button: focus is on the list's heading, not lost to <body>.
+    await waitFor('focus on the "Your keys" heading', () =>
+      page.getByRole('heading', { name: 'Your keys' }).evaluate((el) => el === document.activeElement),
+    );
 
     const refused = await uploadWith(b.baseUrl, token, 2);
     expect(refused.status).toBe(401);
@@ -110,5 +115,52 @@ describe('The API keys page (browser)', () => {
     expect(await p.getByRole('row').count()).toBe(11);
     await p.getByText(`${b.baseUrl}/api/v1/upload`).first().waitFor();
     await expectAccessible(p, '/dashboard/api-keys at the limit, 375 px');
+    // The keys table scrolls inside its box: the page itself never scrolls sideways on a phone.
+    expect(await p.evaluate(() => document.documentElement.scrollWidth as number)).toBeLessThanOrEqual(375);
+  });
+
+  it('should clear a stale error once a key is made', async () => {
+    const user = await b.makeUser();
+    for (let i = 0; i < 10; i++) {
+      await b.t.app.get(ApiKeysService).create(user.id, `key-${i}`);
+    }
+    const p = await b.newPage();
+    await b.signIn(p, user, '/dashboard/api-keys');
+    // At the limit, ShareX cannot mint its key: the server's sentence.
+    await p.getByRole('button', { name: 'Download ShareX config' }).click();
+    const limit = p.getByRole('alert').filter({ hasText: '10 active API keys' });
+    await limit.waitFor();
+
+    // Revoke one (focus then goes to the next key's Revoke button), and make a key with the form.
+    await p.getByRole('button', { name: 'Revoke key key-0', exact: true }).click();
+    await p.getByRole('alertdialog').getByRole('button', { name: 'Revoke key' }).click();
+    await p.getByRole('button', { name: 'Revoke key key-0', exact: true }).waitFor({ state: 'detached' });
+    const focusedLabel = await waitFor('focus on a Revoke button', () =>
+      p.evaluate(() => document.activeElement?.getAttribute('aria-label') as string | null),
+    );
+    expect(focusedLabel).toMatch(/^Revoke key key-[1-9]$/);
+    await p.getByLabel('Label').fill('laptop');
+    await p.getByRole('button', { name: 'Generate key' }).click();
+    const dialog = p.getByRole('dialog', { name: 'Your new API key' });
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    await p.getByRole('row', { name: /laptop/ }).waitFor();
+    await expect(limit.count()).resolves.toBe(0);
+
+    // The other way round: the form's error goes once ShareX has made its key.
+    await p.getByRole('button', { name: 'Revoke key key-1', exact: true }).click();
+    await p.getByRole('alertdialog').getByRole('button', { name: 'Revoke key' }).click();
+    await p.getByRole('button', { name: 'Revoke key key-1', exact: true }).waitFor({ state: 'detached' });
+    await p.getByLabel('Label').fill('');
+    await p.getByRole('button', { name: 'Generate key' }).click();
+    const labelError = p.getByText('Give the key a label, e.g. the script or machine that will use it.');
+    await labelError.waitFor();
+    await Promise.all([
+      p.waitForEvent('download'),
+      p.getByRole('button', { name: 'Download ShareX config' }).click(),
+    ]);
+    await p.getByText(/^Downloaded\. It holds a new upload-only key/).waitFor();
+    await expect(labelError.count()).resolves.toBe(0);
+    await expect(p.getByLabel('Label').getAttribute('aria-invalid')).resolves.toBeNull();
   });
 });

@@ -90,6 +90,34 @@ describe('Signing in and out of the website (browser)', () => {
     expect(new URL(p.url()).pathname).toBe('/login');
   });
 
+  it('should send a signed-in user who gets banned to sign-in with the reason, never silently', async () => {
+    const admin = await b.makeUser('admin');
+    const user = await b.makeUser();
+    const p = await b.newPage();
+    await b.signIn(p, user, '/dashboard/api-keys');
+    await p.getByRole('heading', { level: 1, name: 'API keys' }).waitFor();
+    await b.t.app.get(UsersService).ban(user.id, 'spam uploads', { ...NO_REQUEST, actorId: admin.id });
+
+    // The next visit asks for the session, which answers 403 banned: sign-in says so, and comes back here after.
+    await p.reload();
+    await p.waitForURL((url) => url.pathname === '/login');
+    expect(new URL(p.url()).searchParams.get('next')).toBe('/dashboard/api-keys');
+    await p
+      .getByRole('alert')
+      .filter({ hasText: 'This account is banned. Ask the administrator of this server why.' })
+      .waitFor();
+    await expectAccessible(p, '/login after a ban');
+    await screenshots(p, 'login-banned');
+
+    // Signing in again: the sign-in's own answer replaces it, with the reason the admin gave.
+    await p.getByLabel('Email').fill(user.email);
+    await p.getByLabel('Password').fill(user.password);
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await p.getByRole('alert').filter({ hasText: 'This account is banned: spam uploads.' }).waitFor();
+    expect(await p.getByRole('alert').filter({ hasText: 'banned' }).count()).toBe(1);
+    expect(new URL(p.url()).pathname).toBe('/login');
+  });
+
   it('should show the Admin link to admins and an "Admins only" page to others', async () => {
     const admin = await b.makeUser('admin');
     const p = await b.newPage();

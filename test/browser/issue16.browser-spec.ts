@@ -122,6 +122,9 @@ describe('Issue 16 in the dashboard (browser)', () => {
     await adminPage.getByRole('button', { name: `Set quota of ${user.email}` }).click();
     const dialog = adminPage.getByRole('dialog', { name: `Storage quota of ${user.email}` });
     await dialog.waitFor();
+    // What the owner is told, in words: no raw "(413 quota_exceeded)".
+    await dialog.getByText('its owner reads why with the numbers', { exact: false }).waitFor();
+    expect(await dialog.textContent()).not.toMatch(/\(\d{3} [a-z_]+\)|quota_exceeded/);
     await dialog.getByLabel('Files').fill('x');
     await dialog.getByRole('button', { name: 'Save quota' }).click();
     await dialog.getByText('Enter a whole number of files, or leave it empty for the default.').waitFor();

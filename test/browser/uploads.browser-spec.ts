@@ -8,6 +8,7 @@ import { ModerationService } from '../../src/modules/moderation/moderation.servi
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
 import { png, solid } from '../fixtures/sample-images';
 import { bearer, makeKey, type TestKey } from '../setup/factories';
+import { waitFor } from '../setup/wait';
 import { type BrowserApp, expectAccessible, screenshots, startBrowserApp } from './harness';
 
 // page.evaluate() bodies run in the browser; the root tsconfig has no DOM types.
@@ -203,12 +204,41 @@ describe('Uploads in the browser: the upload panel and the gallery (browser)', (
     expect(all.slice(-8)).toContain(shown[0]);
     expect(originals).toEqual([]);
 
-    await page.getByRole('searchbox', { name: 'Tag' }).fill('cats');
+    const tagBox = page.getByRole('searchbox', { name: 'Tag' });
+    await tagBox.fill('cats');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.getByRole('list', { name: 'Uploads tagged cats' }).waitFor();
     await page.getByText('That is all of them (3).').waitFor();
     expect((await galleryNames(page)).sort()).toEqual([...cats].sort());
     await page.getByRole('listitem', { name: cats[0] }).getByText('cats, pets').waitFor();
+
+    // The filter is in the URL: a reload keeps it, back and forward move between it and all uploads.
+    expect(new URL(page.url()).searchParams.get('tag')).toBe('cats');
+    await page.reload();
+    await page.getByRole('list', { name: 'Uploads tagged cats' }).waitFor();
+    await expect(tagBox.inputValue()).resolves.toBe('cats');
+    await page.goBack();
+    await page.waitForURL((url) => url.pathname === '/dashboard' && !url.searchParams.has('tag'));
+    await page.getByRole('list', { name: 'Your uploads' }).waitFor();
+    await expect(tagBox.inputValue()).resolves.toBe('');
+    await page.goForward();
+    await page.getByRole('list', { name: 'Uploads tagged cats' }).waitFor();
+    await expect(tagBox.inputValue()).resolves.toBe('cats');
+    // A link with the tag opens the page filtered.
+    await page.goto('/dashboard?tag=pets');
+    await page.getByRole('list', { name: 'Uploads tagged pets' }).waitFor();
+    await page.getByText('That is all of them (3).').waitFor();
+
+    // A tag the server would refuse is told next to the field, as a sentence, and the URL keeps the last good one.
+    await tagBox.fill('Not a tag!');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page
+      .getByRole('search', { name: 'Filter by tag' })
+      .getByText('A tag must be 1–32 characters of a-z, 0-9, "_" or "-".', { exact: true })
+      .waitFor();
+    await expect(tagBox.getAttribute('aria-invalid')).resolves.toBe('true');
+    expect(new URL(page.url()).searchParams.get('tag')).toBe('pets');
+    await expectAccessible(page, '/dashboard with a refused tag filter');
   });
 
   it('should upload what is pasted and what is dropped, with the tags given, in dark mode', async () => {
@@ -255,6 +285,70 @@ describe('Uploads in the browser: the upload panel and the gallery (browser)', (
     await screenshots(page, 'dashboard-dark');
   });
 
+  it("should check the tags by the server's rules before sending, and tell a repeated upload for what it is", async () => {
+    const user = await b.makeUser();
+    const page = await b.newPage();
+    const sent: string[] = [];
+    page.on('request', (req) => {
+      if (req.method() === 'POST' && new URL(req.url()).pathname === '/api/v1/upload') {
+        sent.push(req.url());
+      }
+    });
+    await b.signIn(page, user);
+    const tags = page.getByLabel('Tags (optional)');
+    const choose = async (name: string, seed: number) =>
+      page
+        .getByLabel('Choose images to upload')
+        .setInputFiles({ name, mimeType: 'image/png', buffer: await png(seed) });
+
+    // A bad tag: said next to the field (tied to it), and the file is not sent.
+    await tags.fill('cats, Not OK!');
+    await choose('first.png', 8101);
+    const rule = 'Each tag must be 1–32 characters of a-z, 0-9, "_" or "-".';
+    await page
+      .getByRole('region', { name: 'Upload', exact: true })
+      .getByText(rule, { exact: true })
+      .waitFor();
+    await expect(tags.getAttribute('aria-invalid')).resolves.toBe('true');
+    // The sentence is the field's description (aria-describedby), so it is read with the field.
+    const describedBy = ((await tags.getAttribute('aria-describedby')) ?? '').split(' ');
+    const descriptions = await Promise.all(
+      describedBy.map((id) => page.locator(`[id="${id}"]`).textContent()),
+    );
+    expect(descriptions).toContain(rule);
+    await page.getByText('Not sent: fix the tags above, then add the file again.').waitFor();
+    // Eleven tags: the server's limit is ten.
+    await tags.fill('a,b,c,d,e,f,g,h,i,j,k');
+    await choose('second.png', 8102);
+    await page
+      .getByRole('region', { name: 'Upload', exact: true })
+      .getByText('At most 10 tags.', { exact: true })
+      .waitFor();
+    await expectAccessible(page, '/dashboard with refused tags');
+    expect(sent).toEqual([]);
+
+    // Good tags (upper case is fine: the server lower-cases them): sent, and the error is gone.
+    await tags.fill('Cats,pets');
+    await expect(tags.getAttribute('aria-invalid')).resolves.toBeNull();
+    await choose('third.png', 8103);
+    const queue = page.getByRole('list', { name: 'Files being uploaded' });
+    const row = (name: string) => queue.getByRole('listitem').filter({ hasText: name });
+    await row('third.png')
+      .getByRole('link', { name: /\/images\// })
+      .waitFor();
+    await row('third.png').getByText('Delete link (shown once):').waitFor();
+    expect(sent).toHaveLength(1);
+
+    // The same bytes again: a dedupe hit gives the existing upload and its delete link, never "shown once".
+    await choose('again.png', 8103);
+    await row('again.png').getByText('You had already uploaded this image:').waitFor();
+    await row('again.png').getByText('Its delete link:', { exact: true }).waitFor();
+    expect(await row('again.png').getByText('shown once').count()).toBe(0);
+    expect(await row('again.png').getByRole('link').getAttribute('href')).toBe(
+      await row('third.png').getByRole('link').getAttribute('href'),
+    );
+  });
+
   it('should delete from the gallery after a confirmation, and the direct link is then 404', async () => {
     const key = await makeKey(b.t);
     const [first, second] = await seed(key, 2, 5000);
@@ -273,6 +367,20 @@ describe('Uploads in the browser: the upload panel and the gallery (browser)', (
     await confirm.waitFor({ state: 'hidden' });
     await card.waitFor({ state: 'detached' });
     await page.getByRole('listitem', { name: second }).waitFor();
+    // Its Delete button is gone: focus moves to the upload that took its place, never to <body>.
+    await waitFor(`focus on the card of ${second}`, () =>
+      page.getByRole('listitem', { name: second }).evaluate((el) => el === document.activeElement),
+    );
+    // The last one: focus goes to the gallery's heading.
+    await page.getByRole('button', { name: `Delete ${second}` }).click();
+    await page
+      .getByRole('alertdialog', { name: `Delete ${second}?` })
+      .getByRole('button', { name: 'Delete upload' })
+      .click();
+    await page.getByText('No uploads yet', { exact: false }).waitFor();
+    await waitFor('focus on the gallery heading', () =>
+      page.getByRole('heading', { name: 'Your uploads' }).evaluate((el) => el === document.activeElement),
+    );
     const gone = await fetch(url);
     expect(gone.status).toBe(404);
     expect(((await gone.json()) as { code: string }).code).toBe('not_found');

@@ -5,7 +5,20 @@ import { png } from '../fixtures/sample-images';
 import { makeKey } from '../setup/factories';
 import { waitFor } from '../setup/wait';
 import { Receiver, type ReceivedRequest, verifyPublished } from '../e2e/webhooks-receiver';
-import { type BrowserApp, expectAccessible, screenshots, startBrowserApp } from './harness';
+import { type BrowserApp, DESKTOP, expectAccessible, PHONE, screenshots, startBrowserApp } from './harness';
+
+// page.evaluate() bodies run in the browser; the root tsconfig has no DOM types.
+declare const document: any;
+
+/** The element that has the keyboard focus now, as "<tag>#<id>: <its text>". */
+function focused(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    return el
+      ? `${String(el.tagName).toLowerCase()}#${String(el.id)}: ${String(el.textContent).trim()}`
+      : 'none';
+  });
+}
 
 /**
  * Runs the verification code exactly as the page shows it (its import line gives the two functions) against a
@@ -116,8 +129,13 @@ describe('Webhooks page (browser)', () => {
     await endpoint.getByText('Enabled: events are sent to it.').waitFor();
     await expect(url.inputValue()).resolves.toBe('');
 
+    // Every endpoint has the same buttons: each one's name says which endpoint it acts on.
+    const hookUrl = receiver.url('/browser');
+    for (const name of [`Disable ${hookUrl}`, `Send test ping to ${hookUrl}`, `Delete endpoint ${hookUrl}`]) {
+      await endpoint.getByRole('button', { name, exact: true }).waitFor();
+    }
     // Send test ping: a signed ping reaches the receiver and the page says how it went.
-    await endpoint.getByRole('button', { name: 'Send test ping' }).click();
+    await endpoint.getByRole('button', { name: `Send test ping to ${hookUrl}`, exact: true }).click();
     await endpoint.getByText(/^Ping delivered: answered 200 in \d+ (ms|s)\.$/).waitFor();
     const ping = receiver.requests.find((r) => r.headers['x-fixitfy-event'] === 'ping');
     expect(ping).toBeDefined();
@@ -162,6 +180,22 @@ describe('Webhooks page (browser)', () => {
     expect(stats[2]).toBe('never');
 
     await expectAccessible(page, '/dashboard/webhooks (with an endpoint and deliveries)');
+
+    // On a phone the page never scrolls sideways: the deliveries table scrolls inside its own region, which the
+    // keyboard can reach (it is focusable and named).
+    await page.setViewportSize(PHONE);
+    await expect(
+      page.evaluate(() => document.documentElement.scrollWidth as number),
+    ).resolves.toBeLessThanOrEqual(PHONE.width);
+    const scroller = endpoint.getByRole('region', { name: `Recent deliveries to ${hookUrl}` });
+    const box = await scroller.evaluate((el: any) => ({
+      scrolls: (el.scrollWidth as number) > (el.clientWidth as number),
+      tabIndex: el.tabIndex as number,
+    }));
+    expect(box).toEqual({ scrolls: true, tabIndex: 0 });
+    await expectAccessible(page, '/dashboard/webhooks at 375 px');
+    await page.setViewportSize(DESKTOP);
+
     // Hidden again before the screenshot (which the README shows).
     await page.getByRole('button', { name: 'Hide' }).click();
     await page.getByText('Signing secret hidden').waitFor();
@@ -180,7 +214,7 @@ describe('Webhooks page (browser)', () => {
       await page.getByLabel('Endpoint URL').fill(failing.url('/down'));
       await page.getByRole('button', { name: 'Add endpoint' }).click();
       const endpoint = page.getByRole('article', { name: failing.url('/down') });
-      await endpoint.getByRole('button', { name: 'Send test ping' }).click();
+      await endpoint.getByRole('button', { name: `Send test ping to ${failing.url('/down')}` }).click();
       // The receiver's own answer is part of the error, shown as text.
       await endpoint.getByText('Ping failed: HTTP 500: down.').waitFor();
       const row = endpoint.getByRole('row').filter({ hasText: 'ping' });
@@ -203,6 +237,25 @@ describe('Webhooks page (browser)', () => {
     } finally {
       await failing.close();
     }
+  });
+
+  it("should end a failed ping's sentence with one full stop when the error has its own", async () => {
+    // Nothing listens there any more: the sender's error is "Connection failed: ECONNREFUSED." (its own full stop).
+    const gone = await Receiver.start();
+    const url = gone.url('/closed');
+    await gone.close();
+    const user = await b.makeUser();
+    const page = await b.newPage();
+    await b.signIn(page, user, '/dashboard/webhooks');
+    await page.getByLabel('Endpoint URL').fill(url);
+    await page.getByRole('button', { name: 'Add endpoint' }).click();
+    const endpoint = page.getByRole('article', { name: url });
+    await endpoint.getByRole('button', { name: `Send test ping to ${url}`, exact: true }).click();
+    const result = endpoint.getByRole('status').filter({ hasText: /^Ping failed: / });
+    await result.waitFor();
+    const text = (await result.textContent()) ?? '';
+    expect(text).toMatch(/^Ping failed: Connection failed: ECONNREFUSED\.$/);
+    expect(text).not.toMatch(/\.\.$/);
   });
 
   it('should rotate the secret after a confirmation and delete an endpoint after a confirmation', async () => {
@@ -239,7 +292,9 @@ describe('Webhooks page (browser)', () => {
     await page.getByRole('button', { name: 'Add endpoint' }).click();
     const endpoint = page.getByRole('article', { name: receiver.url('/gone') });
     await endpoint.getByText(/^Turned off on /).waitFor();
-    await endpoint.getByRole('button', { name: 'Delete' }).click();
+    await endpoint
+      .getByRole('button', { name: `Delete endpoint ${receiver.url('/gone')}`, exact: true })
+      .click();
     const confirm = page.getByRole('alertdialog', { name: 'Delete this endpoint?' });
     await confirm.waitFor();
     await expectAccessible(page, 'delete endpoint dialog');
@@ -248,6 +303,11 @@ describe('Webhooks page (browser)', () => {
     await confirm.waitFor({ state: 'hidden' });
     await endpoint.waitFor({ state: 'detached' });
     await page.getByText('No endpoints yet.').waitFor();
+    // Its Delete button went with it: focus is on the endpoints' heading, not lost to <body>.
+    await waitFor(
+      'focus on the Endpoints heading',
+      async () => (await focused(page)) === 'h2#endpoints-title: Endpoints',
+    );
     const list = await page.request.get('/api/v1/webhooks');
     expect(((await list.json()) as { webhooks: unknown[] }).webhooks).toEqual([]);
   });

@@ -1,5 +1,6 @@
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { components, paths } from './schema';
+import { notifySignedOut } from './signed-out';
 
 export type Schemas = components['schemas'];
 export type ErrorCode = Schemas['ErrorResponse']['code'];
@@ -55,12 +56,20 @@ function isEnvelope(body: unknown): body is { code: ErrorCode; error: string } {
   );
 }
 
-/** Builds the ApiError for a failed response from its (already parsed) body and headers. */
+/**
+ * Builds the ApiError for a failed response from its (already parsed) body and headers. Every failed answer passes
+ * here (the client, the upload XHR, the raw fetches), so a 403 `banned` ends the session on this page at once: the
+ * person lands on sign-in with the reason instead of a page whose every action fails.
+ */
 export function toApiError(status: number, headers: Headers, body: unknown): ApiError {
   const retry = Number(headers.get('Retry-After'));
   const retryAfter = Number.isFinite(retry) && retry > 0 ? Math.ceil(retry) : null;
   if (isEnvelope(body)) {
-    return new ApiError(status, body.code, body.error, retryAfter);
+    const err = new ApiError(status, body.code, body.error, retryAfter);
+    if (err.code === 'banned') {
+      notifySignedOut(err);
+    }
+    return err;
   }
   return new ApiError(
     status,

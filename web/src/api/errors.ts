@@ -1,4 +1,4 @@
-import { formatBytes } from '../lib/format';
+import { asSentence, formatBytes } from '../lib/format';
 import { ApiError } from './client';
 
 /** The server's quota sentence names raw byte counts ("12345 bytes", "a 1048576-byte quota"): shown as "12 KB". */
@@ -33,6 +33,8 @@ export interface ErrorDetail {
  * common/errors on the server.
  */
 export function errorSentence(code: string, detail: ErrorDetail = {}): string {
+  // The server's own sentence (validation messages start lower-case: "tag must be …").
+  const message = detail.message ? asSentence(detail.message) : undefined;
   const wait = detail.retryAfterSeconds ? formatWait(detail.retryAfterSeconds) : null;
   switch (code) {
     case 'too_large':
@@ -62,16 +64,16 @@ export function errorSentence(code: string, detail: ErrorDetail = {}): string {
     case 'unauthorized':
       return 'You are signed out, or the key is not valid any more. Sign in again.';
     case 'banned':
-      return detail.message && detail.message !== 'This account is banned.'
-        ? detail.message
+      return message && message !== 'This account is banned.'
+        ? message
         : 'This account is banned. Ask the administrator of this server why.';
     case 'forbidden':
-      return detail.message ?? 'You may not do this.';
+      return message ?? 'You may not do this.';
     case 'not_found':
       return 'It is not there any more: it was deleted, or it is not yours.';
     case 'conflict':
     case 'bad_request':
-      return detail.message ?? 'The server could not accept this request.';
+      return message ?? 'The server could not accept this request.';
     case 'method_not_allowed':
       return 'This action is not allowed here.';
     case 'header_too_large':
@@ -87,7 +89,7 @@ export function errorSentence(code: string, detail: ErrorDetail = {}): string {
     case 'network':
       return 'The server could not be reached. Check your connection and try again.';
     default:
-      return detail.message ?? 'Something went wrong. Try again.';
+      return message ?? 'Something went wrong. Try again.';
   }
 }
 

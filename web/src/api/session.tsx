@@ -1,13 +1,15 @@
 import { useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import { api, ApiError, call, setCsrfToken, type Schemas } from './client';
+import { sentenceFor } from './errors';
 import { onSignedOut } from './signed-out';
 
 export type SessionUser = Schemas['UserResponse'];
 
 export type SessionState =
   | { status: 'loading'; user: null }
-  | { status: 'signed-out'; user: null }
+  /** `reason`: why the server ended the session (a ban), as the sentence the sign-in page shows. */
+  | { status: 'signed-out'; user: null; reason?: string }
   | { status: 'signed-in'; user: SessionUser };
 
 export interface SessionApi {
@@ -31,7 +33,11 @@ async function loadSession(): Promise<SessionState> {
     return { status: 'signed-in', user: data.user };
   } catch (err) {
     setCsrfToken(null);
-    if (err instanceof ApiError && (err.code === 'unauthorized' || err.code === 'banned')) {
+    if (err instanceof ApiError && err.code === 'banned') {
+      // The session is the banned account's: sign-in says so (and tells the reason when they try again).
+      return { status: 'signed-out', user: null, reason: sentenceFor(err) };
+    }
+    if (err instanceof ApiError && err.code === 'unauthorized') {
       return { status: 'signed-out', user: null };
     }
     throw err;
@@ -54,10 +60,12 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   useEffect(
     () =>
-      onSignedOut(() => {
+      onSignedOut((cause) => {
         setCsrfToken(null);
         setState((current) =>
-          current.status === 'signed-in' ? { status: 'signed-out', user: null } : current,
+          current.status === 'signed-in'
+            ? { status: 'signed-out', user: null, reason: cause ? sentenceFor(cause) : undefined }
+            : current,
         );
       }),
     [],

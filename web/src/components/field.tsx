@@ -1,4 +1,4 @@
-import { type InputHTMLAttributes, type ReactNode, useId } from 'react';
+import { type InputHTMLAttributes, type ReactNode, type Ref, useId } from 'react';
 
 export interface FieldProps extends Omit<InputHTMLAttributes<HTMLInputElement>, 'id'> {
   label: string;
@@ -6,6 +6,7 @@ export interface FieldProps extends Omit<InputHTMLAttributes<HTMLInputElement>, 
   hint?: ReactNode;
   /** The error for this field: announced (aria-live) and tied to the input (aria-describedby, aria-invalid). */
   error?: string | null;
+  ref?: Ref<HTMLInputElement>;
 }
 
 /** A labelled input with its hint and its announced error. */

@@ -3,15 +3,20 @@ import { useEffect, useRef, useState } from 'react';
 import { api, call } from '../api/client';
 import { sentenceFor } from '../api/errors';
 import { ConfirmDialog } from './confirm-dialog';
-import { UploadCard, type UploadItem } from './upload-card';
+import { afterRemoval, useRefocus } from './refocus';
+import { cardId, UploadCard, type UploadItem } from './upload-card';
 
 const PAGE_SIZE = 50;
 
-/** The caller's uploads, newest first, loading the next page (next_before) as the end comes into view. */
-export function Gallery({ tag }: { tag: string | null }) {
+/**
+ * The caller's uploads, newest first, loading the next page (next_before) as the end comes into view. After a
+ * delete, focus goes to the next upload (else the previous one, else the element `headingId` names).
+ */
+export function Gallery({ tag, headingId }: { tag: string | null; headingId: string }) {
   const queryClient = useQueryClient();
   const [deleting, setDeleting] = useState<UploadItem | null>(null);
   const sentinel = useRef<HTMLDivElement>(null);
+  const refocus = useRefocus();
 
   const uploads = useInfiniteQuery({
     queryKey: ['uploads', tag],
@@ -45,6 +50,15 @@ export function Gallery({ tag }: { tag: string | null }) {
 
   const remove = async (upload: UploadItem) => {
     await call(api.DELETE('/api/v1/uploads/{filename}', { params: { path: { filename: upload.filename } } }));
+    const shown = uploads.data?.pages.flatMap((page) => page.uploads.map((u) => u.filename)) ?? [];
+    refocus(
+      ...afterRemoval(
+        shown,
+        upload.filename,
+        (filename) => document.getElementById(cardId(filename)),
+        () => document.getElementById(headingId),
+      ),
+    );
     await Promise.all([
       queryClient.invalidateQueries({ queryKey: ['uploads'] }),
       queryClient.invalidateQueries({ queryKey: ['me'] }),

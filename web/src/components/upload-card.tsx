@@ -13,6 +13,11 @@ const TYPE_NAMES: Record<string, string> = {
   'image/avif': 'AVIF',
 };
 
+/** The id of an upload's card (focused after the upload before it is deleted). */
+export function cardId(filename: string): string {
+  return `card-${filename}`;
+}
+
 /**
  * One upload of the gallery: its 320-px variant (640 px on sharp screens) — never the original — and what it is,
  * with the direct link, embed snippets, the original and delete.
@@ -26,7 +31,7 @@ export function UploadCard({
 }) {
   const titleId = `upload-${upload.filename}`;
   return (
-    <li className="upload-card" aria-labelledby={titleId}>
+    <li id={cardId(upload.filename)} className="upload-card" aria-labelledby={titleId} tabIndex={-1}>
       <div className="upload-thumb">
         <img
           src={upload.thumbnail_url}

@@ -3,6 +3,7 @@ import { type DragEvent, useCallback, useEffect, useRef, useState } from 'react'
 import { errorSentence, sentenceFor } from '../api/errors';
 import { uploadFile, type UploadResult } from '../api/upload';
 import { EXPIRY_CHOICES, formatBytes } from '../lib/format';
+import { tagListError } from '../lib/tags';
 import { CopyButton } from './copy-button';
 import { Field } from './field';
 
@@ -16,6 +17,9 @@ interface QueueItem {
   file: File;
   name: string;
   state: 'waiting' | 'uploading' | 'done' | 'failed';
+  /** The tags and expiry in the form when the file was added ("given to the files added next"). */
+  tags: string;
+  expiresIn?: number;
   sent: number;
   total: number;
   result?: UploadResult;
@@ -29,8 +33,10 @@ export function UploadPanel() {
   const queryClient = useQueryClient();
   const [items, setItems] = useState<QueueItem[]>([]);
   const [tags, setTags] = useState('');
+  const [tagsError, setTagsError] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
   const input = useRef<HTMLInputElement>(null);
+  const tagsInput = useRef<HTMLInputElement>(null);
   const tagsRef = useRef(tags);
   tagsRef.current = tags;
   const [expiry, setExpiry] = useState('');
@@ -48,8 +54,8 @@ export function UploadPanel() {
       running.current++;
       update(item.id, { state: 'uploading' });
       uploadFile(item.file, {
-        tags: tagsRef.current,
-        expiresIn: expiryRef.current ? Number(expiryRef.current) : undefined,
+        tags: item.tags,
+        expiresIn: item.expiresIn,
         onProgress: (sent, total) => update(item.id, { sent, total }),
       })
         .then((result) => {
@@ -68,16 +74,24 @@ export function UploadPanel() {
   const add = useCallback(
     (files: Iterable<File>) => {
       const added: QueueItem[] = [];
+      // The server's tag rules, checked before a byte is sent: the sentence goes next to the field.
+      const badTags = tagListError(tagsRef.current);
+      setTagsError(badTags);
       for (const file of files) {
         const item: QueueItem = {
           id: nextId++,
           file,
           name: file.name || 'pasted image',
           state: 'waiting',
+          tags: tagsRef.current,
+          expiresIn: expiryRef.current ? Number(expiryRef.current) : undefined,
           sent: 0,
           total: file.size,
         };
-        if (file.size > MAX_BYTES) {
+        if (badTags) {
+          item.state = 'failed';
+          item.error = 'Not sent: fix the tags above, then add the file again.';
+        } else if (file.size > MAX_BYTES) {
           item.state = 'failed';
           item.error = errorSentence('too_large');
         } else {
@@ -86,6 +100,9 @@ export function UploadPanel() {
         added.push(item);
       }
       setItems((all) => [...added.reverse(), ...all]);
+      if (badTags && added.length > 0) {
+        tagsInput.current?.focus();
+      }
       pump();
     },
     [pump],
@@ -142,10 +159,19 @@ export function UploadPanel() {
         <p className="field-hint">PNG, JPEG, GIF, WebP or AVIF, up to 20 MB each.</p>
       </div>
       <Field
+        ref={tagsInput}
         label="Tags (optional)"
         name="tags"
         value={tags}
-        onChange={(e) => setTags(e.target.value)}
+        onChange={(e) => {
+          setTags(e.target.value);
+          // Told on leaving the field or adding files; cleared as soon as it is right.
+          if (tagsError && !tagListError(e.target.value)) {
+            setTagsError(null);
+          }
+        }}
+        onBlur={(e) => setTagsError(tagListError(e.target.value))}
+        error={tagsError}
         hint="Comma-separated, up to 10, each of a–z, 0–9, - and _. Given to the files added next."
       />
       <div className="field">
@@ -205,17 +231,19 @@ function UploadRow({ item }: { item: QueueItem }) {
 }
 
 function UploadOutcome({ result, name }: { result: UploadResult; name: string }) {
+  // A dedupe hit answers with the upload you already have, and its delete link again: never "shown once".
+  const again = result.deduplicated === true;
   return (
     <div className="upload-outcome">
       <p>
-        Uploaded{result.deduplicated ? ' (you had uploaded this image already)' : ''}:{' '}
+        {again ? 'You had already uploaded this image' : 'Uploaded'}:{' '}
         <a href={result.url} target="_blank" rel="noopener noreferrer">
           {result.url}
         </a>{' '}
         <CopyButton text={result.url} label={`Copy link of ${name}`} className="button button-small" />
       </p>
       <p className="secret">
-        <span>Delete link (shown once):</span>
+        <span>{again ? 'Its delete link:' : 'Delete link (shown once):'}</span>
         <code>{result.delete_url}</code>
         <CopyButton
           text={result.delete_url}

@@ -45,3 +45,15 @@ export const EXPIRY_CHOICES: { label: string; seconds: string }[] = [
   { label: '1 week', seconds: '604800' },
   { label: '30 days', seconds: '2592000' },
 ];
+
+/** Ends `text` with a full stop unless it already ends a sentence ("HTTP 500: down." never gets a second one). */
+export function endSentence(text: string): string {
+  const trimmed = text.trim();
+  return /[.!?…]$/.test(trimmed) ? trimmed : `${trimmed}.`;
+}
+
+/** A server's sentence as a person reads one: a capital first letter and a full stop ("tag must be …" → "Tag must be ….") */
+export function asSentence(text: string): string {
+  const trimmed = text.trim();
+  return endSentence(trimmed.charAt(0).toUpperCase() + trimmed.slice(1));
+}

@@ -6,6 +6,7 @@ import { ConfirmDialog } from '../components/confirm-dialog';
 import { CopyButton } from '../components/copy-button';
 import { Dialog } from '../components/dialog';
 import { Field } from '../components/field';
+import { afterRemoval, useRefocus } from '../components/refocus';
 import { EXPIRY_CHOICES, formatDate } from '../lib/format';
 
 type Key = Schemas['KeyResponse'];
@@ -42,12 +43,29 @@ function saveBlob(blob: Blob, name: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-/** The "Use it" panel: a ShareX config around a new upload-only key, and the curl snippet. */
-function UseIt({ keys }: { keys: Key[] }) {
+interface Message {
+  ok: boolean;
+  text: string;
+}
+
+/**
+ * The "Use it" panel: a ShareX config around a new upload-only key, and the curl snippet. Its message is the page's
+ * (`message`), so a key made by the form clears a stale ShareX error, and a ShareX key clears the form's (`onMinted`).
+ */
+function UseIt({
+  keys,
+  message,
+  setMessage,
+  onMinted,
+}: {
+  keys: Key[];
+  message: Message | null;
+  setMessage: (message: Message | null) => void;
+  onMinted: () => void;
+}) {
   const queryClient = useQueryClient();
   const [keyId, setKeyId] = useState('');
   const [busy, setBusy] = useState(false);
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const curl = useQuery({
     queryKey: ['clients', 'curl'],
     queryFn: async () => {
@@ -73,6 +91,7 @@ function UseIt({ keys }: { keys: Key[] }) {
         throw toApiError(res.status, res.headers, await res.json().catch(() => null));
       }
       saveBlob(await res.blob(), `${window.location.hostname}.sxcu`);
+      onMinted();
       setMessage({
         ok: true,
         text: 'Downloaded. It holds a new upload-only key labelled “ShareX”: revoke it here to cut ShareX off.',
@@ -139,6 +158,10 @@ function UseIt({ keys }: { keys: Key[] }) {
 /** API.md Part 1: a user has at most 10 active keys. */
 const MAX_ACTIVE_KEYS = 10;
 
+function revokeId(id: string): string {
+  return `revoke-${id}`;
+}
+
 function curlLine(token: string): string {
   return `curl -H "Authorization: Bearer ${token}" -F "file=@photo.png" ${window.location.origin}/api/v1/upload`;
 }
@@ -156,6 +179,8 @@ export default function ApiKeysPage() {
   // The token lives in this state only, while the dialog is open: it is never stored anywhere else.
   const [created, setCreated] = useState<CreatedKey | null>(null);
   const [revoking, setRevoking] = useState<Key | null>(null);
+  const [useItMessage, setUseItMessage] = useState<Message | null>(null);
+  const refocus = useRefocus();
 
   const create = useMutation({
     mutationFn: (name: string) =>
@@ -171,6 +196,9 @@ export default function ApiKeysPage() {
     onSuccess: (data) => {
       setCreated(data);
       setLabel('');
+      // A key exists now: an error from an earlier try (here or in "Use it") is stale.
+      setLabelError(null);
+      setUseItMessage((m) => (m?.ok === false ? null : m));
       void queryClient.invalidateQueries({ queryKey: ['keys'] });
     },
     onError: (err) => setLabelError(sentenceFor(err)),
@@ -193,6 +221,15 @@ export default function ApiKeysPage() {
 
   const revoke = async (key: Key) => {
     await call(api.DELETE('/api/v1/keys/{id}', { params: { path: { id: key.id } } }));
+    // Its row (and Revoke button) goes: focus the next key's Revoke button, or the list's heading.
+    refocus(
+      ...afterRemoval(
+        active.map((k) => k.id),
+        key.id,
+        (id) => document.getElementById(revokeId(id)),
+        () => document.getElementById('your-keys-title'),
+      ),
+    );
     await queryClient.invalidateQueries({ queryKey: ['keys'] });
   };
 
@@ -269,7 +306,9 @@ export default function ApiKeysPage() {
         </button>
       </form>
 
-      <h2>Your keys</h2>
+      <h2 id="your-keys-title" tabIndex={-1}>
+        Your keys
+      </h2>
       {keys.isPending ? (
         <p className="status" role="status">
           Loading…
@@ -312,6 +351,7 @@ export default function ApiKeysPage() {
                   <td>{expiryLabel(key.default_expires_in)}</td>
                   <td>
                     <button
+                      id={revokeId(key.id)}
                       type="button"
                       className="button button-small"
                       aria-label={`Revoke key ${key.label}`}
@@ -327,7 +367,12 @@ export default function ApiKeysPage() {
         </div>
       )}
 
-      <UseIt keys={active} />
+      <UseIt
+        keys={active}
+        message={useItMessage}
+        setMessage={setUseItMessage}
+        onMinted={() => setLabelError(null)}
+      />
 
       <Dialog
         open={created !== null}

@@ -1,9 +1,11 @@
 import { useQuery } from '@tanstack/react-query';
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useEffect, useState } from 'react';
+import { useLocation, useSearch } from 'wouter';
 import { api, call } from '../api/client';
 import { Gallery } from '../components/gallery';
 import { UploadPanel } from '../components/upload-panel';
 import { formatBytes } from '../lib/format';
+import { tagError } from '../lib/tags';
 
 function Usage() {
   // /api/v1/me answers a session too (account only, key null): the same numbers an API client sees.
@@ -26,22 +28,46 @@ function Usage() {
   );
 }
 
+/** The gallery's tag filter lives in the URL (?tag=…), so a reload and back/forward keep it. */
+function dashboardUrl(tag: string | null): string {
+  return tag ? `/dashboard?tag=${encodeURIComponent(tag)}` : '/dashboard';
+}
+
 export default function DashboardPage() {
-  const [tagInput, setTagInput] = useState('');
-  const [tag, setTag] = useState<string | null>(null);
+  const [, navigate] = useLocation();
+  const requested = new URLSearchParams(useSearch()).get('tag')?.trim().toLowerCase() || null;
+  // A bad tag in the URL is told next to the field, like a typed one, and filters nothing.
+  const urlError = requested ? tagError(requested) : null;
+  const tag = urlError ? null : requested;
+  const [tagInput, setTagInput] = useState(requested ?? '');
+  const [typedError, setTypedError] = useState<string | null>(null);
+
+  // Back/forward (or a link) changed the filter: the field shows it.
+  useEffect(() => {
+    setTagInput(requested ?? '');
+    setTypedError(null);
+  }, [requested]);
 
   const filter = (e: FormEvent) => {
     e.preventDefault();
-    setTag(tagInput.trim().toLowerCase() || null);
+    const value = tagInput.trim().toLowerCase() || null;
+    const error = value ? tagError(value) : null;
+    setTypedError(error);
+    if (!error && value !== requested) {
+      navigate(dashboardUrl(value));
+    }
   };
+  const error = typedError ?? urlError;
 
   return (
     <section className="page" aria-labelledby="uploads-title">
       <h1 id="uploads-title">Uploads</h1>
       <Usage />
       <UploadPanel />
-      <h2>Your uploads</h2>
-      <form className="tag-filter" role="search" aria-label="Filter by tag" onSubmit={filter}>
+      <h2 id="gallery-title" tabIndex={-1}>
+        Your uploads
+      </h2>
+      <form className="tag-filter" role="search" aria-label="Filter by tag" onSubmit={filter} noValidate>
         <label htmlFor="tag-filter">Tag</label>
         <input
           id="tag-filter"
@@ -50,24 +76,22 @@ export default function DashboardPage() {
           maxLength={32}
           onChange={(e) => setTagInput(e.target.value)}
           placeholder="e.g. screenshots"
+          aria-invalid={error ? true : undefined}
+          aria-describedby="tag-filter-error"
         />
         <button type="submit" className="button">
           Filter
         </button>
-        {tag ? (
-          <button
-            type="button"
-            className="button"
-            onClick={() => {
-              setTag(null);
-              setTagInput('');
-            }}
-          >
+        {requested ? (
+          <button type="button" className="button" onClick={() => navigate(dashboardUrl(null))}>
             Show all
           </button>
         ) : null}
+        <p id="tag-filter-error" className="field-error" aria-live="polite">
+          {error ?? ''}
+        </p>
       </form>
-      <Gallery tag={tag} />
+      <Gallery tag={tag} headingId="gallery-title" />
     </section>
   );
 }

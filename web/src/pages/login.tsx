@@ -22,6 +22,9 @@ export default function LoginPage() {
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Why the server ended the session (a ban), until the person tries again: then the sign-in's own answer speaks.
+  const reason = state.status === 'signed-out' ? (state.reason ?? null) : null;
+  const [tried, setTried] = useState(false);
 
   useEffect(() => {
     if (state.status === 'signed-in') {
@@ -32,6 +35,7 @@ export default function LoginPage() {
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
+    setTried(true);
     setError(null);
     try {
       await signIn(email.trim(), password);
@@ -64,7 +68,7 @@ export default function LoginPage() {
           value={password}
           onChange={(e) => setPassword(e.target.value)}
         />
-        <FormError message={error} />
+        <FormError message={tried ? error : reason} />
         <button type="submit" className="button button-primary" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>

@@ -5,10 +5,11 @@ import { sentenceFor } from '../api/errors';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { CopyButton } from '../components/copy-button';
 import { Field, FormError } from '../components/field';
+import { afterRemoval, useRefocus } from '../components/refocus';
 import { DeliveriesTable } from '../components/webhooks/deliveries-table';
 import { VerifyPanel } from '../components/webhooks/verify-panel';
 import { formatDuration } from '../components/webhooks/format';
-import { formatDate } from '../lib/format';
+import { endSentence, formatDate } from '../lib/format';
 import '../components/webhooks/webhooks.css';
 
 type Webhook = Schemas['WebhookResponse'];
@@ -240,8 +241,18 @@ function stateSentence(hook: Webhook): string {
   return `Turned off on ${formatDate(hook.disabled_at)}: nothing is sent until you enable it again.`;
 }
 
+/** The id of an endpoint's article (focused after the endpoint before it is deleted). */
+function endpointId(id: string): string {
+  return `endpoint-${id}`;
+}
+
+/** " <url>" for a button's accessible name: every endpoint has the same buttons, so each says whose it is. */
+function ForEndpoint({ url, prefix = '' }: { url: string; prefix?: string }) {
+  return <span className="visually-hidden">{` ${prefix}${url}`}</span>;
+}
+
 /** One endpoint: its state, its counters, its actions and its recent deliveries. */
-function Endpoint({ hook }: { hook: Webhook }) {
+function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void }) {
   const queryClient = useQueryClient();
   const titleId = useId();
   const [busy, setBusy] = useState<'toggle' | 'ping' | 'events' | null>(null);
@@ -303,10 +314,13 @@ function Endpoint({ hook }: { hook: Webhook }) {
       const { delivery } = await call(
         api.POST('/api/v1/webhooks/{id}/test', { params: { path: { id: hook.id } } }),
       );
+      // The receiver's error may end its own sentence ("Connection failed: ECONNREFUSED."): never "..".
       setPingResult(
         delivery.succeeded
           ? `Ping delivered: answered ${delivery.status_code ?? ''} in ${formatDuration(delivery.duration_ms)}.`
-          : `Ping failed: ${delivery.error ?? (delivery.status_code ? `answered ${delivery.status_code}` : 'no answer')}.`,
+          : endSentence(
+              `Ping failed: ${delivery.error ?? (delivery.status_code ? `answered ${delivery.status_code}` : 'no answer')}`,
+            ),
       );
       await refresh();
     } catch (err) {
@@ -355,7 +369,9 @@ function Endpoint({ hook }: { hook: Webhook }) {
       setRedeliverResult(
         delivery.succeeded
           ? `Redelivered ${d.event} (delivery ${d.delivery_id}): answered ${delivery.status_code ?? ''} in ${formatDuration(delivery.duration_ms)}.`
-          : `Redelivery of ${d.event} (delivery ${d.delivery_id}) failed: ${delivery.error ?? (delivery.status_code ? `answered ${delivery.status_code}` : 'no answer')}.`,
+          : endSentence(
+              `Redelivery of ${d.event} (delivery ${d.delivery_id}) failed: ${delivery.error ?? (delivery.status_code ? `answered ${delivery.status_code}` : 'no answer')}`,
+            ),
       );
       await refresh();
     } catch (err) {
@@ -367,11 +383,12 @@ function Endpoint({ hook }: { hook: Webhook }) {
 
   const remove = async () => {
     await call(api.DELETE('/api/v1/webhooks/{id}', { params: { path: { id: hook.id } } }));
+    onDeleted();
     await queryClient.invalidateQueries({ queryKey: WEBHOOKS_KEY });
   };
 
   return (
-    <article className="endpoint" aria-labelledby={titleId}>
+    <article id={endpointId(hook.id)} className="endpoint" aria-labelledby={titleId} tabIndex={-1}>
       <h3 id={titleId} className="endpoint-url">
         {hook.url}
       </h3>
@@ -397,18 +414,22 @@ function Endpoint({ hook }: { hook: Webhook }) {
       <div className="actions">
         <button type="button" className="button" onClick={() => void toggle()} disabled={busy !== null}>
           {hook.enabled ? 'Disable' : 'Enable'}
+          <ForEndpoint url={hook.url} />
         </button>
         <button type="button" className="button" onClick={() => void ping()} disabled={busy !== null}>
           {busy === 'ping' ? 'Sending…' : 'Send test ping'}
+          <ForEndpoint url={hook.url} prefix="to " />
         </button>
         <button type="button" className="button button-danger" onClick={() => setDeleting(true)}>
           Delete
+          <ForEndpoint url={hook.url} prefix="endpoint " />
         </button>
       </div>
       <EventsPicker legend="Events it gets" value={events} onChange={setEvents} />
       {eventsChanged ? (
         <button type="button" className="button" onClick={() => void saveEvents()} disabled={busy !== null}>
           {busy === 'events' ? 'Saving…' : 'Save events'}
+          <ForEndpoint url={hook.url} prefix="of " />
         </button>
       ) : null}
       <FormError message={error} />
@@ -426,6 +447,7 @@ function Endpoint({ hook }: { hook: Webhook }) {
         <>
           <DeliveriesTable
             caption={`Recent deliveries to ${hook.url}`}
+            endpointUrl={hook.url}
             deliveries={rows}
             onRedeliver={(d) => void redeliver(d)}
             busyId={redelivering}
@@ -438,6 +460,7 @@ function Endpoint({ hook }: { hook: Webhook }) {
               disabled={deliveries.isFetchingNextPage}
             >
               {deliveries.isFetchingNextPage ? 'Loading…' : 'Show older deliveries'}
+              <ForEndpoint url={hook.url} prefix="to " />
             </button>
           ) : null}
         </>
@@ -465,9 +488,22 @@ function Endpoints() {
     queryFn: () => call(api.GET('/api/v1/webhooks')),
     refetchInterval: POLL_MS,
   });
+  // A deleted endpoint takes its Delete button (and its dialog) with it: focus goes to the next one, or the heading.
+  const refocus = useRefocus();
+  const deleted = (id: string) =>
+    refocus(
+      ...afterRemoval(
+        hooks.data?.webhooks.map((h) => h.id) ?? [],
+        id,
+        (key) => document.getElementById(endpointId(key)),
+        () => document.getElementById('endpoints-title'),
+      ),
+    );
   return (
     <section className="panel" aria-labelledby="endpoints-title">
-      <h2 id="endpoints-title">Endpoints</h2>
+      <h2 id="endpoints-title" tabIndex={-1}>
+        Endpoints
+      </h2>
       {hooks.isPending ? (
         <p className="status" role="status">
           Loading…
@@ -477,7 +513,9 @@ function Endpoints() {
       ) : hooks.data.webhooks.length === 0 ? (
         <p className="muted">No endpoints yet. Add one above to get an event for every upload.</p>
       ) : (
-        hooks.data.webhooks.map((hook) => <Endpoint key={hook.id} hook={hook} />)
+        hooks.data.webhooks.map((hook) => (
+          <Endpoint key={hook.id} hook={hook} onDeleted={() => deleted(hook.id)} />
+        ))
       )}
     </section>
   );

@@ -52,8 +52,9 @@ export function BanDialog({ email, onBan, onClose }: BanDialogProps) {
       role="alertdialog"
       description={
         <p>
-          Every key, upload token and session of this account stops working at once (403 banned). Their images
-          stay online. You can lift the ban later.
+          Every key, upload token and session of this account stops working at once: they are refused with
+          “This account is banned.” Signing in again shows them your reason. Their images stay online. You can
+          lift the ban later.
         </p>
       }
       actions={

@@ -77,8 +77,9 @@ export function QuotaDialog({ email, onSave, onClose }: QuotaDialogProps) {
       title={`Storage quota of ${email ?? ''}`}
       description={
         <p>
-          Uploads that would go past it are refused (413 quota_exceeded); what is stored stays. Leave a field
-          empty to use the server&apos;s default.
+          An upload that would go past it is refused, and its owner reads why with the numbers (“You have 1 of
+          your 1 files; delete some before uploading more.”); what is stored stays. Leave a field empty to use
+          the server&apos;s default.
         </p>
       }
       actions={

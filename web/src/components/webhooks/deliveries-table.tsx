@@ -7,11 +7,14 @@ export type Delivery = Schemas['DeliveryResponse'];
 /** One endpoint's delivery attempts, newest first: what was sent, what came back, and when. */
 export function DeliveriesTable({
   caption,
+  endpointUrl,
   deliveries,
   onRedeliver,
   busyId,
 }: {
   caption: string;
+  /** Named by each Redeliver button, as every endpoint's table has the same buttons. */
+  endpointUrl: string;
   deliveries: Delivery[];
   /** Sends a past delivery again under its delivery id. */
   onRedeliver?: (delivery: Delivery) => void;
@@ -61,7 +64,7 @@ export function DeliveriesTable({
                   <button
                     type="button"
                     className="button button-small"
-                    aria-label={`Redeliver ${d.event} attempt ${d.attempt} of ${formatDate(d.created_at)}`}
+                    aria-label={`Redeliver ${d.event} attempt ${d.attempt} of ${formatDate(d.created_at)} to ${endpointUrl}`}
                     disabled={busyId === d.id}
                     onClick={() => onRedeliver(d)}
                   >

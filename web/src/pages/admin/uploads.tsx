@@ -6,12 +6,17 @@ import { sentenceFor } from '../../api/errors';
 import { AdminNav } from '../../components/admin/admin-nav';
 import { ConfirmDialog } from '../../components/confirm-dialog';
 import { Field, FormError } from '../../components/field';
+import { afterRemoval, useRefocus } from '../../components/refocus';
 import { formatBytes, formatDate } from '../../lib/format';
 import '../../components/admin/admin.css';
 
 type AdminUpload = Schemas['AdminUpload'];
 
 const PAGE_SIZE = 48;
+function tileId(filename: string): string {
+  return `tile-${filename}`;
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The 2x variant for sharp screens, from the direct link's own parameters (API.md Part 3, variants). */
@@ -29,6 +34,7 @@ export default function AdminUploadsPage() {
   const [deleting, setDeleting] = useState<AdminUpload | null>(null);
   const [notice, setNotice] = useState('');
   const validUser = UUID.test(user);
+  const refocus = useRefocus();
 
   const uploads = useInfiniteQuery({
     queryKey: ['admin-uploads', user],
@@ -59,12 +65,23 @@ export default function AdminUploadsPage() {
       api.DELETE('/api/v1/admin/uploads/{filename}', { params: { path: { filename: upload.filename } } }),
     );
     setNotice(`${upload.filename} is deleted; its direct link answers 404.`);
+    // Its tile (and Delete button) goes: focus the next tile, or the page's heading.
+    refocus(
+      ...afterRemoval(
+        rows.map((u) => u.filename),
+        upload.filename,
+        (filename) => document.getElementById(tileId(filename)),
+        () => document.getElementById('page-title'),
+      ),
+    );
     await queryClient.invalidateQueries({ queryKey: ['admin-uploads'] });
   };
 
   return (
     <section className="page page-wide" aria-labelledby="page-title">
-      <h1 id="page-title">Uploads of all users</h1>
+      <h1 id="page-title" tabIndex={-1}>
+        Uploads of all users
+      </h1>
       <AdminNav />
       <form className="form admin-search" role="search" aria-label="Uploads" onSubmit={filter} noValidate>
         <Field
@@ -105,7 +122,13 @@ export default function AdminUploadsPage() {
         <>
           <ul className="admin-grid" aria-label="Uploads">
             {rows.map((u) => (
-              <li key={u.filename} className="admin-tile">
+              <li
+                key={u.filename}
+                id={tileId(u.filename)}
+                className="admin-tile"
+                aria-labelledby={`${tileId(u.filename)}-name`}
+                tabIndex={-1}
+              >
                 <a href={u.url} target="_blank" rel="noreferrer" className="admin-thumb">
                   <img
                     src={u.thumbnail_url}
@@ -118,7 +141,9 @@ export default function AdminUploadsPage() {
                     alt={`${u.filename} by ${u.owner.email}`}
                   />
                 </a>
-                <p className="tile-name">{u.filename}</p>
+                <p id={`${tileId(u.filename)}-name`} className="tile-name">
+                  {u.filename}
+                </p>
                 <p className="tile-meta">
                   <Link href={`/admin/uploads?user=${u.owner.id}`}>{u.owner.email}</Link>
                 </p>

@@ -1,0 +1,64 @@
+import { useCallback, useEffect, useRef } from 'react';
+
+interface Pending {
+  /** True once the page shows the outcome (the removed item is gone, the new button is there). */
+  ready: () => boolean;
+  /** Where focus goes then. */
+  target: () => HTMLElement | null;
+  until: number;
+}
+
+/** A refresh that never comes (a failed refetch) must not move focus minutes later. */
+const WAIT_MS = 10_000;
+
+/**
+ * Focus after a confirmation changed the page under it: a dialog gives focus back to the button that opened it, but
+ * when the action removed that button (a deleted item, Ban becoming Unban) focus would fall to <body>. Call the
+ * returned function when the action succeeded; after each render of the calling component, once `ready()` and no
+ * dialog is open, focus moves to `target()` — unless the person has already put it somewhere.
+ */
+export function useRefocus(): (ready: () => boolean, target: () => HTMLElement | null) => void {
+  const pending = useRef<Pending | null>(null);
+
+  useEffect(() => {
+    const p = pending.current;
+    if (!p) {
+      return;
+    }
+    if (Date.now() > p.until) {
+      pending.current = null;
+      return;
+    }
+    if (!p.ready() || document.querySelector('dialog[open]')) {
+      return;
+    }
+    pending.current = null;
+    const active = document.activeElement;
+    if (!active || active === document.body) {
+      p.target()?.focus();
+    }
+  });
+
+  return useCallback((ready, target) => {
+    pending.current = { ready, target, until: Date.now() + WAIT_MS };
+  }, []);
+}
+
+/**
+ * For a list whose item `key` is being removed: ready once its element is gone; the target is the item after it,
+ * else the one before it, else `fallback` (the list's heading). `keys` is the list as shown now.
+ */
+export function afterRemoval(
+  keys: readonly string[],
+  key: string,
+  elementFor: (key: string) => HTMLElement | null,
+  fallback: () => HTMLElement | null,
+): [ready: () => boolean, target: () => HTMLElement | null] {
+  const i = keys.indexOf(key);
+  const next = i >= 0 ? keys[i + 1] : undefined;
+  const previous = i > 0 ? keys[i - 1] : undefined;
+  return [
+    () => elementFor(key) === null,
+    () => (next && elementFor(next)) || (previous && elementFor(previous)) || fallback(),
+  ];
+}

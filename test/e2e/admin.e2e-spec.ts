@@ -52,6 +52,9 @@ describe('Admin API and audit log (e2e)', () => {
         expect(r.status).toBe(403);
         expect(r.body.code).toBe('banned');
       }
+      // The person's own session (the website) and sign-in say why.
+      const own = await t.http.get('/api/v1/auth/session').set('Cookie', session.cookie);
+      expect(own.body.error).toBe('This account is banned: spam');
       // SERVE_BANNED_IMAGES defaults to true: the images stay stored and served.
       await t.http.get(`/images/${up.body.filename}`).expect(200);
       await post(`/api/v1/admin/users/${victim.user.id}/unban`).expect(200);

@@ -115,7 +115,8 @@ export class SessionsService
     }
     const user = session.user;
     if (user.bannedAt) {
-      throw new AppError('banned');
+      // As sign-in answers it: the person whose page this is reads why (the website shows it on the sign-in page).
+      throw new AppError('banned', user.banReason ? `This account is banned: ${user.banReason}` : undefined);
     }
     return {
       kind: 'session',

@@ -199,6 +199,29 @@ ${server}
     }
   });
 
+  it("should pass an expiring upload's capped Cache-Control through to the client, original and variant", async () => {
+    // API.md Part 3: an expired upload answers 404 everywhere at its time. nginx here has no proxy_cache and keeps
+    // the app's Cache-Control on X-Accel-Redirect answers, so no browser or CDN behind it keeps the image longer.
+    const up = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(token))
+      .field('expires_in', '60')
+      .attach('file', await jpeg(5, 64, 48), 'a.jpg')
+      .expect(200);
+    const filename = up.body.filename as string;
+    for (const path of [`/images/${filename}`, `/images/${filename}?w=64&format=webp`]) {
+      for (const headers of [{}, {}, { Range: 'bytes=0-9' }] as Record<string, string>[]) {
+        // The first GET of each path is the app's slow path, the next ones its fast path.
+        const res = await fetch(`${base}${path}`, { headers });
+        expect([path, res.status]).toEqual([path, 'Range' in headers ? 206 : 200]);
+        const maxAge = /^public, max-age=(\d+)$/.exec(res.headers.get('cache-control') ?? '');
+        expect([path, Number(maxAge?.[1]) <= 60 && Number(maxAge?.[1]) >= 45]).toEqual([path, true]);
+        expect(res.headers.get('x-accel-redirect')).toBeNull();
+        await res.arrayBuffer();
+      }
+    }
+  });
+
   it('should never serve the storage location to a client directly', async () => {
     const { filename } = await upload(4);
     const direct = await fetch(`${base}/_fxf_storage/${filename.slice(8, 10)}/${filename}`);

@@ -38,6 +38,7 @@ describe('sendImage when the file goes between the check and the open', () => {
       mime: 'image/png',
       lastModified: new Date(0),
       lastModifiedText: new Date(0).toUTCString(),
+      expiresAt: null,
     };
     app = express();
     app.all('/image', (req, res, next) => {

@@ -106,6 +106,20 @@ export class DeliveryCache {
     });
   }
 
+  /**
+   * Drops one variant's entry and its bytes: its file is gone from storage though its row was there (the variant is
+   * being made again). What other requests read before this must not be remembered after it: the epoch moves.
+   */
+  forgetVariant(filename: string, key: string): void {
+    this.epoch++;
+    const id = `${filename}/${key}`;
+    const entry = this.variants.get(id);
+    if (entry) {
+      this.variants.delete(id);
+      this.dropBytes(entry.image.key);
+    }
+  }
+
   /** The bytes of a stored file, if held and still the file's (same size and mtime). */
   bytesOf(storageKey: string, size: number, mtimeMs: number): Buffer | undefined {
     const entry = this.bytes.get(storageKey);

@@ -1,7 +1,10 @@
 import type { Response } from 'express';
-import type { ImageRepresentation } from './image-response';
+import { capCacheControl, type ImageRepresentation } from './image-response';
 
-/** How long a client or CDN may keep a redirect: short, so a deleted image stops being pointed at soon. */
+/**
+ * How long a client or CDN may keep a redirect: short, so a deleted image stops being pointed at soon (and never
+ * past an expiring upload's expiry).
+ */
 const REDIRECT_CACHE_CONTROL = 'public, max-age=300';
 
 /**
@@ -10,7 +13,7 @@ const REDIRECT_CACHE_CONTROL = 'public, max-age=300';
  * render still happen here; ETag, 304, Range and the security headers are then the CDN's or the store's to send.
  */
 export function redirectImage(baseUrl: string, image: ImageRepresentation, res: Response): void {
-  res.setHeader('Cache-Control', REDIRECT_CACHE_CONTROL);
+  res.setHeader('Cache-Control', capCacheControl(REDIRECT_CACHE_CONTROL, image.expiresAt));
   res.setHeader('X-Content-Type-Options', 'nosniff');
   res.redirect(302, `${baseUrl}/${encodeURIComponent(image.key)}`);
 }

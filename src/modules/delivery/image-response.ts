@@ -24,6 +24,30 @@ export interface ImageRepresentation {
   lastModified: Date;
   /** lastModified as the Last-Modified header spells it. */
   lastModifiedText: string;
+  /** Its upload's expiry (null: never): caches may keep the answer only until then (capCacheControl). */
+  expiresAt: Date | null;
+}
+
+/**
+ * `cacheControl` with its max-age and s-maxage capped at the whole seconds left until `expiresAt`, and without
+ * `immutable` once capped: API.md Part 3, an expired upload answers 404 everywhere at its time, so no browser or
+ * CDN may keep its bytes past it. Unchanged when nothing is capped (no expiry, or more time left than allowed).
+ */
+export function capCacheControl(cacheControl: string, expiresAt: Date | null, now = Date.now()): string {
+  if (expiresAt === null) {
+    return cacheControl;
+  }
+  const left = Math.max(0, Math.floor((expiresAt.getTime() - now) / 1000));
+  let capped = false;
+  const directives = cacheControl.split(',').map((directive) => {
+    const [name, value] = directive.trim().split('=');
+    if ((name === 'max-age' || name === 's-maxage') && Number(value) > left) {
+      capped = true;
+      return `${name}=${left}`;
+    }
+    return directive.trim();
+  });
+  return capped ? directives.filter((d) => d !== 'immutable').join(', ') : cacheControl;
 }
 
 /**
@@ -159,6 +183,9 @@ function writeHead(
   res.setHeader('ETag', etag);
   for (const [name, value] of Object.entries(IMAGE_HEADERS)) {
     res.setHeader(name, value);
+  }
+  if (image.expiresAt !== null) {
+    res.setHeader('Cache-Control', capCacheControl(IMAGE_HEADERS['Cache-Control'], image.expiresAt));
   }
   res.setHeader('Last-Modified', image.lastModifiedText);
   if (notModified) {

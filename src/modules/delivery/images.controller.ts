@@ -9,17 +9,19 @@ import { MediaError } from '../media/media-error';
 import {
   parseVariantQuery,
   type ParsedVariantQuery,
+  type ResolvedVariant,
   resolveVariant,
   type SourceMime,
   VARIANT_FITS,
   VARIANT_FORMATS,
 } from '../media/variant-params';
 import { StorageDriver } from '../storage/storage-driver';
-import { UploadsService } from '../uploads/uploads.service';
+import { type ServableUpload, UploadsService } from '../uploads/uploads.service';
 import { DeliveryCache } from './delivery-cache';
 import { representation, takeFastPathFailure } from './fast-path';
 import { redirectImage } from './image-redirect';
 import { type ImageRepresentation, sendImage, sendImageBytes } from './image-response';
+import { checkParameterCount } from './query-limit';
 import { toAppError, VariantsService } from './variants.service';
 
 /** The variant parameters (API.md Part 3, "Variants on the direct link"), described once for GET and HEAD. */
@@ -101,7 +103,9 @@ export class ImagesController {
     if (failed !== undefined) {
       throw toAppError(failed);
     }
-    // Bad parameters are refused before the lookup: the answer doesn't depend on whether the image exists.
+    // Bad parameters are refused before the lookup: the answer doesn't depend on whether the image exists. Past
+    // the query parser's key limit some would go unread, so too many is refused too.
+    checkParameterCount(req.originalUrl);
     let parsed: ParsedVariantQuery;
     try {
       parsed = parseVariantQuery(req.query as Record<string, unknown>, this.config.variantSizes);
@@ -127,36 +131,90 @@ export class ImagesController {
     if (resolved.varyAccept) {
       res.vary('Accept');
     }
-    let image: ImageRepresentation;
     if (resolved.kind === 'original') {
-      image = representation(
+      const original = representation(
         upload.filename,
         upload.storedSha256,
         upload.size,
         upload.mime,
         upload.createdAt,
+        upload.expiresAt,
       );
-    } else {
-      const cached = this.cache.variant(filename, resolved.key);
-      if (cached) {
-        image = cached;
-      } else {
-        const stored = await this.variants.ensure(upload, resolved);
-        image = representation(stored.storageKey, stored.sha256, stored.size, stored.mime, stored.createdAt);
-        // A redirect or an X-Accel-Redirect names the stored file: it must be there first. Else the bytes just
-        // rendered here are answered at once, while they are stored; the fast path may read the variant from
-        // storage only once it is there. A variant that could not be stored is answered from its bytes too.
-        const redirects = !!this.config.imagesRedirectBaseUrl || !!this.config.accelRedirectPrefix;
-        if (stored.data && stored.saved && (!redirects || !(await stored.saved))) {
-          const made = image;
-          const key = resolved.key;
-          void stored.saved.then((ok) => ok && this.cache.rememberVariant(upload, key, made, mark));
-          sendImageBytes(image, stored.data, req, res, withBody);
-          return;
-        }
-      }
-      this.cache.rememberVariant(upload, resolved.key, image, mark);
+      await this.send(original, req, res, withBody, mark);
+      return;
     }
+    const image =
+      this.cache.variant(filename, resolved.key) ??
+      (await this.variant(upload, resolved, req, res, withBody, mark));
+    if (!image) {
+      return;
+    }
+    this.cache.rememberVariant(upload, resolved.key, image, mark);
+    try {
+      await this.send(image, req, res, withBody, mark);
+    } catch (error) {
+      if (!(error instanceof AppError && error.code === 'not_found') || res.headersSent) {
+        throw error;
+      }
+      // Its row names a file gone from storage (removed behind the service's back): README "Variants", a variant
+      // that is not stored costs a render, never a wrong answer. Made again as if never made (lease, queue, store);
+      // a second miss (its file gone again meanwhile) is the 404, and the next request makes it.
+      this.cache.forgetVariant(filename, resolved.key);
+      const remark = this.cache.mark();
+      await this.variants.forgetMissing(upload.id, resolved.key, {
+        sha256: image.etag.slice(1, -1),
+        createdAt: image.lastModified,
+      });
+      const again = await this.variant(upload, resolved, req, res, withBody, remark);
+      if (again) {
+        this.cache.rememberVariant(upload, resolved.key, again, remark);
+        await this.send(again, req, res, withBody, remark);
+      }
+    }
+  }
+
+  /**
+   * A variant not held by the cache: stored already (its representation, read from storage by send()), or made now
+   * and answered here from its bytes (null).
+   */
+  private async variant(
+    upload: ServableUpload,
+    resolved: ResolvedVariant & { kind: 'variant' },
+    req: Request,
+    res: Response,
+    withBody: boolean,
+    mark: number,
+  ): Promise<ImageRepresentation | null> {
+    const stored = await this.variants.ensure(upload, resolved);
+    const image = representation(
+      stored.storageKey,
+      stored.sha256,
+      stored.size,
+      stored.mime,
+      stored.createdAt,
+      upload.expiresAt,
+    );
+    // A redirect or an X-Accel-Redirect names the stored file: it must be there first. Else the bytes just
+    // rendered here are answered at once, while they are stored; the fast path may read the variant from
+    // storage only once it is there. A variant that could not be stored is answered from its bytes too.
+    const redirects = !!this.config.imagesRedirectBaseUrl || !!this.config.accelRedirectPrefix;
+    if (stored.data && stored.saved && (!redirects || !(await stored.saved))) {
+      const key = resolved.key;
+      void stored.saved.then((ok) => ok && this.cache.rememberVariant(upload, key, image, mark));
+      sendImageBytes(image, stored.data, req, res, withBody);
+      return null;
+    }
+    return image;
+  }
+
+  /** A stored original or variant: a redirect, or its bytes from storage (404 `not_found` when its file is gone). */
+  private async send(
+    image: ImageRepresentation,
+    req: Request,
+    res: Response,
+    withBody: boolean,
+    mark: number,
+  ): Promise<void> {
     if (this.config.imagesRedirectBaseUrl) {
       redirectImage(this.config.imagesRedirectBaseUrl, image, res);
       return;

@@ -252,6 +252,28 @@ export class VariantsService implements BeforeApplicationShutdown {
     return rows.map((r) => r.storage_key);
   }
 
+  /**
+   * Drops the row of a stored variant whose file is gone from storage (removed behind the service's back): the next
+   * ensure() finds no row and makes the variant again under its lease, as one never made. Only the row as it was
+   * read (its sha256 and created_at): one stored again since by any renderer stays. A look in flight here may have
+   * read the row before it went: ensure() no longer shares it (its callers get the stale row and come here too).
+   */
+  async forgetMissing(
+    uploadId: string,
+    key: string,
+    stale: { sha256: string; createdAt: Date },
+  ): Promise<void> {
+    this.logger.warn({ uploadId, key }, 'stored variant missing from storage; making it again');
+    await this.em
+      .fork()
+      .getConnection()
+      .execute(
+        'delete from upload_variants where upload_id = ? and key = ? and sha256 = ? and created_at = ?',
+        [uploadId, key, stale.sha256, stale.createdAt],
+      );
+    this.inflight.delete(`${uploadId}:${key}`);
+  }
+
   private async find(uploadId: string, key: string): Promise<StoredVariant | null> {
     const rows = await leanQuery<VariantRow>(
       this.em,

@@ -124,9 +124,10 @@ describe('Admin pages (browser)', () => {
     // and the page goes to sign-in saying so, then comes back after sign-in.
     await victimPage.waitForURL((url) => url.pathname === '/login');
     expect(new URL(victimPage.url()).searchParams.get('next')).toBe('/dashboard/webhooks');
+    // The reason as text: nothing from the server is rendered as HTML.
     await victimPage
       .getByRole('alert')
-      .filter({ hasText: 'This account is banned. Ask the administrator of this server why.' })
+      .filter({ hasText: 'This account is banned: Spam uploads <b>not bold</b>.' })
       .waitFor();
 
     // The audit page: the ban is there, and the action filter keeps only bans.

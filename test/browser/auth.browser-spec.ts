@@ -98,14 +98,12 @@ describe('Signing in and out of the website (browser)', () => {
     await p.getByRole('heading', { level: 1, name: 'API keys' }).waitFor();
     await b.t.app.get(UsersService).ban(user.id, 'spam uploads', { ...NO_REQUEST, actorId: admin.id });
 
-    // The next visit asks for the session, which answers 403 banned: sign-in says so, and comes back here after.
+    // The next visit asks for the session, which answers 403 banned with the reason: sign-in says so, and comes back
+    // here after.
     await p.reload();
     await p.waitForURL((url) => url.pathname === '/login');
     expect(new URL(p.url()).searchParams.get('next')).toBe('/dashboard/api-keys');
-    await p
-      .getByRole('alert')
-      .filter({ hasText: 'This account is banned. Ask the administrator of this server why.' })
-      .waitFor();
+    await p.getByRole('alert').filter({ hasText: 'This account is banned: spam uploads.' }).waitFor();
     await expectAccessible(p, '/login after a ban');
     await screenshots(p, 'login-banned');
 

@@ -53,8 +53,8 @@ export function BanDialog({ email, onBan, onClose }: BanDialogProps) {
       description={
         <p>
           Every key, upload token and session of this account stops working at once: they are refused with
-          “This account is banned.” Signing in again shows them your reason. Their images stay online. You can
-          lift the ban later.
+          “This account is banned.” The website and signing in show them your reason. Their images stay
+          online. You can lift the ban later.
         </p>
       }
       actions={

@@ -18,9 +18,9 @@ export function refusingRoute(path: string, method: string): void {
 }
 
 /**
- * The methods the app's routes take at `path`, upper-case, HEAD with GET (unless refused), in alphabetical order; [] when no route has
- * that path at all. For a 405 `method_not_allowed` and its `Allow` header (API.md: "a method the resource does not
- * take"), where a route-less request would otherwise be a 404.
+ * The methods the app's routes take at `path`, upper-case, HEAD with GET (unless a route refuses HEAD), in alphabetical
+ * order; [] when no route has that path at all. For a 405 `method_not_allowed` and its `Allow` header (API.md: "a
+ * method the resource does not take"), where a route-less request would otherwise be a 404.
  */
 export function allowedMethods(
   app: { router?: { stack?: RouterLayer[] } } | undefined,

@@ -17,7 +17,7 @@ import type { ServableUpload } from '../uploads/uploads.service';
 import type { DeliveryCache } from './delivery-cache';
 import { capCacheControl, etagMatches, IMAGE_HEADERS, type ImageRepresentation } from './image-response';
 import { tooManyParameters } from './query-limit';
-import type { VariantsService } from './variants.service';
+import type { StoredVariant, VariantsService } from './variants.service';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -141,14 +141,7 @@ function coldVariant(
           fallback(req, res); // stored already: the slow path reads it from storage (and remembers it)
           return;
         }
-        const image = representation(
-          stored.storageKey,
-          stored.sha256,
-          stored.size,
-          stored.mime,
-          stored.createdAt,
-          upload.expiresAt,
-        );
+        const image = variantOf(upload, stored);
         void stored.saved.then((ok) => ok && cache.rememberVariant(upload, variant.key, image, mark));
         const planned = plan(req, res, image, variant.varyAccept);
         if (planned === null) {
@@ -325,13 +318,26 @@ export function fastPath(
   };
 }
 
-function originalOf(upload: ServableUpload): ImageRepresentation {
+/** An upload's original as a direct link answers it. */
+export function originalOf(upload: ServableUpload): ImageRepresentation {
   return representation(
     upload.filename,
     upload.storedSha256,
     upload.size,
     upload.mime,
     upload.createdAt,
+    upload.expiresAt,
+  );
+}
+
+/** A stored variant of an upload as a direct link answers it (cached no longer than its upload lives). */
+export function variantOf(upload: ServableUpload, stored: StoredVariant): ImageRepresentation {
+  return representation(
+    stored.storageKey,
+    stored.sha256,
+    stored.size,
+    stored.mime,
+    stored.createdAt,
     upload.expiresAt,
   );
 }

@@ -18,7 +18,7 @@ import {
 import { StorageDriver } from '../storage/storage-driver';
 import { type ServableUpload, UploadsService } from '../uploads/uploads.service';
 import { DeliveryCache } from './delivery-cache';
-import { representation, takeFastPathFailure } from './fast-path';
+import { originalOf, takeFastPathFailure, variantOf } from './fast-path';
 import { redirectImage } from './image-redirect';
 import { type ImageRepresentation, sendImage, sendImageBytes } from './image-response';
 import { checkParameterCount } from './query-limit';
@@ -132,15 +132,7 @@ export class ImagesController {
       res.vary('Accept');
     }
     if (resolved.kind === 'original') {
-      const original = representation(
-        upload.filename,
-        upload.storedSha256,
-        upload.size,
-        upload.mime,
-        upload.createdAt,
-        upload.expiresAt,
-      );
-      await this.send(original, req, res, withBody, mark);
+      await this.send(originalOf(upload), req, res, withBody, mark);
       return;
     }
     const image =
@@ -186,14 +178,7 @@ export class ImagesController {
     mark: number,
   ): Promise<ImageRepresentation | null> {
     const stored = await this.variants.ensure(upload, resolved);
-    const image = representation(
-      stored.storageKey,
-      stored.sha256,
-      stored.size,
-      stored.mime,
-      stored.createdAt,
-      upload.expiresAt,
-    );
+    const image = variantOf(upload, stored);
     // A redirect or an X-Accel-Redirect names the stored file: it must be there first. Else the bytes just
     // rendered here are answered at once, while they are stored; the fast path may read the variant from
     // storage only once it is there. A variant that could not be stored is answered from its bytes too.

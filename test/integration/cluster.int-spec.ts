@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request as httpRequest, Agent } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { Client } from 'pg';
 import sharp from 'sharp';
 import { hashToken, mintApiKey } from '../../src/modules/api-keys/api-key-token';
@@ -11,7 +10,6 @@ import { freePort } from '../setup/private-servers';
 import { spawnedDeployment } from '../setup/spawned-deployment';
 import { waitFor } from '../setup/wait';
 
-const ROOT = join(__dirname, '..', '..');
 const METRICS_TOKEN = 'm'.repeat(32);
 
 /**
@@ -30,18 +28,7 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
   }
 
   function start(env: Record<string, string>): Service {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        ...deployment.env(),
-        MODERATION_ENABLED: 'false',
-        LOG_LEVEL: 'silent',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    deployment.track(child);
+    const child = deployment.start({ LOG_LEVEL: 'silent', ...env });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

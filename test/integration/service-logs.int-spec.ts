@@ -1,11 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../setup/private-servers';
 import { spawnedDeployment } from '../setup/spawned-deployment';
 import { TcpProxy } from '../setup/tcp-proxy';
 import { waitFor } from '../setup/wait';
-
-const ROOT = join(__dirname, '..', '..');
 
 /**
  * The service as `npm start` runs it (src/main.ts) writes what the app logs. main.ts creates the app with Nest's
@@ -22,19 +19,7 @@ describe('the service writes its log (src/main.ts)', () => {
     stdout: () => string;
     exited: Promise<number | null>;
   } {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        ...deployment.env(),
-        MODERATION_ENABLED: 'false',
-        LOG_LEVEL: 'info',
-        WEB_CONCURRENCY: '1',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    deployment.track(child);
+    const child = deployment.start({ LOG_LEVEL: 'info', WEB_CONCURRENCY: '1', ...env });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -1,26 +1,32 @@
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { readInfra } from './infra';
 import { createTestDatabase, dropRedisKeys } from './test-app';
 
+const ROOT = join(__dirname, '..', '..');
+
 /**
  * What a jest file needs to start the service as `npm start` does (src/main.ts in a child process): its own data
- * dir, database and Redis prefix, made before the file's tests and removed after them, every child it `track`ed
+ * dir, database and Redis prefix, made before the file's tests and removed after them, every child it `start`ed
  * killed first. Registers the file's beforeAll/afterAll; call it in the describe.
  */
 export function spawnedDeployment(name: string): {
   /** DATA_DIR, DATABASE_URL, REDIS_URL and REDIS_PREFIX for the service. */
   env: () => Record<string, string>;
   databaseUrl: () => string;
-  /** A started child, killed after the file if it is still running. */
-  track: (child: ChildProcess) => void;
+  /**
+   * Starts src/main.ts with this deployment's settings (moderation off) and `env` over them; its stdout and stderr are
+   * piped for the caller to read. Killed after the file if it is still running.
+   */
+  start: (env: Record<string, string>) => ChildProcessByStdio<null, Readable, Readable>;
 } {
   let dataDir = '';
   let db: { url: string; drop: () => Promise<void> } | undefined;
   const prefix = `fxf-test:${name}-${process.pid}:`;
-  const started: ChildProcess[] = [];
+  const started: ChildProcessByStdio<null, Readable, Readable>[] = [];
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), `fxf-${name}-`));
@@ -43,14 +49,28 @@ export function spawnedDeployment(name: string): {
     }
     return db.url;
   };
+  const env = (): Record<string, string> => ({
+    DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl(),
+    REDIS_URL: readInfra().redisUrl,
+    REDIS_PREFIX: prefix,
+  });
   return {
-    env: () => ({
-      DATA_DIR: dataDir,
-      DATABASE_URL: databaseUrl(),
-      REDIS_URL: readInfra().redisUrl,
-      REDIS_PREFIX: prefix,
-    }),
+    env,
     databaseUrl,
-    track: (child) => started.push(child),
+    start: (overrides) => {
+      const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          ...env(),
+          MODERATION_ENABLED: 'false',
+          ...overrides,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      started.push(child);
+      return child;
+    },
   };
 }

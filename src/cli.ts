@@ -8,6 +8,7 @@ import type { DriverName, StorageMigrateOptions } from './storage-migrate';
 const USAGE = `Usage: npm run cli -- <command> [options]
   migrate                                         apply pending database migrations
   user:create --email E --password P [--admin]    create a user (an admin with --admin)
+  user:password --email E --password P            set a user's password (every session of theirs ends)
   user:promote --email E                          make a user an admin
   user:ban --email E --reason R                   ban a user (keys, tokens and sessions answer 403 at once)
   user:unban --email E                            lift a ban
@@ -59,6 +60,14 @@ function parse(command: string, args: string[]): Command | 'migrate' | StorageMi
       return async (users) => {
         const user = await users.create(email, password, role, NO_REQUEST, 'cli');
         return `Created ${user.role} ${user.email} (${user.id}).`;
+      };
+    }
+    case 'user:password': {
+      const email = required(args, 'email');
+      const password = required(args, 'password');
+      return async (users) => {
+        const { user, sessionsEnded } = await users.resetPassword(email, password);
+        return `${user.email} has a new password; ${sessionsEnded} ${sessionsEnded === 1 ? 'session' : 'sessions'} ended.`;
       };
     }
     case 'user:promote': {

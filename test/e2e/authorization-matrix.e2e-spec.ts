@@ -23,6 +23,7 @@ const ROUTES: Record<string, Level> = {
   'post /api/v1/auth/login': 'public',
   'post /api/v1/auth/logout': 'session',
   'get /api/v1/auth/session': 'session',
+  'post /api/v1/auth/password': 'session',
   'post /api/v1/keys': 'session',
   'get /api/v1/keys': 'session',
   'delete /api/v1/keys/{id}': 'session',

@@ -95,4 +95,54 @@ describe('cli', () => {
     expect(after.banned_at).toBeNull();
     expect(audit.map((r) => r.action).sort()).toEqual(['user.banned', 'user.unbanned']);
   }, 300000);
+
+  it('should set a password with user:password, end every session, and refuse a short one', async () => {
+    await cli('user:create', '--email', 'forgetful@example.com', '--password', 'a long password');
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      const { id, password_hash: before } = (
+        await c.query("select id, password_hash from users where email = 'forgetful@example.com'")
+      ).rows[0];
+      for (const hash of ['a'.repeat(64), 'b'.repeat(64)]) {
+        await c.query(
+          "insert into sessions (id, token_hash, user_id, created_at, expires_at) values (gen_random_uuid(), $1, $2, now(), now() + interval '1 day')",
+          [hash, id],
+        );
+      }
+      await expect(
+        cli('user:password', '--email', 'forgetful@example.com', '--password', 'short'),
+      ).rejects.toMatchObject({ stderr: expect.stringContaining('at least 10 characters') });
+      await expect(
+        cli('user:password', '--email', 'nobody@example.com', '--password', 'a long password'),
+      ).rejects.toMatchObject({ stderr: expect.stringContaining('No user') });
+
+      const { stdout } = await cli(
+        'user:password',
+        '--email',
+        'Forgetful@Example.com',
+        '--password',
+        'a new long one',
+      );
+
+      expect(stdout).toMatch(/forgetful@example.com has a new password; 2 sessions ended/);
+      const after = (await c.query('select password_hash from users where id = $1', [id])).rows[0];
+      expect(after.password_hash).toMatch(/^scrypt\$/);
+      expect(after.password_hash).not.toBe(before);
+      expect(
+        (await c.query('select count(*)::int as n from sessions where user_id = $1', [id])).rows[0].n,
+      ).toBe(0);
+      const audit = (
+        await c.query(
+          "select metadata from audit_entries where action = 'user.password_changed' and target_id = $1",
+          [id],
+        )
+      ).rows;
+      expect(audit).toEqual([
+        { metadata: { email: 'forgetful@example.com', via: 'cli', sessions_ended: 2 } },
+      ]);
+    } finally {
+      await c.end();
+    }
+  }, 300000);
 });

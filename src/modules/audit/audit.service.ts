@@ -8,6 +8,8 @@ import { AuditEntry } from './audit-entry.entity';
 export type AuditAction =
   | 'user.registered'
   | 'user.login_failed'
+  | 'user.password_changed'
+  | 'user.password_change_failed'
   | 'user.banned'
   | 'user.unbanned'
   | 'user.quota_changed'

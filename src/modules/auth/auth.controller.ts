@@ -8,7 +8,15 @@ import type { Principal } from '../../common/auth/principal';
 import { ApiErrorResponses } from '../../common/errors/error-response';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { AppConfig } from '../../config/app-config';
-import { LoginDto, OkResponse, RegisterDto, SessionResponse, UserEnvelope } from './dto/auth.dto';
+import {
+  ChangePasswordDto,
+  LoginDto,
+  OkResponse,
+  PasswordChangedResponse,
+  RegisterDto,
+  SessionResponse,
+  UserEnvelope,
+} from './dto/auth.dto';
 import { AuthService, type LoginResult } from './auth.service';
 import { NoStore } from '../../common/http/no-store';
 
@@ -60,6 +68,30 @@ export class AuthController {
     await this.auth.logout((req.cookies as Record<string, string> | undefined)?.[SESSION_COOKIE]);
     res.clearCookie(SESSION_COOKIE, { path: '/' });
     return { ok: true };
+  }
+
+  @Post('password')
+  @HttpCode(200)
+  @Auth('session')
+  @ApiOperation({
+    operationId: 'changePassword',
+    summary: "Change the signed-in account's password; its other sessions end, this one stays",
+    description:
+      'Needs the current password (403 `forbidden` when it is wrong; repeated failures are slowed down as sign-in ' +
+      'is). API keys and upload tokens keep working. Audit `user.password_changed` (or `user.password_change_failed`).',
+  })
+  @ApiOkResponse({ type: PasswordChangedResponse })
+  @ApiErrorResponses('bad_request', 'unauthorized', 'forbidden', 'banned', 'conflict')
+  async changePassword(
+    @CurrentPrincipal() principal: Principal,
+    @Body() dto: ChangePasswordDto,
+    @ReqMeta() meta: RequestMeta,
+  ): Promise<PasswordChangedResponse> {
+    if (principal.kind !== 'session') {
+      throw new Error('unreachable: @Auth(session)');
+    }
+    const ended = await this.auth.changePassword(principal, dto.current_password, dto.new_password, meta);
+    return { ok: true, sessions_ended: ended };
   }
 
   @Get('session')

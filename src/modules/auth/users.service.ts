@@ -91,9 +91,7 @@ export class UsersService {
     meta: RequestMeta = NO_REQUEST,
     via: 'register' | 'cli' | 'bootstrap' | 'test' = 'register',
   ): Promise<User> {
-    if (password.length < 10) {
-      throw new AppError('bad_request', 'The password must be at least 10 characters.');
-    }
+    assertPasswordLength(password);
     const normalised = UsersService.normaliseEmail(email);
     if (await this.em.fork().findOne(User, { email: normalised })) {
       throw new AppError('conflict', 'This email is already registered.');
@@ -139,6 +137,10 @@ export class UsersService {
     }
   }
 
+  async findById(id: string): Promise<User | null> {
+    return this.em.fork().findOne(User, { id });
+  }
+
   async findByEmail(email: string): Promise<User | null> {
     return this.em.fork().findOne(User, { email: UsersService.normaliseEmail(email) });
   }
@@ -152,6 +154,62 @@ export class UsersService {
     user.role = role;
     await em.flush();
     return user;
+  }
+
+  /**
+   * Replaces a user's password hash and ends their sessions, all but `keepSessionId` (the one that asked), in one
+   * transaction with its `user.password_changed` entry (API.md Part 2: a password change ends a session at once).
+   * `expectedHash` is the hash the caller checked the current password against: when another change committed in
+   * between, this one is refused (409) rather than silently undoing it. Keys and upload tokens keep working.
+   * Returns how many sessions were ended.
+   */
+  async replacePassword(
+    userId: string,
+    change: {
+      newHash: string;
+      expectedHash?: string;
+      keepSessionId?: string;
+      meta: RequestMeta;
+      via: 'self' | 'cli';
+    },
+  ): Promise<number> {
+    return this.em.fork().transactional(async (em) => {
+      const user = await this.lockedUser(em, userId);
+      if (change.expectedHash !== undefined && user.passwordHash !== change.expectedHash) {
+        throw new AppError(
+          'conflict',
+          'The password was changed by another request meanwhile; sign in again.',
+        );
+      }
+      user.passwordHash = change.newHash;
+      const ended = await em.nativeDelete(
+        Session,
+        change.keepSessionId ? { user: user.id, id: { $ne: change.keepSessionId } } : { user: user.id },
+      );
+      await this.audit.record(
+        {
+          action: 'user.password_changed',
+          meta: change.meta,
+          targetType: 'user',
+          targetId: user.id,
+          metadata: { email: user.email, via: change.via, sessions_ended: ended },
+        },
+        em,
+      );
+      return ended;
+    });
+  }
+
+  /** The CLI's reset (`user:password`): a new password for the account with this email; every session ends. */
+  async resetPassword(email: string, password: string): Promise<{ user: User; sessionsEnded: number }> {
+    assertPasswordLength(password);
+    const user = await this.findByEmailOrFail(email);
+    const sessionsEnded = await this.replacePassword(user.id, {
+      newHash: await hashPassword(password),
+      meta: NO_REQUEST,
+      via: 'cli',
+    });
+    return { user, sessionsEnded };
   }
 
   /** Users for the admin list: newest first, keyset-paged, optionally by an email substring. */
@@ -314,6 +372,16 @@ export class UsersService {
       throw new AppError('not_found', 'No such user.');
     }
     return user;
+  }
+}
+
+/** What registration's DTO checks at the edge, for the paths that have no DTO (the CLI, ADMIN_PASSWORD). */
+export function assertPasswordLength(password: string): void {
+  if (password.length < 10) {
+    throw new AppError('bad_request', 'The password must be at least 10 characters.');
+  }
+  if (password.length > 200) {
+    throw new AppError('bad_request', 'The password must be at most 200 characters.');
   }
 }
 

@@ -176,6 +176,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change the signed-in account's password; its other sessions end, this one stays
+         * @description Needs the current password (403 `forbidden` when it is wrong; repeated failures are slowed down as sign-in is). API keys and upload tokens keep working. Audit `user.password_changed` (or `user.password_change_failed`).
+         */
+        post: operations["changePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/register": {
         parameters: {
             query?: never;
@@ -713,6 +733,12 @@ export interface components {
             /** @example Spam uploads */
             reason: string;
         };
+        ChangePasswordDto: {
+            /** @example correct horse battery */
+            current_password: string;
+            /** @example a new and longer passphrase */
+            new_password: string;
+        };
         CreateKeyDto: {
             /**
              * @description Seconds an upload made with this key (or a ut_ token it mints) lives unless the upload sends `expires_in` or `expires_at`; omitted or null = uploads never expire.
@@ -970,6 +996,15 @@ export interface components {
         OkResponse: {
             /** @example true */
             ok: boolean;
+        };
+        PasswordChangedResponse: {
+            /** @example true */
+            ok: boolean;
+            /**
+             * @description How many of the account's other sessions were ended (the one that asked stays signed in).
+             * @example 2
+             */
+            sessions_ended: number;
         };
         ReadyChecks: {
             database: boolean;
@@ -1951,6 +1986,77 @@ export interface operations {
             };
             /** @description Error envelope with code `banned` or `forbidden`. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required with the session cookie (the `csrf_token` of GET /api/v1/auth/session); not with a bearer. */
+                "X-CSRF-Token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangePasswordDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasswordChangedResponse"];
+                };
+            };
+            /** @description Error envelope with code `bad_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `banned` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error envelope with code `conflict`. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

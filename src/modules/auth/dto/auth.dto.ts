@@ -26,6 +26,28 @@ export class LoginDto {
   password!: string;
 }
 
+export class ChangePasswordDto {
+  @ApiProperty({ example: 'correct horse battery', maxLength: 200 })
+  @IsString()
+  @MaxLength(200)
+  current_password!: string;
+
+  @ApiProperty({ example: 'a new and longer passphrase', minLength: 10, maxLength: 200 })
+  @IsString()
+  @MinLength(10)
+  @MaxLength(200)
+  new_password!: string;
+}
+
+export class PasswordChangedResponse {
+  @ApiProperty({ example: true }) ok!: true;
+  @ApiProperty({
+    example: 2,
+    description: "How many of the account's other sessions were ended (the one that asked stays signed in).",
+  })
+  sessions_ended!: number;
+}
+
 export class UserResponse {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ example: 'you@example.com' }) email!: string;

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { Clock } from '../../src/common/time/clock';
 import { png } from '../fixtures/sample-images';
 import { makeKey } from '../setup/factories';
@@ -15,9 +15,29 @@ function focused(page: Page): Promise<string> {
   return page.evaluate(() => {
     const el = document.activeElement;
     return el
-      ? `${String(el.tagName).toLowerCase()}#${String(el.id)}: ${String(el.textContent).trim()}`
+      ? `${String(el.tagName).toLowerCase()}#${String(el.id)}: ${String(el.textContent).trim().slice(0, 80)}`
       : 'none';
   });
+}
+
+/**
+ * Waits until `target` has the keyboard focus; fails naming where it is instead (<body> when a pressed button went
+ * away or was disabled and nothing took the focus).
+ */
+async function expectFocusOn(page: Page, target: Locator, what: string): Promise<void> {
+  const onTarget = await waitFor(`focus on ${what}`, () =>
+    target.evaluate((el) => el === document.activeElement),
+  ).catch(async (err: Error) => {
+    throw new Error(`${err.message}; it is on ${await focused(page)}`);
+  });
+  expect(onTarget).toBe(true);
+  expect(await focused(page)).not.toMatch(/^body#/);
+}
+
+/** Presses Enter on `button`, as a keyboard user does. */
+async function pressWithKeyboard(page: Page, button: Locator): Promise<void> {
+  await button.focus();
+  await page.keyboard.press('Enter');
 }
 
 /**
@@ -310,6 +330,87 @@ describe('Webhooks page (browser)', () => {
     );
     const list = await page.request.get('/api/v1/webhooks');
     expect(((await list.json()) as { webhooks: unknown[] }).webhooks).toEqual([]);
+  });
+
+  it('should keep the keyboard focus on the page when a pressed button is replaced, taken away or busy', async () => {
+    const user = await b.makeUser();
+    const page = await b.newPage();
+    await b.signIn(page, user, '/dashboard/webhooks');
+    const panel = page.getByRole('region', { name: 'Signing secret' });
+
+    // Reveal secret gives way to Copy and Hide: focus goes to Copy; Hide gives way to Reveal secret.
+    await pressWithKeyboard(page, panel.getByRole('button', { name: 'Reveal secret' }));
+    await panel.locator('code').waitFor();
+    await expectFocusOn(
+      page,
+      panel.getByRole('button', { name: 'Copy signing secret' }),
+      'Copy signing secret',
+    );
+    await pressWithKeyboard(page, panel.getByRole('button', { name: 'Hide' }));
+    await panel.getByText('Signing secret hidden').waitFor();
+    await expectFocusOn(page, panel.getByRole('button', { name: 'Reveal secret' }), 'Reveal secret');
+
+    const hookUrl = receiver.url('/focus');
+    await page.getByLabel('Endpoint URL').fill(hookUrl);
+    await page.getByRole('button', { name: 'Add endpoint' }).click();
+    const endpoint = page.getByRole('article', { name: hookUrl });
+    await endpoint.waitFor();
+
+    // Save events goes once the boxes match what is saved: focus goes to the sentence that says so.
+    await endpoint.getByRole('checkbox', { name: /^upload\.deleted/ }).check();
+    await pressWithKeyboard(page, endpoint.getByRole('button', { name: `Save events of ${hookUrl}` }));
+    const saved = endpoint
+      .getByRole('status')
+      .filter({ hasText: 'Saved: it now gets upload.created, upload.deleted.' });
+    await saved.waitFor();
+    await endpoint.getByRole('button', { name: `Save events of ${hookUrl}` }).waitFor({ state: 'detached' });
+    await expectFocusOn(page, saved, 'the "Saved" status');
+
+    // Buttons that are disabled while they work (which takes the focus off them) get it back.
+    const ping = endpoint.getByRole('button', { name: `Send test ping to ${hookUrl}`, exact: true });
+    await pressWithKeyboard(page, ping);
+    await endpoint.getByText(/^Ping delivered: /).waitFor();
+    await expectFocusOn(page, ping, 'Send test ping');
+    await pressWithKeyboard(page, endpoint.getByRole('button', { name: `Disable ${hookUrl}`, exact: true }));
+    await endpoint.getByText(/^Turned off on /).waitFor();
+    await expectFocusOn(
+      page,
+      endpoint.getByRole('button', { name: `Enable ${hookUrl}`, exact: true }),
+      'Enable',
+    );
+    await pressWithKeyboard(page, endpoint.getByRole('button', { name: `Enable ${hookUrl}`, exact: true }));
+    await endpoint.getByText('Enabled: events are sent to it.').waitFor();
+    // The redelivery adds a row above it: its own button (by its full name) gets the focus back.
+    const redeliverName = await endpoint
+      .getByRole('button', { name: /^Redeliver ping attempt 1 / })
+      .first()
+      .getAttribute('aria-label');
+    const redeliver = endpoint.getByRole('button', { name: redeliverName ?? '', exact: true });
+    await pressWithKeyboard(page, redeliver);
+    await endpoint.getByText(/^Redelivered ping /).waitFor();
+    await expectFocusOn(page, redeliver, 'Redeliver');
+
+    // Show older deliveries goes with the last page: focus goes to the table, which then holds them all.
+    const session = (await (await page.request.get('/api/v1/auth/session')).json()) as { csrf_token: string };
+    const hooks = (await (await page.request.get('/api/v1/webhooks')).json()) as {
+      webhooks: { id: string }[];
+    };
+    for (let i = 0; i < 10; i++) {
+      const res = await page.request.post(`/api/v1/webhooks/${hooks.webhooks[0].id}/test`, {
+        headers: { 'X-CSRF-Token': session.csrf_token },
+      });
+      expect(res.status()).toBe(200);
+    }
+    const older = endpoint.getByRole('button', { name: `Show older deliveries to ${hookUrl}` });
+    await older.waitFor({ timeout: 20_000 });
+    await pressWithKeyboard(page, older);
+    const table = endpoint.getByRole('region', { name: `Recent deliveries to ${hookUrl}` });
+    // Twelve deliveries and the header row; the button (named "Loading…" while it loads) is gone.
+    await waitFor('all twelve deliveries', async () => (await table.getByRole('row').count()) === 13);
+    await expect(
+      endpoint.getByRole('button', { name: /^(Show older deliveries|Loading…)/ }).count(),
+    ).resolves.toBe(0);
+    await expectFocusOn(page, table, 'the deliveries table');
   });
 
   it('should say when and why an endpoint was disabled automatically, and enable it again', async () => {

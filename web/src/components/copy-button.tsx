@@ -30,10 +30,12 @@ export interface CopyButtonProps {
   /** Visible text; defaults to "Copy". */
   children?: string;
   className?: string;
+  /** The button's id (for moving focus to it). */
+  id?: string;
 }
 
 /** A button that copies `text` and says so ("Copied") in a polite live region. */
-export function CopyButton({ text, label, children = 'Copy', className = 'button' }: CopyButtonProps) {
+export function CopyButton({ text, label, children = 'Copy', className = 'button', id }: CopyButtonProps) {
   const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
 
   useEffect(() => {
@@ -47,6 +49,7 @@ export function CopyButton({ text, label, children = 'Copy', className = 'button
   return (
     <span className="copy">
       <button
+        id={id}
         type="button"
         className={className}
         aria-label={label}

@@ -12,10 +12,11 @@ interface Pending {
 const WAIT_MS = 10_000;
 
 /**
- * Focus after a confirmation changed the page under it: a dialog gives focus back to the button that opened it, but
- * when the action removed that button (a deleted item, Ban becoming Unban) focus would fall to <body>. Call the
- * returned function when the action succeeded; after each render of the calling component, once `ready()` and no
- * dialog is open, focus moves to `target()` — unless the person has already put it somewhere.
+ * Focus after an action changed the page under it: when the action removed the button that started it (a deleted
+ * item, Ban becoming Unban, Reveal becoming Copy) or disabled it while it ran (Chromium then moves focus off it and
+ * never back), focus would fall to <body>. Call the returned function when the action starts or succeeds; after each
+ * render of the calling component, once `ready()` and no dialog is open, focus moves to `target()` — unless the
+ * person has already put it somewhere.
  */
 export function useRefocus(): (ready: () => boolean, target: () => HTMLElement | null) => void {
   const pending = useRef<Pending | null>(null);
@@ -61,4 +62,16 @@ export function afterRemoval(
     () => elementFor(key) === null,
     () => (next && elementFor(next)) || (previous && elementFor(previous)) || fallback(),
   ];
+}
+
+/**
+ * For a button (`id`) that is disabled while its action runs, and may be gone after it: ready once it is enabled again
+ * or gone; the target is the button, else `instead()` (what took its place, or the action's message).
+ */
+export function afterAction(
+  id: string,
+  instead: () => HTMLElement | null,
+): [ready: () => boolean, target: () => HTMLElement | null] {
+  const button = () => document.getElementById(id) as HTMLButtonElement | null;
+  return [() => !button()?.disabled, () => button() ?? instead()];
 }

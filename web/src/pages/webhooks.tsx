@@ -5,8 +5,8 @@ import { sentenceFor } from '../api/errors';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { CopyButton } from '../components/copy-button';
 import { Field, FormError } from '../components/field';
-import { afterRemoval, useRefocus } from '../components/refocus';
-import { DeliveriesTable } from '../components/webhooks/deliveries-table';
+import { afterAction, afterRemoval, useRefocus } from '../components/refocus';
+import { DeliveriesTable, redeliverId } from '../components/webhooks/deliveries-table';
 import { VerifyPanel } from '../components/webhooks/verify-panel';
 import { formatDuration } from '../components/webhooks/format';
 import { endSentence, formatDate } from '../lib/format';
@@ -65,6 +65,10 @@ const WEBHOOKS_KEY = ['webhooks'] as const;
 const POLL_MS = 5_000;
 const DELIVERIES_PER_PAGE = 10;
 
+const REVEAL_ID = 'reveal-secret';
+const HIDE_ID = 'hide-secret';
+const COPY_SECRET_ID = 'copy-secret';
+
 /** The signing secret: hidden until asked for, copied in one click, rotated after a confirmation. */
 function SigningSecret() {
   // Component state only: the secret leaves memory with the page.
@@ -73,10 +77,13 @@ function SigningSecret() {
   const [busy, setBusy] = useState(false);
   const [rotating, setRotating] = useState(false);
   const [notice, setNotice] = useState('');
+  // Reveal becomes Copy + Hide and back: focus goes to what took the pressed button's place.
+  const refocus = useRefocus();
 
   const reveal = async () => {
     setBusy(true);
     setError(null);
+    refocus(...afterAction(REVEAL_ID, () => document.getElementById(COPY_SECRET_ID)));
     try {
       setSecret((await call(api.GET('/api/v1/webhooks/secret'))).signing_secret);
     } catch (err) {
@@ -84,6 +91,11 @@ function SigningSecret() {
     } finally {
       setBusy(false);
     }
+  };
+
+  const hide = () => {
+    setSecret(null);
+    refocus(...afterAction(HIDE_ID, () => document.getElementById(REVEAL_ID)));
   };
 
   const rotate = async () => {
@@ -111,13 +123,19 @@ function SigningSecret() {
         <div className="actions">
           {secret ? (
             <>
-              <CopyButton text={secret} label="Copy signing secret" />
-              <button type="button" className="button" onClick={() => setSecret(null)}>
+              <CopyButton id={COPY_SECRET_ID} text={secret} label="Copy signing secret" />
+              <button id={HIDE_ID} type="button" className="button" onClick={hide}>
                 Hide
               </button>
             </>
           ) : (
-            <button type="button" className="button" onClick={() => void reveal()} disabled={busy}>
+            <button
+              id={REVEAL_ID}
+              type="button"
+              className="button"
+              onClick={() => void reveal()}
+              disabled={busy}
+            >
               {busy ? 'Loading…' : 'Reveal secret'}
             </button>
           )}
@@ -265,6 +283,18 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
   const [pingResult, setPingResult] = useState('');
   const [deleting, setDeleting] = useState(false);
   const deliveriesKey = ['webhook-deliveries', hook.id];
+  // Each action disables its button while it runs (Save events and Show older deliveries may then be gone):
+  // focus goes back to it, or to what the action says.
+  const refocus = useRefocus();
+  const ids = {
+    toggle: `${titleId}-toggle`,
+    ping: `${titleId}-ping`,
+    save: `${titleId}-save`,
+    older: `${titleId}-older`,
+    status: `${titleId}-status`,
+    deliveries: `${titleId}-deliveries`,
+  };
+  const status = () => document.getElementById(ids.status);
 
   const deliveries = useInfiniteQuery({
     queryKey: deliveriesKey,
@@ -289,6 +319,7 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
   const toggle = async () => {
     setBusy('toggle');
     setError(null);
+    refocus(...afterAction(ids.toggle, status));
     try {
       await call(
         api.PATCH('/api/v1/webhooks/{id}', {
@@ -307,6 +338,7 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
   const ping = async () => {
     setBusy('ping');
     setError(null);
+    refocus(...afterAction(ids.ping, status));
     setPingResult('');
     setEventsNotice('');
     setRedeliverResult('');
@@ -338,6 +370,8 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
     setBusy('events');
     setError(null);
     setEventsNotice('');
+    // Saved, the button goes (the boxes match what is saved): focus goes to the sentence that says so.
+    refocus(...afterAction(ids.save, status));
     setPingResult('');
     setRedeliverResult('');
     try {
@@ -358,6 +392,7 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
     setRedelivering(d.id);
     setError(null);
     setRedeliverResult('');
+    refocus(...afterAction(redeliverId(d.id), status));
     setPingResult('');
     setEventsNotice('');
     try {
@@ -412,11 +447,23 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
         </div>
       </dl>
       <div className="actions">
-        <button type="button" className="button" onClick={() => void toggle()} disabled={busy !== null}>
+        <button
+          id={ids.toggle}
+          type="button"
+          className="button"
+          onClick={() => void toggle()}
+          disabled={busy !== null}
+        >
           {hook.enabled ? 'Disable' : 'Enable'}
           <ForEndpoint url={hook.url} />
         </button>
-        <button type="button" className="button" onClick={() => void ping()} disabled={busy !== null}>
+        <button
+          id={ids.ping}
+          type="button"
+          className="button"
+          onClick={() => void ping()}
+          disabled={busy !== null}
+        >
           {busy === 'ping' ? 'Sending…' : 'Send test ping'}
           <ForEndpoint url={hook.url} prefix="to " />
         </button>
@@ -427,13 +474,19 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
       </div>
       <EventsPicker legend="Events it gets" value={events} onChange={setEvents} />
       {eventsChanged ? (
-        <button type="button" className="button" onClick={() => void saveEvents()} disabled={busy !== null}>
+        <button
+          id={ids.save}
+          type="button"
+          className="button"
+          onClick={() => void saveEvents()}
+          disabled={busy !== null}
+        >
           {busy === 'events' ? 'Saving…' : 'Save events'}
           <ForEndpoint url={hook.url} prefix="of " />
         </button>
       ) : null}
       <FormError message={error} />
-      <p className="status" role="status">
+      <p id={ids.status} className="status" role="status" tabIndex={-1}>
         {pingResult || eventsNotice || redeliverResult}
       </p>
       <h4>Recent deliveries</h4>
@@ -446,6 +499,7 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
       ) : (
         <>
           <DeliveriesTable
+            id={ids.deliveries}
             caption={`Recent deliveries to ${hook.url}`}
             endpointUrl={hook.url}
             deliveries={rows}
@@ -454,9 +508,14 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
           />
           {deliveries.hasNextPage ? (
             <button
+              id={ids.older}
               type="button"
               className="button"
-              onClick={() => void deliveries.fetchNextPage()}
+              onClick={() => {
+                // The last page takes the button away: focus goes to the table, which now holds them all.
+                refocus(...afterAction(ids.older, () => document.getElementById(ids.deliveries)));
+                void deliveries.fetchNextPage();
+              }}
               disabled={deliveries.isFetchingNextPage}
             >
               {deliveries.isFetchingNextPage ? 'Loading…' : 'Show older deliveries'}

@@ -4,14 +4,22 @@ import { formatDate } from '../../lib/format';
 
 export type Delivery = Schemas['DeliveryResponse'];
 
+/** The id of a delivery's Redeliver button (focused again once the redelivery is done). */
+export function redeliverId(id: string): string {
+  return `redeliver-${id}`;
+}
+
 /** One endpoint's delivery attempts, newest first: what was sent, what came back, and when. */
 export function DeliveriesTable({
+  id,
   caption,
   endpointUrl,
   deliveries,
   onRedeliver,
   busyId,
 }: {
+  /** The scrolling region's id. */
+  id?: string;
   caption: string;
   /** Named by each Redeliver button, as every endpoint's table has the same buttons. */
   endpointUrl: string;
@@ -22,7 +30,7 @@ export function DeliveriesTable({
 }) {
   return (
     // Focusable: at 375 px the table scrolls sideways, and keyboard users must be able to scroll it too.
-    <div className="table-wrap" role="region" aria-label={caption} tabIndex={0}>
+    <div id={id} className="table-wrap" role="region" aria-label={caption} tabIndex={0}>
       <table className="deliveries">
         <caption className="visually-hidden">{caption}</caption>
         <thead>
@@ -62,6 +70,7 @@ export function DeliveriesTable({
               {onRedeliver ? (
                 <td>
                   <button
+                    id={redeliverId(d.id)}
                     type="button"
                     className="button button-small"
                     aria-label={`Redeliver ${d.event} attempt ${d.attempt} of ${formatDate(d.created_at)} to ${endpointUrl}`}

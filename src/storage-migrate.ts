@@ -29,10 +29,10 @@ const PAGE = 500;
  * upload_variants tables; this command reads them directly (like `migrate`, it runs outside the modules).
  */
 const LIVE_OBJECTS = `
-  select key, sha256 from (
-    select filename as key, stored_sha256 as sha256 from uploads where deleted_at is null
+  select key, sha256, expires_at from (
+    select filename as key, stored_sha256 as sha256, expires_at from uploads where deleted_at is null
     union all
-    select v.storage_key as key, v.sha256 from upload_variants v join uploads u on u.id = v.upload_id
+    select v.storage_key as key, v.sha256, u.expires_at from upload_variants v join uploads u on u.id = v.upload_id
     where u.deleted_at is null
   ) o where key > $1 order by key limit $2`;
 
@@ -70,9 +70,12 @@ export async function migrateStorage(
     let done = 0;
     let after = '';
     for (;;) {
-      const { rows } = await db.query<{ key: string; sha256: string }>(LIVE_OBJECTS, [after, PAGE]);
-      for (const { key, sha256 } of rows) {
-        const outcome = await copyOne(source, target, key, sha256);
+      const { rows } = await db.query<{ key: string; sha256: string; expires_at: Date | null }>(
+        LIVE_OBJECTS,
+        [after, PAGE],
+      );
+      for (const { key, sha256, expires_at } of rows) {
+        const outcome = await copyOne(source, target, key, sha256, expires_at);
         if (outcome === 'copied') {
           result.copied++;
         } else if (outcome === 'there') {
@@ -115,6 +118,7 @@ async function copyOne(
   target: StorageDriver,
   key: string,
   sha256: string,
+  expiresAt: Date | null,
 ): Promise<'copied' | 'there' | { failed: string }> {
   try {
     if ((await shaOf(target, key)) === sha256) {
@@ -127,7 +131,7 @@ async function copyOne(
     if (sha256Hex(data) !== sha256) {
       return { failed: 'the source bytes do not match the recorded SHA-256 (not copied)' };
     }
-    await target.put(key, data);
+    await target.put(key, data, { expiresAt });
     const copied = await shaOf(target, key);
     if (copied !== sha256) {
       return { failed: `the copy reads back as ${copied ?? 'missing'}` };

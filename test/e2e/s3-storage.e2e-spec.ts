@@ -225,6 +225,35 @@ describe('IMAGES_REDIRECT_BASE_URL (e2e)', () => {
     expect(gone.headers['location']).toBeUndefined();
   });
 
+  it("should write an expiring upload's objects no-cache, so what reads the bucket directly never keeps them past the expiry", async () => {
+    const key = await makeKey(t);
+    const objectHeaders = (storageKey: string) =>
+      fetch(`${s3.endpoint}/${s3.bucket}/${t.config.s3.prefix}${storageKey}`).then((r) => r.headers);
+    const expiring = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(key.token))
+      .field('expires_in', '3600')
+      .attach('file', await png(23), 'a.png');
+    const lasting = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(key.token))
+      .attach('file', await png(24), 'a.png');
+    expect([expiring.status, lasting.status]).toEqual([200, 200]);
+    for (const { filename } of [expiring.body, lasting.body] as { filename: string }[]) {
+      expect((await t.http.get(`/images/${filename}?w=64&format=webp`)).status).toBe(302);
+    }
+    const e = (expiring.body as { filename: string }).filename;
+    const l = (lasting.body as { filename: string }).filename;
+
+    // A max-age counts from each fetch: an hour before the expiry it would let a CDN keep the image a day past it.
+    for (const storageKey of [e, `${e}__w64_h0_inside_webp`]) {
+      expect((await objectHeaders(storageKey)).get('cache-control')).toBe('public, no-cache');
+    }
+    for (const storageKey of [l, `${l}__w64_h0_inside_webp`]) {
+      expect((await objectHeaders(storageKey)).get('cache-control')).toBe('public, max-age=86400');
+    }
+  });
+
   it('should answer a variant it could not store with its bytes, not a 302 to a missing object, and store it next time', async () => {
     const key = await makeKey(t);
     const up = await t.http

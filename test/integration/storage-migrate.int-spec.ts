@@ -43,6 +43,8 @@ describe('storage:migrate (cli)', () => {
   let t: TestApp;
   let prefix: string;
   let expected: Map<string, string>;
+  let expiring: string;
+  let lasting: string;
   let env: NodeJS.ProcessEnv;
   const redisPrefix = `fxf-test:migrate-${process.pid}:`;
 
@@ -80,6 +82,9 @@ describe('storage:migrate (cli)', () => {
        union all select v.storage_key, v.sha256 from upload_variants v join uploads u on u.id = v.upload_id`,
     );
     expected = new Map(rows.map((r) => [r.key, r.sha256]));
+    // One upload expires (its object must be written as the service writes an expiring one), one never does.
+    [expiring, lasting] = [names[3], names[4]];
+    await sql(t, "update uploads set expires_at = now() + interval '1 day' where filename = $1", [expiring]);
     expect(expected.size).toBe(UPLOADS - 1 + 2);
     prefix = TestS3.freshPrefix();
     env = {
@@ -160,6 +165,10 @@ describe('storage:migrate (cli)', () => {
       expect(await sha(store, key)).toBe(digest);
     }
     store.onModuleDestroy();
+    const cacheControl = async (key: string) =>
+      (await fetch(`${s3.endpoint}/${s3.bucket}/${prefix}${key}`)).headers.get('cache-control');
+    expect(await cacheControl(expiring)).toBe('public, no-cache');
+    expect(await cacheControl(lasting)).toBe('public, max-age=86400');
 
     // A third run finds everything there.
     const third = await cli(['storage:migrate', '--from', 'local', '--to', 's3']);

@@ -349,7 +349,7 @@ export class VariantsService implements BeforeApplicationShutdown {
     };
     // The store starts once this turn of the event loop is over: the answer goes out first.
     const saved = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.save(upload.id, variant.key, stored, data))
+      .then(() => this.save(upload, variant.key, stored, data))
       .then((ok) => {
         if (ok) {
           upload.storedVariants?.add(variant.key);
@@ -364,9 +364,15 @@ export class VariantsService implements BeforeApplicationShutdown {
    * file the janitor removes once its upload is gone, or one the next render overwrites). False when it was not
    * stored (logged; the next request renders it again) or its upload was deleted meanwhile (the file goes again).
    */
-  private async save(uploadId: string, key: string, stored: StoredVariant, data: Buffer): Promise<boolean> {
+  private async save(
+    upload: ServableUpload,
+    key: string,
+    stored: StoredVariant,
+    data: Buffer,
+  ): Promise<boolean> {
+    const uploadId = upload.id;
     try {
-      await this.storage.put(stored.storageKey, data);
+      await this.storage.put(stored.storageKey, data, { expiresAt: upload.expiresAt });
       const rows = await this.em
         .fork()
         .getConnection()

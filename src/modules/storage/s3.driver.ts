@@ -10,8 +10,8 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { AppError } from '../../common/errors/app-error';
 import type { S3Config } from '../../config/app-config';
-import { contentTypeOfKey, IMAGE_CACHE_CONTROL } from './content-type';
-import { StorageDriver } from './storage-driver';
+import { contentTypeOfKey, objectCacheControl } from './content-type';
+import { type PutOptions, StorageDriver } from './storage-driver';
 
 const SAFE_KEY = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -64,7 +64,7 @@ export class S3StorageDriver extends StorageDriver {
     });
   }
 
-  async put(key: string, data: Buffer): Promise<void> {
+  async put(key: string, data: Buffer, options: PutOptions = {}): Promise<void> {
     const Key = this.objectKey(key);
     const md5 = createHash('md5').update(data);
     const md5Hex = md5.copy().digest('hex');
@@ -77,7 +77,7 @@ export class S3StorageDriver extends StorageDriver {
             Body: data,
             ContentLength: data.length,
             ContentType: contentTypeOfKey(key),
-            CacheControl: IMAGE_CACHE_CONTROL,
+            CacheControl: objectCacheControl(options.expiresAt),
             ContentMD5: md5.digest('base64'),
           }),
           { abortSignal },

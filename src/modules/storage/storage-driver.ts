@@ -1,13 +1,19 @@
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 
+/** What a write may say about the object, for what serves it without the service (a CDN, a public bucket). */
+export interface PutOptions {
+  /** Its upload's expiry (absent or null: never). */
+  expiresAt?: Date | null;
+}
+
 /**
  * Where image bytes live. Keys are opaque names (the public filename); nothing here assumes a filesystem,
  * so an S3-compatible driver can implement it. Drivers throw AppError('storage_failed') on write failures.
  */
 export abstract class StorageDriver {
   /** Writes the object atomically: a reader sees the whole object or none of it. */
-  abstract put(key: string, data: Buffer): Promise<void>;
+  abstract put(key: string, data: Buffer, options?: PutOptions): Promise<void>;
   /** Streams the object (or the inclusive byte range); null when it does not exist. */
   abstract get(key: string, range?: { start: number; end: number }): Promise<Readable | null>;
   abstract delete(key: string): Promise<void>;

@@ -164,7 +164,7 @@ export class UploadPipelineService {
     // The write (and the stored bytes' hash) overlaps the review; a rejected or failed upload removes the file again.
     const filename = newFilename(type.ext);
     const storing = Promise.all([
-      this.storage.put(filename, stored.data),
+      this.storage.put(filename, stored.data, { expiresAt }),
       unchanged ? received.sha256 : sha256HexAsync(stored.data),
     ]);
     const discard = async (): Promise<void> => {

@@ -50,7 +50,7 @@ describe('Signing in and out of the website (browser)', () => {
       const nav = p.getByRole('navigation', { name: 'Main' });
       await nav.getByRole('link', { name: 'Uploads' }).waitFor();
       const links = await nav.getByRole('link').allTextContents();
-      expect(links).toEqual(['Uploads', 'API keys', 'Webhooks']);
+      expect(links).toEqual(['Uploads', 'API keys', 'Webhooks', 'Account']);
       await expect(nav.getByRole('link', { name: 'Uploads' }).getAttribute('aria-current')).resolves.toBe(
         'page',
       );

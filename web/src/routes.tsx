@@ -35,6 +35,12 @@ export const ROUTES: PageRoute[] = [
     access: 'user',
     page: lazy(() => import('./pages/webhooks')),
   },
+  {
+    path: '/dashboard/account',
+    title: 'Account',
+    access: 'user',
+    page: lazy(() => import('./pages/account')),
+  },
   { path: '/admin', title: 'Admin', access: 'admin', page: lazy(() => import('./pages/admin/index')) },
   {
     path: '/admin/users',
@@ -61,5 +67,6 @@ export const NAV: { href: string; label: string; admin?: boolean }[] = [
   { href: '/dashboard', label: 'Uploads' },
   { href: '/dashboard/api-keys', label: 'API keys' },
   { href: '/dashboard/webhooks', label: 'Webhooks' },
+  { href: '/dashboard/account', label: 'Account' },
   { href: '/admin', label: 'Admin', admin: true },
 ];

@@ -286,7 +286,7 @@ describe('Webhook events, Standard Webhooks signatures and redelivery (e2e)', ()
       ]);
     });
 
-    it('should answer 404 for an unknown delivery, another user’s webhook, and 400 for a malformed id', async () => {
+    it('should answer 404 for an unknown delivery, another user’s webhook, and a malformed id', async () => {
       const a = await account();
       const b = await account();
       const hook = (
@@ -305,10 +305,16 @@ describe('Webhook events, Standard Webhooks signatures and redelivery (e2e)', ()
         404,
         'not_found',
       );
+      // A malformed id names no resource either: 404, as for every other id (IdParam).
       expectError(
         await asSession(a.session, 'post', `/api/v1/webhooks/${hook.id}/deliveries/nope/redeliver`),
-        400,
-        'bad_request',
+        404,
+        'not_found',
+      );
+      expectError(
+        await asSession(a.session, 'post', `/api/v1/webhooks/nope/deliveries/${unknown}/redeliver`),
+        404,
+        'not_found',
       );
       expectError(
         await t.http

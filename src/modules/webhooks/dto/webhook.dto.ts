@@ -10,6 +10,7 @@ import {
   MaxLength,
   MinLength,
 } from 'class-validator';
+import { NOT_FOUND_IF_INVALID } from '../../../common/validation/id-param';
 import { Omittable } from '../../../common/validation/omittable';
 import { PageQuery } from '../../../common/validation/page-query';
 import { WEBHOOK_EVENTS, type WebhookEventType } from '../webhook.entity';
@@ -185,13 +186,14 @@ export class ListDeliveriesResponse {
   @ApiProperty({ type: [DeliveryResponse] }) deliveries!: DeliveryResponse[];
 }
 
+/** Like IdParam: an id that is not a UUID names no resource, so it answers 404 like an unknown one. */
 export class RedeliverParams {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsUUID('all', { context: NOT_FOUND_IF_INVALID })
   id!: string;
 
   @ApiProperty({ format: 'uuid', description: 'A delivery_id from the deliveries list.' })
-  @IsUUID()
+  @IsUUID('all', { context: NOT_FOUND_IF_INVALID })
   delivery_id!: string;
 }
 

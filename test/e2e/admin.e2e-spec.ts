@@ -183,6 +183,19 @@ describe('Admin API and audit log (e2e)', () => {
         .expect(200);
       expect(list.body.uploads.map((u: { filename: string }) => u.filename)).toEqual([up.body.filename]);
       expect(list.body.uploads[0].owner).toEqual({ id: owner.user.id, email: owner.user.email });
+      // By email too, as the audit log's actor= takes it (any case); an email nobody has matches nothing.
+      const byEmail = await t.http
+        .get('/api/v1/admin/uploads')
+        .query({ user: owner.user.email.toUpperCase() })
+        .set(...bearer(adminKey))
+        .expect(200);
+      expect(byEmail.body).toEqual(list.body);
+      const nobody = await t.http
+        .get('/api/v1/admin/uploads')
+        .query({ user: 'nobody@example.com' })
+        .set(...bearer(adminKey))
+        .expect(200);
+      expect(nobody.body).toEqual({ ok: true, count: 0, next_before: null, uploads: [] });
       await t.http
         .delete(`/api/v1/admin/uploads/${up.body.filename}`)
         .set(...bearer(adminKey))
@@ -192,9 +205,10 @@ describe('Admin API and audit log (e2e)', () => {
       expect(again.status).toBe(404);
       const bad = await t.http
         .get('/api/v1/admin/uploads')
-        .query({ user: 'not-a-uuid' })
+        .query({ user: 'x'.repeat(255) })
         .set(...bearer(adminKey));
       expect(bad.status).toBe(400);
+      expect(bad.body.code).toBe('bad_request');
     });
   });
 

@@ -6,6 +6,7 @@ import { ApiErrorResponses } from '../../common/errors/error-response';
 import { ReqMeta, type RequestMeta } from '../../common/http/request-meta';
 import { DeletedResponse } from '../uploads/dto/upload.dto';
 import { UploadsService } from '../uploads/uploads.service';
+import { AdminService } from './admin.service';
 import { AdminUploadsQueryDto, AdminUploadsResponse } from './dto/admin.dto';
 
 @ApiTags('Admin')
@@ -14,17 +15,20 @@ import { AdminUploadsQueryDto, AdminUploadsResponse } from './dto/admin.dto';
 // An admin's key needs every scope: a narrowed key never acts as an admin.
 @RequireScopes('upload', 'read', 'delete')
 export class AdminUploadsController {
-  constructor(private readonly uploads: UploadsService) {}
+  constructor(
+    private readonly uploads: UploadsService,
+    private readonly admin: AdminService,
+  ) {}
 
   @Get()
   @ApiOperation({
     operationId: 'adminListUploads',
-    summary: 'Live uploads of every user (or of one with ?user=), newest first',
+    summary: 'Live uploads of every user (or of one with ?user=, an id or an email), newest first',
   })
   @ApiOkResponse({ type: AdminUploadsResponse })
   @ApiErrorResponses('bad_request')
   async list(@Query() q: AdminUploadsQueryDto): Promise<AdminUploadsResponse> {
-    return { ok: true, ...(await this.uploads.listForAdmin(q)) };
+    return this.admin.listUploads(q);
   }
 
   @Delete(':filename')

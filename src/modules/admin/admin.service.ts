@@ -7,6 +7,8 @@ import type { User } from '../auth/user.entity';
 import { UsersService } from '../auth/users.service';
 import { UploadsService } from '../uploads/uploads.service';
 import type {
+  AdminUploadsQueryDto,
+  AdminUploadsResponse,
   AdminUser,
   AdminUserResponse,
   AdminUsersResponse,
@@ -22,6 +24,16 @@ export class AdminService {
     private readonly uploads: UploadsService,
     private readonly audit: AuditService,
   ) {}
+
+  /** Anyone's live uploads; `user` is a user id or an email, like the audit log's `actor` (no such user: none). */
+  async listUploads(q: AdminUploadsQueryDto): Promise<AdminUploadsResponse> {
+    const { user, ...page } = q;
+    const owner = !user ? undefined : isUuid(user) ? user : await this.users.idForEmail(user);
+    if (owner === null) {
+      return { ok: true, count: 0, next_before: null, uploads: [] };
+    }
+    return { ok: true, ...(await this.uploads.listForAdmin({ ...page, user: owner })) };
+  }
 
   /** The audit log; `actor` is a user id or an email (resolved by UsersService), actors' emails joined in here. */
   async listAudit(q: AuditQueryDto): Promise<AuditListResponse> {

@@ -47,7 +47,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Live uploads of every user (or of one with ?user=), newest first */
+        /** Live uploads of every user (or of one with ?user=, an id or an email), newest first */
         get: operations["adminListUploads"];
         put?: never;
         post?: never;
@@ -1502,7 +1502,7 @@ export interface operations {
                 limit?: number;
                 /** @description An ISO timestamp, or the next_before of the previous page. */
                 before?: string;
-                /** @description Only this user’s uploads. */
+                /** @description Only this user’s uploads: their id or email (as the audit log’s `actor`); no such user, none. */
                 user?: string;
             };
             header?: never;

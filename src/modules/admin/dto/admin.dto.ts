@@ -1,15 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsInt,
-  IsOptional,
-  IsString,
-  IsUUID,
-  Length,
-  Max,
-  MaxLength,
-  Min,
-  ValidateIf,
-} from 'class-validator';
+import { IsInt, IsOptional, IsString, Length, Max, MaxLength, Min, ValidateIf } from 'class-validator';
 import { PageQuery } from '../../../common/validation/page-query';
 import { UploadDetail } from '../../uploads/dto/upload.dto';
 
@@ -42,9 +32,13 @@ export class UsersQueryDto extends PageQuery {
 }
 
 export class AdminUploadsQueryDto extends PageQuery {
-  @ApiPropertyOptional({ format: 'uuid', description: 'Only this user’s uploads.' })
+  @ApiPropertyOptional({
+    description:
+      'Only this user’s uploads: their id or email (as the audit log’s `actor`); no such user, none.',
+  })
   @IsOptional()
-  @IsUUID()
+  @IsString()
+  @MaxLength(254)
   user?: string;
 }
 

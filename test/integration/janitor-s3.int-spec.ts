@@ -51,17 +51,34 @@ describe('JanitorService on S3', () => {
     for (const key of orphans) {
       await driver.put(key, bytes);
     }
-    // Someone else's object under the same prefix: not a name the service writes, never touched.
-    const foreign = `${t.config.s3.prefix}backups/readme.txt`;
-    await driver.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: foreign, Body: 'keep me' }));
+    // Someone else's objects under the same prefix: not names the service writes, never touched, however old. Flat
+    // names too (the driver's own key rules allow them), and names that only start like ours.
+    const foreignKeys = [
+      'backups/readme.txt',
+      'index.html',
+      'robots.txt',
+      'backup-2026-11.tar.gz',
+      'FIXITFY-short.png',
+      `${orphans[2]}.bak`,
+      `${orphans[2]}__thumbnail`,
+      `${orphans[2]}__w64_h0_inside_webp.old`,
+    ].map((key) => `${t.config.s3.prefix}${key}`);
+    for (const foreign of foreignKeys) {
+      await driver.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: foreign, Body: 'keep me' }));
+    }
 
     // Two hours from now, every object is past the hour of grace.
     const result = await t.app.get(JanitorService).sweep(Date.now() + 2 * HOUR);
 
     expect(result.orphans).toBe(42);
     expect(result.batches).toBe(Math.ceil((3 + 1 + 42) / 7));
-    expect(storedFiles(t).sort()).toEqual([...live, liveVariant].sort());
-    expect((await fetch(`${s3.endpoint}/${s3.bucket}/${foreign}`)).status).toBe(200);
+    const flatForeign = foreignKeys
+      .map((k) => k.slice(t.config.s3.prefix.length))
+      .filter((k) => !k.includes('/'));
+    expect(storedFiles(t).sort()).toEqual([...live, liveVariant, ...flatForeign].sort());
+    for (const foreign of foreignKeys) {
+      expect((await fetch(`${s3.endpoint}/${s3.bucket}/${foreign}`)).status).toBe(200);
+    }
     for (const filename of live) {
       await t.http.get(`/images/${filename}`).expect(200);
     }

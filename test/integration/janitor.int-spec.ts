@@ -56,7 +56,12 @@ describe(JanitorService.name, () => {
       await storage.put(key, bytes);
     }
     await storage.put('FIXITFY-youngYoungYo.png', bytes);
-    for (const key of [...live, ...orphans]) {
+    // Files the service never writes, left in its storage directory by someone else: never removed, however old.
+    const foreign = ['operator-notes.txt', 'FIXITFY-orph00000001.png.bak', 'FIXITFY-orph00000002.png__copy'];
+    for (const name of foreign) {
+      await storage.put(name, bytes);
+    }
+    for (const key of [...live, ...orphans, ...foreign]) {
       backdate(storedPath(t, key));
     }
     mkdirSync(join(t.config.dataDir, 'tmp'), { recursive: true });
@@ -67,7 +72,7 @@ describe(JanitorService.name, () => {
 
     // 153 old files in batches of 7.
     expect(result).toEqual({ orphans: 150, temps: 1, batches: Math.ceil(153 / 7) });
-    expect(await storedKeys(t)).toEqual([...live, 'FIXITFY-youngYoungYo.png'].sort());
+    expect(await storedKeys(t)).toEqual([...live, 'FIXITFY-youngYoungYo.png', ...foreign].sort());
     expect(readdirSync(join(t.config.dataDir, 'tmp'))).toEqual([]);
     for (const filename of live) {
       await t.http.get(`/images/${filename}`).expect(200);
@@ -107,8 +112,8 @@ describe(`${JanitorService.name} scheduling`, () => {
 
   it('should sweep shortly after start and register one job scheduler however many instances start', async () => {
     const storage = api.app.get(StorageDriver);
-    await storage.put('FIXITFY-startOrphan.png', await png(5));
-    backdate(storedPath(api, 'FIXITFY-startOrphan.png'));
+    await storage.put('FIXITFY-startOrphanX.png', await png(5));
+    backdate(storedPath(api, 'FIXITFY-startOrphanX.png'));
 
     // Two instances of the same deployment start (e.g. after a kill -9): the first sweep comes within seconds.
     const env = { APP_ROLE: 'all', JANITOR_START_DELAY_SECONDS: '0', JANITOR_INTERVAL_MINUTES: '30' };

@@ -12,7 +12,8 @@ import { PeriodicJob } from '../../common/jobs/periodic-job';
 import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { JANITOR_QUEUE } from '../webhooks/queues';
 import { StorageDriver } from '../storage/storage-driver';
-import { originalOfStorageKey } from '../storage/variant-keys';
+import { originalOfStorageKey, VARIANT_SEPARATOR } from '../storage/variant-keys';
+import { FILENAME_PATTERN } from './filenames';
 import { Upload } from './upload.entity';
 
 /** A file younger than this may belong to an upload whose row is still being committed. */
@@ -20,6 +21,22 @@ export const GRACE_MS = 15 * 60 * 1000;
 const SCHEDULER_ID = 'janitor-sweep';
 /** One sweep after each start; the fixed id makes instances that start together share it. */
 const STARTUP_JOB_ID = 'janitor-startup';
+
+/** A variant's part of a storage key (variantKey in media/variant-params.ts), e.g. `w320_h0_inside_webp`. */
+const VARIANT_KEY = /^w\d{1,5}_h\d{1,5}_(inside|cover)_[a-z0-9]{1,8}$/;
+
+/**
+ * Whether the service wrote this key: an upload's filename, alone or followed by a variant key (variantStorageKey).
+ * Nothing else is ever the janitor's: another application's objects in a shared bucket or prefix, or a file an
+ * operator left in the storage directory, are never listed as orphans, however old.
+ */
+export function isOwnStorageKey(key: string): boolean {
+  const original = originalOfStorageKey(key);
+  return (
+    FILENAME_PATTERN.test(original) &&
+    (original === key || VARIANT_KEY.test(key.slice(original.length + VARIANT_SEPARATOR.length)))
+  );
+}
 
 export interface SweepResult {
   /** Stored files no live upload points to, removed. */
@@ -31,7 +48,8 @@ export interface SweepResult {
 }
 
 /**
- * The other half of "file before row": removes stored files that no live upload points to (a crash between the
+ * The other half of "file before row": removes stored files (only keys the service writes, isOwnStorageKey) that no
+ * live upload points to (a crash between the
  * file write and the commit, a failed delete) and temp files left by a crash mid-stream or mid-write, once older
  * than the 15-minute grace period. In the roles that run periodic work (common/jobs/process-role.ts) a job scheduler sweeps every JANITOR_INTERVAL_MINUTES and one job sweeps JANITOR_START_DELAY_SECONDS after each
  * start, once per period across the deployment (common/jobs/periodic-job.ts).
@@ -82,7 +100,7 @@ export class JanitorService implements OnApplicationBootstrap, BeforeApplication
     const result: SweepResult = { orphans: 0, temps: 0, batches: 0 };
     let batch: string[] = [];
     for await (const object of this.storage.list()) {
-      if (object.modifiedAt.getTime() < cutoff) {
+      if (object.modifiedAt.getTime() < cutoff && isOwnStorageKey(object.key)) {
         batch.push(object.key);
         if (batch.length >= batchSize) {
           result.orphans += await this.removeOrphans(batch);

@@ -15,10 +15,11 @@ export interface Infrastructure {
 
 /**
  * Resolves the config and the things the app needs before Nest starts: the database URL (starting the embedded
- * PostgreSQL when DATABASE_URL is unset), a reachable Redis, and — when configured — the migrations.
+ * PostgreSQL when DATABASE_URL is unset), a reachable Redis (unless `redis: false`: the CLI's commands that never
+ * touch it), and — when configured — the migrations.
  */
 export async function prepareInfrastructure(
-  opts: { migrate?: boolean; inherited?: boolean } = {},
+  opts: { migrate?: boolean; inherited?: boolean; redis?: boolean } = {},
 ): Promise<Infrastructure> {
   const loaded = loadConfig();
   let stop = (): Promise<void> => Promise.resolve();
@@ -39,7 +40,9 @@ export async function prepareInfrastructure(
   // The embedded cluster's URL completes the config: a new object, never a change to the one loaded.
   const config: AppConfig = { ...loaded, databaseUrl };
   try {
-    await assertRedisReachable(config.redisUrl);
+    if (opts.redis ?? true) {
+      await assertRedisReachable(config.redisUrl);
+    }
     if (opts.migrate ?? config.migrateOnStart) {
       await runMigrations(databaseUrl).catch((err: Error) => {
         throw new StartupError(

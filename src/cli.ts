@@ -15,9 +15,23 @@ const USAGE = `Usage: npm run cli -- <command> [options]
   storage:migrate --from local|s3 --to s3|local   copy every live image and variant to the other driver, each
                   [--progress N]                  checked by SHA-256; resumable (run it again after a crash)`;
 
+/** `--name value` or `--name=value`; a value that is missing or is the next option is a usage error, never taken. */
 function option(args: string[], name: string): string | undefined {
+  const joined = args.find((a) => a.startsWith(`--${name}=`));
+  if (joined !== undefined) {
+    return joined.slice(name.length + 3);
+  }
   const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
+  if (i < 0) {
+    return undefined;
+  }
+  const value = args[i + 1];
+  if (value === undefined || value.startsWith('--')) {
+    throw new ConfigError(
+      `--${name} needs a value (write --${name}=… for one that starts with --).\n${USAGE}`,
+    );
+  }
+  return value;
 }
 
 function required(args: string[], name: string): string {
@@ -104,7 +118,8 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const run = parse(command, args);
-  const infra = await prepareInfrastructure({ migrate: true });
+  // Only the commands that go through the app (its caches, its outbox relay) need Redis.
+  const infra = await prepareInfrastructure({ migrate: true, redis: typeof run === 'function' });
   try {
     if (run === 'migrate') {
       process.stdout.write('Migrations are up to date.\n');

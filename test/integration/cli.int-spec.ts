@@ -37,11 +37,15 @@ describe('cli', () => {
 
   // Each call compiles the CLI with ts-node in a fresh process: seconds alone, minutes on a loaded machine, hence the
   // generous per-test timeouts (the CLI itself loads no model and starts nothing in the background).
-  const cli = (...args: string[]) =>
-    run(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/cli.ts', ...args], {
+  /** `npm run cli -- …`; a first argument that is an object is environment on top of the file's. */
+  const cli = (...args: [Record<string, string>, ...string[]] | string[]) => {
+    const [extra, rest] =
+      typeof args[0] === 'object' ? [args[0], args.slice(1) as string[]] : [{}, args as string[]];
+    return run(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/cli.ts', ...rest], {
       cwd: ROOT,
-      env,
+      env: { ...env, ...extra },
     });
+  };
 
   it('should create an admin with user:create --admin, and refuse a duplicate', async () => {
     const { stdout } = await cli(
@@ -72,6 +76,39 @@ describe('cli', () => {
       }),
       expect(cli('user:fly')).rejects.toMatchObject({ stderr: expect.stringContaining('Unknown command') }),
     ]);
+  }, 180000);
+
+  it('should never take the next option as a value, and refuse an email that is not one', async () => {
+    await Promise.all([
+      // Before: "Created user --password", an account whose email was the option's name.
+      expect(cli('user:create', '--email', '--password', 'a long password')).rejects.toMatchObject({
+        stderr: expect.stringContaining('--email needs a value'),
+      }),
+      expect(
+        cli('user:create', '--email', 'Bad Email', '--password', 'a long password'),
+      ).rejects.toMatchObject({
+        stderr: 'email must be an email address\n',
+      }),
+    ]);
+    // A value that starts with -- is written --name=value.
+    expect(
+      (await cli('user:create', '--email=dashes@example.com', '--password=--a long password')).stdout,
+    ).toMatch(/^Created user dashes@example.com/);
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    const { rows } = await c.query(
+      "select email from users where email in ('--password', 'bad email', 'dashes@example.com')",
+    );
+    await c.end();
+    expect(rows).toEqual([{ email: 'dashes@example.com' }]);
+  }, 180000);
+
+  it('should migrate without Redis, which only the commands through the app need', async () => {
+    const noRedis = { REDIS_URL: 'redis://127.0.0.1:1' };
+    expect((await cli(noRedis, 'migrate')).stdout).toBe('Migrations are up to date.\n');
+    await expect(cli(noRedis, 'user:promote', '--email', 'ops@example.com')).rejects.toMatchObject({
+      stderr: expect.stringContaining('No Redis answers at redis://127.0.0.1:1'),
+    });
   }, 180000);
 
   it('should promote, ban and unban by email', async () => {

@@ -226,4 +226,24 @@ describe('start-up failures', () => {
       server.close();
     }
   }, 120000);
+
+  it('should say so when ADMIN_EMAIL is not an email, and make no account', async () => {
+    const out = await start({
+      ...base(),
+      WEB_CONCURRENCY: '1',
+      ADMIN_EMAIL: 'root',
+      ADMIN_PASSWORD: 'a long password',
+    });
+    expectOneSentence(
+      out,
+      /^ADMIN_EMAIL \/ ADMIN_PASSWORD cannot make an admin: email must be an email address\.$/,
+    );
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      expect((await c.query("select 1 from users where email = 'root'")).rows).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  }, 120000);
 });

@@ -1,12 +1,14 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Injectable } from '@nestjs/common';
+import { isEmail } from 'class-validator';
 import { assertInTransaction } from '../../common/database/transaction';
 import { AppError } from '../../common/errors/app-error';
 import { keysetFilter, keysetPage } from '../../common/http/cursor';
 import { NO_REQUEST, type RequestMeta } from '../../common/http/request-meta';
 import { InvalidationBus } from '../../common/redis/invalidation-bus';
 import { AppConfig } from '../../config/app-config';
+import { StartupError } from '../../startup-error';
 import { AuditService } from '../audit/audit.service';
 import { hashPassword } from './password-hasher';
 import { Session } from './session.entity';
@@ -91,8 +93,13 @@ export class UsersService {
     meta: RequestMeta = NO_REQUEST,
     via: 'register' | 'cli' | 'bootstrap' | 'test' = 'register',
   ): Promise<User> {
-    assertPasswordLength(password);
     const normalised = UsersService.normaliseEmail(email);
+    // What registration's DTO checks, for the paths without one (the CLI, ADMIN_EMAIL): an account is signed in to by
+    // its email, and the website and the audit log show it.
+    if (normalised.length > 254 || !isEmail(normalised)) {
+      throw new AppError('bad_request', 'email must be an email address');
+    }
+    assertPasswordLength(password);
     if (await this.em.fork().findOne(User, { email: normalised })) {
       throw new AppError('conflict', 'This email is already registered.');
     }
@@ -130,10 +137,16 @@ export class UsersService {
         err instanceof UniqueConstraintViolationException ||
         (err instanceof AppError && err.code === 'conflict');
       const winner = lostRace ? await this.findByEmail(email) : null;
-      if (!winner) {
-        throw err;
+      if (winner) {
+        return winner;
       }
-      return winner;
+      if (err instanceof AppError && err.code === 'bad_request') {
+        // Settings the operator can fix: one sentence naming them (a wrong email, a password over 200 characters).
+        throw new StartupError(
+          `ADMIN_EMAIL / ADMIN_PASSWORD cannot make an admin: ${err.message.replace(/\.$/, '')}.`,
+        );
+      }
+      throw err;
     }
   }
 

@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import { type AppConfig, ConfigError } from './config/app-config';
 import type { StorageDriver } from './modules/storage/storage-driver';
 import { createStorageDriver } from './modules/storage/storage.module';
+import { storeErrorName } from './modules/storage/s3.driver';
 
 export type DriverName = 'local' | 's3';
 
@@ -61,6 +62,22 @@ export async function migrateStorage(
   }
   const source = await createStorageDriver(config, from);
   const target = await createStorageDriver(config, to);
+  // Both stores are checked once before anything is copied: a wrong bucket, key pair or endpoint is one sentence,
+  // not the same "unavailable" for each object after waiting out its deadline.
+  for (const [side, name, driver] of [
+    ['source', from, source],
+    ['destination', to, target],
+  ] as const) {
+    const why = await driver.unhealthyBecause();
+    if (why !== null) {
+      for (const d of [source, target]) {
+        (d as { onModuleDestroy?: () => void }).onModuleDestroy?.();
+      }
+      throw new ConfigError(
+        `storage:migrate: the ${side} (${name === 's3' ? `S3 bucket ${config.s3.bucket}` : `directory ${config.storageDir}`}) cannot be used (${why}): ${name === 's3' ? 'check S3_ENDPOINT, S3_BUCKET and the key pair' : 'check STORAGE_DIR and its permissions'}. Nothing was copied.`,
+      );
+    }
+  }
   const db = new Client({ connectionString: config.databaseUrl });
   await db.connect();
   const result: StorageMigrateResult = { total: 0, copied: 0, alreadyThere: 0, failed: [] };
@@ -97,7 +114,7 @@ export async function migrateStorage(
       out(`failed: ${key}: ${reason}`);
     }
     out(
-      `storage:migrate: done: ${result.copied} copied, ${result.alreadyThere} already there, ${result.failed.length} failed (every copy read back and its SHA-256 checked).`,
+      `storage:migrate: done: ${result.copied} copied, ${result.alreadyThere} already there, ${result.failed.length} failed${result.copied > 0 ? ' (every copy read back and its SHA-256 checked)' : ''}.`,
     );
     return result;
   } finally {
@@ -138,7 +155,9 @@ async function copyOne(
     }
     return 'copied';
   } catch (err) {
-    return { failed: (err as Error).message };
+    // The driver's sentence, and the store's own reason behind it (NoSuchKey, SlowDown, ECONNRESET…).
+    const cause = (err as { cause?: unknown }).cause;
+    return { failed: `${(err as Error).message}${cause ? ` (${storeErrorName(cause)})` : ''}` };
   }
 }
 

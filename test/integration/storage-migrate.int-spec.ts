@@ -198,6 +198,42 @@ describe('storage:migrate (cli)', () => {
     await expect(cli(['storage:migrate', '--from', 'local'])).rejects.toMatchObject({
       stderr: expect.stringContaining('--to is required'),
     });
+    // A bucket that does not exist, a wrong key pair, a store that is down: one sentence with the store's reason,
+    // before anything is tried (each object used to fail alone, after its deadline, as "unavailable").
+    const stores: [Record<string, string>, RegExp][] = [
+      [{ S3_BUCKET: 'no-such-bucket' }, /\(NotFound, HTTP 404\)|\(NoSuchBucket, HTTP 404\)|\(HTTP 404\)/],
+      [{ S3_ENDPOINT: 'http://127.0.0.1:9' }, /\(ECONNREFUSED\)/],
+    ];
+    for (const [extra, reason] of stores) {
+      const refused = await cli(['storage:migrate', '--from', 'local', '--to', 's3'], extra).catch(
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+      expect(refused).toMatchObject({ code: 1, stdout: '' });
+      const line = (refused as { stderr: string }).stderr;
+      expect(line).toMatch(/^storage:migrate: the destination \(S3 bucket \S+\) cannot be used /);
+      expect(line).toMatch(reason);
+      expect(line).toMatch(/check S3_ENDPOINT, S3_BUCKET and the key pair\. Nothing was copied\.\n$/);
+    }
+    // A store that fails one object: its line names the store's reason.
+    const into = mkdtempSync(join(tmpdir(), 'fxf-migrate-failing-'));
+    proxy.on(['GET'], 'fail');
+    try {
+      const failing = await cli(['storage:migrate', '--from', 's3', '--to', 'local'], {
+        S3_ENDPOINT: proxy.endpoint,
+        STORAGE_DIR: into,
+      }).catch((e: { code: number; stdout: string }) => e);
+      expect(failing).toMatchObject({ code: 1 });
+      expect((failing as { stdout: string }).stdout).toMatch(
+        /failed: FIXITFY-\S+: The image store is unavailable\. Retry with backoff\. \(InternalError, HTTP 500\)/,
+      );
+      expect((failing as { stdout: string }).stdout).toMatch(
+        /done: 0 copied, 0 already there, \d+ failed\.\n$/,
+      );
+    } finally {
+      proxy.restore();
+      rmSync(into, { recursive: true, force: true });
+    }
+
     // An empty destination and an empty source: every object is missing at the source.
     const empty = mkdtempSync(join(tmpdir(), 'fxf-migrate-empty-'));
     try {

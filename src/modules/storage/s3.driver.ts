@@ -172,13 +172,18 @@ export class S3StorageDriver extends StorageDriver {
 
   /** The bucket exists and these credentials reach it (HeadBucket). */
   async healthy(): Promise<boolean> {
+    return (await this.unhealthyBecause()) === null;
+  }
+
+  /** HeadBucket's failure as the store named it (NoSuchBucket, 403 for wrong keys, ECONNREFUSED, a timeout). */
+  override async unhealthyBecause(): Promise<string | null> {
     try {
       await this.send((abortSignal) =>
         this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }),
       );
-      return true;
-    } catch {
-      return false;
+      return null;
+    } catch (err) {
+      return storeErrorName(err);
     }
   }
 
@@ -210,4 +215,19 @@ function isMissing(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   // A missing bucket is a configuration fault (unavailable), not a missing image.
   return e.name === 'NoSuchKey' || (e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket');
+}
+
+/**
+ * An S3 call's failure in a few words for an operator: the store's error code and HTTP status, a socket's error code,
+ * or an aborted deadline. Never the request (it holds the signed URL).
+ */
+export function storeErrorName(err: unknown): string {
+  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode;
+  const name = e?.code ?? e?.name ?? 'Error';
+  if (name === 'AbortError') {
+    return 'no answer within S3_TIMEOUT_MS';
+  }
+  // HeadBucket has no body: a wrong key pair is only "403", a missing bucket "404" (the SDK calls both by number).
+  return status && !/^\d+$/.test(name) ? `${name}, HTTP ${status}` : status ? `HTTP ${status}` : name;
 }

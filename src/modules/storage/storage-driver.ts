@@ -31,6 +31,11 @@ export abstract class StorageDriver {
   /** Can we write? For /readyz. */
   abstract healthy(): Promise<boolean>;
 
+  /** Why healthy() is false, in a few words for an operator (null when it is true): e.g. the store's error code. */
+  async unhealthyBecause(): Promise<string | null> {
+    return (await this.healthy()) ? null : 'it cannot be written';
+  }
+
   /**
    * The object's file on this machine, for drivers that keep one: the direct-link fast path stats and reads it, and
    * nginx serves it by `X-Accel-Redirect` (`relative` is its path under the storage root). Null for remote storage.

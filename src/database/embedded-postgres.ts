@@ -8,12 +8,14 @@ import {
   lstatSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
   realpathSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { StartupError } from '../startup-error';
 
@@ -77,6 +79,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
   if (fresh) {
     await initdb(binDir, clusterDir, runAs);
   }
+  await stopOrphanedPostmaster(clusterDir);
   const child = await startServer(binDir, clusterDir, port, runAs);
   const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE}`;
   const killOnExit = (): void => {
@@ -284,6 +287,49 @@ function startServer(binDir: string, clusterDir: string, port: number, runAs: Ru
   });
 }
 
+/** A line of /proc/<pid>/<file>, or null when there is no such process (or no /proc). */
+function proc(pid: number, file: 'stat' | 'comm'): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The cluster's postmaster, left running by a service that was killed (SIGKILL, the OOM killer: no exit handler
+ * runs, so nothing stopped it): it holds the cluster's lock, and the next start would refuse to run. Its parent is
+ * gone, so init (or a subreaper) adopted it; a postmaster whose parent is still a node process belongs to a running
+ * instance and is left alone (the start then says so). The orphan gets PostgreSQL's fast shutdown, as our own stop
+ * would have given it, and we wait for it: its data is the cluster's, nothing is lost.
+ */
+async function stopOrphanedPostmaster(clusterDir: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return; // no lock: nothing runs there
+  }
+  const stat = Number.isInteger(pid) && pid > 1 ? proc(pid, 'stat') : null;
+  if (!stat || proc(pid, 'comm') !== 'postgres') {
+    return; // a stale lock (PostgreSQL itself replaces it) or a pid reused by something else
+  }
+  // Fields after the command's closing parenthesis: state, then the parent's pid.
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  if (ppid !== 1 && proc(ppid, 'comm')?.startsWith('node')) {
+    return;
+  }
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return; // not ours to stop (another user's): the start says what holds the lock
+  }
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (proc(pid, 'stat') !== null && Date.now() < deadline) {
+    await sleep(50);
+  }
+}
+
 /** PostgreSQL's own FATAL/PANIC/error lines (and their HINT), without timestamps. */
 function postgresSaid(output: string): string {
   return output
@@ -301,7 +347,7 @@ function startFailure(clusterDir: string, port: number, output: string, code: nu
     return `EMBEDDED_POSTGRES_PORT ${port} is in use (PostgreSQL said: ${said}): stop what listens there or set EMBEDDED_POSTGRES_PORT to a free port.`;
   }
   if (/lock file "postmaster.pid" already exists/.test(output)) {
-    return `Another PostgreSQL already runs on ${clusterDir} (${said}): stop it, or give this instance its own DATA_DIR.`;
+    return `Another PostgreSQL already runs on ${clusterDir} (${said}): another instance of the service uses this DATA_DIR; stop it first (several instances share one PostgreSQL through DATABASE_URL).`;
   }
   if (/wrong ownership|has invalid permissions/.test(output)) {
     return `The embedded PostgreSQL refuses ${clusterDir} (${said}): it must belong to the user that runs it, mode 0700; fix its owner, or set DATABASE_URL.`;

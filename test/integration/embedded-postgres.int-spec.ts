@@ -1,5 +1,14 @@
 import { execFile, spawn } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -218,4 +227,82 @@ describe('embedded PostgreSQL', () => {
     // The primary stopped the cluster it started, after its workers.
     expect(existsSync(join(realpathSync(join(dataDir, 'postgres')), 'postmaster.pid'))).toBe(false);
   }, 240000);
+
+  it('should start again after the service was killed with SIGKILL, stopping the PostgreSQL it left behind, data kept', async () => {
+    const dataDir = join(privateDir(), 'data');
+    cleanups.push(() => removeTree(dataDir));
+    const [pgPort, port] = [await freePort(), await freePort()];
+    const redisUrl = readInfra().redisUrl;
+    const prefix = `fxf-test:embedded-kill-${process.pid}:`;
+    cleanups.push(() => dropRedisKeys(redisUrl, prefix));
+    const startService = () => {
+      const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH,
+          DATA_DIR: dataDir,
+          EMBEDDED_POSTGRES_PORT: String(pgPort),
+          PORT: String(port),
+          WEB_CONCURRENCY: '1',
+          REDIS_URL: redisUrl,
+          REDIS_PREFIX: prefix,
+          MODERATION_ENABLED: 'false',
+          LOG_LEVEL: 'silent',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      cleanups.push(() => void (child.exitCode === null && child.kill('SIGKILL')));
+      const seen = { out: '', err: '' };
+      child.stdout.on('data', (d: Buffer) => (seen.out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (seen.err += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      return { child, seen, exited };
+    };
+    const postmaster = (): number => {
+      const lock = join(realpathSync(join(dataDir, 'postgres')), 'postmaster.pid');
+      return Number(readFileSync(lock, 'utf8').split('\n')[0]);
+    };
+    const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
+    const account = { email: 'kept@example.com', password: 'a long password' };
+
+    const first = startService();
+    await waitFor(
+      'the first start',
+      () => first.seen.out.includes('listening') || first.child.exitCode !== null,
+      150_000,
+    );
+    expect(first.seen.err).toBe('');
+    const registered = await fetch(`http://127.0.0.1:${port}/api/v1/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(account),
+    });
+    expect(registered.status).toBe(201);
+    const orphan = postmaster();
+    // No exit handler runs: the PostgreSQL it started is left running, adopted by init (or a subreaper).
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(alive(orphan)).toBe(true);
+
+    const second = startService();
+    await waitFor(
+      'the second start',
+      () => second.seen.out.includes('listening') || second.child.exitCode !== null,
+      150_000,
+    );
+    expect(second.seen.err).toBe('');
+    expect(second.seen.out).toBe(`Fixitfy Upload listening on http://localhost:${port} (port ${port})\n`);
+    expect(alive(orphan)).toBe(false);
+    expect(postmaster()).not.toBe(orphan);
+    const signedIn = await fetch(`http://127.0.0.1:${port}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(account),
+    });
+    expect(signedIn.status).toBe(200);
+
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    expect(existsSync(join(realpathSync(join(dataDir, 'postgres')), 'postmaster.pid'))).toBe(false);
+  }, 300000);
 });

@@ -23,7 +23,8 @@ describe('Admin pages (browser)', () => {
   let adminPage: Page;
 
   beforeAll(async () => {
-    b = await startBrowserApp();
+    // 49 uploads in one test (to page the uploads grid): the per-minute upload limit out of the way.
+    b = await startBrowserApp({ env: { RATE_LIMIT_UPLOADS_PER_MINUTE: '1000' } });
     admin = await b.makeUser('admin');
     adminKey = (await makeKey(b.t, admin)).token;
     adminPage = await b.newPage();
@@ -198,9 +199,18 @@ describe('Admin pages (browser)', () => {
     const more = adminPage.getByRole('button', { name: 'Show older entries' });
     let shown = 10;
     while (await more.isVisible()) {
+      const before = shown;
       await more.click();
       shown = Math.min(shown + 10, expected.length);
       await adminPage.getByText(new RegExp(`^Showing ${shown} entries`)).waitFor();
+      // Focus goes to the first entry the page added (its first link), even when the button went with it.
+      await waitFor(`focus on entry ${before + 1}`, () =>
+        entries
+          .nth(before)
+          .getByRole('link')
+          .first()
+          .evaluate((el) => el === document.activeElement),
+      );
     }
     await adminPage.getByText(`Showing ${expected.length} entries, all there are.`).waitFor();
     // The target of user.registered is the new user's id: one per entry, in the API's order.
@@ -212,6 +222,12 @@ describe('Admin pages (browser)', () => {
     await adminPage.getByLabel('Up to (date)').fill('2001-01-01');
     await adminPage.getByRole('button', { name: 'Apply filters' }).click();
     await adminPage.getByText('No entries match these filters.').waitFor();
+    // Clear filters goes with the filters: focus goes to the first filter, not <body>.
+    await adminPage.getByRole('link', { name: 'Clear filters' }).click();
+    await adminPage.getByRole('link', { name: 'Clear filters' }).waitFor({ state: 'detached' });
+    await waitFor('focus on the Action filter', () =>
+      adminPage.getByLabel('Action').evaluate((el) => el === document.activeElement),
+    );
     await adminPage.goto('/admin/audit?actor=nobody%40example.com');
     await adminPage.getByText('No entries match these filters.').waitFor();
     await expectAccessible(adminPage, '/admin/audit (no matches)');
@@ -269,5 +285,60 @@ describe('Admin pages (browser)', () => {
     );
     await b.t.http.get(`/images/${files[0]}`).expect(404);
     await b.t.http.get(`/images/${files[1]}`).expect(200);
+  });
+
+  it('should give the focus to what "Show more" added, and to the filter when "Show everyone’s" goes', async () => {
+    // More than a page (50) of users.
+    const listed = await b.t.http
+      .get('/api/v1/admin/users')
+      .query({ limit: 100 })
+      .set(...bearer(adminKey));
+    for (let n = (listed.body.users as unknown[]).length; n <= 50; n++) {
+      await b.makeUser();
+    }
+    await adminPage.goto('/admin/users');
+    const users = adminPage.getByRole('table', { name: 'Users' });
+    await users.getByRole('row').nth(50).waitFor();
+    const moreUsers = adminPage.getByRole('button', { name: 'Show more users' });
+    await moreUsers.focus();
+    await adminPage.keyboard.press('Enter');
+    await users.getByRole('row').nth(51).waitFor();
+    // The 51st user's row (row 0 is the header): its first link has the focus.
+    await waitFor('focus on the first link of the 51st user', () =>
+      users
+        .getByRole('row')
+        .nth(51)
+        .getByRole('link')
+        .first()
+        .evaluate((el) => el === document.activeElement),
+    );
+
+    // More than a page (48) of uploads, all of one owner.
+    const owner = await makeKey(b.t);
+    for (let seed = 100; seed < 149; seed++) {
+      await b.t.http
+        .post('/api/v1/upload')
+        .set(...bearer(owner.token))
+        .attach('file', await png(seed, 40, 30), 'a.png')
+        .expect(200);
+    }
+    await adminPage.goto(`/admin/uploads?user=${owner.user.id}`);
+    const tiles = adminPage.getByRole('list', { name: 'Uploads' }).getByRole('listitem');
+    await tiles.nth(47).waitFor();
+    await adminPage.getByRole('button', { name: 'Show more uploads' }).focus();
+    await adminPage.keyboard.press('Enter');
+    await tiles.nth(48).waitFor();
+    await adminPage.getByRole('button', { name: 'Show more uploads' }).waitFor({ state: 'detached' });
+    await waitFor('focus on the 49th tile', () =>
+      tiles.nth(48).evaluate((el) => el === document.activeElement),
+    );
+
+    // "Show everyone’s" goes with the filter: focus goes to the filter's field, emptied.
+    await adminPage.getByRole('link', { name: 'Show everyone’s' }).focus();
+    await adminPage.keyboard.press('Enter');
+    await adminPage.waitForURL((url) => url.pathname === '/admin/uploads' && !url.searchParams.has('user'));
+    const field = adminPage.getByLabel('Only the uploads of user (id)');
+    await waitFor('focus on the user filter', () => field.evaluate((el) => el === document.activeElement));
+    await expect(field.inputValue()).resolves.toBe('');
   });
 });

@@ -385,4 +385,31 @@ describe('Uploads in the browser: the upload panel and the gallery (browser)', (
     expect(gone.status).toBe(404);
     expect(((await gone.json()) as { code: string }).code).toBe('not_found');
   });
+
+  it('should give the focus to the first upload "Load more" added, and to the tag field when "Show all" goes', async () => {
+    const key = await makeKey(b.t);
+    await seed(key, 51, 300);
+    const page = await b.newPage();
+    await b.signIn(page, key.user);
+    const cards = page.getByRole('list', { name: 'Your uploads' }).getByRole('listitem');
+    await cards.nth(49).waitFor();
+    // Reaching the button scrolls it in (the gallery then loads by itself); Enter, if it is still there, loads too.
+    await page.getByRole('button', { name: 'Load more' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByText('That is all of them (51).').waitFor();
+    // The last page took the button away: focus is on the 51st upload, not <body>.
+    await waitFor('focus on the 51st upload', () =>
+      cards.nth(50).evaluate((el) => el === document.activeElement),
+    );
+
+    await page.goto('/dashboard?tag=nothing-here');
+    await page.getByText('No uploads tagged “nothing-here”.').waitFor();
+    await page.getByRole('button', { name: 'Show all' }).focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL((url) => url.pathname === '/dashboard' && !url.searchParams.has('tag'));
+    await page.getByRole('button', { name: 'Show all' }).waitFor({ state: 'detached' });
+    const tagBox = page.getByRole('searchbox', { name: 'Tag' });
+    await waitFor('focus on the tag field', () => tagBox.evaluate((el) => el === document.activeElement));
+    await expect(tagBox.inputValue()).resolves.toBe('');
+  });
 });

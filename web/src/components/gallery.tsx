@@ -1,12 +1,14 @@
 import { useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, call } from '../api/client';
 import { sentenceFor } from '../api/errors';
 import { ConfirmDialog } from './confirm-dialog';
-import { afterRemoval, useRefocus } from './refocus';
+import { afterMore, afterRemoval, useRefocus } from './refocus';
 import { cardId, UploadCard, type UploadItem } from './upload-card';
 
 const PAGE_SIZE = 50;
+const LOAD_MORE_ID = 'gallery-load-more';
+const LIST_ID = 'gallery-list';
 
 /**
  * The caller's uploads, newest first, loading the next page (next_before) as the end comes into view. After a
@@ -31,6 +33,16 @@ export function Gallery({ tag, headingId }: { tag: string | null; headingId: str
   });
   const { hasNextPage, isFetchingNextPage, fetchNextPage } = uploads;
 
+  // While the next page loads, Load more is disabled, and the last page takes it away: when it has the focus
+  // (pressed, or reached with Tab, which scrolls it in and fires the observer), focus goes to the first upload added.
+  const loadMore = useCallback(() => {
+    if (document.activeElement?.id === LOAD_MORE_ID) {
+      const shown = () => document.getElementById(LIST_ID)?.children;
+      refocus(...afterMore(LOAD_MORE_ID, shown, shown()?.length ?? 0));
+    }
+    void fetchNextPage();
+  }, [fetchNextPage, refocus]);
+
   useEffect(() => {
     const target = sentinel.current;
     if (!target || !hasNextPage) {
@@ -39,14 +51,14 @@ export function Gallery({ tag, headingId }: { tag: string | null; headingId: str
     const observer = new IntersectionObserver(
       (entries) => {
         if (entries.some((e) => e.isIntersecting) && !isFetchingNextPage) {
-          void fetchNextPage();
+          loadMore();
         }
       },
       { rootMargin: '600px' },
     );
     observer.observe(target);
     return () => observer.disconnect();
-  }, [hasNextPage, isFetchingNextPage, fetchNextPage]);
+  }, [hasNextPage, isFetchingNextPage, loadMore]);
 
   const remove = async (upload: UploadItem) => {
     await call(api.DELETE('/api/v1/uploads/{filename}', { params: { path: { filename: upload.filename } } }));
@@ -87,7 +99,7 @@ export function Gallery({ tag, headingId }: { tag: string | null; headingId: str
       {items.length === 0 ? (
         <p>{tag ? `No uploads tagged “${tag}”.` : 'No uploads yet: drop an image above.'}</p>
       ) : (
-        <ul className="gallery" aria-label={tag ? `Uploads tagged ${tag}` : 'Your uploads'}>
+        <ul id={LIST_ID} className="gallery" aria-label={tag ? `Uploads tagged ${tag}` : 'Your uploads'}>
           {items.map((upload) => (
             <UploadCard key={upload.filename} upload={upload} onDelete={setDeleting} />
           ))}
@@ -96,9 +108,10 @@ export function Gallery({ tag, headingId }: { tag: string | null; headingId: str
       <div ref={sentinel} className="gallery-end">
         {hasNextPage ? (
           <button
+            id={LOAD_MORE_ID}
             type="button"
             className="button"
-            onClick={() => void fetchNextPage()}
+            onClick={loadMore}
             disabled={isFetchingNextPage}
           >
             {isFetchingNextPage ? 'Loading more…' : 'Load more'}

@@ -75,3 +75,31 @@ export function afterAction(
   const button = () => document.getElementById(id) as HTMLButtonElement | null;
   return [() => !button()?.disabled, () => button() ?? instead()];
 }
+
+/** `item` when it takes focus itself (tabIndex), else its first link or enabled button. */
+function focusableIn(item: Element): HTMLElement | null {
+  if (item instanceof HTMLElement && item.hasAttribute('tabindex')) {
+    return item;
+  }
+  return item.querySelector<HTMLElement>('a[href], button:not(:disabled)');
+}
+
+/**
+ * For a "Show more" button (`id`) under a list that shows `shown` items now (`items()`): ready once the next page
+ * has come (the button is enabled again, or the last page took it away); focus goes to the first item it added, so
+ * reading goes on there, else (nothing came) back to the button.
+ */
+export function afterMore(
+  id: string,
+  items: () => ArrayLike<Element> | undefined,
+  shown: number,
+): [ready: () => boolean, target: () => HTMLElement | null] {
+  const button = () => document.getElementById(id) as HTMLButtonElement | null;
+  return [
+    () => !button()?.disabled,
+    () => {
+      const added = items()?.[shown];
+      return (added && focusableIn(added)) || button();
+    },
+  ];
+}

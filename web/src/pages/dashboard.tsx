@@ -3,6 +3,7 @@ import { type FormEvent, useEffect, useState } from 'react';
 import { useLocation, useSearch } from 'wouter';
 import { api, call } from '../api/client';
 import { Gallery } from '../components/gallery';
+import { useRefocus } from '../components/refocus';
 import { UploadPanel } from '../components/upload-panel';
 import { formatBytes } from '../lib/format';
 import { tagError } from '../lib/tags';
@@ -41,6 +42,7 @@ export default function DashboardPage() {
   const tag = urlError ? null : requested;
   const [tagInput, setTagInput] = useState(requested ?? '');
   const [typedError, setTypedError] = useState<string | null>(null);
+  const refocus = useRefocus();
 
   // Back/forward (or a link) changed the filter: the field shows it.
   useEffect(() => {
@@ -83,7 +85,19 @@ export default function DashboardPage() {
           Filter
         </button>
         {requested ? (
-          <button type="button" className="button" onClick={() => navigate(dashboardUrl(null))}>
+          <button
+            id="show-all"
+            type="button"
+            className="button"
+            onClick={() => {
+              // The button goes with the filter: focus goes to the (now empty) tag field.
+              refocus(
+                () => !document.getElementById('show-all'),
+                () => document.getElementById('tag-filter'),
+              );
+              navigate(dashboardUrl(null));
+            }}
+          >
             Show all
           </button>
         ) : null}

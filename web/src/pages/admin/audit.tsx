@@ -6,6 +6,7 @@ import { sentenceFor } from '../../api/errors';
 import { AdminNav } from '../../components/admin/admin-nav';
 import { AuditEntryView, type FilterHref } from '../../components/admin/audit-entry';
 import { Field, FormError } from '../../components/field';
+import { afterMore, useRefocus } from '../../components/refocus';
 import { endOfDayCursor } from '../../components/admin/format';
 import '../../components/admin/admin.css';
 
@@ -26,6 +27,9 @@ const ACTIONS = [
 ];
 const PAGE_SIZES = [10, 25, 50, 100];
 const DEFAULT_PAGE_SIZE = 50;
+const MORE_ID = 'older-entries';
+const LIST_ID = 'audit-list';
+const CLEAR_ID = 'clear-filters';
 
 interface Filters {
   action: string;
@@ -71,6 +75,7 @@ export default function AdminAuditPage() {
   const [dateError, setDateError] = useState<string | null>(null);
   const actionId = useId();
   const limitId = useId();
+  const refocus = useRefocus();
 
   // A filter link (an entry's action, actor or target) changes the URL: the form follows it.
   useEffect(() => setDraft(readFilters(search)), [search]);
@@ -179,8 +184,16 @@ export default function AdminAuditPage() {
           </button>
           {filtered ? (
             <Link
+              id={CLEAR_ID}
               href={hrefFor({ action: '', actor: '', target: '', date: '', limit: filters.limit })}
               className="button"
+              // The link goes with the filters: focus goes to the first of them, now empty.
+              onClick={() =>
+                refocus(
+                  () => !document.getElementById(CLEAR_ID),
+                  () => document.getElementById(actionId),
+                )
+              }
             >
               Clear filters
             </Link>
@@ -203,16 +216,20 @@ export default function AdminAuditPage() {
             Showing {rows.length} {rows.length === 1 ? 'entry' : 'entries'}
             {entries.hasNextPage ? ', newest first' : ', all there are'}.
           </p>
-          <ol className="audit-list" aria-label="Audit entries">
+          <ol id={LIST_ID} className="audit-list" aria-label="Audit entries">
             {rows.map((entry) => (
               <AuditEntryView key={entry.id} entry={entry} filterHref={filterHref} />
             ))}
           </ol>
           {entries.hasNextPage ? (
             <button
+              id={MORE_ID}
               type="button"
               className="button"
-              onClick={() => void entries.fetchNextPage()}
+              onClick={() => {
+                refocus(...afterMore(MORE_ID, () => document.getElementById(LIST_ID)?.children, rows.length));
+                void entries.fetchNextPage();
+              }}
               disabled={entries.isFetchingNextPage}
             >
               {entries.isFetchingNextPage ? 'Loading…' : 'Show older entries'}

@@ -1,18 +1,21 @@
 import { useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useRef, useState } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
 import { api, call, type Schemas } from '../../api/client';
 import { sentenceFor } from '../../api/errors';
 import { AdminNav } from '../../components/admin/admin-nav';
 import { ConfirmDialog } from '../../components/confirm-dialog';
 import { Field, FormError } from '../../components/field';
-import { afterRemoval, useRefocus } from '../../components/refocus';
+import { afterMore, afterRemoval, useRefocus } from '../../components/refocus';
 import { formatBytes, formatDate } from '../../lib/format';
 import '../../components/admin/admin.css';
 
 type AdminUpload = Schemas['AdminUpload'];
 
 const PAGE_SIZE = 48;
+const MORE_ID = 'more-uploads';
+const GRID_ID = 'uploads-grid';
+const EVERYONE_ID = 'show-everyones';
 function tileId(filename: string): string {
   return `tile-${filename}`;
 }
@@ -35,6 +38,7 @@ export default function AdminUploadsPage() {
   const [notice, setNotice] = useState('');
   const validUser = UUID.test(user);
   const refocus = useRefocus();
+  const userField = useRef<HTMLInputElement>(null);
 
   const uploads = useInfiniteQuery({
     queryKey: ['admin-uploads', user],
@@ -85,6 +89,7 @@ export default function AdminUploadsPage() {
       <AdminNav />
       <form className="form admin-search" role="search" aria-label="Uploads" onSubmit={filter} noValidate>
         <Field
+          ref={userField}
           label="Only the uploads of user (id)"
           name="user"
           maxLength={36}
@@ -102,7 +107,19 @@ export default function AdminUploadsPage() {
           Filter
         </button>
         {user ? (
-          <Link href="/admin/uploads" className="button">
+          <Link
+            id={EVERYONE_ID}
+            href="/admin/uploads"
+            className="button"
+            // The link goes once the filter is off: focus goes to the filter's field, emptied.
+            onClick={() => {
+              setDraft('');
+              refocus(
+                () => !document.getElementById(EVERYONE_ID),
+                () => userField.current,
+              );
+            }}
+          >
             Show everyone’s
           </Link>
         ) : null}
@@ -120,7 +137,7 @@ export default function AdminUploadsPage() {
         <p className="muted">No live uploads{user ? ' for this user' : ''}.</p>
       ) : (
         <>
-          <ul className="admin-grid" aria-label="Uploads">
+          <ul id={GRID_ID} className="admin-grid" aria-label="Uploads">
             {rows.map((u) => (
               <li
                 key={u.filename}
@@ -166,9 +183,13 @@ export default function AdminUploadsPage() {
           </ul>
           {uploads.hasNextPage ? (
             <button
+              id={MORE_ID}
               type="button"
               className="button"
-              onClick={() => void uploads.fetchNextPage()}
+              onClick={() => {
+                refocus(...afterMore(MORE_ID, () => document.getElementById(GRID_ID)?.children, rows.length));
+                void uploads.fetchNextPage();
+              }}
               disabled={uploads.isFetchingNextPage}
             >
               {uploads.isFetchingNextPage ? 'Loading…' : 'Show more uploads'}

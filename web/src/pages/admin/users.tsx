@@ -9,12 +9,15 @@ import { BanDialog } from '../../components/admin/ban-dialog';
 import { QuotaDialog, type QuotaValues } from '../../components/admin/quota-dialog';
 import { ConfirmDialog } from '../../components/confirm-dialog';
 import { Field, FormError } from '../../components/field';
+import { afterMore, useRefocus } from '../../components/refocus';
 import { formatBytes, formatDate } from '../../lib/format';
 import '../../components/admin/admin.css';
 
 type AdminUser = Schemas['AdminUser'];
 
 const PAGE_SIZE = 50;
+const MORE_ID = 'more-users';
+const TABLE_ID = 'users-table';
 
 /** The quota in force, e.g. "100 MB, 500 files" or "unlimited". */
 function quotaText(u: Pick<AdminUser, 'quota_bytes' | 'quota_files'>): string {
@@ -34,6 +37,7 @@ export default function AdminUsersPage() {
   const [unbanning, setUnbanning] = useState<AdminUser | null>(null);
   const [quotaOf, setQuotaOf] = useState<AdminUser | null>(null);
   const [notice, setNotice] = useState('');
+  const refocus = useRefocus();
 
   const users = useInfiniteQuery({
     queryKey: ['admin-users', query],
@@ -108,7 +112,7 @@ export default function AdminUsersPage() {
       ) : (
         <>
           <div className="table-wrap">
-            <table>
+            <table id={TABLE_ID}>
               <caption className="visually-hidden">Users{query ? ` matching ${query}` : ''}</caption>
               <thead>
                 <tr>
@@ -190,9 +194,15 @@ export default function AdminUsersPage() {
           </div>
           {users.hasNextPage ? (
             <button
+              id={MORE_ID}
               type="button"
               className="button"
-              onClick={() => void users.fetchNextPage()}
+              onClick={() => {
+                const body = () =>
+                  (document.getElementById(TABLE_ID) as HTMLTableElement | null)?.tBodies[0]?.rows;
+                refocus(...afterMore(MORE_ID, body, rows.length));
+                void users.fetchNextPage();
+              }}
               disabled={users.isFetchingNextPage}
             >
               {users.isFetchingNextPage ? 'Loading…' : 'Show more users'}

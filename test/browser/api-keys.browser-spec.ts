@@ -52,6 +52,10 @@ describe('The API keys page (browser)', () => {
     expect(token).toMatch(/^fxf_[0-9a-f]{64}$/);
     await dialog.getByRole('button', { name: 'Done' }).click();
     await dialog.waitFor({ state: 'hidden' });
+    // Generate key was disabled while the key was made (which took the focus off it): it gets the focus back.
+    await waitFor('focus back on Generate key', () =>
+      page.getByRole('button', { name: 'Generate key' }).evaluate((el) => el === document.activeElement),
+    );
     // The token is gone from the page once the dialog closes.
     expect(await page.content()).not.toContain(token);
 
@@ -101,6 +105,19 @@ describe('The API keys page (browser)', () => {
     await confirm.waitFor({ state: 'hidden' });
     expect(await p.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Revoke key ci');
     await p.getByRole('row', { name: /ci/ }).waitFor();
+
+    // Refused (the key was revoked meanwhile, elsewhere): the dialog stays with the error, and its button, disabled
+    // while it waited, has the focus back rather than <body> behind the dialog.
+    await revoke.click();
+    await confirm.waitFor();
+    const [key] = await b.t.app.get(ApiKeysService).list(user.id);
+    await b.t.app.get(ApiKeysService).revoke(user.id, key.id);
+    const confirmButton = confirm.getByRole('button', { name: 'Revoke key' });
+    await confirmButton.click();
+    await confirm.getByRole('alert').filter({ hasText: 'It is not there any more' }).waitFor();
+    await waitFor('focus back on the Revoke key button of the dialog', () =>
+      confirmButton.evaluate((el) => el === document.activeElement),
+    );
   });
 
   it('should explain the 10-key limit when it is reached', async () => {
@@ -130,6 +147,12 @@ describe('The API keys page (browser)', () => {
     await p.getByRole('button', { name: 'Download ShareX config' }).click();
     const limit = p.getByRole('alert').filter({ hasText: '10 active API keys' });
     await limit.waitFor();
+    // Disabled while it asked, the button lost the focus: it has it back.
+    await waitFor('focus back on Download ShareX config', () =>
+      p
+        .getByRole('button', { name: 'Download ShareX config' })
+        .evaluate((el) => el === document.activeElement),
+    );
 
     // Revoke one (focus then goes to the next key's Revoke button), and make a key with the form.
     await p.getByRole('button', { name: 'Revoke key key-0', exact: true }).click();

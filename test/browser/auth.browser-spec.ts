@@ -3,7 +3,18 @@ import type { Page } from 'playwright-core';
 import { png } from '../fixtures/sample-images';
 import { UsersService } from '../../src/modules/auth/users.service';
 import { NO_REQUEST } from '../../src/common/http/request-meta';
+import { waitFor } from '../setup/wait';
 import { type BrowserApp, expectAccessible, screenshots, startBrowserApp } from './harness';
+
+// page.evaluate() bodies run in the browser; the root tsconfig has no DOM types.
+declare const document: any;
+
+/** "<tag>#<id>" of the element that has the keyboard focus. */
+function focused(page: Page): Promise<string> {
+  return page.evaluate(
+    () => `${String(document.activeElement?.tagName).toLowerCase()}#${document.activeElement?.id}`,
+  );
+}
 
 describe('Signing in and out of the website (browser)', () => {
   let b: BrowserApp;
@@ -57,6 +68,8 @@ describe('Signing in and out of the website (browser)', () => {
       await expectAccessible(p, '/dashboard');
       await p.getByRole('button', { name: 'Sign out' }).click();
       await p.waitForURL((url) => url.pathname === '/login');
+      // The header's button went with the session: focus is on the page's content, not <body>.
+      await waitFor('focus on <main>', async () => (await focused(p)) === 'main#main');
       // The session is over on the server too: a dashboard visit goes back to /login.
       await p.goto('/dashboard');
       await p.waitForURL((url) => url.pathname === '/login');
@@ -74,6 +87,8 @@ describe('Signing in and out of the website (browser)', () => {
     await p.getByRole('button', { name: 'Sign in' }).click();
     await p.getByRole('alert').filter({ hasText: 'Wrong email or password.' }).waitFor();
     expect(new URL(p.url()).pathname).toBe('/login');
+    // Disabled while it waited, the button lost the focus: it has it back, ready for another try.
+    await waitFor('focus back on Sign in', async () => (await focused(p)) === 'button#sign-in');
   });
 
   it('should tell a banned user why they cannot sign in', async () => {
@@ -176,6 +191,8 @@ describe('Registration closed, and a tight upload limit (browser)', () => {
     await p.getByLabel('Password').fill('a long enough password');
     await p.getByRole('button', { name: 'Create account' }).click();
     await p.getByRole('alert').filter({ hasText: 'Registration is closed on this server.' }).waitFor();
+    // The form (and its button) gave way to that sentence: it has the focus.
+    await waitFor('focus on the closed notice', async () => (await focused(p)) === 'p#registration-closed');
     await expectAccessible(p, '/register (closed)');
   });
 

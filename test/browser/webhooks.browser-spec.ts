@@ -367,6 +367,13 @@ describe('Webhooks page (browser)', () => {
     await expectFocusOn(page, saved, 'the "Saved" status');
 
     // Buttons that are disabled while they work (which takes the focus off them) get it back.
+    await page.getByLabel('Endpoint URL').fill(receiver.url('/second'));
+    await pressWithKeyboard(page, page.getByRole('button', { name: 'Add endpoint' }));
+    await page
+      .getByRole('status')
+      .filter({ hasText: `Added ${receiver.url('/second')}.` })
+      .waitFor();
+    await expectFocusOn(page, page.getByRole('button', { name: 'Add endpoint' }), 'Add endpoint');
     const ping = endpoint.getByRole('button', { name: `Send test ping to ${hookUrl}`, exact: true });
     await pressWithKeyboard(page, ping);
     await endpoint.getByText(/^Ping delivered: /).waitFor();
@@ -390,13 +397,14 @@ describe('Webhooks page (browser)', () => {
     await endpoint.getByText(/^Redelivered ping /).waitFor();
     await expectFocusOn(page, redeliver, 'Redeliver');
 
-    // Show older deliveries goes with the last page: focus goes to the table, which then holds them all.
+    // Show older deliveries goes with the last page: focus goes to the first delivery it added (its Redeliver).
     const session = (await (await page.request.get('/api/v1/auth/session')).json()) as { csrf_token: string };
     const hooks = (await (await page.request.get('/api/v1/webhooks')).json()) as {
-      webhooks: { id: string }[];
+      webhooks: { id: string; url: string }[];
     };
+    const hookId = hooks.webhooks.find((h) => h.url === hookUrl)?.id;
     for (let i = 0; i < 10; i++) {
-      const res = await page.request.post(`/api/v1/webhooks/${hooks.webhooks[0].id}/test`, {
+      const res = await page.request.post(`/api/v1/webhooks/${hookId}/test`, {
         headers: { 'X-CSRF-Token': session.csrf_token },
       });
       expect(res.status()).toBe(200);
@@ -410,7 +418,11 @@ describe('Webhooks page (browser)', () => {
     await expect(
       endpoint.getByRole('button', { name: /^(Show older deliveries|Loading…)/ }).count(),
     ).resolves.toBe(0);
-    await expectFocusOn(page, table, 'the deliveries table');
+    const eleventh = table
+      .getByRole('row')
+      .nth(11)
+      .getByRole('button', { name: /^Redeliver / });
+    await expectFocusOn(page, eleventh, 'the Redeliver button of the 11th delivery');
   });
 
   it('should say when and why an endpoint was disabled automatically, and enable it again', async () => {

@@ -1,4 +1,4 @@
-import { type ReactNode, useState } from 'react';
+import { type ReactNode, useEffect, useRef, useState } from 'react';
 import { sentenceFor } from '../api/errors';
 import { Dialog } from './dialog';
 
@@ -27,6 +27,15 @@ export function ConfirmDialog({
 }: ConfirmDialogProps) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const confirmButton = useRef<HTMLButtonElement>(null);
+
+  // Refused (the dialog stays open with the error): the button, disabled while it waited and so without the
+  // focus, gets it back rather than leaving it on <body> behind the dialog.
+  useEffect(() => {
+    if (open && !busy && error && document.activeElement === document.body) {
+      confirmButton.current?.focus();
+    }
+  }, [open, busy, error]);
 
   const close = () => {
     setError(null);
@@ -58,6 +67,7 @@ export function ConfirmDialog({
             Cancel
           </button>
           <button
+            ref={confirmButton}
             type="button"
             className={danger ? 'button button-danger' : 'button button-primary'}
             onClick={() => void confirm()}

@@ -12,6 +12,11 @@ export interface DialogProps {
   actions?: ReactNode;
   /** The role: alertdialog for confirmations. */
   role?: 'dialog' | 'alertdialog';
+  /**
+   * Where focus goes on close when what had it before the dialog opened is gone, or was <body> (a button that
+   * was disabled while its action ran has lost the focus by then).
+   */
+  returnFocus?: () => HTMLElement | null;
 }
 
 /**
@@ -27,6 +32,7 @@ export function Dialog({
   children,
   actions,
   role = 'dialog',
+  returnFocus,
 }: DialogProps) {
   const ref = useRef<HTMLDialogElement>(null);
   const returnTo = useRef<Element | null>(null);
@@ -59,8 +65,10 @@ export function Dialog({
   const handleClose = () => {
     const target = returnTo.current;
     returnTo.current = null;
-    if (target instanceof HTMLElement && target.isConnected) {
+    if (target instanceof HTMLElement && target.isConnected && target !== document.body) {
       target.focus();
+    } else {
+      returnFocus?.()?.focus();
     }
     if (open) {
       onClose();

@@ -6,7 +6,7 @@ import { ConfirmDialog } from '../components/confirm-dialog';
 import { CopyButton } from '../components/copy-button';
 import { Dialog } from '../components/dialog';
 import { Field } from '../components/field';
-import { afterRemoval, useRefocus } from '../components/refocus';
+import { afterAction, afterRemoval, useRefocus } from '../components/refocus';
 import { EXPIRY_CHOICES, formatDate } from '../lib/format';
 
 type Key = Schemas['KeyResponse'];
@@ -48,6 +48,9 @@ interface Message {
   text: string;
 }
 
+const SHAREX_ID = 'download-sharex';
+const GENERATE_ID = 'generate-key';
+
 /**
  * The "Use it" panel: a ShareX config around a new upload-only key, and the curl snippet. Its message is the page's
  * (`message`), so a key made by the form clears a stale ShareX error, and a ShareX key clears the form's (`onMinted`).
@@ -66,6 +69,8 @@ function UseIt({
   const queryClient = useQueryClient();
   const [keyId, setKeyId] = useState('');
   const [busy, setBusy] = useState(false);
+  // Disabled while it works, the button loses the focus: it gets it back.
+  const refocus = useRefocus();
   const curl = useQuery({
     queryKey: ['clients', 'curl'],
     queryFn: async () => {
@@ -80,6 +85,7 @@ function UseIt({
   const sharex = async () => {
     setBusy(true);
     setMessage(null);
+    refocus(...afterAction(SHAREX_ID, () => null));
     try {
       // GET, but it mints a key: the server wants X-CSRF-Token, so it goes through fetch, never an <a href>.
       const query = keyId ? `?key_id=${encodeURIComponent(keyId)}` : '';
@@ -124,7 +130,7 @@ function UseIt({
             ))}
           </select>
         </div>
-        <button type="button" className="button" onClick={() => void sharex()} disabled={busy}>
+        <button id={SHAREX_ID} type="button" className="button" onClick={() => void sharex()} disabled={busy}>
           {busy ? 'Preparing…' : 'Download ShareX config'}
         </button>
       </div>
@@ -301,7 +307,12 @@ export default function ApiKeysPage() {
             ))}
           </select>
         </div>
-        <button type="submit" className="button button-primary" disabled={create.isPending || atLimit}>
+        <button
+          id={GENERATE_ID}
+          type="submit"
+          className="button button-primary"
+          disabled={create.isPending || atLimit}
+        >
           {create.isPending ? 'Generating…' : 'Generate key'}
         </button>
       </form>
@@ -377,6 +388,8 @@ export default function ApiKeysPage() {
       <Dialog
         open={created !== null}
         onClose={() => setCreated(null)}
+        // Generate key was disabled while the key was made, so it had lost the focus: it gets it back.
+        returnFocus={() => document.getElementById(GENERATE_ID)}
         title="Your new API key"
         description={<p>Copy it now: it can&apos;t be shown again. The server keeps only a hash of it.</p>}
         actions={

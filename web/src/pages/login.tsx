@@ -4,6 +4,7 @@ import { ApiError } from '../api/client';
 import { sentenceFor } from '../api/errors';
 import { useSession } from '../api/session';
 import { Field, FormError } from '../components/field';
+import { afterAction, useRefocus } from '../components/refocus';
 import { safeNext } from '../lib/next-path';
 
 /** The reason a sign-in failed, as a sentence (a ban says why when the server gives the reason). */
@@ -14,6 +15,8 @@ function signInError(err: unknown): string {
   return sentenceFor(err);
 }
 
+const SUBMIT_ID = 'sign-in';
+
 export default function LoginPage() {
   const { state, signIn } = useSession();
   const [, navigate] = useLocation();
@@ -22,6 +25,8 @@ export default function LoginPage() {
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Refused, the button (disabled while it waited, which took the focus off it) gets the focus back.
+  const refocus = useRefocus();
   // Why the server ended the session (a ban), until the person tries again: then the sign-in's own answer speaks.
   const reason = state.status === 'signed-out' ? (state.reason ?? null) : null;
   const [tried, setTried] = useState(false);
@@ -35,6 +40,7 @@ export default function LoginPage() {
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
+    refocus(...afterAction(SUBMIT_ID, () => null));
     setTried(true);
     setError(null);
     try {
@@ -69,7 +75,7 @@ export default function LoginPage() {
           onChange={(e) => setPassword(e.target.value)}
         />
         <FormError message={tried ? error : reason} />
-        <button type="submit" className="button button-primary" disabled={busy}>
+        <button id={SUBMIT_ID} type="submit" className="button button-primary" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>

@@ -4,9 +4,12 @@ import { ApiError } from '../api/client';
 import { sentenceFor } from '../api/errors';
 import { useSession } from '../api/session';
 import { Field, FormError } from '../components/field';
+import { afterAction, useRefocus } from '../components/refocus';
 import { safeNext } from '../lib/next-path';
 
 const MIN_PASSWORD = 10;
+
+const SUBMIT_ID = 'create-account';
 
 export default function RegisterPage() {
   const { state, register } = useSession();
@@ -18,6 +21,8 @@ export default function RegisterPage() {
   const [error, setError] = useState<string | null>(null);
   const [closed, setClosed] = useState(false);
   const [busy, setBusy] = useState(false);
+  // Refused, the button (disabled while it waited, which took the focus off it) gets the focus back.
+  const refocus = useRefocus();
 
   useEffect(() => {
     if (state.status === 'signed-in') {
@@ -34,6 +39,8 @@ export default function RegisterPage() {
     }
     setPasswordError(null);
     setBusy(true);
+    // Registration closed replaces the form: focus goes to the sentence that says so.
+    refocus(...afterAction(SUBMIT_ID, () => document.getElementById('registration-closed')));
     try {
       await register(email.trim(), password);
     } catch (err) {
@@ -50,7 +57,7 @@ export default function RegisterPage() {
     return (
       <section className="page page-narrow" aria-labelledby="register-title">
         <h1 id="register-title">Create an account</h1>
-        <p className="notice" role="alert">
+        <p id="registration-closed" className="notice" role="alert" tabIndex={-1}>
           Registration is closed on this server. Ask its administrator for an account.
         </p>
         <p>
@@ -85,7 +92,7 @@ export default function RegisterPage() {
           onChange={(e) => setPassword(e.target.value)}
         />
         <FormError message={error} />
-        <button type="submit" className="button button-primary" disabled={busy}>
+        <button id={SUBMIT_ID} type="submit" className="button button-primary" disabled={busy}>
           {busy ? 'Creating…' : 'Create account'}
         </button>
       </form>

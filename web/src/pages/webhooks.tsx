@@ -5,7 +5,7 @@ import { sentenceFor } from '../api/errors';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { CopyButton } from '../components/copy-button';
 import { Field, FormError } from '../components/field';
-import { afterAction, afterRemoval, useRefocus } from '../components/refocus';
+import { afterAction, afterMore, afterRemoval, useRefocus } from '../components/refocus';
 import { DeliveriesTable, redeliverId } from '../components/webhooks/deliveries-table';
 import { VerifyPanel } from '../components/webhooks/verify-panel';
 import { formatDuration } from '../components/webhooks/format';
@@ -68,6 +68,7 @@ const DELIVERIES_PER_PAGE = 10;
 const REVEAL_ID = 'reveal-secret';
 const HIDE_ID = 'hide-secret';
 const COPY_SECRET_ID = 'copy-secret';
+const ADD_ID = 'add-endpoint';
 
 /** The signing secret: hidden until asked for, copied in one click, rotated after a confirmation. */
 function SigningSecret() {
@@ -176,6 +177,7 @@ function AddEndpoint() {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [notice, setNotice] = useState('');
+  const refocus = useRefocus();
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -192,6 +194,7 @@ function AddEndpoint() {
     }
     setFieldError(null);
     setBusy(true);
+    refocus(...afterAction(ADD_ID, () => null));
     try {
       const { webhook } = await call(api.POST('/api/v1/webhooks', { body: { url: value, enabled, events } }));
       setUrl('');
@@ -234,7 +237,7 @@ function AddEndpoint() {
           />
           <label htmlFor={checkboxId}>Enabled</label>
         </div>
-        <button type="submit" className="button button-primary" disabled={busy}>
+        <button id={ADD_ID} type="submit" className="button button-primary" disabled={busy}>
           {busy ? 'Adding…' : 'Add endpoint'}
         </button>
         <FormError message={error} />
@@ -512,8 +515,8 @@ function Endpoint({ hook, onDeleted }: { hook: Webhook; onDeleted: () => void })
               type="button"
               className="button"
               onClick={() => {
-                // The last page takes the button away: focus goes to the table, which now holds them all.
-                refocus(...afterAction(ids.older, () => document.getElementById(ids.deliveries)));
+                const shown = () => document.getElementById(ids.deliveries)?.querySelectorAll('tbody tr');
+                refocus(...afterMore(ids.older, shown, rows.length));
                 void deliveries.fetchNextPage();
               }}
               disabled={deliveries.isFetchingNextPage}

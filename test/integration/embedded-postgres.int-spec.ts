@@ -51,6 +51,41 @@ function removeTree(dataDir: string): void {
   rmSync(dirname(dataDir), { recursive: true, force: true });
 }
 
+/**
+ * The service as `npm start` runs it (src/main.ts) with no DATABASE_URL: its own embedded cluster in `dataDir`. What
+ * it printed is read from `seen`; `exited` resolves with its exit code.
+ */
+function startService(opts: {
+  dataDir: string;
+  pgPort: number;
+  port: number;
+  redisPrefix: string;
+  processes: number;
+}) {
+  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      DATA_DIR: opts.dataDir,
+      EMBEDDED_POSTGRES_PORT: String(opts.pgPort),
+      PORT: String(opts.port),
+      WEB_CONCURRENCY: String(opts.processes),
+      REDIS_URL: readInfra().redisUrl,
+      REDIS_PREFIX: opts.redisPrefix,
+      MODERATION_ENABLED: 'false',
+      LOG_LEVEL: 'silent',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const seen = { out: '', err: '' };
+  child.stdout.on('data', (d: Buffer) => (seen.out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (seen.err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const listening = () =>
+    waitFor('the listening line', () => seen.out.includes('listening') || child.exitCode !== null, 150_000);
+  return { child, seen, exited, listening };
+}
+
 /** The embedded PostgreSQL through the real code path, from a 0700 directory (issue 10, item 1). */
 describe('embedded PostgreSQL', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -185,30 +220,19 @@ describe('embedded PostgreSQL', () => {
     const redisUrl = readInfra().redisUrl;
     const prefix = `fxf-test:embedded-start-${process.pid}:`;
     cleanups.push(() => dropRedisKeys(redisUrl, prefix));
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        DATA_DIR: dataDir,
-        EMBEDDED_POSTGRES_PORT: String(pgPort),
-        PORT: String(port),
-        WEB_CONCURRENCY: '2',
-        REDIS_URL: redisUrl,
-        REDIS_PREFIX: prefix,
-        MODERATION_ENABLED: 'false',
-        LOG_LEVEL: 'silent',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { child, seen, exited, listening } = startService({
+      dataDir,
+      pgPort,
+      port,
+      redisPrefix: prefix,
+      processes: 2,
     });
     cleanups.push(() => void (child.exitCode === null && child.kill('SIGKILL')));
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await waitFor('the listening line', () => out.includes('listening') || child.exitCode !== null, 150_000);
-    expect(err).toBe('');
-    expect(out).toBe(`Fixitfy Upload listening on http://localhost:${port} (port ${port}, 2 processes)\n`);
+    await listening();
+    expect(seen.err).toBe('');
+    expect(seen.out).toBe(
+      `Fixitfy Upload listening on http://localhost:${port} (port ${port}, 2 processes)\n`,
+    );
 
     // The workers learnt the embedded cluster's URL from their primary (it is in no environment variable): each of
     // six connections of their own, handed to the workers in turn, reaches the database.
@@ -235,28 +259,10 @@ describe('embedded PostgreSQL', () => {
     const redisUrl = readInfra().redisUrl;
     const prefix = `fxf-test:embedded-kill-${process.pid}:`;
     cleanups.push(() => dropRedisKeys(redisUrl, prefix));
-    const startService = () => {
-      const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-        cwd: ROOT,
-        env: {
-          PATH: process.env.PATH,
-          DATA_DIR: dataDir,
-          EMBEDDED_POSTGRES_PORT: String(pgPort),
-          PORT: String(port),
-          WEB_CONCURRENCY: '1',
-          REDIS_URL: redisUrl,
-          REDIS_PREFIX: prefix,
-          MODERATION_ENABLED: 'false',
-          LOG_LEVEL: 'silent',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      cleanups.push(() => void (child.exitCode === null && child.kill('SIGKILL')));
-      const seen = { out: '', err: '' };
-      child.stdout.on('data', (d: Buffer) => (seen.out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (seen.err += d.toString()));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      return { child, seen, exited };
+    const start = () => {
+      const service = startService({ dataDir, pgPort, port, redisPrefix: prefix, processes: 1 });
+      cleanups.push(() => void (service.child.exitCode === null && service.child.kill('SIGKILL')));
+      return service;
     };
     const postmaster = (): number => {
       const lock = join(realpathSync(join(dataDir, 'postgres')), 'postmaster.pid');
@@ -265,12 +271,8 @@ describe('embedded PostgreSQL', () => {
     const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
     const account = { email: 'kept@example.com', password: 'a long password' };
 
-    const first = startService();
-    await waitFor(
-      'the first start',
-      () => first.seen.out.includes('listening') || first.child.exitCode !== null,
-      150_000,
-    );
+    const first = start();
+    await first.listening();
     expect(first.seen.err).toBe('');
     const registered = await fetch(`http://127.0.0.1:${port}/api/v1/auth/register`, {
       method: 'POST',
@@ -284,12 +286,8 @@ describe('embedded PostgreSQL', () => {
     await first.exited;
     expect(alive(orphan)).toBe(true);
 
-    const second = startService();
-    await waitFor(
-      'the second start',
-      () => second.seen.out.includes('listening') || second.child.exitCode !== null,
-      150_000,
-    );
+    const second = start();
+    await second.listening();
     expect(second.seen.err).toBe('');
     expect(second.seen.out).toBe(`Fixitfy Upload listening on http://localhost:${port} (port ${port})\n`);
     expect(alive(orphan)).toBe(false);

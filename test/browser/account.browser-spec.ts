@@ -166,11 +166,19 @@ describe('The account page (browser)', () => {
     expect((await errorOf(f.current)).invalid).toBeNull();
     expect(posts).toHaveLength(2);
 
-    // Right: the message counts the two other sessions, the fields are empty, the button has the focus back.
+    // Right: the message counts the two other sessions, the fields are empty, the button has the focus back, even
+    // after the longest wait the server imposes (10 s after repeated failures; held 11 s here).
+    await page.route('**/api/v1/auth/password', async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      await route.continue();
+    });
     await fill(page, oldPassword, NEW_PASSWORD, NEW_PASSWORD);
     await f.submit.focus();
     await page.keyboard.press('Enter');
-    await f.status.filter({ hasText: 'Password changed. 2 other sessions were signed out.' }).waitFor();
+    await f.status
+      .filter({ hasText: 'Password changed. 2 other sessions were signed out.' })
+      .waitFor({ timeout: 30_000 });
+    await page.unroute('**/api/v1/auth/password');
     expect(posts).toHaveLength(3);
     for (const input of [f.current, f.next, f.confirm]) {
       await expect(input.inputValue()).resolves.toBe('');

@@ -57,7 +57,8 @@ export default function AccountPage() {
   const currentInput = useRef<HTMLInputElement>(null);
   const nextInput = useRef<HTMLInputElement>(null);
   const confirmInput = useRef<HTMLInputElement>(null);
-  // The button is disabled while the server answers (up to 10 s after repeated failures): focus comes back to it.
+  // The button is disabled while the server answers (up to 10 s after repeated failures), which takes the focus
+  // off it: asked for on the answer (never before, so the wait cannot outlast useRefocus's), focus comes back to it.
   const refocus = useRefocus();
 
   const change = useMutation({
@@ -68,6 +69,7 @@ export default function AccountPage() {
       setNext('');
       setConfirm('');
       setNotice(changedSentence(data.sessions_ended));
+      refocus(...afterAction(SUBMIT_ID, () => document.getElementById(STATUS_ID)));
     },
     onError: (err) => {
       // The wrong current password and the server's own rules on the new one go next to their fields.
@@ -79,6 +81,7 @@ export default function AccountPage() {
         nextInput.current?.focus();
       } else {
         setFormError(sentenceFor(err));
+        refocus(...afterAction(SUBMIT_ID, () => null));
       }
     },
   });
@@ -96,7 +99,6 @@ export default function AccountPage() {
       (found.current ? currentInput : found.next ? nextInput : confirmInput).current?.focus();
       return;
     }
-    refocus(...afterAction(SUBMIT_ID, () => document.getElementById(STATUS_ID)));
     change.mutate({ current_password: current, new_password: next });
   };
 

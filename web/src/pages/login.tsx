@@ -40,7 +40,6 @@ export default function LoginPage() {
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
-    refocus(...afterAction(SUBMIT_ID, () => null));
     setTried(true);
     setError(null);
     try {
@@ -49,6 +48,8 @@ export default function LoginPage() {
     } catch (err) {
       setError(signInError(err));
       setBusy(false);
+      // Asked for on the answer, not before: repeated failures are answered up to 10 s late.
+      refocus(...afterAction(SUBMIT_ID, () => null));
     }
   };
 

@@ -183,6 +183,51 @@ describe('Admin pages (browser)', () => {
     await victimPage.getByRole('region', { name: 'Signing secret' }).locator('code').waitFor();
   });
 
+  it('should keep the focus in the Ban and Quota dialogs when the server refuses, on their own button', async () => {
+    const other = await b.makeUser('admin');
+    const row = await findUserRow(other.email);
+
+    // Ban: the server refuses to ban the last admin (409). Here another admin (this one) is left, so the refusal
+    // is answered in the browser, worded as the server words it, a moment late as a real answer would be.
+    await adminPage.route('**/api/v1/admin/users/*/ban', async (route) => {
+      await new Promise((r) => setTimeout(r, 300));
+      await route.fulfill({
+        status: 409,
+        contentType: 'application/json',
+        body: JSON.stringify({ ok: false, code: 'conflict', error: 'You cannot ban the last admin.' }),
+      });
+    });
+    try {
+      await row.getByRole('button', { name: `Ban ${other.email}` }).click();
+      const ban = adminPage.getByRole('alertdialog', { name: `Ban ${other.email}?` });
+      await ban.getByLabel('Reason').fill('testing a refusal');
+      const banButton = ban.getByRole('button', { name: 'Ban user' });
+      await banButton.click();
+      await ban.getByRole('alert').filter({ hasText: 'You cannot ban the last admin.' }).waitFor();
+      // Disabled while it waited, the button lost the focus: it has it back, not <body> behind the dialog.
+      await waitFor('focus back on the Ban user button', () =>
+        banButton.evaluate((el) => el === document.activeElement),
+      );
+      await ban.getByRole('button', { name: 'Cancel' }).click();
+      await ban.waitFor({ state: 'hidden' });
+    } finally {
+      await adminPage.unroute('**/api/v1/admin/users/*/ban');
+    }
+
+    // Quota: the server refuses more than 2147483647 files (400), which the form lets through.
+    await row.getByRole('button', { name: `Set quota of ${other.email}` }).click();
+    const quota = adminPage.getByRole('dialog', { name: `Storage quota of ${other.email}` });
+    await quota.getByLabel('Files').fill('99999999999');
+    const saveButton = quota.getByRole('button', { name: 'Save quota' });
+    await saveButton.click();
+    await quota.getByRole('alert').filter({ hasText: 'quota_files' }).waitFor();
+    await waitFor('focus back on the Save quota button', () =>
+      saveButton.evaluate((el) => el === document.activeElement),
+    );
+    await quota.getByRole('button', { name: 'Cancel' }).click();
+    await quota.waitFor({ state: 'hidden' });
+  });
+
   it('should page through the audit log by cursor, each entry once, in the API order', async () => {
     for (let i = 0; i < 18; i++) {
       await b.makeUser();

@@ -1,6 +1,7 @@
-import { type ReactNode, useEffect, useRef, useState } from 'react';
+import { type ReactNode, useRef, useState } from 'react';
 import { sentenceFor } from '../api/errors';
 import { Dialog } from './dialog';
+import { useRefocusOnRefusal } from './refocus';
 
 export interface ConfirmDialogProps {
   open: boolean;
@@ -29,13 +30,7 @@ export function ConfirmDialog({
   const [error, setError] = useState<string | null>(null);
   const confirmButton = useRef<HTMLButtonElement>(null);
 
-  // Refused (the dialog stays open with the error): the button, disabled while it waited and so without the
-  // focus, gets it back rather than leaving it on <body> behind the dialog.
-  useEffect(() => {
-    if (open && !busy && error && document.activeElement === document.body) {
-      confirmButton.current?.focus();
-    }
-  }, [open, busy, error]);
+  useRefocusOnRefusal(open && !busy && error !== null, confirmButton);
 
   const close = () => {
     setError(null);

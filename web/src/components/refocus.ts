@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef } from 'react';
+import { type RefObject, useCallback, useEffect, useRef } from 'react';
 
 interface Pending {
   /** True once the page shows the outcome (the removed item is gone, the new button is there). */
@@ -102,4 +102,17 @@ export function afterMore(
       return (added && focusableIn(added)) || button();
     },
   ];
+}
+
+/**
+ * For a dialog that stays open with the error when its action is refused: its button, disabled while it waited and
+ * so without the focus, gets it back rather than leaving it on <body> behind the dialog. `refused`: open, not busy,
+ * and an error shown.
+ */
+export function useRefocusOnRefusal(refused: boolean, button: RefObject<HTMLButtonElement | null>): void {
+  useEffect(() => {
+    if (refused && document.activeElement === document.body) {
+      button.current?.focus();
+    }
+  }, [refused, button]);
 }

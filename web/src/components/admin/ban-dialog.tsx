@@ -1,7 +1,8 @@
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useRef, useState } from 'react';
 import { sentenceFor } from '../../api/errors';
 import { Dialog } from '../dialog';
 import { Field, FormError } from '../field';
+import { useRefocusOnRefusal } from '../refocus';
 
 export interface BanDialogProps {
   /** The user to ban; the dialog is open while set. */
@@ -16,6 +17,8 @@ export function BanDialog({ email, onBan, onClose }: BanDialogProps) {
   const [fieldError, setFieldError] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const submitButton = useRef<HTMLButtonElement>(null);
+  useRefocusOnRefusal(email !== null && !busy && error !== null, submitButton);
 
   const close = () => {
     setReason('');
@@ -62,7 +65,13 @@ export function BanDialog({ email, onBan, onClose }: BanDialogProps) {
           <button type="button" className="button" onClick={close}>
             Cancel
           </button>
-          <button type="submit" form="ban-form" className="button button-danger" disabled={busy}>
+          <button
+            ref={submitButton}
+            type="submit"
+            form="ban-form"
+            className="button button-danger"
+            disabled={busy}
+          >
             {busy ? 'Working…' : 'Ban user'}
           </button>
         </>

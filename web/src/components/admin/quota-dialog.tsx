@@ -1,7 +1,8 @@
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useRef, useState } from 'react';
 import { sentenceFor } from '../../api/errors';
 import { Dialog } from '../dialog';
 import { Field, FormError } from '../field';
+import { useRefocusOnRefusal } from '../refocus';
 
 export interface QuotaValues {
   /** null: back to the server default (STORAGE_QUOTA_BYTES / STORAGE_QUOTA_FILES). */
@@ -34,6 +35,8 @@ export function QuotaDialog({ email, onSave, onClose }: QuotaDialogProps) {
   const [fieldError, setFieldError] = useState<{ bytes?: string; files?: string }>({});
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const submitButton = useRef<HTMLButtonElement>(null);
+  useRefocusOnRefusal(email !== null && !busy && error !== null, submitButton);
 
   const close = () => {
     setMegabytes('');
@@ -87,7 +90,13 @@ export function QuotaDialog({ email, onSave, onClose }: QuotaDialogProps) {
           <button type="button" className="button" onClick={close}>
             Cancel
           </button>
-          <button type="submit" form="quota-form" className="button button-primary" disabled={busy}>
+          <button
+            ref={submitButton}
+            type="submit"
+            form="quota-form"
+            className="button button-primary"
+            disabled={busy}
+          >
             {busy ? 'Saving…' : 'Save quota'}
           </button>
         </>

@@ -68,8 +68,8 @@ describe('Signing in and out of the website (browser)', () => {
       await expectAccessible(p, '/dashboard');
       await p.getByRole('button', { name: 'Sign out' }).click();
       await p.waitForURL((url) => url.pathname === '/login');
-      // The header's button went with the session: focus is on the page's content, not <body>.
-      await waitFor('focus on <main>', async () => (await focused(p)) === 'main#main');
+      // The header's button went with the session: focus is on the heading of the page that follows, not <body>.
+      await waitFor('focus on the Sign in heading', async () => (await focused(p)) === 'h1#login-title');
       // The session is over on the server too: a dashboard visit goes back to /login.
       await p.goto('/dashboard');
       await p.waitForURL((url) => url.pathname === '/login');

@@ -1,14 +1,24 @@
-import { Suspense, useEffect } from 'react';
+import { Suspense, useLayoutEffect } from 'react';
 import { Redirect, Route, Switch } from 'wouter';
 import { AuthGuard } from './components/auth-guard';
 import { Layout } from './components/layout';
 import NotFoundPage from './pages/not-found';
 import { type PageRoute, ROUTES } from './routes';
 
+/** The document title, set before the shell gives the new page's heading the focus (its layout effect runs after). */
+function useTitle(title: string) {
+  useLayoutEffect(() => {
+    document.title = `${title} · Fixitfy Upload`;
+  }, [title]);
+}
+
+function NotFoundView() {
+  useTitle('Page not found');
+  return <NotFoundPage />;
+}
+
 function PageView({ route }: { route: PageRoute }) {
-  useEffect(() => {
-    document.title = `${route.title} · Fixitfy Upload`;
-  }, [route.title]);
+  useTitle(route.title);
   const Page = route.page;
   const page = (
     <Suspense
@@ -38,7 +48,7 @@ export function App() {
           <Redirect to="/dashboard" replace />
         </Route>
         <Route>
-          <NotFoundPage />
+          <NotFoundView />
         </Route>
       </Switch>
     </Layout>

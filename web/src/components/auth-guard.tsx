@@ -28,7 +28,9 @@ export function AuthGuard({ admin = false, children }: { admin?: boolean; childr
   if (admin && state.user.role !== 'admin') {
     return (
       <section className="page" aria-labelledby="admins-only">
-        <h1 id="admins-only">Admins only</h1>
+        <h1 id="admins-only" tabIndex={-1}>
+          Admins only
+        </h1>
         <p>These pages are for the administrators of this server. Your account is not an admin account.</p>
       </section>
     );

@@ -2,7 +2,7 @@ import { type ReactNode } from 'react';
 import { Link, useLocation } from 'wouter';
 import { useSession } from '../api/session';
 import { NAV } from '../routes';
-import { useRefocus } from './refocus';
+import { usePageFocus } from './page-focus';
 
 function isCurrent(location: string, href: string): boolean {
   // "Uploads" (/dashboard) is current only on itself; the others on their sub-pages too.
@@ -14,8 +14,8 @@ export function Layout({ children }: { children: ReactNode }) {
   const { state, signOut } = useSession();
   const [location, navigate] = useLocation();
   const user = state.status === 'signed-in' ? state.user : null;
-  // Signing out takes the header's button away: focus goes to the page that follows (sign-in).
-  const refocus = useRefocus();
+  // After every move to another page (sign-out's to sign-in too), the focus goes to its heading.
+  usePageFocus('main');
 
   return (
     <>
@@ -47,15 +47,7 @@ export function Layout({ children }: { children: ReactNode }) {
                 type="button"
                 className="button"
                 id="sign-out"
-                onClick={() =>
-                  void signOut().then(() => {
-                    refocus(
-                      () => !document.getElementById('sign-out'),
-                      () => document.getElementById('main'),
-                    );
-                    navigate('/login', { replace: true });
-                  })
-                }
+                onClick={() => void signOut().then(() => navigate('/login', { replace: true }))}
               >
                 Sign out
               </button>

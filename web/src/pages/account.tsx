@@ -104,7 +104,9 @@ export default function AccountPage() {
 
   return (
     <section className="page" aria-labelledby="account-title">
-      <h1 id="account-title">Account</h1>
+      <h1 id="account-title" tabIndex={-1}>
+        Account
+      </h1>
       <dl className="account-facts">
         <div>
           <dt>Signed in as</dt>

@@ -241,7 +241,9 @@ export default function ApiKeysPage() {
 
   return (
     <section className="page" aria-labelledby="keys-title">
-      <h1 id="keys-title">API keys</h1>
+      <h1 id="keys-title" tabIndex={-1}>
+        API keys
+      </h1>
       <p>
         A key lets a script, a CI job or an app upload to your account and manage your uploads. Keep it
         secret: whoever has it can upload as you.

@@ -63,7 +63,9 @@ export default function DashboardPage() {
 
   return (
     <section className="page" aria-labelledby="uploads-title">
-      <h1 id="uploads-title">Uploads</h1>
+      <h1 id="uploads-title" tabIndex={-1}>
+        Uploads
+      </h1>
       <Usage />
       <UploadPanel />
       <h2 id="gallery-title" tabIndex={-1}>

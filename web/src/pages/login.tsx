@@ -55,7 +55,9 @@ export default function LoginPage() {
 
   return (
     <section className="page page-narrow" aria-labelledby="login-title">
-      <h1 id="login-title">Sign in</h1>
+      <h1 id="login-title" tabIndex={-1}>
+        Sign in
+      </h1>
       <form className="form" onSubmit={(e) => void submit(e)} noValidate={false}>
         <Field
           label="Email"

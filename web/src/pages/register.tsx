@@ -56,7 +56,9 @@ export default function RegisterPage() {
   if (closed) {
     return (
       <section className="page page-narrow" aria-labelledby="register-title">
-        <h1 id="register-title">Create an account</h1>
+        <h1 id="register-title" tabIndex={-1}>
+          Create an account
+        </h1>
         <p id="registration-closed" className="notice" role="alert" tabIndex={-1}>
           Registration is closed on this server. Ask its administrator for an account.
         </p>
@@ -69,7 +71,9 @@ export default function RegisterPage() {
 
   return (
     <section className="page page-narrow" aria-labelledby="register-title">
-      <h1 id="register-title">Create an account</h1>
+      <h1 id="register-title" tabIndex={-1}>
+        Create an account
+      </h1>
       <form className="form" onSubmit={(e) => void submit(e)}>
         <Field
           label="Email"

@@ -587,7 +587,9 @@ function Endpoints() {
 export default function WebhooksPage() {
   return (
     <section className="page" aria-labelledby="page-title">
-      <h1 id="page-title">Webhooks</h1>
+      <h1 id="page-title" tabIndex={-1}>
+        Webhooks
+      </h1>
       <p>
         We POST the events each endpoint subscribes to (by default <code>upload.created</code>, whenever you
         upload, through the website or the API) to every enabled endpoint. Failed deliveries are retried with

@@ -117,7 +117,9 @@ export default function AdminAuditPage() {
 
   return (
     <section className="page page-wide" aria-labelledby="page-title">
-      <h1 id="page-title">Audit log</h1>
+      <h1 id="page-title" tabIndex={-1}>
+        Audit log
+      </h1>
       <AdminNav />
       <form className="form audit-filters" role="search" aria-label="Audit log" onSubmit={apply} noValidate>
         <div className="field">

@@ -33,7 +33,9 @@ export default function AdminPage() {
   });
   return (
     <section className="page page-wide" aria-labelledby="page-title">
-      <h1 id="page-title">Admin</h1>
+      <h1 id="page-title" tabIndex={-1}>
+        Admin
+      </h1>
       <AdminNav />
       <ul className="admin-cards">
         {SECTIONS.map((s) => (

@@ -82,7 +82,9 @@ export default function AdminUsersPage() {
 
   return (
     <section className="page page-wide" aria-labelledby="page-title">
-      <h1 id="page-title">Users</h1>
+      <h1 id="page-title" tabIndex={-1}>
+        Users
+      </h1>
       <AdminNav />
       <form className="form admin-search" role="search" aria-label="Users" onSubmit={search}>
         <Field

@@ -6,7 +6,7 @@ const LIMIT_MESSAGE = 'limit must be a whole number from 1 to 100';
 
 /** `limit` and `before` of every keyset-paged list (uploads, deliveries, admin lists, the audit log). */
 export class PageQuery {
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 50 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 100, default: 50 })
   @IsOptional()
   // Digits only: Number() would also take "0x10", "1e1", " 5" or "+5". Anything else stays as sent and fails IsInt.
   @Transform(({ value }: { value: unknown }) =>
@@ -17,9 +17,10 @@ export class PageQuery {
   @Max(100, { message: LIMIT_MESSAGE })
   limit?: number;
 
+  // No `example` on an optional filter: Swagger UI's "Try it out" sends it, and a page before a past date is empty.
   @ApiPropertyOptional({
-    example: '2026-05-01T12:00:00.000Z',
-    description: 'An ISO timestamp, or the next_before of the previous page.',
+    maxLength: 80,
+    description: 'An ISO timestamp (e.g. 2026-05-01T12:00:00.000Z), or the next_before of the previous page.',
   })
   @IsOptional()
   @IsString()

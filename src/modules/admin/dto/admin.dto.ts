@@ -4,7 +4,7 @@ import { PageQuery } from '../../../common/validation/page-query';
 import { UploadDetail } from '../../uploads/dto/upload.dto';
 
 export class AuditQueryDto extends PageQuery {
-  @ApiPropertyOptional({ example: 'api_key.revoked' })
+  @ApiPropertyOptional({ maxLength: 64, description: 'Only this action, e.g. api_key.revoked.' })
   @IsOptional()
   @IsString()
   @MaxLength(64)
@@ -24,7 +24,7 @@ export class AuditQueryDto extends PageQuery {
 }
 
 export class UsersQueryDto extends PageQuery {
-  @ApiPropertyOptional({ description: 'Part of an email address.', example: 'example.com' })
+  @ApiPropertyOptional({ description: 'Part of an email address, e.g. example.com.' })
   @IsOptional()
   @IsString()
   @MaxLength(254)

@@ -49,21 +49,22 @@ export class UploadFormDto {
     description: 'The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).',
   })
   file!: unknown;
+  // No `example`s on the optional parts: Swagger UI's "Try it out" sends them all, and both expiries at once are a 400.
+  // A part sent empty (a blank field of Swagger UI or an HTML form) counts as not sent.
   @ApiPropertyOptional({
-    example: 'logo,redm',
-    description: 'Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}.',
+    description: 'Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}, e.g. logo,red. Several tags parts add up.',
   })
   tags?: string;
   @ApiPropertyOptional({
-    example: '86400',
     description:
-      'Seconds until the upload expires, 60 to 31536000 (1 year). Not with expires_at. Neither: the key’s ' +
-      'default_expires_in, else never.',
+      'Seconds until the upload expires, 60 to 31536000 (1 year), e.g. 86400. Not with expires_at. Neither: the ' +
+      'key’s default_expires_in, else never.',
   })
   expires_in?: string;
   @ApiPropertyOptional({
-    example: '2026-06-01T12:00:00.000Z',
-    description: 'When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead.',
+    description:
+      'When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead (e.g. ' +
+      '2030-06-01T12:00:00.000Z).',
   })
   expires_at?: string;
 }
@@ -121,7 +122,10 @@ export class DeletedResponse {
 }
 
 export class ListUploadsQuery extends PageQuery {
-  @ApiPropertyOptional({ example: 'logo' })
+  @ApiPropertyOptional({
+    pattern: '^[a-zA-Z0-9_-]{1,32}$',
+    description: 'Only uploads with this tag (e.g. logo).',
+  })
   @IsOptional()
   @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value))
   @IsString()

@@ -254,7 +254,8 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
             : value.trim() === ''
               ? tagsRaw
               : `${tagsRaw},${value}`;
-      } else if (name === 'expires_in' || name === 'expires_at') {
+      } else if ((name === 'expires_in' || name === 'expires_at') && value.trim() !== '') {
+        // An empty part is a field left blank (an HTML form, Swagger UI's "Try it out" send one): not an expiry.
         const field = name === 'expires_in' ? 'expiresIn' : 'expiresAt';
         if (expiry[field] !== undefined) {
           // Two expiries for one upload: which one was meant cannot be told.

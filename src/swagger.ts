@@ -56,11 +56,24 @@ export function buildOpenApi(
       },
       'uploadToken',
     )
-    .addCookieAuth(SESSION_COOKIE, { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE }, 'session')
+    .addCookieAuth(
+      SESSION_COOKIE,
+      {
+        type: 'apiKey',
+        in: 'cookie',
+        name: SESSION_COOKIE,
+        // A page cannot set a Cookie header: pasting a value into Authorize sends nothing.
+        description:
+          'The browser session. In this page: run POST /api/v1/auth/login (the browser keeps the httpOnly cookie), ' +
+          'then GET /api/v1/auth/session and copy its `csrf_token` into the X-CSRF-Token field of each ' +
+          'state-changing call. A value pasted here is not sent (browsers do not let a page set cookies).',
+      },
+      'session',
+    )
     .build();
   const document = SwaggerModule.createDocument(app, config, { extraModels: [ErrorResponse] });
   for (const schema of Object.values(document.components?.schemas ?? {})) {
-    nullableRefsToAllOf(schema);
+    nullableProperties(schema);
   }
   for (const item of Object.values(document.paths)) {
     for (const method of METHODS) {
@@ -74,23 +87,34 @@ export function buildOpenApi(
 }
 
 /**
- * `@ApiProperty({ type: Dto, nullable: true })` comes out as `{ allOf: [$ref], nullable: true }` (or a bare
- * `$ref` beside `nullable`): in OpenAPI 3.0 `nullable` needs a `type` beside it, which Nest drops next to
- * `allOf`, so it is added here rather than in the DTOs.
+ * What OpenAPI 3.0 validators (Ajv's `nullable` mode, response validators, strict generators) need to accept a
+ * property's null. `@ApiProperty({ type: Dto, nullable: true })` comes out as `$ref` or `allOf: [$ref]` beside
+ * `nullable`, which 3.0.3 ignores (`nullable` applies to its own schema's `type`, and the referenced object refuses
+ * null): it becomes `anyOf: [$ref, null]`. A nullable `enum` must list null among its values.
  */
-function nullableRefsToAllOf(schema: SchemaObject | ReferenceObject): void {
+function nullableProperties(schema: SchemaObject | ReferenceObject): void {
   if ('$ref' in schema || !schema.properties) {
     return;
   }
   for (const [name, property] of Object.entries(schema.properties)) {
-    const { $ref, ...rest } = property as ReferenceObject & SchemaObject;
-    if (!rest.nullable || rest.type !== undefined) {
+    const { $ref, allOf, ...rest } = property as ReferenceObject & SchemaObject;
+    if (!rest.nullable) {
       continue;
     }
-    if ($ref !== undefined) {
-      schema.properties[name] = { ...rest, type: 'object', allOf: [{ $ref }] };
-    } else if (rest.allOf ?? rest.oneOf ?? rest.anyOf) {
-      schema.properties[name] = { ...rest, type: 'object' };
+    const target = $ref ?? (allOf?.length === 1 && '$ref' in allOf[0] ? allOf[0].$ref : undefined);
+    if (target !== undefined) {
+      const { nullable, type, ...described } = rest;
+      void nullable;
+      void type;
+      schema.properties[name] = {
+        ...described,
+        anyOf: [{ $ref: target }, { type: 'object', nullable: true, enum: [null] }],
+      };
+    } else if (rest.enum && !rest.enum.includes(null)) {
+      const values: unknown[] = rest.enum;
+      schema.properties[name] = { ...property, enum: [...values, null] };
+    } else if ((rest.oneOf ?? rest.anyOf) && rest.type === undefined) {
+      schema.properties[name] = { ...property, type: 'object' };
     }
   }
 }

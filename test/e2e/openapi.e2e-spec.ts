@@ -114,10 +114,16 @@ describe('OpenAPI document (e2e)', () => {
     const csrf = (op: any) =>
       (op.parameters ?? []).some((p: any) => p.in === 'header' && p.name === 'X-CSRF-Token');
     const session = (op: any) => (op.security ?? []).some((s: any) => 'session' in s);
+    // The ShareX file is a GET that makes a key: it needs the header too, and says so (required).
+    const sharex = doc.paths['/api/v1/clients/sharex'].get;
     const wrong = operations()
+      .filter(({ op }) => op !== sharex)
       .filter(({ method, op }) => csrf(op) !== (session(op) && !['get', 'head', 'options'].includes(method)))
       .map(({ method, path }) => `${method} ${path}`);
     expect(wrong).toEqual([]);
+    expect(sharex.parameters).toContainEqual(
+      expect.objectContaining({ in: 'header', name: 'X-CSRF-Token', required: true }),
+    );
     expect(csrf(doc.paths['/api/v1/uploads/{filename}'].delete)).toBe(true);
     expect(csrf(doc.paths['/api/v1/uploads'].get)).toBe(false);
     expect(doc.paths['/healthz'].get.security).toEqual([]);
@@ -125,6 +131,44 @@ describe('OpenAPI document (e2e)', () => {
     expect(doc.paths['/api/v1/uploads'].get.security).toEqual(
       expect.arrayContaining([{ apiKey: [] }, { session: [] }]),
     );
+  });
+
+  it('should give no optional query parameter or form field an example, which Swagger UI would send', () => {
+    // "Try it out" fills every field with its example: a past `before` listed nothing, and the upload form's two
+    // expiry examples made every upload a 400.
+    const prefilled = operations().flatMap(({ method, path, op }) => [
+      ...(op.parameters ?? [])
+        .filter((p: any) => p.in === 'query' && !p.required && (p.example ?? p.schema?.example) !== undefined)
+        .map((p: any) => `${method} ${path} ?${p.name}`),
+      ...Object.entries(op.requestBody?.content?.['multipart/form-data']?.schema?.properties ?? {})
+        .filter(([, schema]: [string, any]) => schema.example !== undefined)
+        .map(([name]) => `${method} ${path} form ${name}`),
+    ]);
+    expect(prefilled).toEqual([]);
+  });
+
+  it('should say null where the service sends it: nullable references and enums accept null', () => {
+    const wrong: string[] = [];
+    const schemas: Record<string, { properties?: Record<string, any> }> = doc.components.schemas;
+    for (const [name, schema] of Object.entries(schemas)) {
+      for (const [prop, p] of Object.entries(schema.properties ?? {})) {
+        const ref = p.$ref ?? p.allOf?.[0]?.$ref;
+        if ((p.nullable && ref) || (p.nullable && p.enum && !p.enum.includes(null))) {
+          wrong.push(`${name}.${prop}`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(doc.components.schemas.MeResponse.properties.key.anyOf).toEqual([
+      { $ref: '#/components/schemas/MeKey' },
+      { type: 'object', nullable: true, enum: [null] },
+    ]);
+    expect(doc.components.schemas.WebhookResponse.properties.disabled_reason.enum).toEqual([
+      'owner',
+      'failing',
+      null,
+    ]);
+    expect(doc.components.securitySchemes.session.description).toMatch(/POST \/api\/v1\/auth\/login/);
   });
 
   it('should point servers at PUBLIC_URL and use no JWT bearer format for the opaque tokens', () => {

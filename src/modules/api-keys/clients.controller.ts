@@ -1,5 +1,6 @@
 import { Controller, Get, Head, Header, Query, Res } from '@nestjs/common';
 import {
+  ApiHeader,
   ApiExcludeEndpoint,
   ApiOkResponse,
   ApiOperation,
@@ -74,7 +75,24 @@ export class ClientsController {
       'since it makes a key.',
   })
   @ApiProduces('application/json')
-  @ApiOkResponse({ description: 'The .sxcu file (JSON).' })
+  // A GET that makes a key: the CSRF header is required here (completeOperation adds it only to other methods).
+  @ApiHeader({
+    name: 'X-CSRF-Token',
+    required: true,
+    description: 'The `csrf_token` of GET /api/v1/auth/session.',
+  })
+  @ApiOkResponse({
+    description: 'The .sxcu file (JSON), as an attachment (`Content-Disposition: attachment`).',
+    schema: {
+      type: 'object',
+      additionalProperties: true,
+      description:
+        'A ShareX custom uploader: Version, Name, DestinationType, RequestMethod, RequestURL, Headers, …',
+    },
+    headers: {
+      'Content-Disposition': { schema: { type: 'string' }, description: 'attachment; filename="….sxcu"' },
+    },
+  })
   @ApiErrorResponses('bad_request', 'not_found', 'conflict')
   async sharex(
     @CurrentPrincipal() p: Principal,

@@ -708,7 +708,7 @@ export interface components {
         AuditEntryResponse: {
             /** @example api_key.revoked */
             action: string;
-            actor: components["schemas"]["AuditActor"] | null;
+            actor: components["schemas"]["AuditActor"] | (never | null);
             /** @example 2026-05-01T11:59:00.000Z */
             created_at: string;
             /** Format: uuid */
@@ -989,7 +989,7 @@ export interface components {
         MeResponse: {
             account: components["schemas"]["AccountStats"];
             /** @description The calling key; null when called with a session. */
-            key: components["schemas"]["MeKey"] | null;
+            key: components["schemas"]["MeKey"] | (never | null);
             /** @example true */
             ok: boolean;
         };
@@ -1131,25 +1131,16 @@ export interface components {
             upload: components["schemas"]["UploadDetail"];
         };
         UploadFormDto: {
-            /**
-             * @description When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead.
-             * @example 2026-06-01T12:00:00.000Z
-             */
+            /** @description When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead (e.g. 2030-06-01T12:00:00.000Z). */
             expires_at?: string;
-            /**
-             * @description Seconds until the upload expires, 60 to 31536000 (1 year). Not with expires_at. Neither: the key’s default_expires_in, else never.
-             * @example 86400
-             */
+            /** @description Seconds until the upload expires, 60 to 31536000 (1 year), e.g. 86400. Not with expires_at. Neither: the key’s default_expires_in, else never. */
             expires_in?: string;
             /**
              * Format: binary
              * @description The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).
              */
             file: string;
-            /**
-             * @description Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}.
-             * @example logo,redm
-             */
+            /** @description Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}, e.g. logo,red. Several tags parts add up. */
             tags?: string;
         };
         UploadListItem: {
@@ -1436,8 +1427,9 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description An ISO timestamp, or the next_before of the previous page. */
+                /** @description An ISO timestamp (e.g. 2026-05-01T12:00:00.000Z), or the next_before of the previous page. */
                 before?: string;
+                /** @description Only this action, e.g. api_key.revoked. */
                 action?: string;
                 /** @description The actor's user id or email. */
                 actor?: string;
@@ -1500,7 +1492,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description An ISO timestamp, or the next_before of the previous page. */
+                /** @description An ISO timestamp (e.g. 2026-05-01T12:00:00.000Z), or the next_before of the previous page. */
                 before?: string;
                 /** @description Only this user’s uploads: their id or email (as the audit log’s `actor`); no such user, none. */
                 user?: string;
@@ -1621,9 +1613,9 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description An ISO timestamp, or the next_before of the previous page. */
+                /** @description An ISO timestamp (e.g. 2026-05-01T12:00:00.000Z), or the next_before of the previous page. */
                 before?: string;
-                /** @description Part of an email address. */
+                /** @description Part of an email address, e.g. example.com. */
                 query?: string;
             };
             header?: never;
@@ -2233,18 +2225,27 @@ export interface operations {
                 /** @description One of your keys whose default_expires_in the new upload-only key copies (else: no default). */
                 key_id?: string;
             };
-            header?: never;
+            header: {
+                /** @description The `csrf_token` of GET /api/v1/auth/session. */
+                "X-CSRF-Token": string;
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The .sxcu file (JSON). */
+            /** @description The .sxcu file (JSON), as an attachment (`Content-Disposition: attachment`). */
             200: {
                 headers: {
+                    /** @description attachment; filename="….sxcu" */
+                    "Content-Disposition"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
             };
             /** @description Error envelope with code `bad_request`. */
             400: {
@@ -2765,8 +2766,9 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description An ISO timestamp, or the next_before of the previous page. */
+                /** @description An ISO timestamp (e.g. 2026-05-01T12:00:00.000Z), or the next_before of the previous page. */
                 before?: string;
+                /** @description Only uploads with this tag (e.g. logo). */
                 tag?: string;
             };
             header?: never;
@@ -3685,7 +3687,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description An ISO timestamp, or the next_before of the previous page. */
+                /** @description An ISO timestamp (e.g. 2026-05-01T12:00:00.000Z), or the next_before of the previous page. */
                 before?: string;
             };
             header?: never;

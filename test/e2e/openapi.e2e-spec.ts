@@ -171,6 +171,28 @@ describe('OpenAPI document (e2e)', () => {
     expect(doc.components.securitySchemes.session.description).toMatch(/POST \/api\/v1\/auth\/login/);
   });
 
+  it('should state the limits the service enforces on request bodies, so generated clients check them too', () => {
+    const schemas = doc.components.schemas;
+    for (const [dto, field] of [
+      ['CreateKeyDto', 'scopes'],
+      ['CreateWebhookDto', 'events'],
+      ['UpdateWebhookDto', 'events'],
+    ]) {
+      expect({ dto, ...schemas[dto].properties[field] }).toMatchObject({
+        dto,
+        minItems: 1,
+        uniqueItems: true,
+      });
+    }
+    expect(schemas.CreateKeyDto.properties.default_expires_in).toMatchObject({
+      type: 'integer',
+      nullable: true,
+    });
+    expect(schemas.RegisterDto.properties.email).toMatchObject({ format: 'email', maxLength: 254 });
+    expect(schemas.LoginDto.properties.email.maxLength).toBe(254);
+    expect(schemas.LoginDto.properties.password.maxLength).toBe(200);
+  });
+
   it('should point servers at PUBLIC_URL and use no JWT bearer format for the opaque tokens', () => {
     expect(doc.servers).toEqual([{ url: 'http://upload.test' }]);
     expect(doc.components.securitySchemes.apiKey.bearerFormat).not.toBe('JWT');

@@ -744,7 +744,7 @@ export interface components {
              * @description Seconds an upload made with this key (or a ut_ token it mints) lives unless the upload sends `expires_in` or `expires_at`; omitted or null = uploads never expire.
              * @example 86400
              */
-            default_expires_in?: number;
+            default_expires_in?: number | null;
             /**
              * @description A name to recognise the key by.
              * @example ci
@@ -1018,7 +1018,10 @@ export interface components {
             ok: boolean;
         };
         RegisterDto: {
-            /** @example you@example.com */
+            /**
+             * Format: email
+             * @example you@example.com
+             */
             email: string;
             /** @example correct horse battery */
             password: string;

@@ -34,6 +34,8 @@ export class CreateKeyDto {
   @ApiPropertyOptional({
     type: [String],
     enum: SCOPES,
+    minItems: 1,
+    uniqueItems: true,
     example: ['upload'],
     description: `What the key may do; omitted = all three. ${SCOPES_DOC}`,
   })
@@ -47,6 +49,7 @@ export class CreateKeyDto {
 
   @ApiPropertyOptional({
     type: 'integer',
+    nullable: true,
     minimum: 60,
     maximum: 31_536_000,
     example: 86400,

@@ -2,7 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import { IsEmail, IsString, MaxLength, MinLength } from 'class-validator';
 
 export class RegisterDto {
-  @ApiProperty({ example: 'you@example.com', maxLength: 254 })
+  @ApiProperty({ example: 'you@example.com', format: 'email', maxLength: 254 })
   @IsEmail({}, { message: 'email must be an email address' })
   @MaxLength(254)
   email!: string;
@@ -15,12 +15,12 @@ export class RegisterDto {
 }
 
 export class LoginDto {
-  @ApiProperty({ example: 'you@example.com' })
+  @ApiProperty({ example: 'you@example.com', maxLength: 254 })
   @IsString()
   @MaxLength(254)
   email!: string;
 
-  @ApiProperty({ example: 'correct horse battery' })
+  @ApiProperty({ example: 'correct horse battery', maxLength: 200 })
   @IsString()
   @MaxLength(200)
   password!: string;

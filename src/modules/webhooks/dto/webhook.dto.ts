@@ -28,6 +28,8 @@ function EventsProperty(): PropertyDecorator {
     ApiPropertyOptional({
       type: [String],
       enum: WEBHOOK_EVENTS,
+      minItems: 1,
+      uniqueItems: true,
       example: ['upload.created'],
       description: EVENTS_DOC,
     })(target, key);

@@ -108,7 +108,9 @@ function nullableProperties(schema: SchemaObject | ReferenceObject): void {
       void type;
       schema.properties[name] = {
         ...described,
-        anyOf: [{ $ref: target }, { type: 'object', nullable: true, enum: [null] }],
+        // 3.0's way to say "null" alone: a nullable type whose only value is null (the type is required beside
+        // `nullable`; `string` rather than `object`, which openapi-typescript renders as `never | null`).
+        anyOf: [{ $ref: target }, { type: 'string', nullable: true, enum: [null] }],
       };
     } else if (rest.enum && !rest.enum.includes(null)) {
       const values: unknown[] = rest.enum;

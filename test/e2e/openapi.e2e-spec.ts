@@ -161,7 +161,7 @@ describe('OpenAPI document (e2e)', () => {
     expect(wrong).toEqual([]);
     expect(doc.components.schemas.MeResponse.properties.key.anyOf).toEqual([
       { $ref: '#/components/schemas/MeKey' },
-      { type: 'object', nullable: true, enum: [null] },
+      { type: 'string', nullable: true, enum: [null] },
     ]);
     expect(doc.components.schemas.WebhookResponse.properties.disabled_reason.enum).toEqual([
       'owner',

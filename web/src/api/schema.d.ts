@@ -708,7 +708,7 @@ export interface components {
         AuditEntryResponse: {
             /** @example api_key.revoked */
             action: string;
-            actor: components["schemas"]["AuditActor"] | (never | null);
+            actor: components["schemas"]["AuditActor"] | (null);
             /** @example 2026-05-01T11:59:00.000Z */
             created_at: string;
             /** Format: uuid */
@@ -989,7 +989,7 @@ export interface components {
         MeResponse: {
             account: components["schemas"]["AccountStats"];
             /** @description The calling key; null when called with a session. */
-            key: components["schemas"]["MeKey"] | (never | null);
+            key: components["schemas"]["MeKey"] | (null);
             /** @example true */
             ok: boolean;
         };

@@ -49,10 +49,10 @@ export interface SweepResult {
 
 /**
  * The other half of "file before row": removes stored files (only keys the service writes, isOwnStorageKey) that no
- * live upload points to (a crash between the
- * file write and the commit, a failed delete) and temp files left by a crash mid-stream or mid-write, once older
- * than the 15-minute grace period. In the roles that run periodic work (common/jobs/process-role.ts) a job scheduler sweeps every JANITOR_INTERVAL_MINUTES and one job sweeps JANITOR_START_DELAY_SECONDS after each
- * start, once per period across the deployment (common/jobs/periodic-job.ts).
+ * live upload points to (a crash between the file write and the commit, a failed delete) and temp files left by a
+ * crash mid-stream or mid-write, once older than the 15-minute grace period. In the roles that run periodic work
+ * (common/jobs/process-role.ts) a job scheduler sweeps every JANITOR_INTERVAL_MINUTES and one job sweeps
+ * JANITOR_START_DELAY_SECONDS after each start, once per period across the deployment (common/jobs/periodic-job.ts).
  */
 @Injectable()
 export class JanitorService implements OnApplicationBootstrap, BeforeApplicationShutdown {

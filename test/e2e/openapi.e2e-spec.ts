@@ -191,6 +191,15 @@ describe('OpenAPI document (e2e)', () => {
     expect(schemas.RegisterDto.properties.email).toMatchObject({ format: 'email', maxLength: 254 });
     expect(schemas.LoginDto.properties.email.maxLength).toBe(254);
     expect(schemas.LoginDto.properties.password.maxLength).toBe(200);
+    // A quota of 1.5 files was valid against the document and a 400 from the service.
+    expect(schemas.UpdateUserQuotaDto.properties.quota_bytes).toMatchObject({
+      type: 'integer',
+      nullable: true,
+    });
+    expect(schemas.UpdateUserQuotaDto.properties.quota_files).toMatchObject({
+      type: 'integer',
+      maximum: 2_147_483_647,
+    });
   });
 
   it('should point servers at PUBLIC_URL and use no JWT bearer format for the opaque tokens', () => {

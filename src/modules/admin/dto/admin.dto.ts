@@ -102,9 +102,10 @@ export class AdminUser {
 
 export class UpdateUserQuotaDto {
   @ApiPropertyOptional({
-    type: Number,
+    type: 'integer',
     nullable: true,
     minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
     example: 1073741824,
     description:
       "The user's storage quota in bytes; null = back to STORAGE_QUOTA_BYTES (unset there: unlimited).",
@@ -116,9 +117,10 @@ export class UpdateUserQuotaDto {
   quota_bytes?: number | null;
 
   @ApiPropertyOptional({
-    type: Number,
+    type: 'integer',
     nullable: true,
     minimum: 0,
+    maximum: 2_147_483_647,
     example: 1000,
     description: "The user's live-upload quota; null = back to STORAGE_QUOTA_FILES (unset there: unlimited).",
   })

@@ -1,4 +1,6 @@
+import { NO_REQUEST } from '../../src/common/http/request-meta';
 import { RedisService } from '../../src/common/redis/redis.module';
+import { UsersService } from '../../src/modules/auth/users.service';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { bearer, login, makeKey, makeUser, type TestSession, type TestUser } from '../setup/factories';
 
@@ -142,6 +144,19 @@ describe('Changing a password (e2e)', () => {
     );
     expect(works.sort()).toEqual([200, 401]);
     expect(await auditOf(user.id, 'user.password_changed')).toHaveLength(1);
+  });
+
+  it('should refuse with 409 conflict a change whose checked hash another change replaced meanwhile', async () => {
+    // The race above ends in 409 or 403 depending on timing; this is its 409, made deterministic: the hash the
+    // request checked the current password against is no longer the stored one.
+    const user = await makeUser(t);
+    const users = t.app.get(UsersService);
+    const stale = (await users.findById(user.id))?.passwordHash;
+    await users.resetPassword(user.email, 'changed by the operator');
+    await expect(
+      users.replacePassword(user.id, { newHash: 'x', expectedHash: stale, meta: NO_REQUEST, via: 'self' }),
+    ).rejects.toMatchObject({ code: 'conflict' });
+    expect((await signIn(user, 'changed by the operator')).status).toBe(200);
   });
 
   it('should answer 403 banned for a banned account', async () => {

@@ -1,8 +1,8 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import type { AppConfig } from '../../src/config/app-config';
@@ -214,6 +214,21 @@ describe('storage:migrate (cli)', () => {
       expect(line).toMatch(reason);
       expect(line).toMatch(/check S3_ENDPOINT, S3_BUCKET and the key pair\. Nothing was copied\.\n$/);
     }
+    // The local side is checked too: a storage directory that is a file cannot be written.
+    const notADir = join(mkdtempSync(join(tmpdir(), 'fxf-migrate-file-')), 'file');
+    writeFileSync(notADir, 'not a directory');
+    try {
+      const refused = await cli(['storage:migrate', '--from', 's3', '--to', 'local'], {
+        STORAGE_DIR: notADir,
+      }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+      expect(refused).toMatchObject({ code: 1, stdout: '' });
+      expect((refused as { stderr: string }).stderr).toBe(
+        `storage:migrate: the destination (directory ${notADir}) cannot be used (it cannot be written): check STORAGE_DIR and its permissions. Nothing was copied.\n`,
+      );
+    } finally {
+      rmSync(dirname(notADir), { recursive: true, force: true });
+    }
+
     // A store that fails one object: its line names the store's reason.
     const into = mkdtempSync(join(tmpdir(), 'fxf-migrate-failing-'));
     proxy.on(['GET'], 'fail');

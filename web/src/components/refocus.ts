@@ -5,6 +5,8 @@ interface Pending {
   ready: () => boolean;
   /** Where focus goes then. */
   target: () => HTMLElement | null;
+  /** What had the focus when the action started: focus still there has not been put anywhere by the person. */
+  origin: Element | null;
   until: number;
 }
 
@@ -16,7 +18,8 @@ const WAIT_MS = 10_000;
  * item, Ban becoming Unban, Reveal becoming Copy) or disabled it while it ran (Chromium then moves focus off it and
  * never back), focus would fall to <body>. Call the returned function when the action starts or succeeds; after each
  * render of the calling component, once `ready()` and no dialog is open, focus moves to `target()` — unless the
- * person has already put it somewhere.
+ * person has already put it somewhere. Focus still on the element that started the action counts as not moved: a
+ * fast answer re-enables a button before Chromium's focus fix-up takes the focus off it, so it may never leave it.
  */
 export function useRefocus(): (ready: () => boolean, target: () => HTMLElement | null) => void {
   const pending = useRef<Pending | null>(null);
@@ -35,13 +38,13 @@ export function useRefocus(): (ready: () => boolean, target: () => HTMLElement |
     }
     pending.current = null;
     const active = document.activeElement;
-    if (!active || active === document.body) {
+    if (!active || active === document.body || active === p.origin) {
       p.target()?.focus();
     }
   });
 
   return useCallback((ready, target) => {
-    pending.current = { ready, target, until: Date.now() + WAIT_MS };
+    pending.current = { ready, target, origin: document.activeElement, until: Date.now() + WAIT_MS };
   }, []);
 }
 

@@ -60,6 +60,7 @@ describe('Admin pages (browser)', () => {
 
   it('should show the admin overview, and a non-admin gets an "Admins only" page, never a blank one', async () => {
     await adminPage.getByRole('heading', { level: 1, name: 'Admin' }).waitFor();
+    expect(await adminPage.title()).toBe('Admin · Fixitfy Upload');
     const nav = adminPage.getByRole('navigation', { name: 'Admin' });
     expect(await nav.getByRole('link').allTextContents()).toEqual([
       'Overview',
@@ -77,6 +78,7 @@ describe('Admin pages (browser)', () => {
     await b.signIn(page, user, '/admin/audit');
     await page.getByRole('heading', { level: 1, name: 'Admins only' }).waitFor();
     await page.getByText('Your account is not an admin account.', { exact: false }).waitFor();
+    expect(await page.title()).toBe('Admins only · Fixitfy Upload');
     const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents();
     expect(links).not.toContain('Admin');
     await expectAccessible(page, '/admin for a non-admin');

@@ -1,5 +1,6 @@
 import { Suspense, useLayoutEffect } from 'react';
 import { Redirect, Route, Switch } from 'wouter';
+import { useSession } from './api/session';
 import { AuthGuard } from './components/auth-guard';
 import { Layout } from './components/layout';
 import NotFoundPage from './pages/not-found';
@@ -18,7 +19,10 @@ function NotFoundView() {
 }
 
 function PageView({ route }: { route: PageRoute }) {
-  useTitle(route.title);
+  const { state } = useSession();
+  // A non-admin on an admin page reads "Admins only" (AuthGuard's heading) in the tab and the history too.
+  const refused = route.access === 'admin' && state.status === 'signed-in' && state.user.role !== 'admin';
+  useTitle(refused ? 'Admins only' : route.title);
   const Page = route.page;
   const page = (
     <Suspense

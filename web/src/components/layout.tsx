@@ -46,7 +46,6 @@ export function Layout({ children }: { children: ReactNode }) {
               <button
                 type="button"
                 className="button"
-                id="sign-out"
                 onClick={() => void signOut().then(() => navigate('/login', { replace: true }))}
               >
                 Sign out

@@ -3,8 +3,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { png } from '../fixtures/sample-images';
+import { bearer, login, makeKey, makeUser, type TestSession } from '../setup/factories';
 import { appRoutes } from '../setup/routes';
 import { createTestApp, type TestApp } from '../setup/test-app';
+import { Receiver } from './webhooks-receiver';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
@@ -202,6 +205,24 @@ describe('OpenAPI document (e2e)', () => {
     });
   });
 
+  it('should type no number `number`: every number the service takes or answers is a whole one', () => {
+    const found: string[] = [];
+    const walk = (node: unknown, at: string): void => {
+      if (node && typeof node === 'object') {
+        if ((node as { type?: unknown }).type === 'number') {
+          found.push(at);
+        }
+        for (const [key, value] of Object.entries(node)) {
+          walk(value, `${at}/${key}`);
+        }
+      }
+    };
+    walk(doc, '#');
+    expect(found).toEqual([]);
+    const images = doc.paths['/images/{filename}'].get.parameters;
+    expect(images.find((p: any) => p.name === 'w').schema.type).toBe('integer');
+  });
+
   it('should point servers at PUBLIC_URL and use no JWT bearer format for the opaque tokens', () => {
     expect(doc.servers).toEqual([{ url: 'http://upload.test' }]);
     expect(doc.components.securitySchemes.apiKey.bearerFormat).not.toBe('JWT');
@@ -221,5 +242,316 @@ describe('OpenAPI document (e2e)', () => {
   it('should serve Swagger UI at /docs', async () => {
     const res = await t.http.get('/docs/').expect(200);
     expect(res.text).toContain('swagger');
+  });
+});
+
+/** What API.md says a timestamp looks like: ISO-8601 UTC with milliseconds. */
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** `#/components/...` → the object it names. */
+function resolve(doc: any, node: any): any {
+  let out = node;
+  while (out && typeof out.$ref === 'string') {
+    out = out.$ref
+      .slice(2)
+      .split('/')
+      .reduce((o: any, k: string) => o?.[k], doc);
+  }
+  return out;
+}
+
+/**
+ * Where `value` (a real answer) disagrees with `schema`, as far as this document's schemas go: types, nullable,
+ * enum, required and undocumented properties, anyOf, arrays. Stricter than a validator in two ways the document
+ * promises: a whole number must be typed `integer` (the service answers no fractions), and a `…_at` timestamp must
+ * say `format: date-time` (and be one).
+ */
+function mismatches(doc: any, node: any, value: unknown, at: string): string[] {
+  const schema = resolve(doc, node);
+  if (schema.allOf) {
+    return schema.allOf.flatMap((branch: any) => mismatches(doc, branch, value, at));
+  }
+  if (schema.anyOf) {
+    const each: string[][] = schema.anyOf.map((branch: any) => mismatches(doc, branch, value, at));
+    if (each.some((problems) => problems.length === 0)) {
+      return [];
+    }
+    // A value that is not null is told what its own branch says, not the `null` branch's "not in enum".
+    const own = schema.anyOf.filter(
+      (branch: any) => value === null || resolve(doc, branch).enum?.[0] !== null,
+    );
+    return own.length > 0 ? own.flatMap((branch: any) => mismatches(doc, branch, value, at)) : each.flat();
+  }
+  if (value === null) {
+    return schema.nullable ? [] : [`${at}: null, not nullable`];
+  }
+  if (schema.enum && !schema.enum.includes(value)) {
+    return [`${at}: ${JSON.stringify(value)} not in enum`];
+  }
+  const name = at.split('.').pop() ?? '';
+  switch (schema.type) {
+    case 'integer':
+      return Number.isInteger(value) ? [] : [`${at}: ${JSON.stringify(value)} is not an integer`];
+    case 'number':
+      return typeof value !== 'number'
+        ? [`${at}: not a number`]
+        : Number.isInteger(value)
+          ? [`${at}: the whole number ${value} is typed number, not integer`]
+          : [];
+    case 'boolean':
+      return typeof value === 'boolean' ? [] : [`${at}: not a boolean`];
+    case 'string': {
+      if (typeof value !== 'string') {
+        return [`${at}: not a string`];
+      }
+      if (schema.format === 'date-time') {
+        return TIMESTAMP.test(value) ? [] : [`${at}: ${value} is not an ISO timestamp`];
+      }
+      return /_at$/.test(name) ? [`${at}: a timestamp without format date-time`] : [];
+    }
+    case 'array':
+      return Array.isArray(value)
+        ? value.flatMap((item, i) => mismatches(doc, schema.items, item, `${at}[${i}]`))
+        : [`${at}: not an array`];
+    case 'object':
+    case undefined: {
+      if (typeof value !== 'object' || Array.isArray(value)) {
+        return [`${at}: not an object`];
+      }
+      const record = value as Record<string, unknown>;
+      if (!schema.properties) {
+        return []; // a free-form object
+      }
+      const properties: Record<string, any> = schema.properties;
+      return [
+        ...(schema.required ?? [])
+          .filter((key: string) => !(key in record))
+          .map((key: string) => `${at}.${key}: required, missing`),
+        ...Object.entries(record).flatMap(([key, v]) =>
+          properties[key]
+            ? mismatches(doc, properties[key], v, `${at}.${key}`)
+            : schema.additionalProperties
+              ? []
+              : [`${at}.${key}: not in the schema`],
+        ),
+      ];
+    }
+    default:
+      return [`${at}: unknown type ${schema.type}`];
+  }
+}
+
+interface RealAnswer {
+  method: string;
+  /** The document's path template. */
+  path: string;
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+  json: boolean;
+}
+
+describe('OpenAPI document against real answers (e2e)', () => {
+  let t: TestApp;
+  let doc: any;
+  let receiver: Receiver;
+  const answers: RealAnswer[] = [];
+
+  /** Sends one request to `path` (a template of the document) with `params` filled in, and keeps the answer. */
+  async function call(
+    method: 'get' | 'head' | 'post' | 'patch' | 'delete',
+    path: string,
+    init: {
+      params?: Record<string, string>;
+      query?: string;
+      key?: string;
+      session?: TestSession;
+      body?: object;
+      file?: Buffer;
+      fields?: Record<string, string>;
+      headers?: Record<string, string>;
+    } = {},
+  ): Promise<any> {
+    const url = path.replace(/\{(\w+)\}/g, (_m, name: string) =>
+      encodeURIComponent(init.params?.[name] ?? ''),
+    );
+    let req = t.http[method](init.query ? `${url}?${init.query}` : url);
+    if (init.key) {
+      req = req.set(...bearer(init.key));
+    }
+    if (init.session) {
+      req = req.set('Cookie', init.session.cookie).set('X-CSRF-Token', init.session.csrf);
+    }
+    req = req.set(init.headers ?? {});
+    if (init.file) {
+      req = req.attach('file', init.file, 'a.png');
+      for (const [name, value] of Object.entries(init.fields ?? {})) {
+        req = req.field(name, value);
+      }
+    } else if (init.body) {
+      req = req.send(init.body);
+    }
+    const res = await req;
+    answers.push({
+      method,
+      path,
+      status: res.status,
+      headers: res.headers as Record<string, string>,
+      body: res.body,
+      json: /^application\/json/.test(String(res.headers['content-type'])),
+    });
+    return res.body;
+  }
+
+  beforeAll(async () => {
+    t = await createTestApp({ env: { ALLOW_PRIVATE_WEBHOOKS: 'true' } });
+    doc = (await t.http.get('/docs/openapi.json').expect(200)).body;
+    receiver = await Receiver.start();
+
+    // Every documented operation answers at least once, with most of what its answers can hold (nulls and not).
+    const { token: key, user } = await makeKey(t);
+    const session = await login(t, user);
+    const admin = await login(t, await makeUser(t, 'admin'));
+    await call('get', '/healthz');
+    await call('get', '/readyz');
+    const email = `reg-${Date.now()}@example.com`;
+    await call('post', '/api/v1/auth/register', { body: { email, password: 'correct horse battery' } });
+    await call('post', '/api/v1/auth/login', { body: { email, password: 'correct horse battery' } });
+    await call('get', '/api/v1/auth/session', { session });
+
+    const created = await call('post', '/api/v1/keys', {
+      session,
+      body: { label: 'expiring', default_expires_in: 3600 },
+    });
+    const first = await call('post', '/api/v1/upload', { key, file: await png(1), fields: { tags: 'a,B' } });
+    await call('post', '/api/v1/upload', { key, file: await png(1) }); // deduplicated
+    const expiring = await call('post', '/api/v1/upload', { key: created.token, file: await png(2) });
+    await call('post', '/api/v1/upload-token', { key, body: { ttl_seconds: 600, max_uploads: 2 } });
+    await call('get', '/api/v1/uploads', { key, query: 'limit=1' });
+    await call('get', '/api/v1/uploads', { key: created.token, query: 'tag=A' });
+    await call('get', '/api/v1/uploads/{filename}', { key, params: { filename: first.filename } });
+    await call('patch', '/api/v1/uploads/{filename}', {
+      key,
+      params: { filename: first.filename },
+      body: { tags: ['logo'] },
+    });
+    await call('get', '/api/v1/uploads/by-hash/{sha256}', { key, params: { sha256: first.hash_sha256 } });
+    await call('head', '/api/v1/uploads/by-hash/{sha256}', { key, params: { sha256: first.hash_sha256 } });
+    await call('get', '/api/v1/me', { key });
+    await call('get', '/api/v1/me', { session });
+    await call('get', '/images/{filename}', { params: { filename: first.filename } });
+    await call('head', '/images/{filename}', { params: { filename: first.filename } });
+    await call('get', '/images/{filename}', { params: { filename: first.filename }, query: 'w=64' });
+    await call('get', '/images/{filename}', {
+      params: { filename: first.filename },
+      headers: { Range: 'bytes=0-3' },
+    });
+    await call('delete', '/api/v1/keys/{id}', { session, params: { id: created.key.id } });
+    await call('get', '/api/v1/keys', { session });
+    await call('get', '/api/v1/clients/curl', { session });
+    await call('get', '/api/v1/clients/sharex', { session, query: `key_id=${created.key.id}` });
+
+    await call('get', '/api/v1/webhooks/secret', { session });
+    await call('post', '/api/v1/webhooks/secret/rotate', { session });
+    const hook = await call('post', '/api/v1/webhooks', { session, body: { url: receiver.url() } });
+    const ping = await call('post', '/api/v1/webhooks/{id}/test', {
+      session,
+      params: { id: hook.webhook.id },
+    });
+    await call('post', '/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver', {
+      session,
+      params: { id: hook.webhook.id, delivery_id: ping.delivery.delivery_id },
+    });
+    await call('get', '/api/v1/webhooks/{id}/deliveries', { session, params: { id: hook.webhook.id } });
+    await call('patch', '/api/v1/webhooks/{id}', {
+      session,
+      params: { id: hook.webhook.id },
+      body: { enabled: false },
+    });
+    await call('get', '/api/v1/webhooks', { session });
+    await call('delete', '/api/v1/webhooks/{id}', { session, params: { id: hook.webhook.id } });
+
+    await call('patch', '/api/v1/admin/users/{id}', {
+      session: admin,
+      params: { id: user.id },
+      body: { quota_bytes: 1_000_000, quota_files: null },
+    });
+    await call('post', '/api/v1/admin/users/{id}/ban', {
+      session: admin,
+      params: { id: user.id },
+      body: { reason: 'x' },
+    });
+    await call('get', '/api/v1/admin/users', { session: admin, query: 'limit=100' });
+    await call('post', '/api/v1/admin/users/{id}/unban', { session: admin, params: { id: user.id } });
+    await call('get', '/api/v1/admin/uploads', { session: admin, query: `user=${user.id}` });
+    await call('get', '/api/v1/admin/audit', { session: admin, query: 'limit=100' });
+    await call('delete', '/api/v1/admin/uploads/{filename}', {
+      session: admin,
+      params: { filename: expiring.filename },
+    });
+
+    await call('delete', '/api/v1/uploads/{filename}', { key, params: { filename: first.filename } });
+    const second = await call('post', '/api/v1/upload', { key, file: await png(3) });
+    const token = String(second.delete_url).split('/').pop() ?? '';
+    await call('get', '/api/delete/{token}', { params: { token } });
+    await call('post', '/api/delete/{token}', { params: { token } });
+    await call('delete', '/api/delete/{token}', { params: { token } }); // 404: used
+
+    // Errors: a validation refusal, an unknown resource, and what any route answers.
+    await call('get', '/api/v1/uploads', { key, query: 'limit=0' });
+    await call('get', '/api/v1/uploads/{filename}', {
+      key,
+      params: { filename: 'FIXITFY-aaaaaaaaaaaa.png' },
+    });
+    await call('get', '/api/v1/keys');
+    await call('post', '/api/v1/auth/password', {
+      session: await login(t, user),
+      body: { current_password: 'correct horse battery', new_password: 'another long passphrase' },
+    });
+    await call('post', '/api/v1/auth/logout', { session });
+  }, 120_000);
+
+  afterAll(async () => {
+    await t.close();
+    await receiver.close();
+  });
+
+  it('should have answered every documented operation', () => {
+    const answered = new Set(answers.map((a) => `${a.method} ${a.path}`));
+    const operations = Object.entries(doc.paths).flatMap(([path, item]: [string, any]) =>
+      METHODS.filter((m) => item[m]).map((m) => `${m} ${path}`),
+    );
+    expect(operations.filter((op) => !answered.has(op))).toEqual([]);
+  });
+
+  it('should document each real answer: its status, and a schema its JSON body conforms to', () => {
+    const problems = answers.flatMap((a) => {
+      const where = `${a.method} ${a.path} ${a.status}`;
+      const response = resolve(doc, doc.paths[a.path]?.[a.method]?.responses?.[a.status]);
+      if (!response) {
+        return [`${where}: status not documented`];
+      }
+      if (!a.json || a.method === 'head') {
+        return [];
+      }
+      const schema = response.content?.['application/json']?.schema;
+      return schema ? mismatches(doc, schema, a.body, where) : [`${where}: no JSON schema`];
+    });
+    expect(problems).toEqual([]);
+    // The answers the check saw hold whole numbers and timestamps (and a null one) to judge.
+    const bodies = JSON.stringify(answers.map((a) => a.body));
+    for (const field of [
+      'size',
+      'width',
+      'count',
+      'request_count',
+      'duration_ms',
+      'status_code',
+      'sessions_ended',
+    ]) {
+      expect(bodies).toMatch(new RegExp(`"${field}":\\d`));
+    }
+    expect(bodies).toMatch(/"revoked_at":"\d{4}-/);
+    expect(bodies).toMatch(/"quota_files":null/);
   });
 });

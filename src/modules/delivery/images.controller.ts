@@ -29,8 +29,18 @@ function ApiVariantQuery(): MethodDecorator {
   const sizes =
     'One of VARIANT_SIZES (default 64, 128, 256, 320, 480, 640, 960, 1280, 1920, 2560); other values → 400.';
   const decorators = [
-    ApiQuery({ name: 'w', required: false, type: Number, description: `Target width in pixels. ${sizes}` }),
-    ApiQuery({ name: 'h', required: false, type: Number, description: `Target height in pixels. ${sizes}` }),
+    ApiQuery({
+      name: 'w',
+      required: false,
+      type: 'integer',
+      description: `Target width in pixels. ${sizes}`,
+    }),
+    ApiQuery({
+      name: 'h',
+      required: false,
+      type: 'integer',
+      description: `Target height in pixels. ${sizes}`,
+    }),
     ApiQuery({
       name: 'fit',
       required: false,

@@ -625,9 +625,13 @@ export interface components {
             uploads_active: number;
         };
         AdminUpload: {
-            /** @example 2026-05-01T11:59:00.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-05-01T11:59:00.000Z
+             */
             created_at: string;
             /**
+             * Format: date-time
              * @description When the upload expires (404 everywhere from then on); null when it never does.
              * @example null
              */
@@ -669,7 +673,9 @@ export interface components {
         AdminUser: {
             ban_reason: string | null;
             banned: boolean;
+            /** Format: date-time */
             banned_at: string | null;
+            /** Format: date-time */
             created_at: string;
             email: string;
             /** Format: uuid */
@@ -709,7 +715,10 @@ export interface components {
             /** @example api_key.revoked */
             action: string;
             actor: components["schemas"]["AuditActor"] | (null);
-            /** @example 2026-05-01T11:59:00.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-05-01T11:59:00.000Z
+             */
             created_at: string;
             /** Format: uuid */
             id: string;
@@ -841,6 +850,7 @@ export interface components {
              */
             attempt: number;
             /**
+             * Format: date-time
              * @description When the attempt started.
              * @example 2026-06-01T12:00:00.000Z
              */
@@ -899,7 +909,10 @@ export interface components {
             ok: boolean;
         };
         KeyResponse: {
-            /** @example 2026-04-01T00:00:00.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-04-01T00:00:00.000Z
+             */
             created_at: string;
             /**
              * @description Default upload lifetime in seconds.
@@ -910,13 +923,19 @@ export interface components {
             id: string;
             /** @example ci */
             label: string;
-            /** @example 2026-04-02T10:00:00.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-04-02T10:00:00.000Z
+             */
             last_used_at: string | null;
             /** @example fxf_8350 */
             prefix: string;
             /** @example 402 */
             request_count: number;
-            /** @example null */
+            /**
+             * Format: date-time
+             * @example null
+             */
             revoked_at: string | null;
             /**
              * @description `upload` (POST /api/v1/upload and /api/v1/upload-token), `read` (listing, lookup, by-hash, /me), `delete` (DELETE /api/v1/uploads/:filename). Changing tags needs `upload`; admin endpoints need all three. Outside its scopes a key gets 403 `forbidden` naming the missing scope.
@@ -969,7 +988,10 @@ export interface components {
             password: string;
         };
         MeKey: {
-            /** @example 2026-04-01T00:00:00.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-04-01T00:00:00.000Z
+             */
             created_at: string;
             /** @example ci */
             label: string;
@@ -1095,9 +1117,13 @@ export interface components {
             url?: string;
         };
         UploadDetail: {
-            /** @example 2026-05-01T11:59:00.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-05-01T11:59:00.000Z
+             */
             created_at: string;
             /**
+             * Format: date-time
              * @description When the upload expires (404 everywhere from then on); null when it never does.
              * @example null
              */
@@ -1147,9 +1173,13 @@ export interface components {
             tags?: string;
         };
         UploadListItem: {
-            /** @example 2026-05-01T11:59:00.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-05-01T11:59:00.000Z
+             */
             created_at: string;
             /**
+             * Format: date-time
              * @description When the upload expires (404 everywhere from then on); null when it never does.
              * @example null
              */
@@ -1195,6 +1225,7 @@ export interface components {
              */
             delete_url: string;
             /**
+             * Format: date-time
              * @description When the upload expires (404 everywhere from then on); null when it never does.
              * @example null
              */
@@ -1228,7 +1259,10 @@ export interface components {
             width: number;
         };
         UploadTokenResponse: {
-            /** @example 2026-06-01T13:00:00.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-06-01T13:00:00.000Z
+             */
             expires_at: string;
             /** @example true */
             ok: boolean;
@@ -1257,9 +1291,13 @@ export interface components {
             webhook: components["schemas"]["WebhookResponse"];
         };
         WebhookResponse: {
-            /** @example 2026-06-01T12:00:00.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-06-01T12:00:00.000Z
+             */
             created_at: string;
             /**
+             * Format: date-time
              * @description When it was disabled; null when enabled.
              * @example null
              */
@@ -1289,9 +1327,15 @@ export interface components {
             failure_count: number;
             /** Format: uuid */
             id: string;
-            /** @example null */
+            /**
+             * Format: date-time
+             * @example null
+             */
             last_failure_at: string | null;
-            /** @example 2026-06-01T12:00:01.000Z */
+            /**
+             * Format: date-time
+             * @example 2026-06-01T12:00:01.000Z
+             */
             last_success_at: string | null;
             /** @example https://example.com/webhooks/fixitfy */
             url: string;

@@ -70,12 +70,12 @@ export class AuditEntryResponse {
   @ApiProperty({ nullable: true, type: String }) ip!: string | null;
   @ApiProperty({ nullable: true, type: String }) user_agent!: string | null;
   @ApiProperty({ type: 'object', additionalProperties: true }) metadata!: Record<string, unknown>;
-  @ApiProperty({ example: '2026-05-01T11:59:00.000Z' }) created_at!: string;
+  @ApiProperty({ format: 'date-time', example: '2026-05-01T11:59:00.000Z' }) created_at!: string;
 }
 
 export class AuditListResponse {
   @ApiProperty({ example: true }) ok!: true;
-  @ApiProperty() count!: number;
+  @ApiProperty({ type: 'integer' }) count!: number;
   @ApiProperty({ nullable: true, type: String }) next_before!: string | null;
   @ApiProperty({ type: [AuditEntryResponse] }) entries!: AuditEntryResponse[];
 }
@@ -85,19 +85,23 @@ export class AdminUser {
   @ApiProperty() email!: string;
   @ApiProperty({ enum: ['user', 'admin'] }) role!: string;
   @ApiProperty() banned!: boolean;
-  @ApiProperty({ nullable: true, type: String }) banned_at!: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) banned_at!: string | null;
   @ApiProperty({ nullable: true, type: String }) ban_reason!: string | null;
-  @ApiProperty() uploads_active!: number;
-  @ApiProperty() storage_used_bytes!: number;
+  @ApiProperty({ type: 'integer' }) uploads_active!: number;
+  @ApiProperty({ type: 'integer' }) storage_used_bytes!: number;
   @ApiProperty({
-    type: Number,
+    type: 'integer',
     nullable: true,
     description: 'Storage quota in force (bytes); null = unlimited.',
   })
   quota_bytes!: number | null;
-  @ApiProperty({ type: Number, nullable: true, description: 'Live-upload quota in force; null = unlimited.' })
+  @ApiProperty({
+    type: 'integer',
+    nullable: true,
+    description: 'Live-upload quota in force; null = unlimited.',
+  })
   quota_files!: number | null;
-  @ApiProperty() created_at!: string;
+  @ApiProperty({ format: 'date-time' }) created_at!: string;
 }
 
 export class UpdateUserQuotaDto {
@@ -133,7 +137,7 @@ export class UpdateUserQuotaDto {
 
 export class AdminUsersResponse {
   @ApiProperty({ example: true }) ok!: true;
-  @ApiProperty() count!: number;
+  @ApiProperty({ type: 'integer' }) count!: number;
   @ApiProperty({ nullable: true, type: String }) next_before!: string | null;
   @ApiProperty({ type: [AdminUser] }) users!: AdminUser[];
 }
@@ -154,7 +158,7 @@ export class AdminUpload extends UploadDetail {
 
 export class AdminUploadsResponse {
   @ApiProperty({ example: true }) ok!: true;
-  @ApiProperty() count!: number;
+  @ApiProperty({ type: 'integer' }) count!: number;
   @ApiProperty({ nullable: true, type: String }) next_before!: string | null;
   @ApiProperty({ type: [AdminUpload] }) uploads!: AdminUpload[];
 }

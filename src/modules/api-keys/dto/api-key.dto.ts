@@ -77,18 +77,19 @@ export class KeyResponse {
   })
   scopes!: Scope[];
   @ApiProperty({
-    type: Number,
+    type: 'integer',
     nullable: true,
     example: null,
     description: 'Default upload lifetime in seconds.',
   })
   default_expires_in!: number | null;
-  @ApiProperty({ example: 402 }) request_count!: number;
-  @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
-  @ApiProperty({ nullable: true, type: String, example: '2026-04-02T10:00:00.000Z' }) last_used_at!:
+  @ApiProperty({ type: 'integer', example: 402 }) request_count!: number;
+  @ApiProperty({ format: 'date-time', example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time', example: '2026-04-02T10:00:00.000Z' })
+  last_used_at!: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time', example: null }) revoked_at!:
     | string
     | null;
-  @ApiProperty({ nullable: true, type: String, example: null }) revoked_at!: string | null;
 }
 
 export class CreateKeyResponse {

@@ -115,5 +115,5 @@ export class UploadTokenResponse {
   })
   token!: string;
 
-  @ApiProperty({ example: '2026-06-01T13:00:00.000Z' }) expires_at!: string;
+  @ApiProperty({ format: 'date-time', example: '2026-06-01T13:00:00.000Z' }) expires_at!: string;
 }

@@ -42,6 +42,7 @@ export class ChangePasswordDto {
 export class PasswordChangedResponse {
   @ApiProperty({ example: true }) ok!: true;
   @ApiProperty({
+    type: 'integer',
     example: 2,
     description: "How many of the account's other sessions were ended (the one that asked stays signed in).",
   })

@@ -18,11 +18,15 @@ export class UploadResponse {
     description: 'One-shot delete link; a secret.',
   })
   delete_url!: string;
-  @ApiProperty({ example: 184237, description: 'Bytes of the stored file as served from url.' })
+  @ApiProperty({
+    type: 'integer',
+    example: 184237,
+    description: 'Bytes of the stored file as served from url.',
+  })
   size!: number;
   @ApiProperty({ enum: ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif'] }) mime!: string;
-  @ApiProperty({ example: 1920 }) width!: number;
-  @ApiProperty({ example: 1080 }) height!: number;
+  @ApiProperty({ type: 'integer', example: 1920 }) width!: number;
+  @ApiProperty({ type: 'integer', example: 1080 }) height!: number;
   @ApiProperty({
     example: '9b998a17f968480982526464f04575fc…',
     description: 'SHA-256 of the bytes as uploaded.',
@@ -35,6 +39,7 @@ export class UploadResponse {
   deduplicated?: true;
   @ApiProperty({
     type: String,
+    format: 'date-time',
     nullable: true,
     example: null,
     description: 'When the upload expires (404 everywhere from then on); null when it never does.',
@@ -79,13 +84,14 @@ export class UploadListItem {
   })
   thumbnail_url!: string;
   @ApiProperty({ example: 'image/png' }) mime!: string;
-  @ApiProperty({ example: 184237 }) size!: number;
-  @ApiProperty({ example: 1920 }) width!: number;
-  @ApiProperty({ example: 1080 }) height!: number;
+  @ApiProperty({ type: 'integer', example: 184237 }) size!: number;
+  @ApiProperty({ type: 'integer', example: 1920 }) width!: number;
+  @ApiProperty({ type: 'integer', example: 1080 }) height!: number;
   @ApiProperty({ type: [String], example: ['redm', 'logo'] }) tags!: string[];
-  @ApiProperty({ example: '2026-05-01T11:59:00.000Z' }) created_at!: string;
+  @ApiProperty({ format: 'date-time', example: '2026-05-01T11:59:00.000Z' }) created_at!: string;
   @ApiProperty({
     type: String,
+    format: 'date-time',
     nullable: true,
     example: null,
     description: 'When the upload expires (404 everywhere from then on); null when it never does.',
@@ -99,7 +105,7 @@ export class UploadDetail extends UploadListItem {
 
 export class ListUploadsResponse {
   @ApiProperty({ example: true }) ok!: true;
-  @ApiProperty({ example: 50 }) count!: number;
+  @ApiProperty({ type: 'integer', example: 50 }) count!: number;
   @ApiProperty({
     type: String,
     nullable: true,
@@ -156,17 +162,17 @@ export class UpdateTagsDto {
 export class AccountStats {
   @ApiProperty({ example: 'you@example.com' }) email!: string;
   @ApiProperty({ enum: ['user', 'admin'] }) role!: string;
-  @ApiProperty({ example: 128 }) uploads_active!: number;
-  @ApiProperty({ example: 5242880 }) storage_used_bytes!: number;
+  @ApiProperty({ type: 'integer', example: 128 }) uploads_active!: number;
+  @ApiProperty({ type: 'integer', example: 5242880 }) storage_used_bytes!: number;
   @ApiProperty({
-    type: Number,
+    type: 'integer',
     nullable: true,
     example: 1073741824,
     description: 'Storage quota in bytes (stored sizes of live uploads); null = unlimited.',
   })
   quota_bytes!: number | null;
   @ApiProperty({
-    type: Number,
+    type: 'integer',
     nullable: true,
     example: 1000,
     description: 'Live uploads allowed; null = unlimited.',
@@ -179,8 +185,8 @@ export class MeKey {
   @ApiProperty({ example: 'ci' }) label!: string;
   @ApiProperty({ type: [String], enum: ['upload', 'read', 'delete'], example: ['upload', 'read', 'delete'] })
   scopes!: string[];
-  @ApiProperty({ example: 402 }) request_count!: number;
-  @ApiProperty({ example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
+  @ApiProperty({ type: 'integer', example: 402 }) request_count!: number;
+  @ApiProperty({ format: 'date-time', example: '2026-04-01T00:00:00.000Z' }) created_at!: string;
 }
 
 export class MeResponse {

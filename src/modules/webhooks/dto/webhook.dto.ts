@@ -102,12 +102,14 @@ export class WebhookResponse {
   enabled!: boolean;
   @ApiProperty({ type: [String], enum: WEBHOOK_EVENTS, example: ['upload.created'], description: EVENTS_DOC })
   events!: WebhookEventType[];
-  @ApiProperty({ example: '2026-06-01T12:00:00.000Z' }) created_at!: string;
-  @ApiProperty({ type: String, nullable: true, example: '2026-06-01T12:00:01.000Z' }) last_success_at!:
+  @ApiProperty({ format: 'date-time', example: '2026-06-01T12:00:00.000Z' }) created_at!: string;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: '2026-06-01T12:00:01.000Z' })
+  last_success_at!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: null }) last_failure_at!:
     | string
     | null;
-  @ApiProperty({ type: String, nullable: true, example: null }) last_failure_at!: string | null;
   @ApiProperty({
+    type: 'integer',
     example: 0,
     description: 'Consecutive failed attempts since the last success.',
   })
@@ -124,6 +126,7 @@ export class WebhookResponse {
   disabled_reason!: 'owner' | 'failing' | null;
   @ApiProperty({
     type: String,
+    format: 'date-time',
     nullable: true,
     example: null,
     description: 'When it was disabled; null when enabled.',
@@ -163,20 +166,25 @@ export class DeliveryResponse {
   @ApiProperty({ format: 'uuid', description: 'X-Fixitfy-Delivery: the same on every attempt of one event.' })
   delivery_id!: string;
   @ApiProperty({ example: 'upload.created', enum: [...WEBHOOK_EVENTS, 'ping'] }) event!: string;
-  @ApiProperty({ example: 1, description: '1 for the first try, then one more per retry.' }) attempt!: number;
-  @ApiProperty({ type: Number, nullable: true, example: 200, description: 'null when no answer came.' })
+  @ApiProperty({ type: 'integer', example: 1, description: '1 for the first try, then one more per retry.' })
+  attempt!: number;
+  @ApiProperty({ type: 'integer', nullable: true, example: 200, description: 'null when no answer came.' })
   status_code!: number | null;
-  @ApiProperty({ example: 84 }) duration_ms!: number;
+  @ApiProperty({ type: 'integer', example: 84 }) duration_ms!: number;
   @ApiProperty({ type: String, nullable: true, example: null, description: 'Why the attempt failed.' })
   error!: string | null;
   @ApiProperty({ example: true }) succeeded!: boolean;
-  @ApiProperty({ example: '2026-06-01T12:00:00.000Z', description: 'When the attempt started.' })
+  @ApiProperty({
+    format: 'date-time',
+    example: '2026-06-01T12:00:00.000Z',
+    description: 'When the attempt started.',
+  })
   created_at!: string;
 }
 
 export class ListDeliveriesResponse {
   @ApiProperty({ example: true }) ok!: true;
-  @ApiProperty({ example: 50 }) count!: number;
+  @ApiProperty({ type: 'integer', example: 50 }) count!: number;
   @ApiProperty({
     type: String,
     nullable: true,

@@ -341,6 +341,23 @@ function mismatches(doc: any, node: any, value: unknown, at: string): string[] {
   }
 }
 
+/** Whether the document lets a client send `value`: the string and array keywords the tag fields use. */
+function allows(schema: any, value: unknown): boolean {
+  if (Array.isArray(value)) {
+    return (
+      value.length >= (schema.minItems ?? 0) &&
+      value.length <= (schema.maxItems ?? Infinity) &&
+      value.every((item) => allows(schema.items, item))
+    );
+  }
+  const text = String(value);
+  return (
+    text.length >= (schema.minLength ?? 0) &&
+    text.length <= (schema.maxLength ?? Infinity) &&
+    (schema.pattern === undefined || new RegExp(schema.pattern).test(text))
+  );
+}
+
 interface RealAnswer {
   method: string;
   /** The document's path template. */
@@ -522,6 +539,131 @@ describe('OpenAPI document against real answers (e2e)', () => {
       METHODS.filter((m) => item[m]).map((m) => `${m} ${path}`),
     );
     expect(operations.filter((op) => !answered.has(op))).toEqual([]);
+  });
+
+  it('should let a client send in each tag field exactly the tags the service takes', async () => {
+    const { token: key } = await makeKey(t);
+    const bytes = await png(40);
+    const { filename } = await call('post', '/api/v1/upload', { key, file: bytes });
+    const long = 'x'.repeat(33);
+    const ten = Array.from({ length: 10 }, (_, i) => `t${i}`);
+    const op = (path: string, method: string) => doc.paths[path][method];
+    const form = resolve(doc, op('/api/v1/upload', 'post').requestBody.content['multipart/form-data'].schema)
+      .properties.tags;
+    const query = op('/api/v1/uploads', 'get').parameters.find((p: any) => p.name === 'tag').schema;
+    const patch = resolve(
+      doc,
+      op('/api/v1/uploads/{filename}', 'patch').requestBody.content['application/json'].schema,
+    ).properties.tags;
+    const token = resolve(doc, doc.components.schemas.CreateUploadTokenDto).properties.tags;
+    const verdicts: { field: string; value: unknown; documented: boolean; service: boolean }[] = [];
+    const judge = async (field: string, schema: any, value: unknown, send: () => Promise<number>) => {
+      const status = await send();
+      expect([200, 400]).toContain(status);
+      verdicts.push({ field, value, documented: allows(schema, value), service: status === 200 });
+    };
+
+    for (const value of [
+      'logo',
+      'Logo,RED',
+      ' a , b ',
+      '',
+      '  ',
+      'a,,b',
+      'a,',
+      ',a',
+      'a b',
+      'é',
+      long,
+      ten.join(','),
+      [...ten, 'x'].join(','),
+      'a;b',
+      `${'x'.repeat(32)} , y`,
+    ]) {
+      await judge(
+        'form tags',
+        form,
+        value,
+        async () =>
+          (
+            await t.http
+              .post('/api/v1/upload')
+              .set(...bearer(key))
+              .attach('file', bytes, 'a.png')
+              .field('tags', value)
+          ).status,
+      );
+    }
+    for (const value of ['logo', 'LOGO', 'a_b-1', '', ' logo', 'a,b', 'é', long, 'x'.repeat(32)]) {
+      await judge(
+        'query tag',
+        query,
+        value,
+        async () =>
+          (
+            await t.http
+              .get('/api/v1/uploads')
+              .query({ tag: value })
+              .set(...bearer(key))
+          ).status,
+      );
+    }
+    for (const value of [
+      ['Logo', ' red '],
+      [],
+      [''],
+      ['  '],
+      ['a b'],
+      [long],
+      [` ${'x'.repeat(31)}`],
+      ten,
+      [...ten, 'x'],
+      ['é'],
+    ]) {
+      await judge(
+        'PATCH tags',
+        patch,
+        value,
+        async () =>
+          (
+            await t.http
+              .patch(`/api/v1/uploads/${filename}`)
+              .set(...bearer(key))
+              .send({ tags: value })
+          ).status,
+      );
+    }
+    for (const value of [
+      ['CI'],
+      ['build-42', 'x'],
+      [],
+      [' ci'],
+      ['a b'],
+      [long],
+      ten,
+      [...ten, 'x'],
+      ['é'],
+    ]) {
+      await judge(
+        'token tags',
+        token,
+        value,
+        async () =>
+          (
+            await t.http
+              .post('/api/v1/upload-token')
+              .set(...bearer(key))
+              .send({ tags: value })
+          ).status,
+      );
+    }
+    expect(verdicts.filter((v) => v.documented !== v.service)).toEqual([]);
+    // Both verdicts occur in every field: the samples do test the pattern and limits.
+    for (const field of ['form tags', 'query tag', 'PATCH tags', 'token tags']) {
+      expect(new Set(verdicts.filter((v) => v.field === field).map((v) => v.service))).toEqual(
+        new Set([true, false]),
+      );
+    }
   });
 
   it('should document each real answer: its status, and a schema its JSON body conforms to', () => {

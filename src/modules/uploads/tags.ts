@@ -1,7 +1,18 @@
 import { AppError } from '../../common/errors/app-error';
 
 export const TAG_PATTERN = /^[a-z0-9_-]{1,32}$/;
+export const TAG_MAX_LENGTH = 32;
 export const MAX_TAGS = 10;
+
+/** One tag as a client may send it: any case, since the service lower-cases it. */
+const SENT_TAG = `[A-Za-z0-9_-]{1,${TAG_MAX_LENGTH}}`;
+
+/** For the OpenAPI document: a tag that is lower-cased but not trimmed (the `tag` filter). */
+export const SENT_TAG_PATTERN = `^${SENT_TAG}$`;
+/** For the OpenAPI document: a tag that is trimmed, then lower-cased (normaliseTags: PATCH's list). */
+export const TRIMMED_TAG_PATTERN = `^\\s*${SENT_TAG}\\s*$`;
+/** For the OpenAPI document: the multipart `tags` part as parseTags reads it: blank, or 1–10 tags split by commas. */
+export const TAGS_PART_PATTERN = `^\\s*(?:${SENT_TAG}\\s*(?:,\\s*${SENT_TAG}\\s*){0,${MAX_TAGS - 1}})?$`;
 
 /** Normalises a tag list (API.md: at most 10, each 1–32 of [a-z0-9_-], lower-cased); throws bad_request. */
 export function normaliseTags(input: readonly string[]): string[] {

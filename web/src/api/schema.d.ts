@@ -1078,6 +1078,7 @@ export interface components {
         };
         UpdateTagsDto: {
             /**
+             * @description The new tags (any case: stored trimmed and lower-cased, each once); [] removes them all.
              * @example [
              *       "logo",
              *       "redm"
@@ -1169,8 +1170,11 @@ export interface components {
              * @description The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).
              */
             file: string;
-            /** @description Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}, e.g. logo,red. Several tags parts add up. */
-            tags?: string;
+            /**
+             * @description Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32} (any case: stored lower-cased; spaces around a tag are dropped), e.g. logo,red. Several tags parts add up (≤ 10 in all).
+             * @default
+             */
+            tags: string;
         };
         UploadListItem: {
             /**
@@ -2815,7 +2819,7 @@ export interface operations {
                 limit?: number;
                 /** @description An ISO timestamp (e.g. 2026-05-01T12:00:00.000Z), or the next_before of the previous page. */
                 before?: string;
-                /** @description Only uploads with this tag (e.g. logo). */
+                /** @description Only uploads with this tag (e.g. logo; any case). */
                 tag?: string;
             };
             header?: never;

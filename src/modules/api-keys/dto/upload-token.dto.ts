@@ -65,9 +65,12 @@ export class CreateUploadTokenDto {
   allowed_types?: UploadTokenType[];
 
   @ApiPropertyOptional({
-    type: [String],
-    example: ['ci', 'build-42'],
+    type: 'array',
+    // As the Matches below, before which the tags are lower-cased (not trimmed).
+    items: { type: 'string', minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9_-]{1,32}$' },
+    minItems: 1,
     maxItems: 10,
+    example: ['ci', 'build-42'],
     description:
       "Tags added to every upload made with the token, besides the upload's own (together at most 10, else 400).",
   })

@@ -2,6 +2,8 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { PageQuery } from '../../../common/validation/page-query';
+import { MULTIPART_FIELD_BYTES } from '../multipart/multipart-reader';
+import { MAX_TAGS, SENT_TAG_PATTERN, TAG_MAX_LENGTH, TAGS_PART_PATTERN, TRIMMED_TAG_PATTERN } from '../tags';
 
 export class UploadResponse {
   @ApiProperty({ example: true }) ok!: true;
@@ -55,9 +57,15 @@ export class UploadFormDto {
   })
   file!: unknown;
   // No `example`s on the optional parts: Swagger UI's "Try it out" sends them all, and both expiries at once are a 400.
-  // A part sent empty (a blank field of Swagger UI or an HTML form) counts as not sent.
+  // A part sent empty (a blank field of Swagger UI or an HTML form) counts as not sent. Without a default, Swagger UI
+  // fills a field with a sample: a random match of its pattern (tags nobody chose).
   @ApiPropertyOptional({
-    description: 'Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32}, e.g. logo,red. Several tags parts add up.',
+    default: '',
+    pattern: TAGS_PART_PATTERN,
+    maxLength: MULTIPART_FIELD_BYTES,
+    description:
+      'Comma-separated, ≤ 10 tags of [a-z0-9_-]{1,32} (any case: stored lower-cased; spaces around a tag are ' +
+      'dropped), e.g. logo,red. Several tags parts add up (≤ 10 in all).',
   })
   tags?: string;
   @ApiPropertyOptional({
@@ -129,8 +137,10 @@ export class DeletedResponse {
 
 export class ListUploadsQuery extends PageQuery {
   @ApiPropertyOptional({
-    pattern: '^[a-zA-Z0-9_-]{1,32}$',
-    description: 'Only uploads with this tag (e.g. logo).',
+    pattern: SENT_TAG_PATTERN,
+    minLength: 1,
+    maxLength: TAG_MAX_LENGTH,
+    description: 'Only uploads with this tag (e.g. logo; any case).',
   })
   @IsOptional()
   @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value))
@@ -151,7 +161,13 @@ export class HashParam {
 }
 
 export class UpdateTagsDto {
-  @ApiProperty({ type: [String], example: ['logo', 'redm'], maxItems: 10 })
+  @ApiProperty({
+    type: 'array',
+    items: { type: 'string', minLength: 1, maxLength: TAG_MAX_LENGTH, pattern: TRIMMED_TAG_PATTERN },
+    maxItems: MAX_TAGS,
+    example: ['logo', 'redm'],
+    description: 'The new tags (any case: stored trimmed and lower-cased, each once); [] removes them all.',
+  })
   @IsArray()
   @ArrayMaxSize(10)
   @IsString({ each: true })

@@ -40,6 +40,9 @@ export interface MultipartLimits {
  */
 const SINK_BUFFER_BYTES = 1024 * 1024;
 
+/** The most of a text part busboy reads (a longer `tags` part is refused with 400, not cut). */
+export const MULTIPART_FIELD_BYTES = 4096;
+
 /**
  * Where a file part goes: into memory up to SINK_BUFFER_BYTES (what an upload in flight may hold anyway), and into a
  * temp file created at `path` once it grows past that. Most images are small: they skip the temp file's create, write,
@@ -170,7 +173,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
         fileSize: limits.maxFileBytes + 1,
         files: 1,
         fields: 10,
-        fieldSize: 4096,
+        fieldSize: MULTIPART_FIELD_BYTES,
         parts: 20,
         headerPairs: 50,
       },

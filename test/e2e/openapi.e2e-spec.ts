@@ -136,18 +136,30 @@ describe('OpenAPI document (e2e)', () => {
     );
   });
 
-  it('should give no optional query parameter or form field an example, which Swagger UI would send', () => {
+  it('should give no optional query parameter an example and start optional form fields blank in Swagger UI', () => {
     // "Try it out" fills every field with its example: a past `before` listed nothing, and the upload form's two
-    // expiry examples made every upload a 400.
-    const prefilled = operations().flatMap(({ method, path, op }) => [
-      ...(op.parameters ?? [])
-        .filter((p: any) => p.in === 'query' && !p.required && (p.example ?? p.schema?.example) !== undefined)
-        .map((p: any) => `${method} ${path} ?${p.name}`),
-      ...Object.entries(op.requestBody?.content?.['multipart/form-data']?.schema?.properties ?? {})
-        .filter(([, schema]: [string, any]) => schema.example !== undefined)
-        .map(([name]) => `${method} ${path} form ${name}`),
-    ]);
+    // expiry examples made every upload a 400. A form field without an example it fills with a sample ("string", or a
+    // random match of its pattern) unless it has a default: '' is what a blank field sends, and means "not sent".
+    const prefilled = operations().flatMap(({ method, path, op }) => {
+      const form = resolve(doc, op.requestBody?.content?.['multipart/form-data']?.schema ?? {});
+      return [
+        ...(op.parameters ?? [])
+          .filter(
+            (p: any) => p.in === 'query' && !p.required && (p.example ?? p.schema?.example) !== undefined,
+          )
+          .map((p: any) => `${method} ${path} ?${p.name}`),
+        ...Object.entries(form.properties ?? {})
+          .filter(([name]) => !(form.required ?? []).includes(name))
+          .filter(([, schema]: [string, any]) => schema.example !== undefined || schema.default !== '')
+          .map(([name]) => `${method} ${path} form ${name}`),
+      ];
+    });
     expect(prefilled).toEqual([]);
+    const upload = resolve(
+      doc,
+      doc.paths['/api/v1/upload'].post.requestBody.content['multipart/form-data'].schema,
+    );
+    expect(Object.keys(upload.properties).sort()).toEqual(['expires_at', 'expires_in', 'file', 'tags']);
   });
 
   it('should say null where the service sends it: nullable references and enums accept null', () => {

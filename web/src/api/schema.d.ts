@@ -1161,10 +1161,16 @@ export interface components {
             upload: components["schemas"]["UploadDetail"];
         };
         UploadFormDto: {
-            /** @description When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead (e.g. 2030-06-01T12:00:00.000Z). */
-            expires_at?: string;
-            /** @description Seconds until the upload expires, 60 to 31536000 (1 year), e.g. 86400. Not with expires_at. Neither: the key’s default_expires_in, else never. */
-            expires_in?: string;
+            /**
+             * @description When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead (e.g. 2030-06-01T12:00:00.000Z).
+             * @default
+             */
+            expires_at: string;
+            /**
+             * @description Seconds until the upload expires, 60 to 31536000 (1 year), e.g. 86400. Not with expires_at. Neither: the key’s default_expires_in, else never.
+             * @default
+             */
+            expires_in: string;
             /**
              * Format: binary
              * @description The image bytes (PNG, JPEG, GIF, WebP, AVIF; ≤ 20 MB).

@@ -69,12 +69,14 @@ export class UploadFormDto {
   })
   tags?: string;
   @ApiPropertyOptional({
+    default: '',
     description:
       'Seconds until the upload expires, 60 to 31536000 (1 year), e.g. 86400. Not with expires_at. Neither: the ' +
       'key’s default_expires_in, else never.',
   })
   expires_in?: string;
   @ApiPropertyOptional({
+    default: '',
     description:
       'When the upload expires: ISO-8601 with a zone, in the future, at most a year ahead (e.g. ' +
       '2030-06-01T12:00:00.000Z).',

@@ -4,10 +4,19 @@ import type {
   OperationObject,
   ParameterObject,
   ReferenceObject,
+  ResponseObject,
+  ResponsesObject,
   SchemaObject,
 } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
+import { isDeepStrictEqual } from 'node:util';
 import { SESSION_COOKIE } from './common/auth/authenticators';
-import { ErrorResponse } from './common/errors/error-response';
+import {
+  ErrorResponse,
+  errorEnvelopeResponse,
+  REQUEST_ID_HEADER,
+  SHARED_ERROR_RESPONSES,
+} from './common/errors/error-response';
+import { ERROR_STATUS } from './common/errors/error-status';
 import { AppConfig } from './config/app-config';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
@@ -23,6 +32,8 @@ const CSRF_HEADER: ParameterObject = {
   schema: { type: 'string' },
 };
 
+const REQUEST_ID_REF: ReferenceObject = { $ref: '#/components/headers/X-Request-Id' };
+
 /** The OpenAPI document, generated from the controllers and DTOs. */
 export function buildOpenApi(
   app: INestApplication,
@@ -32,7 +43,9 @@ export function buildOpenApi(
     .setTitle('Fixitfy Upload')
     .setDescription(
       'Self-hosted image host. Every error is `{ ok: false, code, error }` with the status of its code; ' +
-        'every response carries `X-Request-Id`.',
+        'every response carries `X-Request-Id`. Besides what each operation lists, a path no operation has ' +
+        'answers 404 `not_found`, and a method a path does not take 405 `method_not_allowed` with `Allow` ' +
+        '(components.responses NotFound and MethodNotAllowed).',
     )
     .setVersion('1')
     .setLicense('MIT', 'https://opensource.org/license/mit')
@@ -80,10 +93,59 @@ export function buildOpenApi(
       const operation = item[method];
       if (operation) {
         completeOperation(method, operation);
+        operation.responses = shareResponses(operation.responses);
       }
     }
   }
+  document.components = {
+    ...document.components,
+    responses: sharedResponses(document),
+    headers: { 'X-Request-Id': REQUEST_ID_HEADER },
+  };
   return document;
+}
+
+/**
+ * Every answer's X-Request-Id, by reference to components.headers; the one-code error answers many operations give
+ * (404, 500, …) by reference to components.responses, which declare the header once; and the error answers any
+ * route can give (400, 413, 431, 500) added where an operation does not list them. No `default` response: every
+ * status an operation answers is listed, and a `default` envelope would also claim the bodiless answers left out
+ * (a 304 to a conditional GET).
+ */
+function shareResponses(responses: ResponsesObject): ResponsesObject {
+  const out: ResponsesObject = {};
+  for (const [status, response] of Object.entries(responses)) {
+    const shared = Object.entries(SHARED_ERROR_RESPONSES).find(
+      ([, { code }]) =>
+        String(ERROR_STATUS[code]) === status && isDeepStrictEqual(response, errorEnvelopeResponse([code])),
+    );
+    out[status] = shared
+      ? { $ref: `#/components/responses/${shared[0]}` }
+      : withRequestId(response as ResponseObject);
+  }
+  for (const [name, { code, anyRoute }] of Object.entries(SHARED_ERROR_RESPONSES)) {
+    if (anyRoute) {
+      out[ERROR_STATUS[code]] ??= { $ref: `#/components/responses/${name}` };
+    }
+  }
+  return out;
+}
+
+function withRequestId(response: ResponseObject): ResponseObject {
+  return { ...response, headers: { ...response.headers, 'X-Request-Id': REQUEST_ID_REF } };
+}
+
+/** components.responses: the shared error answers some operation refers to (an unused component is a lint warning). */
+function sharedResponses(document: OpenAPIObject): Record<string, ResponseObject> {
+  const text = JSON.stringify(document.paths);
+  const out: Record<string, ResponseObject> = {};
+  for (const [name, { code, detail, headers }] of Object.entries(SHARED_ERROR_RESPONSES)) {
+    if (text.includes(`"#/components/responses/${name}"`)) {
+      const envelope = errorEnvelopeResponse([code]);
+      out[name] = withRequestId({ ...envelope, description: `${envelope.description} ${detail}`, headers });
+    }
+  }
+  return out;
 }
 
 /**

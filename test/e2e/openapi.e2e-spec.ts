@@ -395,7 +395,7 @@ describe('OpenAPI document against real answers (e2e)', () => {
       query?: string;
       key?: string;
       session?: TestSession;
-      body?: object;
+      body?: object | string;
       file?: Buffer;
       fields?: Record<string, string>;
       headers?: Record<string, string>;
@@ -417,7 +417,7 @@ describe('OpenAPI document against real answers (e2e)', () => {
       for (const [name, value] of Object.entries(init.fields ?? {})) {
         req = req.field(name, value);
       }
-    } else if (init.body) {
+    } else if (init.body !== undefined) {
       req = req.send(init.body);
     }
     const res = await req;
@@ -543,6 +543,75 @@ describe('OpenAPI document against real answers (e2e)', () => {
   afterAll(async () => {
     await t.close();
     await receiver.close();
+  });
+
+  it('should document on every operation the errors any request can get: bad JSON, a body over 64 KB, big headers', async () => {
+    const params = {
+      filename: 'FIXITFY-aaaaaaaaaaaa.png',
+      id: '00000000-0000-4000-8000-000000000000',
+      delivery_id: '00000000-0000-4000-8000-000000000000',
+      sha256: 'a'.repeat(64),
+      token: 'a'.repeat(64),
+    };
+    const json = { 'Content-Type': 'application/json' };
+    const seen: RealAnswer[] = [];
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      for (const method of METHODS.filter((m) => item[m]) as (
+        | 'get'
+        | 'head'
+        | 'post'
+        | 'patch'
+        | 'delete'
+      )[]) {
+        const from = answers.length;
+        await call(method, path, { params, headers: { 'X-Padding': 'x'.repeat(20_000) } });
+        if (method !== 'head') {
+          // supertest sends no body with HEAD; the service answers a HEAD's body the same way (checked by hand).
+          await call(method, path, { params, headers: json, body: '{"tags": [' });
+          await call(method, path, { params, headers: json, body: { padding: 'x'.repeat(65 * 1024) } });
+        }
+        seen.push(...answers.slice(from));
+      }
+    }
+    expect(seen.flatMap(problemsOf)).toEqual([]);
+    // A HEAD answer has no body: its status is what it shows.
+    const codes = seen.map(
+      (a) => `${a.status} ${a.method === 'head' ? 'header_too_large' : (a.body as any).code}`,
+    );
+    expect(new Set(codes)).toEqual(new Set(['431 header_too_large', '400 bad_request', '413 too_large']));
+    // What a request to no operation gets: the shared NotFound and MethodNotAllowed, which the info names.
+    const responses = doc.components.responses;
+    const unknown = await t.http.get('/api/v1/nothing-here');
+    expect(unknown.status).toBe(404);
+    expect(
+      mismatches(doc, responses.NotFound.content['application/json'].schema, unknown.body, '404'),
+    ).toEqual([]);
+    const wrongMethod = await t.http.put('/api/v1/keys');
+    expect({ status: wrongMethod.status, allow: wrongMethod.headers.allow }).toEqual({
+      status: 405,
+      allow: 'GET, HEAD, POST',
+    });
+    expect(responses.MethodNotAllowed.headers).toHaveProperty('Allow');
+    expect(doc.info.description).toMatch(/404 `not_found`.*405 `method_not_allowed` with `Allow`/);
+  });
+
+  it('should declare X-Request-Id, once, on every response of every operation, as every answer carries it', () => {
+    const header = doc.components.headers['X-Request-Id'];
+    const undeclared = Object.entries(doc.paths).flatMap(([path, item]: [string, any]) =>
+      METHODS.filter((m) => item[m]).flatMap((m) =>
+        Object.entries(item[m].responses)
+          .filter(([, r]) => resolve(doc, resolve(doc, r).headers?.['X-Request-Id']) !== header)
+          .map(([status]) => `${m} ${path} ${status}`),
+      ),
+    );
+    expect(undeclared).toEqual([]);
+    const pattern = new RegExp(header.schema.pattern);
+    expect(answers.length).toBeGreaterThan(100);
+    expect(
+      answers
+        .filter((a) => !pattern.test(a.headers['x-request-id'] ?? ''))
+        .map((a) => `${a.method} ${a.path} ${a.status}`),
+    ).toEqual([]);
   });
 
   it('should have answered every documented operation', () => {
@@ -678,20 +747,22 @@ describe('OpenAPI document against real answers (e2e)', () => {
     }
   });
 
+  /** Where a real answer and the document disagree: an undocumented status, or a body its schema does not fit. */
+  function problemsOf(a: RealAnswer): string[] {
+    const where = `${a.method} ${a.path} ${a.status}`;
+    const response = resolve(doc, doc.paths[a.path]?.[a.method]?.responses?.[a.status]);
+    if (!response) {
+      return [`${where}: status not documented`];
+    }
+    if (!a.json || a.method === 'head') {
+      return [];
+    }
+    const schema = response.content?.['application/json']?.schema;
+    return schema ? mismatches(doc, schema, a.body, where) : [`${where}: no JSON schema`];
+  }
+
   it('should document each real answer: its status, and a schema its JSON body conforms to', () => {
-    const problems = answers.flatMap((a) => {
-      const where = `${a.method} ${a.path} ${a.status}`;
-      const response = resolve(doc, doc.paths[a.path]?.[a.method]?.responses?.[a.status]);
-      if (!response) {
-        return [`${where}: status not documented`];
-      }
-      if (!a.json || a.method === 'head') {
-        return [];
-      }
-      const schema = response.content?.['application/json']?.schema;
-      return schema ? mismatches(doc, schema, a.body, where) : [`${where}: no JSON schema`];
-    });
-    expect(problems).toEqual([]);
+    expect(answers.flatMap(problemsOf)).toEqual([]);
     // The answers the check saw hold whole numbers and timestamps (and a null one) to judge.
     const bodies = JSON.stringify(answers.map((a) => a.body));
     for (const field of [

@@ -343,9 +343,16 @@ describe('Rate limits (e2e)', () => {
       'X-RateLimit-Limit',
       'X-RateLimit-Remaining',
       'X-RateLimit-Reset',
+      'X-Request-Id',
     ]);
     expect(Object.keys(upload['429'].headers ?? {}).sort()).toEqual(
-      ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'].sort(),
+      [
+        'Retry-After',
+        'X-RateLimit-Limit',
+        'X-RateLimit-Remaining',
+        'X-RateLimit-Reset',
+        'X-Request-Id',
+      ].sort(),
     );
     expect(upload['429'].description).toContain('rate_limit_day');
     expect(upload['503'].description).toContain('unavailable');

@@ -1,5 +1,8 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiExtraModels, ApiProperty, ApiResponse, getSchemaPath } from '@nestjs/swagger';
+import type { HeaderObject, ResponseObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
+import { JSON_BODY_LIMIT_KB } from '../http/request-body';
+import { SAFE_ID } from '../http/request-id';
 import { ERROR_CODES, ERROR_STATUS, type ErrorCode } from './error-status';
 
 /** The error envelope, for the OpenAPI document. */
@@ -25,6 +28,15 @@ export class ErrorResponse {
   details?: unknown[];
 }
 
+/** The envelope as a response for these codes: what ApiErrorResponses documents per status. */
+export function errorEnvelopeResponse(codes: readonly ErrorCode[]): ResponseObject {
+  return {
+    // JSON whatever the route's own answer is (@ApiProduces: the curl snippet is a shell script).
+    content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponse) } } },
+    description: `Error envelope with code ${codes.map((c) => '`' + c + '`').join(' or ')}.`,
+  };
+}
+
 /** Documents the envelope for each listed code, grouped by status. */
 export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
   const byStatus = new Map<number, ErrorCode[]>();
@@ -35,12 +47,73 @@ export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & Clas
   return applyDecorators(
     ApiExtraModels(ErrorResponse),
     ...[...byStatus.entries()].map(([status, list]) =>
-      ApiResponse({
-        status,
-        // JSON whatever the route's own answer is (@ApiProduces: the curl snippet is a shell script).
-        content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponse) } } },
-        description: `Error envelope with code ${list.map((c) => '`' + c + '`').join(' or ')}.`,
-      }),
+      ApiResponse({ status, ...errorEnvelopeResponse(list) }),
     ),
   );
 }
+
+/** The X-Request-Id every answer carries (common/http/request-id.ts), for components.headers. */
+export const REQUEST_ID_HEADER: HeaderObject = {
+  description:
+    "The request's id in the service's log: the caller's own X-Request-Id when it is 1–64 characters of " +
+    'A–Z a–z 0–9 . _ -, else a new UUID. Quote it when reporting a fault.',
+  required: true,
+  schema: { type: 'string', pattern: SAFE_ID.source },
+};
+
+/** An error answer shared by many operations (components.responses), and the one code it carries. */
+export interface SharedErrorResponse {
+  code: ErrorCode;
+  /** Said after the envelope's own sentence. */
+  detail: string;
+  /** Documented on every operation: any request can get it, whatever its route. */
+  anyRoute: boolean;
+  headers?: Record<string, HeaderObject>;
+}
+
+/**
+ * The one-code error answers, by their components.responses name. An operation's own answer for one of these codes
+ * becomes a reference; the `anyRoute` ones are added to every operation (the body is read, and headers parsed, before
+ * any route is chosen). 404 and 405 are not: a documented operation answers 404 only for a resource its path names,
+ * and a method its path does not take is no operation of the document (the info description says what it gets).
+ */
+export const SHARED_ERROR_RESPONSES: Record<string, SharedErrorResponse> = {
+  BadRequest: {
+    code: 'bad_request',
+    detail:
+      'A malformed request: a body that is not JSON (or not valid JSON, too deeply nested, or in a Content-Encoding ' +
+      'the service does not read), invalid HTTP framing, or a query, path or body field the operation refuses.',
+    anyRoute: true,
+  },
+  Unauthorized: {
+    code: 'unauthorized',
+    detail:
+      'Credentials missing or not accepted: a malformed, unknown, revoked or expired key, upload token or session, ' +
+      "or a sign-in's wrong email or password.",
+    anyRoute: false,
+  },
+  NotFound: { code: 'not_found', detail: 'No such resource, or not yours, or deleted.', anyRoute: false },
+  MethodNotAllowed: {
+    code: 'method_not_allowed',
+    detail: 'A method the resource does not take; `Allow` lists those it does.',
+    anyRoute: false,
+    headers: {
+      Allow: { description: 'The methods the path takes, e.g. `DELETE, POST`.', schema: { type: 'string' } },
+    },
+  },
+  TooLarge: {
+    code: 'too_large',
+    detail: `A JSON request body over ${JSON_BODY_LIMIT_KB} KB.`,
+    anyRoute: true,
+  },
+  HeaderTooLarge: {
+    code: 'header_too_large',
+    detail: "Request headers or URL too large, answered by the HTTP layer before any route (Node's limit).",
+    anyRoute: true,
+  },
+  Internal: {
+    code: 'internal',
+    detail: 'An unexpected fault, logged with the request id (`X-Request-Id`).',
+    anyRoute: true,
+  },
+};

@@ -6,6 +6,9 @@ import { refuseDeepJson } from './json-depth';
 /** The one route whose body is not JSON: the upload, multipart, streamed by busboy (uploads/multipart). */
 const MULTIPART_ROUTES = new Set(['/api/v1/upload']);
 
+/** The largest JSON body read (KB); a larger one is 413 `too_large`. */
+export const JSON_BODY_LIMIT_KB = 64;
+
 export const NOT_JSON_MESSAGE = 'The request body must be JSON, sent with Content-Type: application/json.';
 
 /** Whether the request carries body bytes (a `Content-Length: 0` POST carries none). */
@@ -37,7 +40,7 @@ export function requireJsonBody(req: Request, _res: Response, next: NextFunction
 export function requestBodyMiddleware(): RequestHandler[] {
   return [
     requireJsonBody,
-    express.json({ limit: '64kb', strict: true, verify: refuseDeepJson }),
+    express.json({ limit: `${JSON_BODY_LIMIT_KB}kb`, strict: true, verify: refuseDeepJson }),
     cookieParser(),
   ];
 }

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 
-const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** What a caller's X-Request-Id must look like to be kept (a generated UUID looks like it too). */
+export const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** A request id for every request: the caller's X-Request-Id if it is sane, else a new UUID; echoed back. */
 export function requestId(req: IncomingMessage, res: ServerResponse): string {

@@ -50,7 +50,7 @@ export class DeleteLinksController {
   @ApiErrorResponses('method_not_allowed')
   @ApiDefaultResponse({
     type: ErrorResponse,
-    description: 'Always 405 `method_not_allowed`, never a success.',
+    description: 'Never a success: a GET deletes nothing (405 `method_not_allowed`).',
   })
   get(): never {
     throw new AppError('method_not_allowed', 'Use DELETE or POST on a delete link; GET never deletes.', {

@@ -241,8 +241,8 @@ export function loadConfig(
       pornHentaiThreshold: parsed.MODERATION_PORN_HENTAI_THRESHOLD ?? 0.7,
       pornThreshold: parsed.MODERATION_PORN_THRESHOLD ?? 0.5,
       frames: parsed.MODERATION_FRAMES ?? 3,
-      // Two threads classify a transparent image's two backgrounds (or an animation's frames) side by side: 16 → 10 ms
-      // for two inputs here, with the same upload throughput under load (idle threads do not spin).
+      // Two sessions (a thread each) classify a transparent image's two backgrounds (or an animation's frames) side by
+      // side, and two reviews at once (NsfwClassifier).
       threads: parsed.MODERATION_THREADS ?? Math.min(2, availableParallelism()),
       concurrency: parsed.MODERATION_CONCURRENCY ?? 2,
     },

@@ -213,23 +213,26 @@ describe(ModerationService.name, () => {
       });
     });
 
+    const mixedFrame = (channels: 3 | 4, pixel: (x: number) => number[]) => {
+      const data = Buffer.alloc(8 * 8 * channels);
+      for (let p = 0; p < 64; p++) {
+        data.set(pixel(p % 8), p * channels);
+      }
+      return { data, width: 8, height: 8, channels };
+    };
+    /** Seven inputs: two (transparency shows), one (an opaque frame with alpha), one, one prepared, two. */
+    const mixedFrames = () => [
+      // Two inputs (transparency shows), one of the two slots of an opaque frame with alpha, a plain one, inputs
+      // another process prepared, and two again: each written after the inputs before it.
+      mixedFrame(4, (x) => (x < 4 ? [255, 0, 0, 255] : [0, 0, 255, 0])),
+      mixedFrame(4, () => [40, 0, 200, 255]),
+      mixedFrame(3, (x) => [255, x * 30, 0]),
+      { inputs: frameToModelInputs(mixedFrame(3, () => [90, 90, 90])) },
+      mixedFrame(4, () => [0, 200, 0, 100]),
+    ];
+
     it('should score every frame of one batch as it would alone, whatever inputs each needs', async () => {
-      const frame = (channels: 3 | 4, pixel: (x: number) => number[]) => {
-        const data = Buffer.alloc(8 * 8 * channels);
-        for (let p = 0; p < 64; p++) {
-          data.set(pixel(p % 8), p * channels);
-        }
-        return { data, width: 8, height: 8, channels };
-      };
-      const frames = [
-        // Two inputs (transparency shows), one of the two slots of an opaque frame with alpha, a plain one, inputs
-        // another process prepared, and two again: each written after the inputs before it.
-        frame(4, (x) => (x < 4 ? [255, 0, 0, 255] : [0, 0, 255, 0])),
-        frame(4, () => [40, 0, 200, 255]),
-        frame(3, (x) => [255, x * 30, 0]),
-        { inputs: frameToModelInputs(frame(3, () => [90, 90, 90])) },
-        frame(4, () => [0, 200, 0, 100]),
-      ];
+      const frames = mixedFrames();
       const classifier = await NsfwClassifier.load(colourModel, { threads: 1, concurrency: 1 });
       try {
         const together = await classifier.classify(frames);
@@ -257,6 +260,42 @@ describe(ModerationService.name, () => {
         expect(again).toEqual(alone);
       } finally {
         await classifier.close();
+      }
+    });
+
+    it("should split a review's inputs between its sessions and give each score back in its place", async () => {
+      const one = await NsfwClassifier.load(colourModel, { threads: 1, concurrency: 1 });
+      // Three sessions for seven inputs: parts of three, two and two, the first sent as a view of the batch.
+      const three = await NsfwClassifier.load(colourModel, { threads: 3, concurrency: 2 });
+      try {
+        const expected = (await one.classify(mixedFrames())).scores;
+        const split = await three.classify(mixedFrames());
+        expect(split.frames).toBe(5);
+        expect(split.scores).toHaveLength(7);
+        const near = (a: ModerationScores[], b: ModerationScores[]) =>
+          a.forEach((score, i) =>
+            (['porn', 'neutral', 'sexy'] as const).forEach((k) =>
+              expect(Math.abs(score[k] - b[i][k])).toBeLessThan(1e-3),
+            ),
+          );
+        near(split.scores, expected);
+        // Two reviews at once (the gate lets two in), each split, and one input alone: none takes another's scores.
+        const [a, b, c] = await Promise.all([
+          three.classify(mixedFrames()),
+          three.classify([...mixedFrames()].reverse()),
+          three.classify([mixedFrames()[2]]),
+        ]);
+        near(a.scores, expected);
+        near(b.scores, [
+          ...expected.slice(5),
+          ...expected.slice(4, 5),
+          ...expected.slice(3, 4),
+          ...expected.slice(2, 3),
+          ...expected.slice(0, 2),
+        ]);
+        near(c.scores, expected.slice(3, 4));
+      } finally {
+        await Promise.all([one.close(), three.close()]);
       }
     });
 

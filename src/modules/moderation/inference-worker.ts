@@ -125,11 +125,11 @@ export class InferenceWorker {
   }
 
   /**
-   * Starts (or joins) the worker for this model; resolves once the session is created and its contract
-   * checked.
+   * Starts (or joins) the worker for this model (`instance`: which of several sessions of it); resolves once the
+   * session is created and its contract checked.
    */
-  static acquire(modelPath: string, options: InferenceOptions): Promise<InferenceWorker> {
-    const key = `${modelPath}\0${options.threads}`;
+  static acquire(modelPath: string, options: InferenceOptions, instance = 0): Promise<InferenceWorker> {
+    const key = `${modelPath}\0${options.threads}\0${instance}`;
     let entry = InferenceWorker.shared.get(key);
     if (!entry) {
       const created: SharedEntry = { refs: 0, ready: InferenceWorker.start(modelPath, options, key) };
@@ -186,6 +186,11 @@ export class InferenceWorker {
 
   get failed(): Error | undefined {
     return this.failure;
+  }
+
+  /** Batches sent and not yet answered. */
+  get pending(): number {
+    return this.jobs.size;
   }
 
   /**

@@ -116,16 +116,17 @@ function shareResponses(responses: ResponsesObject): ResponsesObject {
   const out: ResponsesObject = {};
   for (const [status, response] of Object.entries(responses)) {
     const shared = Object.entries(SHARED_ERROR_RESPONSES).find(
-      ([, { code }]) =>
-        String(ERROR_STATUS[code]) === status && isDeepStrictEqual(response, errorEnvelopeResponse([code])),
+      ([, { codes }]) =>
+        String(ERROR_STATUS[codes[0]]) === status &&
+        isDeepStrictEqual(response, errorEnvelopeResponse(codes)),
     );
     out[status] = shared
       ? { $ref: `#/components/responses/${shared[0]}` }
       : withRequestId(response as ResponseObject);
   }
-  for (const [name, { code, anyRoute }] of Object.entries(SHARED_ERROR_RESPONSES)) {
+  for (const [name, { codes, anyRoute }] of Object.entries(SHARED_ERROR_RESPONSES)) {
     if (anyRoute) {
-      out[ERROR_STATUS[code]] ??= { $ref: `#/components/responses/${name}` };
+      out[ERROR_STATUS[codes[0]]] ??= { $ref: `#/components/responses/${name}` };
     }
   }
   return out;
@@ -139,9 +140,9 @@ function withRequestId(response: ResponseObject): ResponseObject {
 function sharedResponses(document: OpenAPIObject): Record<string, ResponseObject> {
   const text = JSON.stringify(document.paths);
   const out: Record<string, ResponseObject> = {};
-  for (const [name, { code, detail, headers }] of Object.entries(SHARED_ERROR_RESPONSES)) {
+  for (const [name, { codes, detail, headers }] of Object.entries(SHARED_ERROR_RESPONSES)) {
     if (text.includes(`"#/components/responses/${name}"`)) {
-      const envelope = errorEnvelopeResponse([code]);
+      const envelope = errorEnvelopeResponse(codes);
       out[name] = withRequestId({ ...envelope, description: `${envelope.description} ${detail}`, headers });
     }
   }

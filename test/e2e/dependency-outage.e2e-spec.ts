@@ -1,5 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { png } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser, type TestSession } from '../setup/factories';
 import { readInfra } from '../setup/infra';
@@ -12,6 +14,17 @@ import { waitFor } from '../setup/wait';
 const apiRoutes = (app: INestApplication): AppRoute[] => appRoutes(app).filter((r) => r.documented);
 
 type Caller = 'key' | 'uploadToken' | 'session' | 'anonymous';
+
+const OPENAPI = JSON.parse(readFileSync(join(__dirname, '..', '..', 'openapi.json'), 'utf8'));
+
+/** The error codes the document names for one status of a route's operation (a shared response followed). */
+function documentedCodes(route: AppRoute, status: number): string[] {
+  let response = OPENAPI.paths[route.path]?.[route.method]?.responses?.[status];
+  if (response?.$ref) {
+    response = OPENAPI.components.responses[response.$ref.split('/').pop()];
+  }
+  return [...String(response?.description ?? '').matchAll(/`([a-z_]+)`/g)].map((m) => m[1]);
+}
 
 function concretePath(path: string): string {
   return path
@@ -47,6 +60,10 @@ async function tally(
     }
     if (res.status === 500 && route.method !== 'head' && res.body?.code !== 'db_failed') {
       problems.push(`${route.method} ${path}: 500 ${res.body?.code}`);
+    }
+    // The OpenAPI document (the committed file, which openapi-file.e2e-spec holds equal to the code's) says so.
+    if (res.status === 500 && !documentedCodes(route, 500).includes('db_failed')) {
+      problems.push(`${route.method} ${route.path}: db_failed not documented on its 500`);
     }
   }
   return counts;

@@ -37,10 +37,22 @@ export function errorEnvelopeResponse(codes: readonly ErrorCode[]): ResponseObje
   };
 }
 
-/** Documents the envelope for each listed code, grouped by status. */
+/**
+ * Documents the envelope for each listed code, grouped by status; with `internal` and `db_failed` (500), which every
+ * route that reads or writes PostgreSQL can answer (an API key or a session is looked up there).
+ */
 export function ApiErrorResponses(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
+  return errorResponses([...codes, 'internal', 'db_failed']);
+}
+
+/** ApiErrorResponses for a route that never touches PostgreSQL (its 500 is `internal` only). */
+export function ApiErrorResponsesWithoutDatabase(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
+  return errorResponses([...codes, 'internal']);
+}
+
+function errorResponses(codes: readonly ErrorCode[]): MethodDecorator & ClassDecorator {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of new Set<ErrorCode>([...codes, 'internal'])) {
+  for (const code of new Set<ErrorCode>(codes)) {
     const status = ERROR_STATUS[code];
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
@@ -61,9 +73,9 @@ export const REQUEST_ID_HEADER: HeaderObject = {
   schema: { type: 'string', pattern: SAFE_ID.source },
 };
 
-/** An error answer shared by many operations (components.responses), and the one code it carries. */
+/** An error answer shared by many operations (components.responses), and the codes it carries (one status). */
 export interface SharedErrorResponse {
-  code: ErrorCode;
+  codes: readonly ErrorCode[];
   /** Said after the envelope's own sentence. */
   detail: string;
   /** Documented on every operation: any request can get it, whatever its route. */
@@ -79,22 +91,22 @@ export interface SharedErrorResponse {
  */
 export const SHARED_ERROR_RESPONSES: Record<string, SharedErrorResponse> = {
   BadRequest: {
-    code: 'bad_request',
+    codes: ['bad_request'],
     detail:
       'A malformed request: a body that is not JSON (or not valid JSON, too deeply nested, or in a Content-Encoding ' +
       'the service does not read), invalid HTTP framing, or a query, path or body field the operation refuses.',
     anyRoute: true,
   },
   Unauthorized: {
-    code: 'unauthorized',
+    codes: ['unauthorized'],
     detail:
       'Credentials missing or not accepted: a malformed, unknown, revoked or expired key, upload token or session, ' +
       "or a sign-in's wrong email or password.",
     anyRoute: false,
   },
-  NotFound: { code: 'not_found', detail: 'No such resource, or not yours, or deleted.', anyRoute: false },
+  NotFound: { codes: ['not_found'], detail: 'No such resource, or not yours, or deleted.', anyRoute: false },
   MethodNotAllowed: {
-    code: 'method_not_allowed',
+    codes: ['method_not_allowed'],
     detail: 'A method the resource does not take; `Allow` lists those it does.',
     anyRoute: false,
     headers: {
@@ -102,18 +114,26 @@ export const SHARED_ERROR_RESPONSES: Record<string, SharedErrorResponse> = {
     },
   },
   TooLarge: {
-    code: 'too_large',
+    codes: ['too_large'],
     detail: `A JSON request body over ${JSON_BODY_LIMIT_KB} KB.`,
     anyRoute: true,
   },
   HeaderTooLarge: {
-    code: 'header_too_large',
+    codes: ['header_too_large'],
     detail: "Request headers or URL too large, answered by the HTTP layer before any route (Node's limit).",
     anyRoute: true,
   },
   Internal: {
-    code: 'internal',
-    detail: 'An unexpected fault, logged with the request id (`X-Request-Id`).',
+    codes: ['internal', 'db_failed'],
+    detail:
+      '`internal`: an unexpected fault, logged with the request id (`X-Request-Id`). `db_failed`: the database ' +
+      'failed; nothing half-written remains; retry after `Retry-After` seconds.',
     anyRoute: true,
+    headers: {
+      'Retry-After': {
+        description: 'With `db_failed`: seconds to wait before retrying.',
+        schema: { type: 'integer', minimum: 1 },
+      },
+    },
   },
 };

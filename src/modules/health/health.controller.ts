@@ -3,7 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagg
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Public } from '../../common/auth/auth.decorator';
 import { AppError } from '../../common/errors/app-error';
-import { ApiErrorResponses } from '../../common/errors/error-response';
+import { ApiErrorResponsesWithoutDatabase } from '../../common/errors/error-response';
 import { RedisService } from '../../common/redis/redis.module';
 import { ModerationService } from '../moderation/moderation.service';
 import { StorageDriver } from '../storage/storage-driver';
@@ -51,7 +51,7 @@ export class HealthController {
   @ApiOperation({ operationId: 'checkHealth', summary: 'The process is alive' })
   @ApiOkResponse({ type: HealthResponse })
   // Like every route: a request body that is not valid JSON (with a JSON content type) answers 400.
-  @ApiErrorResponses('bad_request')
+  @ApiErrorResponsesWithoutDatabase('bad_request')
   healthz(): HealthResponse {
     return { ok: true };
   }
@@ -62,7 +62,8 @@ export class HealthController {
     summary: 'Database, Redis, storage and the moderation model are ready',
   })
   @ApiOkResponse({ type: ReadyResponse })
-  @ApiErrorResponses('bad_request', 'unavailable')
+  // A database that fails the check makes it unavailable (503), never db_failed.
+  @ApiErrorResponsesWithoutDatabase('bad_request', 'unavailable')
   async readyz(): Promise<ReadyResponse> {
     // Each check has a deadline: a dependency that accepts connections and never answers is not ready, and
     // /readyz must say so within a load balancer's probe timeout instead of hanging with it.

@@ -1372,9 +1372,11 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description Error envelope with code `internal`. An unexpected fault, logged with the request id (`X-Request-Id`). */
+        /** @description Error envelope with code `internal` or `db_failed`. `internal`: an unexpected fault, logged with the request id (`X-Request-Id`). `db_failed`: the database failed; nothing half-written remains; retry after `Retry-After` seconds. */
         Internal: {
             headers: {
+                /** @description With `db_failed`: seconds to wait before retrying. */
+                "Retry-After"?: number;
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 [name: string]: unknown;
             };
@@ -3344,7 +3346,16 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             413: components["responses"]["TooLarge"];
             431: components["responses"]["HeaderTooLarge"];
-            500: components["responses"]["Internal"];
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     getImage: {
@@ -3526,7 +3537,16 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             413: components["responses"]["TooLarge"];
             431: components["responses"]["HeaderTooLarge"];
-            500: components["responses"]["Internal"];
+            /** @description Error envelope with code `internal`. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Error envelope with code `unavailable`. */
             503: {
                 headers: {

@@ -14,6 +14,8 @@ import {
   ErrorResponse,
   errorEnvelopeResponse,
   REQUEST_ID_HEADER,
+  RETRY_AFTER_CODES,
+  RETRY_AFTER_HEADER,
   SHARED_ERROR_RESPONSES,
 } from './common/errors/error-response';
 import { ERROR_STATUS } from './common/errors/error-status';
@@ -33,6 +35,7 @@ const CSRF_HEADER: ParameterObject = {
 };
 
 const REQUEST_ID_REF: ReferenceObject = { $ref: '#/components/headers/X-Request-Id' };
+const RETRY_AFTER_REF: ReferenceObject = { $ref: '#/components/headers/Retry-After' };
 
 /** The OpenAPI document, generated from the controllers and DTOs. */
 export function buildOpenApi(
@@ -100,7 +103,7 @@ export function buildOpenApi(
   document.components = {
     ...document.components,
     responses: sharedResponses(document),
-    headers: { 'X-Request-Id': REQUEST_ID_HEADER },
+    headers: { 'X-Request-Id': REQUEST_ID_HEADER, 'Retry-After': RETRY_AFTER_HEADER },
   };
   return document;
 }
@@ -132,8 +135,17 @@ function shareResponses(responses: ResponsesObject): ResponsesObject {
   return out;
 }
 
+/** Its X-Request-Id, and Retry-After when it names a code that carries one (`db_failed`, `unavailable`). */
 function withRequestId(response: ResponseObject): ResponseObject {
-  return { ...response, headers: { ...response.headers, 'X-Request-Id': REQUEST_ID_REF } };
+  const retry = RETRY_AFTER_CODES.some((code) => response.description.includes(`\`${code}\``));
+  return {
+    ...response,
+    headers: {
+      ...response.headers,
+      ...(retry ? { 'Retry-After': RETRY_AFTER_REF } : {}),
+      'X-Request-Id': REQUEST_ID_REF,
+    },
+  };
 }
 
 /** components.responses: the shared error answers some operation refers to (an unused component is a lint warning). */

@@ -17,13 +17,16 @@ type Caller = 'key' | 'uploadToken' | 'session' | 'anonymous';
 
 const OPENAPI = JSON.parse(readFileSync(join(__dirname, '..', '..', 'openapi.json'), 'utf8'));
 
-/** The error codes the document names for one status of a route's operation (a shared response followed). */
-function documentedCodes(route: AppRoute, status: number): string[] {
+/** What the document says of one status of a route's operation (a shared response followed): codes and headers. */
+function documented(route: AppRoute, status: number): { codes: string[]; headers: string[] } {
   let response = OPENAPI.paths[route.path]?.[route.method]?.responses?.[status];
   if (response?.$ref) {
     response = OPENAPI.components.responses[response.$ref.split('/').pop()];
   }
-  return [...String(response?.description ?? '').matchAll(/`([a-z_]+)`/g)].map((m) => m[1]);
+  return {
+    codes: [...String(response?.description ?? '').matchAll(/`([a-z_]+)`/g)].map((m) => m[1]),
+    headers: Object.keys(response?.headers ?? {}),
+  };
 }
 
 function concretePath(path: string): string {
@@ -62,8 +65,12 @@ async function tally(
       problems.push(`${route.method} ${path}: 500 ${res.body?.code}`);
     }
     // The OpenAPI document (the committed file, which openapi-file.e2e-spec holds equal to the code's) says so.
-    if (res.status === 500 && !documentedCodes(route, 500).includes('db_failed')) {
-      problems.push(`${route.method} ${route.path}: db_failed not documented on its 500`);
+    if (dependencyCode) {
+      const doc = documented(route, res.status);
+      const code = res.status === 500 ? 'db_failed' : 'unavailable';
+      if (!doc.codes.includes(code) || !doc.headers.includes('Retry-After')) {
+        problems.push(`${route.method} ${route.path}: ${res.status} ${code} with Retry-After not documented`);
+      }
     }
   }
   return counts;

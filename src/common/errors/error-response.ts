@@ -73,6 +73,15 @@ export const REQUEST_ID_HEADER: HeaderObject = {
   schema: { type: 'string', pattern: SAFE_ID.source },
 };
 
+/** The Retry-After of a dependency failure (`db_failed`, `unavailable`), for components.headers. */
+export const RETRY_AFTER_HEADER: HeaderObject = {
+  description: 'With `db_failed` or `unavailable` (a dependency failed): seconds to wait before retrying.',
+  schema: { type: 'integer', minimum: 1 },
+};
+
+/** The codes whose answers carry Retry-After (AllExceptionsFilter). */
+export const RETRY_AFTER_CODES: readonly ErrorCode[] = ['db_failed', 'unavailable'];
+
 /** An error answer shared by many operations (components.responses), and the codes it carries (one status). */
 export interface SharedErrorResponse {
   codes: readonly ErrorCode[];
@@ -129,11 +138,5 @@ export const SHARED_ERROR_RESPONSES: Record<string, SharedErrorResponse> = {
       '`internal`: an unexpected fault, logged with the request id (`X-Request-Id`). `db_failed`: the database ' +
       'failed; nothing half-written remains; retry after `Retry-After` seconds.',
     anyRoute: true,
-    headers: {
-      'Retry-After': {
-        description: 'With `db_failed`: seconds to wait before retrying.',
-        schema: { type: 'integer', minimum: 1 },
-      },
-    },
   },
 };

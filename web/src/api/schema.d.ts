@@ -1375,8 +1375,7 @@ export interface components {
         /** @description Error envelope with code `internal` or `db_failed`. `internal`: an unexpected fault, logged with the request id (`X-Request-Id`). `db_failed`: the database failed; nothing half-written remains; retry after `Retry-After` seconds. */
         Internal: {
             headers: {
-                /** @description With `db_failed`: seconds to wait before retrying. */
-                "Retry-After"?: number;
+                "Retry-After": components["headers"]["Retry-After"];
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 [name: string]: unknown;
             };
@@ -1430,6 +1429,8 @@ export interface components {
     parameters: never;
     requestBodies: never;
     headers: {
+        /** @description With `db_failed` or `unavailable` (a dependency failed): seconds to wait before retrying. */
+        "Retry-After": number;
         /** @description The request's id in the service's log: the caller's own X-Request-Id when it is 1–64 characters of A–Z a–z 0–9 . _ -, else a new UUID. Quote it when reporting a fault. */
         "X-Request-Id": string;
     };
@@ -2328,6 +2329,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2423,6 +2425,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2496,6 +2499,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2571,6 +2575,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2643,6 +2648,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2714,6 +2720,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2786,6 +2793,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2861,6 +2869,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2940,6 +2949,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. Also when the rate limiter cannot reach Redis (unless RATE_LIMIT_FAIL_OPEN). */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3444,6 +3454,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3507,6 +3518,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3550,6 +3562,7 @@ export interface operations {
             /** @description Error envelope with code `unavailable`. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };

@@ -235,6 +235,17 @@ describe('OpenAPI document (e2e)', () => {
     expect(images.find((p: any) => p.name === 'w').schema.type).toBe('integer');
   });
 
+  it('should give every parameter a typed schema (Swagger UI and generated clients take anything from an empty one)', () => {
+    const untyped = Object.entries<any>(doc.paths).flatMap(([path, item]) =>
+      METHODS.filter((m) => item[m]).flatMap((method) =>
+        (item[method].parameters ?? [])
+          .filter((p: any) => typeof p.schema?.type !== 'string')
+          .map((p: any) => `${method} ${path} ${p.in} ${p.name}`),
+      ),
+    );
+    expect(untyped).toEqual([]);
+  });
+
   it('should point servers at PUBLIC_URL and use no JWT bearer format for the opaque tokens', () => {
     expect(doc.servers).toEqual([{ url: 'http://upload.test' }]);
     expect(doc.components.securitySchemes.apiKey.bearerFormat).not.toBe('JWT');

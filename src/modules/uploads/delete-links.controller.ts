@@ -12,7 +12,11 @@ import { DeleteLinksService } from './delete-links.service';
 refusingRoute('/api/delete/:token', 'get');
 
 @ApiTags('Delete links')
-@ApiParam({ name: 'token', description: 'The one-shot token of the delete link (`delete_url`).' })
+@ApiParam({
+  name: 'token',
+  type: String,
+  description: 'The one-shot token of the delete link (`delete_url`): 64 hex characters; anything else is 404.',
+})
 @Controller('api/delete/:token')
 @Public()
 export class DeleteLinksController {

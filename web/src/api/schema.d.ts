@@ -1443,8 +1443,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The one-shot token of the delete link (`delete_url`). */
-                token: unknown;
+                /** @description The one-shot token of the delete link (`delete_url`): 64 hex characters; anything else is 404. */
+                token: string;
             };
             cookie?: never;
         };
@@ -1472,7 +1472,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The one-shot token of the delete link (`delete_url`). */
+                /** @description The one-shot token of the delete link (`delete_url`): 64 hex characters; anything else is 404. */
                 token: string;
             };
             cookie?: never;
@@ -1500,7 +1500,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The one-shot token of the delete link (`delete_url`). */
+                /** @description The one-shot token of the delete link (`delete_url`): 64 hex characters; anything else is 404. */
                 token: string;
             };
             cookie?: never;

@@ -76,6 +76,22 @@ describe('OpenAPI document (e2e)', () => {
     );
   });
 
+  it("should document a 400's details as the service sends them: a field and a message each", async () => {
+    const session = await login(t, await makeUser(t));
+    const res = await t.http
+      .post('/api/v1/keys')
+      .set('Cookie', session.cookie)
+      .set('X-CSRF-Token', session.csrf)
+      .send({ name: 'x', scopes: ['nope'], extra: 1 })
+      .expect(400);
+    expect(res.body.details.length).toBeGreaterThanOrEqual(2);
+    const schema = doc.components.schemas.ErrorResponse;
+    expect(mismatches(doc, schema, res.body, '400')).toEqual([]);
+    const item = resolve(doc, schema.properties.details.items);
+    expect(item.required).toEqual(['field', 'message']);
+    expect(Object.keys(res.body.details[0]).sort()).toEqual(Object.keys(item.properties).sort());
+  });
+
   it('should lint clean with @redocly/cli recommended rules: 0 errors, 0 warnings', async () => {
     const result = await redoclyLint(doc);
     const problems = result.problems.map(

@@ -3,7 +3,17 @@ import { ApiExtraModels, ApiProperty, ApiResponse, getSchemaPath } from '@nestjs
 import type { HeaderObject, ResponseObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { JSON_BODY_LIMIT_KB } from '../http/request-body';
 import { SAFE_ID } from '../http/request-id';
+import { MAX_DETAILS } from '../validation/validation.pipe';
 import { ERROR_CODES, ERROR_STATUS, type ErrorCode } from './error-status';
+
+/** One entry of a 400's `details` (common/validation/validation.pipe.ts). */
+export class ValidationDetail {
+  @ApiProperty({ description: 'The field, a dotted path for a nested one.', example: 'scopes.0' })
+  field!: string;
+
+  @ApiProperty({ description: 'What is wrong with it.', example: 'each value in scopes must be one of …' })
+  message!: string;
+}
 
 /** The error envelope, for the OpenAPI document. */
 export class ErrorResponse {
@@ -21,11 +31,11 @@ export class ErrorResponse {
 
   @ApiProperty({
     required: false,
-    type: 'array',
-    items: { type: 'object' },
-    description: 'Validation details.',
+    type: [ValidationDetail],
+    maxItems: MAX_DETAILS,
+    description: `Validation details (a 400 for a request field): one entry per problem, at most ${MAX_DETAILS}.`,
   })
-  details?: unknown[];
+  details?: ValidationDetail[];
 }
 
 /** The envelope as a response for these codes: what ApiErrorResponses documents per status. */

@@ -22,7 +22,7 @@ class ObjectBodyValidationPipe extends ValidationPipe {
 
 /** How many distinct messages the sentence of a 400 names, and how many entries its `details` lists. */
 const MAX_MESSAGES = 10;
-const MAX_DETAILS = 20;
+export const MAX_DETAILS = 20;
 
 /** The global ValidationPipe: unknown fields are refused, failures become 400 bad_request with details. */
 export function createValidationPipe(): ValidationPipe {

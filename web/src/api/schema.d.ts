@@ -891,8 +891,8 @@ export interface components {
              * @enum {string}
              */
             code: "unauthorized" | "banned" | "forbidden" | "missing_file" | "empty_file" | "bad_request" | "not_found" | "method_not_allowed" | "too_large" | "range_not_satisfiable" | "unsupported_type" | "nsfw_rejected" | "processing_failed" | "rate_limit" | "rate_limit_day" | "conflict" | "quota_exceeded" | "header_too_large" | "storage_failed" | "db_failed" | "unavailable" | "internal";
-            /** @description Validation details. */
-            details?: Record<string, never>[];
+            /** @description Validation details (a 400 for a request field): one entry per problem, at most 20. */
+            details?: components["schemas"]["ValidationDetail"][];
             /**
              * @description A human sentence; never a stack trace, SQL or path.
              * @example The request is malformed.
@@ -1294,6 +1294,18 @@ export interface components {
             id: string;
             /** @enum {string} */
             role: "user" | "admin";
+        };
+        ValidationDetail: {
+            /**
+             * @description The field, a dotted path for a nested one.
+             * @example scopes.0
+             */
+            field: string;
+            /**
+             * @description What is wrong with it.
+             * @example each value in scopes must be one of …
+             */
+            message: string;
         };
         WebhookEnvelope: {
             /** @example true */

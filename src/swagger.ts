@@ -36,6 +36,7 @@ const CSRF_HEADER: ParameterObject = {
 
 const REQUEST_ID_REF: ReferenceObject = { $ref: '#/components/headers/X-Request-Id' };
 const RETRY_AFTER_REF: ReferenceObject = { $ref: '#/components/headers/Retry-After' };
+const ETAG_REF: ReferenceObject = { $ref: '#/components/headers/ETag' };
 
 /** The OpenAPI document, generated from the controllers and DTOs. */
 export function buildOpenApi(
@@ -91,11 +92,14 @@ export function buildOpenApi(
   for (const schema of Object.values(document.components?.schemas ?? {})) {
     nullableProperties(schema);
   }
-  for (const item of Object.values(document.paths)) {
+  for (const [path, item] of Object.entries(document.paths)) {
     for (const method of METHODS) {
       const operation = item[method];
       if (operation) {
         completeOperation(method, operation);
+        if (method === 'get') {
+          documentConditionalGet(path, operation);
+        }
         operation.responses = shareResponses(operation.responses);
       }
     }
@@ -103,7 +107,15 @@ export function buildOpenApi(
   document.components = {
     ...document.components,
     responses: sharedResponses(document),
-    headers: { 'X-Request-Id': REQUEST_ID_HEADER, 'Retry-After': RETRY_AFTER_HEADER },
+    headers: {
+      'X-Request-Id': REQUEST_ID_HEADER,
+      'Retry-After': RETRY_AFTER_HEADER,
+      ETag: {
+        description:
+          "A weak validator of the answer's body: send it as `If-None-Match` to get 304 while it is unchanged.",
+        schema: { type: 'string' },
+      },
+    },
   };
   return document;
 }
@@ -200,6 +212,27 @@ function nullableProperties(schema: SchemaObject | ReferenceObject): void {
  * What the decorators can't say per operation: @Public routes (no security requirement) say `security: []`
  * explicitly, and X-CSRF-Token is declared only where the session needs it (state-changing methods).
  */
+/** The paths whose GET documents its own conditional answers (direct links), or never repeats one (ShareX: a new key). */
+const OWN_CONDITIONALS = new Set(['/images/{filename}', '/api/v1/clients/sharex']);
+
+/**
+ * A GET's answer with a body carries Express's ETag (a weak validator of the body; the read fast path sets the same),
+ * and the same request with it as `If-None-Match` answers 304 while the answer is unchanged: a client that polls
+ * (a listing, /me) can save the body.
+ */
+function documentConditionalGet(path: string, operation: OperationObject): void {
+  const ok = operation.responses['200'] as ResponseObject | undefined;
+  if (OWN_CONDITIONALS.has(path) || !ok?.content || operation.responses['304']) {
+    return;
+  }
+  ok.headers = { ...ok.headers, ETag: ETAG_REF };
+  operation.responses['304'] = {
+    description:
+      "Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body.",
+    headers: { ETag: ETAG_REF },
+  };
+}
+
 function completeOperation(method: string, operation: OperationObject): void {
   operation.security ??= [];
   const session = operation.security.some((requirement) => 'session' in requirement);

@@ -397,10 +397,23 @@ function allows(schema: any, value: unknown): boolean {
   );
 }
 
+/** What `call` sent, to send it again. */
+interface CallInit {
+  params?: Record<string, string>;
+  query?: string;
+  key?: string;
+  session?: TestSession;
+  body?: object | string;
+  file?: Buffer;
+  fields?: Record<string, string>;
+  headers?: Record<string, string>;
+}
+
 interface RealAnswer {
   method: string;
   /** The document's path template. */
   path: string;
+  init: CallInit;
   status: number;
   headers: Record<string, string>;
   body: unknown;
@@ -412,21 +425,17 @@ describe('OpenAPI document against real answers (e2e)', () => {
   let doc: any;
   let receiver: Receiver;
   const answers: RealAnswer[] = [];
+  /** GET answers with an ETag, and the answer to the same request sent again with it as If-None-Match. */
+  const revalidations: { first: RealAnswer; again: RealAnswer }[] = [];
+  /** The direct links document their own conditional answers; the ShareX file is a new key each time (never 304). */
+  const isConditional = (path: string): boolean =>
+    !path.startsWith('/images/') && path !== '/api/v1/clients/sharex';
 
   /** Sends one request to `path` (a template of the document) with `params` filled in, and keeps the answer. */
   async function call(
     method: 'get' | 'head' | 'post' | 'patch' | 'delete',
     path: string,
-    init: {
-      params?: Record<string, string>;
-      query?: string;
-      key?: string;
-      session?: TestSession;
-      body?: object | string;
-      file?: Buffer;
-      fields?: Record<string, string>;
-      headers?: Record<string, string>;
-    } = {},
+    init: CallInit = {},
   ): Promise<any> {
     const url = path.replace(/\{(\w+)\}/g, (_m, name: string) =>
       encodeURIComponent(init.params?.[name] ?? ''),
@@ -451,11 +460,24 @@ describe('OpenAPI document against real answers (e2e)', () => {
     answers.push({
       method,
       path,
+      init,
       status: res.status,
       headers: res.headers as Record<string, string>,
       body: res.body,
       json: /^application\/json/.test(String(res.headers['content-type'])),
     });
+    // Each GET answer with an ETag is asked again with it at once (while its credentials still work): 304.
+    if (
+      method === 'get' &&
+      res.status === 200 &&
+      res.headers.etag &&
+      isConditional(path) &&
+      !init.headers?.['If-None-Match']
+    ) {
+      const first = answers.length - 1;
+      await call(method, path, { ...init, headers: { ...init.headers, 'If-None-Match': res.headers.etag } });
+      revalidations.push({ first: answers[first], again: answers[answers.length - 1] });
+    }
     return res.body;
   }
 
@@ -787,6 +809,28 @@ describe('OpenAPI document against real answers (e2e)', () => {
     const schema = response.content?.['application/json']?.schema;
     return schema ? mismatches(doc, schema, a.body, where) : [`${where}: no JSON schema`];
   }
+
+  it('should document the ETag of every GET answer and its 304 to If-None-Match, which the service gives', () => {
+    const conditional = answers.filter(
+      (a) => a.method === 'get' && a.status === 200 && isConditional(a.path),
+    );
+    expect(conditional.length).toBeGreaterThan(10);
+    const problems = conditional.flatMap((a) => {
+      const op = doc.paths[a.path].get;
+      const documented = op.responses['200'].headers?.ETag && op.responses['304'];
+      const again = revalidations.find((r) => r.first === a)?.again;
+      return [
+        ...(a.headers.etag ? [] : [`${a.path}: no ETag`]),
+        ...(documented ? [] : [`${a.path}: ETag or 304 not documented`]),
+        // Asked again at once: 304, or 200 with another ETag when what it shows moved on (/me counts requests).
+        ...(again && again.status !== 304 && !(again.status === 200 && again.headers.etag !== a.headers.etag)
+          ? [`${a.path}: ${again.status} to its own ETag`]
+          : []),
+      ];
+    });
+    expect(problems).toEqual([]);
+    expect(revalidations.length).toBe(conditional.filter((a) => !a.init.headers?.['If-None-Match']).length);
+  });
 
   it('should document each real answer: its status, and a schema its JSON body conforms to', () => {
     expect(answers.flatMap(problemsOf)).toEqual([]);

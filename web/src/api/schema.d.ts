@@ -1441,6 +1441,8 @@ export interface components {
     parameters: never;
     requestBodies: never;
     headers: {
+        /** @description A weak validator of the answer's body: send it as `If-None-Match` to get 304 while it is unchanged. */
+        ETag: string;
         /** @description With `db_failed` or `unavailable` (a dependency failed): seconds to wait before retrying. */
         "Retry-After": number;
         /** @description The request's id in the service's log: the caller's own X-Request-Id when it is 1–64 characters of A–Z a–z 0–9 . _ -, else a new UUID. Quote it when reporting a fault. */
@@ -1556,12 +1558,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["AuditListResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -1597,12 +1609,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["AdminUploadsResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -1679,12 +1701,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["AdminUsersResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -2035,12 +2067,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["SessionResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -2071,12 +2113,22 @@ export interface operations {
             /** @description The snippet. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "text/x-shellscript": string;
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -2163,12 +2215,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ListKeysResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -2292,6 +2354,7 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
                     "X-RateLimit-Limit"?: number;
                     /** @description Requests that window still admits now. */
@@ -2304,6 +2367,15 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["MeResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -2538,6 +2610,7 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
                     "X-RateLimit-Limit"?: number;
                     /** @description Requests that window still admits now. */
@@ -2550,6 +2623,15 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ListUploadsResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -2610,6 +2692,7 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
                     "X-RateLimit-Limit"?: number;
                     /** @description Requests that window still admits now. */
@@ -2622,6 +2705,15 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["UploadDetailResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -2755,6 +2847,7 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     /** @description The limit of the window reported (the one with the fewest requests left; on a 429, the one that refused). */
                     "X-RateLimit-Limit"?: number;
                     /** @description Requests that window still admits now. */
@@ -2767,6 +2860,15 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["UploadDetailResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -2982,12 +3084,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ListWebhooksResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -3069,12 +3181,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["SigningSecretResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -3237,12 +3359,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ListDeliveriesResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -3358,12 +3490,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["HealthResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             413: components["responses"]["TooLarge"];
@@ -3551,12 +3693,22 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ReadyResponse"];
                 };
+            };
+            /** @description Not Modified: the answer is the one the request's `If-None-Match` names (its `ETag`); no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             413: components["responses"]["TooLarge"];

@@ -15,7 +15,8 @@ refusingRoute('/api/delete/:token', 'get');
 @ApiParam({
   name: 'token',
   type: String,
-  description: 'The one-shot token of the delete link (`delete_url`): 64 hex characters; anything else is 404.',
+  description:
+    'The one-shot token of the delete link (`delete_url`): 64 hex characters; anything else is 404.',
 })
 @Controller('api/delete/:token')
 @Public()

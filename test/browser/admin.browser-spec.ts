@@ -1,6 +1,8 @@
 import type { Page } from 'playwright-core';
 import { png } from '../fixtures/sample-images';
 import { bearer, makeKey, type TestUser } from '../setup/factories';
+import { readInfra } from '../setup/infra';
+import { TcpProxy } from '../setup/tcp-proxy';
 import { waitFor } from '../setup/wait';
 import { type BrowserApp, expectAccessible, screenshots, startBrowserApp } from './harness';
 
@@ -21,16 +23,27 @@ describe('Admin pages (browser)', () => {
   let admin: TestUser;
   let adminKey: string;
   let adminPage: Page;
+  /** Between the app and PostgreSQL: a refusal the website must show is made by cutting it (a real fault). */
+  let pgProxy: TcpProxy;
 
   beforeAll(async () => {
+    const pg = new URL(readInfra().adminUrl);
+    pgProxy = await new TcpProxy(pg.hostname, Number(pg.port || 5432)).start();
     // 49 uploads in one test (to page the uploads grid): the per-minute upload limit out of the way.
-    b = await startBrowserApp({ env: { RATE_LIMIT_UPLOADS_PER_MINUTE: '1000' } });
+    b = await startBrowserApp({
+      env: { RATE_LIMIT_UPLOADS_PER_MINUTE: '1000' },
+      appDatabaseUrl: (url) => pgProxy.via(url),
+    });
     admin = await b.makeUser('admin');
     adminKey = (await makeKey(b.t, admin)).token;
     adminPage = await b.newPage();
     await b.signIn(adminPage, admin, '/admin');
   });
-  afterAll(() => b?.close());
+  afterAll(async () => {
+    await pgProxy?.setMode('pass');
+    await b?.close();
+    await pgProxy?.close();
+  });
 
   /** The audit log as the API gives it, every page, for comparing with what the page shows. */
   async function auditFromApi(action: string): Promise<AuditEntryJson[]> {
@@ -189,32 +202,40 @@ describe('Admin pages (browser)', () => {
     const other = await b.makeUser('admin');
     const row = await findUserRow(other.email);
 
-    // Ban: the server refuses to ban the last admin (409). Here another admin (this one) is left, so the refusal
-    // is answered in the browser, worded as the server words it, a moment late as a real answer would be.
-    await adminPage.route('**/api/v1/admin/users/*/ban', async (route) => {
-      await new Promise((r) => setTimeout(r, 300));
-      await route.fulfill({
-        status: 409,
-        contentType: 'application/json',
-        body: JSON.stringify({ ok: false, code: 'conflict', error: 'You cannot ban the last admin.' }),
-      });
-    });
+    // Ban: the database goes away between opening the dialog and confirming (the proxy in front of PostgreSQL
+    // refuses connections), so the server really answers 500 db_failed; nothing is saved.
+    await row.getByRole('button', { name: `Ban ${other.email}` }).click();
+    const ban = adminPage.getByRole('alertdialog', { name: `Ban ${other.email}?` });
+    await ban.getByLabel('Reason').fill('testing a refusal');
+    const banButton = ban.getByRole('button', { name: 'Ban user' });
+    const answered = adminPage.waitForResponse((r) =>
+      r.url().endsWith(`/api/v1/admin/users/${other.id}/ban`),
+    );
+    await pgProxy.setMode('refuse');
     try {
-      await row.getByRole('button', { name: `Ban ${other.email}` }).click();
-      const ban = adminPage.getByRole('alertdialog', { name: `Ban ${other.email}?` });
-      await ban.getByLabel('Reason').fill('testing a refusal');
-      const banButton = ban.getByRole('button', { name: 'Ban user' });
       await banButton.click();
-      await ban.getByRole('alert').filter({ hasText: 'You cannot ban the last admin.' }).waitFor();
-      // Disabled while it waited, the button lost the focus: it has it back, not <body> behind the dialog.
-      await waitFor('focus back on the Ban user button', () =>
-        banButton.evaluate((el) => el === document.activeElement),
-      );
-      await ban.getByRole('button', { name: 'Cancel' }).click();
-      await ban.waitFor({ state: 'hidden' });
+      const answer = await answered;
+      expect(answer.status()).toBe(500);
+      expect(await answer.json()).toMatchObject({ ok: false, code: 'db_failed' });
+      await ban
+        .getByRole('alert')
+        .filter({ hasText: 'The server failed to do this. Nothing was saved; try again in a moment.' })
+        .waitFor();
     } finally {
-      await adminPage.unroute('**/api/v1/admin/users/*/ban');
+      await pgProxy.setMode('pass');
     }
+    // Disabled while it waited, the button lost the focus: it has it back, not <body> behind the dialog.
+    await waitFor('focus back on the Ban user button', () =>
+      banButton.evaluate((el) => el === document.activeElement),
+    );
+    await ban.getByRole('button', { name: 'Cancel' }).click();
+    await ban.waitFor({ state: 'hidden' });
+    const listed = await b.t.http
+      .get('/api/v1/admin/users')
+      .query({ query: other.email })
+      .set(...bearer(adminKey))
+      .expect(200);
+    expect(listed.body.users).toEqual([expect.objectContaining({ id: other.id, banned: false })]);
 
     // Quota: the server refuses more than 2147483647 files (400), which the form lets through.
     await row.getByRole('button', { name: `Set quota of ${other.email}` }).click();

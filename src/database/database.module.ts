@@ -1,6 +1,7 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Logger, Module } from '@nestjs/common';
+import { inspect } from 'node:util';
 import { AppConfig } from '../config/app-config';
 import { ormOptions } from './orm-options';
 
@@ -21,6 +22,9 @@ export class DatabaseModule {
               ...ormOptions(config.databaseUrl),
               autoLoadEntities: true,
               registerRequestContext: true,
+              // knex writes its own warnings (a pooled connection the database dropped: "Connection Error: …")
+              // with console.log, a plain line in the middle of the JSON log; they go to the app's logger instead.
+              driverOptions: { log: knexLog(new Logger('Database')) },
             };
           },
           driver: PostgreSqlDriver,
@@ -28,4 +32,18 @@ export class DatabaseModule {
       ],
     };
   }
+}
+
+/** knex's `log` option: each of its messages as one line of the app's logger, at its own level. */
+export function knexLog(
+  logger: Logger,
+): Record<'debug' | 'warn' | 'error' | 'deprecate', (message: unknown) => void> {
+  const text = (message: unknown): string =>
+    typeof message === 'string' ? message : inspect(message, { depth: 3, breakLength: Infinity });
+  return {
+    debug: (message) => logger.debug(text(message)),
+    warn: (message) => logger.warn(text(message)),
+    error: (message) => logger.error(text(message)),
+    deprecate: (message) => logger.warn(text(message)),
+  };
 }

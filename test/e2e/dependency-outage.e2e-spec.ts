@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { png } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser, type TestSession } from '../setup/factories';
 import { readInfra } from '../setup/infra';
+import { capturedLogLines } from '../setup/log-lines';
 import { appRoutes, type AppRoute } from '../setup/routes';
 import { TcpProxy } from '../setup/tcp-proxy';
 import { createTestApp, type TestApp } from '../setup/test-app';
@@ -80,6 +81,7 @@ describe('PostgreSQL unreachable: honest answers, never "your key is invalid" (e
   let t: TestApp;
   let proxy: TcpProxy;
   const callers: Partial<Record<Caller, Record<string, string>>> = {};
+  const log = capturedLogLines();
 
   beforeAll(async () => {
     const pg = new URL(readInfra().adminUrl);
@@ -87,9 +89,11 @@ describe('PostgreSQL unreachable: honest answers, never "your key is invalid" (e
     t = await createTestApp({
       appDatabaseUrl: (url) => proxy.via(url),
       env: {
+        ...log.env,
         RATE_LIMIT_UPLOADS_PER_MINUTE: '100000',
         RATE_LIMIT_MANAGEMENT_PER_MINUTE: '100000',
       },
+      overrides: log.overrides,
     });
     const admin = await makeUser(t, 'admin');
     const key = await makeKey(t, admin);
@@ -144,6 +148,31 @@ describe('PostgreSQL unreachable: honest answers, never "your key is invalid" (e
       }
     },
   );
+
+  it("should write the driver's warnings about dropped connections as lines of the JSON log, not console lines", async () => {
+    // Pooled connections open, then the database goes: knex warns once per connection it loses.
+    await Promise.all([1, 2, 3].map(() => t.http.get('/api/v1/me').set(callers.key!).expect(200)));
+    const printed: unknown[][] = [];
+    const consoleLog = jest.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+      printed.push(args);
+    });
+    const before = log.lines.length;
+    try {
+      await proxy.setMode('refuse');
+      await t.http.get('/api/v1/me').set(callers.key!).expect(500);
+      await waitFor('a warning of the database logger', () =>
+        log.lines.slice(before).some((l) => l.context === 'Database'),
+      );
+    } finally {
+      consoleLog.mockRestore();
+      await proxy.setMode('pass');
+    }
+    expect(printed.map((args) => args.join(' ')).filter((line) => /Connection Error/.test(line))).toEqual([]);
+    const warnings = log.lines.slice(before).filter((l) => l.context === 'Database');
+    expect(warnings[0]).toMatchObject({ level: 40, msg: expect.stringMatching(/^Connection Error: /) });
+    // Back: the pool makes new connections.
+    await t.http.get('/api/v1/me').set(callers.key!).expect(200);
+  });
 
   it('should count N valid-key uploads during an outage as db_failed, then accept the key again once it is back', async () => {
     const N = 20;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { png } from '../fixtures/sample-images';
 import { bearer, login, makeKey, makeUser, type TestSession } from '../setup/factories';
 import { readInfra } from '../setup/infra';
-import { capturedLogLines } from '../setup/log-lines';
+import { capturedLogLines, logOutsideRequestsToNextApp } from '../setup/log-lines';
 import { appRoutes, type AppRoute } from '../setup/routes';
 import { TcpProxy } from '../setup/tcp-proxy';
 import { createTestApp, type TestApp } from '../setup/test-app';
@@ -86,6 +86,7 @@ describe('PostgreSQL unreachable: honest answers, never "your key is invalid" (e
   beforeAll(async () => {
     const pg = new URL(readInfra().adminUrl);
     proxy = await new TcpProxy(pg.hostname, Number(pg.port || 5432)).start();
+    logOutsideRequestsToNextApp();
     t = await createTestApp({
       appDatabaseUrl: (url) => proxy.via(url),
       env: {
@@ -235,4 +236,45 @@ describe('Redis unreachable: every route still answers the envelope (e2e)', () =
       await proxy.close();
     }
   });
+
+  it('should serve again within seconds once a Redis path that went silent (no reset) is back', async () => {
+    const redis = new URL(readInfra().redisUrl);
+    const proxy = await new TcpProxy(redis.hostname, Number(redis.port || 6379)).start();
+    const log = capturedLogLines();
+    logOutsideRequestsToNextApp();
+    const t = await createTestApp({
+      env: { ...log.env, REDIS_URL: proxy.via(readInfra().redisUrl) },
+      overrides: log.overrides,
+    });
+    try {
+      const user = await makeUser(t);
+      const key = await makeKey(t, user);
+      await t.http
+        .get('/api/v1/me')
+        .set(...bearer(key.token))
+        .expect(200);
+      // The open connections stay open and carry nothing, as when a Redis host is lost without a reset.
+      await proxy.setMode('silence');
+      const during = await t.http.get('/api/v1/me').set(...bearer(key.token));
+      expect(during.status).toBe(503);
+      expect(during.body).toEqual({ ok: false, code: 'unavailable', error: expect.any(String) });
+      await proxy.setMode('pass');
+      // ioredis alone would keep writing into the dead connection until TCP gave up (about 15 minutes).
+      await waitFor(
+        'the key served again',
+        async () => (await t.http.get('/api/v1/me').set(...bearer(key.token))).status === 200,
+        15_000,
+      );
+      expect(log.lines.filter((l) => l.context === 'Redis')).toEqual([
+        expect.objectContaining({ level: 40, msg: expect.stringMatching(/^Redis sent nothing for \d+ ms/) }),
+      ]);
+    } finally {
+      // BullMQ's connections are still in the dead path (they wait for TCP): cut them, so the close is quick.
+      await proxy.setMode('refuse');
+      await proxy.setMode('pass');
+      await waitFor('Redis back', async () => (await t.http.get('/readyz')).status === 200);
+      await t.close();
+      await proxy.close();
+    }
+  }, 60_000);
 });

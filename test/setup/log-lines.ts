@@ -1,4 +1,5 @@
 import { PARAMS_PROVIDER_TOKEN } from 'nestjs-pino';
+import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import { Writable } from 'node:stream';
 import { loggerOptions } from '../../src/common/logging/logger-options';
 import type { AppConfig } from '../../src/config/app-config';
@@ -32,4 +33,12 @@ export function capturedLogLines(): {
     env: { LOG_LEVEL: 'info' },
     overrides: [{ provide: PARAMS_PROVIDER_TOKEN, useValue: { pinoHttp: [pinoHttp, sink] } }],
   };
+}
+
+/**
+ * nestjs-pino writes lines logged outside a request (a Logger's warn from a timer, say) to the logger of the first
+ * app made in the process, for good: call this before createTestApp so the next app's capture gets them.
+ */
+export function logOutsideRequestsToNextApp(): void {
+  __resetOutOfContextForTests();
 }

@@ -1,16 +1,20 @@
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
-export type ProxyMode = 'pass' | 'refuse' | 'reset' | 'blackhole';
+export type ProxyMode = 'pass' | 'refuse' | 'reset' | 'blackhole' | 'silence';
 
 /**
  * A TCP proxy the test controls, between the app and a real server (PostgreSQL, Redis), to cause real faults
  * without touching the shared server: `refuse` stops listening (ECONNREFUSED) and cuts every open connection,
  * `reset` accepts and destroys at once, `blackhole` accepts and never answers, `pass` restores the service.
+ * `silence` is a path that died without a reset: the open connections stay open and carry nothing more, ever
+ * (their bytes are taken and dropped, as a peer's kernel would), and new ones are blackholed.
  */
 export class TcpProxy {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
+  /** Each open client connection's way to stop forwarding for good (the `silence` mode). */
+  private readonly silencers = new Set<() => void>();
   private mode: ProxyMode = 'pass';
   port = 0;
 
@@ -39,7 +43,12 @@ export class TcpProxy {
 
   async setMode(mode: ProxyMode): Promise<void> {
     this.mode = mode;
-    if (mode !== 'pass') {
+    if (mode === 'silence') {
+      for (const silence of this.silencers) {
+        silence();
+      }
+      this.silencers.clear();
+    } else if (mode !== 'pass') {
       this.cutAll();
     }
     if (mode === 'refuse' && this.server) {
@@ -80,7 +89,7 @@ export class TcpProxy {
         client.resetAndDestroy();
         return;
       }
-      if (this.mode === 'blackhole') {
+      if (this.mode === 'blackhole' || this.mode === 'silence') {
         // Read and drop what the client sends (a stalled peer's kernel still takes the bytes), so its close is seen.
         client.resume();
         return;
@@ -88,7 +97,17 @@ export class TcpProxy {
       const upstream = connect(this.targetPort, this.targetHost);
       this.track(upstream);
       client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
+      const silence = (): void => {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.resume();
+        upstream.resume();
+      };
+      this.silencers.add(silence);
+      client.on('close', () => {
+        this.silencers.delete(silence);
+        upstream.destroy();
+      });
       upstream.on('close', () => client.destroy());
     });
     this.server = server;

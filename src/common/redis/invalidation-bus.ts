@@ -3,6 +3,7 @@ import type Redis from 'ioredis';
 import { AppConfig } from '../../config/app-config';
 import { RedisService } from './redis.module';
 import { withRedisTimeout } from './redis-timeout';
+import { REDIS_STALL_MS, watchForStalls } from './stall-watch';
 
 /** Everything cached may be stale (the subscription was lost or is new): drop it all. */
 export const INVALIDATE_ALL = '*';
@@ -11,6 +12,8 @@ export const INVALIDATE_ALL = '*';
 export type InvalidationHandler = (what: string) => void;
 
 const PUBLISH_TIMEOUT_MS = 1000;
+/** A subscriber gets nothing back unless someone publishes: a PING this often lets the stall watch see it is alive. */
+const HEARTBEAT_MS = REDIS_STALL_MS / 2;
 
 /**
  * Tells every instance that something it may have cached changed (issue 14: per-instance caches of direct-link
@@ -26,6 +29,8 @@ export class InvalidationBus implements OnApplicationShutdown {
   private readonly handlers = new Set<InvalidationHandler>();
   private readonly channel: string;
   private subscriber: Redis | null = null;
+  private stopWatching: (() => void) | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
   private subscribed = false;
   private closed = false;
 
@@ -66,6 +71,10 @@ export class InvalidationBus implements OnApplicationShutdown {
   onApplicationShutdown(): Promise<void> {
     this.closed = true;
     this.subscribed = false;
+    this.stopWatching?.();
+    if (this.heartbeat) {
+      clearInterval(this.heartbeat);
+    }
     // disconnect, not quit: a subscriber has nothing to flush, and quit() would wait forever for a Redis that is gone.
     this.subscriber?.disconnect();
     return Promise.resolve();
@@ -89,6 +98,17 @@ export class InvalidationBus implements OnApplicationShutdown {
     sub.on('close', lost);
     sub.on('end', lost);
     sub.on('reconnecting', lost);
+    // A subscription whose connection went silent without closing would look confirmed while messages are lost:
+    // the heartbeat's PING goes unanswered, the watch drops the connection, `lost` runs, and it subscribes anew.
+    this.stopWatching = watchForStalls(sub, (silentMs) =>
+      this.logger.warn(`the invalidation subscription heard nothing for ${silentMs} ms: reconnecting`),
+    );
+    this.heartbeat = setInterval(() => {
+      if (sub.status === 'ready') {
+        sub.ping().catch(() => undefined);
+      }
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
     sub.on('ready', () => {
       sub.subscribe(this.channel).then(
         () => {

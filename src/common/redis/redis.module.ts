@@ -1,13 +1,15 @@
-import { Global, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import Redis from 'ioredis';
 import { AppConfig } from '../../config/app-config';
 import { closeRedis } from '../jobs/bull';
 import { withRedisTimeout } from './redis-timeout';
+import { watchForStalls } from './stall-watch';
 
 /** The shared ioredis client; every key it touches carries config.redisPrefix. */
 @Injectable()
 export class RedisService implements OnApplicationShutdown {
   readonly client: Redis;
+  private readonly stopWatching: () => void;
 
   constructor(@Inject(AppConfig) readonly config: AppConfig) {
     this.client = new Redis(config.redisUrl, {
@@ -20,6 +22,11 @@ export class RedisService implements OnApplicationShutdown {
     });
     // Connection errors surface through the commands that fail; don't crash on the emitter.
     this.client.on('error', () => undefined);
+    // A connection that went silent without closing is made anew in seconds, not when TCP gives up.
+    const logger = new Logger('Redis');
+    this.stopWatching = watchForStalls(this.client, (silentMs) =>
+      logger.warn(`Redis sent nothing for ${silentMs} ms while commands waited: reconnecting`),
+    );
   }
 
   /** True when Redis answers PONG within `timeoutMs`; a Redis that accepts and never answers is not ready. */
@@ -32,6 +39,7 @@ export class RedisService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.stopWatching();
     await closeRedis(this.client);
   }
 }

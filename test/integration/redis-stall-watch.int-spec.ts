@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import Redis from 'ioredis';
+import { INVALIDATE_ALL, InvalidationBus } from '../../src/common/redis/invalidation-bus';
+import { RedisService } from '../../src/common/redis/redis.module';
+import { watchForStalls } from '../../src/common/redis/stall-watch';
+import type { AppConfig } from '../../src/config/app-config';
+import { readInfra } from '../setup/infra';
+import { TcpProxy } from '../setup/tcp-proxy';
+import { waitFor } from '../setup/wait';
+
+const STALL_MS = 1500;
+
+/** watchForStalls on a real Redis behind a TcpProxy: a connection that goes silent without closing is made anew. */
+describe('Redis stall watch (integration)', () => {
+  let proxy: TcpProxy;
+  let client: Redis;
+  let stop: () => void;
+  const stalls: number[] = [];
+  let connects = 0;
+
+  beforeEach(async () => {
+    const redis = new URL(readInfra().redisUrl);
+    proxy = await new TcpProxy(redis.hostname, Number(redis.port || 6379)).start();
+    client = new Redis(proxy.via(readInfra().redisUrl), { maxRetriesPerRequest: 1, connectTimeout: 2000 });
+    client.on('error', () => undefined);
+    client.on('connect', () => connects++);
+    stalls.length = 0;
+    connects = 0;
+    stop = watchForStalls(client, (silentMs) => stalls.push(silentMs), STALL_MS);
+    expect(await client.ping()).toBe('PONG');
+  });
+  afterEach(async () => {
+    stop();
+    client.disconnect();
+    await proxy.close();
+  });
+
+  it('should make anew a ready connection that went silent, and serve once the path is back', async () => {
+    // The path dies without a reset: the connection stays open and carries nothing.
+    await proxy.setMode('silence');
+    const lost = client.ping().catch((err: Error) => err);
+    await waitFor('a stall reported', () => stalls.length > 0, 10_000);
+    expect(stalls[0]).toBeGreaterThanOrEqual(STALL_MS);
+    // The new connection lands in the dead path too (connected, its ready check never answered): made anew again.
+    await waitFor('a second stall reported', () => stalls.length > 1, 10_000);
+    await proxy.setMode('pass');
+    await waitFor(
+      'Redis answering again',
+      async () => (await client.ping().catch(() => null)) === 'PONG',
+      10_000,
+    );
+    // The command written into the dead path settled: resent on a new connection (as ioredis does after a lost one)
+    // or refused once its retries were spent, never left waiting.
+    const settled = await lost;
+    expect(settled === 'PONG' || settled instanceof Error).toBe(true);
+    expect(connects).toBeGreaterThanOrEqual(3);
+  });
+
+  it('should leave an idle connection alone, and a connection whose commands are answered', async () => {
+    // Idle for longer than the stall time: nothing is waiting, so nothing is wrong.
+    await new Promise((r) => setTimeout(r, STALL_MS + 1200));
+    // Busy for longer than the stall time, every command answered (each a short wait on the server).
+    const until = Date.now() + STALL_MS + 1200;
+    while (Date.now() < until) {
+      await Promise.all([client.ping(), client.eval('return 1', 0)]);
+    }
+    expect(stalls).toEqual([]);
+    expect(connects).toBe(1);
+  });
+});
+
+/**
+ * The direct-link caches' invalidation subscription (InvalidationBus) on a real Redis behind a TcpProxy: a subscriber
+ * hears nothing unless someone publishes, so only its heartbeat lets a silent connection be found and made anew.
+ */
+describe('Invalidation subscription over a path that goes silent (integration)', () => {
+  it('should stop counting as confirmed within seconds, subscribe anew once the path is back, and hear messages', async () => {
+    const url = readInfra().redisUrl;
+    const redis = new URL(url);
+    const proxy = await new TcpProxy(redis.hostname, Number(redis.port || 6379)).start();
+    const config = { redisUrl: proxy.via(url), redisPrefix: `fxf-test:${randomBytes(6).toString('hex')}:` };
+    const service = new RedisService(config as AppConfig);
+    const bus = new InvalidationBus(service, config as AppConfig);
+    const heard: string[] = [];
+    const publisher = new Redis(url);
+    try {
+      bus.listen((what) => heard.push(what));
+      await waitFor('the subscription confirmed', () => bus.ready);
+      heard.length = 0;
+      await proxy.setMode('silence');
+      await waitFor('the silent subscription seen as lost', () => !bus.ready, 15_000);
+      expect(heard).toContain(INVALIDATE_ALL);
+      await proxy.setMode('pass');
+      await waitFor('subscribed anew', () => bus.ready, 15_000);
+      await publisher.publish(`${config.redisPrefix}invalidate`, 'upload:after.png');
+      await waitFor('the message heard', () => heard.includes('upload:after.png'), 5000);
+    } finally {
+      publisher.disconnect();
+      await bus.onApplicationShutdown();
+      await service.onApplicationShutdown();
+      await proxy.close();
+    }
+  }, 60_000);
+});

@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { isUuid } from '../../common/validation/uuid';
+import { asciiLowerCase } from '../uploads/tags';
 
 export const UPLOAD_TOKEN_PREFIX = 'ut_';
 export const UPLOAD_TOKEN_PATTERN = /^ut_([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
@@ -141,5 +142,5 @@ function parseClaims(json: string): UploadTokenClaims | null {
 
 /** Token tags as upload tags are: lower-cased, without repeats (the DTO checked their shape). */
 export function normaliseTokenTags(tags: readonly string[]): string[] {
-  return [...new Set(tags.map((t) => t.toLowerCase()))];
+  return [...new Set(tags.map((t) => asciiLowerCase(t)))];
 }

@@ -16,6 +16,9 @@ describe('tags', () => {
     ['x'.repeat(33)],
     ['a,,b'],
     ['é'],
+    // The Kelvin sign lower-cases to an ASCII "k": still not a tag as sent.
+    ['\u212A'],
+    ['ok,\u212Aelvin'],
     [Array.from({ length: 11 }, (_, i) => `t${i}`).join(',')],
   ])('should refuse %s with bad_request', (raw) => {
     expect(() => parseTags(raw)).toThrow(expect.objectContaining({ code: 'bad_request' }));

@@ -14,9 +14,17 @@ export const TRIMMED_TAG_PATTERN = `^\\s*${SENT_TAG}\\s*$`;
 /** For the OpenAPI document: the multipart `tags` part as parseTags reads it: blank, or 1–10 tags split by commas. */
 export const TAGS_PART_PATTERN = `^\\s*(?:${SENT_TAG}\\s*(?:,\\s*${SENT_TAG}\\s*){0,${MAX_TAGS - 1}})?$`;
 
+/**
+ * A–Z lower-cased, nothing else: String#toLowerCase would turn a few non-ASCII letters into the alphabet (the Kelvin
+ * sign "\u212A" into "k"), and a tag must be ASCII as sent.
+ */
+export function asciiLowerCase(text: string): string {
+  return text.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+}
+
 /** Normalises a tag list (API.md: at most 10, each 1–32 of [a-z0-9_-], lower-cased); throws bad_request. */
 export function normaliseTags(input: readonly string[]): string[] {
-  const tags = [...new Set(input.map((t) => t.trim().toLowerCase()))];
+  const tags = [...new Set(input.map((t) => asciiLowerCase(t.trim())))];
   if (tags.length > MAX_TAGS) {
     throw new AppError('bad_request', `At most ${MAX_TAGS} tags.`);
   }

@@ -7,12 +7,17 @@ export const MAX_TAGS = 10;
 
 const TAG_RULE = 'must be 1–32 characters of a-z, 0-9, "_" or "-".';
 
+/** A–Z lower-cased and nothing else, as the server does: toLowerCase() turns the Kelvin sign into a "k". */
+export function asciiLowerCase(text: string): string {
+  return text.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+}
+
 /** The upload form's comma-separated tags: null when the server would take them, else its sentence. */
 export function tagListError(raw: string): string | null {
   if (raw.trim() === '') {
     return null;
   }
-  const tags = [...new Set(raw.split(',').map((t) => t.trim().toLowerCase()))];
+  const tags = [...new Set(raw.split(',').map((t) => asciiLowerCase(t.trim())))];
   if (tags.length > MAX_TAGS) {
     return `At most ${MAX_TAGS} tags.`;
   }

@@ -6,7 +6,7 @@ import { Gallery } from '../components/gallery';
 import { useRefocus } from '../components/refocus';
 import { UploadPanel } from '../components/upload-panel';
 import { formatBytes } from '../lib/format';
-import { tagError } from '../lib/tags';
+import { asciiLowerCase, tagError } from '../lib/tags';
 
 function Usage() {
   // /api/v1/me answers a session too (account only, key null): the same numbers an API client sees.
@@ -36,7 +36,7 @@ function dashboardUrl(tag: string | null): string {
 
 export default function DashboardPage() {
   const [, navigate] = useLocation();
-  const requested = new URLSearchParams(useSearch()).get('tag')?.trim().toLowerCase() || null;
+  const requested = asciiLowerCase(new URLSearchParams(useSearch()).get('tag')?.trim() ?? '') || null;
   // A bad tag in the URL is told next to the field, like a typed one, and filters nothing.
   const urlError = requested ? tagError(requested) : null;
   const tag = urlError ? null : requested;
@@ -52,7 +52,7 @@ export default function DashboardPage() {
 
   const filter = (e: FormEvent) => {
     e.preventDefault();
-    const value = tagInput.trim().toLowerCase() || null;
+    const value = asciiLowerCase(tagInput.trim()) || null;
     const error = value ? tagError(value) : null;
     setTypedError(error);
     if (!error && value !== requested) {

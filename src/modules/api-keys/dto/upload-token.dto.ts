@@ -14,6 +14,7 @@ import {
 } from 'class-validator';
 import { Omittable } from '../../../common/validation/omittable';
 import { UPLOAD_TOKEN_TTL, UPLOAD_TOKEN_TYPES, type UploadTokenType } from '../upload-token';
+import { asciiLowerCase } from '../../uploads/tags';
 
 /** max_uploads and max_bytes are bounded so a token stays small and a counter never overflows. */
 export const MAX_TOKEN_UPLOADS = 1_000_000;
@@ -81,7 +82,7 @@ export class CreateUploadTokenDto {
   @IsString({ each: true })
   @Transform(({ value }: { value: unknown }) =>
     Array.isArray(value)
-      ? (value as unknown[]).map((v) => (typeof v === 'string' ? v.toLowerCase() : v))
+      ? (value as unknown[]).map((v) => (typeof v === 'string' ? asciiLowerCase(v) : v))
       : value,
   )
   @Matches(/^[a-z0-9_-]{1,32}$/, {

@@ -3,7 +3,15 @@ import { Transform } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { PageQuery } from '../../../common/validation/page-query';
 import { MULTIPART_FIELD_BYTES } from '../multipart/multipart-reader';
-import { MAX_TAGS, SENT_TAG_PATTERN, TAG_MAX_LENGTH, TAGS_PART_PATTERN, TRIMMED_TAG_PATTERN } from '../tags';
+import {
+  asciiLowerCase,
+  MAX_TAGS,
+  SENT_TAG_PATTERN,
+  TAG_MAX_LENGTH,
+  TAG_PATTERN,
+  TAGS_PART_PATTERN,
+  TRIMMED_TAG_PATTERN,
+} from '../tags';
 
 export class UploadResponse {
   @ApiProperty({ example: true }) ok!: true;
@@ -145,9 +153,9 @@ export class ListUploadsQuery extends PageQuery {
     description: 'Only uploads with this tag (e.g. logo; any case).',
   })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value))
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? asciiLowerCase(value) : value))
   @IsString()
-  @Matches(/^[a-z0-9_-]{1,32}$/, { message: 'tag must be 1–32 characters of a-z, 0-9, "_" or "-"' })
+  @Matches(TAG_PATTERN, { message: 'tag must be 1–32 characters of a-z, 0-9, "_" or "-"' })
   tag?: string;
 }
 

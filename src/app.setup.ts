@@ -1,7 +1,8 @@
 import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger, PARAMS_PROVIDER_TOKEN, type Params } from 'nestjs-pino';
-import { pinoHttp } from 'pino-http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type HttpLogger, pinoHttp } from 'pino-http';
 import { configureHttpServer } from './common/http/http-server';
 import { QuietStartupLogger } from './common/logging/logger-options';
 import { AppConfig } from './config/app-config';
@@ -43,6 +44,8 @@ export function configureApp(app: INestApplication): void {
     headersTimeoutMs: config.httpHeadersTimeoutMs,
     requestTimeoutMs: config.httpRequestTimeoutMs,
   });
+  // Swagger's routes come before Nest's middleware, the request log's included: /docs gets its own.
+  express.use('/docs', requestLogMiddleware(app));
   setupSwagger(app);
   // Direct-link hits skip Express altogether (issue 14); everything else reaches it as before.
   installFastPath(express.getHttpServer(), {
@@ -55,12 +58,19 @@ export function configureApp(app: INestApplication): void {
   installReadFastPath(express.getHttpServer(), readFastPathDeps(app));
 }
 
+/** The request log (pino-http, as nestjs-pino's middleware has it: X-Request-Id and one line per answer). */
+function requestLogMiddleware(app: INestApplication): HttpLogger<IncomingMessage, ServerResponse> {
+  const logParams = app.get<Params>(PARAMS_PROVIDER_TOKEN).pinoHttp;
+  return Array.isArray(logParams)
+    ? pinoHttp(...logParams)
+    : pinoHttp(logParams as Parameters<typeof pinoHttp>[0]);
+}
+
 /** What the read fast path works with, from the app: its services, and Express's and the request log's settings. */
 export function readFastPathDeps(app: INestApplication): ReadFastPathDeps {
   const settings = (app as NestExpressApplication).getHttpAdapter().getInstance() as {
     get(name: string): unknown;
   };
-  const logParams = app.get<Params>(PARAMS_PROVIDER_TOKEN).pinoHttp;
   return {
     keys: app.get(ApiKeysService),
     counter: app.get(RequestCounter),
@@ -70,10 +80,7 @@ export function readFastPathDeps(app: INestApplication): ReadFastPathDeps {
     validation: createValidationPipe(),
     etag: settings.get('etag fn') as ReadFastPathDeps['etag'],
     trustProxy: settings.get('trust proxy fn') as ReadFastPathDeps['trustProxy'],
-    log: (Array.isArray(logParams)
-      ? pinoHttp(...logParams)
-      : pinoHttp(logParams as Parameters<typeof pinoHttp>[0])
-    ).logger,
+    log: requestLogMiddleware(app).logger,
     metrics: app.get(Metrics),
   };
 }

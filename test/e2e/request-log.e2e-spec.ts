@@ -48,6 +48,16 @@ describe('Request log lines (e2e)', () => {
     expect(line.req.headers).toBeUndefined();
   });
 
+  it('should give /docs and its OpenAPI document a request id and a line, as every other answer', async () => {
+    const doc = await t.http.get('/docs/openapi.json').set('X-Request-Id', 'log-docs-1').expect(200);
+    expect(doc.headers['x-request-id']).toBe('log-docs-1');
+    const line = await lineOf('log-docs-1');
+    expect(line.req).toMatchObject({ id: 'log-docs-1', method: 'GET', url: '/docs/openapi.json' });
+    expect(line.res).toEqual({ statusCode: 200 });
+    const page = await t.http.get('/docs').expect((r) => expect([200, 301]).toContain(r.status));
+    expect(page.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('should carry the user of a session, no code on success, and no principal when nobody signed in', async () => {
     const user = await makeUser(t);
     const session = await login(t, user);

@@ -155,6 +155,8 @@ export class AppConfig {
   httpRequestTimeoutMs!: number;
   /** An upload body that sends nothing for this long is cut off (400) and its temp file removed. */
   uploadIdleTimeoutMs!: number;
+  /** A database connection that sent a query and heard nothing back this long is closed (socket-stall-watch.ts). */
+  databaseStallTimeoutMs!: number;
   /** Widths and heights a variant may ask for (API.md Part 3, "Variants on the direct link"). */
   variantSizes!: readonly number[];
   /** Variants rendered at once per instance. */
@@ -293,6 +295,7 @@ export function loadConfig(
     httpHeadersTimeoutMs: parsed.HTTP_HEADERS_TIMEOUT_MS ?? 20_000,
     httpRequestTimeoutMs: parsed.HTTP_REQUEST_TIMEOUT_MS ?? 600_000,
     uploadIdleTimeoutMs: parsed.UPLOAD_IDLE_TIMEOUT_MS ?? 30_000,
+    databaseStallTimeoutMs: parsed.DATABASE_STALL_TIMEOUT_MS ?? 30_000,
     variantSizes: parsed.VARIANT_SIZES
       ? [...new Set(parsed.VARIANT_SIZES.split(',').map(Number))].sort((a, b) => a - b)
       : // media/variant-params.ts DEFAULT_VARIANT_SIZES (config/ imports nothing from src).

@@ -161,6 +161,7 @@ export class EnvSchema {
   @IsOptional() @Transform(toInt) @IntIn(100, 600000) HTTP_HEADERS_TIMEOUT_MS?: number;
   @IsOptional() @Transform(toInt) @IntIn(100, 86400000) HTTP_REQUEST_TIMEOUT_MS?: number;
   @IsOptional() @Transform(toInt) @IntIn(100, 3600000) UPLOAD_IDLE_TIMEOUT_MS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1000, 3600000) DATABASE_STALL_TIMEOUT_MS?: number;
   @IsOptional()
   @Matches(/^[1-9][0-9]{0,3}(,[1-9][0-9]{0,3}){0,31}$/, {
     message: '$property must be a comma-separated list of up to 32 pixel sizes from 1 to 9999',
@@ -264,6 +265,7 @@ export const ENV_KEYS = [
   'HTTP_HEADERS_TIMEOUT_MS',
   'HTTP_REQUEST_TIMEOUT_MS',
   'UPLOAD_IDLE_TIMEOUT_MS',
+  'DATABASE_STALL_TIMEOUT_MS',
   'VARIANT_SIZES',
   'VARIANT_RENDER_CONCURRENCY',
   'VARIANT_QUEUE_LIMIT',

@@ -42,6 +42,8 @@ describe('toAppError', () => {
     for (const err of [
       refused,
       new Error('Connection terminated unexpectedly'),
+      // pg's connectionTimeoutMillis: a handshake that got no answer.
+      new Error('timeout expired'),
       knexTimeout,
       new Error('wrapped', { cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) }),
       Object.assign(new Error('the database system is shutting down'), { code: '57P03' }),

@@ -19,11 +19,12 @@ const NETWORK_CODES = new Set([
 ]);
 
 /**
- * Messages of failures that reach us without an errno: pg's "Connection terminated (unexpectedly)" and "timeout
- * exceeded when trying to connect", knex/tarn's pool timeout, a server that closed the socket.
+ * Messages of failures that reach us without an errno: pg's "Connection terminated (unexpectedly)", "timeout
+ * exceeded when trying to connect" and "timeout expired" (its connectionTimeoutMillis: a handshake that got no
+ * answer), knex/tarn's pool timeout, a server that closed the socket.
  */
 const DATABASE_MESSAGES =
-  /connection terminated|timeout exceeded when trying to connect|timeout acquiring a connection|connection (?:is )?closed|client has encountered a connection error|the database system is (?:starting up|shutting down)|terminating connection/i;
+  /connection terminated|timeout exceeded when trying to connect|^timeout expired$|timeout acquiring a connection|connection (?:is )?closed|client has encountered a connection error|the database system is (?:starting up|shutting down)|terminating connection/i;
 
 /** ioredis with maxRetriesPerRequest / a closed connection / our own withRedisTimeout. */
 const REDIS_MESSAGES =

@@ -1,0 +1,45 @@
+import type { Socket } from 'node:net';
+
+const TICK_MS = 1000;
+
+/**
+ * Calls `onStall` once when `socket` has sent bytes that nothing came back for within `stallMs`: a database
+ * connection whose path died without a reset (its host or node lost, a NAT or firewall that forgot the flow). The
+ * query on it would wait until TCP gave up, about 15 minutes on Linux, holding its request and a pool slot; every
+ * new connection made meanwhile goes into the same dead path, until the pool is all stuck. PostgreSQL answers
+ * every message the driver sends, but it says nothing while a query runs: `stallMs` must be longer than the longest
+ * query the app makes. A connection that only sits idle (nothing sent since the last answer) is never judged.
+ * Stops by itself when the socket closes.
+ */
+export function watchSocketForStalls(
+  socket: Socket,
+  stallMs: number,
+  onStall: (silentMs: number) => void,
+): void {
+  let lastData = Date.now();
+  let writtenAtLastData = socket.bytesWritten;
+  let waitingSince: number | null = null;
+  socket.on('data', () => {
+    lastData = Date.now();
+    writtenAtLastData = socket.bytesWritten;
+    waitingSince = null;
+  });
+  const timer = setInterval(() => {
+    if (socket.destroyed) {
+      clearInterval(timer);
+      return;
+    }
+    if (socket.bytesWritten <= writtenAtLastData) {
+      waitingSince = null;
+      return;
+    }
+    const now = Date.now();
+    waitingSince ??= now;
+    if (now - waitingSince >= stallMs) {
+      clearInterval(timer);
+      onStall(now - lastData);
+    }
+  }, TICK_MS);
+  timer.unref();
+  socket.once('close', () => clearInterval(timer));
+}

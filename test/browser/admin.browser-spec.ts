@@ -27,8 +27,7 @@ describe('Admin pages (browser)', () => {
   let pgProxy: TcpProxy;
 
   beforeAll(async () => {
-    const pg = new URL(readInfra().adminUrl);
-    pgProxy = await new TcpProxy(pg.hostname, Number(pg.port || 5432)).start();
+    pgProxy = await TcpProxy.inFrontOf(readInfra().adminUrl);
     // 49 uploads in one test (to page the uploads grid): the per-minute upload limit out of the way.
     b = await startBrowserApp({
       env: { RATE_LIMIT_UPLOADS_PER_MINUTE: '1000' },

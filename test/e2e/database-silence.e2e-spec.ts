@@ -22,8 +22,7 @@ describe('PostgreSQL path gone silent (e2e)', () => {
   const log = capturedLogLines();
 
   beforeAll(async () => {
-    const pg = new URL(readInfra().adminUrl);
-    proxy = await new TcpProxy(pg.hostname, Number(pg.port || 5432)).start();
+    proxy = await TcpProxy.inFrontOf(readInfra().adminUrl);
     logOutsideRequestsToNextApp();
     t = await createTestApp({
       appDatabaseUrl: (url) => proxy.via(url),

@@ -84,8 +84,7 @@ describe('PostgreSQL unreachable: honest answers, never "your key is invalid" (e
   const log = capturedLogLines();
 
   beforeAll(async () => {
-    const pg = new URL(readInfra().adminUrl);
-    proxy = await new TcpProxy(pg.hostname, Number(pg.port || 5432)).start();
+    proxy = await TcpProxy.inFrontOf(readInfra().adminUrl);
     logOutsideRequestsToNextApp();
     t = await createTestApp({
       appDatabaseUrl: (url) => proxy.via(url),
@@ -204,8 +203,7 @@ describe('PostgreSQL unreachable: honest answers, never "your key is invalid" (e
 
 describe('Redis unreachable: every route still answers the envelope (e2e)', () => {
   it('should answer 503 unavailable with Retry-After (never internal) on limited routes, and serve the rest', async () => {
-    const redis = new URL(readInfra().redisUrl);
-    const proxy = await new TcpProxy(redis.hostname, Number(redis.port || 6379)).start();
+    const proxy = await TcpProxy.inFrontOf(readInfra().redisUrl);
     const t = await createTestApp({ env: { REDIS_URL: proxy.via(readInfra().redisUrl) } });
     try {
       const user = await makeUser(t);
@@ -238,8 +236,7 @@ describe('Redis unreachable: every route still answers the envelope (e2e)', () =
   });
 
   it('should serve again within seconds once a Redis path that went silent (no reset) is back', async () => {
-    const redis = new URL(readInfra().redisUrl);
-    const proxy = await new TcpProxy(redis.hostname, Number(redis.port || 6379)).start();
+    const proxy = await TcpProxy.inFrontOf(readInfra().redisUrl);
     const log = capturedLogLines();
     logOutsideRequestsToNextApp();
     const t = await createTestApp({

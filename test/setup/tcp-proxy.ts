@@ -23,6 +23,13 @@ export class TcpProxy {
     private readonly targetPort: number,
   ) {}
 
+  /** A started proxy in front of the server a `postgres://` or `redis://` URL names (its default port if none). */
+  static inFrontOf(url: string): Promise<TcpProxy> {
+    const u = new URL(url);
+    const defaultPort = u.protocol === 'redis:' ? 6379 : 5432;
+    return new TcpProxy(u.hostname, Number(u.port || defaultPort)).start();
+  }
+
   async start(): Promise<this> {
     await this.listen(0);
     return this;

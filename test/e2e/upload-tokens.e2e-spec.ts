@@ -78,6 +78,17 @@ describe('POST /api/v1/upload-token and ut_ tokens (e2e)', () => {
       }
     });
 
+    it('should answer 400 bad_request for a tag that is not [A-Za-z0-9_-] as sent, the Kelvin sign included', async () => {
+      const key = await makeKey(t);
+      for (const tags of [['has space'], ['\u212A'], ['ok', '\u212Aelvin']]) {
+        const res = await t.http
+          .post('/api/v1/upload-token')
+          .set(...bearer(key.token))
+          .send({ tags });
+        expectError(res, 400, 'bad_request');
+      }
+    });
+
     it('should answer 400 bad_request for an unknown field and for a body that is not JSON', async () => {
       const key = await makeKey(t);
       expectError(

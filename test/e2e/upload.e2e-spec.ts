@@ -353,7 +353,15 @@ describe('POST /api/v1/upload (e2e)', () => {
     });
 
     it('should answer 400 bad_request for invalid tags', async () => {
-      for (const tags of ['has space', 'x'.repeat(33), 'a,b,c,d,e,f,g,h,i,j,k', 'ünï']) {
+      // '\u212A', the Kelvin sign, lower-cases to an ASCII "k" with String#toLowerCase.
+      for (const tags of [
+        'has space',
+        'x'.repeat(33),
+        'a,b,c,d,e,f,g,h,i,j,k',
+        'ünï',
+        '\u212A',
+        'ok,\u212Aelvin',
+      ]) {
         const res = await t.http
           .post('/api/v1/upload')
           .set(...bearer(token))

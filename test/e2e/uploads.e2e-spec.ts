@@ -136,6 +136,8 @@ describe('Uploads, direct links and delete links (e2e)', () => {
         'limit=abc',
         'before=yesterday',
         'tag=no%20spaces',
+        // The Kelvin sign: String#toLowerCase makes it a "k".
+        'tag=%E2%84%AA',
         'unknown=1',
         // Digits only: Number() took these as 16, 10, 3, 1, 5 and 5.
         'limit=0x10',

@@ -2,20 +2,25 @@ import cluster, { type Worker } from 'node:cluster';
 import { httpProcessCount } from './common/jobs/process-role';
 import { ClusterScrapes } from './common/metrics/cluster-metrics';
 import type { AppConfig } from './config/app-config';
+import type { GoMessage } from './early-worker';
 import { HeavyStageGrants } from './modules/uploads/heavy-stage';
 
 /**
  * WEB_CONCURRENCY (issue 14, goal 5): `npm start` serves HTTP from one process per core through Node's cluster.
  * The primary does what must happen once — validate the settings, start the embedded PostgreSQL, check Redis,
- * migrate — then forks the workers, each a whole instance (the same role, the same Nest app) sharing PostgreSQL
+ * migrate — then starts the workers, each a whole instance (the same role, the same Nest app) sharing PostgreSQL
  * and Redis as separate instances already do. The primary serves nothing itself: the listening socket is the
  * cluster's, and it hands connections to the workers in turn.
+ *
+ * The first worker was forked by the entry before the checks (src/early-worker.ts) and has loaded the app meanwhile:
+ * the primary's go starts it. The others are forked once it listens, so that it loads alone: two loads at once on two
+ * cores each take about half as long again as one alone, and the service answers as soon as one worker listens.
  */
 
 /** IPC from a worker to the primary. */
 export type WorkerMessage = { fxf: 'listening' } | { fxf: 'failed'; message: string };
-/** IPC from the primary to a worker: close like on SIGTERM (drain, then exit 0). */
-export type PrimaryMessage = { fxf: 'shutdown' };
+/** IPC from the primary to a worker: close like on SIGTERM (drain, then exit 0); or the early worker's go. */
+export type PrimaryMessage = { fxf: 'shutdown' } | GoMessage;
 
 /** Workers that may crash after start-up before the primary gives up: at most this many restarts… */
 export const RESTART_LIMIT = 5;
@@ -61,6 +66,8 @@ export interface ClusterOptions {
   workerEnv: Record<string, string>;
   /** Stops what the primary started (the embedded PostgreSQL), after every worker is gone. */
   stop: () => Promise<void>;
+  /** The first worker, forked before the checks and waiting for its go (src/early-worker.ts). */
+  early?: Worker;
 }
 
 /**
@@ -84,8 +91,14 @@ export function runPrimary(options: ClusterOptions): Promise<number> {
   // A scrape of /metrics in any worker answers for every worker that listens (common/metrics/cluster-metrics.ts).
   const scrapes = new ClusterScrapes(() => listening);
 
+  // Started once the first worker listens (above).
+  let unforked = count - 1;
+
   const fork = (): void => {
-    const worker = cluster.fork(options.workerEnv);
+    keep(cluster.fork(options.workerEnv));
+  };
+
+  const keep = (worker: Worker): void => {
     workers.add(worker);
     worker.on('message', (m: WorkerMessage) => {
       if (heavyStage.handle(worker, m) || scrapes.handle(worker, m)) {
@@ -93,6 +106,9 @@ export function runPrimary(options: ClusterOptions): Promise<number> {
       }
       if (m?.fxf === 'listening') {
         listening.add(worker);
+        for (; unforked > 0 && !stopping; unforked--) {
+          fork();
+        }
         if (!booted && listening.size === count) {
           booted = true;
           process.stdout.write(
@@ -213,7 +229,16 @@ export function runPrimary(options: ClusterOptions): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  for (let i = 0; i < count; i++) {
+  const { early } = options;
+  if (early && !early.isDead()) {
+    keep(early);
+    // Its environment was fixed at the fork, before the checks: what they found comes with the go.
+    early.send({ fxf: 'go', env: options.workerEnv } satisfies PrimaryMessage, (error: Error | null) => {
+      if (error) {
+        early.process.kill('SIGTERM');
+      }
+    });
+  } else {
     fork();
   }
   return done;

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { dataDirProblem } from './data-dir';
 import { ENV_KEYS, EnvSchema } from './env.schema';
+import { DEFAULT_IMAGE_CONCURRENCY, threadpoolSize } from './early-settings';
 
 export type AppRole = 'all' | 'api' | 'worker';
 
@@ -257,7 +258,7 @@ export function loadConfig(
     images: {
       maxFrames: parsed.MAX_FRAMES ?? 1000,
       maxIccBytes: parsed.MAX_ICC_BYTES ?? 64 * 1024,
-      concurrency: parsed.IMAGE_CONCURRENCY ?? 2,
+      concurrency: parsed.IMAGE_CONCURRENCY ?? DEFAULT_IMAGE_CONCURRENCY,
       timeoutSeconds: parsed.IMAGE_TIMEOUT_SECONDS ?? 20,
       memoryBytes: (parsed.IMAGE_MEMORY_MB ?? 48) * 1024 * 1024,
       threadNice: parsed.IMAGE_THREAD_NICE ?? 0,
@@ -377,11 +378,12 @@ function shown(name: string, value: string | undefined): string {
 /**
  * sharp decodes on libuv's threadpool, which file I/O, DNS lookups and crypto share (4 threads by default). The image
  * lanes take at most `imageConcurrency + 1` of its threads; unless the operator chose a size, make room for 4 more,
- * so I/O never waits behind a decode. Takes effect only before the pool's first use: loadConfig runs first in main.
+ * so I/O never waits behind a decode. Takes effect only before the pool's first use: loadConfig runs before the app
+ * loads (the early worker, which loads the app first, gets the same size in its fork's environment: early-settings.ts).
  */
 function reserveThreadpool(imageConcurrency: number): void {
   if (!process.env.UV_THREADPOOL_SIZE) {
-    process.env.UV_THREADPOOL_SIZE = String(imageConcurrency + 1 + 4);
+    process.env.UV_THREADPOOL_SIZE = String(threadpoolSize(imageConcurrency));
   }
 }
 

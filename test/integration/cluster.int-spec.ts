@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { Client } from 'pg';
 import sharp from 'sharp';
+import { MIGRATIONS_TABLE } from '../../src/database/migrations-location';
 import { hashToken, mintApiKey } from '../../src/modules/api-keys/api-key-token';
 import { freePort } from '../setup/private-servers';
 import { spawnedDeployment } from '../setup/spawned-deployment';
@@ -430,7 +431,7 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     expect(children).toEqual([]);
   }, 60_000);
 
-  it('should check before it forks: a failed check is one line, and no worker was started', async () => {
+  it('should check before any worker starts: a failed check is one line, and the worker loading meanwhile is gone', async () => {
     const closed = await freePort();
     const { code, stdout, stderr, children } = await startToExit({
       WEB_CONCURRENCY: '2',
@@ -441,6 +442,95 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     expect(stderr).toBe(
       `No Redis answers at redis://127.0.0.1:${closed}: start one (e.g. \`redis-server --daemonize yes\`, or \`docker run -p 6379:6379 redis:7\`) or set REDIS_URL.\n`,
     );
-    expect(children).toEqual([]);
+    // At most the early worker (src/early-worker.ts), which only loads code until the checks pass; none survives.
+    expect(children.length).toBeLessThanOrEqual(1);
+    for (const pid of children) {
+      expect(alive(pid)).toBe(false);
+    }
   }, 60_000);
+
+  /** CPU time a process has used so far, in clock ticks (user + system, /proc/<pid>/stat). */
+  function cpuTicks(pid: number): number {
+    const fields = procText(`/proc/${pid}/stat`).split(') ')[1]?.split(' ') ?? [];
+    return Number(fields[11]) + Number(fields[12]);
+  }
+
+  /** The TCP sockets a process holds (its socket file descriptors found in /proc/net/tcp and tcp6). */
+  function tcpSocketsOf(pid: number): string[] {
+    const mine = socketInodesOf(pid);
+    const tcp = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .slice(1)
+        .map((line) => line.trim().split(/\s+/)[9])
+        .filter((inode): inode is string => inode !== undefined),
+    );
+    return tcp.filter((inode) => mine.has(inode));
+  }
+
+  it('should load the first worker while the primary checks, and start that same worker once the checks pass', async () => {
+    // The primary's migration check reads the migrations table: a lock held here keeps it checking.
+    const pg = new Client({ connectionString: deployment.databaseUrl() });
+    await pg.connect();
+    await pg.query('begin');
+    await pg.query(`lock table ${MIGRATIONS_TABLE} in access exclusive mode`);
+    const port = await freePort();
+    const svc = start({ PORT: String(port), WEB_CONCURRENCY: '2' });
+    const primary = svc.child.pid!;
+    let early: number;
+    try {
+      await waitFor(
+        'the primary to wait on the migrations table',
+        async () =>
+          (
+            await pg.query<{ n: number }>(
+              `select count(*)::int as n from pg_locks where not granted and relation = '${MIGRATIONS_TABLE}'::regclass`,
+            )
+          ).rows[0].n > 0,
+        60_000,
+      );
+      // One worker was forked before the checks, and no other.
+      await waitFor('the early worker', () => childrenOf(primary).length === 1, 30_000);
+      [early] = childrenOf(primary);
+      expect(procText(`/proc/${early}/environ`).split('\0')).toContain('FXF_EARLY_WORKER=1');
+      // Once it has loaded the app it waits, idle, for the primary's go: connected nowhere, listening nowhere.
+      let before = cpuTicks(early);
+      await waitFor(
+        'the early worker to finish loading',
+        async () => {
+          await new Promise((r) => setTimeout(r, 500));
+          const now = cpuTicks(early);
+          const idle = now - before <= 1;
+          before = now;
+          return idle;
+        },
+        90_000,
+      );
+      expect(tcpSocketsOf(early)).toEqual([]);
+      expect(childrenOf(primary)).toEqual([early]);
+      expect(svc.stdout()).toBe('');
+    } finally {
+      await pg.query('commit');
+      await pg.end();
+    }
+
+    // The checks pass: the early worker starts, the second is forked, and both serve.
+    await waitFor('the listening line', () => svc.stdout().includes('listening'), 90_000);
+    expect(svc.stdout()).toMatch(
+      new RegExp(`^Fixitfy Upload listening on .* \\(port ${port}, 2 processes\\)\\n`),
+    );
+    const workers = childrenOf(primary);
+    expect(workers).toHaveLength(2);
+    expect(workers).toContain(early);
+    const held = await connectionsHeld(port, workers);
+    expect(held.every((n) => n > 0)).toBe(true);
+    expect(svc.stderr()).toBe('');
+
+    svc.child.kill('SIGTERM');
+    const { code, signal } = await svc.exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    for (const pid of workers) {
+      expect(alive(pid)).toBe(false);
+    }
+  }, 240_000);
 });

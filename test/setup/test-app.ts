@@ -85,7 +85,7 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
   };
 }
 
-/** The real AppModule on a fresh database and its own Redis prefix, configured as main.ts does. */
+/** The real AppModule on a fresh database and its own Redis prefix, configured as src/start.ts does. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const infra = readInfra();
   const shared = options.shareWith;

@@ -192,6 +192,28 @@ describe.each([
   });
 });
 
+describe('local driver: the shard directories', () => {
+  it('should write again after its directories were removed behind its back (they are made once, then remembered)', async () => {
+    const b = await localBackend();
+    try {
+      // Two keys in one shard (the 9th and 10th characters): the second write reuses the directory the first made.
+      const [first, second, third] = ['a', 'b', 'c'].map(
+        (c) => `FIXITFY-zz${c}${randomBytes(4).toString('hex')}.png`,
+      );
+      await b.driver.put(first, Buffer.from('one'));
+      await b.driver.put(second, Buffer.from('two'));
+      expect((await b.driver.read(second))?.toString()).toBe('two');
+      rmSync((b.driver as unknown as { root: string }).root, { recursive: true, force: true });
+      await b.driver.put(third, Buffer.from('three'));
+      expect((await b.driver.read(third))?.toString()).toBe('three');
+      expect(await b.driver.read(first)).toBeNull();
+      expect(await listed(b.driver)).toEqual([third]);
+    } finally {
+      await b.close();
+    }
+  });
+});
+
 /** What only a network store can get wrong. */
 describe('S3 driver over the wire', () => {
   afterEach(() => {

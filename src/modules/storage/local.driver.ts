@@ -4,6 +4,7 @@ import { createReadStream, statSync } from 'node:fs';
 import {
   access,
   constants,
+  type FileHandle,
   mkdir,
   open,
   opendir,
@@ -31,12 +32,16 @@ const TEMP_NAME = /^\.[A-Za-z0-9._-]+\.[0-9a-f]{12}\.tmp$/;
 export const STAT_TRUST_MS = 1000;
 /** Stats kept at most (the oldest goes first). */
 const STAT_ENTRIES = 10_000;
+/** Shard directories remembered at most: every one two characters of a key can name (65 × 65). */
+const MAX_DIRS = 65 * 65;
 
 /** Files under STORAGE_DIR, sharded by two characters of the key. Written to a temp name, fsynced, renamed. */
 @Injectable()
 export class LocalStorageDriver extends StorageDriver {
   private readonly root: string;
   private readonly stats = new Map<string, { size: number; mtimeMs: number; at: number }>();
+  /** The shard directories known to exist (create()). */
+  private readonly dirs = new Set<string>();
 
   constructor(config: AppConfig) {
     super();
@@ -49,8 +54,7 @@ export class LocalStorageDriver extends StorageDriver {
     const dir = join(final, '..');
     const temp = join(dir, `.${key}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      await mkdir(dir, { recursive: true });
-      const handle = await open(temp, 'wx', 0o644);
+      const handle = await this.create(dir, temp);
       try {
         await handle.writeFile(data);
         await handle.sync();
@@ -63,6 +67,31 @@ export class LocalStorageDriver extends StorageDriver {
       await rm(temp, { force: true }).catch(() => undefined);
       throw new AppError('storage_failed', undefined, { cause: err });
     }
+  }
+
+  /**
+   * Opens a new file in a shard directory, made on the first write to it. Each step of a write is a trip through
+   * libuv's threadpool, and while a review fills both cores such a trip took 1-2 ms: the shards this driver has made
+   * are remembered, so a write is open, write, sync, close and rename. One removed behind the service's back is made
+   * again.
+   */
+  private async create(dir: string, file: string): Promise<FileHandle> {
+    if (this.dirs.has(dir)) {
+      try {
+        return await open(file, 'wx', 0o644);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw err;
+        }
+        this.dirs.delete(dir);
+      }
+    }
+    await mkdir(dir, { recursive: true });
+    const handle = await open(file, 'wx', 0o644);
+    if (this.dirs.size < MAX_DIRS) {
+      this.dirs.add(dir);
+    }
+    return handle;
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<Readable | null> {

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { watchInterval } from '../common/time/watch-interval';
 
 const TICK_MS = 1000;
 
@@ -8,8 +9,8 @@ const TICK_MS = 1000;
  * query on it would wait until TCP gave up, about 15 minutes on Linux, holding its request and a pool slot; every
  * new connection made meanwhile goes into the same dead path, until the pool is all stuck. PostgreSQL answers
  * every message the driver sends, but it says nothing while a query runs: `stallMs` must be longer than the longest
- * query the app makes. A connection that only sits idle (nothing sent since the last answer) is never judged.
- * Stops by itself when the socket closes.
+ * query the app makes. A connection that only sits idle (nothing sent since the last answer) is never judged, nor
+ * is time this process spent held (watchInterval). Stops by itself when the socket closes.
  */
 export function watchSocketForStalls(
   socket: Socket,
@@ -24,7 +25,7 @@ export function watchSocketForStalls(
     writtenAtLastData = socket.bytesWritten;
     waitingSince = null;
   });
-  const timer = setInterval(() => {
+  const timer = watchInterval(TICK_MS, (now, held) => {
     if (socket.destroyed) {
       clearInterval(timer);
       return;
@@ -33,13 +34,12 @@ export function watchSocketForStalls(
       waitingSince = null;
       return;
     }
-    const now = Date.now();
-    waitingSince ??= now;
+    // This process was held (nothing read meanwhile): the connection's silence is counted from now.
+    waitingSince = held ? now : (waitingSince ?? now);
     if (now - waitingSince >= stallMs) {
       clearInterval(timer);
       onStall(now - lastData);
     }
-  }, TICK_MS);
-  timer.unref();
+  });
   socket.once('close', () => clearInterval(timer));
 }

@@ -6,7 +6,7 @@ import { watchForStalls } from '../../src/common/redis/stall-watch';
 import type { AppConfig } from '../../src/config/app-config';
 import { readInfra } from '../setup/infra';
 import { TcpProxy } from '../setup/tcp-proxy';
-import { waitFor } from '../setup/wait';
+import { holdEventLoop, waitFor } from '../setup/wait';
 
 const STALL_MS = 1500;
 
@@ -53,6 +53,19 @@ describe('Redis stall watch (integration)', () => {
     const settled = await lost;
     expect(settled === 'PONG' || settled instanceof Error).toBe(true);
     expect(connects).toBeGreaterThanOrEqual(3);
+  });
+
+  it('should not count as silence the time this process itself was busy (the answer waited unread meanwhile)', async () => {
+    // A command Redis answers after 1.2 s without blocking anyone (a blocking pop that times out), seen waiting by the
+    // watch; then this process's event loop is held for longer than the stall time while the answer waits unread.
+    const answered = client.blpop(`fxf-test:stall-watch:${randomBytes(4).toString('hex')}`, 1.2);
+    await new Promise((r) => setTimeout(r, 1100));
+    // Held from the check phase: the watch's tick, due meanwhile, runs before the answer is read (timers come first).
+    await new Promise((r) => setImmediate(r));
+    holdEventLoop(STALL_MS + 1500);
+    expect(await answered).toBeNull();
+    expect(stalls).toEqual([]);
+    expect(connects).toBe(1);
   });
 
   it('should leave an idle connection alone, and a connection whose commands are answered', async () => {

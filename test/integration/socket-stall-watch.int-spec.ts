@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { Client } from 'pg';
 import { watchSocketForStalls } from '../../src/database/socket-stall-watch';
 import { readInfra } from '../setup/infra';
+import { holdEventLoop } from '../setup/wait';
 
 /** watchSocketForStalls on a real PostgreSQL connection (pg's own socket), without faults: what it leaves alone. */
 describe('Database socket stall watch (integration)', () => {
@@ -22,6 +23,19 @@ describe('Database socket stall watch (integration)', () => {
     await client.query('select pg_sleep(1.5)');
     await client.query('select 1');
     await new Promise((r) => setTimeout(r, 1500));
+    expect(stalls).toEqual([]);
+  });
+
+  it('should not count as silence the time this process itself was busy (the answer waited unread meanwhile)', async () => {
+    // A query answered after 1.5 s, seen waiting by the watch; then this process's event loop is held for longer than
+    // the stall time, while the answer arrives and waits to be read.
+    const answered = client.query('select pg_sleep(1.5)');
+    await new Promise((r) => setTimeout(r, 1200));
+    // Held from the check phase: the watch's tick, due meanwhile, runs before the answer is read (timers come first).
+    await new Promise((r) => setImmediate(r));
+    holdEventLoop(3000);
+    await answered;
+    await client.query('select 1');
     expect(stalls).toEqual([]);
   });
 

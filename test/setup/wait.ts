@@ -21,3 +21,11 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Keeps this process's event loop busy for `ms`: what a long synchronous task, a full collection or a paused VM does. */
+export function holdEventLoop(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // busy on purpose
+  }
+}

@@ -1,4 +1,5 @@
 import type Redis from 'ioredis';
+import { watchInterval } from '../time/watch-interval';
 
 /** How long commands may wait on a connection that sends nothing back before it is dropped and made anew. */
 export const REDIS_STALL_MS = 5000;
@@ -12,7 +13,8 @@ const TICK_MS = 1000;
  * 503 on its timeout, and ioredis reconnects only when TCP gives up, about 15 minutes later on Linux. A Redis that
  * is merely slow answers something within `stallMs` (each of ours is a short command or script); one that is dead
  * costs a reconnect, which ioredis keeps retrying until it is back. Commands written before the drop are resent
- * once by ioredis, as after any lost connection. Returns the stop function (the timer does not keep the process up).
+ * once by ioredis, as after any lost connection. Time this process spent held (watchInterval) is not counted. Returns
+ * the stop function (the timer does not keep the process up).
  */
 export function watchForStalls(
   client: Redis,
@@ -27,8 +29,7 @@ export function watchForStalls(
       lastData = Date.now();
     });
   });
-  const timer = setInterval(() => {
-    const now = Date.now();
+  const timer = watchInterval(TICK_MS, (now, held) => {
     // 'connect': connected, not yet ready (the ready check waits on the connection too).
     const waiting =
       (client.status === 'ready' || client.status === 'connect') && client.commandQueue.length > 0;
@@ -36,14 +37,14 @@ export function watchForStalls(
       busySince = null;
       return;
     }
-    busySince ??= now;
+    // This process was held (nothing read meanwhile): the connection's silence is counted from now.
+    busySince = held ? now : (busySince ?? now);
     const silentMs = now - Math.max(lastData, busySince);
     if (silentMs >= stallMs) {
       busySince = null;
       onStall(now - lastData);
       client.disconnect(true);
     }
-  }, TICK_MS);
-  timer.unref();
+  });
   return () => clearInterval(timer);
 }

@@ -77,7 +77,10 @@ export const suite: BenchSuite = {
       for (let round = 0; round <= runs; round++) {
         for (const wc of [1, 2] as const) {
           // Each round starts both services afresh, alternating, so a noisy neighbour hits both alike.
-          const svc = await startService({ ...deployment.env, WEB_CONCURRENCY: String(wc) }, { ready: true });
+          const svc = await startService(
+            { ...deployment.env, WEB_CONCURRENCY: String(wc) },
+            { ready: true, everyProcess: true },
+          );
           try {
             const token = await makeApiKey(svc.base);
             // The cluster hands connections to its workers in turn: 4 at a time reach each of them.

@@ -120,10 +120,15 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** Spawns `node dist/src/main.js` and resolves at its first 200 of /healthz (and, with `ready`, of /readyz). */
+/**
+ * Spawns `node dist/src/main.js` and resolves at its first 200 of /healthz (and, with `ready`, of /readyz). With
+ * `everyProcess`, also once every HTTP process listens (the primary's "listening" line): by default the service
+ * answers from its first worker while the others still start (src/early-worker.ts), and a suite that compares one
+ * process with several must not time the others' start.
+ */
 export async function startService(
   env: Record<string, string>,
-  opts: { ready?: boolean; port?: number; appDir?: string } = {},
+  opts: { ready?: boolean; port?: number; appDir?: string; everyProcess?: boolean } = {},
 ): Promise<RunningService> {
   // Another checkout to run (a side-by-side baseline), as the other launchers: default BENCH_APP_DIR, else this one.
   const appDir = opts.appDir ?? process.env.BENCH_APP_DIR ?? ROOT;
@@ -132,15 +137,15 @@ export async function startService(
   // outgoing connections could hold one ("PORT … is in use").
   const port = opts.port ?? (await freePort());
   const started = performance.now();
+  // BENCH_SERVICE_LOG: the service's log lines go to that file (appended), for a run that needs explaining. With
+  // `everyProcess` they go to a file in any case, where the primary's "listening" line is looked for.
+  const logFile =
+    process.env.BENCH_SERVICE_LOG ??
+    (opts.everyProcess ? join(mkdtempSync(join(tmpdir(), 'fxf-bench-log-')), 'service.log') : undefined);
   const child = spawn(process.execPath, [main], {
     cwd: appDir,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...startScriptEnv(appDir), PORT: String(port), ...env },
-    // BENCH_SERVICE_LOG: the service's log lines go to that file (appended), for a run that needs explaining.
-    stdio: [
-      'ignore',
-      process.env.BENCH_SERVICE_LOG ? openSync(process.env.BENCH_SERVICE_LOG, 'a') : 'ignore',
-      'pipe',
-    ],
+    stdio: ['ignore', logFile ? openSync(logFile, 'a') : 'ignore', 'pipe'],
   });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -151,6 +156,9 @@ export async function startService(
       child.kill('SIGTERM');
     }
     await exited;
+    if (logFile && !process.env.BENCH_SERVICE_LOG) {
+      rmSync(join(logFile, '..'), { recursive: true, force: true });
+    }
   };
   const waitFor = async (path: string): Promise<number> => {
     for (;;) {
@@ -166,6 +174,24 @@ export async function startService(
   try {
     const healthzMs = await waitFor('/healthz');
     const readyzMs = opts.ready ? await waitFor('/readyz') : undefined;
+    while (
+      opts.everyProcess &&
+      logFile &&
+      !/^Fixitfy Upload listening on /m.test(readFileSync(logFile, 'utf8'))
+    ) {
+      if (child.exitCode !== null) {
+        throw new Error(`bench: the service exited: ${stderr.trim()}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Ready in every process (each loads its model once it listens): /readyz on a new connection each time, which the
+    // cluster hands to its workers in turn, answers 200 four times in a row.
+    for (let inARow = 0; opts.everyProcess && opts.ready && inARow < 4; ) {
+      inARow = (await get(`${base}/readyz`).catch(() => 0)) === 200 ? inARow + 1 : 0;
+      if (inARow === 0) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
     return { base, port, child, healthzMs, readyzMs, stop };
   } catch (error) {
     await stop();

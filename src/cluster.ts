@@ -91,7 +91,7 @@ export function runPrimary(options: ClusterOptions): Promise<number> {
   // A scrape of /metrics in any worker answers for every worker that listens (common/metrics/cluster-metrics.ts).
   const scrapes = new ClusterScrapes(() => listening);
 
-  // Started once the first worker listens (above).
+  // The workers after the first, forked once it listens (the listening handler below).
   let unforked = count - 1;
 
   const fork = (): void => {

@@ -16,6 +16,7 @@ import { Metrics } from './common/metrics/metrics.service';
 import { RateLimiter } from './common/rate-limit/rate-limiter';
 import { InvalidationBus } from './common/redis/invalidation-bus';
 import { createValidationPipe } from './common/validation/validation.pipe';
+import { deferContinue } from './common/http/expect-continue';
 import { KeyHints } from './modules/uploads/key-hints';
 import { installReadFastPath, type ReadFastPathDeps } from './modules/uploads/read-fast-path';
 import { UploadsService } from './modules/uploads/uploads.service';
@@ -56,7 +57,12 @@ export function configureApp(app: INestApplication): void {
   });
   // So do the management API's hot reads with an API key (issue 14): in front of the above, for /api/v1/ paths only.
   installReadFastPath(express.getHttpServer(), readFastPathDeps(app));
+  // An upload's 100 Continue waits until its key, limits and declared size have passed (the multipart reader sends it).
+  deferContinue(express.getHttpServer(), (req) => req.method === 'POST' && UPLOAD_PATH.test(req.url ?? ''));
 }
+
+/** POST /api/v1/upload as Express routes it (any case, an optional trailing slash, a query). */
+const UPLOAD_PATH = /^\/api\/v1\/upload\/?(?:\?|$)/i;
 
 /** The request log (pino-http, as nestjs-pino's middleware has it: X-Request-Id and one line per answer). */
 function requestLogMiddleware(app: INestApplication): HttpLogger<IncomingMessage, ServerResponse> {

@@ -171,6 +171,92 @@ describe('HTTP edges: size boundary, deep JSON, timeouts, malformed HTTP (e2e)',
     });
   });
 
+  describe('Expect: 100-continue (curl sends it for bodies over 1 MB)', () => {
+    /**
+     * POST with `Expect: 100-continue`, writing the body only once the server says 100 Continue (as curl does when it
+     * gets it in time); resolves with the answer and whether a 100 came.
+     */
+    async function expecting(
+      path: string,
+      headers: Record<string, string | number>,
+      body: Buffer,
+    ): Promise<{ status: number; body: Record<string, unknown>; continued: boolean }> {
+      const port = (t.app.getHttpServer().address() as AddressInfo).port;
+      const { req, response } = openRequest(port, path, { ...headers, Expect: '100-continue' });
+      let continued = false;
+      req.on('continue', () => {
+        continued = true;
+        req.end(body);
+      });
+      req.flushHeaders();
+      const res = await response;
+      req.destroy();
+      return { status: res.status, body: res.body, continued };
+    }
+
+    const upload = (token: string, bytes: Buffer, extra: Record<string, string | number> = {}) => {
+      const parts = multipartFile(bytes);
+      return expecting(
+        '/api/v1/upload',
+        {
+          Authorization: `Bearer ${token}`,
+          'Content-Type': parts.contentType,
+          'Content-Length': parts.length,
+          ...extra,
+        },
+        Buffer.concat([parts.head, parts.file, parts.tail]),
+      );
+    };
+
+    it('should refuse an upload with a bad key before asking for its body', async () => {
+      const res = await upload(`fxf_${'0'.repeat(40)}`, Buffer.alloc(5 * MiB, 1));
+      expect(res).toEqual({
+        status: 401,
+        body: { ok: false, code: 'unauthorized', error: expect.any(String) },
+        continued: false,
+      });
+    });
+
+    it('should refuse an upload declared larger than its upload token takes, before asking for its body', async () => {
+      const { token: key } = await makeKey(t);
+      const minted = await t.http
+        .post('/api/v1/upload-token')
+        .set(...bearer(key))
+        .send({ max_bytes: 1000 });
+      expect(minted.status).toBe(200);
+      const res = await upload(minted.body.token as string, Buffer.alloc(5 * MiB, 1));
+      expect(res).toEqual({
+        status: 413,
+        body: { ok: false, code: 'too_large', error: expect.any(String) },
+        continued: false,
+      });
+    });
+
+    it('should ask for the body of an upload that passed its checks, and take it', async () => {
+      const { token } = await makeKey(t);
+      const image = await png(4101, 32, 32);
+      const res = await upload(token, Buffer.concat([image, Buffer.alloc(2 * MiB - image.length, 0)]));
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ ok: true, mime: 'image/png', width: 32, height: 32 });
+      expect(res.continued).toBe(true);
+    });
+
+    it('should ask at once for the body of any other request, whose body is read before its checks', async () => {
+      const user = await makeUser(t);
+      const body = Buffer.from(JSON.stringify({ email: user.email, password: 'not the password' }));
+      const res = await expecting(
+        '/api/v1/auth/login',
+        { 'Content-Type': 'application/json', 'Content-Length': body.length },
+        body,
+      );
+      expect(res).toEqual({
+        status: 401,
+        body: { ok: false, code: 'unauthorized', error: expect.any(String) },
+        continued: true,
+      });
+    });
+  });
+
   describe('item 8: malformed HTTP gets the envelope', () => {
     const cases: [string, string, number, string][] = [
       [

@@ -9,6 +9,7 @@ import { finished, Transform, Writable } from 'node:stream';
 import type { Request } from 'express';
 import { AppError } from '../../../common/errors/app-error';
 import { parseTags } from '../tags';
+import { continueIfAsked } from '../../../common/http/expect-continue';
 
 export interface ReceivedFile {
   /**
@@ -182,6 +183,8 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
     throw new AppError('bad_request', 'Malformed multipart/form-data header.');
   }
   const path = tempPath(limits.tempDir);
+  // Everything that could refuse the upload without its body has been checked: a client waiting to send it may.
+  continueIfAsked(req);
 
   const received = new Promise<ReceivedFile>((resolve, reject) => {
     let fileSeen = false;

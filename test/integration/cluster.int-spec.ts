@@ -76,6 +76,16 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
 
   const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
 
+  /** SIGTERM: every worker drains and exits, then the primary, with 0; none of `workers` is left. */
+  async function expectCleanStop(svc: Service, workers: number[]): Promise<void> {
+    svc.child.kill('SIGTERM');
+    const { code, signal } = await svc.exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    for (const pid of workers) {
+      expect(alive(pid)).toBe(false);
+    }
+  }
+
   /** Starts the service and waits for it to exit: its code, what it printed, and every child it had meanwhile. */
   async function startToExit(
     env: Record<string, string>,
@@ -98,22 +108,26 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     return { seen: () => [...seen].sort((a, b) => a - b), stop: () => clearInterval(timer) };
   }
 
+  /** Every TCP socket on this machine (/proc/net/tcp and tcp6): its ports (4 hex digits, as the kernel writes them). */
+  function tcpTable(): { local: string; remote: string; inode: string }[] {
+    return ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .slice(1)
+        .map((line) => line.trim().split(/\s+/))
+        .filter((f) => f.length >= 10)
+        .map((f) => ({ local: f[1].split(':')[1], remote: f[2].split(':')[1], inode: f[9] })),
+    );
+  }
+
   /** The inode of the server side of each connection from `clientPorts` to `port` (IPv4 and v4-mapped IPv6). */
   function acceptedInodes(port: number, clientPorts: number[]): Map<number, string> {
     const hex = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
     const byClient = new Map<number, string>();
-    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
-        const f = line.trim().split(/\s+/);
-        if (f.length < 10) {
-          continue;
-        }
-        const local = f[1].split(':')[1];
-        const remote = f[2].split(':')[1];
-        for (const c of clientPorts) {
-          if (local === hex(port) && remote === hex(c)) {
-            byClient.set(c, f[9]);
-          }
+    for (const { local, remote, inode } of tcpTable()) {
+      for (const c of clientPorts) {
+        if (local === hex(port) && remote === hex(c)) {
+          byClient.set(c, inode);
         }
       }
     }
@@ -212,12 +226,7 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     );
 
     // SIGTERM: every worker drains and exits, then the primary, with 0.
-    svc.child.kill('SIGTERM');
-    const { code, signal } = await svc.exited;
-    expect({ code, signal }).toEqual({ code: 0, signal: null });
-    for (const pid of replaced) {
-      expect(alive(pid)).toBe(false);
-    }
+    await expectCleanStop(svc, replaced);
   }, 240_000);
 
   it('should answer heavy uploads sent to both workers at once, their heavy-stage slots granted by the primary', async () => {
@@ -458,14 +467,9 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
   /** The TCP sockets a process holds (its socket file descriptors found in /proc/net/tcp and tcp6). */
   function tcpSocketsOf(pid: number): string[] {
     const mine = socketInodesOf(pid);
-    const tcp = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((file) =>
-      readFileSync(file, 'utf8')
-        .split('\n')
-        .slice(1)
-        .map((line) => line.trim().split(/\s+/)[9])
-        .filter((inode): inode is string => inode !== undefined),
-    );
-    return tcp.filter((inode) => mine.has(inode));
+    return tcpTable()
+      .map((row) => row.inode)
+      .filter((inode) => mine.has(inode));
   }
 
   it('should load the first worker while the primary checks, and start that same worker once the checks pass', async () => {
@@ -525,12 +529,6 @@ describe('WEB_CONCURRENCY: one HTTP process per core (Node cluster)', () => {
     const held = await connectionsHeld(port, workers);
     expect(held.every((n) => n > 0)).toBe(true);
     expect(svc.stderr()).toBe('');
-
-    svc.child.kill('SIGTERM');
-    const { code, signal } = await svc.exited;
-    expect({ code, signal }).toEqual({ code: 0, signal: null });
-    for (const pid of workers) {
-      expect(alive(pid)).toBe(false);
-    }
+    await expectCleanStop(svc, workers);
   }, 240_000);
 });

@@ -1,7 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
+import { pngChunk, withPngChunks } from '../../../test/fixtures/images/image-fixtures';
 import { decodeFrames, pickFrames, type RawImage, type ReviewFrame } from './decode';
 import { DEFAULT_IMAGE_OPTIONS } from './image-limits';
-import { processImage } from './image-processor';
+import {
+  type DecodeGate,
+  EARLY_DECODE_MAX_BYTES,
+  EARLY_DECODE_MAX_PIXELS,
+  processImage,
+} from './image-processor';
 
 /** processImage without an offload decodes here: every review frame is pixels. */
 function raw(frame: ReviewFrame): RawImage {
@@ -87,5 +94,160 @@ describe('one decode pipeline', () => {
       (await decodeFrames(gif, 3)).map((f) => f.data[0]),
     );
     expect((await processImage(gif, GIF)).review).toEqual([]);
+  });
+});
+
+/** A gate that lets everything through and notes each call's pixels, and when its work has ended. */
+function recordingGate(): { gate: DecodeGate; pixels: number[]; ended: Promise<unknown>[] } {
+  const pixels: number[] = [];
+  const ended: Promise<unknown>[] = [];
+  const gate: DecodeGate = (n, work) => {
+    pixels.push(n);
+    const done = work();
+    ended.push(done.catch(() => undefined));
+    return done;
+  };
+  return { gate, pixels, ended };
+}
+
+/** A promise resolved from outside. */
+function latch(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** Several turns of the event loop and the threadpool: enough for anything not held back to have started. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('the early decode of a small file', () => {
+  const stillPng = (width: number, height: number): Promise<Buffer> =>
+    sharp(noise(width, height, 4), { raw: { width, height, channels: 4 } })
+      .png()
+      .toBuffer();
+
+  it('should take a small still’s review frame from the decode beside the header read, without waiting for notBefore', async () => {
+    const png = await stillPng(16, 16);
+    const { gate, pixels } = recordingGate();
+    const never = new Promise<void>(() => undefined);
+
+    const { review } = await processImage(png, PNG, {
+      ...DEFAULT_IMAGE_OPTIONS,
+      reviewFrames: 3,
+      gate,
+      notBefore: never,
+    });
+
+    // The early decode's lane, then the check's: no decode of its own.
+    expect(pixels).toEqual([EARLY_DECODE_MAX_PIXELS, 16 * 16]);
+    const [expected] = await decodeFrames(png, 1);
+    expect(review).toHaveLength(1);
+    expect(Buffer.compare(Buffer.from(raw(review[0]).data), Buffer.from(expected.data))).toBe(0);
+  });
+
+  it('should wait for notBefore before decoding a small animation, and fail with it refused', async () => {
+    const frames = await Promise.all(
+      [0, 90, 180].map((v) =>
+        sharp({ create: { width: 8, height: 8, channels: 3, background: { r: v, g: 40, b: 255 - v } } })
+          .png()
+          .toBuffer(),
+      ),
+    );
+    const gif = await sharp(frames, { join: { animated: true } })
+      .gif()
+      .toBuffer();
+
+    const held = latch();
+    const waiting = recordingGate();
+    const result = processImage(gif, GIF, {
+      ...DEFAULT_IMAGE_OPTIONS,
+      reviewFrames: 3,
+      gate: waiting.gate,
+      notBefore: held.promise,
+    });
+    await settle();
+    // Only the early decode ran: the animation's own decode waits.
+    expect(waiting.pixels).toEqual([EARLY_DECODE_MAX_PIXELS]);
+    held.open();
+    const { review, pages } = await result;
+    expect(pages).toBe(3);
+    expect(review).toHaveLength(3);
+    expect(waiting.pixels).toEqual([EARLY_DECODE_MAX_PIXELS, 8 * 8 * 3]);
+
+    const refused = Promise.reject(new Error('a dedupe hit'));
+    // Read below, through processImage (a rejection with nothing on it yet would count as unhandled).
+    refused.catch(() => undefined);
+    const refusing = recordingGate();
+    await expect(
+      processImage(gif, GIF, {
+        ...DEFAULT_IMAGE_OPTIONS,
+        reviewFrames: 3,
+        gate: refusing.gate,
+        notBefore: refused,
+      }),
+    ).rejects.toMatchObject({ code: 'processing_failed' });
+    await Promise.all(refusing.ended);
+    expect(refusing.pixels).toEqual([EARLY_DECODE_MAX_PIXELS]);
+  });
+
+  it('should decode the stored bytes again, after notBefore, when stripping removed something', async () => {
+    const png = withPngChunks(await stillPng(16, 16), pngChunk('tEXt', 'Comment\0secret comment'));
+    const held = latch();
+    const { gate, pixels } = recordingGate();
+    const result = processImage(png, PNG, {
+      ...DEFAULT_IMAGE_OPTIONS,
+      reviewFrames: 1,
+      gate,
+      notBefore: held.promise,
+    });
+    let done = false;
+    void result.then(() => (done = true));
+    await settle();
+    expect(done).toBe(false);
+    held.open();
+    const { review, data } = await result;
+    expect(data.includes('secret comment')).toBe(false);
+    expect(pixels).toEqual([EARLY_DECODE_MAX_PIXELS, 16 * 16]);
+    const [expected] = await decodeFrames(data, 1);
+    expect(Buffer.compare(Buffer.from(raw(review[0]).data), Buffer.from(expected.data))).toBe(0);
+  });
+
+  it('should decode a small file over the early decode’s pixels in full, after notBefore', async () => {
+    // 300 × 300 of one colour: a few hundred bytes, more pixels than the early decode takes.
+    const png = await sharp({ create: { width: 300, height: 300, channels: 3, background: '#2a6' } })
+      .png()
+      .toBuffer();
+    expect(png.length).toBeLessThan(EARLY_DECODE_MAX_BYTES);
+    const held = latch();
+    const result = processImage(png, PNG, {
+      ...DEFAULT_IMAGE_OPTIONS,
+      reviewFrames: 1,
+      notBefore: held.promise,
+    });
+    let done = false;
+    void result.then(() => (done = true));
+    await settle();
+    expect(done).toBe(false);
+    held.open();
+    const { review } = await result;
+    expect(raw(review[0])).toMatchObject({ width: 300, height: 300, channels: 3 });
+  });
+
+  it('should not decode early a file over EARLY_DECODE_MAX_BYTES, nor without a review', async () => {
+    const big = await sharp(randomBytes(200 * 200 * 3), { raw: { width: 200, height: 200, channels: 3 } })
+      .png()
+      .toBuffer();
+    expect(big.length).toBeGreaterThan(EARLY_DECODE_MAX_BYTES);
+    const large = recordingGate();
+    await processImage(big, PNG, { ...DEFAULT_IMAGE_OPTIONS, reviewFrames: 1, gate: large.gate });
+    expect(large.pixels).toEqual([200 * 200]);
+
+    const unreviewed = recordingGate();
+    await processImage(await stillPng(16, 16), PNG, { ...DEFAULT_IMAGE_OPTIONS, gate: unreviewed.gate });
+    expect(unreviewed.pixels).toEqual([16 * 16]);
   });
 });

@@ -42,14 +42,16 @@ export function pickFrames(pages: number, max: number): number[] {
 
 /**
  * Decodes one frame at full resolution with EXIF orientation applied, as 8-bit sRGB(A): what a viewer sees, and
- * what the review classifies. Every pixel of the frame is decoded, so this also proves the frame sound.
+ * what the review classifies. Every pixel of the frame is decoded, so this also proves the frame sound. A frame of more
+ * than `maxPixels` pixels fails before any pixel is decoded.
  */
 export async function decodeFrame(
   image: Buffer,
   page: number,
   timeout?: { seconds: number },
+  maxPixels: number = IMAGE_LIMITS.maxPixels,
 ): Promise<RawImage> {
-  let pipeline = sharp(image, { ...LOAD, page, pages: 1 });
+  let pipeline = sharp(image, { ...LOAD, limitInputPixels: maxPixels, page, pages: 1 });
   if (timeout) {
     pipeline = pipeline.timeout(timeout);
   }

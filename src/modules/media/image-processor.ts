@@ -70,6 +70,11 @@ export interface ProcessOptions extends ImageOptions {
   offload?: Offload;
   /** How many frames to decode for the review (pickFrames); 0 or absent: none. */
   reviewFrames?: number;
+  /**
+   * Awaited before any decode but the early one (EARLY_DECODE_MAX_BYTES): the caller's say on whether the image is
+   * worth decoding at all, while the header read and the early decode already run. A rejection fails the call.
+   */
+  notBefore?: Promise<unknown>;
 }
 
 /**
@@ -80,6 +85,17 @@ export interface ProcessOptions extends ImageOptions {
 export const ONE_PASS_MAX_PIXELS = 16_000_000;
 
 const ungated: DecodeGate = (_pixels, work) => work();
+
+/**
+ * A file of at most this many bytes has its first frame decoded beside the header read (metadata()), in its own lane
+ * of the gate, as a frame of at most EARLY_DECODE_MAX_PIXELS pixels (a larger one fails at its header and is decoded
+ * as usual). When the header shows a still stored as uploaded (nothing stripped, no orientation to apply), that frame
+ * is the check and the review frame, and the upload has not waited for the two one after the other: for a 16×16 PNG
+ * 0.3–1.0 ms the header read, 0.7–1.2 ms the decode, in the service. Otherwise (an animation, an orientation, stripped
+ * metadata) it is dropped: a decode of at most 256 × 256 pixels, done for nothing.
+ */
+export const EARLY_DECODE_MAX_BYTES = 64 * 1024;
+export const EARLY_DECODE_MAX_PIXELS = 256 * 256;
 
 /**
  * Checks the pixel limits and the frame cap from the header, proves the image decodes in full (within
@@ -117,6 +133,15 @@ async function decodeAndStrip(
   options: ProcessOptions,
 ): Promise<ProcessedImage> {
   const { ext } = type;
+  const gate = options.gate ?? ungated;
+  const timeout = { seconds: options.timeoutSeconds };
+  const reviewFrames = options.reviewFrames ?? 0;
+  const early =
+    reviewFrames > 0 && ext !== 'avif' && input.length <= EARLY_DECODE_MAX_BYTES
+      ? gate(EARLY_DECODE_MAX_PIXELS, () => decodeFrame(input, 0, timeout, EARLY_DECODE_MAX_PIXELS)).catch(
+          () => null,
+        )
+      : null;
   // Only the primary AVIF image is decoded: sharp cannot write an AVIF sequence back.
   const pages = ext === 'avif' ? 1 : -1;
   // metadata() reads the header only, so an oversized image fails here before any pixel is allocated.
@@ -128,17 +153,19 @@ async function decodeAndStrip(
   const frameHeight = meta.pageHeight ?? meta.height;
   assertWithinLimits(meta.width, frameHeight, frames, options.maxFrames);
 
-  const gate = options.gate ?? ungated;
-  const timeout = { seconds: options.timeoutSeconds };
-  const reviewFrames = options.reviewFrames ?? 0;
-  const { offload, maxFrames, maxIccBytes, timeoutSeconds } = options;
+  const { offload, maxFrames, maxIccBytes, timeoutSeconds, notBefore } = options;
+  const orientation = meta.orientation ?? 1;
+  // Whether the early decode can be the frame (a still stored as uploaded); if it cannot, another decode follows.
+  const earlyMayDo = early !== null && frames === 1 && (ext === 'gif' || orientation === 1);
+  if (!earlyMayDo) {
+    await notBefore;
+  }
   if (offload && frames > 1 && meta.width * frameHeight * frames > offload.minPixels) {
     return gate(meta.width * frameHeight * frames, () =>
       offload.run(input, type, { maxFrames, maxIccBytes, timeoutSeconds, reviewFrames }),
     );
   }
   return gate(meta.width * frameHeight * frames, async () => {
-    const orientation = meta.orientation ?? 1;
     if (ext === 'avif' || (ext !== 'gif' && orientation !== 1)) {
       // AVIF keeps EXIF and XMP as items addressed by byte offsets into mdat: rather than rewriting the box tree,
       // sharp re-encodes it (quality 90, 4:4:4, ICC kept), so an AVIF is always a second generation.
@@ -155,6 +182,12 @@ async function decodeAndStrip(
     const result = { data, width: meta.width, height: frameHeight, pages: frames };
     if (reviewFrames > 0 && frames === 1) {
       // A still image's review frame is a full decode of the stored bytes: one decode is both the check and the frame.
+      // The early decode was of these very bytes when stripping removed nothing.
+      const frame = data === input ? await early : null;
+      if (frame) {
+        return { ...result, review: [frame] };
+      }
+      await notBefore;
       return { ...result, review: [await decodeFrame(data, 0, timeout)] };
     }
     const pixels = meta.width * frameHeight * frames;

@@ -106,6 +106,56 @@ describe('Animation floods and uploads in flight (e2e)', () => {
     expect(await slotsHeld(key)).toBe(0);
   });
 
+  describe('on an instance with one upload in flight per key and MAX_FRAMES 2', () => {
+    let strict: TestApp;
+    beforeAll(async () => {
+      strict = await createTestApp({
+        env: { MAX_FRAMES: '2', UPLOADS_IN_FLIGHT_PER_KEY: '1' },
+        shareWith: t,
+      });
+    });
+    afterAll(() => strict.close());
+
+    it('should find the slot free as soon as an answer arrives, on either instance', async () => {
+      const key = await makeKey(t);
+      // The release is not awaited before the answer: the next upload, here or on the other instance, must still
+      // find it done (this instance admits one upload of the key at a time).
+      for (let i = 0; i < 8; i++) {
+        const res = await [t, strict][i % 2].http
+          .post('/api/v1/upload')
+          .set(...bearer(key.token))
+          .attach('file', await png(200 + i), `${i}.png`);
+        expect(res.status).toBe(200);
+      }
+      expect(await slotsHeld(key)).toBe(0);
+    });
+
+    it('should answer a dedupe hit before the decode: the same small animation over this MAX_FRAMES is the hit', async () => {
+      const key = await makeKey(t);
+      const gif = await (await animatedNoise(8, 8, 4)).gif().toBuffer();
+      const first = await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(key.token))
+        .attach('file', gif, 'four.gif')
+        .expect(200);
+      // The lookup runs beside the decode for a body this small; its hit still comes first.
+      const again = await strict.http
+        .post('/api/v1/upload')
+        .set(...bearer(key.token))
+        .attach('file', gif, 'four.gif')
+        .expect(200);
+      expect(again.body).toMatchObject({ deduplicated: true, filename: first.body.filename });
+      // Other bytes over the cap are refused there.
+      const other = await (await animatedNoise(9, 8, 4)).gif().toBuffer();
+      const refused = await strict.http
+        .post('/api/v1/upload')
+        .set(...bearer(key.token))
+        .attach('file', other, 'other.gif');
+      expect(refused.status).toBe(415);
+      expect(refused.body).toMatchObject({ ok: false, code: 'processing_failed' });
+    });
+  });
+
   it('should not count a slot left by a dead instance once its TTL passed without a heartbeat', async () => {
     const key = await makeKey(t);
     const redis = t.app.get(RedisService).client;

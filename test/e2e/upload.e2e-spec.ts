@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { corruptJpeg, jpeg, noisyPng, png, pngHeader, SVG } from '../fixtures/sample-images';
+import { withDamagedPixelData } from '../fixtures/images/image-fixtures';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { sql, storedFiles, tempFiles } from '../setup/db';
 import { listen, multipartFile, openUpload, until } from '../setup/raw-http';
@@ -416,14 +417,19 @@ describe('POST /api/v1/upload (e2e)', () => {
 
     it('should leave no file and no row behind after a rejected upload', async () => {
       const key = await makeKey(t);
-      await t.http
-        .post('/api/v1/upload')
-        .set(...bearer(key.token))
-        .attach('file', pngHeader(100000, 100000), 'a.png')
-        .expect(415);
+      const filesBefore = storedFiles(t).length;
+      // The second one's bytes are written while it decodes (a small file stored as uploaded), then removed.
+      for (const bytes of [pngHeader(100000, 100000), withDamagedPixelData(await noisyPng(41, 40, 40))]) {
+        await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(key.token))
+          .attach('file', bytes, 'a.png')
+          .expect(415);
+      }
       const rows = await sql(t, 'select id from uploads where owner_id = $1', [key.user.id]);
       expect(rows).toHaveLength(0);
       expect(tempFiles(t)).toEqual([]);
+      expect(storedFiles(t)).toHaveLength(filesBefore);
     });
 
     it('should answer 403 banned for a banned owner', async () => {

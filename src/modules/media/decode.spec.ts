@@ -251,3 +251,81 @@ describe('the early decode of a small file', () => {
     expect(unreviewed.pixels).toEqual([16 * 16]);
   });
 });
+
+describe('the bytes to store, handed over before the decode (onStored)', () => {
+  const tinyPng = (): Promise<Buffer> =>
+    sharp(noise(16, 16, 4), { raw: { width: 16, height: 16, channels: 4 } })
+      .png()
+      .toBuffer();
+
+  it('should hand over a small file stored as uploaded, itself, before its decode', async () => {
+    const frames = await Promise.all(
+      [0, 120].map((v) =>
+        sharp({ create: { width: 8, height: 8, channels: 3, background: { r: v, g: 40, b: 255 - v } } })
+          .png()
+          .toBuffer(),
+      ),
+    );
+    const gif = await sharp(frames, { join: { animated: true } })
+      .gif()
+      .toBuffer();
+    const held = latch();
+    const handed: Buffer[] = [];
+    const result = processImage(gif, GIF, {
+      ...DEFAULT_IMAGE_OPTIONS,
+      reviewFrames: 3,
+      notBefore: held.promise,
+      onStored: (data) => handed.push(data),
+    });
+    await settle();
+    // The animation's decode waits for notBefore; its bytes are already out.
+    expect(handed).toHaveLength(1);
+    expect(handed[0]).toBe(gif);
+    held.open();
+    expect((await result).data).toBe(gif);
+    expect(handed).toHaveLength(1);
+  });
+
+  it('should hand over the stripped bytes before the decode when stripping removed something', async () => {
+    const png = withPngChunks(await tinyPng(), pngChunk('tEXt', 'Comment\0secret comment'));
+    const held = latch();
+    const handed: Buffer[] = [];
+    const result = processImage(png, PNG, {
+      ...DEFAULT_IMAGE_OPTIONS,
+      reviewFrames: 1,
+      notBefore: held.promise,
+      onStored: (data) => handed.push(data),
+    });
+    await settle();
+    expect(handed).toHaveLength(1);
+    expect(handed[0].includes('secret comment')).toBe(false);
+    held.open();
+    expect((await result).data).toBe(handed[0]);
+  });
+
+  it('should hand over a large file’s bytes once, and nothing for a re-encoded one', async () => {
+    const big = await sharp(randomBytes(200 * 200 * 3), { raw: { width: 200, height: 200, channels: 3 } })
+      .png()
+      .toBuffer();
+    const handed: Buffer[] = [];
+    const { data } = await processImage(big, PNG, {
+      ...DEFAULT_IMAGE_OPTIONS,
+      reviewFrames: 1,
+      onStored: (bytes) => handed.push(bytes),
+    });
+    expect(handed).toEqual([data]);
+
+    const oriented = await sharp(noise(16, 8, 3), { raw: { width: 16, height: 8, channels: 3 } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    const none: Buffer[] = [];
+    const turned = await processImage(oriented, JPG, {
+      ...DEFAULT_IMAGE_OPTIONS,
+      reviewFrames: 1,
+      onStored: (bytes) => none.push(bytes),
+    });
+    expect(none).toEqual([]);
+    expect([turned.width, turned.height]).toEqual([8, 16]);
+  });
+});

@@ -11,7 +11,7 @@ import {
 import type { ImageExt, ImageType, ProcessedImage } from './image.types';
 import { stripGifParts } from './strip/gif-metadata';
 import { stripJpegParts } from './strip/jpeg-metadata';
-import { joinParts } from './strip/join-parts';
+import { isWholeInput, joinParts } from './strip/join-parts';
 import { stripPngParts } from './strip/png-metadata';
 import { isAcceptableIccProfile } from './strip/icc-profile';
 import { stripWebpMetadata } from './strip/webp-metadata';
@@ -75,6 +75,13 @@ export interface ProcessOptions extends ImageOptions {
    * worth decoding at all, while the header read and the early decode already run. A rejection fails the call.
    */
   notBefore?: Promise<unknown>;
+  /**
+   * Called once with the bytes to store as soon as they are known, before the decode that proves them sound: for a
+   * file stored as uploaded of at most EARLY_DECODE_MAX_BYTES, before even the header read. The caller may start
+   * writing them, and discards them if processImage fails. Not called when the bytes are re-encoded (an orientation
+   * to apply, AVIF) or decoded elsewhere (`offload`): those are the result's `data`.
+   */
+  onStored?: (data: Buffer) => void;
 }
 
 /**
@@ -85,6 +92,19 @@ export interface ProcessOptions extends ImageOptions {
 export const ONE_PASS_MAX_PIXELS = 16_000_000;
 
 const ungated: DecodeGate = (_pixels, work) => work();
+
+/** A file's stripped parts, or null when its bytes do not parse as its type (its header read will say how). */
+function strippedParts(
+  input: Buffer,
+  ext: Exclude<ImageExt, 'avif'>,
+  options: StripOptions,
+): Buffer[] | null {
+  try {
+    return STRIP[ext](input, options);
+  } catch {
+    return null;
+  }
+}
 
 /**
  * A file of at most this many bytes has its first frame decoded beside the header read (metadata()), in its own lane
@@ -136,12 +156,20 @@ async function decodeAndStrip(
   const gate = options.gate ?? ungated;
   const timeout = { seconds: options.timeoutSeconds };
   const reviewFrames = options.reviewFrames ?? 0;
+  const small = ext !== 'avif' && input.length <= EARLY_DECODE_MAX_BYTES;
   const early =
-    reviewFrames > 0 && ext !== 'avif' && input.length <= EARLY_DECODE_MAX_BYTES
+    reviewFrames > 0 && small
       ? gate(EARLY_DECODE_MAX_PIXELS, () => decodeFrame(input, 0, timeout, EARLY_DECODE_MAX_PIXELS)).catch(
           () => null,
         )
       : null;
+  // A small file that stripping leaves whole is stored as uploaded (it has no EXIF, so no orientation to apply).
+  const { onStored } = options;
+  let stored = false;
+  if (onStored && ext !== 'avif' && small && isWholeInput(input, strippedParts(input, ext, options))) {
+    onStored(input);
+    stored = true;
+  }
   // Only the primary AVIF image is decoded: sharp cannot write an AVIF sequence back.
   const pages = ext === 'avif' ? 1 : -1;
   // metadata() reads the header only, so an oversized image fails here before any pixel is allocated.
@@ -179,6 +207,9 @@ async function decodeAndStrip(
       return { ...stored, review };
     }
     const data = await joinParts(input, STRIP[ext](input, options));
+    if (onStored && !stored) {
+      onStored(data);
+    }
     const result = { data, width: meta.width, height: frameHeight, pages: frames };
     if (reviewFrames > 0 && frames === 1) {
       // A still image's review frame is a full decode of the stored bytes: one decode is both the check and the frame.

@@ -177,6 +177,29 @@ export class UploadPipelineService {
     const notBefore = dedupe.then(({ answer }) => answer && Promise.reject(new Error('a dedupe hit')));
     // processImage may not await it (a still decoded early): its rejection is read from `dedupe`, below.
     notBefore.catch(() => undefined);
+    // The write (and the stored bytes' hash) starts once the bytes to store are known: before the decode for a small
+    // file stored as uploaded (processImage's onStored), else once it is done. It overlaps the rest; an upload that
+    // fails or is rejected, or a dedupe hit, removes the file again.
+    let filename = '';
+    // Set by store(), which processImage may call: `as` keeps TypeScript from narrowing it to null for good.
+    let storing = null as { data: Buffer; done: Promise<[void, string]> } | null;
+    const store = (data: Buffer): { data: Buffer; done: Promise<[void, string]> } => {
+      // Stripping usually removes nothing: then the stored bytes' hash is the one computed while receiving.
+      const unchanged = original !== null && (data === original || data.equals(original));
+      const done = Promise.all([
+        this.storage.put(filename, data, { expiresAt }),
+        unchanged ? received.sha256 : sha256HexAsync(data),
+      ]);
+      done.catch(() => undefined);
+      storing = { data, done };
+      return storing;
+    };
+    const discard = async (): Promise<void> => {
+      if (storing) {
+        await storing.done.catch(() => undefined);
+        await this.storage.delete(filename).catch(() => undefined);
+      }
+    };
     let image: ProcessedImage;
     let type: ImageType;
     try {
@@ -186,6 +209,7 @@ export class UploadPipelineService {
       }
       type = sniffed;
       assertTypeAllowed(principal, type.mime);
+      filename = newFilename(type.ext);
       // One decode: the check that the image is sound also yields the frames the review classifies.
       image = await processImage(original, type, {
         ...this.config.images,
@@ -193,8 +217,10 @@ export class UploadPipelineService {
         offload: this.pool.offload,
         reviewFrames: this.moderation.reviewFrames,
         notBefore,
+        onStored: store,
       });
     } catch (err) {
+      await discard();
       const { answer } = await dedupe;
       if (answer) {
         return answer;
@@ -203,24 +229,17 @@ export class UploadPipelineService {
     }
     const { answer, due } = await dedupe;
     if (answer) {
+      await discard();
       return answer;
     }
     const { review, ...stored } = image;
-    // Stripping usually removes nothing: then the stored bytes' hash is the one computed while receiving.
-    const unchanged = stored.data.equals(original);
+    let written = storing;
+    if (written === null || written.data !== stored.data) {
+      // Bytes known only now (re-encoded, or decoded elsewhere): written over whatever an early write left.
+      await written?.done.catch(() => undefined);
+      written = store(stored.data);
+    }
     original = null;
-
-    // The write (and the stored bytes' hash) overlaps the review; a rejected or failed upload removes the file again.
-    const filename = newFilename(type.ext);
-    const storing = Promise.all([
-      this.storage.put(filename, stored.data, { expiresAt }),
-      unchanged ? received.sha256 : sha256HexAsync(stored.data),
-    ]);
-    const discard = async (): Promise<void> => {
-      await storing.catch(() => undefined);
-      await this.storage.delete(filename).catch(() => undefined);
-    };
-    storing.catch(() => undefined);
 
     // The moderation step: the classifier sees what a viewer would see (orientation applied, alpha flattened).
     const pixels = image.width * image.height * image.pages;
@@ -259,7 +278,7 @@ export class UploadPipelineService {
 
     let storedSha256: string;
     try {
-      [, storedSha256] = await storing;
+      [, storedSha256] = await written.done;
     } catch (err) {
       await discard();
       throw err;

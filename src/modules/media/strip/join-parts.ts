@@ -2,7 +2,10 @@
 const SLICE_BYTES = 1024 * 1024;
 
 /** Whether `parts` are `input`'s own bytes, all of them, in order: nothing was removed or rewritten. */
-function isWholeInput(input: Buffer, parts: readonly Buffer[]): boolean {
+export function isWholeInput(input: Buffer, parts: readonly Buffer[] | null): boolean {
+  if (parts === null) {
+    return false;
+  }
   let at = input.byteOffset;
   for (const part of parts) {
     if (part.buffer !== input.buffer || part.byteOffset !== at) {

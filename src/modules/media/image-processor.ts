@@ -76,10 +76,11 @@ export interface ProcessOptions extends ImageOptions {
    */
   notBefore?: Promise<unknown>;
   /**
-   * Called once with the bytes to store as soon as they are known, before the decode that proves them sound: for a
-   * file stored as uploaded of at most EARLY_DECODE_MAX_BYTES, before even the header read. The caller may start
-   * writing them, and discards them if processImage fails. Not called when the bytes are re-encoded (an orientation
-   * to apply, AVIF) or decoded elsewhere (`offload`): those are the result's `data`.
+   * Called at most once with the bytes to store as soon as they are known, before the decode that proves them sound:
+   * for a file of at most EARLY_DECODE_MAX_BYTES that stripping leaves whole, before even the header read. The caller
+   * may start writing them, and discards them if processImage fails. The result's `data` is what to store: the same
+   * buffer, unless the bytes were re-encoded (an orientation to apply, AVIF) or decoded elsewhere (`offload`), where
+   * onStored is not called.
    */
   onStored?: (data: Buffer) => void;
 }
@@ -165,10 +166,10 @@ async function decodeAndStrip(
       : null;
   // A small file that stripping leaves whole is stored as uploaded (it has no EXIF, so no orientation to apply).
   const { onStored } = options;
-  let stored = false;
+  let handedOver = false;
   if (onStored && ext !== 'avif' && small && isWholeInput(input, strippedParts(input, ext, options))) {
     onStored(input);
-    stored = true;
+    handedOver = true;
   }
   // Only the primary AVIF image is decoded: sharp cannot write an AVIF sequence back.
   const pages = ext === 'avif' ? 1 : -1;
@@ -207,7 +208,7 @@ async function decodeAndStrip(
       return { ...stored, review };
     }
     const data = await joinParts(input, STRIP[ext](input, options));
-    if (onStored && !stored) {
+    if (onStored && !handedOver) {
       onStored(data);
     }
     const result = { data, width: meta.width, height: frameHeight, pages: frames };

@@ -72,7 +72,7 @@ export class ImagePool implements OnModuleDestroy {
     limitSharpMemory();
     if (this.nice !== 0) {
       // libvips starts workers on demand and keeps them: new ones are lowered before the next image or within 1 s.
-      this.renice = setInterval(() => niceImageThreads(this.nice), 1000);
+      this.renice = setInterval(() => niceImageThreads(this.nice, true), 1000);
       this.renice.unref();
     }
   }

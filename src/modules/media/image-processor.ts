@@ -76,11 +76,12 @@ export interface ProcessOptions extends ImageOptions {
    */
   notBefore?: Promise<unknown>;
   /**
-   * Called at most once with the bytes to store as soon as they are known, before the decode that proves them sound:
-   * for a file of at most EARLY_DECODE_MAX_BYTES that stripping leaves whole, before even the header read. The caller
-   * may start writing them, and discards them if processImage fails. The result's `data` is what to store: the same
-   * buffer, unless the bytes were re-encoded (an orientation to apply, AVIF) or decoded elsewhere (`offload`), where
-   * onStored is not called.
+   * For a file of at most EARLY_DECODE_MAX_BYTES: called at most once with the bytes to store as soon as they are
+   * known, before the decode that proves them sound (before even the header read when stripping leaves the file
+   * whole). The caller may start writing them, and discards them if processImage fails. The result's `data` is what to
+   * store: the same buffer, unless the bytes were re-encoded (an orientation to apply, AVIF), where onStored is not
+   * called. A larger file's write would overlap its decode instead of its review, and it gained nothing there (a GIF
+   * of 24 frames, side by side: 0.95–1.09 of the time before).
    */
   onStored?: (data: Buffer) => void;
 }
@@ -208,7 +209,7 @@ async function decodeAndStrip(
       return { ...stored, review };
     }
     const data = await joinParts(input, STRIP[ext](input, options));
-    if (onStored && !handedOver) {
+    if (onStored && small && !handedOver) {
       onStored(data);
     }
     const result = { data, width: meta.width, height: frameHeight, pages: frames };

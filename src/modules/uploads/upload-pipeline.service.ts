@@ -177,9 +177,9 @@ export class UploadPipelineService {
     const notBefore = dedupe.then(({ answer }) => answer && Promise.reject(new Error('a dedupe hit')));
     // processImage may not await it (a still decoded early): its rejection is read from `dedupe`, below.
     notBefore.catch(() => undefined);
-    // The write (and the stored bytes' hash) starts once the bytes to store are known: before the decode for a small
-    // file stored as uploaded (processImage's onStored), else once it is done. It overlaps the rest; an upload that
-    // fails or is rejected, or a dedupe hit, removes the file again.
+    // The write (and the stored bytes' hash) starts once the bytes to store are known: for a small file before its
+    // decode (processImage's onStored), else once it is done. It overlaps the rest; an upload that fails or is
+    // rejected, or a dedupe hit, removes the file again.
     let filename = '';
     // Set by store(), which processImage may call: `as` keeps TypeScript from narrowing it to null for good.
     let storing = null as { data: Buffer; done: Promise<[void, string]> } | null;

@@ -30,6 +30,26 @@ const noise = (width: number, height: number, channels: 3 | 4): Buffer => {
   return data;
 };
 
+/** A still RGBA PNG of noise. */
+const stillPng = (width: number, height: number): Promise<Buffer> =>
+  sharp(noise(width, height, 4), { raw: { width, height, channels: 4 } })
+    .png()
+    .toBuffer();
+
+/** An 8×8 GIF with one frame per level, each a plain colour from it (red up, blue down; `green` fixed). */
+async function smallGif(levels: number[], green = 0): Promise<Buffer> {
+  const frames = await Promise.all(
+    levels.map((v) =>
+      sharp({ create: { width: 8, height: 8, channels: 3, background: { r: v, g: green, b: 255 - v } } })
+        .png()
+        .toBuffer(),
+    ),
+  );
+  return sharp(frames, { join: { animated: true } })
+    .gif()
+    .toBuffer();
+}
+
 /** A JPEG whose scan data ends early before EOI: libjpeg warns "premature end of data segment" (not an error). */
 async function jpegWithShortScan(): Promise<Buffer> {
   const jpeg = await sharp(noise(64, 48, 3), { raw: { width: 64, height: 48, channels: 3 } })
@@ -77,16 +97,7 @@ describe('one decode pipeline', () => {
   });
 
   it('should decode only the picked frames of an animation, and none when no review is asked for', async () => {
-    const frames = await Promise.all(
-      [0, 60, 120, 180, 240].map((v) =>
-        sharp({ create: { width: 8, height: 8, channels: 3, background: { r: v, g: 0, b: 255 - v } } })
-          .png()
-          .toBuffer(),
-      ),
-    );
-    const gif = await sharp(frames, { join: { animated: true } })
-      .gif()
-      .toBuffer();
+    const gif = await smallGif([0, 60, 120, 180, 240]);
     const reviewed = await processImage(gif, GIF, { ...DEFAULT_IMAGE_OPTIONS, reviewFrames: 3 });
     expect(reviewed.pages).toBe(5);
     expect(reviewed.review).toHaveLength(pickFrames(5, 3).length);
@@ -124,12 +135,18 @@ async function settle(): Promise<void> {
   }
 }
 
-describe('the early decode of a small file', () => {
-  const stillPng = (width: number, height: number): Promise<Buffer> =>
-    sharp(noise(width, height, 4), { raw: { width, height, channels: 4 } })
-      .png()
-      .toBuffer();
+/** Whether `promise` is still unsettled once everything not held back has had time to run (settle). */
+async function stillPending(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  void promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await settle();
+  return !settled;
+}
 
+describe('the early decode of a small file', () => {
   it('should take a small still’s review frame from the decode beside the header read, without waiting for notBefore', async () => {
     const png = await stillPng(16, 16);
     const { gate, pixels } = recordingGate();
@@ -150,16 +167,7 @@ describe('the early decode of a small file', () => {
   });
 
   it('should wait for notBefore before decoding a small animation, and fail with it refused', async () => {
-    const frames = await Promise.all(
-      [0, 90, 180].map((v) =>
-        sharp({ create: { width: 8, height: 8, channels: 3, background: { r: v, g: 40, b: 255 - v } } })
-          .png()
-          .toBuffer(),
-      ),
-    );
-    const gif = await sharp(frames, { join: { animated: true } })
-      .gif()
-      .toBuffer();
+    const gif = await smallGif([0, 90, 180], 40);
 
     const held = latch();
     const waiting = recordingGate();
@@ -204,10 +212,7 @@ describe('the early decode of a small file', () => {
       gate,
       notBefore: held.promise,
     });
-    let done = false;
-    void result.then(() => (done = true));
-    await settle();
-    expect(done).toBe(false);
+    expect(await stillPending(result)).toBe(true);
     held.open();
     const { review, data } = await result;
     expect(data.includes('secret comment')).toBe(false);
@@ -228,10 +233,7 @@ describe('the early decode of a small file', () => {
       reviewFrames: 1,
       notBefore: held.promise,
     });
-    let done = false;
-    void result.then(() => (done = true));
-    await settle();
-    expect(done).toBe(false);
+    expect(await stillPending(result)).toBe(true);
     held.open();
     const { review } = await result;
     expect(raw(review[0])).toMatchObject({ width: 300, height: 300, channels: 3 });
@@ -253,22 +255,8 @@ describe('the early decode of a small file', () => {
 });
 
 describe('the bytes to store, handed over before the decode (onStored)', () => {
-  const tinyPng = (): Promise<Buffer> =>
-    sharp(noise(16, 16, 4), { raw: { width: 16, height: 16, channels: 4 } })
-      .png()
-      .toBuffer();
-
   it('should hand over a small file stored as uploaded, itself, before its decode', async () => {
-    const frames = await Promise.all(
-      [0, 120].map((v) =>
-        sharp({ create: { width: 8, height: 8, channels: 3, background: { r: v, g: 40, b: 255 - v } } })
-          .png()
-          .toBuffer(),
-      ),
-    );
-    const gif = await sharp(frames, { join: { animated: true } })
-      .gif()
-      .toBuffer();
+    const gif = await smallGif([0, 120], 40);
     const held = latch();
     const handed: Buffer[] = [];
     const result = processImage(gif, GIF, {
@@ -287,7 +275,7 @@ describe('the bytes to store, handed over before the decode (onStored)', () => {
   });
 
   it('should hand over the stripped bytes before the decode when stripping removed something', async () => {
-    const png = withPngChunks(await tinyPng(), pngChunk('tEXt', 'Comment\0secret comment'));
+    const png = withPngChunks(await stillPng(16, 16), pngChunk('tEXt', 'Comment\0secret comment'));
     const held = latch();
     const handed: Buffer[] = [];
     const result = processImage(png, PNG, {

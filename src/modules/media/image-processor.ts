@@ -165,12 +165,13 @@ async function decodeAndStrip(
           () => null,
         )
       : null;
-  // A small file that stripping leaves whole is stored as uploaded (it has no EXIF, so no orientation to apply).
+  // A small file that stripping leaves whole is stored as uploaded (it has no EXIF, so no orientation to apply). Its
+  // parts are kept for the strip below; null when they did not parse, and the strip there says why.
   const { onStored } = options;
-  let handedOver = false;
-  if (onStored && ext !== 'avif' && small && isWholeInput(input, strippedParts(input, ext, options))) {
+  const smallParts = onStored && ext !== 'avif' && small ? strippedParts(input, ext, options) : null;
+  const handedOver = onStored !== undefined && isWholeInput(input, smallParts);
+  if (handedOver) {
     onStored(input);
-    handedOver = true;
   }
   // Only the primary AVIF image is decoded: sharp cannot write an AVIF sequence back.
   const pages = ext === 'avif' ? 1 : -1;
@@ -208,7 +209,7 @@ async function decodeAndStrip(
         reviewFrames > 0 ? await decodeFrames(input, reviewFrames, { pages: frames, timeout }) : [];
       return { ...stored, review };
     }
-    const data = await joinParts(input, STRIP[ext](input, options));
+    const data = await joinParts(input, smallParts ?? STRIP[ext](input, options));
     if (onStored && small && !handedOver) {
       onStored(data);
     }

@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
-import { pngChunk, withPngChunks } from '../../../test/fixtures/images/image-fixtures';
+import {
+  apngChunks,
+  pngChunk,
+  withDamagedPixelData,
+  withPngChunks,
+} from '../../../test/fixtures/images/image-fixtures';
 import { decodeFrames, pickFrames, type RawImage, type ReviewFrame } from './decode';
 import { DEFAULT_IMAGE_OPTIONS } from './image-limits';
 import {
@@ -159,11 +164,60 @@ describe('the early decode of a small file', () => {
       notBefore: never,
     });
 
-    // The early decode's lane, then the check's: no decode of its own.
-    expect(pixels).toEqual([EARLY_DECODE_MAX_PIXELS, 16 * 16]);
+    // The early decode's lane only: no header read and no decode of its own.
+    expect(pixels).toEqual([EARLY_DECODE_MAX_PIXELS]);
     const [expected] = await decodeFrames(png, 1);
     expect(review).toHaveLength(1);
     expect(Buffer.compare(Buffer.from(raw(review[0]).data), Buffer.from(expected.data))).toBe(0);
+  });
+
+  it('should make a small JPEG stored as uploaded of its early decode alone, as the header read would', async () => {
+    const jpeg = await sharp(noise(40, 24, 3), { raw: { width: 40, height: 24, channels: 3 } })
+      .jpeg()
+      .toBuffer();
+    const { gate, pixels } = recordingGate();
+
+    const image = await processImage(jpeg, JPG, { ...DEFAULT_IMAGE_OPTIONS, reviewFrames: 3, gate });
+
+    expect(pixels).toEqual([EARLY_DECODE_MAX_PIXELS]);
+    expect(image).toMatchObject({ data: jpeg, width: 40, height: 24, pages: 1 });
+    const [expected] = await decodeFrames(jpeg, 1);
+    expect(Buffer.compare(Buffer.from(raw(image.review[0]).data), Buffer.from(expected.data))).toBe(0);
+  });
+
+  it('should hold a small file decoded early to the side limit and the frame cap, as the header read does', async () => {
+    // 20,000 × 1: fewer pixels than the early decode takes, a side over 16,384.
+    const wide = await sharp({ create: { width: 20_000, height: 1, channels: 3, background: '#888' } })
+      .png()
+      .toBuffer();
+    expect(wide.length).toBeLessThan(EARLY_DECODE_MAX_BYTES);
+    await expect(
+      processImage(wide, PNG, { ...DEFAULT_IMAGE_OPTIONS, reviewFrames: 1 }),
+    ).rejects.toMatchObject({
+      code: 'processing_failed',
+      message: expect.stringContaining('at most 16384 px a side'),
+    });
+
+    // An APNG's frames are counted by the strip (libvips decodes its first only): three over a cap of two fail.
+    const apng = withPngChunks(await stillPng(8, 8), ...apngChunks(3, 8, 8));
+    await expect(
+      processImage(apng, PNG, { ...DEFAULT_IMAGE_OPTIONS, maxFrames: 2, reviewFrames: 1 }),
+    ).rejects.toMatchObject({ code: 'processing_failed' });
+    expect(await processImage(apng, PNG, { ...DEFAULT_IMAGE_OPTIONS, reviewFrames: 1 })).toMatchObject({
+      data: apng,
+      pages: 1,
+    });
+  });
+
+  it('should fall back to the header read and a decode of its own when the early decode fails', async () => {
+    const png = withDamagedPixelData(await stillPng(16, 16));
+    const { gate, pixels } = recordingGate();
+    await expect(
+      processImage(png, PNG, { ...DEFAULT_IMAGE_OPTIONS, reviewFrames: 1, gate }),
+    ).rejects.toMatchObject({
+      code: 'processing_failed',
+    });
+    expect(pixels).toEqual([EARLY_DECODE_MAX_PIXELS, 16 * 16]);
   });
 
   it('should wait for notBefore before decoding a small animation, and fail with it refused', async () => {

@@ -302,13 +302,34 @@ describe(ModerationService.name, () => {
     it("should fill the memory of a review's batch again for the next one, as the worker hands it back", async () => {
       const classifier = await NsfwClassifier.load(colourModel, { threads: 1, concurrency: 1 });
       try {
-        const red = { data: Buffer.alloc(8 * 8 * 3, 255), width: 8, height: 8, channels: 3 };
+        // Over 112 px a side: resized on this thread, into a batch of this thread's.
+        const red = { data: Buffer.alloc(120 * 120 * 3, 255), width: 120, height: 120, channels: 3 };
         // Five plain frames: a batch size no other review in this file leaves behind.
         await classifier.classify(Array.from({ length: 5 }, () => red));
         const spare = newBatch(5);
         // The fresh memory of a new batch is zero; this one still holds the red frames' inputs.
         expect(spare[0]).toBe(255);
         expect(newBatch(5)[0]).toBe(0);
+      } finally {
+        await classifier.close();
+      }
+    });
+
+    it('should leave the resize of frames of at most 112 px a side to the workers', async () => {
+      const classifier = await NsfwClassifier.load(colourModel, { threads: 2, concurrency: 1 });
+      try {
+        const red = (side: number) => ({
+          data: Buffer.alloc(side * side * 3, 255),
+          width: side,
+          height: side,
+          channels: 3,
+        });
+        // Six frames: a batch size no other review in this file uses. None of this thread's batches was filled.
+        await classifier.classify(Array.from({ length: 6 }, () => red(112)));
+        expect(newBatch(3)[0]).toBe(0);
+        // One frame over the size among them: all six are resized here, as before.
+        await classifier.classify([...Array.from({ length: 5 }, () => red(112)), red(113)]);
+        expect(newBatch(3)[0]).toBe(255);
       } finally {
         await classifier.close();
       }
@@ -434,6 +455,52 @@ describe(ModerationService.name, () => {
       const verdict = await review(real, await readFile(join(FIXTURES, 'seeded-noise.png')));
       expect(verdict.rejected).toBe(false);
       expect(verdict.scores!.neutral).toBeGreaterThan(0.9);
+    });
+
+    it('should score small frames resized by the workers as their inputs made on this thread, to the bit', async () => {
+      const classifier = await NsfwClassifier.load(await ensureNsfwModel(REAL_MODEL_CACHE), {
+        threads: 2,
+        concurrency: 1,
+      });
+      /** A frame of noise; `alpha` gives each pixel's alpha (a frame without it has three channels). */
+      const frame = (side: number, channels: 2 | 3 | 4, alpha?: (p: number) => number) => {
+        const data = Buffer.alloc(side * side * channels);
+        for (let i = 0; i < data.length; i++) {
+          data[i] = (i * 7919 + side) % 251;
+        }
+        if (alpha) {
+          for (let p = 0; p < side * side; p++) {
+            data[p * channels + channels - 1] = alpha(p);
+          }
+        }
+        return { data, width: side, height: side, channels };
+      };
+      try {
+        const frames = [
+          // Transparency that shows (two inputs), alpha all opaque (one), no alpha (one), grey with alpha.
+          frame(16, 4, (p) => (p % 16 < 4 ? 0 : 255)),
+          frame(16, 4, () => 255),
+          frame(16, 3),
+          frame(9, 2, (p) => p * 3),
+          // At the size limit, one pixel a hair from opaque, in a corner and in the middle: it shows.
+          frame(112, 4, (p) => (p === 0 ? 254 : 255)),
+          frame(112, 4, (p) => (p === 112 * 56 + 55 ? 254 : 255)),
+          frame(1, 4, () => 254),
+        ];
+        for (const f of frames) {
+          const { scores } = await classifier.classify([f]);
+          // frameToModelInputs: this thread's resize, which keeps an input over black only when it differs.
+          expect(scores).toEqual(await classifier.classifyPrepared(frameToModelInputs(f)));
+        }
+        // Several frames of one review: split between the two sessions in the same parts, in the same order.
+        const together = await classifier.classify(frames.slice(0, 4));
+        expect(together.scores).toHaveLength(6);
+        expect(together.scores).toEqual(
+          await classifier.classifyPrepared(frames.slice(0, 4).flatMap((f) => frameToModelInputs(f))),
+        );
+      } finally {
+        await classifier.close();
+      }
     });
 
     it('should keep the event loop running while the model works', async () => {

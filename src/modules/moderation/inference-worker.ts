@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { MODEL_INPUT_SIZE } from './image-preprocess';
+import { MODEL_INPUT_SIZE, type RawImage } from './image-preprocess';
 
 export interface InferenceOptions {
   /** onnxruntime intra-op threads. */
@@ -16,6 +16,12 @@ type WorkerMessage =
   | { type: 'failed'; error: string }
   | { type: 'result'; id: number; scores?: Float32Array; error?: string; batch?: ArrayBuffer };
 
+/** A small frame the worker resizes into a model input itself, over `background` (image-preprocess). */
+export interface FrameInput {
+  image: RawImage;
+  background: number;
+}
+
 interface TensorInfo {
   name: string;
   type: string;
@@ -30,21 +36,43 @@ interface TensorInfo {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
+// The main thread's resize (image-preprocess), for the small frames sent here as pixels: the compiled module, or its
+// TypeScript under ts-node and jest.
+if (workerData.preprocessPath.endsWith('.ts')) {
+  require('ts-node/register/transpile-only');
+}
+const { resizeToModelInput, MODEL_INPUT_VALUES } = require(workerData.preprocessPath);
 const describe = (m) => ({ name: m.name, type: m.type, shape: m.shape });
 const message = (e) => String((e && e.message) || e);
+// Batches this worker filled from frames, kept for the next ones of the same size (a new 600 KB one faults in every
+// page on its first write). A batch is in use until its run has finished, and another job may arrive meanwhile.
+const own = [];
+const ownBatch = (values) => {
+  const i = own.findIndex((b) => b.length === values);
+  return i >= 0 ? own.splice(i, 1)[0] : new Float32Array(values);
+};
 ort.InferenceSession.create(workerData.modelPath, workerData.sessionOptions).then(
   (session) => {
     const input = session.inputNames[0];
     const output = session.outputNames[0];
     parentPort.on('message', async (job) => {
-      // The batch's buffer goes back with the answer, to be filled again (batch buffers, below).
-      const batch = job.data.buffer;
+      // A batch the main thread filled goes back with the answer, to be filled again (batch buffers, below).
+      const batch = job.data ? job.data.buffer : undefined;
+      const filled = job.frames ? ownBatch(job.frames.length * MODEL_INPUT_VALUES) : undefined;
+      const back = batch ? [batch] : [];
       try {
-        const result = await session.run({ [input]: new ort.Tensor('float32', job.data, job.dims) });
+        if (filled) {
+          job.frames.forEach((f, i) => resizeToModelInput(f.image, f.background, filled, i * MODEL_INPUT_VALUES));
+        }
+        const result = await session.run({ [input]: new ort.Tensor('float32', filled || job.data, job.dims) });
         const scores = Float32Array.from(result[output].data);
-        parentPort.postMessage({ type: 'result', id: job.id, scores, batch }, [scores.buffer, batch]);
+        parentPort.postMessage({ type: 'result', id: job.id, scores, batch }, [scores.buffer, ...back]);
       } catch (e) {
-        parentPort.postMessage({ type: 'result', id: job.id, error: message(e), batch }, [batch]);
+        parentPort.postMessage({ type: 'result', id: job.id, error: message(e), batch }, back);
+      } finally {
+        if (filled && own.length < 4) {
+          own.push(filled);
+        }
       }
     });
     parentPort.postMessage({
@@ -149,6 +177,7 @@ export class InferenceWorker {
       eval: true,
       workerData: {
         ortPath: require.resolve('onnxruntime-node'),
+        preprocessPath: require.resolve('./image-preprocess'),
         modelPath,
         sessionOptions: {
           intraOpNumThreads: options.threads,
@@ -199,19 +228,42 @@ export class InferenceWorker {
    * view of it (the batch may be a view of the first values of a larger buffer).
    */
   run(batch: Float32Array, count: number): Promise<Float32Array> {
+    return this.post({ data: batch, dims: [count, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3] }, [
+      batch.buffer as ArrayBuffer,
+    ]);
+  }
+
+  private post(job: object, transfer: ArrayBuffer[]): Promise<Float32Array> {
     if (this.failure) {
       return Promise.reject(this.failure);
     }
     const id = this.nextId++;
-    const dims = [count, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3];
     return new Promise<Float32Array>((resolve, reject) => {
       this.jobs.set(id, { resolve, reject });
       // A busy worker keeps the process alive; an idle one must not (scripts and tests exit on their own).
       if (this.jobs.size === 1) {
         this.worker.ref();
       }
-      this.worker.postMessage({ id, data: batch, dims }, [batch.buffer as ArrayBuffer]);
+      this.worker.postMessage({ id, ...job }, transfer);
     });
+  }
+
+  /**
+   * Runs the model on small frames the worker resizes itself (resizeToModelInput, each over its background): what
+   * `run` does with the inputs the caller would have written, without the resize on the caller's thread or a 600 KB
+   * batch per input crossing to the worker. Each frame's pixels are copied (a few KB for the frames this is for).
+   */
+  runFrames(frames: readonly FrameInput[]): Promise<Float32Array> {
+    return this.post(
+      {
+        frames: frames.map(({ image: { data, width, height, channels }, background }) => ({
+          image: { data: Uint8Array.from(data), width, height, channels },
+          background,
+        })),
+        dims: [frames.length, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3],
+      },
+      [],
+    );
   }
 
   /** Drops one reference; the worker ends when the last user releases it. */

@@ -257,7 +257,7 @@ export class InferenceWorker {
     return this.post(
       {
         frames: frames.map(({ image: { data, width, height, channels }, background }) => ({
-          image: { data: Uint8Array.from(data), width, height, channels },
+          image: { data: new Uint8Array(data), width, height, channels },
           background,
         })),
         dims: [frames.length, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3],

@@ -1,0 +1,94 @@
+/**
+ * Two builds of the service side by side, each small upload alternating between them: how a change moves the 16×16
+ * fixed cost when `npm run bench`'s rows move more between runs than the change is worth.
+ *
+ * The baseline is another checkout, built (`git worktree add /tmp/base <commit>`, `node_modules` linked in,
+ * `npx tsc -p tsconfig.build.json`, `dist/model` copied); this checkout's `dist` is the other side. Both services run at
+ * once, each as `npm start` runs it with one HTTP process; every round sends one fresh 16×16 PNG to each, in an order
+ * that alternates, 8 ms apart (a lone upload, as in the bench). Each run prints both medians and their ratio.
+ *
+ *   BENCH_BASELINE_DIR=/tmp/base npx ts-node --transpile-only bench/uploads/paired.ts [runs] [uploads]
+ *
+ * BENCH_PAIRED_CLIENT=fetch sends through fetch and FormData (the bench row's client) instead of the lean one;
+ * BENCH_PAIRED_OPAQUE=1 sends an opaque PNG (one review input) instead of a transparent one (two).
+ */
+import { Agent } from 'node:http';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
+import { type BenchApp, newKey, REPO_DIR, startApp, upload, uploadKeptAlive } from '../lib/app';
+import { median } from '../lib/report';
+import { freePort } from '../../test/setup/private-servers';
+
+const WARM_UP = 10;
+const SIDE = 16;
+
+/** A gradient (a scene the model passes) with `n`'s bits as black and white pixels along the top row. */
+function tinyPng(n: number, channels: 3 | 4): Promise<Buffer> {
+  const px = Buffer.alloc(SIDE * SIDE * channels);
+  for (let p = 0; p < SIDE * SIDE; p++) {
+    const [x, y, o] = [p % SIDE, Math.floor(p / SIDE), p * channels];
+    const bit = y === 0 && x >= 2 ? ((n >> (x - 2)) & 1) * 255 : -1;
+    px[o] = bit >= 0 ? bit : 40 + x * 9;
+    px[o + 1] = bit >= 0 ? bit : 60 + y * 6;
+    px[o + 2] = bit >= 0 ? bit : 120;
+    if (channels === 4) {
+      px[o + 3] = x < 4 ? 0 : 255;
+    }
+  }
+  return sharp(px, { raw: { width: SIDE, height: SIDE, channels } }).png().toBuffer();
+}
+
+async function main(): Promise<void> {
+  const baseline = process.env.BENCH_BASELINE_DIR;
+  if (!baseline) {
+    throw new Error('Set BENCH_BASELINE_DIR to the built checkout to compare with.');
+  }
+  const runs = Number(process.argv[2] ?? 3);
+  const uploads = Number(process.argv[3] ?? 150);
+  const viaFetch = process.env.BENCH_PAIRED_CLIENT === 'fetch';
+  const channels = process.env.BENCH_PAIRED_OPAQUE === '1' ? 3 : 4;
+  const modelPath = await ensureNsfwModel(join(REPO_DIR, '.tmp', 'moderation-cache'));
+  const env = { MODERATION_MODEL_PATH: modelPath, MODERATION_THREADS: '2', WEB_CONCURRENCY: '1' };
+  let serial = 0;
+  for (let run = 0; run < runs; run++) {
+    const apps: BenchApp[] = [];
+    const agents = [0, 1].map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
+    try {
+      apps.push(await startApp({ port: await freePort(), env, appDir: baseline }));
+      apps.push(await startApp({ port: await freePort(), env, appDir: REPO_DIR }));
+      const tokens = await Promise.all(apps.map((app) => newKey(app.base)));
+      const times: number[][] = [[], []];
+      for (let i = 0; i < uploads + WARM_UP; i++) {
+        for (const side of i % 2 === 0 ? [0, 1] : [1, 0]) {
+          const bytes = await tinyPng(++serial, channels);
+          await new Promise((resolve) => setTimeout(resolve, 8));
+          const started = performance.now();
+          const res = viaFetch
+            ? await upload(apps[side].base, tokens[side], bytes, 'tiny.png')
+            : await uploadKeptAlive(agents[side], apps[side].base, tokens[side], bytes, 'tiny.png');
+          const took = performance.now() - started;
+          if (res.status !== 200 || res.body.deduplicated) {
+            throw new Error(`an upload answered ${res.status} ${JSON.stringify(res.body)}`);
+          }
+          if (i >= WARM_UP) {
+            times[side].push(took);
+          }
+        }
+      }
+      const [before, after] = times.map(median);
+      console.log(
+        `run ${run + 1}: baseline ${before.toFixed(2)} ms, this build ${after.toFixed(2)} ms, ratio ` +
+          `${(after / before).toFixed(3)} (${uploads} uploads each, ${viaFetch ? 'fetch' : 'lean client'})`,
+      );
+    } finally {
+      agents.forEach((agent) => agent.destroy());
+      await Promise.all(apps.map((app) => app.stop()));
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -4,8 +4,9 @@
  *
  * The baseline is another checkout, built (`git worktree add /tmp/base <commit>`, `node_modules` linked in,
  * `npx tsc -p tsconfig.build.json`, `dist/model` copied); this checkout's `dist` is the other side. Both services run at
- * once, each as `npm start` runs it with one HTTP process; every round sends one fresh 16×16 PNG to each, in an order
- * that alternates, 8 ms apart (a lone upload, as in the bench). Each run prints both medians and their ratio.
+ * once, each as `npm start` runs it with one HTTP process; every round sends one fresh 16×16 PNG (the bench row's) to
+ * each, in an order that alternates, 8 ms apart (a lone upload, as in the bench). Each run prints both medians and
+ * their ratio.
  *
  *   BENCH_BASELINE_DIR=/tmp/base npx ts-node --transpile-only bench/uploads/paired.ts [runs] [uploads]
  *
@@ -19,24 +20,16 @@ import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-c
 import { type BenchApp, newKey, REPO_DIR, startApp, upload, uploadKeptAlive } from '../lib/app';
 import { median } from '../lib/report';
 import { freePort } from '../../test/setup/private-servers';
+import { photoPixels, variant } from './rows';
 
 const WARM_UP = 10;
-const SIDE = 16;
 
-/** A gradient (a scene the model passes) with `n`'s bits as black and white pixels along the top row. */
+/** The bench row's 16×16 PNG (rows.ts: the same pixels and seeds), made distinct by `n`. */
 function tinyPng(n: number, channels: 3 | 4): Promise<Buffer> {
-  const px = Buffer.alloc(SIDE * SIDE * channels);
-  for (let p = 0; p < SIDE * SIDE; p++) {
-    const [x, y, o] = [p % SIDE, Math.floor(p / SIDE), p * channels];
-    const bit = y === 0 && x >= 2 ? ((n >> (x - 2)) & 1) * 255 : -1;
-    px[o] = bit >= 0 ? bit : 40 + x * 9;
-    px[o + 1] = bit >= 0 ? bit : 60 + y * 6;
-    px[o + 2] = bit >= 0 ? bit : 120;
-    if (channels === 4) {
-      px[o + 3] = x < 4 ? 0 : 255;
-    }
-  }
-  return sharp(px, { raw: { width: SIDE, height: SIDE, channels } }).png().toBuffer();
+  const pixels = photoPixels(16, 16, channels, channels === 4 ? 4 : 5);
+  return sharp(variant(pixels, n, 16, channels), { raw: { width: 16, height: 16, channels } })
+    .png()
+    .toBuffer();
 }
 
 async function main(): Promise<void> {

@@ -54,7 +54,7 @@ interface Case {
 }
 
 /** Photo-like pixels: gradients, a bright ellipse, grain; `seed` changes the grain. */
-function photoPixels(width: number, height: number, channels: 3 | 4, seed: number): Buffer {
+export function photoPixels(width: number, height: number, channels: 3 | 4, seed: number): Buffer {
   const data = Buffer.alloc(width * height * channels);
   let s = 7 + seed;
   for (let y = 0; y < height; y++) {
@@ -78,7 +78,7 @@ function photoPixels(width: number, height: number, channels: 3 | 4, seed: numbe
  * The same pixels with the bits of `i` drawn as black and white 4×4 blocks along the top row (a change lossy
  * encoding keeps): distinct bytes at the cost of one encode.
  */
-function variant(pixels: Buffer, i: number, width: number, channels: number): Buffer {
+export function variant(pixels: Buffer, i: number, width: number, channels: number): Buffer {
   const copy = Buffer.from(pixels);
   const side = Math.min(4, Math.floor(width / 20));
   for (let bit = 0; bit < 20; bit++) {

@@ -45,7 +45,7 @@ const MB = 1024 * 1024;
   const empty = over();
   await sleep(RELEASE_IDLE_MS);
   const released = over();
-  pool.onModuleDestroy();
+  await pool.onModuleDestroy();
   process.stdout.write(JSON.stringify({ lengths, empty, released }));
 })();
 `;
@@ -76,7 +76,7 @@ ${PRELUDE}
   await secondDecoded;
   second.done(false);
   const afterSecond = over();
-  pool.onModuleDestroy();
+  await pool.onModuleDestroy();
   process.stdout.write(JSON.stringify({ afterLight, secondWaited, beforeDone, afterDone, afterSecond }));
 })();
 `;
@@ -111,7 +111,7 @@ const { fullCollection } = require('./src/modules/uploads/garbage-release');
   }
   await sleep(300);
   observer.disconnect();
-  pool.onModuleDestroy();
+  await pool.onModuleDestroy();
   process.stdout.write(JSON.stringify({ liveMb: liveBytes / 1048576, majors, kept: live.length + window.length }));
 })();
 `;

@@ -52,9 +52,10 @@ const ENCODE: Record<ReencodedExt, (image: Sharp) => Sharp> = {
 export type DecodeGate = <T>(pixels: number, work: () => Promise<T>) => Promise<T>;
 
 /**
- * Where animations over `minPixels` decoded pixels (all frames) are decoded and stripped instead of here: `run` does
- * what processImage does, in another process (uploads' HeavyImageProcess). Stills stay here: theirs is one decode
- * pass, and the full-resolution review frame would have to cross to this process again.
+ * Where an image is decoded and stripped instead of here: `run` does what processImage does, elsewhere, and answers
+ * with the review frames as the classifier's inputs (PreparedFrame), not as pixels. `offload` takes animations over
+ * `minPixels` decoded pixels (all frames), in another process (uploads' HeavyImageProcess); `stillOffload` takes stills
+ * over `minPixels` and up to `maxPixels`, in a thread with a heap of its own (uploads' ImageThread).
  */
 export interface Offload {
   minPixels: number;
@@ -68,6 +69,7 @@ export interface Offload {
 export interface ProcessOptions extends ImageOptions {
   gate?: DecodeGate;
   offload?: Offload;
+  stillOffload?: Offload & { maxPixels: number };
   /** How many frames to decode for the review (pickFrames); 0 or absent: none. */
   reviewFrames?: number;
   /**
@@ -198,7 +200,7 @@ async function decodeAndStrip(
   const frameHeight = meta.pageHeight ?? meta.height;
   assertWithinLimits(meta.width, frameHeight, frames, options.maxFrames);
 
-  const { offload, maxFrames, maxIccBytes, timeoutSeconds, notBefore } = options;
+  const { offload, stillOffload, maxFrames, maxIccBytes, timeoutSeconds, notBefore } = options;
   const orientation = meta.orientation ?? 1;
   // Whether the early decode can be the frame (a still stored as uploaded); if it cannot, another decode follows.
   const earlyMayDo = early !== null && frames === 1 && (ext === 'gif' || orientation === 1);
@@ -208,6 +210,19 @@ async function decodeAndStrip(
   if (offload && frames > 1 && meta.width * frameHeight * frames > offload.minPixels) {
     return gate(meta.width * frameHeight * frames, () =>
       offload.run(input, type, { maxFrames, maxIccBytes, timeoutSeconds, reviewFrames }),
+    );
+  }
+  const stillPixels = meta.width * frameHeight;
+  if (
+    stillOffload &&
+    frames === 1 &&
+    // The early decode stops past its pixel cap: it cannot be this still's frame.
+    stillPixels > Math.max(stillOffload.minPixels, EARLY_DECODE_MAX_PIXELS) &&
+    stillPixels <= stillOffload.maxPixels
+  ) {
+    await notBefore;
+    return gate(stillPixels, () =>
+      stillOffload.run(input, type, { maxFrames, maxIccBytes, timeoutSeconds, reviewFrames }),
     );
   }
   return gate(meta.width * frameHeight * frames, async () => {

@@ -6,11 +6,11 @@
  */
 import { readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { AppError } from '../../common/errors/app-error';
 import { processImage } from '../media/image-processor';
 import { limitSharpMemory } from '../media/sharp-settings';
 import { frameToModelInputs } from '../moderation/image-preprocess';
 import type { HeavyJob, HeavyReply } from './heavy-image-process';
+import { toOffloadError } from './offload-jobs';
 
 /**
  * Every thread of this process at `nice` (Linux: niceness is per thread; the threads made later — libuv's pool,
@@ -50,13 +50,7 @@ async function handle(job: HeavyJob): Promise<HeavyReply> {
       },
     };
   } catch (error) {
-    return {
-      id: job.id,
-      error:
-        error instanceof AppError
-          ? { code: error.code, message: error.message }
-          : { code: 'processing_failed', message: undefined },
-    };
+    return { id: job.id, error: toOffloadError(error) };
   }
 }
 

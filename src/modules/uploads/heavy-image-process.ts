@@ -1,28 +1,17 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
-import { AppError, type ErrorCode } from '../../common/errors/app-error';
+import { AppError } from '../../common/errors/app-error';
 import type { ImageOptions } from '../media/image-limits';
 import type { ProcessedImage, ImageType } from '../media/image.types';
 import type { Offload } from '../media/image-processor';
+import { type OffloadError, OffloadJobs, type OffloadRequest, undecodable } from './offload-jobs';
 
-/** What the parent sends: one image to decode and strip (processImage's arguments, without the gate). */
-export interface HeavyJob {
-  id: number;
-  input: Uint8Array;
-  type: ImageType;
-  options: ImageOptions & { reviewFrames: number };
-}
+/** What the parent sends: one image. */
+export type HeavyJob = OffloadRequest;
 
 export type HeavyReply =
   | { id: number; image: ProcessedImage; error?: undefined }
-  | { id: number; error: { code: ErrorCode; message: string | undefined }; image?: undefined };
-
-interface Pending {
-  child: ChildProcess;
-  resolve: (image: ProcessedImage) => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
+  | { id: number; error: OffloadError; image?: undefined };
 
 /**
  * An idle process exits after this long: heavy images come in bursts, and the memory a 100 MP decode leaves behind
@@ -43,8 +32,14 @@ const CHILD = join(__dirname, `heavy-image-child${__filename.endsWith('.ts') ? '
  */
 export class HeavyImageProcess {
   private child: ChildProcess | undefined;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  private readonly jobs = new OffloadJobs<ChildProcess>(
+    (child, error) => {
+      this.jobs.fail(error, child);
+      child.kill('SIGKILL');
+    },
+    5000,
+    (left) => left === 0 && this.exitWhenIdle(),
+  );
   private closed = false;
   private idleTimer: NodeJS.Timeout | undefined;
   readonly offload: Offload;
@@ -72,44 +67,22 @@ export class HeavyImageProcess {
     }
     clearTimeout(this.idleTimer);
     const child = this.ensureChild();
-    const id = this.nextId++;
-    // processImage runs at most a few sharp pipelines, each under the timeout: past four of them, the child is stuck.
-    const limitMs = options.timeoutSeconds * 4 * 1000 + 5000;
-    return new Promise<ProcessedImage>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(
-          new AppError(
-            'processing_failed',
-            `The image took longer than ${options.timeoutSeconds} s to decode; send a smaller or simpler file.`,
-          ),
-          child,
-        );
-        child.kill('SIGKILL');
-      }, limitMs);
-      this.pending.set(id, { child, resolve, reject, timer });
-      const job: HeavyJob = { id, input, type, options };
-      child.send(job, (err) => {
-        if (err) {
-          // The process went away before it took the image (the channel closed): the same answer as a crash.
-          this.settle(id)?.reject(
-            new AppError(
-              'processing_failed',
-              'The image could not be decoded; send a smaller or simpler file.',
-              {
-                cause: err,
-              },
-            ),
-          );
-        }
-      });
+    const { id, answer } = this.jobs.add(child, options.timeoutSeconds);
+    const job: HeavyJob = { id, input, type, options };
+    child.send(job, (err) => {
+      if (err) {
+        // The process went away before it took the image (the channel closed): the same answer as a crash.
+        this.jobs.settle(id)?.reject(undecodable(err));
+      }
     });
+    return answer;
   }
 
   /** Stops the child (module shutdown); images still in it fail. */
   close(): void {
     this.closed = true;
     clearTimeout(this.idleTimer);
-    this.fail(new AppError('unavailable', 'The service is shutting down.'));
+    this.jobs.fail(new AppError('unavailable', 'The service is shutting down.'));
     this.child?.kill('SIGKILL');
     this.child = undefined;
   }
@@ -124,7 +97,7 @@ export class HeavyImageProcess {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     child.on('message', (reply: HeavyReply) => {
-      const pending = this.settle(reply.id);
+      const pending = this.jobs.settle(reply.id);
       if (!pending) {
         return;
       }
@@ -140,10 +113,7 @@ export class HeavyImageProcess {
       if (this.child === child) {
         this.child = undefined;
       }
-      this.fail(
-        new AppError('processing_failed', 'The image could not be decoded; send a smaller or simpler file.'),
-        child,
-      );
+      this.jobs.fail(undecodable(), child);
     });
     child.on('error', () => undefined);
     // An idle child or its channel never keeps the service (or a test) running.
@@ -153,32 +123,19 @@ export class HeavyImageProcess {
     return child;
   }
 
-  private settle(id: number): Pending | undefined {
-    const pending = this.pending.get(id);
-    if (pending) {
-      clearTimeout(pending.timer);
-      this.pending.delete(id);
+  /** Once no image is left in it, an idle child exits after idleExitMs. */
+  private exitWhenIdle(): void {
+    const child = this.child;
+    if (!child) {
+      return;
     }
-    if (this.pending.size === 0 && this.child) {
-      const child = this.child;
-      clearTimeout(this.idleTimer);
-      this.idleTimer = setTimeout(() => {
-        if (this.pending.size === 0 && this.child === child) {
-          this.child = undefined;
-          child.kill('SIGTERM');
-        }
-      }, this.idleExitMs);
-      this.idleTimer.unref();
-    }
-    return pending;
-  }
-
-  /** Rejects the images in `child` (a process that died or hung), or in any process. */
-  private fail(error: Error, child?: ChildProcess): void {
-    for (const [id, pending] of [...this.pending]) {
-      if (!child || pending.child === child) {
-        this.settle(id)?.reject(error);
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.jobs.size === 0 && this.child === child) {
+        this.child = undefined;
+        child.kill('SIGTERM');
       }
-    }
+    }, this.idleExitMs);
+    this.idleTimer.unref();
   }
 }

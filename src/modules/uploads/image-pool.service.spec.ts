@@ -17,8 +17,8 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'fxf-pool-'));
   });
-  afterEach(() => {
-    pools.splice(0).forEach((p) => p.onModuleDestroy());
+  afterEach(async () => {
+    await Promise.all(pools.splice(0).map((p) => p.onModuleDestroy()));
     rmSync(dir, { recursive: true, force: true });
   });
 

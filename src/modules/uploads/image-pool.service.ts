@@ -7,11 +7,19 @@ import { ByteBudget } from './byte-budget';
 import { fullCollection, GarbageRelease, widenHeapGrowth } from './garbage-release';
 import type { DecodeGate, Offload } from '../media/image-processor';
 import { HeavyImageProcess } from './heavy-image-process';
+import { ImageThread } from './image-thread';
 import { ClusterHeavyStage, type HeavyStage, LocalHeavyStage } from './heavy-stage';
 import { isClusterWorker } from '../../cluster';
 
 /** Above this many decoded pixels (all frames) an image takes the heavy lane: about a second of CPU or more. */
 export const HEAVY_PIXELS = 16_000_000;
+
+/**
+ * Stills of more decoded pixels than this, and not heavy, are decoded in the image thread (ImageThread): a 12 MP frame
+ * in this process's heap cost a full collection per upload. A 1080p frame (2 MP) stays here: V8 takes several of
+ * those between its collections, and the hand-off would cost more than it saves.
+ */
+export const THREAD_STILL_PIXELS = 4_000_000;
 
 /**
  * One upload's way through the image stage: `gate` is processImage's DecodeGate, which for a heavy image first takes
@@ -52,6 +60,7 @@ export class ImagePool implements OnModuleDestroy {
   /** Frees the stage's dead buffers once a burst is over (GarbageRelease). */
   readonly release = new GarbageRelease(this.collect);
   private readonly heavyProcess: HeavyImageProcess | undefined;
+  private readonly imageThread = new ImageThread(THREAD_STILL_PIXELS, HEAVY_PIXELS);
   /** IMAGE_HEAVY_CONCURRENCY's slots, counted by the cluster's primary when this process is one of its workers. */
   readonly heavyStage: HeavyStage;
 
@@ -77,16 +86,27 @@ export class ImagePool implements OnModuleDestroy {
     }
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     clearInterval(this.renice);
     this.release.close();
     this.heavyStage.close();
     this.heavyProcess?.close();
+    await this.imageThread.close();
   }
 
   /** Where heavy animations are decoded (processImage's `offload`); undefined with IMAGE_HEAVY_PROCESS=false. */
   get offload(): Offload | undefined {
     return this.heavyProcess?.offload;
+  }
+
+  /** Where large stills are decoded (processImage's `stillOffload`). */
+  get stillOffload(): Offload & { maxPixels: number } {
+    return this.imageThread.offload;
+  }
+
+  /** The image thread's id while it runs (tests). */
+  get imageThreadId(): number | undefined {
+    return this.imageThread.threadId;
   }
 
   /** The heavy-image process's pid while it runs (tests). */

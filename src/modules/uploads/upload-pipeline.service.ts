@@ -215,6 +215,7 @@ export class UploadPipelineService {
         ...this.config.images,
         gate: stage.gate,
         offload: this.pool.offload,
+        stillOffload: this.pool.stillOffload,
         reviewFrames: this.moderation.reviewFrames,
         notBefore,
         onStored: store,

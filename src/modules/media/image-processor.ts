@@ -48,8 +48,9 @@ const ENCODE: Record<ReencodedExt, (image: Sharp) => Sharp> = {
 
 /**
  * Runs the decoding work of an image that decodes to `pixels` pixels (all frames): ImagePool puts it in its lane.
+ * `elsewhere`: the frames are decoded in another process or thread (an Offload), not in this process's heap.
  */
-export type DecodeGate = <T>(pixels: number, work: () => Promise<T>) => Promise<T>;
+export type DecodeGate = <T>(pixels: number, work: () => Promise<T>, elsewhere?: boolean) => Promise<T>;
 
 /**
  * Where an image is decoded and stripped instead of here: `run` does what processImage does, elsewhere, and answers
@@ -208,8 +209,10 @@ async function decodeAndStrip(
     await notBefore;
   }
   if (offload && frames > 1 && meta.width * frameHeight * frames > offload.minPixels) {
-    return gate(meta.width * frameHeight * frames, () =>
-      offload.run(input, type, { maxFrames, maxIccBytes, timeoutSeconds, reviewFrames }),
+    return gate(
+      meta.width * frameHeight * frames,
+      () => offload.run(input, type, { maxFrames, maxIccBytes, timeoutSeconds, reviewFrames }),
+      true,
     );
   }
   const stillPixels = meta.width * frameHeight;
@@ -221,8 +224,10 @@ async function decodeAndStrip(
     stillPixels <= stillOffload.maxPixels
   ) {
     await notBefore;
-    return gate(stillPixels, () =>
-      stillOffload.run(input, type, { maxFrames, maxIccBytes, timeoutSeconds, reviewFrames }),
+    return gate(
+      stillPixels,
+      () => stillOffload.run(input, type, { maxFrames, maxIccBytes, timeoutSeconds, reviewFrames }),
+      true,
     );
   }
   return gate(meta.width * frameHeight * frames, async () => {

@@ -33,6 +33,21 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     );
   });
 
+  it('should count frames decoded here toward the release of dead buffers, and not frames decoded elsewhere', async () => {
+    const counted = pool({ IMAGE_MEMORY_MB: '48' });
+    const added: number[] = [];
+    const add = counted.release.add.bind(counted.release);
+    counted.release.add = (bytes: number) => {
+      added.push(bytes);
+      add(bytes);
+    };
+    await counted.gate(1_000_000, () => Promise.resolve());
+    await counted.stage().gate(2_000_000, () => Promise.resolve(), true);
+    await counted.gate(3_000_000, () => Promise.resolve(), false);
+    // Elsewhere still marks the stage busy (an add of nothing), so no collection starts meanwhile.
+    expect(added).toEqual([4_000_000, 0, 12_000_000]);
+  });
+
   it('should hold a second 20 MB upload while one runs, with two processes sharing 48 MB', async () => {
     const shared = pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '2' });
     let release!: () => void;

@@ -146,9 +146,9 @@ export class ImagePool implements OnModuleDestroy {
     });
   }
 
-  readonly gate: DecodeGate = (pixels, work) => {
-    // The decoded frames: at most 4 bytes a pixel.
-    this.release.add(4 * pixels);
+  readonly gate: DecodeGate = (pixels, work, elsewhere = false) => {
+    // The decoded frames: at most 4 bytes a pixel, garbage of this heap unless they are decoded elsewhere.
+    this.release.add(elsewhere ? 0 : 4 * pixels);
     return this.run(pixels, work);
   };
 
@@ -157,7 +157,7 @@ export class ImagePool implements OnModuleDestroy {
     let release: (() => void) | undefined;
     let done = false;
     return {
-      gate: async (pixels, work) => {
+      gate: async (pixels, work, elsewhere) => {
         if (pixels > HEAVY_PIXELS && !done && !release) {
           release = await this.heavyStage.acquire();
           if (done) {
@@ -165,7 +165,7 @@ export class ImagePool implements OnModuleDestroy {
             release();
           }
         }
-        return this.gate(pixels, work);
+        return this.gate(pixels, work, elsewhere);
       },
       done: (framesHere = true) => {
         if (done) {

@@ -140,8 +140,18 @@ describe('processImage with a stillOffload', () => {
 
   it('should send a still over minPixels and up to maxPixels there, review frames as the classifier inputs', async () => {
     const jpeg = await still(500, 400);
-    const image = await processImage(jpeg, JPEG, { ...OPTIONS, stillOffload: offload });
+    const gates: [number, boolean | undefined][] = [];
+    const image = await processImage(jpeg, JPEG, {
+      ...OPTIONS,
+      stillOffload: offload,
+      gate: (pixels, work, elsewhere) => {
+        gates.push([pixels, elsewhere]);
+        return work();
+      },
+    });
     expect(sent).toEqual(['jpg']);
+    // Its lane and memory are the pool's as before; its frame is not this heap's garbage.
+    expect(gates).toEqual([[200_000, true]]);
     expect(image).toMatchObject({ width: 500, height: 400, pages: 1 });
     expect(image.review.every((frame) => 'inputs' in frame)).toBe(true);
   });

@@ -35,10 +35,11 @@ require(workerData.entry);
  *
  * In the event loop's isolate, a decoded 12 MP frame (36 MB of memory outside V8's heap) crossed V8's limit for such
  * memory on every upload: two scavenges and a full collection, 30–40 ms of that thread's time, in the middle of the
- * upload (`--trace-gc`, "external memory pressure"). In this thread's small heap the same collection takes a few
- * milliseconds, off the event loop; the thread collects once it has nothing left to do, so the frame is gone, not
- * merely dead, by then. The thread is started on the first such image and kept; one that dies or hangs past the decode
- * timeout is stopped, its images fail with `processing_failed`, and the next image starts a new one.
+ * upload (`--trace-gc`, "external memory pressure"). In this thread's small heap (about 6 MB) one full collection
+ * takes 7–10 ms with the frame in it, off the event loop; the thread collects once it has nothing left to do, so the
+ * frame is gone, not merely dead, by then. The thread is started on the first such image and kept; one that dies or
+ * hangs past the decode timeout is stopped, its images fail with `processing_failed`, and the next image starts a new
+ * one.
  */
 export class ImageThread {
   private worker: Worker | undefined;

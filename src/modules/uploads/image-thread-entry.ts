@@ -36,8 +36,8 @@ parentPort?.on('message', (job: ImageThreadJob) => {
   running++;
   void handle(job).then(({ reply, transfer }) => {
     parentPort?.postMessage(reply, transfer);
-    // The decoded frame is garbage now: a collection of this small heap frees it (7–10 ms for a 12 MP frame, on this thread), where
-    // the event loop's heap would have paid a full collection of its own for it.
+    // The decoded frame is garbage now: a collection of this small heap frees it (7–10 ms for a 12 MP frame, on this
+    // thread), where the event loop's heap would have paid a full collection of its own for it.
     if (--running === 0) {
       collect();
     }

@@ -9,13 +9,14 @@ import { type OffloadError, OffloadJobs, type OffloadRequest, undecodable } from
 /** What the event loop's thread sends: one still. */
 export type ImageThreadJob = OffloadRequest;
 
+/** The thread's image: `data` null when stripping left the upload as it came (the bytes to store are the ones sent). */
+type ThreadImage = Omit<ProcessedImage, 'data' | 'review'> & {
+  data: Uint8Array | null;
+  review: PreparedFrame[];
+};
+
 export type ImageThreadReply =
-  | {
-      id: number;
-      /** `data` null: stripping left the upload as it came, so the bytes to store are the ones sent. */
-      image: Omit<ProcessedImage, 'data' | 'review'> & { data: Uint8Array | null; review: PreparedFrame[] };
-      error?: undefined;
-    }
+  | { id: number; image: ThreadImage; error?: undefined }
   | { id: number; error: OffloadError; image?: undefined };
 
 /** The thread's entry: the compiled .js beside this file, or the .ts under ts-node and jest. */
@@ -43,9 +44,7 @@ require(workerData.entry);
  */
 export class ImageThread {
   private worker: Worker | undefined;
-  /** The bytes each image was sent with, for an answer that stripped nothing. */
-  private readonly inputs = new Map<number, Buffer>();
-  private readonly jobs: OffloadJobs<Worker>;
+  private readonly jobs: OffloadJobs<Worker, ThreadImage>;
   private closed = false;
   readonly offload: Offload & { maxPixels: number };
 
@@ -55,7 +54,7 @@ export class ImageThread {
    */
   constructor(minPixels: number, maxPixels: number, graceMs = 5000) {
     this.offload = { minPixels, maxPixels, run: (input, type, options) => this.run(input, type, options) };
-    this.jobs = new OffloadJobs<Worker>(
+    this.jobs = new OffloadJobs<Worker, ThreadImage>(
       (worker, error) => this.stop(worker, error),
       graceMs,
       (left) => left === 0 && this.worker?.unref(),
@@ -77,7 +76,6 @@ export class ImageThread {
     }
     const worker = this.ensureWorker();
     const { id, answer } = this.jobs.add(worker, options.timeoutSeconds);
-    this.inputs.set(id, input);
     if (this.jobs.size === 1) {
       worker.ref();
     }
@@ -85,7 +83,11 @@ export class ImageThread {
     const bytes = new Uint8Array(input);
     const job: ImageThreadJob = { id, input: bytes, type, options };
     worker.postMessage(job, [bytes.buffer]);
-    return answer.finally(() => this.inputs.delete(id));
+    return answer.then(({ data, ...rest }) => ({
+      ...rest,
+      // The pipeline compares and stores Buffers; the one it sent when nothing was stripped.
+      data: data ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : input,
+    }));
   }
 
   /** Stops the thread (module shutdown); images still in it fail. */
@@ -104,21 +106,12 @@ export class ImageThread {
     }
     const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { entry: ENTRY } });
     worker.on('message', (reply: ImageThreadReply) => {
-      const input = this.inputs.get(reply.id);
       const job = this.jobs.settle(reply.id);
-      if (!job || !input) {
-        return;
-      }
       if (reply.error) {
-        job.reject(new AppError(reply.error.code, reply.error.message));
-        return;
+        job?.reject(new AppError(reply.error.code, reply.error.message));
+      } else {
+        job?.resolve(reply.image);
       }
-      const { data, ...rest } = reply.image;
-      job.resolve({
-        ...rest,
-        // The pipeline compares and stores Buffers; the one it sent when nothing was stripped.
-        data: data ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : input,
-      });
     });
     worker.on('error', (error) => this.stop(worker, undecodable(error)));
     worker.on('exit', () => this.stop(worker, undecodable()));

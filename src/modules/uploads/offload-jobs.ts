@@ -28,9 +28,9 @@ export const undecodable = (cause?: unknown): AppError =>
     cause,
   });
 
-interface Job<Owner> {
+interface Job<Owner, Answer> {
   owner: Owner;
-  resolve: (image: ProcessedImage) => void;
+  resolve: (answer: Answer) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
 }
@@ -38,10 +38,11 @@ interface Job<Owner> {
 /**
  * The images sent to another process or thread (HeavyImageProcess, ImageThread) and not answered yet, by id, each
  * with the owner it was sent to and a time limit: processImage runs at most a few sharp pipelines, each under the
- * decode timeout, so past four of them and `graceMs` the owner is stuck, and `stuck` is told to stop it.
+ * decode timeout, so past four of them and `graceMs` the owner is stuck, and `stuck` is told to stop it. `Answer`: what
+ * the owner answers (the image, or what the caller makes it of).
  */
-export class OffloadJobs<Owner> {
-  private readonly jobs = new Map<number, Job<Owner>>();
+export class OffloadJobs<Owner, Answer = ProcessedImage> {
+  private readonly jobs = new Map<number, Job<Owner, Answer>>();
   private nextId = 1;
 
   constructor(
@@ -56,9 +57,9 @@ export class OffloadJobs<Owner> {
   }
 
   /** A new job's id and its answer; the answer settles through settle() or fail(). */
-  add(owner: Owner, timeoutSeconds: number): { id: number; answer: Promise<ProcessedImage> } {
+  add(owner: Owner, timeoutSeconds: number): { id: number; answer: Promise<Answer> } {
     const id = this.nextId++;
-    const answer = new Promise<ProcessedImage>((resolve, reject) => {
+    const answer = new Promise<Answer>((resolve, reject) => {
       const timer = setTimeout(
         () =>
           this.stuck(
@@ -76,7 +77,7 @@ export class OffloadJobs<Owner> {
   }
 
   /** Takes job `id` out (its limit cleared), to be resolved or rejected by the caller; undefined when unknown. */
-  settle(id: number): Pick<Job<Owner>, 'owner' | 'resolve' | 'reject'> | undefined {
+  settle(id: number): Pick<Job<Owner, Answer>, 'owner' | 'resolve' | 'reject'> | undefined {
     const job = this.jobs.get(id);
     if (job) {
       clearTimeout(job.timer);

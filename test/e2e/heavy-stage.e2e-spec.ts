@@ -15,8 +15,9 @@ function heavyJpeg(blue: number): Promise<Buffer> {
 
 /**
  * Issue 14, goal 4: a heavy image holds a slot of the heavy stage (IMAGE_HEAVY_CONCURRENCY, default 1) from before
- * its decode until its review has finished with the decoded frame, so two heavy uploads at once never hold two
- * frames. The real stage and the real review, each wrapped to note when it acts.
+ * its decode until its decoded frame is freed, so two heavy uploads at once never hold two frames. The collection
+ * that frees it runs once the upload is answered, so the answer does not wait for it. The real stage, the real review
+ * and the real answers, each noted when it acts.
  */
 describe('The heavy stage in the upload pipeline (e2e)', () => {
   let t: TestApp;
@@ -28,8 +29,19 @@ describe('The heavy stage in the upload pipeline (e2e)', () => {
     await t.close();
   });
 
-  it('should hold one heavy upload’s slot from its decode to the end of its review; light uploads take none', async () => {
+  it('should hold one heavy upload’s slot from its decode until it is answered; light uploads take none', async () => {
     const events: string[] = [];
+    // Attached as each upload arrives, so before anything the pipeline attaches to its answer.
+    const noteAnswers = (
+      req: { method?: string; url?: string },
+      res: { once: (e: 'finish', f: () => void) => void },
+    ) => {
+      if (req.method === 'POST' && req.url === '/api/v1/upload') {
+        res.once('finish', () => events.push('answered'));
+      }
+    };
+    const server = t.app.getHttpServer() as import('node:http').Server;
+    server.prependListener('request', noteAnswers);
     const stage = t.app.get(ImagePool).heavyStage;
     const acquire = stage.acquire.bind(stage);
     stage.acquire = async () => {
@@ -64,15 +76,17 @@ describe('The heavy stage in the upload pipeline (e2e)', () => {
         [200, 4200, 4000],
         [200, 4200, 4000],
       ]);
-      // Both asked at once; the second got its slot only once the first's review was over and its slot back.
+      // Both asked at once; the second got its slot only once the first was answered and its slot back.
       expect(events.filter((e) => e !== 'ask')).toEqual([
         'slot',
         'review 4200×4000',
         'reviewed',
+        'answered',
         'give back',
         'slot',
         'review 4200×4000',
         'reviewed',
+        'answered',
         'give back',
       ]);
       expect(events.lastIndexOf('ask')).toBeLessThan(events.indexOf('give back'));
@@ -85,8 +99,9 @@ describe('The heavy stage in the upload pipeline (e2e)', () => {
         'c.jpg',
       );
       expect(light.status).toBe(200);
-      expect(events).toEqual(['review 640×480', 'reviewed']);
+      expect(events).toEqual(['review 640×480', 'reviewed', 'answered']);
     } finally {
+      server.off('request', noteAnswers);
       stage.acquire = acquire;
       moderation.review = review;
     }

@@ -69,6 +69,44 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     await held;
   });
 
+  it('should give a heavy slot back only once the upload is answered, after the collection that frees its frames', async () => {
+    const p = pool({ WEB_CONCURRENCY: '1' });
+    const tick = () => new Promise((r) => setImmediate(r));
+    const events: string[] = [];
+    // The full collection the slot waits for, noted (it still runs).
+    const collect = (p as unknown as { collect: () => void }).collect;
+    Object.defineProperty(p, 'collect', { value: () => (events.push('collected'), collect()) });
+    const answers: (() => void)[] = [];
+    const heavy = () => p.stage((settle) => answers.push(settle));
+    const first = heavy();
+    await first.gate(17_000_000, () => Promise.resolve(events.push('first decoded')));
+    const second = heavy();
+    const secondDecoded = second.gate(17_000_000, () => Promise.resolve(events.push('second decoded')));
+    first.done();
+    first.done(); // again: nothing more
+    await tick();
+    await tick();
+    // Frames dropped, the upload not yet answered: the collection and the slot wait.
+    expect(events).toEqual(['first decoded']);
+    expect(answers).toHaveLength(1);
+    answers[0]();
+    await secondDecoded;
+    expect(events).toEqual(['first decoded', 'collected', 'second decoded']);
+    // Frames decoded elsewhere (the heavy-image process): no collection, the slot back at once, answered or not.
+    second.done(false);
+    const third = heavy();
+    await expect(third.gate(17_000_000, () => Promise.resolve('third decoded'))).resolves.toBe(
+      'third decoded',
+    );
+    expect(answers).toHaveLength(1);
+    // A light image takes no slot, so its done has nothing to wait for.
+    const light = heavy();
+    await light.gate(2_000_000, () => Promise.resolve());
+    light.done();
+    expect(answers).toHaveLength(1);
+    third.done(false);
+  });
+
   it('should give heavy images IMAGE_HEAVY_CONCURRENCY slots (default 1) and refuse a count outside 1–64', async () => {
     const tick = () => new Promise((r) => setImmediate(r));
     const heavyStarted = async (

@@ -23,13 +23,14 @@ export const THREAD_STILL_PIXELS = 4_000_000;
 
 /**
  * One upload's way through the image stage: `gate` is processImage's DecodeGate, which for a heavy image first takes
- * a slot of the heavy stage (HeavyStage). `done` gives the slot back once the upload has dropped its decoded frames
- * (after the review); safe to call again, or when no slot was taken. With `framesHere` (the default) the frames were
- * decoded in this process, and a full collection runs first, so that they are gone, not merely dead, before the next
- * heavy image is decoded: dead buffers are freed only by a collection, and nothing else would start one in time
+ * a slot of the heavy stage (HeavyStage). `done` says the upload has dropped its decoded frames (after the review);
+ * safe to call again, or when no slot was taken. With `framesHere` (the default) the frames were decoded in this
+ * process, and a full collection runs before the slot goes back, so that they are gone, not merely dead, before the
+ * next heavy image is decoded: dead buffers are freed only by a collection, and nothing else would start one in time
  * (sixteen 27 MP uploads at once, three runs of the big-uploads bench: 285 MB over idle at the peak without it,
- * 164 MB with it). An animation decoded in the heavy-image process sends back only the classifier's inputs:
- * `framesHere` false, no collection.
+ * 164 MB with it). That collection (20–50 ms here) and the slot's return wait for the upload's answer (the stage's
+ * `afterAnswer`), so the upload's record and answer do not wait for it. An animation decoded in the heavy-image
+ * process sends back only the classifier's inputs: `framesHere` false, no collection, the slot back at once.
  */
 export interface ImageStage {
   gate: DecodeGate;
@@ -152,8 +153,11 @@ export class ImagePool implements OnModuleDestroy {
     return this.run(pixels, work);
   };
 
-  /** A new upload's ImageStage. */
-  stage(): ImageStage {
+  /**
+   * A new upload's ImageStage. `afterAnswer` runs what must wait until the upload has been answered (a heavy image's
+   * collection and the return of its slot); by default it runs it at once.
+   */
+  stage(afterAnswer: (settle: () => void) => void = (settle) => settle()): ImageStage {
     let release: (() => void) | undefined;
     let done = false;
     return {
@@ -172,12 +176,18 @@ export class ImagePool implements OnModuleDestroy {
           return;
         }
         done = true;
-        if (release) {
-          if (framesHere) {
-            this.collect();
-          }
-          release();
+        const giveBack = release;
+        if (!giveBack) {
+          return;
         }
+        if (!framesHere) {
+          giveBack();
+          return;
+        }
+        afterAnswer(() => {
+          this.collect();
+          giveBack();
+        });
       },
     };
   }

@@ -4,6 +4,7 @@ import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { finished } from 'node:stream';
 import type { Principal } from '../../common/auth/principal';
 import { sha256HexAsync } from '../../common/crypto/sha256';
 import { leanQuery } from '../../database/lean-query';
@@ -123,8 +124,9 @@ export class UploadPipelineService {
         received = await moveBodyToDisk(received, tempDir);
       }
       return await this.pool.holdBytes(received.size, async () => {
-        // A heavy image holds a slot of the heavy stage from its decode until its frames are dropped (ImageStage).
-        const stage = this.pool.stage();
+        // A heavy image holds a slot of the heavy stage from its decode until its frames are dropped (ImageStage);
+        // when they were decoded here, until the collection that frees them, which runs once the upload is answered.
+        const stage = this.pool.stage((settle) => afterAnswer(req, settle));
         try {
           return await this.processAndStore(principal, req, received, stage, dedupe, { tags, expiresAt });
         } finally {
@@ -509,4 +511,17 @@ function isUniqueViolation(err: unknown): boolean {
 function numbered(sql: string): string {
   let n = 0;
   return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+/**
+ * Runs `settle` once the request's answer has been written out, or its connection has closed (a client that went
+ * away), whichever comes first; at once when there is no response to wait for.
+ */
+function afterAnswer(req: Request, settle: () => void): void {
+  const res = req.res;
+  if (!res || res.writableFinished || res.destroyed) {
+    setImmediate(settle);
+    return;
+  }
+  finished(res, () => settle());
 }

@@ -258,8 +258,9 @@ export class UploadPipelineService {
       await discard();
       throw err;
     } finally {
-      // The full-resolution frames are not needed past the review: the heavy stage's slot goes to the next image.
-      // Frames from the heavy-image process are the classifier's inputs only (nothing big to collect here).
+      // The full-resolution frames are not needed past the review: the heavy stage's slot goes to the next image,
+      // once the collection that frees them has run after the answer. Frames from the heavy-image process are the
+      // classifier's inputs only (nothing big to collect here): their slot goes back now.
       const framesHere = review.length === 0 || review.some((frame) => 'data' in frame);
       review.length = 0;
       stage.done(framesHere);

@@ -50,9 +50,9 @@ interface RowAlongX {
 /**
  * One resize of a frame into model inputs (resizer), written by output rows (writeRows). The work is done by the
  * module-level functions below, given this state, rather than by closures made for each frame: a closure's call of
- * another closure made with it gave V8 a new call target for every frame, so its optimized code was thrown away
- * ("wrong call target") and the loop ran unoptimized, boxing every intermediate number (about 10 MB of young garbage
- * per 1080p frame, a scavenge per upload, and 2–3.5 ms per frame where the optimized loop takes well under one).
+ * another closure made with it gave V8 a new call target for every frame, and V8 threw the optimized code away for it
+ * ("wrong call target", seen with --trace-deopt). In the service, the resize's own time in 30 1080p RGBA PNG uploads
+ * fell from 394 ms to 130 ms with this (CPU profiles): about 8 ms of the event loop per upload.
  */
 interface Resize {
   data: Uint8Array;

@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import sharp from 'sharp';
 import { createColourModelApp } from '../fixtures/moderation/make-colour-model';
 import { bearer, makeKey } from '../setup/factories';
@@ -40,7 +41,7 @@ describe('The heavy stage in the upload pipeline (e2e)', () => {
         res.once('finish', () => events.push('answered'));
       }
     };
-    const server = t.app.getHttpServer() as import('node:http').Server;
+    const server = t.app.getHttpServer() as Server;
     server.prependListener('request', noteAnswers);
     const stage = t.app.get(ImagePool).heavyStage;
     const acquire = stage.acquire.bind(stage);

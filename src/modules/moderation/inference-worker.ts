@@ -88,10 +88,11 @@ ort.InferenceSession.create(workerData.modelPath, workerData.sessionOptions).the
 const CLASSES = 5;
 
 /**
- * Batch buffers the worker gave back, for the next batches of the same size. A batch is 600 KB per input, and glibc
- * maps an allocation that large afresh each time (`npm start` sets MALLOC_MMAP_THRESHOLD_): every 4 KB of a new one
- * faulted on its first write, about 0.5 ms per input here, as long as the resize that fills it. At most
- * SPARE_BATCHES are kept (the largest review's batch is 3.6 MB).
+ * Batch buffers the worker gave back, for the next batches of the same size. A batch is 600 KB per input, and a new
+ * ArrayBuffer is zeroed memory: with glibc mapping an allocation that large afresh each time (MALLOC_MMAP_THRESHOLD_ at
+ * 128 KB, as `npm start` set it until 2026-12-03), every 4 KB of a new one faulted on its first write, about 0.5 ms
+ * per input here, as long as the resize that fills it. At most SPARE_BATCHES are kept (the largest review's batch is
+ * 3.6 MB).
  */
 const spareBatches: ArrayBuffer[] = [];
 const SPARE_BATCHES = 4;

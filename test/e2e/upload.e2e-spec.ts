@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp, { type Sharp } from 'sharp';
 import { corruptJpeg, jpeg, noisyPng, png, pngHeader, SVG } from '../fixtures/sample-images';
 import { withDamagedPixelData } from '../fixtures/images/image-fixtures';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { sql, storedFiles, tempFiles } from '../setup/db';
 import { listen, multipartFile, openUpload, until } from '../setup/raw-http';
 import { ImagePool } from '../../src/modules/uploads/image-pool.service';
+import { UploadRepository } from '../../src/modules/uploads/upload.repository';
 import { createTestApp, type TestApp } from '../setup/test-app';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -500,6 +502,57 @@ describe('POST /api/v1/upload (e2e)', () => {
         .expect(200);
       expect(again.body.deduplicated).toBeUndefined();
       expect(again.body.filename).not.toBe(first.body.filename);
+    });
+
+    it('should read the header of a body held in memory beside the lookup, and decode it only once the lookup found no hit', async () => {
+      const { token } = await makeKey(t);
+      // Over the early decode's 64 KB and under the 1 MB held in memory.
+      const bytes = await noisyPng(23, 200, 200);
+      expect(bytes.length).toBeGreaterThan(64 * 1024);
+      expect(bytes.length).toBeLessThan(MiB);
+      const repository = t.app.get(UploadRepository);
+      const shaState = repository.shaState.bind(repository);
+      const answered = jest.fn();
+      const lookup = jest.spyOn(repository, 'shaState').mockImplementation(async (...args) => {
+        const state = await shaState(...args);
+        answered();
+        return state;
+      });
+      // Called through: jest numbers every call of every mock in one order (invocationCallOrder).
+      const proto = (sharp as unknown as { prototype: Sharp }).prototype;
+      const header = jest.spyOn(proto, 'metadata');
+      const decode = jest.spyOn(proto, 'toBuffer');
+      const order = (): string[] =>
+        [
+          ...header.mock.invocationCallOrder.map((n) => [n, 'header'] as const),
+          ...answered.mock.invocationCallOrder.map((n) => [n, 'lookup answered'] as const),
+          ...decode.mock.invocationCallOrder.map((n) => [n, 'decode'] as const),
+        ]
+          .sort((a, b) => a[0] - b[0])
+          .map(([, what]) => what);
+      try {
+        const first = await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', bytes, 'a.png')
+          .expect(200);
+        expect(order()).toEqual(['header', 'lookup answered', 'decode']);
+        for (const spy of [header, answered, decode]) {
+          spy.mockClear();
+        }
+        const hit = await t.http
+          .post('/api/v1/upload')
+          .set(...bearer(token))
+          .attach('file', bytes, 'b.png')
+          .expect(200);
+        expect(hit.body).toEqual({ ...first.body, deduplicated: true });
+        // The hit read a header for nothing, and decoded nothing.
+        expect(order()).toEqual(['header', 'lookup answered']);
+      } finally {
+        lookup.mockRestore();
+        header.mockRestore();
+        decode.mockRestore();
+      }
     });
 
     it('should not dedupe across owners', async () => {

@@ -21,7 +21,7 @@ import { OutboxService } from '../webhooks/outbox.service';
 import type { UploadResponse } from './dto/upload.dto';
 import { newFilename } from './filenames';
 import { type ImageStage, ImagePool } from './image-pool.service';
-import { EARLY_DECODE_MAX_BYTES, processImage } from '../media/image-processor';
+import { processImage } from '../media/image-processor';
 import type { ImageType, ProcessedImage } from '../media/image.types';
 import { sniffImageType } from '../media/image-type';
 import { moveBodyToDisk, type ReceivedFile, receiveUpload } from './multipart/multipart-reader';
@@ -101,12 +101,12 @@ export class UploadPipelineService {
     try {
       const tags = withTokenTags(principal, received.tags);
       const expiresAt = resolveExpiry(principal, received.expiry, Date.now());
-      // A small body held in memory is sniffed and decoded while the dedupe lookup runs (DEDUPE_BESIDE_DECODE_BYTES);
-      // any other waits for it, as the order of outcomes reads.
-      const beside =
-        received.body.data !== undefined &&
-        received.size <= DEDUPE_BESIDE_DECODE_BYTES &&
-        !this.pool.wouldWaitForBytes(received.size);
+      // A body held in memory (up to 1 MB) is sniffed and its header read while the dedupe lookup runs, and one of at
+      // most EARLY_DECODE_MAX_BYTES is decoded too (processImage's early decode): a larger one's decode waits for the
+      // lookup (processImage's notBefore), so a hit never decodes it. That takes the lookup's round trip (0.5–0.8 ms
+      // in the service) off the upload's path; a hit pays a header read for nothing. A body on disk waits for the
+      // lookup before anything, as the order of outcomes reads.
+      const beside = received.body.data !== undefined && !this.pool.wouldWaitForBytes(received.size);
       const dedupe = this.dedupe(principal, received.sha256, expiresAt);
       if (beside) {
         // Awaited in processAndStore; until then a failure must not count as unhandled.
@@ -488,14 +488,6 @@ export class UploadPipelineService {
     await (em.isInTransaction() ? check(em) : em.transactional(check));
   }
 }
-
-/**
- * A body of at most this many bytes, held in memory, is sniffed and decoded while the dedupe lookup runs, instead of
- * after it: for a small image that takes the lookup's round trip (0.5–0.8 ms in the service) off the upload's path,
- * and a dedupe hit pays at most a small decode for nothing (the same bound as processImage's early decode). A larger
- * body waits for the lookup, so a hit never decodes it.
- */
-export const DEDUPE_BESIDE_DECODE_BYTES = EARLY_DECODE_MAX_BYTES;
 
 /** What the pipeline knows of a new upload before it is recorded. */
 type NewUpload = Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>;

@@ -29,14 +29,7 @@ async function runSuite(folder: string, runs: number): Promise<void> {
 function inOwnProcess(folder: string, runs: number): Promise<SuiteMessage> {
   return new Promise((resolve, reject) => {
     const child = fork(__filename, ['--suite', folder, String(runs)], {
-      // --single-threaded-gc: the suite's process is the service's client (it times uploads with fetch, and makes
-      // and measures their images) on the same two cores. V8 collected its tens of MB of short-lived buffers on helper
-      // threads beside the main one, which took the cores from the service in the middle of a timed upload: in a trace
-      // of 33 1080p JPEG uploads, 12 waited 6–17 ms before their handler ran, the service's process not running at all
-      // (not even sampled by its CPU profiler), against 1–2 with this flag; `-- 3 uploads` read the 1080p JPEG at
-      // 36.7 and 37.2 ms with it, 48.3 and 35.8 ms without, the parts alike in both. A client in a process of its own
-      // (curl, a CI job) is no such neighbour.
-      execArgv: ['--single-threaded-gc', '-r', 'ts-node/register/transpile-only'],
+      execArgv: ['-r', 'ts-node/register/transpile-only'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     let result: SuiteMessage | undefined;

@@ -35,14 +35,14 @@ export const HEAP_GROWING_PERCENT = 100;
  * floor once a few big uploads had run: a limit of about 1.1 × the live heap (44 MB live here) plus a young
  * generation's worth, so the old generation reached it within each upload and V8 marked it incrementally all the time
  * (26–28 full collections in 20 RGBA PNG uploads, 30–50 ms of the loop's time each; an upload took 190–230 ms against
- * 120–145 ms before those big uploads). 50 % halved those collections (13) and 100 % ends them (one in 20 uploads
- * after the first four, against 13 at 50 %, 9 at 75 %). 100 % once let a burst of big uploads keep more dead objects
- * before each collection (the first burst's peak 242–252 MB over idle, against the 250 MB goal); since a heavy still's
+ * 120–145 ms before those big uploads). 50 % halved those collections (13) and 100 % ends them (one in 20 uploads after
+ * the first four, against 13 at 50 %, 9 at 75 %). 100 % once let a burst of big uploads keep more dead objects before
+ * each collection (the first burst's peak 242–252 MB over idle, against the 250 MB goal); since a heavy still's
  * collection runs after its answer and large stills decode in the image thread, the first burst peaked at 168–211 MB
  * with 100 % (three runs), so 100 % it is: 1080p RGBA PNG uploads side by side took 0.80–0.87 of the time with 50 %'s.
- * V8's own factor also goes up to 4 × when a process allocates fast, and this caps it (docs/performance.md). A `--heap-growing-percent` on the node command line (NODE_OPTIONS does not
- * take it) is left as it is. V8 reads the flag at every full collection, so setting it at run time takes effect from
- * the next one.
+ * V8's own factor also goes up to 4 × when a process allocates fast, and this caps it (docs/performance.md). A
+ * `--heap-growing-percent` on the node command line (NODE_OPTIONS does not take it) is left as it is. V8 reads the flag
+ * at every full collection, so setting it at run time takes effect from the next one.
  */
 export function widenHeapGrowth(execArgv: readonly string[] = process.execArgv): boolean {
   if (execArgv.some((arg) => /^--heap[-_]growing[-_]percent\b/.test(arg))) {

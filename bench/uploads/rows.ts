@@ -2,16 +2,19 @@
  * Uploads end to end against the sum of their unavoidable parts (issue 14, goal 2).
  *
  * For each image, one upload at a time through the real HTTP service (moderation on, the real model), and in the
- * same run, measured alone in this process on the same bytes:
+ * same run, measured alone on the same bytes in a process of their own (parts.ts, with the start script's allocator
+ * settings), after the case's uploads:
  * - the decode of the frames that matter (sharp: a still decoded once, oriented, 8-bit sRGB; an animation's frames
  *   all decoded once),
  * - the review (the real model: preprocessing and inference of the frames the service reviews),
  * - the hashes (SHA-256 of the upload and of the stored bytes),
  * - the write (to a temp file, fsync, rename: what the local storage driver does).
  * The row's ratio is the end-to-end median over the median of that sum; the goal is ≤ 1.5×.
- * `npm run bench` starts this process with the service's GLIBC_TUNABLES (huge pages for buffers of 2 MB and up): on
- * a machine where a 4 KB page fault is costly, the parts alone would otherwise pay a fault lottery the service does
- * not (a 12 MP decode took 55 ms in one sample and 178 ms in the next).
+ * Each case's bytes are all made before its first timed upload and this process's garbage is then collected: the
+ * encodes and copies behind them, collected by V8's helper threads during an upload, stalled the service (parts.ts).
+ * The parts process has the service's allocator settings: on a machine where a 4 KB page fault is costly, the parts
+ * alone would otherwise pay a fault lottery the service does not (a 12 MP decode took 55 ms in one sample and 178 ms
+ * in the next).
  * The 16×16 PNG row is the fixed cost: its end-to-end median in ms against the 20 ms goal (a ratio to 20 ms). Its
  * pixels have transparency, so the review classifies it over two backgrounds; an informational row beside it gives
  * an opaque 16×16 PNG (one review input). Each 16×16 case is also sent from a lean client (uploadKeptAlive: one
@@ -22,22 +25,21 @@
  * BENCH_UPLOAD_CASES=<regex> runs only the cases whose label matches (`BENCH_UPLOAD_CASES=RGBA`): a case alone, or
  * after another (`'12 MP|RGBA'`), since what ran before moves the numbers (docs/performance.md).
  */
-import { createHash } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { fork } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { pickFrames, type RawImage } from '../../src/modules/media/decode';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
-import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
 import { newKey, REPO_DIR, startApp, upload, uploadKeptAlive } from '../lib/app';
 import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
+import { startScriptEnv } from '../lib/service-process';
+import { RELEASE_IDLE_MS } from '../../src/modules/uploads/garbage-release';
+import type { PartsReply, PartsRequest, PartTimes } from './parts';
 import { freePort } from '../../test/setup/private-servers';
 
 const MODEL_CACHE = join(REPO_DIR, '.tmp', 'moderation-cache');
-/** MODERATION_FRAMES' default: the frames of an animation the service reviews. */
-const REVIEW_FRAMES = 3;
 /** MODERATION_THREADS' default; the service and the review measured alone use the same. */
 const REVIEW_THREADS = Math.min(2, availableParallelism());
 const ONLY = process.env.BENCH_UPLOAD_CASES ? new RegExp(process.env.BENCH_UPLOAD_CASES) : undefined;
@@ -169,55 +171,64 @@ function cases(): Case[] {
   ];
 }
 
-/** One decode of the frames that matter, as the review needs them (8-bit sRGB, oriented). */
-async function decode(bytes: Buffer, animated: boolean): Promise<RawImage[]> {
-  if (!animated) {
-    const { data, info } = await sharp(bytes, { failOn: 'error' })
-      .rotate()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    return [{ data, width: info.width, height: info.height, channels: info.channels }];
-  }
-  // Every frame once (the proof that the whole animation decodes); the reviewed frames are views of it.
-  const { data, info } = await sharp(bytes, { failOn: 'error', pages: -1 })
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const pages = info.pageHeight ? info.height / info.pageHeight : 1;
-  const height = info.pageHeight ?? info.height;
-  const frameBytes = info.width * height * info.channels;
-  return pickFrames(pages, REVIEW_FRAMES).map((p) => ({
-    data: data.subarray(p * frameBytes, (p + 1) * frameBytes),
-    width: info.width,
-    height,
-    channels: info.channels,
-  }));
+/** The parts process (parts.ts), forked with the start script's allocator settings and able to collect on demand. */
+function partsProcess(): { ask: (request: PartsRequest) => Promise<PartsReply>; stop: () => void } {
+  const child = fork(join(__dirname, 'parts.ts'), [], {
+    execArgv: ['-r', 'ts-node/register/transpile-only', '--expose-gc'],
+    env: { ...process.env, ...startScriptEnv() },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ask = (request: PartsRequest): Promise<PartsReply> =>
+    new Promise((resolve, reject) => {
+      const onExit = (code: number | null): void => reject(new Error(`the parts process exited (${code})`));
+      child.once('exit', onExit);
+      child.once('message', (reply: PartsReply) => {
+        child.off('exit', onExit);
+        if (reply.kind === 'failed') {
+          reject(new Error(`the parts process failed: ${reply.error}`));
+        } else {
+          resolve(reply);
+        }
+      });
+      child.send(request);
+    });
+  return { ask, stop: () => child.connected && child.disconnect() };
 }
 
-async function fsyncWrite(dir: string, bytes: Buffer, i: number): Promise<void> {
-  const temp = join(dir, `.part-${i}.tmp`);
-  const handle = await open(temp, 'wx', 0o644);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, join(dir, `part-${i}`));
+/** `bytes` in a file of the parts process's to measure (then remove). */
+async function partsFile(
+  dir: string,
+  name: string,
+  bytes: Buffer,
+  animated: boolean,
+): Promise<{ path: string; animated: boolean }> {
+  const path = join(dir, `bench-parts-${name}`);
+  await writeFile(path, bytes);
+  return { path, animated };
 }
 
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await fn();
-  return performance.now() - started;
+async function measureParts(
+  parts: ReturnType<typeof partsProcess>,
+  files: { path: string; animated: boolean }[],
+): Promise<PartTimes[]> {
+  const reply = await parts.ask({ kind: 'measure', files });
+  if (reply.kind !== 'measured') {
+    throw new Error(`the parts process answered ${reply.kind}`);
+  }
+  return reply.times;
+}
+
+/** A full collection of this process's garbage (run-all forks suites with `--expose-gc`), before timed uploads. */
+function collect(): void {
+  (globalThis as { gc?: () => void }).gc?.();
 }
 
 export const suite: BenchSuite = {
   name: 'uploads',
   async run({ runs }) {
     const modelPath = await ensureNsfwModel(MODEL_CACHE);
-    const classifier = await NsfwClassifier.load(modelPath, { threads: REVIEW_THREADS, concurrency: 2 });
+    const parts = partsProcess();
+    await parts.ask({ kind: 'load', modelPath, threads: REVIEW_THREADS });
     const app = await startApp({
       port: await freePort(),
       env: { MODERATION_MODEL_PATH: modelPath, MODERATION_THREADS: String(REVIEW_THREADS) },
@@ -227,7 +238,7 @@ export const suite: BenchSuite = {
     // The 16×16 cases also through a lean client (uploadKeptAlive): the service's part of the fixed cost.
     const lean = all.map(() => [] as number[]);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const parts = all.map(() => [] as number[]);
+    const sums = all.map(() => [] as number[]);
     const split = all.map(() => ({
       decode: [] as number[],
       review: [] as number[],
@@ -237,30 +248,39 @@ export const suite: BenchSuite = {
     let n = 0;
     try {
       const token = await newKey(app.base);
-      // Warm-up: every path once (JIT, model, connections).
-      for (const c of all) {
-        const res = await upload(app.base, token, await c.make(1_000_000), c.name);
+      // Warm-up: every path once (JIT, model, connections), in the service and in the parts process.
+      const warmUp: { path: string; animated: boolean }[] = [];
+      for (const [ci, c] of all.entries()) {
+        const bytes = await c.make(1_000_000);
+        const res = await upload(app.base, token, bytes, c.name);
         if (res.status !== 200) {
           throw new Error(`warm-up upload of ${c.label} answered ${res.status} ${JSON.stringify(res.body)}`);
         }
+        warmUp.push(await partsFile(app.dataDir, `warm-up-${ci}`, bytes, c.animated));
       }
+      await measureParts(parts, warmUp);
       for (let r = 0; r < runs; r++) {
         for (const [ci, c] of all.entries()) {
+          // Every sample's bytes made first, and this process's garbage collected, so that nothing of the client's
+          // own runs on the two cores while an upload is timed (parts.ts says what it did to the service).
+          const tiny = c.label.startsWith('16×16');
+          const samples: { bytes: Buffer; leanBytes?: Buffer }[] = [];
+          for (let s = 0; s < c.samples; s++) {
+            samples.push({ bytes: await c.make(++n), leanBytes: tiny ? await c.make(++n) : undefined });
+          }
+          collect();
           const ours: number[] = [];
           const leanOurs: number[] = [];
-          const sums: number[] = [];
-          for (let s = 0; s < c.samples; s++) {
-            const bytes = await c.make(++n);
+          for (const { bytes, leanBytes } of samples) {
             const started = performance.now();
             const res = await upload(app.base, token, bytes, c.name);
             ours.push(performance.now() - started);
             if (res.status !== 200 || res.body.deduplicated) {
               throw new Error(`upload of ${c.label} answered ${res.status} ${JSON.stringify(res.body)}`);
             }
-            if (c.label.startsWith('16×16')) {
-              const other = await c.make(++n);
+            if (leanBytes) {
               const began = performance.now();
-              const leanRes = await uploadKeptAlive(agent, app.base, token, other, c.name);
+              const leanRes = await uploadKeptAlive(agent, app.base, token, leanBytes, c.name);
               leanOurs.push(performance.now() - began);
               if (leanRes.status !== 200 || leanRes.body.deduplicated) {
                 throw new Error(
@@ -268,32 +288,32 @@ export const suite: BenchSuite = {
                 );
               }
             }
-            // The parts alone, on the same bytes, right after.
-            let frames: RawImage[] = [];
-            const d = await timed(async () => (frames = await decode(bytes, c.animated)));
-            const v = await timed(() => classifier.classify(frames));
-            const h = await timed(() =>
-              Promise.resolve([1, 2].map(() => createHash('sha256').update(bytes).digest('hex'))),
-            );
-            const w = await timed(() => fsyncWrite(app.dataDir, bytes, n));
-            await rm(join(app.dataDir, `part-${n}`), { force: true });
-            sums.push(d + v + h + w);
-            split[ci].decode.push(d);
-            split[ci].review.push(v);
-            split[ci].hash.push(h);
-            split[ci].write.push(w);
           }
           e2e[ci].push(median(ours));
           if (leanOurs.length > 0) {
             lean[ci].push(median(leanOurs));
           }
-          parts[ci].push(median(sums));
+          // The parts alone, on the same bytes, after the case's uploads, once the service has had the time to
+          // finish what follows a burst (GarbageRelease's collection after RELEASE_IDLE_MS): in the service's data
+          // dir (its disk).
+          const files = await Promise.all(
+            samples.map(({ bytes }, s) => partsFile(app.dataDir, `${r}-${ci}-${s}`, bytes, c.animated)),
+          );
+          await new Promise((resolve) => setTimeout(resolve, RELEASE_IDLE_MS + 200));
+          const times = await measureParts(parts, files);
+          for (const t of times) {
+            split[ci].decode.push(t.decode);
+            split[ci].review.push(t.review);
+            split[ci].hash.push(t.hash);
+            split[ci].write.push(t.write);
+          }
+          sums[ci].push(median(times.map((t) => t.decode + t.review + t.hash + t.write)));
         }
       }
     } finally {
       agent.destroy();
       await app.stop();
-      await classifier.close();
+      parts.stop();
     }
     return all.flatMap((c, ci): BenchRow[] => {
       const ours = median(e2e[ci]);
@@ -311,7 +331,7 @@ export const suite: BenchSuite = {
             baseline: 20,
             unit: 'ms',
             goal: c.informational ? undefined : { direction: 'at-most', ratio: 1 },
-            note: `sum of its parts ${median(parts[ci]).toFixed(1)} ms; ${detail}`,
+            note: `sum of its parts ${median(sums[ci]).toFixed(1)} ms; ${detail}`,
           }),
           row({
             label: `upload ${c.label}, the service's part (ms)`,
@@ -330,7 +350,7 @@ export const suite: BenchSuite = {
           label: `upload ${c.label}, end to end (ms)`,
           value: ours,
           baselineLabel: 'decode + review + hashes + fsync write alone',
-          baseline: median(parts[ci]),
+          baseline: median(sums[ci]),
           unit: 'ms',
           goal: { direction: 'at-most', ratio: 1.5 },
           note: detail,

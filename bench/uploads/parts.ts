@@ -1,0 +1,140 @@
+/**
+ * The unavoidable parts of an upload, measured in a process of their own (rows.ts forks this file): the decode of
+ * the frames that matter, the review, the hashes and the fsync write, each timed alone on an upload's bytes.
+ *
+ * Why a process of its own: the bench's client used to measure the parts between its uploads, in the process that
+ * times them. The garbage of those decodes (6–36 MB of pixels per sample) was collected by V8's helper threads on
+ * the machine's two cores while the next upload ran, and the service stalled 10–17 ms before its handler in 12–18 of
+ * 33 1080p uploads (docs/performance.md, eleventh session). Here that garbage is collected before the answer goes
+ * back (a full collection, `--expose-gc`), so nothing of the parts runs during a timed upload.
+ *
+ * It runs with the start script's allocator settings (rows.ts passes them), as the service does: the parts pay the
+ * same page faults the service's decode does, no more.
+ */
+import { createHash } from 'node:crypto';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import sharp from 'sharp';
+import { pickFrames, type RawImage } from '../../src/modules/media/decode';
+import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
+
+/** MODERATION_FRAMES' default: the frames of an animation the service reviews. */
+const REVIEW_FRAMES = 3;
+
+/** What rows.ts asks for: the classifier to load, then batches of files to measure. */
+export type PartsRequest =
+  | { kind: 'load'; modelPath: string; threads: number }
+  | { kind: 'measure'; files: { path: string; animated: boolean }[] };
+
+/** One file's parts, in ms. */
+export interface PartTimes {
+  decode: number;
+  review: number;
+  hash: number;
+  write: number;
+}
+
+export type PartsReply =
+  | { kind: 'loaded' }
+  | { kind: 'measured'; times: PartTimes[] }
+  | { kind: 'failed'; error: string };
+
+/** One decode of the frames that matter, as the review needs them (8-bit sRGB, oriented). */
+async function decode(bytes: Buffer, animated: boolean): Promise<RawImage[]> {
+  if (!animated) {
+    const { data, info } = await sharp(bytes, { failOn: 'error' })
+      .rotate()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return [{ data, width: info.width, height: info.height, channels: info.channels }];
+  }
+  // Every frame once (the proof that the whole animation decodes); the reviewed frames are views of it.
+  const { data, info } = await sharp(bytes, { failOn: 'error', pages: -1 })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const pages = info.pageHeight ? info.height / info.pageHeight : 1;
+  const height = info.pageHeight ?? info.height;
+  const frameBytes = info.width * height * info.channels;
+  return pickFrames(pages, REVIEW_FRAMES).map((p) => ({
+    data: data.subarray(p * frameBytes, (p + 1) * frameBytes),
+    width: info.width,
+    height,
+    channels: info.channels,
+  }));
+}
+
+/** What the local storage driver does: a temp file, fsync, rename. */
+async function fsyncWrite(path: string, bytes: Buffer): Promise<void> {
+  const temp = `${path}.tmp`;
+  const handle = await open(temp, 'wx', 0o644);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, path);
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await fn();
+  return performance.now() - started;
+}
+
+let classifier: NsfwClassifier | undefined;
+
+async function measure(path: string, animated: boolean): Promise<PartTimes> {
+  if (!classifier) {
+    throw new Error('measure before load');
+  }
+  const review = classifier;
+  const bytes = await readFile(path);
+  let frames: RawImage[] = [];
+  const times: PartTimes = {
+    decode: await timed(async () => (frames = await decode(bytes, animated))),
+    review: await timed(() => review.classify(frames)),
+    hash: await timed(() =>
+      Promise.resolve([1, 2].map(() => createHash('sha256').update(bytes).digest('hex'))),
+    ),
+    write: await timed(() => fsyncWrite(`${path}.written`, bytes)),
+  };
+  return times;
+}
+
+async function handle(request: PartsRequest): Promise<PartsReply> {
+  if (request.kind === 'load') {
+    classifier = await NsfwClassifier.load(request.modelPath, { threads: request.threads, concurrency: 2 });
+    return { kind: 'loaded' };
+  }
+  const times: PartTimes[] = [];
+  for (const file of request.files) {
+    times.push(await measure(file.path, file.animated));
+  }
+  await Promise.all(
+    request.files.flatMap((f) => [f.path, `${f.path}.written`].map((p) => rm(p, { force: true }))),
+  );
+  // The garbage of these decodes collected now, not while the client times its next upload.
+  (globalThis as { gc?: () => void }).gc?.();
+  return { kind: 'measured', times };
+}
+
+if (require.main === module) {
+  process.on('message', (request: PartsRequest) => {
+    handle(request).then(
+      (reply) => process.send!(reply),
+      (error: unknown) =>
+        process.send!({
+          kind: 'failed',
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        } satisfies PartsReply),
+    );
+  });
+  process.on('disconnect', () => {
+    void classifier?.close().finally(() => process.exit(0));
+    if (!classifier) {
+      process.exit(0);
+    }
+  });
+}

@@ -45,4 +45,14 @@ describe('LocalStorageDriver.localFileStats', () => {
     await new Promise((resolve) => setTimeout(resolve, STAT_TRUST_MS + 100));
     expect(driver.localFileStats(key)).toBeNull();
   });
+
+  it('should give the same path for a key every time, and refuse a bad key every time', () => {
+    const key = 'FIXITFY-eeeeeeeeeeee.png';
+    const first = driver.localFile(key);
+    expect(first).toEqual({ path: join(root, 'ee', key), relative: `ee/${key}` });
+    expect(driver.localFile(key)).toEqual(first);
+    for (let i = 0; i < 2; i++) {
+      expect(() => driver.localFile('../FIXITFY-eeeeeeeeeeee.png')).toThrow('Invalid storage key.');
+    }
+  });
 });

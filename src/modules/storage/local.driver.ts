@@ -32,6 +32,8 @@ const TEMP_NAME = /^\.[A-Za-z0-9._-]+\.[0-9a-f]{12}\.tmp$/;
 export const STAT_TRUST_MS = 1000;
 /** Stats kept at most (the oldest goes first). */
 const STAT_ENTRIES = 10_000;
+/** Paths kept by localFile() at most (the oldest goes first). */
+const FILE_ENTRIES = 10_000;
 /** Shard directories remembered at most: every one two characters of a key can name (65 × 65). */
 const MAX_DIRS = 65 * 65;
 
@@ -40,6 +42,8 @@ const MAX_DIRS = 65 * 65;
 export class LocalStorageDriver extends StorageDriver {
   private readonly root: string;
   private readonly stats = new Map<string, { size: number; mtimeMs: number; at: number }>();
+  /** Paths of keys asked for by localFile() (a key's path never changes): joining one was 2 % of a 304's CPU. */
+  private readonly files = new Map<string, { readonly path: string; readonly relative: string }>();
   /** The shard directories known to exist (create()). */
   private readonly dirs = new Set<string>();
 
@@ -175,8 +179,16 @@ export class LocalStorageDriver extends StorageDriver {
   }
 
   override localFile(key: string): { path: string; relative: string } {
-    const relative = relativePath(key);
-    return { path: join(this.root, relative), relative };
+    let file = this.files.get(key);
+    if (!file) {
+      const relative = relativePath(key);
+      file = { path: join(this.root, relative), relative };
+      if (this.files.size >= FILE_ENTRIES) {
+        this.files.delete(this.files.keys().next().value!);
+      }
+      this.files.set(key, file);
+    }
+    return file;
   }
 
   override localFileStats(key: string): { size: number; mtimeMs: number } | null {

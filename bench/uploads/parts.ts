@@ -13,8 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
-import sharp from 'sharp';
-import { pickFrames, type RawImage } from '../../src/modules/media/decode';
+import { decodeAllFrames, decodeFrame, type RawImage } from '../../src/modules/media/decode';
 import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
 
 /** MODERATION_FRAMES' default: the frames of an animation the service reviews. */
@@ -38,30 +37,13 @@ export type PartsReply =
   | { kind: 'measured'; times: PartTimes[] }
   | { kind: 'failed'; error: string };
 
-/** One decode of the frames that matter, as the review needs them (8-bit sRGB, oriented). */
+/**
+ * One decode of the frames that matter, as the review needs them (8-bit sRGB, oriented): a still's one frame, or
+ * every frame of an animation once (the proof that the whole animation decodes) with the reviewed ones as views of it.
+ * The media module's own decoders: each is the one decode the service makes, nothing around it.
+ */
 async function decode(bytes: Buffer, animated: boolean): Promise<RawImage[]> {
-  if (!animated) {
-    const { data, info } = await sharp(bytes, { failOn: 'error' })
-      .rotate()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    return [{ data, width: info.width, height: info.height, channels: info.channels }];
-  }
-  // Every frame once (the proof that the whole animation decodes); the reviewed frames are views of it.
-  const { data, info } = await sharp(bytes, { failOn: 'error', pages: -1 })
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const pages = info.pageHeight ? info.height / info.pageHeight : 1;
-  const height = info.pageHeight ?? info.height;
-  const frameBytes = info.width * height * info.channels;
-  return pickFrames(pages, REVIEW_FRAMES).map((p) => ({
-    data: data.subarray(p * frameBytes, (p + 1) * frameBytes),
-    width: info.width,
-    height,
-    channels: info.channels,
-  }));
+  return animated ? decodeAllFrames(bytes, REVIEW_FRAMES) : [await decodeFrame(bytes, 0)];
 }
 
 /** What the local storage driver does: a temp file, fsync, rename. */
@@ -92,7 +74,7 @@ async function measure(path: string, animated: boolean): Promise<PartTimes> {
   const review = classifier;
   const bytes = await readFile(path);
   let frames: RawImage[] = [];
-  const times: PartTimes = {
+  return {
     decode: await timed(async () => (frames = await decode(bytes, animated))),
     review: await timed(() => review.classify(frames)),
     hash: await timed(() =>
@@ -100,7 +82,6 @@ async function measure(path: string, animated: boolean): Promise<PartTimes> {
     ),
     write: await timed(() => fsyncWrite(`${path}.written`, bytes)),
   };
-  return times;
 }
 
 async function handle(request: PartsRequest): Promise<PartsReply> {
@@ -132,9 +113,6 @@ if (require.main === module) {
     );
   });
   process.on('disconnect', () => {
-    void classifier?.close().finally(() => process.exit(0));
-    if (!classifier) {
-      process.exit(0);
-    }
+    void Promise.resolve(classifier?.close()).finally(() => process.exit(0));
   });
 }

@@ -1,6 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -19,7 +19,7 @@ import {
 import { ModerationModule } from '../../src/modules/moderation/moderation.module';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 import { newBatch } from '../../src/modules/moderation/inference-worker';
-import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
+import { NsfwClassifier, WARM_UP_RUNS } from '../../src/modules/moderation/nsfw-classifier';
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
 
 /** As the upload pipeline does it: media decodes the frames the service asks for, the service reviews them. */
@@ -335,6 +335,34 @@ describe(ModerationService.name, () => {
       }
     });
 
+    it('should make its warm-up reviews before load() resolves, none when asked for none, and score alike', async () => {
+      // Files of their own: sessions are shared per model file, and these must start afresh.
+      const [warmPath, coldPath] = [join(workDir, 'colour-warm.onnx'), join(workDir, 'colour-cold.onnx')];
+      await Promise.all([copyFile(colourModel, warmPath), copyFile(colourModel, coldPath)]);
+      const [warm, cold] = await Promise.all([
+        NsfwClassifier.load(warmPath, { threads: 2, concurrency: 1 }),
+        NsfwClassifier.load(coldPath, { threads: 2, concurrency: 1, warmUpRuns: 0 }),
+      ]);
+      try {
+        expect(WARM_UP_RUNS).toBeGreaterThan(0);
+        expect(warm.warmedUp).toBe(WARM_UP_RUNS);
+        expect(cold.warmedUp).toBe(0);
+        // The warm-up leaves nothing behind that moves a score: a transparent small frame (resized by the sessions)
+        // and a large one (resized here), in one review.
+        const frames = [
+          { data: Buffer.alloc(8 * 8 * 4, 200), width: 8, height: 8, channels: 4 },
+          { data: Buffer.alloc(150 * 150 * 3, 90), width: 150, height: 150, channels: 3 },
+        ];
+        const [a, b] = [(await warm.classify(frames)).scores, (await cold.classify(frames)).scores];
+        expect(a).toHaveLength(3);
+        a.forEach((score, i) =>
+          (['porn', 'neutral', 'sexy'] as const).forEach((k) => expect(score[k]).toBeCloseTo(b[i][k], 6)),
+        );
+      } finally {
+        await Promise.all([warm.close(), cold.close()]);
+      }
+    });
+
     it('should finish 16 parallel reviews (queued two at a time) with the right verdicts', async () => {
       const images = await Promise.all(
         Array.from({ length: 16 }, (_, i) => solidPng(i % 2 === 0 ? RED : BLUES[0])),
@@ -429,6 +457,41 @@ describe(ModerationService.name, () => {
         'The model input must be float32 [N,224,224,3], got uint8 [N,224,224,3]',
       );
       expect(mismatched.isReady()).toBe(false);
+    });
+    it('should refuse a model that fits the contract but cannot classify: its warm-up fails the load', async () => {
+      // Declared float32 [N,224,224,3] → [N,5], but it reshapes each input's 150,528 values into rows of five, which
+      // fails at run time (150,528 is not a multiple of 5). Without the warm-up it would load and fail every review.
+      const g = new OnnxGraphBuilder();
+      const input = g.unique('input');
+      const probabilities = g.unique('probabilities');
+      g.nodes.push({
+        opType: 'Reshape',
+        name: 'reshape',
+        inputs: [input, g.int64Tensor('shape', [2], [-1, 5])],
+        outputs: [probabilities],
+      });
+      const broken = join(workDir, 'cannot-run.onnx');
+      await writeFile(
+        broken,
+        encodeOnnxModel({
+          irVersion: 7,
+          opsetVersion: 13,
+          producerName: 'test',
+          producerVersion: '1',
+          graph: {
+            name: 'cannot-run',
+            nodes: g.nodes,
+            initializers: g.initializers,
+            inputs: [{ name: input, dataType: OnnxDataType.Float, shape: ['N', 224, 224, 3] }],
+            outputs: [{ name: probabilities, dataType: OnnxDataType.Float, shape: ['N', 5] }],
+          },
+        }),
+      );
+      const unusable = new ModerationService(config({ modelPath: broken }));
+      await expect(unusable.whenReady()).rejects.toThrow(/^Inference failed: .*Reshape/i);
+      expect(unusable.isReady()).toBe(false);
+      await expect(review(unusable, await solidPng(RED))).rejects.toMatchObject({ code: 'unavailable' });
+      await unusable.onModuleDestroy();
     });
   });
 

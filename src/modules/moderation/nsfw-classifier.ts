@@ -156,7 +156,8 @@ export class NsfwClassifier {
    */
   private async warmUp(rounds: number): Promise<void> {
     const grey = (side: number, channels: 3 | 4): RawImage => ({
-      data: new Uint8Array(side * side * channels).fill(128),
+      // A Buffer, as decoded frames are: the resize code is first run on the kind of array it will be given.
+      data: Buffer.alloc(side * side * channels, 128),
       width: side,
       height: side,
       channels,

@@ -3,7 +3,7 @@
  * none, side by side in one run: each sample a fresh process (first-review.ts) that loads the real model with two
  * sessions and times its first reviews of one frame, the two settings alternating. Rows: the first and the second
  * review of a 1080p JPEG's frame and of a half-transparent 16×16 PNG's (two inputs), and what the warm-up adds to the
- * load, which runs beside the service's start-up (/readyz waits for it, /healthz does not). Informational: no goal of
+ * load, which the service runs once it listens (/readyz waits for it, /healthz does not). Informational: no goal of
  * issue 14's is about them; they are what the first uploads after a start pay.
  *
  *   npm run bench -- 5 moderation
@@ -73,7 +73,7 @@ export const suite: BenchSuite = {
     }
     rows.push(
       row({
-        label: 'the model load, two sessions (beside the start-up; /readyz waits for it)',
+        label: 'the model load, two sessions (in the service once it listens; /readyz waits for it)',
         value: median(loads.warm),
         baselineLabel: 'the same without warm-up rounds',
         baseline: median(loads.cold),

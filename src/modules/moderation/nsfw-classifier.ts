@@ -25,10 +25,11 @@ export interface NsfwClassifierOptions {
 
 /**
  * A classifier's first reviews are the slow ones: after a load without them, the first review of a 1080p frame took
- * 31–48 ms and the second 18–27 ms where the rest took 7 ms, and a 16×16 PNG's two inputs 61–66 and 30–47 ms against
- * 7–8 ms (each session's first runs, the worker's code and this thread's resize run for the first time). So load()
- * makes this many warm-up rounds first, while the model loads beside the service's start-up: every session classifies
- * a small frame it resizes itself, and this thread resizes a frame over SMALL_FRAME_SIDE for one.
+ * 30–48 ms and the second 18–27 ms where the rest took 7 ms, and a 16×16 PNG's two inputs 46–67 and 30–47 ms against
+ * 6–8 ms (each session's first runs, the worker's code and this thread's resize run for the first time). So load()
+ * makes this many warm-up rounds first (in the service the model loads once the process listens: /readyz waits for
+ * them, /healthz does not): every session classifies a small frame it resizes itself, and this thread resizes a frame
+ * over SMALL_FRAME_SIDE for one. bench/moderation compares.
  */
 export const WARM_UP_RUNS = 2;
 
@@ -138,7 +139,7 @@ export class NsfwClassifier {
       await classifier.warmUp(options.warmUpRuns ?? WARM_UP_RUNS);
     } catch (error) {
       // A model that loads but cannot classify: unusable, as one that does not load.
-      await classifier.close();
+      await classifier.close().catch(() => undefined);
       throw error;
     }
     return classifier;

@@ -86,6 +86,31 @@ const BLUES: Rgb[] = [
   [10, 0, 240],
 ];
 
+/** Writes the graph `g` as an ONNX model declaring `[N,224,224,3]` of `inputType` in and float32 `[N,5]` out. */
+async function writeTestModel(
+  path: string,
+  g: OnnxGraphBuilder,
+  io: { input: string; inputType: OnnxDataType; output: string },
+): Promise<string> {
+  await writeFile(
+    path,
+    encodeOnnxModel({
+      irVersion: 7,
+      opsetVersion: 13,
+      producerName: 'test',
+      producerVersion: '1',
+      graph: {
+        name: 'test',
+        nodes: g.nodes,
+        initializers: g.initializers,
+        inputs: [{ name: io.input, dataType: io.inputType, shape: ['N', 224, 224, 3] }],
+        outputs: [{ name: io.output, dataType: OnnxDataType.Float, shape: ['N', 5] }],
+      },
+    }),
+  );
+  return path;
+}
+
 describe(ModerationService.name, () => {
   let workDir: string;
   let colourModel: string;
@@ -435,29 +460,18 @@ describe(ModerationService.name, () => {
       const mean = g.op('ReduceMean', 'mean', [float], { axes: attr.ints([1, 2]), keepdims: attr.int(0) });
       const weights = g.floatTensor('w', [3, 5], new Float32Array(15));
       g.nodes.push({ opType: 'Gemm', name: 'gemm', inputs: [mean, weights], outputs: ['probabilities'] });
-      const wrong = join(workDir, 'uint8-input.onnx');
-      await writeFile(
-        wrong,
-        encodeOnnxModel({
-          irVersion: 7,
-          opsetVersion: 13,
-          producerName: 'test',
-          producerVersion: '1',
-          graph: {
-            name: 'wrong',
-            nodes: g.nodes,
-            initializers: g.initializers,
-            inputs: [{ name: input, dataType: OnnxDataType.Uint8, shape: ['N', 224, 224, 3] }],
-            outputs: [{ name: 'probabilities', dataType: OnnxDataType.Float, shape: ['N', 5] }],
-          },
-        }),
-      );
+      const wrong = await writeTestModel(join(workDir, 'uint8-input.onnx'), g, {
+        input,
+        inputType: OnnxDataType.Uint8,
+        output: 'probabilities',
+      });
       const mismatched = new ModerationService(config({ modelPath: wrong }));
       await expect(mismatched.whenReady()).rejects.toThrow(
         'The model input must be float32 [N,224,224,3], got uint8 [N,224,224,3]',
       );
       expect(mismatched.isReady()).toBe(false);
     });
+
     it('should refuse a model that fits the contract but cannot classify: its warm-up fails the load', async () => {
       // Declared float32 [N,224,224,3] → [N,5], but it reshapes each input's 150,528 values into rows of five, which
       // fails at run time (150,528 is not a multiple of 5). Without the warm-up it would load and fail every review.
@@ -470,23 +484,11 @@ describe(ModerationService.name, () => {
         inputs: [input, g.int64Tensor('shape', [2], [-1, 5])],
         outputs: [probabilities],
       });
-      const broken = join(workDir, 'cannot-run.onnx');
-      await writeFile(
-        broken,
-        encodeOnnxModel({
-          irVersion: 7,
-          opsetVersion: 13,
-          producerName: 'test',
-          producerVersion: '1',
-          graph: {
-            name: 'cannot-run',
-            nodes: g.nodes,
-            initializers: g.initializers,
-            inputs: [{ name: input, dataType: OnnxDataType.Float, shape: ['N', 224, 224, 3] }],
-            outputs: [{ name: probabilities, dataType: OnnxDataType.Float, shape: ['N', 5] }],
-          },
-        }),
-      );
+      const broken = await writeTestModel(join(workDir, 'cannot-run.onnx'), g, {
+        input,
+        inputType: OnnxDataType.Float,
+        output: probabilities,
+      });
       const unusable = new ModerationService(config({ modelPath: broken }));
       await expect(unusable.whenReady()).rejects.toThrow(/^Inference failed: .*Reshape/i);
       expect(unusable.isReady()).toBe(false);

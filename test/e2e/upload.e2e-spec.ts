@@ -7,7 +7,7 @@ import { withDamagedPixelData } from '../fixtures/images/image-fixtures';
 import { bearer, login, makeKey, makeUser } from '../setup/factories';
 import { sql, storedFiles, tempFiles } from '../setup/db';
 import { listen, multipartFile, openUpload, until } from '../setup/raw-http';
-import { ImagePool } from '../../src/modules/uploads/image-pool.service';
+import { BODY_MEMORY_MAX_BYTES, ImagePool } from '../../src/modules/uploads/image-pool.service';
 import { UploadRepository } from '../../src/modules/uploads/upload.repository';
 import { createTestApp, type TestApp } from '../setup/test-app';
 
@@ -104,7 +104,7 @@ describe('POST /api/v1/upload (e2e)', () => {
       expect(existsSync(tempDir())).toBe(false);
     });
 
-    it('should take a bigger upload through a temp file (its directory made again), store it whole and remove the temp file', async () => {
+    it('should take a bigger body of no declared length through a temp file (its directory made again), store it whole and remove the temp file', async () => {
       rmSync(tempDir(), { recursive: true, force: true });
       const { token } = await makeKey(t);
       const bytes = await noisyPng(12, 1000, 800);
@@ -112,7 +112,7 @@ describe('POST /api/v1/upload (e2e)', () => {
       const server = await listen(t.app);
       try {
         const body = multipartFile(bytes);
-        const { req, response } = openUpload(server.port, token, body);
+        const { req, response } = openUpload(server.port, token, body, { declared: false });
         req.write(Buffer.concat([body.head, body.file.subarray(0, 1.5 * MiB)]));
         await until(() => tempFiles(t).length === 1, 'the temp file');
         req.end(Buffer.concat([body.file.subarray(1.5 * MiB), body.tail]));
@@ -130,16 +130,75 @@ describe('POST /api/v1/upload (e2e)', () => {
       }
     });
 
+    it('should keep a declared body of up to 8 MB in memory while the byte budget has room to lend: no temp file', async () => {
+      rmSync(tempDir(), { recursive: true, force: true });
+      const { token } = await makeKey(t);
+      const pool = t.app.get(ImagePool);
+      const bytes = await noisyPng(20, 1000, 800);
+      expect(bytes.length).toBeGreaterThan(2 * MiB);
+      const server = await listen(t.app);
+      try {
+        const body = multipartFile(bytes);
+        const { req, response } = openUpload(server.port, token, body);
+        req.write(Buffer.concat([body.head, body.file.subarray(0, 1.5 * MiB)]));
+        // Half a MB past the reader's own MB, lent by the byte budget while the body streams.
+        await until(() => pool.lentToBodies > 0, 'the loan');
+        expect(existsSync(tempDir())).toBe(false);
+        req.end(Buffer.concat([body.file.subarray(1.5 * MiB), body.tail]));
+        const res = await response;
+        expect(res.status).toBe(200);
+        expect(res.body.hash_sha256).toBe(sha256(bytes));
+        const served = await t.http
+          .get(`/images/${String(res.body.filename)}`)
+          .buffer(true)
+          .expect(200);
+        expect(sha256(served.body as Buffer)).toBe(sha256(bytes));
+        expect(existsSync(tempDir())).toBe(false);
+        expect(pool.lentToBodies).toBe(0);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('should send a declared body to its temp file past its first MB when the byte budget has nothing to lend, and store it once there is room', async () => {
+      const { token } = await makeKey(t);
+      const pool = t.app.get(ImagePool);
+      let release!: () => void;
+      const burst = pool.holdBytes(pool.budgetBytes, () => new Promise<void>((r) => (release = r)));
+      const bytes = await noisyPng(21, 1000, 800);
+      const server = await listen(t.app);
+      try {
+        const body = multipartFile(bytes);
+        const { req, response } = openUpload(server.port, token, body);
+        req.write(Buffer.concat([body.head, body.file.subarray(0, 1.5 * MiB)]));
+        await until(() => tempFiles(t).length === 1, 'the temp file');
+        expect(pool.lentToBodies).toBe(0);
+        req.end(Buffer.concat([body.file.subarray(1.5 * MiB), body.tail]));
+        release();
+        await burst;
+        const res = await response;
+        expect(res.status).toBe(200);
+        expect(res.body.hash_sha256).toBe(sha256(bytes));
+        expect(tempFiles(t)).toEqual([]);
+      } finally {
+        release();
+        await server.close();
+      }
+    });
+
     it('should answer 500 storage_failed when the temp file cannot be made, and still take a body that fits in memory', async () => {
       const { token, user } = await makeKey(t);
       rmSync(tempDir(), { recursive: true, force: true });
       // A real fault: a file where the temp directory must be, so making it fails (as a full or read-only disk would).
       writeFileSync(tempDir(), 'not a directory');
       try {
+        // Declared over BODY_MEMORY_MAX_BYTES: past its first MB it needs the temp file.
+        const bytes = await noisyPng(15, 1700, 1700);
+        expect(bytes.length).toBeGreaterThan(BODY_MEMORY_MAX_BYTES);
         const big = await t.http
           .post('/api/v1/upload')
           .set(...bearer(token))
-          .attach('file', await noisyPng(15, 1000, 800), 'a.png');
+          .attach('file', bytes, 'a.png');
         expect({ status: big.status, body: big.body }).toEqual({
           status: 500,
           body: { ok: false, code: 'storage_failed', error: expect.any(String) },
@@ -211,7 +270,8 @@ describe('POST /api/v1/upload (e2e)', () => {
       try {
         for (const sent of [512 * 1024, 1.5 * MiB]) {
           const body = multipartFile(await noisyPng(13, 1000, 800));
-          const { req, response } = openUpload(server.port, token, body);
+          // No declared length: past its first MB the body goes to a temp file.
+          const { req, response } = openUpload(server.port, token, body, { declared: false });
           response.catch(() => undefined);
           req.write(Buffer.concat([body.head, body.file.subarray(0, sent)]));
           if (sent > MiB) {

@@ -80,16 +80,21 @@ export function openRequest(
   return { req, response };
 }
 
-/** openRequest for POST /api/v1/upload of a multipartFile body with an API key or upload token. */
+/**
+ * openRequest for POST /api/v1/upload of a multipartFile body with an API key or upload token; `declared: false` sends
+ * it chunked, with no Content-Length (so no memory is lent to it past its first MB: ImagePool.bodyMemory).
+ */
 export function openUpload(
   port: number,
   token: string,
   body: { contentType: string; length: number },
+  { declared = true }: { declared?: boolean } = {},
 ): { req: ClientRequest; response: Promise<RawResponse> } {
   return openRequest(port, '/api/v1/upload', {
     Authorization: `Bearer ${token}`,
     'Content-Type': body.contentType,
-    'Content-Length': body.length,
+    // Without it the body goes chunked, of no declared length (as a client streaming from a pipe sends it).
+    ...(declared ? { 'Content-Length': body.length } : {}),
   });
 }
 

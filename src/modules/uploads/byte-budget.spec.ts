@@ -67,6 +67,27 @@ describe(ByteBudget.name, () => {
     await expect(budget.use(500, () => Promise.resolve('ok'))).resolves.toBe('ok');
   });
 
+  it('should lend bytes without waiting only when they fit and nothing waits, and start waiting tasks once given back', async () => {
+    const budget = new ByteBudget(100);
+    expect(budget.tryTake(70)).toBe(true);
+    expect(budget.inUse).toBe(70);
+    expect(budget.tryTake(31)).toBe(false);
+    expect(budget.tryTake(30)).toBe(true);
+    expect(budget.tryTake(-1)).toBe(false);
+    const started: string[] = [];
+    const runA = budget.use(50, () => Promise.resolve(started.push('a')));
+    await tick();
+    expect(started).toEqual([]);
+    budget.give(30);
+    // 30 free, but a task waits: nothing is lent before it.
+    expect(budget.tryTake(10)).toBe(false);
+    budget.give(70);
+    await runA;
+    expect(started).toEqual(['a']);
+    expect(budget.inUse).toBe(0);
+    expect(budget.tryTake(100)).toBe(true);
+  });
+
   it('should refuse a capacity that is not a positive integer', () => {
     expect(() => new ByteBudget(0)).toThrow(/positive integer/);
   });

@@ -28,6 +28,25 @@ export class ByteBudget {
     return this.waiting.length > 0 || this.used + this.weightOf(bytes) > this.capacity;
   }
 
+  /**
+   * Takes `bytes` now, without waiting, when they fit beside the running tasks and no task waits: for a holder that can
+   * do without them (a body being received, which otherwise goes to disk). False when they do not fit. The holder
+   * gives them back with give().
+   */
+  tryTake(bytes: number): boolean {
+    if (bytes < 0 || this.waiting.length > 0 || this.used + bytes > this.capacity) {
+      return false;
+    }
+    this.used += bytes;
+    return true;
+  }
+
+  /** Gives back bytes taken with tryTake(); waiting tasks that now fit start. */
+  give(bytes: number): void {
+    this.used -= bytes;
+    this.admit();
+  }
+
   async use<T>(bytes: number, task: () => Promise<T>): Promise<T> {
     const weight = this.weightOf(bytes);
     if (this.wouldWait(bytes)) {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/app-config';
-import { ImagePool } from './image-pool.service';
+import { BODY_MEMORY_MAX_BYTES, ImagePool } from './image-pool.service';
 
 const MB = 1024 * 1024;
 
@@ -31,6 +31,37 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     expect(pool({ IMAGE_MEMORY_MB: '48', WEB_CONCURRENCY: '4', APP_ROLE: 'worker' }).budgetBytes).toBe(
       48 * MB,
     );
+  });
+
+  it('should lend a body declared up to BODY_MEMORY_MAX_BYTES memory from the budget, at most half of it in all, and take it back', async () => {
+    const lender = pool({ IMAGE_MEMORY_MB: '24', WEB_CONCURRENCY: '1' });
+    expect(lender.bodyMemory(undefined)).toBeUndefined();
+    expect(lender.bodyMemory(BODY_MEMORY_MAX_BYTES + 1)).toBeUndefined();
+    const one = lender.bodyMemory(BODY_MEMORY_MAX_BYTES)!;
+    const two = lender.bodyMemory(3 * MB)!;
+    // One body takes at most BODY_MEMORY_MAX_BYTES.
+    expect(one.take(BODY_MEMORY_MAX_BYTES)).toBe(true);
+    expect(one.take(1)).toBe(false);
+    // All bodies take at most half the budget (12 MB here).
+    expect(two.take(4 * MB)).toBe(true);
+    expect(two.take(1)).toBe(false);
+    expect(lender.lentToBodies).toBe(12 * MB);
+    // What is lent counts in the budget: an upload's bytes wait for it.
+    expect(lender.wouldWaitForBytes(12 * MB + 1)).toBe(true);
+    expect(lender.wouldWaitForBytes(12 * MB)).toBe(false);
+    one.giveBack();
+    one.giveBack();
+    expect(lender.lentToBodies).toBe(4 * MB);
+    expect(lender.wouldWaitForBytes(20 * MB)).toBe(false);
+    two.giveBack();
+    expect(lender.lentToBodies).toBe(0);
+    // Nothing is lent while an upload waits for room.
+    let release!: () => void;
+    const held = lender.holdBytes(24 * MB, () => new Promise<void>((r) => (release = r)));
+    const waiting = lender.holdBytes(MB, () => Promise.resolve());
+    expect(lender.bodyMemory(MB)!.take(1)).toBe(false);
+    release();
+    await Promise.all([held, waiting]);
   });
 
   it('should count frames decoded here toward the release of dead buffers, and not frames decoded elsewhere', async () => {

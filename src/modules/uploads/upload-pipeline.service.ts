@@ -91,21 +91,26 @@ export class UploadPipelineService {
     const serverMax = this.config.maxUploadBytes;
     refuseByContentLength(req, principal, serverMax);
     const tempDir = join(this.config.dataDir, 'tmp');
+    const memory = this.pool.bodyMemory(declaredLength(req));
     let received = await receiveUpload(req, {
       maxFileBytes: maxFileBytes(principal, serverMax),
       tempDir,
       idleTimeoutMs: this.config.uploadIdleTimeoutMs,
-    }).catch((err: unknown) => {
-      throw err instanceof AppError && err.code === 'too_large' ? tooLargeFor(principal, serverMax) : err;
-    });
+      memory,
+    })
+      .catch((err: unknown) => {
+        throw err instanceof AppError && err.code === 'too_large' ? tooLargeFor(principal, serverMax) : err;
+      })
+      // The loan ends with the receiving; a body in memory is counted by holdBytes below, or goes to disk.
+      .finally(() => memory?.giveBack());
     try {
       const tags = withTokenTags(principal, received.tags);
       const expiresAt = resolveExpiry(principal, received.expiry, Date.now());
-      // A body held in memory (up to 1 MB) is sniffed and its header read while the dedupe lookup runs, and one of at
-      // most EARLY_DECODE_MAX_BYTES is decoded too (processImage's early decode): a larger one's decode waits for the
-      // lookup (processImage's notBefore), so a hit never decodes it. That takes the lookup's round trip (0.5–0.8 ms
-      // in the service) off the upload's path; a hit pays a header read for nothing. A body on disk waits for the
-      // lookup before anything, as the order of outcomes reads.
+      // A body held in memory (up to 1 MB, or up to BODY_MEMORY_MAX_BYTES with memory lent) is sniffed and its header
+      // read while the dedupe lookup runs, and one of at most EARLY_DECODE_MAX_BYTES is decoded too (processImage's
+      // early decode): a larger one's decode waits for the lookup (processImage's notBefore), so a hit never decodes
+      // it. That takes the lookup's round trip (0.5–0.8 ms in the service) off the upload's path; a hit pays a header
+      // read for nothing. A body on disk waits for the lookup before anything, as the order of outcomes reads.
       const beside = received.body.data !== undefined && !this.pool.wouldWaitForBytes(received.size);
       const dedupe = this.dedupe(principal, received.sha256, expiresAt);
       if (beside) {
@@ -119,7 +124,7 @@ export class UploadPipelineService {
       }
       // From here the bytes are in memory (the original, the stripped copy, decoded frames): the ImagePool's byte
       // budget bounds how many uploads are at this stage at once; the others wait on disk. A body the reader held in
-      // memory (up to 1 MB) goes to disk too when it would wait: a queue must not hold memory the budget does not count.
+      // memory goes to disk too when it would wait: a queue must not hold memory the budget does not count.
       if (this.pool.wouldWaitForBytes(received.size)) {
         received = await moveBodyToDisk(received, tempDir);
       }
@@ -498,6 +503,12 @@ function isUniqueViolation(err: unknown): boolean {
     err instanceof UniqueConstraintViolationException ||
     (typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505')
   );
+}
+
+/** The body's declared length (Content-Length), when it has one. */
+function declaredLength(req: Request): number | undefined {
+  const header = req.headers['content-length'];
+  return header !== undefined && /^\d+$/.test(header) ? Number(header) : undefined;
 }
 
 /** SQL written with `?` placeholders (as the ORM's execute takes them), with `$1`, `$2`, … in their place, in order. */

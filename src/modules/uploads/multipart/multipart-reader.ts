@@ -13,8 +13,8 @@ import { continueIfAsked } from '../../../common/http/expect-continue';
 
 export interface ReceivedFile {
   /**
-   * The bytes exactly as uploaded: in memory when they fit in SINK_BUFFER_BYTES, else in a temp file (the caller
-   * removes it).
+   * The bytes exactly as uploaded: in memory when they fit in SINK_BUFFER_BYTES (or in the memory the limits lent),
+   * else in a temp file (the caller removes it).
    */
   body: { data: Buffer; path?: undefined } | { path: string; data?: undefined };
   /** SHA-256 of the bytes as uploaded, computed while streaming. */
@@ -32,6 +32,17 @@ export interface MultipartLimits {
   tempDir: string;
   /** A body that sends nothing for this long is cut off (400) and its temp file removed. */
   idleTimeoutMs: number;
+  /** Memory the body may keep past SINK_BUFFER_BYTES instead of going to a temp file (BodyMemory). */
+  memory?: BodyMemory;
+}
+
+/**
+ * Memory lent to one body being received, past the SINK_BUFFER_BYTES every body may hold: take() asks for more as
+ * chunks arrive (false: none left, and the body goes to its temp file); giveBack() returns all of it (idempotent).
+ */
+export interface BodyMemory {
+  take(bytes: number): boolean;
+  giveBack(): void;
 }
 
 /**
@@ -45,9 +56,10 @@ const SINK_BUFFER_BYTES = 1024 * 1024;
 export const MULTIPART_FIELD_BYTES = 4096;
 
 /**
- * Where a file part goes: into memory up to SINK_BUFFER_BYTES (what an upload in flight may hold anyway), and into a
- * temp file created at `path` once it grows past that. Most images are small: they skip the temp file's create, write,
- * read back and remove (about 2 ms of a 16×16 PNG's upload).
+ * Where a file part goes: into memory up to SINK_BUFFER_BYTES (what an upload in flight may hold anyway), and beyond
+ * that as far as `memory` lends; into a temp file created at `path` once it grows past both. Most images are small:
+ * they skip the temp file's create, write, read back and remove (about 2 ms of a 16×16 PNG's upload, 6–7 ms of a 1.9 MB
+ * GIF's).
  */
 class SpillSink extends Writable {
   private chunks: Buffer[] | null = [];
@@ -61,6 +73,7 @@ class SpillSink extends Writable {
   constructor(
     private readonly path: string,
     private readonly tempDir: string,
+    private readonly memory?: BodyMemory,
   ) {
     // Its own queue stays small: what it holds (in memory, or in the temp file's write buffer) is the bound.
     super();
@@ -72,7 +85,7 @@ class SpillSink extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    if (this.chunks && this.held + chunk.length <= SINK_BUFFER_BYTES) {
+    if (this.chunks && this.mayHold(chunk.length)) {
       this.chunks.push(chunk);
       this.held += chunk.length;
       done();
@@ -81,6 +94,8 @@ class SpillSink extends Writable {
     if (!this.file) {
       const held = this.chunks ?? [];
       this.chunks = null;
+      // The held chunks are the temp file's writes now, gone as they are written: the loan is over.
+      this.memory?.giveBack();
       this.file = this.open(held);
       this.file.catch((err: Error) => (this.failure ??= err));
     }
@@ -102,6 +117,7 @@ class SpillSink extends Writable {
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
     this.chunks = null;
+    this.memory?.giveBack();
     // The temp file closes before the sink does: an open() still pending would re-create the file after the caller
     // removed it.
     void (this.file ?? Promise.resolve(null))
@@ -114,6 +130,15 @@ class SpillSink extends Writable {
         file.once('close', () => done(error));
         file.destroy();
       });
+  }
+
+  /** Whether a chunk of `bytes` more may stay in memory: within SINK_BUFFER_BYTES, or lent for the part past it. */
+  private mayHold(bytes: number): boolean {
+    const after = this.held + bytes;
+    if (after <= SINK_BUFFER_BYTES) {
+      return true;
+    }
+    return this.memory?.take(after - Math.max(this.held, SINK_BUFFER_BYTES)) ?? false;
   }
 
   /** The temp file, started with what was held in memory. */
@@ -156,9 +181,10 @@ export async function moveBodyToDisk(received: ReceivedFile, tempDir: string): P
 }
 
 /**
- * Streams a multipart/form-data upload with busboy, hashing as it goes, into memory or, past SINK_BUFFER_BYTES, a temp
- * file (SpillSink). At most one `file` part of at most maxFileBytes; the body is never held in memory beyond
- * SINK_BUFFER_BYTES. Errors are the contract's codes.
+ * Streams a multipart/form-data upload with busboy, hashing as it goes, into memory or, past SINK_BUFFER_BYTES and
+ * what `limits.memory` lends, a temp file (SpillSink). At most one `file` part of at most maxFileBytes; the body is
+ * never held in memory beyond SINK_BUFFER_BYTES and that loan. Errors are the contract's codes. The caller gives the
+ * loan back once it has the body.
  */
 export async function receiveUpload(req: Request, limits: MultipartLimits): Promise<ReceivedFile> {
   const type = req.headers['content-type'] ?? '';
@@ -232,7 +258,7 @@ export async function receiveUpload(req: Request, limits: MultipartLimits): Prom
         },
       });
       stream.on('limit', () => fail(new AppError('too_large')));
-      const into = new SpillSink(path, limits.tempDir);
+      const into = new SpillSink(path, limits.tempDir, limits.memory);
       sink = into;
       fileDone = pipeline(stream, counter, into).then(() => {
         const data = into.data;

@@ -11,7 +11,9 @@
  *   BENCH_BASELINE_DIR=/tmp/base npx ts-node --transpile-only bench/uploads/paired.ts [runs] [uploads]
  *
  * BENCH_PAIRED_CLIENT=fetch sends through fetch and FormData (the bench row's client) instead of the lean one;
- * BENCH_PAIRED_OPAQUE=1 sends an opaque PNG (one review input) instead of a transparent one (two).
+ * BENCH_PAIRED_OPAQUE=1 sends an opaque PNG (one review input) instead of a transparent one (two);
+ * BENCH_PAIRED_IMAGE=hd sends the bench row's 1920×1080 JPEG, `rgba` its 1920×1080 RGBA PNG, `gif` its animated GIF
+ * (24 frames of 480×270), instead of the 16×16.
  */
 import { Agent } from 'node:http';
 import { join } from 'node:path';
@@ -32,6 +34,50 @@ function tinyPng(n: number, channels: 3 | 4): Promise<Buffer> {
     .toBuffer();
 }
 
+/** The image of upload `n`, its name, per BENCH_PAIRED_IMAGE (rows.ts's pixels and encodings). */
+function imageMaker(channels: 3 | 4): { name: string; make: (n: number) => Promise<Buffer> } {
+  const which = process.env.BENCH_PAIRED_IMAGE ?? 'tiny';
+  if (which === 'hd') {
+    const hd = photoPixels(1920, 1080, 3, 1);
+    return {
+      name: 'hd.jpg',
+      make: (n) =>
+        sharp(variant(hd, n, 1920, 3), { raw: { width: 1920, height: 1080, channels: 3 } })
+          .jpeg({ quality: 85 })
+          .toBuffer(),
+    };
+  }
+  if (which === 'rgba') {
+    const rgba = photoPixels(1920, 1080, 4, 3);
+    return {
+      name: 'rgba.png',
+      make: (n) =>
+        sharp(variant(rgba, n, 1920, 4), { raw: { width: 1920, height: 1080, channels: 4 } })
+          .png()
+          .toBuffer(),
+    };
+  }
+  if (which === 'gif') {
+    const [width, height, frames] = [480, 270, 24];
+    const pixels = Buffer.concat(
+      Array.from({ length: frames }, (_, f) => photoPixels(width, height, 3, 10 + f)),
+    );
+    return {
+      name: 'anim.gif',
+      make: (n) =>
+        sharp(variant(pixels, n, width, 3), {
+          raw: { width, height: height * frames, channels: 3, pageHeight: height },
+        })
+          .gif({ effort: 1 })
+          .toBuffer(),
+    };
+  }
+  if (which !== 'tiny') {
+    throw new Error(`BENCH_PAIRED_IMAGE: hd, rgba, gif or tiny, not ${which}`);
+  }
+  return { name: 'tiny.png', make: (n) => tinyPng(n, channels) };
+}
+
 async function main(): Promise<void> {
   const baseline = process.env.BENCH_BASELINE_DIR;
   if (!baseline) {
@@ -41,6 +87,7 @@ async function main(): Promise<void> {
   const uploads = Number(process.argv[3] ?? 150);
   const viaFetch = process.env.BENCH_PAIRED_CLIENT === 'fetch';
   const channels = process.env.BENCH_PAIRED_OPAQUE === '1' ? 3 : 4;
+  const image = imageMaker(channels);
   const modelPath = await ensureNsfwModel(join(REPO_DIR, '.tmp', 'moderation-cache'));
   const env = { MODERATION_MODEL_PATH: modelPath, MODERATION_THREADS: '2', WEB_CONCURRENCY: '1' };
   let serial = 0;
@@ -54,12 +101,12 @@ async function main(): Promise<void> {
       const times: number[][] = [[], []];
       for (let i = 0; i < uploads + WARM_UP; i++) {
         for (const side of i % 2 === 0 ? [0, 1] : [1, 0]) {
-          const bytes = await tinyPng(++serial, channels);
+          const bytes = await image.make(++serial);
           await new Promise((resolve) => setTimeout(resolve, 8));
           const started = performance.now();
           const res = viaFetch
-            ? await upload(apps[side].base, tokens[side], bytes, 'tiny.png')
-            : await uploadKeptAlive(agents[side], apps[side].base, tokens[side], bytes, 'tiny.png');
+            ? await upload(apps[side].base, tokens[side], bytes, image.name)
+            : await uploadKeptAlive(agents[side], apps[side].base, tokens[side], bytes, image.name);
           const took = performance.now() - started;
           if (res.status !== 200 || res.body.deduplicated) {
             throw new Error(`an upload answered ${res.status} ${JSON.stringify(res.body)}`);
@@ -72,7 +119,8 @@ async function main(): Promise<void> {
       const [before, after] = times.map(median);
       console.log(
         `run ${run + 1}: baseline ${before.toFixed(2)} ms, this build ${after.toFixed(2)} ms, ratio ` +
-          `${(after / before).toFixed(3)} (${uploads} uploads each, ${viaFetch ? 'fetch' : 'lean client'})`,
+          `${(after / before).toFixed(3)} (${uploads} uploads of ${image.name} each, ` +
+          `${viaFetch ? 'fetch' : 'lean client'})`,
       );
     } finally {
       agents.forEach((agent) => agent.destroy());

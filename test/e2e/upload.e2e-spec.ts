@@ -87,6 +87,17 @@ describe('POST /api/v1/upload (e2e)', () => {
   describe('receiving the body', () => {
     const tempDir = (): string => join(t.config.dataDir, 'tmp');
 
+    /** The upload answered 200 with the hash of `bytes`, and its direct link serves them whole. */
+    async function expectStoredWhole(res: { status: number; body: Record<string, unknown> }, bytes: Buffer) {
+      expect(res.status).toBe(200);
+      expect(res.body.hash_sha256).toBe(sha256(bytes));
+      const served = await t.http
+        .get(`/images/${String(res.body.filename)}`)
+        .buffer(true)
+        .expect(200);
+      expect(sha256(served.body as Buffer)).toBe(sha256(bytes));
+    }
+
     it('should hold an upload of up to 1 MB in memory: no temp file, not even its directory', async () => {
       rmSync(tempDir(), { recursive: true, force: true });
       const { token } = await makeKey(t);
@@ -116,14 +127,7 @@ describe('POST /api/v1/upload (e2e)', () => {
         req.write(Buffer.concat([body.head, body.file.subarray(0, 1.5 * MiB)]));
         await until(() => tempFiles(t).length === 1, 'the temp file');
         req.end(Buffer.concat([body.file.subarray(1.5 * MiB), body.tail]));
-        const res = await response;
-        expect(res.status).toBe(200);
-        expect(res.body.hash_sha256).toBe(sha256(bytes));
-        const served = await t.http
-          .get(`/images/${String(res.body.filename)}`)
-          .buffer(true)
-          .expect(200);
-        expect(sha256(served.body as Buffer)).toBe(sha256(bytes));
+        await expectStoredWhole(await response, bytes);
         expect(tempFiles(t)).toEqual([]);
       } finally {
         await server.close();
@@ -145,14 +149,7 @@ describe('POST /api/v1/upload (e2e)', () => {
         await until(() => pool.lentToBodies > 0, 'the loan');
         expect(existsSync(tempDir())).toBe(false);
         req.end(Buffer.concat([body.file.subarray(1.5 * MiB), body.tail]));
-        const res = await response;
-        expect(res.status).toBe(200);
-        expect(res.body.hash_sha256).toBe(sha256(bytes));
-        const served = await t.http
-          .get(`/images/${String(res.body.filename)}`)
-          .buffer(true)
-          .expect(200);
-        expect(sha256(served.body as Buffer)).toBe(sha256(bytes));
+        await expectStoredWhole(await response, bytes);
         expect(existsSync(tempDir())).toBe(false);
         expect(pool.lentToBodies).toBe(0);
       } finally {
@@ -182,6 +179,34 @@ describe('POST /api/v1/upload (e2e)', () => {
         expect(tempFiles(t)).toEqual([]);
       } finally {
         release();
+        await server.close();
+      }
+    });
+
+    it('should send a body held in lent memory to its temp file as soon as an upload waits for the byte budget', async () => {
+      const { token } = await makeKey(t);
+      const pool = t.app.get(ImagePool);
+      const bytes = await noisyPng(22, 1000, 800);
+      const server = await listen(t.app);
+      let release: (() => void) | undefined;
+      try {
+        const body = multipartFile(bytes);
+        const { req, response } = openUpload(server.port, token, body);
+        req.write(Buffer.concat([body.head, body.file.subarray(0, 1.5 * MiB)]));
+        await until(() => pool.lentToBodies > 0, 'the loan');
+        expect(tempFiles(t)).toEqual([]);
+        // The whole budget asked for, as a big upload would: it waits for the loan, which is recalled at once.
+        const burst = pool.holdBytes(pool.budgetBytes, () => new Promise<void>((r) => (release = r)));
+        await until(() => release !== undefined, 'the big upload to start');
+        expect(pool.lentToBodies).toBe(0);
+        await until(() => tempFiles(t).length === 1, 'the temp file');
+        req.end(Buffer.concat([body.file.subarray(1.5 * MiB), body.tail]));
+        release!();
+        await burst;
+        await expectStoredWhole(await response, bytes);
+        expect(tempFiles(t)).toEqual([]);
+      } finally {
+        release?.();
         await server.close();
       }
     });

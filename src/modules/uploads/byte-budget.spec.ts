@@ -88,6 +88,20 @@ describe(ByteBudget.name, () => {
     expect(budget.tryTake(100)).toBe(true);
   });
 
+  it('should call onWait when a task starts waiting, not when it runs at once', async () => {
+    let calls = 0;
+    const budget = new ByteBudget(100, () => calls++);
+    const a = gate();
+    const runA = budget.use(80, () => a.promise);
+    expect(calls).toBe(0);
+    const runB = budget.use(30, () => Promise.resolve());
+    expect(calls).toBe(1);
+    a.open();
+    await Promise.all([runA, runB]);
+    await budget.use(100, () => Promise.resolve());
+    expect(calls).toBe(1);
+  });
+
   it('should refuse a capacity that is not a positive integer', () => {
     expect(() => new ByteBudget(0)).toThrow(/positive integer/);
   });

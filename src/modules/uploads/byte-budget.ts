@@ -7,7 +7,11 @@ export class ByteBudget {
   private used = 0;
   private readonly waiting: { weight: number; start: () => void }[] = [];
 
-  constructor(readonly capacity: number) {
+  /** `onWait`: called each time a task starts waiting for room (ImagePool recalls the memory it lent then). */
+  constructor(
+    readonly capacity: number,
+    private readonly onWait?: () => void,
+  ) {
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new Error(`ByteBudget capacity must be a positive integer, got ${capacity}`);
     }
@@ -50,7 +54,10 @@ export class ByteBudget {
   async use<T>(bytes: number, task: () => Promise<T>): Promise<T> {
     const weight = this.weightOf(bytes);
     if (this.wouldWait(bytes)) {
-      await new Promise<void>((start) => this.waiting.push({ weight, start }));
+      await new Promise<void>((start) => {
+        this.waiting.push({ weight, start });
+        this.onWait?.();
+      });
     } else {
       this.used += weight;
     }

@@ -64,6 +64,31 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     await Promise.all([held, waiting]);
   });
 
+  it('should recall the loans out when an upload has to wait for the budget, and start it once they are back', async () => {
+    const lender = pool({ IMAGE_MEMORY_MB: '24', WEB_CONCURRENCY: '1' });
+    const loan = lender.bodyMemory(8 * MB)!;
+    let recalled = 0;
+    // What the reader does when recalled: the body goes to its temp file and the memory goes back.
+    loan.onRecall(() => {
+      recalled++;
+      loan.giveBack();
+    });
+    expect(loan.take(6 * MB)).toBe(true);
+    // Room for this one beside the loan: nothing is recalled.
+    await lender.holdBytes(18 * MB, () => Promise.resolve());
+    expect(recalled).toBe(0);
+    expect(lender.lentToBodies).toBe(6 * MB);
+    // This one needs the loan's room: it waits, the loan is recalled, and it runs.
+    let ran = false;
+    await lender.holdBytes(24 * MB, () => Promise.resolve((ran = true)));
+    expect(ran).toBe(true);
+    expect(recalled).toBe(1);
+    expect(lender.lentToBodies).toBe(0);
+    // A loan given back is not recalled again.
+    await lender.holdBytes(24 * MB, () => Promise.resolve());
+    expect(recalled).toBe(1);
+  });
+
   it('should count frames decoded here toward the release of dead buffers, and not frames decoded elsewhere', async () => {
     const counted = pool({ IMAGE_MEMORY_MB: '48' });
     const added: number[] = [];

@@ -75,6 +75,8 @@ export class ImagePool implements OnModuleDestroy {
   readonly heavyStage: HeavyStage;
   /** Bytes of the budget lent to bodies being received (bodyMemory): at most half of it. */
   private lent = 0;
+  /** The recall listeners of the loans out now (bodyMemory), called when an upload has to wait for the budget. */
+  private readonly loans = new Set<() => void>();
 
   constructor(config: AppConfig) {
     widenHeapGrowth();
@@ -86,7 +88,8 @@ export class ImagePool implements OnModuleDestroy {
       1,
       Math.floor(config.images.memoryBytes / httpProcessCount(config.appRole, config.webConcurrency)),
     );
-    this.bytes = new ByteBudget(this.budgetBytes);
+    // An upload that has to wait for room gets back whatever bodies being received have borrowed: they go to disk.
+    this.bytes = new ByteBudget(this.budgetBytes, () => this.recallLoans());
     const local = new LocalHeavyStage(config.images.heavyConcurrency);
     this.heavyStage = isClusterWorker() ? new ClusterHeavyStage(process, local) : local;
     this.nice = config.images.threadNice;
@@ -155,14 +158,20 @@ export class ImagePool implements OnModuleDestroy {
    * byte budget without waiting, as its chunks arrive: while the budget has room, no upload waits for it, and the
    * bodies being received hold at most half of it, a body up to BODY_MEMORY_MAX_BYTES stays in memory; otherwise it
    * goes to its temp file as before. Undefined (no loan) for a body declared larger, or of no declared length. Its
-   * holder gives it back once the body is in (holdBytes then counts the body), or when the body goes to disk.
+   * holder gives it back once the body is in (holdBytes then counts the body), or when the body goes to disk; and
+   * the moment an upload has to wait for the budget, every loan out is recalled (the bodies go to their temp files),
+   * so a slow client's body never holds an upload back.
    */
   bodyMemory(declaredBytes: number | undefined): BodyMemory | undefined {
     if (declaredBytes === undefined || !(declaredBytes <= BODY_MEMORY_MAX_BYTES)) {
       return undefined;
     }
     let taken = 0;
+    let recall: (() => void) | undefined;
     return {
+      onRecall: (listener) => {
+        recall = listener;
+      },
       take: (bytes) => {
         if (
           taken + bytes > BODY_MEMORY_MAX_BYTES ||
@@ -170,6 +179,9 @@ export class ImagePool implements OnModuleDestroy {
           !this.bytes.tryTake(bytes)
         ) {
           return false;
+        }
+        if (taken === 0 && recall) {
+          this.loans.add(recall);
         }
         taken += bytes;
         this.lent += bytes;
@@ -179,12 +191,22 @@ export class ImagePool implements OnModuleDestroy {
         if (taken === 0) {
           return;
         }
+        if (recall) {
+          this.loans.delete(recall);
+        }
         const back = taken;
         taken = 0;
         this.lent -= back;
         this.bytes.give(back);
       },
     };
+  }
+
+  /** Calls every loan's recall listener (each gives its memory back, or will once its file is started). */
+  private recallLoans(): void {
+    for (const recall of [...this.loans]) {
+      recall();
+    }
   }
 
   /** Bytes lent to bodies being received now (tests). */

@@ -39,10 +39,13 @@ export interface MultipartLimits {
 /**
  * Memory lent to one body being received, past the SINK_BUFFER_BYTES every body may hold: take() asks for more as
  * chunks arrive (false: none left, and the body goes to its temp file); giveBack() returns all of it (idempotent).
+ * The lender may want it back before the body is in: it calls the listener given to onRecall, and the body goes to
+ * its temp file at once and gives the memory back.
  */
 export interface BodyMemory {
   take(bytes: number): boolean;
   giveBack(): void;
+  onRecall(listener: () => void): void;
 }
 
 /**
@@ -77,6 +80,12 @@ class SpillSink extends Writable {
   ) {
     // Its own queue stays small: what it holds (in memory, or in the temp file's write buffer) is the bound.
     super();
+    // Only while the body is still coming in to memory: not once it is whole, gone to its file, or destroyed.
+    memory?.onRecall(() => {
+      if (this.chunks) {
+        void this.spill();
+      }
+    });
   }
 
   /** Once finished, the whole body when it stayed in memory; null when it went to the temp file. */
@@ -91,21 +100,16 @@ class SpillSink extends Writable {
       done();
       return;
     }
-    if (!this.file) {
-      const held = this.chunks ?? [];
-      this.chunks = null;
-      // The held chunks are the temp file's writes now, gone as they are written: the loan is over.
-      this.memory?.giveBack();
-      this.file = this.open(held);
-      this.file.catch((err: Error) => (this.failure ??= err));
-    }
+    const file = this.spill();
     // Writable calls _write once at a time: the chunks reach the file in order.
-    this.file.then((file) => (file.write(chunk) ? done() : file.once('drain', () => done())), done);
+    file.then((stream) => (stream.write(chunk) ? done() : stream.once('drain', () => done())), done);
   }
 
   override _final(done: (error?: Error | null) => void): void {
     if (!this.file) {
       this.whole = Buffer.concat(this.chunks ?? [], this.held);
+      // The body is whole in memory: a recall from now on finds nothing to move.
+      this.chunks = null;
       done();
       return;
     }
@@ -130,6 +134,21 @@ class SpillSink extends Writable {
         file.once('close', () => done(error));
         file.destroy();
       });
+  }
+
+  /**
+   * The temp file, started with what is held in memory (which goes to it), once: when the body outgrows memory, or
+   * when the memory lent to it is recalled. The loan ends here: the held chunks are the file's writes now.
+   */
+  private spill(): Promise<WriteStream> {
+    if (!this.file) {
+      const held = this.chunks ?? [];
+      this.chunks = null;
+      this.memory?.giveBack();
+      this.file = this.open(held);
+      this.file.catch((err: Error) => (this.failure ??= err));
+    }
+    return this.file;
   }
 
   /** Whether a chunk of `bytes` more may stay in memory: within SINK_BUFFER_BYTES, or lent for the part past it. */

@@ -37,25 +37,27 @@ function tinyPng(n: number, channels: 3 | 4): Promise<Buffer> {
 /** The image of upload `n`, its name, per BENCH_PAIRED_IMAGE (rows.ts's pixels and encodings). */
 function imageMaker(channels: 3 | 4): { name: string; make: (n: number) => Promise<Buffer> } {
   const which = process.env.BENCH_PAIRED_IMAGE ?? 'tiny';
-  if (which === 'hd') {
-    const hd = photoPixels(1920, 1080, 3, 1);
+  /** A 1920×1080 still of rows.ts's pixels (`seed`), encoded by `encode`. */
+  const still = (
+    name: string,
+    channels: 3 | 4,
+    seed: number,
+    encode: (image: sharp.Sharp) => sharp.Sharp,
+  ) => {
+    const pixels = photoPixels(1920, 1080, channels, seed);
     return {
-      name: 'hd.jpg',
-      make: (n) =>
-        sharp(variant(hd, n, 1920, 3), { raw: { width: 1920, height: 1080, channels: 3 } })
-          .jpeg({ quality: 85 })
-          .toBuffer(),
+      name,
+      make: (n: number) =>
+        encode(
+          sharp(variant(pixels, n, 1920, channels), { raw: { width: 1920, height: 1080, channels } }),
+        ).toBuffer(),
     };
+  };
+  if (which === 'hd') {
+    return still('hd.jpg', 3, 1, (image) => image.jpeg({ quality: 85 }));
   }
   if (which === 'rgba') {
-    const rgba = photoPixels(1920, 1080, 4, 3);
-    return {
-      name: 'rgba.png',
-      make: (n) =>
-        sharp(variant(rgba, n, 1920, 4), { raw: { width: 1920, height: 1080, channels: 4 } })
-          .png()
-          .toBuffer(),
-    };
+    return still('rgba.png', 4, 3, (image) => image.png());
   }
   if (which === 'gif') {
     const [width, height, frames] = [480, 270, 24];

@@ -9,7 +9,7 @@ import { Metrics } from '../../src/common/metrics/metrics.service';
 import { ApiKeysService } from '../../src/modules/api-keys/api-keys.service';
 import { RequestCounterService } from '../../src/modules/api-keys/request-counter.service';
 import { UsersService } from '../../src/modules/auth/users.service';
-import { readFastPath } from '../../src/modules/uploads/read-fast-path';
+import { LIST_QUERIES_KEPT, readFastPath } from '../../src/modules/uploads/read-fast-path';
 import { png } from '../fixtures/sample-images';
 import { sql } from '../setup/db';
 import { expectError } from '../setup/envelope';
@@ -122,6 +122,16 @@ describe('The read fast path (e2e)', () => {
         uploads_active: 130,
         storage_used_bytes: 130 * 100 + (130 * 131) / 2,
       });
+    });
+
+    it('an account without uploads: an empty page, as Express gives it', async () => {
+      const empty = await makeKey(t);
+      const fast = await get('/api/v1/uploads?limit=5', 'Bearer', empty.token);
+      const slow = await get('/api/v1/uploads?limit=5', 'bearer', empty.token);
+      expect(fast.status).toBe(200);
+      expect(fast.body).toEqual({ ok: true, count: 0, next_before: null, uploads: [] });
+      expect(fast.body).toEqual(slow.body);
+      expect(fast.headers.etag).toBe(slow.headers.etag);
     });
 
     it('GET /api/v1/me: the same account and key, request_count counting both', async () => {
@@ -464,6 +474,57 @@ describe('The read fast path (e2e)', () => {
       expect(passedOn).toEqual(sends.map(([line]) => line));
       const live = await t.app.get(RequestCounterService).live([own.keyId]);
       expect(live.get(own.keyId)?.count).toBe(1); // the upload only
+    });
+
+    it('validates a listing query once while it is kept: fresh data every time, a refused one still passed on', async () => {
+      // The fast path with the app's pipe behind a counter of the queries it is asked to validate.
+      const deps = readFastPathDeps(t.app);
+      const asked: string[] = [];
+      const pipe = deps.validation;
+      const validation = Object.create(pipe) as typeof pipe;
+      validation.transform = (value: unknown, meta) => {
+        asked.push(new URLSearchParams(value as Record<string, string>).toString());
+        return pipe.transform(value, meta);
+      };
+      const fast = readFastPath({ ...deps, validation }, (req, res) => {
+        passedOn.push(`${req.method} ${req.url}`);
+        res.writeHead(599).end();
+      });
+      const alone = createServer((req, res) => void fast(req, res));
+      await new Promise<void>((r) => alone.listen(0, '127.0.0.1', r));
+      const at = `http://127.0.0.1:${(alone.address() as AddressInfo).port}`;
+      try {
+        const own = await makeKey(t);
+        const list = (query: string) =>
+          request(at)
+            .get(`/api/v1/uploads?${query}`)
+            .set(...bearer(own.token));
+        await upload(t, own.token, 12);
+        expect((await list('limit=5')).body.count).toBe(1);
+        await upload(t, own.token, 13);
+        const again = await list('limit=5');
+        expect(again.status).toBe(200);
+        expect(again.body.count).toBe(2); // the options were kept, not the answer
+        expect(asked).toEqual(['limit=5']);
+
+        passedOn.length = 0;
+        expect((await list('limit=abc')).status).toBe(599);
+        expect((await list('limit=abc')).status).toBe(599);
+        expect(passedOn).toEqual(['GET /api/v1/uploads?limit=abc', 'GET /api/v1/uploads?limit=abc']);
+        expect(asked).toEqual(['limit=5', 'limit=abc']);
+
+        // LIST_QUERIES_KEPT other queries push the first out: it is validated again, and still answered.
+        for (let n = 1; n <= LIST_QUERIES_KEPT; n++) {
+          expect((await list(`limit=${1 + (n % 2)}&tag=t${n}`)).status).toBe(200);
+        }
+        expect(asked).toHaveLength(2 + LIST_QUERIES_KEPT);
+        const evicted = await list('limit=5');
+        expect(evicted.body.count).toBe(2);
+        expect(asked).toHaveLength(3 + LIST_QUERIES_KEPT);
+        expect(asked.at(-1)).toBe('limit=5');
+      } finally {
+        await new Promise<void>((r) => alone.close(() => r()));
+      }
     });
 
     it('leaves other methods, bodies, schemes and credentials to Express without a look', async () => {

@@ -29,6 +29,13 @@ const PLAIN_FILENAME = /^[A-Za-z0-9._-]{1,255}$/;
 /** A listing query of plain names and values, which Express's query parser and node:querystring read alike. */
 const PLAIN_QUERY = /^[A-Za-z0-9_.=&-]{0,512}$/;
 
+/**
+ * How many listing queries keep their validated form: a query string always validates to the same options, and a
+ * client that polls asks the same one again (the ValidationPipe was a twelfth of a listing's CPU in a profile). A
+ * pager's cursors are each new; the oldest query goes first.
+ */
+export const LIST_QUERIES_KEPT = 64;
+
 const LIST = '/api/v1/uploads';
 const ME = '/api/v1/me';
 
@@ -107,6 +114,29 @@ export function readFastPath(
     showsCount: true,
   };
 
+  /** A listing query's options (frozen: every request of that query shares them), or null for one the pipe refuses. */
+  const validated = new Map<string, Readonly<ListUploadsQuery> | null>();
+  const listOptions = async (query: string): Promise<Readonly<ListUploadsQuery> | null> => {
+    let options = validated.get(query);
+    if (options === undefined) {
+      try {
+        options = Object.freeze(
+          (await deps.validation.transform(parseQuery(query), {
+            type: 'query',
+            metatype: ListUploadsQuery,
+          })) as ListUploadsQuery,
+        );
+      } catch {
+        options = null;
+      }
+      if (validated.size >= LIST_QUERIES_KEPT) {
+        validated.delete(validated.keys().next().value as string);
+      }
+      validated.set(query, options);
+    }
+    return options;
+  };
+
   /** The read for this path and query, null for one Express must answer (or one that is not a read of ours). */
   const readOf = async (path: string, query: string | undefined): Promise<Read | null> => {
     if (path === ME) {
@@ -116,13 +146,8 @@ export function readFastPath(
       if (query !== undefined && !PLAIN_QUERY.test(query)) {
         return null;
       }
-      let options: ListUploadsQuery;
-      try {
-        options = (await deps.validation.transform(parseQuery(query ?? ''), {
-          type: 'query',
-          metatype: ListUploadsQuery,
-        })) as ListUploadsQuery;
-      } catch {
+      const options = await listOptions(query ?? '');
+      if (!options) {
         return null; // a 400: the pipe in front of the controller answers it
       }
       return {

@@ -66,7 +66,12 @@ export interface KeyCompanion<T> {
    * placeholder. Its column names must not start with `key_` or be `companion_row`.
    */
   sql(owner: string, param: (value: unknown) => string): string;
-  /** The order of its rows, over its columns as `d.<column>` (a lateral join keeps no order of its own). */
+  /**
+   * For a statement of many rows (a page): their order, over its columns as `c.<column>`. Its rows then come as one
+   * JSON array beside the key's one row, each row's values as JSON gives them (timestamps as ISO strings, numbers as
+   * numbers, arrays as arrays), instead of one row each that repeats the key's columns (a listing of 50: 51 copies
+   * of the key's scopes for pg to parse).
+   */
   order?: string;
   /** Its rows, in that order (none when it found none). */
   read(rows: Record<string, unknown>[]): T;
@@ -256,11 +261,24 @@ export class ApiKeysService extends BearerAuthenticator {
     }
     const params: unknown[] = [hashToken(token)];
     const param = (value: unknown): string => `$${params.push(value)}`;
+    const data = companion.sql('k.user_id', param);
+    if (companion.order) {
+      const rows = await leanQuery<AuthRow & { companion_rows: Record<string, unknown>[] | null }>(
+        this.em,
+        `select ${KEY_LOOKUP_COLUMNS}, d.companion_rows from ${KEY_LOOKUP_FROM}
+           left join lateral (select json_agg(c order by ${companion.order}) as companion_rows from (${data}) c) d
+             on true
+          where ${KEY_LOOKUP_WHERE}`,
+        params,
+      );
+      const principal = principalOf(rows[0]);
+      return { principal, data: companion.read(rows[0].companion_rows ?? []) };
+    }
     const rows = await leanQuery<AuthRow & Record<string, unknown>>(
       this.em,
       `select ${KEY_LOOKUP_COLUMNS}, d.* from ${KEY_LOOKUP_FROM}
-         left join lateral (select true as companion_row, c.* from (${companion.sql('k.user_id', param)}) c) d on true
-        where ${KEY_LOOKUP_WHERE}${companion.order ? ` order by ${companion.order}` : ''}`,
+         left join lateral (select true as companion_row, c.* from (${data}) c) d on true
+        where ${KEY_LOOKUP_WHERE}`,
       params,
     );
     const principal = principalOf(rows[0]);

@@ -222,7 +222,7 @@ export class UploadRepository {
   ownerPageWithKey(opts: PageOptions): KeyCompanion<{ page: ListedUpload[]; next_before: string | null }> {
     return {
       sql: (owner, param) => ownerPageSql(owner, opts, param),
-      order: 'd.created_at desc, d.id desc',
+      order: 'c.created_at desc, c.id desc',
       read: (rows) => keysetPage((rows as unknown as ListedRow[]).map(listed), limit(opts)),
     };
   }

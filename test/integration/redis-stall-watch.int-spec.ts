@@ -112,4 +112,44 @@ describe('Invalidation subscription over a path that goes silent (integration)',
       await proxy.close();
     }
   }, 60_000);
+
+  it('should leave no rejection unhandled when its connection closes the moment it is ready again', async () => {
+    // Found as a suite that failed to run in a full run: an ioredis "Connection is closed." rejection nothing handled.
+    // A rejection nothing handles ends a Node process, so a Redis that flaps could take an instance down with it.
+    const url = readInfra().redisUrl;
+    const proxy = await TcpProxy.inFrontOf(url);
+    const config = { redisUrl: proxy.via(url), redisPrefix: `fxf-test:${randomBytes(6).toString('hex')}:` };
+    const service = new RedisService(config as AppConfig);
+    const bus = new InvalidationBus(service, config as AppConfig);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      bus.listen(() => undefined);
+      await waitFor('the subscription confirmed', () => bus.ready);
+      const sub = (bus as unknown as { subscriber: Redis }).subscriber;
+      // Its connection drops; the new one is closed from a 'ready' listener, which runs once the client is ready and
+      // has written what it sends by itself on a new connection (as a shutdown or the stall watch may close it then).
+      const closedAtReady = new Promise<void>((resolve) =>
+        sub.once('ready', () => {
+          sub.disconnect();
+          resolve();
+        }),
+      );
+      await proxy.setMode('refuse');
+      await proxy.setMode('pass');
+      await closedAtReady;
+      await waitFor('the connection closed', () => sub.status === 'end');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(unhandled).toEqual([]);
+      expect(bus.ready).toBe(false);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await bus.onApplicationShutdown();
+      await service.onApplicationShutdown();
+      await proxy.close();
+    }
+  }, 60_000);
 });

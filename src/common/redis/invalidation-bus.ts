@@ -76,12 +76,22 @@ export class InvalidationBus implements OnApplicationShutdown {
       clearInterval(this.heartbeat);
     }
     // disconnect, not quit: a subscriber has nothing to flush, and quit() would wait forever for a Redis that is gone.
-    this.subscriber?.disconnect();
+    // Not a second time: ioredis's disconnect waits 2 s for a close event that an ended connection never sends.
+    if (this.subscriber && this.subscriber.status !== 'end') {
+      this.subscriber.disconnect();
+    }
     return Promise.resolve();
   }
 
   private subscribe(): void {
-    const sub = this.redis.client.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+    // Subscribed here on every 'ready' (below), not by ioredis: its own resubscribe on a new connection is a command
+    // nothing awaits, so a connection closed before the answer (a flapping Redis, a shutdown, the stall watch) left
+    // its "Connection is closed." rejection unhandled, which ends a Node process.
+    const sub = this.redis.client.duplicate({
+      maxRetriesPerRequest: null,
+      enableOfflineQueue: true,
+      autoResubscribe: false,
+    });
     this.subscriber = sub;
     sub.on('error', () => undefined);
     sub.on('message', (channel: string, message: string) => {

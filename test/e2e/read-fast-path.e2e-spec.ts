@@ -124,6 +124,14 @@ describe('The read fast path (e2e)', () => {
       });
     });
 
+    it('a listing query the pipe refuses: the same 400 envelope when asked again (its refusal kept)', async () => {
+      for (let i = 0; i < 2; i++) {
+        const res = await get('/api/v1/uploads?limit=abc', 'Bearer');
+        expectError(res, 400, 'bad_request');
+        expect(res.body.error).toBe('limit must be a whole number from 1 to 100');
+      }
+    });
+
     it('an account without uploads: an empty page, as Express gives it', async () => {
       const empty = await makeKey(t);
       const fast = await get('/api/v1/uploads?limit=5', 'Bearer', empty.token);

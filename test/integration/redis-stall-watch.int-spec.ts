@@ -86,12 +86,29 @@ describe('Redis stall watch (integration)', () => {
  * hears nothing unless someone publishes, so only its heartbeat lets a silent connection be found and made anew.
  */
 describe('Invalidation subscription over a path that goes silent (integration)', () => {
-  it('should stop counting as confirmed within seconds, subscribe anew once the path is back, and hear messages', async () => {
+  /** A bus on a Redis client of its own, both behind a TcpProxy, with a prefix of their own; close() ends all three. */
+  async function busBehindProxy(): Promise<{
+    url: string;
+    proxy: TcpProxy;
+    config: Pick<AppConfig, 'redisUrl' | 'redisPrefix'>;
+    bus: InvalidationBus;
+    close: () => Promise<void>;
+  }> {
     const url = readInfra().redisUrl;
     const proxy = await TcpProxy.inFrontOf(url);
     const config = { redisUrl: proxy.via(url), redisPrefix: `fxf-test:${randomBytes(6).toString('hex')}:` };
     const service = new RedisService(config as AppConfig);
     const bus = new InvalidationBus(service, config as AppConfig);
+    const close = async (): Promise<void> => {
+      await bus.onApplicationShutdown();
+      await service.onApplicationShutdown();
+      await proxy.close();
+    };
+    return { url, proxy, config, bus, close };
+  }
+
+  it('should stop counting as confirmed within seconds, subscribe anew once the path is back, and hear messages', async () => {
+    const { url, proxy, config, bus, close } = await busBehindProxy();
     const heard: string[] = [];
     const publisher = new Redis(url);
     try {
@@ -107,20 +124,14 @@ describe('Invalidation subscription over a path that goes silent (integration)',
       await waitFor('the message heard', () => heard.includes('upload:after.png'), 5000);
     } finally {
       publisher.disconnect();
-      await bus.onApplicationShutdown();
-      await service.onApplicationShutdown();
-      await proxy.close();
+      await close();
     }
   }, 60_000);
 
   it('should leave no rejection unhandled when its connection closes the moment it is ready again', async () => {
     // Found as a suite that failed to run in a full run: an ioredis "Connection is closed." rejection nothing handled.
     // A rejection nothing handles ends a Node process, so a Redis that flaps could take an instance down with it.
-    const url = readInfra().redisUrl;
-    const proxy = await TcpProxy.inFrontOf(url);
-    const config = { redisUrl: proxy.via(url), redisPrefix: `fxf-test:${randomBytes(6).toString('hex')}:` };
-    const service = new RedisService(config as AppConfig);
-    const bus = new InvalidationBus(service, config as AppConfig);
+    const { proxy, bus, close } = await busBehindProxy();
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown): void => {
       unhandled.push(reason);
@@ -147,9 +158,7 @@ describe('Invalidation subscription over a path that goes silent (integration)',
       expect(bus.ready).toBe(false);
     } finally {
       process.off('unhandledRejection', onUnhandled);
-      await bus.onApplicationShutdown();
-      await service.onApplicationShutdown();
-      await proxy.close();
+      await close();
     }
   }, 60_000);
 });

@@ -20,6 +20,9 @@ import { deferContinue } from './common/http/expect-continue';
 import { KeyHints } from './modules/uploads/key-hints';
 import { installReadFastPath, type ReadFastPathDeps } from './modules/uploads/read-fast-path';
 import { UploadsService } from './modules/uploads/uploads.service';
+import { installUploadFastPath, type UploadFastPathDeps } from './modules/uploads/upload-fast-path';
+import { UploadPipelineService } from './modules/uploads/upload-pipeline.service';
+import { BearerAuthenticator } from './common/auth/authenticators';
 import { setupSwagger } from './swagger';
 
 /**
@@ -57,6 +60,8 @@ export function configureApp(app: INestApplication): void {
   });
   // So do the management API's hot reads with an API key (issue 14): in front of the above, for /api/v1/ paths only.
   installReadFastPath(express.getHttpServer(), readFastPathDeps(app));
+  // And uploads with an API key (issue 14): POST /api/v1/upload with a multipart body, in front of both.
+  installUploadFastPath(express.getHttpServer(), uploadFastPathDeps(app));
   // An upload's 100 Continue waits until its key, limits and declared size have passed (the multipart reader sends it).
   deferContinue(express.getHttpServer(), (req) => req.method === 'POST' && UPLOAD_PATH.test(req.url ?? ''));
 }
@@ -72,11 +77,21 @@ function requestLogMiddleware(app: INestApplication): HttpLogger<IncomingMessage
     : pinoHttp(logParams as Parameters<typeof pinoHttp>[0]);
 }
 
-/** What the read fast path works with, from the app: its services, and Express's and the request log's settings. */
-export function readFastPathDeps(app: INestApplication): ReadFastPathDeps {
+/** What both paths in front of Express answer with: Express's and the request log's settings, the metrics. */
+function frontDeps(app: INestApplication): Pick<ReadFastPathDeps, 'etag' | 'trustProxy' | 'log' | 'metrics'> {
   const settings = (app as NestExpressApplication).getHttpAdapter().getInstance() as {
     get(name: string): unknown;
   };
+  return {
+    etag: settings.get('etag fn') as ReadFastPathDeps['etag'],
+    trustProxy: settings.get('trust proxy fn') as ReadFastPathDeps['trustProxy'],
+    log: requestLogMiddleware(app).logger,
+    metrics: app.get(Metrics),
+  };
+}
+
+/** What the read fast path works with, from the app: its services, and Express's and the request log's settings. */
+export function readFastPathDeps(app: INestApplication): ReadFastPathDeps {
   return {
     keys: app.get(ApiKeysService),
     counter: app.get(RequestCounter),
@@ -84,9 +99,17 @@ export function readFastPathDeps(app: INestApplication): ReadFastPathDeps {
     uploads: app.get(UploadsService),
     hints: new KeyHints(app.get(InvalidationBus)),
     validation: createValidationPipe(),
-    etag: settings.get('etag fn') as ReadFastPathDeps['etag'],
-    trustProxy: settings.get('trust proxy fn') as ReadFastPathDeps['trustProxy'],
-    log: requestLogMiddleware(app).logger,
-    metrics: app.get(Metrics),
+    ...frontDeps(app),
+  };
+}
+
+/** What the upload fast path works with, from the app. */
+export function uploadFastPathDeps(app: INestApplication): UploadFastPathDeps {
+  return {
+    keys: app.get(BearerAuthenticator),
+    counter: app.get(RequestCounter),
+    limiter: app.get(RateLimiter),
+    pipeline: app.get(UploadPipelineService),
+    ...frontDeps(app),
   };
 }

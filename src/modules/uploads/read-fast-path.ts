@@ -1,5 +1,4 @@
 import { Logger, type ValidationPipe } from '@nestjs/common';
-import fresh from 'fresh';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import type { Logger as PinoLogger } from 'pino';
@@ -8,8 +7,6 @@ import type { RequestCounter } from '../../common/auth/authenticators';
 import type { AuthedRequest } from '../../common/auth/current-principal.decorator';
 import type { KeyPrincipal } from '../../common/auth/principal';
 import { installInFront } from '../../common/http/in-front';
-import { requestId } from '../../common/http/request-id';
-import { requestLogProps } from '../../common/logging/logger-options';
 import { writeErrorAnswer } from '../../common/errors/all-exceptions.filter';
 import { observeAnswer } from '../../common/metrics/http-metrics.middleware';
 import type { Metrics } from '../../common/metrics/metrics.service';
@@ -19,11 +16,10 @@ import type { ApiKeysService, KeyCompanion } from '../api-keys/api-keys.service'
 import { ListUploadsQuery } from './dto/upload.dto';
 import type { KeyHints } from './key-hints';
 import type { UploadsService } from './uploads.service';
+import { answerJson, BEARER_KEY, type EtagOf, logAnswer } from './front-answer';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** An API key in the form the bearer strategy reads (any other credential, or form, goes to Express). */
-const BEARER_KEY = /^Bearer (fxf_[A-Za-z0-9_-]{1,200})$/;
 /** A filename Express would hand the route as it is (nothing to decode). */
 const PLAIN_FILENAME = /^[A-Za-z0-9._-]{1,255}$/;
 /** A listing query of plain names and values, which Express's query parser and node:querystring read alike. */
@@ -50,7 +46,7 @@ export interface ReadFastPathDeps {
   /** The app's ValidationPipe (createValidationPipe), for the listing's query. */
   validation: ValidationPipe;
   /** Express's settings: the ETag of a JSON answer, and the client address behind trusted proxies. */
-  etag: (body: Buffer, encoding?: BufferEncoding) => string | undefined;
+  etag: EtagOf;
   trustProxy: (addr: string, i: number) => boolean;
   /** The request log: the pino logger pino-http makes from the app's nestjs-pino parameters (its serializers). */
   log: PinoLogger;
@@ -268,57 +264,4 @@ export function readFastPath(
     });
     return true;
   };
-}
-
-/**
- * The request's log line once it is answered: the line pino-http writes for Express's answers (the same logger,
- * serializers, props, keys in the same order, level and message), written without the two child loggers pino-http
- * makes per request (a tenth of this path's CPU in a profile).
- */
-function logAnswer(log: PinoLogger, req: AuthedRequest, res: ServerResponse): void {
-  (req as { id?: string }).id = requestId(req, res);
-  const started = Date.now();
-  let done = false;
-  const line = (): void => {
-    if (done) {
-      return;
-    }
-    done = true;
-    const responseTime = Date.now() - started;
-    const props = requestLogProps(req, res);
-    if (res.statusCode >= 500) {
-      const err = new Error(`failed with status code ${res.statusCode}`);
-      log.info({ req, ...props, res, err, responseTime }, 'request errored');
-    } else {
-      log.info({ req, ...props, res, responseTime }, 'request completed');
-    }
-  };
-  res.once('finish', line);
-  res.once('close', line);
-}
-
-/** What Express's res.json() sends: the JSON, its weak ETag, and a 304 when the client's copy is that one. */
-function answerJson(
-  req: IncomingMessage,
-  res: ServerResponse,
-  value: unknown,
-  etagOf: ReadFastPathDeps['etag'],
-): void {
-  const body = Buffer.from(JSON.stringify(value), 'utf8');
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', String(body.length));
-  const etag = etagOf(body, 'utf8');
-  if (etag) {
-    res.setHeader('ETag', etag);
-  }
-  if (fresh(req.headers, { etag })) {
-    for (const name of ['Content-Type', 'Content-Length', 'Transfer-Encoding']) {
-      res.removeHeader(name);
-    }
-    res.statusCode = 304;
-    res.end();
-    return;
-  }
-  res.statusCode = 200;
-  res.end(body);
 }

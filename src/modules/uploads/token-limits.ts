@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 import type { Principal } from '../../common/auth/principal';
 import { AppError } from '../../common/errors/app-error';
 import { normaliseTags } from './tags';
@@ -25,7 +25,7 @@ export function tooLargeFor(principal: Principal, serverMax: number): AppError {
 }
 
 /** 413 before reading a byte when the declared Content-Length can't fit a file the token accepts. */
-export function refuseByContentLength(req: Request, principal: Principal, serverMax: number): void {
+export function refuseByContentLength(req: IncomingMessage, principal: Principal, serverMax: number): void {
   const max = maxFileBytes(principal, serverMax);
   const declared = Number(req.headers['content-length']);
   if (max < serverMax && Number.isFinite(declared) && declared > max + MULTIPART_OVERHEAD_BYTES) {

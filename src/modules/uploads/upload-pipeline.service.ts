@@ -1,7 +1,7 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
-import type { Request } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream';
@@ -68,7 +68,7 @@ export class UploadPipelineService {
     private readonly uploads: UploadsService,
   ) {}
 
-  async handle(principal: Principal, req: Request): Promise<UploadResponse> {
+  async handle(principal: Principal, req: UploadRequest): Promise<UploadResponse> {
     const slot = await this.slots.acquire(principal);
     try {
       // A ut_ token's max_uploads: a use is taken now and given back if the upload fails.
@@ -87,7 +87,7 @@ export class UploadPipelineService {
     }
   }
 
-  private async handleInSlot(principal: Principal, req: Request): Promise<UploadResponse> {
+  private async handleInSlot(principal: Principal, req: UploadRequest): Promise<UploadResponse> {
     const serverMax = this.config.maxUploadBytes;
     refuseByContentLength(req, principal, serverMax);
     const tempDir = join(this.config.dataDir, 'tmp');
@@ -173,7 +173,7 @@ export class UploadPipelineService {
    */
   private async processAndStore(
     principal: Principal,
-    req: Request,
+    req: UploadRequest,
     received: ReceivedFile,
     stage: ImageStage,
     dedupe: Promise<{ answer: UploadResponse | null; due: boolean }>,
@@ -279,7 +279,7 @@ export class UploadPipelineService {
         sha256: received.sha256,
         scores: verdict.scores ? { ...verdict.scores } : null,
         ip: clientIp(req),
-        userAgent: req.header('user-agent') ?? null,
+        userAgent: req.headers['user-agent'] ?? null,
         requestId: typeof req.id === 'string' || typeof req.id === 'number' ? String(req.id) : '',
       });
       throw new AppError('nsfw_rejected');
@@ -494,6 +494,12 @@ export class UploadPipelineService {
   }
 }
 
+/**
+ * The upload's request, as Express routes it or as the upload fast path takes it: `ip` the client's address (Express's
+ * req.ip), `id` the request id, `res` its response.
+ */
+export type UploadRequest = IncomingMessage & { ip?: string; id?: unknown; res?: ServerResponse };
+
 /** What the pipeline knows of a new upload before it is recorded. */
 type NewUpload = Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>;
 
@@ -506,7 +512,7 @@ function isUniqueViolation(err: unknown): boolean {
 }
 
 /** The body's declared length (Content-Length), when it has one. */
-function declaredLength(req: Request): number | undefined {
+function declaredLength(req: IncomingMessage): number | undefined {
   const header = req.headers['content-length'];
   return header !== undefined && /^\d+$/.test(header) ? Number(header) : undefined;
 }
@@ -521,7 +527,7 @@ function numbered(sql: string): string {
  * Runs `settle` once the request's answer has been written out, or its connection has closed (a client that went
  * away), whichever comes first; at once when there is no response to wait for.
  */
-function afterAnswer(req: Request, settle: () => void): void {
+function afterAnswer(req: UploadRequest, settle: () => void): void {
   const res = req.res;
   if (!res || res.writableFinished || res.destroyed) {
     setImmediate(settle);

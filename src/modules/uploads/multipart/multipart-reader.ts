@@ -1,4 +1,5 @@
 import busboy from 'busboy';
+import type { IncomingMessage } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
@@ -6,7 +7,6 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { finished, Transform, Writable } from 'node:stream';
-import type { Request } from 'express';
 import { AppError } from '../../../common/errors/app-error';
 import { parseTags } from '../tags';
 import { continueIfAsked } from '../../../common/http/expect-continue';
@@ -205,7 +205,7 @@ export async function moveBodyToDisk(received: ReceivedFile, tempDir: string): P
  * never held in memory beyond SINK_BUFFER_BYTES and that loan. Errors are the contract's codes. The caller gives the
  * loan back once it has the body.
  */
-export async function receiveUpload(req: Request, limits: MultipartLimits): Promise<ReceivedFile> {
+export async function receiveUpload(req: IncomingMessage, limits: MultipartLimits): Promise<ReceivedFile> {
   const type = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data\s*;/i.test(type)) {
     throw new AppError('bad_request', 'Expected a multipart/form-data body with a "file" part.');

@@ -21,6 +21,7 @@ import { KeyHints } from './modules/uploads/key-hints';
 import { installReadFastPath, type ReadFastPathDeps } from './modules/uploads/read-fast-path';
 import { UploadsService } from './modules/uploads/uploads.service';
 import { installUploadFastPath, type UploadFastPathDeps } from './modules/uploads/upload-fast-path';
+import type { FrontDeps } from './modules/uploads/front-answer';
 import { UploadPipelineService } from './modules/uploads/upload-pipeline.service';
 import { BearerAuthenticator } from './common/auth/authenticators';
 import { setupSwagger } from './swagger';
@@ -78,13 +79,13 @@ function requestLogMiddleware(app: INestApplication): HttpLogger<IncomingMessage
 }
 
 /** What both paths in front of Express answer with: Express's and the request log's settings, the metrics. */
-function frontDeps(app: INestApplication): Pick<ReadFastPathDeps, 'etag' | 'trustProxy' | 'log' | 'metrics'> {
+function frontDeps(app: INestApplication): FrontDeps {
   const settings = (app as NestExpressApplication).getHttpAdapter().getInstance() as {
     get(name: string): unknown;
   };
   return {
-    etag: settings.get('etag fn') as ReadFastPathDeps['etag'],
-    trustProxy: settings.get('trust proxy fn') as ReadFastPathDeps['trustProxy'],
+    etag: settings.get('etag fn') as FrontDeps['etag'],
+    trustProxy: settings.get('trust proxy fn') as FrontDeps['trustProxy'],
     log: requestLogMiddleware(app).logger,
     metrics: app.get(Metrics),
   };

@@ -1,9 +1,13 @@
 import fresh from 'fresh';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger as PinoLogger } from 'pino';
+import proxyAddr from 'proxy-addr';
 import type { AuthedRequest } from '../../common/auth/current-principal.decorator';
+import type { KeyPrincipal } from '../../common/auth/principal';
 import { requestId } from '../../common/http/request-id';
 import { requestLogProps } from '../../common/logging/logger-options';
+import { observeAnswer } from '../../common/metrics/http-metrics.middleware';
+import type { Metrics } from '../../common/metrics/metrics.service';
 
 /**
  * What the paths in front of Express (read-fast-path.ts, upload-fast-path.ts) share: the request-log line and the
@@ -15,6 +19,36 @@ export const BEARER_KEY = /^Bearer (fxf_[A-Za-z0-9_-]{1,200})$/;
 
 /** Express's settings the answers repeat: the ETag of a JSON answer. */
 export type EtagOf = (body: Buffer, encoding?: BufferEncoding) => string | undefined;
+
+/** What a path in front of Express answers with, from the app (app.setup's frontDeps). */
+export interface FrontDeps {
+  /** Express's settings: the ETag of a JSON answer, and the client address behind trusted proxies. */
+  etag: EtagOf;
+  trustProxy: (addr: string, i: number) => boolean;
+  /** The request log: the pino logger pino-http makes from the app's nestjs-pino parameters (its serializers). */
+  log: PinoLogger;
+  metrics?: Metrics;
+}
+
+/**
+ * Makes the request this path's once its key is known: the principal (first: the log line's bindings are made once,
+ * with it, as Express's are when it answers), the client address as Express's req.ip has it, the request-log line
+ * and the metrics series of `route`, as for a routed request.
+ */
+export function takeRequest(
+  deps: FrontDeps,
+  req: AuthedRequest,
+  res: ServerResponse,
+  principal: KeyPrincipal,
+  route: string,
+): void {
+  req.principal = principal;
+  Object.defineProperty(req, 'ip', { value: proxyAddr(req, deps.trustProxy), enumerable: true });
+  logAnswer(deps.log, req, res);
+  if (deps.metrics) {
+    observeAnswer(deps.metrics, req.method, res, () => route);
+  }
+}
 
 /**
  * The request's log line once it is answered: the line pino-http writes for Express's answers (the same logger,

@@ -1,24 +1,18 @@
 import { Logger, type ValidationPipe } from '@nestjs/common';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
-import type { Logger as PinoLogger } from 'pino';
-import proxyAddr from 'proxy-addr';
 import type { RequestCounter } from '../../common/auth/authenticators';
 import type { AuthedRequest } from '../../common/auth/current-principal.decorator';
 import type { KeyPrincipal } from '../../common/auth/principal';
-import { installInFront } from '../../common/http/in-front';
+import { installInFront, type RequestHandler } from '../../common/http/in-front';
 import { writeErrorAnswer } from '../../common/errors/all-exceptions.filter';
-import { observeAnswer } from '../../common/metrics/http-metrics.middleware';
-import type { Metrics } from '../../common/metrics/metrics.service';
 import type { RateLimiter } from '../../common/rate-limit/rate-limiter';
 import { hashToken } from '../api-keys/api-key-token';
 import type { ApiKeysService, KeyCompanion } from '../api-keys/api-keys.service';
 import { ListUploadsQuery } from './dto/upload.dto';
 import type { KeyHints } from './key-hints';
 import type { UploadsService } from './uploads.service';
-import { answerJson, BEARER_KEY, type EtagOf, logAnswer } from './front-answer';
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+import { answerJson, BEARER_KEY, type FrontDeps, takeRequest } from './front-answer';
 
 /** A filename Express would hand the route as it is (nothing to decode). */
 const PLAIN_FILENAME = /^[A-Za-z0-9._-]{1,255}$/;
@@ -35,7 +29,7 @@ export const LIST_QUERIES_KEPT = 64;
 const LIST = '/api/v1/uploads';
 const ME = '/api/v1/me';
 
-export interface ReadFastPathDeps {
+export interface ReadFastPathDeps extends FrontDeps {
   /** The key lookup, with the read's data statement in its round trip. */
   keys: Pick<ApiKeysService, 'authenticateWith'>;
   counter: RequestCounter;
@@ -45,12 +39,6 @@ export interface ReadFastPathDeps {
   hints: KeyHints;
   /** The app's ValidationPipe (createValidationPipe), for the listing's query. */
   validation: ValidationPipe;
-  /** Express's settings: the ETag of a JSON answer, and the client address behind trusted proxies. */
-  etag: EtagOf;
-  trustProxy: (addr: string, i: number) => boolean;
-  /** The request log: the pino logger pino-http makes from the app's nestjs-pino parameters (its serializers). */
-  log: PinoLogger;
-  metrics?: Metrics;
 }
 
 /**
@@ -99,7 +87,7 @@ export function installReadFastPath(server: Server, deps: ReadFastPathDeps): voi
 /** Returns a handler that takes the request and returns true, or returns false having touched nothing. */
 export function readFastPath(
   deps: ReadFastPathDeps,
-  fallback: Handler,
+  fallback: RequestHandler,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
   const logger = new Logger('Errors');
   const { uploads, hints } = deps;
@@ -198,13 +186,7 @@ export function readFastPath(
     hints.remember(hash, principal, mark);
 
     // From here the request is this path's: logged, measured, counted and limited like a routed one.
-    // The principal first: the log line's bindings are made once, with it (as Express's are, when it answers).
-    req.principal = principal;
-    Object.defineProperty(req, 'ip', { value: proxyAddr(req, deps.trustProxy), enumerable: true });
-    logAnswer(deps.log, req, res);
-    if (deps.metrics) {
-      observeAnswer(deps.metrics, 'GET', res, () => read.route);
-    }
+    takeRequest(deps, req, res, principal, read.route);
     // A body that shows the count (/me) waits for it, so it is sent now; any other read sends it once answered.
     let counted = read.showsCount ? deps.counter.count(principal) : undefined;
     const admitted = early ?? admit(principal);

@@ -1,34 +1,21 @@
 import { Logger } from '@nestjs/common';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Logger as PinoLogger } from 'pino';
-import proxyAddr from 'proxy-addr';
 import type { BearerAuthenticator, RequestCounter } from '../../common/auth/authenticators';
 import type { AuthedRequest } from '../../common/auth/current-principal.decorator';
 import { writeErrorAnswer } from '../../common/errors/all-exceptions.filter';
-import { installInFront } from '../../common/http/in-front';
-import { observeAnswer } from '../../common/metrics/http-metrics.middleware';
-import type { Metrics } from '../../common/metrics/metrics.service';
+import { installInFront, type RequestHandler } from '../../common/http/in-front';
 import type { RateLimiter } from '../../common/rate-limit/rate-limiter';
-import { answerJson, BEARER_KEY, type EtagOf, logAnswer } from './front-answer';
+import { answerJson, BEARER_KEY, type FrontDeps, takeRequest } from './front-answer';
+import { isMultipart } from './multipart/multipart-reader';
 import type { UploadPipelineService, UploadRequest } from './upload-pipeline.service';
 
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-
 const UPLOAD = '/api/v1/upload';
-/** A multipart body, as the multipart reader takes it: anything else goes to Express, which answers it. */
-const MULTIPART = /^multipart\/form-data\s*;/i;
 
-export interface UploadFastPathDeps {
+export interface UploadFastPathDeps extends FrontDeps {
   keys: BearerAuthenticator;
   counter: RequestCounter;
   limiter: RateLimiter;
   pipeline: Pick<UploadPipelineService, 'handle'>;
-  /** Express's settings: the ETag of a JSON answer, and the client address behind trusted proxies. */
-  etag: EtagOf;
-  trustProxy: (addr: string, i: number) => boolean;
-  /** The request log: the pino logger pino-http makes from the app's nestjs-pino parameters (its serializers). */
-  log: PinoLogger;
-  metrics?: Metrics;
 }
 
 /**
@@ -54,7 +41,7 @@ export function installUploadFastPath(server: Server, deps: UploadFastPathDeps):
 /** Returns a handler that takes the request and returns true, or returns false having touched nothing. */
 export function uploadFastPath(
   deps: UploadFastPathDeps,
-  fallback: Handler,
+  fallback: RequestHandler,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
   const logger = new Logger('Errors');
 
@@ -76,13 +63,8 @@ export function uploadFastPath(
     }
 
     // From here the request is this path's: logged, measured, counted and limited like a routed one.
-    req.principal = principal;
-    Object.defineProperty(req, 'ip', { value: proxyAddr(req, deps.trustProxy), enumerable: true });
+    takeRequest(deps, req, res, principal, UPLOAD);
     (req as UploadRequest).res = res;
-    logAnswer(deps.log, req, res);
-    if (deps.metrics) {
-      observeAnswer(deps.metrics, 'POST', res, () => UPLOAD);
-    }
     // As the AuthGuard and the RateLimitGuard: the count and the limit side by side, a refusal once counted.
     const counted = deps.counter.count(principal);
     try {
@@ -106,7 +88,7 @@ export function uploadFastPath(
   };
 
   return (req, res) => {
-    if (req.method !== 'POST' || req.url !== UPLOAD || !MULTIPART.test(req.headers['content-type'] ?? '')) {
+    if (req.method !== 'POST' || req.url !== UPLOAD || !isMultipart(req)) {
       return false;
     }
     const token = BEARER_KEY.exec(req.headers.authorization ?? '')?.[1];

@@ -199,6 +199,11 @@ export async function moveBodyToDisk(received: ReceivedFile, tempDir: string): P
   return { ...received, body: { path } };
 }
 
+/** Whether the request's body is declared multipart/form-data (with its parameters), as receiveUpload takes it. */
+export function isMultipart(req: IncomingMessage): boolean {
+  return /^multipart\/form-data\s*;/i.test(req.headers['content-type'] ?? '');
+}
+
 /**
  * Streams a multipart/form-data upload with busboy, hashing as it goes, into memory or, past SINK_BUFFER_BYTES and
  * what `limits.memory` lends, a temp file (SpillSink). At most one `file` part of at most maxFileBytes; the body is
@@ -206,8 +211,7 @@ export async function moveBodyToDisk(received: ReceivedFile, tempDir: string): P
  * loan back once it has the body.
  */
 export async function receiveUpload(req: IncomingMessage, limits: MultipartLimits): Promise<ReceivedFile> {
-  const type = req.headers['content-type'] ?? '';
-  if (!/^multipart\/form-data\s*;/i.test(type)) {
+  if (!isMultipart(req)) {
     throw new AppError('bad_request', 'Expected a multipart/form-data body with a "file" part.');
   }
   let bb: busboy.Busboy;

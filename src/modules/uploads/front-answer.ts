@@ -10,8 +10,9 @@ import { observeAnswer } from '../../common/metrics/http-metrics.middleware';
 import type { Metrics } from '../../common/metrics/metrics.service';
 
 /**
- * What the paths in front of Express (read-fast-path.ts, upload-fast-path.ts) share: the request-log line and the
- * JSON answer, as Express and pino-http make them.
+ * What the paths in front of Express (read-fast-path.ts, upload-fast-path.ts) share: the settings they answer with
+ * (FrontDeps), taking a request once its key is known (takeRequest), and the request-log line and the JSON answer,
+ * as Express and pino-http make them.
  */
 
 /** An API key in the form the bearer strategy reads (any other credential, or form, goes to Express). */

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const classifier = await NsfwClassifier.load(modelPath, {
     threads: 2,
+    sessionThreads: 2,
     concurrency: 2,
     warmUpRuns: Number(runs),
   });

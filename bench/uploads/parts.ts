@@ -21,7 +21,7 @@ const REVIEW_FRAMES = 3;
 
 /** What rows.ts asks for: the classifier to load, then batches of files to measure. */
 export type PartsRequest =
-  | { kind: 'load'; modelPath: string; threads: number }
+  | { kind: 'load'; modelPath: string; threads: number; sessionThreads: number }
   | { kind: 'measure'; files: { path: string; animated: boolean }[] };
 
 /** One file's parts, in ms. */
@@ -86,7 +86,11 @@ async function measure(path: string, animated: boolean): Promise<PartTimes> {
 
 async function handle(request: PartsRequest): Promise<PartsReply> {
   if (request.kind === 'load') {
-    classifier = await NsfwClassifier.load(request.modelPath, { threads: request.threads, concurrency: 2 });
+    classifier = await NsfwClassifier.load(request.modelPath, {
+      threads: request.threads,
+      sessionThreads: request.sessionThreads,
+      concurrency: 2,
+    });
     return { kind: 'loaded' };
   }
   const times: PartTimes[] = [];

@@ -40,7 +40,7 @@ import type { PartsReply, PartsRequest, PartTimes } from './parts';
 import { freePort } from '../../test/setup/private-servers';
 
 const MODEL_CACHE = join(REPO_DIR, '.tmp', 'moderation-cache');
-/** MODERATION_THREADS' default; the service and the review measured alone use the same. */
+/** MODERATION_THREADS' and MODERATION_SESSION_THREADS' default; the service and the review measured alone use the same. */
 const REVIEW_THREADS = Math.min(2, availableParallelism());
 const ONLY = process.env.BENCH_UPLOAD_CASES ? new RegExp(process.env.BENCH_UPLOAD_CASES) : undefined;
 
@@ -230,10 +230,14 @@ export const suite: BenchSuite = {
   async run({ runs }) {
     const modelPath = await ensureNsfwModel(MODEL_CACHE);
     const parts = partsProcess();
-    await parts.ask({ kind: 'load', modelPath, threads: REVIEW_THREADS });
+    await parts.ask({ kind: 'load', modelPath, threads: REVIEW_THREADS, sessionThreads: REVIEW_THREADS });
     const app = await startApp({
       port: await freePort(),
-      env: { MODERATION_MODEL_PATH: modelPath, MODERATION_THREADS: String(REVIEW_THREADS) },
+      env: {
+        MODERATION_MODEL_PATH: modelPath,
+        MODERATION_THREADS: String(REVIEW_THREADS),
+        MODERATION_SESSION_THREADS: String(REVIEW_THREADS),
+      },
     });
     const all = cases().filter((c) => !ONLY || ONLY.test(c.label));
     const e2e = all.map(() => [] as number[]);

@@ -25,6 +25,7 @@ describe('loadConfig', () => {
         pornThreshold: 0.5,
         frames: 3,
         threads: Math.min(2, availableParallelism()),
+        sessionThreads: Math.min(2, availableParallelism()),
         concurrency: 2,
       },
       maxUploadBytes: 20 * 1024 * 1024,
@@ -173,6 +174,13 @@ describe('loadConfig', () => {
     });
     expect(c.moderation.enabled).toBe(false);
     expect(loadConfig({ DATA_DIR: dir, MODERATION_THREADS: '1' }).moderation.threads).toBe(1);
+    expect(loadConfig({ DATA_DIR: dir, MODERATION_SESSION_THREADS: '1' }).moderation.sessionThreads).toBe(1);
+    expect(() => loadConfig({ DATA_DIR: dir, MODERATION_SESSION_THREADS: '0' })).toThrow(
+      /MODERATION_SESSION_THREADS/,
+    );
+    expect(() => loadConfig({ DATA_DIR: dir, MODERATION_SESSION_THREADS: '5' })).toThrow(
+      /MODERATION_SESSION_THREADS/,
+    );
     expect(c.publicUrl).toBe('https://img.example.com');
     expect(() => loadConfig({ DATA_DIR: dir, TRUST_PROXY: 'maybe' })).toThrow(/TRUST_PROXY/);
   });

@@ -22,6 +22,8 @@ export interface ModerationConfig {
   pornThreshold: number;
   frames: number;
   threads: number;
+  /** onnxruntime intra-op threads of each session: what one input (a lone review) runs on. */
+  sessionThreads: number;
   concurrency: number;
 }
 
@@ -247,6 +249,9 @@ export function loadConfig(
       // Two sessions (a thread each) classify a transparent image's two backgrounds (or an animation's frames) side by
       // side, and two reviews at once (NsfwClassifier).
       threads: parsed.MODERATION_THREADS ?? Math.min(2, availableParallelism()),
+      // And each of them runs one input on two threads, so a lone review (one frame, opaque) has both cores: on a
+      // machine whose cores each do little per cycle, one input takes half the time (NsfwClassifier).
+      sessionThreads: parsed.MODERATION_SESSION_THREADS ?? Math.min(2, availableParallelism()),
       concurrency: parsed.MODERATION_CONCURRENCY ?? 2,
     },
     rateLimit: {

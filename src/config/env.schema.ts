@@ -113,6 +113,7 @@ export class EnvSchema {
   @IsOptional() @Transform(toNum) @NumIn(0, 1) MODERATION_PORN_THRESHOLD?: number;
   @IsOptional() @Transform(toInt) @IntIn(1, 16) MODERATION_FRAMES?: number;
   @IsOptional() @Transform(toInt) @IntIn(1, 4) MODERATION_THREADS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(1, 4) MODERATION_SESSION_THREADS?: number;
   @IsOptional() @Transform(toInt) @IntIn(1, 64) MODERATION_CONCURRENCY?: number;
   @IsOptional() @Transform(toInt) @IntIn(1) RATE_LIMIT_UPLOADS_PER_MINUTE?: number;
   @IsOptional() @Transform(toInt) @IntIn(1) RATE_LIMIT_UPLOADS_PER_DAY?: number;
@@ -223,6 +224,7 @@ export const ENV_KEYS = [
   'MODERATION_PORN_THRESHOLD',
   'MODERATION_FRAMES',
   'MODERATION_THREADS',
+  'MODERATION_SESSION_THREADS',
   'MODERATION_CONCURRENCY',
   'RATE_LIMIT_UPLOADS_PER_MINUTE',
   'RATE_LIMIT_UPLOADS_PER_DAY',

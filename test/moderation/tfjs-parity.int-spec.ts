@@ -110,6 +110,36 @@ describe('parity with nsfwjs (tfjs reference)', () => {
     },
   );
 
+  it('should match nsfwjs within 1e-5 as the service runs the model (two sessions of two intra-op threads each)', async () => {
+    // The service's default (MODERATION_THREADS and MODERATION_SESSION_THREADS 2): the convolutions split between two
+    // threads must not move a score past the parity bound, whether an input runs alone or beside another.
+    const service = await NsfwClassifier.load(await ensureNsfwModel(MODEL_CACHE), {
+      threads: 2,
+      sessionThreads: 2,
+      concurrency: 2,
+    });
+    try {
+      const picked = [images.skin(), images.noise(42), images.blobs(7)];
+      const frames = await Promise.all(picked.map(async (image) => decode(await encodePng(image))));
+      const theirs = await Promise.all(
+        picked.map((image) => reference.nsfwjs(image.data, image.width, image.height)),
+      );
+      const alone = await service.classify([frames[0]]);
+      const split = await service.classify(frames);
+      expect(split.scores).toHaveLength(3);
+      const diffs = [
+        maxAbsDiff(probabilities(alone), theirs[0]),
+        ...split.scores.map((_, i) =>
+          maxAbsDiff(probabilities({ frames: 1, scores: [split.scores[i]] }), theirs[i]),
+        ),
+      ];
+      report['two sessions × two threads'] = Math.max(...diffs);
+      expect(Math.max(...diffs)).toBeLessThan(PARITY);
+    } finally {
+      await service.close();
+    }
+  });
+
   describe('non-square images (resized)', () => {
     const resized = [
       images.scene(640, 360),

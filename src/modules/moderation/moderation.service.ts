@@ -135,6 +135,7 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
       const modelPath = moderation.modelPath ?? (await this.nsfwModelPath(dataDir));
       const classifier = await NsfwClassifier.load(modelPath, {
         threads: moderation.threads,
+        sessionThreads: moderation.sessionThreads,
         concurrency: moderation.concurrency,
       });
       if (this.closed) {

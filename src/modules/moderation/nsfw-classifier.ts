@@ -13,10 +13,12 @@ import { Semaphore } from './semaphore';
 
 export interface NsfwClassifierOptions {
   /**
-   * Inference threads (the service's default: 2, or 1 on a one-core machine): one onnxruntime session each, in its
-   * own worker thread with one intra-op thread.
+   * Inference sessions (the service's default: 2, or 1 on a one-core machine): one onnxruntime session each, in its
+   * own worker thread.
    */
   threads: number;
+  /** onnxruntime intra-op threads of each session (the service's default: 2, or 1 on a one-core machine); 1 unless given. */
+  sessionThreads?: number;
   /** Reviews decoded and classified at once; the rest queue. */
   concurrency: number;
   /** Warm-up reviews load() makes before it resolves (WARM_UP_RUNS unless given; 0 for none). */
@@ -100,12 +102,14 @@ function opaque({ data, channels }: { data: Uint8Array; channels: number }): boo
 /**
  * The NSFW classifier: nsfwjs-compatible preprocessing, inference off the event loop, bounded concurrency.
  *
- * With several threads, each has a session of its own (a worker thread with one intra-op thread), and a review's
- * inputs are split between them: a transparent image's two backgrounds, or an animation's frames, run side by side
- * on two cores. One session with two intra-op threads gains little on this model (one input 5.3 against 5.6 ms here;
- * two 8.5–11.9 ms, where two sessions take 6.1–8.0 ms, and six 29.5 against 20.5 ms), and it runs two reviews one
- * after the other where two sessions run them at once. Each further session costs about 40 MB (its own worker and
- * weights).
+ * With several threads, each has a session of its own (a worker thread), and a review's inputs are split between
+ * them: a transparent image's two backgrounds, or an animation's frames, run side by side on two cores, and two reviews
+ * run at once (one session runs them one after the other). Each further session costs about 40 MB (its own worker and
+ * weights). Each session runs an input on `sessionThreads` intra-op threads, so a lone input (an opaque still, the
+ * most common review) is not left to one core: on an AMD EPYC machine of AVX2 cores (2026-12-04) one input took
+ * 11.3 ms on two threads against 21.2 ms on one, and two sessions of two threads each, both busy, were no slower
+ * than two of one thread (two inputs at once 31.8 against 35.6 ms, four 62 against 64 ms); on an earlier machine
+ * whose two cores gained little from each other, one input took 5.2–5.9 ms on two threads against 5.4–6.7 ms on one.
  */
 export class NsfwClassifier {
   private readonly gate: Semaphore;
@@ -125,7 +129,7 @@ export class NsfwClassifier {
   static async load(modelPath: string, options: NsfwClassifierOptions): Promise<NsfwClassifier> {
     const loads = await Promise.allSettled(
       Array.from({ length: Math.max(1, options.threads) }, (_, i) =>
-        InferenceWorker.acquire(modelPath, { threads: 1 }, i),
+        InferenceWorker.acquire(modelPath, { threads: options.sessionThreads ?? 1 }, i),
       ),
     );
     const workers = loads.flatMap((l) => (l.status === 'fulfilled' ? [l.value] : []));

@@ -19,6 +19,9 @@
  * pixels have transparency, so the review classifies it over two backgrounds; an informational row beside it gives
  * an opaque 16×16 PNG (one review input). Each 16×16 case is also sent from a lean client (uploadKeptAlive: one
  * prebuilt body, one write, a kept-alive connection), in an informational row: the service's part without fetch's.
+ * The 1080p JPEG is sent as many times again right after its timed uploads, each as the one before is answered, in an
+ * informational row beside its own: the timed uploads come after the pause in which the parts were measured, and on
+ * the machines of these tables the first uploads after a pause were slower at every step (docs/performance.md).
  *
  *   npm run bench -- [runs] uploads
  *
@@ -53,6 +56,11 @@ interface Case {
   samples: number;
   /** A row shown beside the goal rows, with no goal of its own. */
   informational?: boolean;
+  /**
+   * Also time `samples` more uploads right after the timed ones, with no pause before them (an informational row):
+   * what the upload costs once the service and the client are busy, against the first uploads after a pause.
+   */
+  steady?: boolean;
 }
 
 /** Photo-like pixels: gradients, a bright ellipse, grain; `seed` changes the grain. */
@@ -109,6 +117,7 @@ function cases(): Case[] {
       name: 'hd.jpg',
       animated: false,
       samples: 5,
+      steady: true,
       make: (i) =>
         sharp(variant(hd, i, 1920, 3), { raw: { width: 1920, height: 1080, channels: 3 } })
           .jpeg({ quality: 85 })
@@ -243,6 +252,8 @@ export const suite: BenchSuite = {
     const e2e = all.map(() => [] as number[]);
     // The 16×16 cases also through a lean client (uploadKeptAlive): the service's part of the fixed cost.
     const lean = all.map(() => [] as number[]);
+    // The steady cases' uploads right after the timed ones (Case.steady).
+    const steady = all.map(() => [] as number[]);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const sums = all.map(() => [] as number[]);
     const split = all.map(() => ({
@@ -274,6 +285,10 @@ export const suite: BenchSuite = {
           for (let s = 0; s < c.samples; s++) {
             samples.push({ bytes: await c.make(++n), leanBytes: tiny ? await c.make(++n) : undefined });
           }
+          const after: Buffer[] = [];
+          for (let s = 0; c.steady && s < c.samples; s++) {
+            after.push(await c.make(++n));
+          }
           collect();
           const ours: number[] = [];
           const leanOurs: number[] = [];
@@ -294,6 +309,18 @@ export const suite: BenchSuite = {
                 );
               }
             }
+          }
+          const steadyOurs: number[] = [];
+          for (const bytes of after) {
+            const started = performance.now();
+            const res = await upload(app.base, token, bytes, c.name);
+            steadyOurs.push(performance.now() - started);
+            if (res.status !== 200 || res.body.deduplicated) {
+              throw new Error(`upload of ${c.label} answered ${res.status} ${JSON.stringify(res.body)}`);
+            }
+          }
+          if (steadyOurs.length > 0) {
+            steady[ci].push(median(steadyOurs));
           }
           e2e[ci].push(median(ours));
           if (leanOurs.length > 0) {
@@ -351,7 +378,7 @@ export const suite: BenchSuite = {
           }),
         ];
       }
-      return [
+      const rows = [
         row({
           label: `upload ${c.label}, end to end (ms)`,
           value: ours,
@@ -362,6 +389,22 @@ export const suite: BenchSuite = {
           note: detail,
         }),
       ];
+      if (c.steady) {
+        rows.push(
+          row({
+            label: `upload ${c.label}, one after another (ms)`,
+            value: median(steady[ci]),
+            baselineLabel: 'decode + review + hashes + fsync write alone',
+            baseline: median(sums[ci]),
+            unit: 'ms',
+            note:
+              `informational: ${c.samples} more uploads right after the row above's, each sent as the one before ` +
+              "is answered; the row above's come after a pause of over a second (the parts measured), and the " +
+              'first uploads after a pause are slower at every step on this kind of machine (docs/performance.md)',
+          }),
+        );
+      }
+      return rows;
     });
   },
 };

@@ -13,7 +13,8 @@
  * BENCH_PAIRED_CLIENT=fetch sends through fetch and FormData (the bench row's client) instead of the lean one;
  * BENCH_PAIRED_OPAQUE=1 sends an opaque PNG (one review input) instead of a transparent one (two);
  * BENCH_PAIRED_IMAGE=hd sends the bench row's 1920×1080 JPEG, `rgba` its 1920×1080 RGBA PNG, `gif` its animated GIF
- * (24 frames of 480×270), instead of the 16×16.
+ * (24 frames of 480×270), instead of the 16×16. BENCH_PAIRED_GAP_MS sets the pause between uploads (default 8 ms): a
+ * longer one shows what a change does to uploads that find the service idle.
  */
 import { Agent } from 'node:http';
 import { join } from 'node:path';
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < uploads + WARM_UP; i++) {
         for (const side of i % 2 === 0 ? [0, 1] : [1, 0]) {
           const bytes = await image.make(++serial);
-          await new Promise((resolve) => setTimeout(resolve, 8));
+          await new Promise((resolve) => setTimeout(resolve, Number(process.env.BENCH_PAIRED_GAP_MS ?? 8)));
           const started = performance.now();
           const res = viaFetch
             ? await upload(apps[side].base, tokens[side], bytes, image.name)

@@ -103,7 +103,10 @@ async function main(): Promise<void> {
         `inference (${inputs.length} input${inputs.length > 1 ? 's' : ''}, worker)`,
         await median(() => classifier.classifyPrepared(inputs)),
       ],
-      ['whole review (decode + service.review)', await median(async () => service.review(await decodeFrames(image, 3)))],
+      [
+        'whole review (decode + service.review)',
+        await median(async () => service.review(await decodeFrames(image, 3))),
+      ],
     ];
     console.log(`\n${name}`);
     rows.forEach(([label, ms]) => console.log(`  ${label.padEnd(46)}${fmt(ms)}`));

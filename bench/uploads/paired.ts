@@ -90,6 +90,7 @@ async function main(): Promise<void> {
   const uploads = Number(process.argv[3] ?? 150);
   const viaFetch = process.env.BENCH_PAIRED_CLIENT === 'fetch';
   const channels = process.env.BENCH_PAIRED_OPAQUE === '1' ? 3 : 4;
+  const gapMs = Number(process.env.BENCH_PAIRED_GAP_MS ?? 8);
   const image = imageMaker(channels);
   const modelPath = await ensureNsfwModel(join(REPO_DIR, '.tmp', 'moderation-cache'));
   const env = { MODERATION_MODEL_PATH: modelPath, MODERATION_THREADS: '2', WEB_CONCURRENCY: '1' };
@@ -105,7 +106,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < uploads + WARM_UP; i++) {
         for (const side of i % 2 === 0 ? [0, 1] : [1, 0]) {
           const bytes = await image.make(++serial);
-          await new Promise((resolve) => setTimeout(resolve, Number(process.env.BENCH_PAIRED_GAP_MS ?? 8)));
+          await new Promise((resolve) => setTimeout(resolve, gapMs));
           const started = performance.now();
           const res = viaFetch
             ? await upload(apps[side].base, tokens[side], bytes, image.name)

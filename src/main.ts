@@ -1,14 +1,15 @@
 import { readRawEnv } from './config/early-settings';
 import { forkEarlyWorker } from './early-worker';
+import { loadStart } from './start-loader';
 
 /**
  * The service's entry (`npm start`). Its first act, before anything heavy loads, is to fork the first HTTP worker when
  * the settings ask for several (src/early-worker.ts): that worker loads the app while this process checks. The rest
- * is src/start.ts.
+ * is src/start.ts, loaded from its bundle with a code cache once built (src/start-loader.ts).
  */
 const early = forkEarlyWorker(readRawEnv());
-import('./start').then(
-  ({ main }) => main(early),
+loadStart().then(
+  ({ start, afterListen }) => start.main(early, afterListen),
   async (err: unknown) => {
     process.stderr.write(
       `Fixitfy Upload failed to start: ${err instanceof Error ? err.message : String(err)}\n`,

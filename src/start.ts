@@ -20,9 +20,10 @@ let closeApp: (() => void) | undefined;
  * The primary (or the only process): settings, embedded PostgreSQL, Redis check and migrations once; then either
  * serves itself (WEB_CONCURRENCY=1, APP_ROLE=worker) or runs the HTTP workers (src/cluster.ts), the first of which
  * main.ts may have forked already (`early`, src/early-worker.ts): it loads the app meanwhile and starts on our go.
+ * `afterListen` is the loader's (src/start-loader.ts), called once this process serves: it makes the code cache.
  */
-export async function main(early: EarlyWorker | undefined): Promise<void> {
-  await run(early).catch(async (err: unknown) => {
+export async function main(early: EarlyWorker | undefined, afterListen?: () => void): Promise<void> {
+  await run(early, afterListen).catch(async (err: unknown) => {
     const message = startupFailureMessage(err, debugRequested());
     if (isClusterWorker()) {
       // The primary prints it, once for all its workers.
@@ -35,7 +36,7 @@ export async function main(early: EarlyWorker | undefined): Promise<void> {
   });
 }
 
-async function run(early: EarlyWorker | undefined): Promise<void> {
+async function run(early: EarlyWorker | undefined, afterListen?: () => void): Promise<void> {
   if (isClusterWorker()) {
     // Asked to stop while still booting: nothing is in flight yet, so leave at once.
     onShutdownRequest(() => (closeApp ? closeApp() : process.exit(0)));
@@ -49,6 +50,7 @@ async function run(early: EarlyWorker | undefined): Promise<void> {
     // The primary checked everything and migrated; the embedded cluster's URL came in DATABASE_URL.
     infra = await prepareInfrastructure({ inherited: true });
     await serve(infra, true, modules);
+    afterListen?.();
     return;
   }
   infra = await prepareInfrastructure();
@@ -57,6 +59,7 @@ async function run(early: EarlyWorker | undefined): Promise<void> {
     // The settings say one process after all (an early worker is forked only when the raw settings say several).
     await early?.kill();
     await serve(infra, false);
+    afterListen?.();
     return;
   }
   const { config, stop } = infra;

@@ -19,9 +19,10 @@ export function spawnedDeployment(name: string): {
   databaseUrl: () => string;
   /**
    * Starts src/main.ts with this deployment's settings (moderation off) and `env` over them; its stdout and stderr are
-   * piped for the caller to read. Killed after the file if it is still running.
+   * piped for the caller to read. Killed after the file if it is still running. `main`: a built entry to run with
+   * node instead (`<app>/dist/src/main.js`), from its app's folder.
    */
-  start: (env: Record<string, string>) => ChildProcessByStdio<null, Readable, Readable>;
+  start: (env: Record<string, string>, main?: string) => ChildProcessByStdio<null, Readable, Readable>;
 } {
   let dataDir = '';
   let db: { url: string; drop: () => Promise<void> } | undefined;
@@ -58,9 +59,10 @@ export function spawnedDeployment(name: string): {
   return {
     env,
     databaseUrl,
-    start: (overrides) => {
-      const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-        cwd: ROOT,
+    start: (overrides, main) => {
+      const args = main ? [main] : ['-r', 'ts-node/register/transpile-only', 'src/main.ts'];
+      const child = spawn(process.execPath, args, {
+        cwd: main ? join(main, '..', '..', '..') : ROOT,
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
           ...env(),

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { appModuleFile } from '../../app-paths';
 import { MODEL_INPUT_SIZE, type RawImage } from './image-preprocess';
 
 export interface InferenceOptions {
@@ -178,7 +179,7 @@ export class InferenceWorker {
       eval: true,
       workerData: {
         ortPath: require.resolve('onnxruntime-node'),
-        preprocessPath: require.resolve('./image-preprocess'),
+        preprocessPath: appModuleFile('modules/moderation/image-preprocess'),
         modelPath,
         sessionOptions: {
           intraOpNumThreads: options.threads,

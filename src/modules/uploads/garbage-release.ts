@@ -53,6 +53,17 @@ export function widenHeapGrowth(execArgv: readonly string[] = process.execArgv):
 }
 
 /**
+ * Sets now the V8 flags this module sets when the app runs (`fullCollection`, `widenHeapGrowth`). V8 accepts a code
+ * cache only under the flags it was made with, and the bundle's cache is made once the app runs: the bundle's loader
+ * (src/start-loader.ts) calls this before it compiles the bundle, so that the cache it reads and the one it writes
+ * match. A flag the app comes to set at run time belongs here too.
+ */
+export function setRuntimeV8Flags(): void {
+  setFlagsFromString('--expose-gc');
+  widenHeapGrowth();
+}
+
+/**
  * Gives back the memory an upload's image stage leaves behind once a burst is over.
  *
  * The stage's big buffers (the upload's bytes, the stripped copy, the decoded frames: 81 MB for a 27 MP JPEG) live

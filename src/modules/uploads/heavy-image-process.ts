@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { join } from 'node:path';
+import { appModuleFile } from '../../app-paths';
 import { AppError } from '../../common/errors/app-error';
 import type { ImageOptions } from '../media/image-limits';
 import type { ProcessedImage, ImageType } from '../media/image.types';
@@ -20,7 +20,7 @@ export type HeavyReply =
 const IDLE_EXIT_MS = 5000;
 
 /** The child's entry: the compiled .js beside this file, or the .ts under ts-node and jest. */
-const CHILD = join(__dirname, `heavy-image-child${__filename.endsWith('.ts') ? '.ts' : '.js'}`);
+const CHILD = appModuleFile('modules/uploads/heavy-image-child');
 
 /**
  * Heavy animations (over HEAVY_PIXELS decoded, all frames: up to the frame cap) are decoded and stripped in a

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { appModuleFile } from '../../app-paths';
 import { AppError } from '../../common/errors/app-error';
 import type { PreparedFrame } from '../media/decode';
 import type { ImageOptions } from '../media/image-limits';
@@ -20,7 +21,7 @@ export type ImageThreadReply =
   | { id: number; error: OffloadError; image?: undefined };
 
 /** The thread's entry: the compiled .js beside this file, or the .ts under ts-node and jest. */
-const ENTRY = require.resolve('./image-thread-entry');
+const ENTRY = appModuleFile('modules/uploads/image-thread-entry');
 const BOOTSTRAP = `
 const { workerData } = require('node:worker_threads');
 if (workerData.entry.endsWith('.ts')) {

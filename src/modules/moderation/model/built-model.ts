@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { BUILT, SRC_DIR } from '../../../app-paths';
 import type { KerasToOnnxOptions } from './keras-to-onnx';
 
 /**
@@ -28,7 +29,7 @@ export interface ModelChecksum {
  * the TypeScript sources (ts-node, jest), which convert into a cache under DATA_DIR instead.
  */
 export function builtModelDir(): string | undefined {
-  return __filename.endsWith('.js') ? resolve(__dirname, '..', '..', '..', '..', 'model') : undefined;
+  return BUILT ? join(SRC_DIR, '..', 'model') : undefined;
 }
 
 async function sha256OfFile(path: string): Promise<string> {

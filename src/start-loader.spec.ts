@@ -46,12 +46,15 @@ describe('start-loader: the bundle and its V8 code cache', () => {
    * load here would find the first's code in memory, cache or not), then as a process that listens: the cache is
    * written soon after.
    */
-  async function load(source: string): Promise<{ via: string; where: string; dir: string; later: number }> {
+  async function load(
+    source: string,
+    cacheDelayMs = 10,
+  ): Promise<{ via: string; where: string; dir: string; later: number }> {
     writeFileSync(file, source);
     const script = `
       const { runBundle } = require(${JSON.stringify(join(__dirname, 'start-loader'))});
       const file = ${JSON.stringify(file)};
-      const loaded = runBundle(file, require('node:fs').readFileSync(file, 'utf8'), { cacheDir: ${JSON.stringify(dir)}, cacheDelayMs: 10 });
+      const loaded = runBundle(file, require('node:fs').readFileSync(file, 'utf8'), { cacheDir: ${JSON.stringify(dir)}, cacheDelayMs: ${cacheDelayMs} });
       const { where, dir, later } = loaded.start;
       loaded.afterListen();
       setTimeout(() => process.stdout.write(JSON.stringify({ via: loaded.via, where, dir, later: later(2) })), 300);
@@ -102,6 +105,13 @@ describe('start-loader: the bundle and its V8 code cache', () => {
     expect(rejected.via).toBe('bundle');
     expect(rejected.later).toBe(2 * 7 + 7 + 2 * 49 + 49);
     expect((await load(source)).via).toBe('bundle+cache');
+  });
+
+  it('should write the cache as the process exits when that comes before the delay', async () => {
+    const source = bundleSource(BODY);
+    expect((await load(source, 60_000)).via).toBe('bundle');
+    expect(caches()).toEqual([cacheFileName(bundleHash(source)!)]);
+    expect((await load(source, 60_000)).via).toBe('bundle+cache');
   });
 
   it('should keep no cache for a bundle without its hash line', async () => {

@@ -25,8 +25,8 @@ import { setRuntimeV8Flags } from './modules/uploads/garbage-release';
  * src/start.ts as any module.
  *
  * The cache is V8's own (`vm.Script`'s `cachedData`), made by the first process that ran without one, a few seconds
- * after it listens (so that the functions V8 compiles lazily, once called, are in it), and read by every start
- * after. It is kept per bundle (the bundle's SHA-256, which the build writes into its last line: V8 itself checks only
+ * after it listens (so that the functions V8 compiles lazily, once called, are in it) or as it exits if that is
+ * sooner, and read by every start after. It is kept per bundle (the bundle's SHA-256, which the build writes into its last line: V8 itself checks only
  * the source's length, its own version and its flags), beside the bundle when that folder is writable, else in a
  * folder of this user's own under the system's temporary folder (mode 0700, checked before it is read). A cache that
  * is missing, unreadable or rejected by V8 (another Node, other flags) costs one start without it, and the process
@@ -103,7 +103,17 @@ export function runBundle<T>(
         return;
       }
       scheduled = true;
-      setTimeout(() => writeCodeCache(script, cacheFile), cacheDelayMs).unref();
+      let written = false;
+      const write = (): void => {
+        if (!written) {
+          written = true;
+          writeCodeCache(script, cacheFile);
+        }
+      };
+      setTimeout(write, cacheDelayMs).unref();
+      // A process stopped before then (a restart soon after a deploy) writes it as it exits: what its start compiled
+      // is in it, and that is what the next start needs.
+      process.once('exit', write);
     },
   };
 }

@@ -45,7 +45,8 @@ async function main(): Promise<void> {
       concurrency: 1,
     },
   );
-  const score = async (rgb: Uint8Array) => (await classifier.classify(await decodeFrames(await png(rgb), 1))).scores[0];
+  const score = async (rgb: Uint8Array) =>
+    (await classifier.classify(await decodeFrames(await png(rgb), 1))).scores[0];
   const logPorn = (x: tf.Tensor) =>
     tf.log((model.apply(x, { training: false }) as tf.Tensor).gather([PORN], 1)).sum();
   const gradient = tf.grad(logPorn);

@@ -8,7 +8,9 @@ import { loadStart } from './start-loader';
  * is src/start.ts, loaded from its bundle with a code cache once built (src/start-loader.ts).
  */
 const early = forkEarlyWorker(readRawEnv());
-loadStart().then(
+// A cluster's primary serves nothing: it runs the settings, the checks and the workers, a fifth of the modules, and
+// loads them as files. The whole bundle would cost it 24 MB more for no sooner start (docs/performance.md).
+loadStart(undefined, { bundle: early === undefined }).then(
   ({ start, afterListen }) => start.main(early, afterListen),
   async (err: unknown) => {
     process.stderr.write(

@@ -14,11 +14,19 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BUNDLE_HASH_MARK, bundleHash, cacheFileName, codeCacheDir, loadStart } from './start-loader';
+import {
+  BUNDLE_HASH_MARK,
+  BUNDLE_HEAD,
+  BUNDLE_TAIL,
+  bundleHash,
+  cacheFileName,
+  codeCacheDir,
+  loadStart,
+} from './start-loader';
 
-/** A bundle as scripts/bundle.ts writes one: CommonJS, then its hash line. */
-function bundleSource(body: string): string {
-  const code = `${body}\n`;
+/** A bundle as scripts/bundle.ts writes one: CommonJS wrapped as Node wraps it, then its hash line. */
+function bundleSource(body: string, wrapped = true): string {
+  const code = wrapped ? `${BUNDLE_HEAD}\n${body}\n${BUNDLE_TAIL}\n` : `${body}\n`;
   return `${code}${BUNDLE_HASH_MARK}${createHash('sha256').update(code).digest('hex')}\n`;
 }
 
@@ -104,6 +112,18 @@ describe('start-loader: the bundle and its V8 code cache', () => {
     const rejected = await load(source);
     expect(rejected.via).toBe('bundle');
     expect(rejected.later).toBe(2 * 7 + 7 + 2 * 49 + 49);
+    expect((await load(source)).via).toBe('bundle+cache');
+  });
+
+  it('should run a bundle written without the wrapper too, wrapping it as Node does', async () => {
+    const source = bundleSource(BODY, false);
+    const first = await load(source);
+    expect([first.via, first.where, first.dir, first.later]).toEqual([
+      'bundle',
+      'start.bundle.js',
+      dir,
+      2 * 7 + 7 + 2 * 49 + 49,
+    ]);
     expect((await load(source)).via).toBe('bundle+cache');
   });
 

@@ -35,6 +35,12 @@ import { setRuntimeV8Flags } from './modules/uploads/garbage-release';
 
 /** The bundle's file name, beside this file once built. */
 export const BUNDLE_FILE = 'start.bundle.js';
+/**
+ * The bundle is written already wrapped as Node wraps a CommonJS file: compiling it then needs no second copy of its
+ * 8.5 MB (a wrapped copy made at run time stays in memory beside the file's text until a full collection).
+ */
+export const BUNDLE_HEAD = '(function (exports, require, module, __filename, __dirname) {';
+export const BUNDLE_TAIL = '})';
 /** The bundle's last line: this, then the SHA-256 of everything before the line (scripts/bundle.ts). */
 export const BUNDLE_HASH_MARK = '// fixitfy-upload bundle sha256=';
 /** How long after the first listen the cache is made: the start's lazily compiled functions are in it by then. */
@@ -52,13 +58,16 @@ export interface LoadedStart {
 }
 
 /**
- * Loads src/start.ts: from its bundle with the code cache when built with one, else as a module. A bundle older than
- * the compiled start.js is not used: tsc ran again without the bundle step (`npm run build` runs both), and the
- * bundle would run the code of before.
+ * Loads src/start.ts: from its bundle with the code cache when built with one, else as a module (also with
+ * `bundle: false`, a cluster's primary). A bundle older than the compiled start.js is not used: tsc ran again without
+ * the bundle step (`npm run build` runs both), and the bundle would run the code of before.
  */
-export async function loadStart(dir: string = __dirname): Promise<LoadedStart> {
+export async function loadStart(
+  dir: string = __dirname,
+  { bundle = true }: { bundle?: boolean } = {},
+): Promise<LoadedStart> {
   const file = join(dir, BUNDLE_FILE);
-  const source = BUILT && !isOlder(file, join(dir, 'start.js')) ? readOrUndefined(file) : undefined;
+  const source = bundle && BUILT && !isOlder(file, join(dir, 'start.js')) ? readOrUndefined(file) : undefined;
   if (source === undefined) {
     return { start: await import('./start'), via: 'module', afterListen: () => undefined };
   }
@@ -83,7 +92,7 @@ export function runBundle<T>(
   // The flags the app sets at run time, set before the compile: V8 takes a cache only under the flags it was made
   // with, and the one it makes is made once they are set.
   setRuntimeV8Flags();
-  const script = new Script(wrap(source), {
+  const script = new Script(source.startsWith(BUNDLE_HEAD) ? source : wrap(source), {
     filename: file,
     cachedData,
     // Some bundled packages still call import() (Node's own modules, an optional loader): Node's loader answers it.

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { BUNDLE_FILE, CACHE_DELAY_MS } from '../../src/start-loader';
+import { BUNDLE_FILE, BUNDLE_HEAD, CACHE_DELAY_MS } from '../../src/start-loader';
 import { WEB_DIST_DIR } from '../../src/modules/web/web-files';
 import { Receiver } from '../e2e/webhooks-receiver';
 import { jpeg, png } from '../fixtures/sample-images';
@@ -218,21 +218,25 @@ describe('npm start: the bundle of the built app, and its code cache', () => {
     const lists = readdirSync(modulesDir)
       .filter((f) => f.endsWith('.json'))
       .map((f) => JSON.parse(readFileSync(join(modulesDir, f), 'utf8')) as string[]);
-    // The primary and its two workers.
-    expect(lists.length).toBe(3);
     const dist = join(app, 'dist', 'src');
-    for (const files of lists) {
+    const own = (files: string[]): string[] =>
+      files
+        .filter((f) => f.startsWith(dist))
+        .map((f) => f.slice(dist.length + 1))
+        .sort();
+    // The primary loads its part of the app as files (src/main.ts); its two workers run the bundle.
+    expect(lists.length).toBe(3);
+    const primaries = lists.filter((files) => own(files).includes('start.js'));
+    expect(primaries.length).toBe(1);
+    expect(own(primaries[0])).not.toContain('app.module.js');
+    const workers = lists.filter((files) => !primaries.includes(files));
+    for (const files of workers) {
       // Nothing that must have one copy was loaded from node_modules beside the bundle's own.
       expect(
         files.filter((f) => /node_modules\/(@nestjs|rxjs|class-validator|class-transformer)\//.test(f)),
       ).toEqual([]);
       // Of the app's own files, only the entry and its loader: the rest ran from the bundle.
-      expect(
-        files
-          .filter((f) => f.startsWith(dist))
-          .map((f) => f.slice(dist.length + 1))
-          .sort(),
-      ).toEqual([
+      expect(own(files)).toEqual([
         'app-paths.js',
         'config/early-settings.js',
         'early-worker.js',
@@ -240,12 +244,9 @@ describe('npm start: the bundle of the built app, and its code cache', () => {
         'modules/uploads/garbage-release.js',
         'start-loader.js',
       ]);
+      // What stays outside the bundle on purpose loads from node_modules (scripts/bundle.ts's EXTERNAL).
+      expect(files.some((f) => f.includes('node_modules/@mikro-orm/core/'))).toBe(true);
     }
-    // What stays outside the bundle on purpose loads from node_modules (scripts/bundle.ts's EXTERNAL): MikroORM in
-    // both workers (the primary migrates without it).
-    expect(
-      lists.filter((files) => files.some((f) => f.includes('node_modules/@mikro-orm/core/'))).length,
-    ).toBe(2);
   }, 240_000);
 
   it('should use the code cache at the next start and leave it as it is', async () => {
@@ -280,6 +281,27 @@ describe('npm start: the bundle of the built app, and its code cache', () => {
     expect(await via()).toBe('module');
     utimesSync(join(src, BUNDLE_FILE), later, later);
     expect(await via()).toBe('bundle+cache');
+  });
+
+  it('should write the bundle in ASCII, wrapped, its expressions beyond ASCII matching as before', async () => {
+    const src = join(app, 'letters', 'src');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(
+      join(src, 'start.js'),
+      'exports.word = (s) => /^[A-ZÇĞİ]+$/.test(s);\nexports.face = (s) => /^[😀-😎]+$/u.test(s);\n',
+    );
+    await run(process.execPath, [join(app, 'dist', 'scripts', 'bundle.js'), src]);
+    const text = readFileSync(join(src, BUNDLE_FILE), 'utf8');
+    expect(/[\u0080-\uffff]/.test(text)).toBe(false);
+    expect(text.startsWith(BUNDLE_HEAD)).toBe(true);
+    const { stdout } = await run(process.execPath, [
+      '-e',
+      `const { runBundle } = require(${JSON.stringify(join(app, 'dist', 'src', 'start-loader.js'))});
+       const file = ${JSON.stringify(join(src, BUNDLE_FILE))};
+       const { start } = runBundle(file, require('node:fs').readFileSync(file, 'utf8'));
+       process.stdout.write(JSON.stringify([start.word('ÇĞİA'), start.word('ÇX1'), start.face('😀😎'), start.face('😏')]));`,
+    ]);
+    expect(JSON.parse(stdout)).toEqual([true, false, true, false]);
   });
 
   it('should fail the build on a pattern that breaks in a bundle, naming it', async () => {

@@ -155,8 +155,12 @@ describe('start-loader: the bundle and its V8 code cache', () => {
       expect(codeCacheDir(dir)).toBe(dir);
       // A folder this process cannot write (even root cannot make a file in a folder that does not exist).
       const fallback = codeCacheDir(join(dir, 'missing'), dir);
-      expect(fallback).toBe(join(dir, `fixitfy-upload-${uid}`));
+      expect(fallback).toMatch(new RegExp(`^${dir}/fixitfy-upload-${uid}/[0-9a-f]{16}$`));
+      expect(statSync(join(dir, `fixitfy-upload-${uid}`)).mode & 0o777).toBe(0o700);
       expect(statSync(fallback!).mode & 0o777).toBe(0o700);
+      // Another release's bundle, another folder; the same bundle, the same one.
+      expect(codeCacheDir(join(dir, 'other'), dir)).not.toBe(fallback);
+      expect(codeCacheDir(join(dir, 'missing'), dir)).toBe(fallback);
     });
 
     it('should refuse a fallback folder that others may write, or a link in its place', () => {

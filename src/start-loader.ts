@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   accessSync,
   constants as fs,
@@ -144,8 +145,9 @@ export function cacheFileName(hash: string): string {
 
 /**
  * Where the code cache is kept: the bundle's folder when this process may write there (a checkout, or an image run by
- * the files' owner), else `<tmp>/fixitfy-upload-<uid>`, created with mode 0700 and used only when it is a real
- * folder of this user's that no one else may write to (a cache is code this process runs). Undefined: no cache.
+ * the files' owner), else `<tmp>/fixitfy-upload-<uid>/<the bundle folder's hash>` (two releases run by one user keep
+ * their caches apart), under a folder created with mode 0700 and used only when it is a real folder of this user's
+ * that no one else may write to (a cache is code this process runs). Undefined: no cache.
  */
 export function codeCacheDir(bundleDir: string, tmp: string = tmpdir()): string | undefined {
   try {
@@ -162,7 +164,10 @@ export function codeCacheDir(bundleDir: string, tmp: string = tmpdir()): string 
     if (!stat.isDirectory() || stat.uid !== uid || (stat.mode & 0o077) !== 0) {
       return undefined;
     }
-    return dir;
+    // Inside a folder only this user may write, no one else can have made this one.
+    const own = join(dir, createHash('sha256').update(bundleDir).digest('hex').slice(0, 16));
+    mkdirSync(own, { recursive: true, mode: 0o700 });
+    return own;
   } catch {
     return undefined;
   }

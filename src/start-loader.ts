@@ -19,19 +19,18 @@ import { BUILT } from './app-paths';
 import { setRuntimeV8Flags } from './modules/uploads/garbage-release';
 
 /**
- * How the entry loads the rest of the service (issue 14, goal 6: start-up). Built, `npm run build` bundles
- * src/start.ts and everything it loads into one file beside it (dist/src/start.bundle.js, scripts/bundle.ts), and
- * this compiles that file with a V8 code cache: a warm process then neither resolves and reads some 2,300 module
- * files nor compiles their source. From the TypeScript sources (ts-node), or built without a bundle, it loads
- * src/start.ts as any module.
+ * How the entry loads the rest of the service (issue 14, goal 6: start-up). Built, `npm run build` bundles src/start.ts
+ * and everything it loads into one file beside it (dist/src/start.bundle.js, scripts/bundle.ts), and this compiles that
+ * file with a V8 code cache: a warm process then neither resolves and reads some 2,300 module files nor compiles their
+ * source. From the TypeScript sources (ts-node), or built without a bundle, it loads src/start.ts as any module.
  *
  * The cache is V8's own (`vm.Script`'s `cachedData`), made by the first process that ran without one, a few seconds
- * after it listens (so that the functions V8 compiles lazily, once called, are in it) or as it exits if that is
- * sooner, and read by every start after. It is kept per bundle (the bundle's SHA-256, which the build writes into its last line: V8 itself checks only
- * the source's length, its own version and its flags), beside the bundle when that folder is writable, else in a
- * folder of this user's own under the system's temporary folder (mode 0700, checked before it is read). A cache that
- * is missing, unreadable or rejected by V8 (another Node, other flags) costs one start without it, and the process
- * writes a new one. Nothing here may fail a start: any error means no cache.
+ * after it listens (so that the functions V8 compiles lazily, once called, are in it) or as it exits if that is sooner,
+ * and read by every start after. It is kept per bundle (the bundle's SHA-256, which the build writes into its last
+ * line: V8 itself checks only the source's length, its own version and its flags), beside the bundle when that folder
+ * is writable, else in a folder of this user's own under the system's temporary folder (mode 0700, checked before it is
+ * read). A cache that is missing, unreadable or rejected by V8 (another Node, other flags) costs one start without it,
+ * and the process writes a new one. Nothing about the cache may fail a start: any error with it means no cache.
  */
 
 /** The bundle's file name, beside this file once built. */
@@ -52,7 +51,7 @@ type StartModule = typeof import('./start');
 export interface LoadedStart {
   /** src/start.ts's exports, from the bundle or the module. */
   start: StartModule;
-  /** How the bundle was loaded, for the logs and the tests. */
+  /** How src/start.ts was loaded (the tests read it). */
   via: 'module' | 'bundle' | 'bundle+cache';
   /** To call once the process serves: writes the code cache a few seconds later when there was none to use. */
   afterListen: () => void;

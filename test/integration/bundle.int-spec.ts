@@ -122,7 +122,7 @@ describe('npm start: the bundle of the built app, and its code cache', () => {
     };
   }
 
-  it('should serve uploads, links, variants, webhooks, /docs and the website, every process with one copy of Nest', async () => {
+  it('should serve uploads, links, variants, webhooks, /docs and the website, each worker from the bundle with one copy of Nest', async () => {
     const { base, stop } = await startBuilt(await freePort());
 
     const site = await fetch(`${base}/`);

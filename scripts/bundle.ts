@@ -112,7 +112,7 @@ async function main(): Promise<void> {
 }
 
 /**
- * The bundle with every character outside ASCII written as a `\\u` escape. esbuild escapes them in strings and names
+ * The bundle with every character outside ASCII written as a `\u` escape. esbuild escapes them in strings and names
  * but not in regular expressions (validator's alphabets), and one such character makes V8 keep the whole 8.5 MB text
  * as two bytes a character: 17 MB in every process. An escape means the same there, as two for a character beyond
  * 16 bits (a surrogate pair, which a `u` expression reads as one). One that follows a backslash would not, so it fails.

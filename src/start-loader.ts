@@ -60,14 +60,17 @@ export interface LoadedStart {
 /**
  * Loads src/start.ts: from its bundle with the code cache when built with one, else as a module (also with
  * `bundle: false`, a cluster's primary). A bundle older than the compiled start.js is not used: tsc ran again without
- * the bundle step (`npm run build` runs both), and the bundle would run the code of before.
+ * the bundle step (`npm run build` runs both), and the bundle would run the code of before. Nor is it under
+ * `--enable-source-maps`: Node maps the stack frames of modules it loads to their TypeScript lines (tsc's maps), but not
+ * those of code compiled through `vm`, so whoever asks for source maps gets the modules and a slower start.
  */
 export async function loadStart(
   dir: string = __dirname,
   { bundle = true }: { bundle?: boolean } = {},
 ): Promise<LoadedStart> {
   const file = join(dir, BUNDLE_FILE);
-  const source = bundle && BUILT && !isOlder(file, join(dir, 'start.js')) ? readOrUndefined(file) : undefined;
+  const wanted = bundle && BUILT && !process.sourceMapsEnabled && !isOlder(file, join(dir, 'start.js'));
+  const source = wanted ? readOrUndefined(file) : undefined;
   if (source === undefined) {
     return { start: await import('./start'), via: 'module', afterListen: () => undefined };
   }

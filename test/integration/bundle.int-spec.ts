@@ -266,11 +266,12 @@ describe('npm start: the bundle of the built app, and its code cache', () => {
     expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(before.hash);
   }, 180_000);
 
-  it('should run the modules, not a bundle older than the compiled start.js (tsc ran again alone)', async () => {
+  it('should run the modules, not a bundle older than the compiled start.js (tsc ran again alone), nor under --enable-source-maps', async () => {
     const src = join(app, 'dist', 'src');
-    const via = async (): Promise<string> =>
+    const via = async (flags: string[] = []): Promise<string> =>
       (
         await run(process.execPath, [
+          ...flags,
           '-e',
           `require(${JSON.stringify(join(src, 'start-loader.js'))}).loadStart().then((l) => { process.stdout.write(l.via); process.exit(0); })`,
         ])
@@ -281,6 +282,8 @@ describe('npm start: the bundle of the built app, and its code cache', () => {
     expect(await via()).toBe('module');
     utimesSync(join(src, BUNDLE_FILE), later, later);
     expect(await via()).toBe('bundle+cache');
+    // Node maps stack frames to the TypeScript lines only for modules it loads itself.
+    expect(await via(['--enable-source-maps'])).toBe('module');
   });
 
   it('should write the bundle in ASCII, wrapped, its expressions beyond ASCII matching as before', async () => {

@@ -13,9 +13,15 @@
  */
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { BUNDLE_FILE, BUNDLE_HASH_MARK, BUNDLE_HEAD, BUNDLE_TAIL } from '../src/start-loader';
+import {
+  BUNDLE_FILE,
+  BUNDLE_HASH_MARK,
+  BUNDLE_HEAD,
+  BUNDLE_TAIL,
+  removeCodeCaches,
+} from '../src/start-loader';
 
 /**
  * Loaded from node_modules at run time, each for a reason of its own:
@@ -103,6 +109,7 @@ async function main(): Promise<void> {
       writeFileSync(out.path, out.contents);
     }
   }
+  // A new bundle makes every cache beside it useless (each is named by its bundle's hash).
   removeCodeCaches(srcDir);
   const modules = Object.keys(result.metafile.inputs).length;
   const size = readFileSync(outfile).length;
@@ -147,15 +154,6 @@ function checkExternals(nodeModules: string): void {
       throw new Error(
         `${name} is left outside the bundle but loads ${deps.join(', ')}, which must be bundled`,
       );
-    }
-  }
-}
-
-/** A new bundle makes every cache beside it useless (each is named by its bundle's hash). */
-function removeCodeCaches(dir: string): void {
-  for (const name of readdirSync(dir)) {
-    if (name.endsWith('.v8cache')) {
-      unlinkSync(join(dir, name));
     }
   }
 }

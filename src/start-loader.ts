@@ -136,8 +136,7 @@ export function bundleHash(source: string): string | undefined {
   if (at < 0) {
     return undefined;
   }
-  const hash = /^[0-9a-f]{64}/.exec(source.slice(at + BUNDLE_HASH_MARK.length))?.[0];
-  return hash;
+  return /^[0-9a-f]{64}/.exec(source.slice(at + BUNDLE_HASH_MARK.length))?.[0];
 }
 
 /** The cache's file name for a bundle: its hash, so that a rebuilt bundle never reads another's cache. */
@@ -181,7 +180,7 @@ function writeCodeCache(script: Script, cacheFile: string): void {
     writeFileSync(temp, script.createCachedData(), { mode: 0o600 });
     // Atomic: another process reads the old file or the whole new one, never a part.
     renameSync(temp, cacheFile);
-    removeOtherCaches(cacheFile);
+    removeCodeCaches(dirname(cacheFile), cacheFile);
   } catch {
     try {
       unlinkSync(temp);
@@ -191,9 +190,11 @@ function writeCodeCache(script: Script, cacheFile: string): void {
   }
 }
 
-/** Caches of earlier builds (5 MB each) go once a new one is written. */
-function removeOtherCaches(keep: string): void {
-  const dir = dirname(keep);
+/**
+ * Removes the code caches in `dir` but `keep`: those of earlier builds (5 MB each) once a new one is written, and every
+ * one beside a new bundle (scripts/bundle.ts).
+ */
+export function removeCodeCaches(dir: string, keep?: string): void {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (/^start\.bundle\.[0-9a-f]{32}\.v8cache$/.test(name) && path !== keep) {

@@ -31,15 +31,17 @@ RUN npm run build \
 FROM node:22-bookworm-slim
 WORKDIR /app
 # NPM_CONFIG_UPDATE_NOTIFIER: `npm run cli` in the container should not ask the registry for npm updates.
-# MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libvips and libuv workers) an arena of its own and
-# keeps their freed pages; MALLOC_MMAP_THRESHOLD_: buffers over 16 MB (a large upload's body and frames) are mapped on
+# MALLOC_ARENA_MAX=1: glibc would give threads that allocate (libvips and libuv workers) arenas of their own and
+# keep their freed pages; with one arena a frame freed by one thread is the next decode's memory, whichever thread
+# makes it (with two, 2-5 in 50 back-to-back 1080p uploads decoded into fresh memory, 15-20 ms more each);
+# MALLOC_MMAP_THRESHOLD_: buffers over 16 MB (a large upload's body and frames) are mapped on
 # their own and unmapped when freed; MALLOC_TRIM_THRESHOLD_: up to 32 MB freed at the top of a heap stays for the next
 # image (a 1080p frame is 6 MB, a small GIF's frames 9 MB: faulted in afresh for every decode, they cost 2-10 ms of
 # system time). Together they let memory go back after a burst of large uploads (README, "Memory"); as in
 # `npm start`.
 # GLIBC_TUNABLES=glibc.malloc.hugetlb=1: those mappings (2 MB and up) ask for transparent huge pages, so a decoded
 # frame is faulted in 2 MB at a time, not 4 KB (a 12 MP decode 2-3 times faster on a VM with costly page faults).
-ENV NODE_ENV=production DATA_DIR=/data PORT=3000 NPM_CONFIG_UPDATE_NOTIFIER=false MALLOC_ARENA_MAX=2 \
+ENV NODE_ENV=production DATA_DIR=/data PORT=3000 NPM_CONFIG_UPDATE_NOTIFIER=false MALLOC_ARENA_MAX=1 \
   MALLOC_MMAP_THRESHOLD_=16777216 MALLOC_TRIM_THRESHOLD_=33554432 GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 RUN groupadd --system app \
   && useradd --system --gid app --home-dir /app --shell /usr/sbin/nologin app \

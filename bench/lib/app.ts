@@ -246,11 +246,8 @@ export function rssMb(pid: number): number {
   return kb / 1024;
 }
 
-/**
- * RSS of a process and all its descendants in MB: `npm start` is a cluster primary with one worker per core, and each
- * worker may run a heavy-image process; the service's memory is all of them.
- */
-export function treeRssMb(pid: number): number {
+/** A process and all its descendants (their pids), from /proc (Linux). */
+export function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) {
@@ -264,16 +261,54 @@ export function treeRssMb(pid: number): number {
       // The process ended meanwhile.
     }
   }
-  let total = 0;
+  const tree: number[] = [];
   const queue = [pid];
   while (queue.length > 0) {
     const next = queue.pop()!;
+    tree.push(next);
+    queue.push(...(children.get(next) ?? []));
+  }
+  return tree;
+}
+
+/**
+ * RSS of a process and all its descendants in MB: `npm start` is a cluster primary with one worker per core, and each
+ * worker may run a heavy-image process; the service's memory is all of them.
+ */
+export function treeRssMb(pid: number): number {
+  let total = 0;
+  for (const member of processTree(pid)) {
     try {
-      total += rssMb(next);
+      total += rssMb(member);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return total;
+}
+
+/**
+ * CPU time so far of every thread of a process and its descendants, in ms: the first field of each thread's
+ * /proc/<pid>/task/<tid>/schedstat (nanoseconds on a CPU), which the 10 ms ticks of /proc/<pid>/stat are too coarse
+ * for over a few uploads. A thread that ends between two readings takes its time with it; the service's threads
+ * (the event loop, libuv's and libvips' workers, the inference and image threads) live as long as it does.
+ */
+export function treeCpuMs(pid: number): number {
+  let ns = 0;
+  for (const member of processTree(pid)) {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${member}/task`);
     } catch {
       continue;
     }
-    queue.push(...(children.get(next) ?? []));
+    for (const tid of tasks) {
+      try {
+        ns += Number(readFileSync(`/proc/${member}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
   }
-  return total;
+  return ns / 1e6;
 }

@@ -30,6 +30,11 @@ export interface PartTimes {
   review: number;
   hash: number;
   write: number;
+  /**
+   * The CPU time of the four parts together, every thread of this process (the decode's and the review's too), and a
+   * share of the collection of the batch's garbage.
+   */
+  cpu: number;
 }
 
 export type PartsReply =
@@ -74,7 +79,8 @@ async function measure(path: string, animated: boolean): Promise<PartTimes> {
   const review = classifier;
   const bytes = await readFile(path);
   let frames: RawImage[] = [];
-  return {
+  const cpuBefore = process.cpuUsage();
+  const times = {
     decode: await timed(async () => (frames = await decode(bytes, animated))),
     review: await timed(() => review.classify(frames)),
     hash: await timed(() =>
@@ -82,6 +88,8 @@ async function measure(path: string, animated: boolean): Promise<PartTimes> {
     ),
     write: await timed(() => fsyncWrite(`${path}.written`, bytes)),
   };
+  const cpu = process.cpuUsage(cpuBefore);
+  return { ...times, cpu: (cpu.user + cpu.system) / 1000 };
 }
 
 async function handle(request: PartsRequest): Promise<PartsReply> {
@@ -100,9 +108,13 @@ async function handle(request: PartsRequest): Promise<PartsReply> {
   await Promise.all(
     request.files.flatMap((f) => [f.path, `${f.path}.written`].map((p) => rm(p, { force: true }))),
   );
-  // The garbage of these decodes collected now, not while the client times its next upload.
+  // The garbage of these decodes collected now, not while the client times its next upload. Its CPU is the parts'
+  // too (the service collects its decoded frames as well): shared among the files.
+  const before = process.cpuUsage();
   (globalThis as { gc?: () => void }).gc?.();
-  return { kind: 'measured', times };
+  const collected = process.cpuUsage(before);
+  const share = (collected.user + collected.system) / 1000 / Math.max(1, times.length);
+  return { kind: 'measured', times: times.map((t) => ({ ...t, cpu: t.cpu + share })) };
 }
 
 if (require.main === module) {

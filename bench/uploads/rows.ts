@@ -22,6 +22,9 @@
  * The 1080p JPEG is sent as many times again right after its timed uploads, each as the one before is answered, in an
  * informational row beside its own: the timed uploads come after the pause in which the parts were measured, and on
  * the machines of these tables the first uploads after a pause were slower at every step (docs/performance.md).
+ * Every case also reports the service's CPU per upload (every thread of its processes, from /proc) against its parts'
+ * CPU alone, in an informational row: the wall time of an upload also holds its round trips (the key, the limits,
+ * the dedupe lookup, the record) and the client's own work on the same cores, which this row leaves out.
  *
  *   npm run bench -- [runs] uploads
  *
@@ -35,7 +38,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
-import { newKey, REPO_DIR, startApp, upload, uploadKeptAlive } from '../lib/app';
+import { newKey, REPO_DIR, startApp, treeCpuMs, upload, uploadKeptAlive } from '../lib/app';
 import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
 import { startScriptEnv } from '../lib/service-process';
 import { RELEASE_IDLE_MS } from '../../src/modules/uploads/garbage-release';
@@ -256,6 +259,9 @@ export const suite: BenchSuite = {
     const steady = all.map(() => [] as number[]);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const sums = all.map(() => [] as number[]);
+    // CPU per upload, per run: the service's (every thread of its processes) and its parts' alone (parts.ts).
+    const serviceCpu = all.map(() => [] as number[]);
+    const partsCpu = all.map(() => [] as number[]);
     const split = all.map(() => ({
       decode: [] as number[],
       review: [] as number[],
@@ -302,6 +308,7 @@ export const suite: BenchSuite = {
           };
           const ours: number[] = [];
           const leanOurs: number[] = [];
+          const cpuBefore = treeCpuMs(app.child.pid!);
           for (const { bytes, leanBytes } of samples) {
             ours.push(await timed(() => upload(app.base, token, bytes, c.name)));
             if (leanBytes) {
@@ -312,6 +319,8 @@ export const suite: BenchSuite = {
           for (const bytes of after) {
             steadyOurs.push(await timed(() => upload(app.base, token, bytes, c.name)));
           }
+          const uploads = ours.length + leanOurs.length + steadyOurs.length;
+          serviceCpu[ci].push((treeCpuMs(app.child.pid!) - cpuBefore) / uploads);
           if (steadyOurs.length > 0) {
             steady[ci].push(median(steadyOurs));
           }
@@ -334,6 +343,7 @@ export const suite: BenchSuite = {
             split[ci].write.push(t.write);
           }
           sums[ci].push(median(times.map((t) => t.decode + t.review + t.hash + t.write)));
+          partsCpu[ci].push(median(times.map((t) => t.cpu)));
         }
       }
     } finally {
@@ -348,6 +358,17 @@ export const suite: BenchSuite = {
         `parts: decode ${median(p.decode).toFixed(1)}, review ${median(p.review).toFixed(1)}, ` +
         `hashes ${median(p.hash).toFixed(1)}, write ${median(p.write).toFixed(1)} ms; ` +
         `${runs} runs × ${c.samples} uploads`;
+      const cpu = row({
+        label: `upload ${c.label}, the service's CPU per upload (ms)`,
+        value: median(serviceCpu[ci]),
+        baselineLabel: "its parts' CPU alone",
+        baseline: median(partsCpu[ci]),
+        unit: 'ms',
+        note:
+          "informational: every thread of the service's processes over the case's uploads " +
+          "(/proc/<pid>/task/*/schedstat), per upload, against the parts' process.cpuUsage() over its decode, review, " +
+          'hashes and write: what the service spends beyond its image work, whatever the wall time',
+      });
       if (c.label.startsWith('16×16')) {
         return [
           row({
@@ -369,6 +390,7 @@ export const suite: BenchSuite = {
               'informational: the same upload from a lean client (the multipart body in one buffer, one write, a ' +
               'kept-alive node:http connection) instead of fetch and FormData',
           }),
+          cpu,
         ];
       }
       const rows = [
@@ -397,6 +419,7 @@ export const suite: BenchSuite = {
           }),
         );
       }
+      rows.push(cpu);
       return rows;
     });
   },

@@ -13,6 +13,8 @@ import { bearer, makeKey, type TestKey } from '../setup/factories';
 import { capturedLogLines } from '../setup/log-lines';
 import { multipartFile, openRequest } from '../setup/raw-http';
 import { createTestApp, type TestApp } from '../setup/test-app';
+import { waitFor } from '../setup/wait';
+import { RedisService } from '../../src/common/redis/redis.module';
 
 type Res = { status: number; headers: Record<string, string>; body: any; text: string };
 
@@ -237,6 +239,56 @@ describe('The upload fast path (e2e)', () => {
         continued: false,
         body: { code: 'rate_limit' },
       });
+    });
+    it('answers the limit’s refusal before the slots’, and a refused request holds no upload slot', async () => {
+      const key = await makeKey(t);
+      const port = (t.app.getHttpServer().address() as AddressInfo).port;
+      const slotsHeld = () => t.app.get(RedisService).client.zcard(`uploads-in-flight:key:${key.keyId}`);
+      // Uploads that stop after their multipart head: each holds one of the key's slots until its socket closes.
+      const stalled = async (seed: number) => {
+        const body = multipartFile(await png(seed));
+        const { req, response } = openRequest(port, '/api/v1/upload', {
+          Authorization: `Bearer ${key.token}`,
+          'Content-Type': body.contentType,
+          'Content-Length': body.length,
+        });
+        req.write(body.head);
+        return { abort: () => req.destroy(), done: response.catch(() => undefined) };
+      };
+      // UPLOADS_IN_FLIGHT_PER_KEY's default is 4: four held slots, and four of the key's six uploads a minute.
+      const held = [];
+      for (let i = 0; i < 4; i++) {
+        held.push(await stalled(400 + i));
+      }
+      await waitFor('four slots held', async () => (await slotsHeld()) === 4);
+      try {
+        // The limit admits the next two; the slots refuse them.
+        for (let i = 0; i < 2; i++) {
+          const refused = await send('Bearer', key.token, await png(410 + i));
+          expectError(refused, 429, 'rate_limit');
+          expect(refused.body.error).toContain('4 uploads in progress');
+        }
+        // Both would refuse the seventh: the limit's refusal is the answer, as the guards give it to Express's route.
+        const both = await send('Bearer', key.token, await png(420));
+        const slow = await send('bearer', key.token, await png(421));
+        expectError(both, 429, 'rate_limit');
+        expect(both.body).toEqual(slow.body);
+        expect(both.body.error).not.toContain('uploads in progress');
+        expect(both.headers['x-ratelimit-remaining']).toBe('0');
+        expect(await slotsHeld()).toBe(4);
+      } finally {
+        for (const h of held) {
+          h.abort();
+          await h.done;
+        }
+      }
+      await waitFor('slots released', async () => (await slotsHeld()) === 0);
+      // The slots free and the minute's budget spent: the refusal leaves none held (the slot lives 60 s otherwise).
+      const refused = await send('Bearer', key.token, await png(422));
+      expectError(refused, 429, 'rate_limit');
+      expect(refused.body.error).not.toContain('uploads in progress');
+      await waitFor('the refused request’s slot given back', async () => (await slotsHeld()) === 0, 1000);
+      expect(await slotsHeld()).toBe(0);
     });
   });
 

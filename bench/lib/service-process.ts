@@ -29,8 +29,9 @@ export function builtMain(appDir = ROOT): string {
   return main;
 }
 
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The PostgreSQL (an admin URL) and the Redis the benches run against. */
+export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**
  * The environment `npm start` gives the process (package.json's start script sets allocator variables such as

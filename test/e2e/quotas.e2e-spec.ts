@@ -96,6 +96,16 @@ describe('Storage quotas (e2e)', () => {
     expect((await upload(t, key.token)).status).toBe(200);
   });
 
+  it('should answer an upload recorded under a quota with a delete link that deletes it', async () => {
+    // An owner with a quota is recorded in a transaction, not in the one statement: its answer's link is made there.
+    const key = await makeKey(t);
+    const one = await upload(t, key.token);
+    expect(one.status).toBe(200);
+    const path = new URL(one.body.delete_url as string).pathname;
+    await t.http.delete(path).expect(200, { ok: true, deleted: one.body.filename });
+    await t.http.get(`/images/${one.body.filename}`).expect(404);
+  });
+
   it('should be exact under parallel uploads on two instances: never past the quota', async () => {
     const key = await makeKey(t);
     await setQuota(key.user.id, { quota_files: 2 }).expect(200);

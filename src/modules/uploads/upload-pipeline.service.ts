@@ -297,7 +297,7 @@ export class UploadPipelineService {
       if (due) {
         await this.uploads.expireDue(1, { ownerId: principal.userId, sha256: received.sha256 });
       }
-      const upload = await this.record(principal, {
+      const { upload, deleteToken } = await this.record(principal, {
         filename,
         mime: type.mime,
         size: stored.data.length,
@@ -310,7 +310,7 @@ export class UploadPipelineService {
         expiresAt,
         scores: verdict.scores ? { ...verdict.scores } : null,
       });
-      return this.mapper.toUploadResponse(upload, false, this.deleteLinks.derive(upload.id).token);
+      return this.mapper.toUploadResponse(upload, false, deleteToken);
     } catch (err) {
       await this.storage.delete(filename).catch(() => undefined);
       if (isUniqueViolation(err)) {
@@ -348,9 +348,10 @@ export class UploadPipelineService {
    * Records the upload and its webhook events, all or nothing: the quota check, the key/user re-check FOR SHARE (a
    * revoke or a ban either committed before → 401 / 403, nothing written, or waits for this commit), then the row and
    * its outbox rows. Without a quota in force that is one statement (one round trip); with one, a transaction that
-   * takes the owner's advisory lock first.
+   * takes the owner's advisory lock first. With the row, the delete link's token its hash was derived from (an HMAC
+   * each: 2.6 % of the event loop's CPU in a 16×16 upload's profile when the answer derived it again).
    */
-  private async record(principal: Principal, data: NewUpload): Promise<Upload> {
+  private async record(principal: Principal, data: NewUpload): Promise<Recorded> {
     const { bytes, files } = this.config.storageQuota;
     if (bytes === null && files === null) {
       const recorded = await this.recordInOneStatement(principal, data);
@@ -366,11 +367,12 @@ export class UploadPipelineService {
    * inserted only if the key is live, the owner not banned and no quota of theirs in force, and the outbox rows
    * inserted from the inserted row. Null when the owner has a quota (the caller takes the transaction path).
    */
-  private async recordInOneStatement(principal: Principal, data: NewUpload): Promise<Upload | null> {
+  private async recordInOneStatement(principal: Principal, data: NewUpload): Promise<Recorded | null> {
     const keyId = principal.kind === 'session' ? null : principal.keyId;
     // Not a managed entity (its owner reference is left unset): what the answer and the event are made from.
     const upload: Upload = Object.assign(new Upload(), data, { apiKeyId: keyId });
-    upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
+    const link = this.deleteLinks.derive(upload.id);
+    upload.deleteTokenHash = link.hash;
     const body = OutboxService.uploadCreatedBody({
       ownerId: principal.userId,
       upload: this.mapper.toWebhookUpload(upload),
@@ -438,7 +440,7 @@ export class UploadPipelineService {
       if (result.events > 0) {
         this.webhooks.kickRelay();
       }
-      return upload;
+      return { upload, deleteToken: link.token };
     }
     // Nothing was written: say why, in the order the transaction path checks (quota, key, owner). An owner with a
     // quota goes that path, which answers 413 before 401 when both apply.
@@ -454,7 +456,7 @@ export class UploadPipelineService {
     throw new AppError('unauthorized', result.user_found ? undefined : 'The account no longer exists.');
   }
 
-  private async recordInTransaction(principal: Principal, data: NewUpload): Promise<Upload> {
+  private async recordInTransaction(principal: Principal, data: NewUpload): Promise<Recorded> {
     return this.em.fork().transactional(async (em) => {
       await this.uploads.assertQuotaRoom(principal.userId, data.size, em);
       await this.assertStillAuthorised(principal, em);
@@ -464,7 +466,8 @@ export class UploadPipelineService {
         apiKeyId: principal.kind === 'session' ? null : principal.keyId,
         deleteTokenHash: '',
       });
-      upload.deleteTokenHash = this.deleteLinks.derive(upload.id).hash;
+      const link = this.deleteLinks.derive(upload.id);
+      upload.deleteTokenHash = link.hash;
       await em.flush();
       // The webhook outbox rows commit (or roll back) with the upload row: no upload without its events.
       await this.webhooks.recordUploadCreated(em, {
@@ -472,7 +475,7 @@ export class UploadPipelineService {
         upload: this.mapper.toWebhookUpload(upload),
         createdAt: upload.createdAt,
       });
-      return upload;
+      return { upload, deleteToken: link.token };
     });
   }
 
@@ -499,6 +502,12 @@ export class UploadPipelineService {
  * req.ip), `id` the request id, `res` its response.
  */
 export type UploadRequest = IncomingMessage & { ip?: string; id?: unknown; res?: ServerResponse };
+
+/** A recorded upload and its delete link's token. */
+interface Recorded {
+  upload: Upload;
+  deleteToken: string;
+}
 
 /** What the pipeline knows of a new upload before it is recorded. */
 type NewUpload = Omit<Upload, 'id' | 'owner' | 'apiKeyId' | 'deleteTokenHash' | 'createdAt' | 'deletedAt'>;

@@ -7,9 +7,9 @@
  * workers), and on the virtual machines these tables ran on, a hop to a thread or process that had sat idle for a
  * few milliseconds cost several times one made back to back: the other side's core is woken first. So an upload
  * after a pause is slower at every step, and an upload's fixed cost moves with the host as much as with the service.
- * Each row is that hop's median after a pause against the same hop back to back, with the calling thread's CPU
- * beside it. Its CPU grows too, and more than code run with no hop at all does after the same pause (the last row):
- * the cost is in the waking, not only in cold caches.
+ * Each row is that hop's median after a pause against the same hop back to back, with this process's CPU for it beside
+ * it (process.cpuUsage: every thread, the worker's side of its round trip too). Its CPU grows too, and more than code
+ * run with no hop at all does after the same pause (the last row): the cost is in the waking, not only in cold caches.
  *
  *   npm run bench -- [runs] machine
  */
@@ -109,7 +109,7 @@ export const suite: BenchSuite = {
         baseline: median(steady.map((t) => t.ms)) * 1000,
         unit: 'µs',
         note:
-          `informational; this thread's CPU for it ${µs(median(paused.map((t) => t.cpuMs)))} after the pause, ` +
+          `informational; this process's CPU for it ${µs(median(paused.map((t) => t.cpuMs)))} after the pause, ` +
           `${µs(median(steady.map((t) => t.cpuMs)))} back to back; ${runs} runs × ${TRIPS} trips`,
       });
     });

@@ -147,7 +147,7 @@ describe('The upload fast path (e2e)', () => {
       await c.query('alter table uploads rename column sha256 to sha256_gone');
       try {
         const fast = await send('Bearer', key.token, await png(104), 'a.png', 'fast-up-failed');
-        const slow = await send('bearer', key.token, await png(105));
+        const slow = await send('bearer', key.token, await png(105), 'a.png', 'slow-up-failed');
         expect(fast.status).toBeGreaterThanOrEqual(500);
         expect(fast.status).toBe(slow.status);
         expect(fast.body).toEqual(slow.body);
@@ -159,6 +159,14 @@ describe('The upload fast path (e2e)', () => {
           msg: 'request errored',
           code: fast.body.code,
           res: { statusCode: fast.status },
+        });
+        // The failure's own line, logged while the request ran, carries the request on both paths alike.
+        const failure = (id: string) =>
+          lines.find((l) => /^Unexpected error/.test(l.msg) && l.req?.id === id);
+        expect(failure('slow-up-failed')).toMatchObject({ req: { method: 'POST', url: '/api/v1/upload' } });
+        expect(failure('fast-up-failed')).toMatchObject({
+          req: { method: 'POST', url: '/api/v1/upload' },
+          requestId: 'fast-up-failed',
         });
       } finally {
         await c.query('alter table uploads rename column sha256_gone to sha256');

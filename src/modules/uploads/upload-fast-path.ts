@@ -2,9 +2,11 @@ import { Logger } from '@nestjs/common';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { BearerAuthenticator, RequestCounter } from '../../common/auth/authenticators';
 import type { AuthedRequest } from '../../common/auth/current-principal.decorator';
+import type { KeyPrincipal } from '../../common/auth/principal';
 import { writeErrorAnswer } from '../../common/errors/all-exceptions.filter';
 import { installInFront, type RequestHandler } from '../../common/http/in-front';
 import type { RateLimiter } from '../../common/rate-limit/rate-limiter';
+import { storage as requestLogStore, Store } from 'nestjs-pino/storage';
 import { answerJson, BEARER_KEY, type FrontDeps, takeRequest } from './front-answer';
 import { isMultipart } from './multipart/multipart-reader';
 import type { UploadPipelineService, UploadRequest } from './upload-pipeline.service';
@@ -65,6 +67,17 @@ export function uploadFastPath(
     // From here the request is this path's: logged, measured, counted and limited like a routed one.
     takeRequest(deps, req, res, principal, UPLOAD);
     (req as UploadRequest).res = res;
+    // What the services log while the upload runs carries the request, as a routed request's lines do (nestjs-pino's
+    // request store, with the child logger pino-http would bind): one child logger an upload, where a read has none.
+    await requestLogStore.run(new Store(deps.log.child({ req })), () => serveTaken(principal, req, res));
+  };
+
+  /** The request once it is this path's (serve), in the request-log store. */
+  const serveTaken = async (
+    principal: KeyPrincipal,
+    req: AuthedRequest & UploadRequest,
+    res: ServerResponse,
+  ): Promise<void> => {
     // As the AuthGuard and the RateLimitGuard: the count and the limit side by side, a refusal once counted.
     const counted = deps.counter.count(principal);
     try {

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { storage as requestLogStore, Store } from 'nestjs-pino/storage';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { BearerAuthenticator, RequestCounter } from '../../common/auth/authenticators';
 import type { AuthedRequest } from '../../common/auth/current-principal.decorator';
@@ -6,7 +7,6 @@ import type { KeyPrincipal } from '../../common/auth/principal';
 import { writeErrorAnswer } from '../../common/errors/all-exceptions.filter';
 import { installInFront, type RequestHandler } from '../../common/http/in-front';
 import type { RateLimiter } from '../../common/rate-limit/rate-limiter';
-import { storage as requestLogStore, Store } from 'nestjs-pino/storage';
 import { answerJson, BEARER_KEY, type FrontDeps, takeRequest } from './front-answer';
 import { isMultipart } from './multipart/multipart-reader';
 import type { UploadPipelineService, UploadRequest } from './upload-pipeline.service';

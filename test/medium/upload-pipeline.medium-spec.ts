@@ -6,7 +6,10 @@ import { UsersService } from '../../src/modules/auth/users.service';
 import { AuditModule } from '../../src/modules/audit/audit.module';
 import { AuthModule } from '../../src/modules/auth/auth.module';
 import { StorageDriver } from '../../src/modules/storage/storage-driver';
-import { UploadPipelineService } from '../../src/modules/uploads/upload-pipeline.service';
+import {
+  EARLY_RECEIVE_MAX_BYTES,
+  UploadPipelineService,
+} from '../../src/modules/uploads/upload-pipeline.service';
 import { UploadsModule } from '../../src/modules/uploads/uploads.module';
 import { png } from '../fixtures/sample-images';
 import { Client } from 'pg';
@@ -15,6 +18,7 @@ import { FakeStorage } from './support/fake-storage';
 import { createMedium, type Medium } from './support/medium';
 import { multipartRequest } from './support/multipart';
 import { Module } from '@nestjs/common';
+import type { Readable } from 'node:stream';
 
 /** The uploads module with the users it uploads for (auth) and the audit log they write, on real PostgreSQL. */
 @Module({ imports: [UploadsModule, AuthModule, AuditModule] })
@@ -96,5 +100,64 @@ describe('UploadPipelineService (medium)', () => {
     expect((err as AppError).status).toBe(401);
     expect(storage.files.size).toBe(before);
     expect(await rows('select id from uploads where api_key_id = $1', [principal.keyId])).toEqual([]);
+  });
+  describe('a body read while the limits are asked (EARLY_RECEIVE_MAX_BYTES)', () => {
+    /** Whether the request's body has been read to its end, once the event loop has had a few turns to read it. */
+    async function readToEnd(req: ReturnType<typeof multipartRequest>): Promise<boolean> {
+      const body = req as unknown as Readable;
+      for (let i = 0; i < 50 && !body.readableEnded; i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return body.readableEnded;
+    }
+
+    /** The uploads' rows of `principal`'s key. */
+    const uploadsOf = (principal: KeyPrincipal) =>
+      rows('select id from uploads where api_key_id = $1', [principal.keyId]);
+
+    it('reads a small body before the limits answer, and answers with what they say', async () => {
+      const principal = await keyHolder();
+      const admit = new Latch();
+      const req = multipartRequest(await png(103));
+      const upload = pipeline.handle(principal, req, admit.wait());
+      expect(await readToEnd(req)).toBe(true);
+      admit.open();
+      const answer = await upload;
+      expect(answer.deduplicated).toBeUndefined();
+      expect(storage.files.has(answer.filename)).toBe(true);
+      expect(await uploadsOf(principal)).toHaveLength(1);
+    });
+
+    it('answers the limits’ refusal, not the body’s, and keeps nothing of a body it read', async () => {
+      const principal = await keyHolder();
+      const before = storage.files.size;
+      let refuse!: (err: Error) => void;
+      const admitted = new Promise<void>((_, reject) => (refuse = reject));
+      // Not an image: were the body used, the answer would be 415.
+      const req = multipartRequest(Buffer.from('not an image at all'));
+      const upload = pipeline.handle(principal, req, admitted).catch((err: unknown) => err);
+      expect(await readToEnd(req)).toBe(true);
+      refuse(new AppError('rate_limit'));
+      const err = await upload;
+      expect(err).toBeInstanceOf(AppError);
+      expect((err as AppError).code).toBe('rate_limit');
+      expect(storage.files.size).toBe(before);
+      expect(await uploadsOf(principal)).toEqual([]);
+    });
+
+    it('leaves a larger body, or one that asks to be continued, unread until the limits have said yes', async () => {
+      const principal = await keyHolder();
+      const large = multipartRequest(Buffer.alloc(EARLY_RECEIVE_MAX_BYTES, 7));
+      const continued = multipartRequest(await png(104));
+      (continued.headers as Record<string, string>).expect = '100-continue';
+      for (const req of [large, continued]) {
+        const admit = new Latch();
+        const upload = pipeline.handle(principal, req, admit.wait()).catch((err: unknown) => err);
+        expect(await readToEnd(req)).toBe(false);
+        admit.open();
+        await upload;
+        expect(await readToEnd(req)).toBe(true);
+      }
+    });
   });
 });

@@ -78,20 +78,22 @@ export function uploadFastPath(
     req: AuthedRequest & UploadRequest,
     res: ServerResponse,
   ): Promise<void> => {
-    // As the AuthGuard and the RateLimitGuard: the count and the limit side by side, a refusal once counted.
+    // As the AuthGuard and the RateLimitGuard: the count and the limit side by side, a refusal once counted. The
+    // pipeline takes their answer as its first check: a small body is read meanwhile (its early receive).
     const counted = deps.counter.count(principal);
-    try {
-      const [limits] = await Promise.all([
-        deps.limiter.admit('uploads', principal).catch(async (err: unknown) => {
-          await counted;
-          throw err;
-        }),
-        counted,
-      ]);
+    const admitted = Promise.all([
+      deps.limiter.admit('uploads', principal).catch(async (err: unknown) => {
+        await counted;
+        throw err;
+      }),
+      counted,
+    ]).then(([limits]) => {
       for (const [name, value] of Object.entries(limits)) {
         res.setHeader(name, value);
       }
-      const answer = await deps.pipeline.handle(principal, req);
+    });
+    try {
+      const answer = await deps.pipeline.handle(principal, req, admitted);
       // The route's @NoStore(): the answer carries the upload's delete link.
       res.setHeader('Cache-Control', 'no-store');
       answerJson(req, res, answer, deps.etag);

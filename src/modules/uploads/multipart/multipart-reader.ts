@@ -53,7 +53,7 @@ export interface BodyMemory {
  * 64 KB chunk paused the socket until its write came back, and the client stalled with it: a 7.7 MB body took
  * 20–23 ms to receive in the service instead of 11–13 ms. 1 MB per upload in flight is the most it costs in memory.
  */
-const SINK_BUFFER_BYTES = 1024 * 1024;
+export const SINK_BUFFER_BYTES = 1024 * 1024;
 
 /** The most of a text part busboy reads (a longer `tags` part is refused with 400, not cut). */
 export const MULTIPART_FIELD_BYTES = 4096;

@@ -101,6 +101,7 @@ describe('UploadPipelineService (medium)', () => {
     expect(storage.files.size).toBe(before);
     expect(await rows('select id from uploads where api_key_id = $1', [principal.keyId])).toEqual([]);
   });
+
   describe('a body read while the limits are asked (EARLY_RECEIVE_MAX_BYTES)', () => {
     /** Whether the request's body has been read to its end, once the event loop has had a few turns to read it. */
     async function readToEnd(req: ReturnType<typeof multipartRequest>): Promise<boolean> {

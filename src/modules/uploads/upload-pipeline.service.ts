@@ -36,7 +36,7 @@ import { DeleteLinksService } from './delete-links.service';
 import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
 import { UploadRepository } from './upload.repository';
-import { type UploadSlot, UploadSlots } from './upload-slots.service';
+import { UploadSlots } from './upload-slots.service';
 import { UploadsService } from './uploads.service';
 import { resolveExpiry } from './expiry';
 import {
@@ -78,7 +78,8 @@ export class UploadPipelineService {
   /**
    * `admitted`: the rate limits' answer, when the caller asks for it beside this call (the upload fast path); its
    * refusal is the answer, before the slot's. Whatever refuses the upload before its body is used (the limits, the
-   * slot, a ut_ token's uses) answers as if the body had not been read: an early one is dropped.
+   * slot, a ut_ token's uses) answers as if the body had not been read: an early one is left to the collector (it is
+   * in memory, never on disk, and its failure is already handled).
    */
   async handle(
     principal: Principal,
@@ -86,20 +87,11 @@ export class UploadPipelineService {
     admitted?: Promise<unknown>,
   ): Promise<UploadResponse> {
     const early = this.receiveEarly(principal, req);
-    const refused = (err: unknown): never => {
-      dropReceived(early);
-      throw err;
-    };
-    let slot: UploadSlot;
-    try {
-      await admitted;
-      slot = await this.slots.acquire(principal);
-    } catch (err) {
-      return refused(err);
-    }
+    await admitted;
+    const slot = await this.slots.acquire(principal);
     try {
       // A ut_ token's max_uploads: a use is taken now and given back if the upload fails.
-      const giveBack = await this.tokenUses.reserve(principal).catch(refused);
+      const giveBack = await this.tokenUses.reserve(principal);
       try {
         return await this.handleInSlot(principal, req, early);
       } catch (err) {
@@ -117,7 +109,8 @@ export class UploadPipelineService {
   /**
    * The body of a request that declares at most EARLY_RECEIVE_MAX_BYTES, read from now on (null otherwise): the
    * multipart reader holds that much in memory without a loan of the ImagePool's budget, and never spills it to
-   * disk. A request that asks `Expect: 100-continue` waits for the checks before its body, as it asked.
+   * disk (Node delivers no more of a body than its Content-Length). A request that asks `Expect: 100-continue` waits
+   * for the checks before its body, as it asked.
    */
   private receiveEarly(principal: Principal, req: UploadRequest): Promise<ReceivedFile> | null {
     const declared = declaredLength(req);
@@ -125,7 +118,7 @@ export class UploadPipelineService {
       return null;
     }
     const received = this.receive(principal, req);
-    // Awaited in handleInSlot, or dropped (dropReceived); until then a failure must not count as unhandled.
+    // Awaited in handleInSlot, or never when the upload is refused first: a failure must not count as unhandled.
     received.catch(() => undefined);
     return received;
   }
@@ -584,13 +577,6 @@ function isUniqueViolation(err: unknown): boolean {
  * at most this much of its body read for nothing (bytes on their way anyway; the answer waits for none of them).
  */
 export const EARLY_RECEIVE_MAX_BYTES = SINK_BUFFER_BYTES;
-
-/** Drops an early body that will not be used: its failure is nobody's, and a body on disk is removed. */
-function dropReceived(received: Promise<ReceivedFile> | null): void {
-  void received
-    ?.then(({ body }) => (body.path === undefined ? undefined : rm(body.path, { force: true })))
-    .catch(() => undefined);
-}
 
 /** The body's declared length (Content-Length), when it has one. */
 function declaredLength(req: IncomingMessage): number | undefined {

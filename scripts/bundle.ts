@@ -15,6 +15,7 @@ import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { dropNoOpNames } from './bundle-names';
 import {
   BUNDLE_FILE,
   BUNDLE_HASH_MARK,
@@ -79,7 +80,8 @@ async function main(): Promise<void> {
     target: 'node20',
     format: 'cjs',
     external: EXTERNAL,
-    // Nest and MikroORM read classes' names (entities, providers, log contexts): esbuild must not rename any.
+    // Nest and MikroORM read classes' names (entities, providers, log contexts): esbuild must not rename any. The
+    // calls this adds that only repeat a name the language gives anyway are taken out below (dropNoOpNames).
     keepNames: true,
     // Stack traces point into the bundle; `node --enable-source-maps` maps them to the TypeScript sources.
     sourcemap: 'linked',
@@ -99,9 +101,12 @@ async function main(): Promise<void> {
     );
     throw new Error(`esbuild warned (each breaks in a bundle):\n${lines.join('\n')}`);
   }
+  let dropped = 0;
   for (const out of result.outputFiles) {
     if (out.path === outfile) {
-      const text = asciiOnly(out.text);
+      const named = dropNoOpNames(out.text);
+      dropped = named.dropped;
+      const text = asciiOnly(named.code);
       const code = text.endsWith('\n') ? text : `${text}\n`;
       const hash = createHash('sha256').update(code).digest('hex');
       writeFileSync(outfile, `${code}${BUNDLE_HASH_MARK}${hash}\n`);
@@ -114,7 +119,8 @@ async function main(): Promise<void> {
   const modules = Object.keys(result.metafile.inputs).length;
   const size = readFileSync(outfile).length;
   console.log(
-    `bundle ${relative(process.cwd(), outfile)}: ${modules} modules, ${(size / 1e6).toFixed(1)} MB, in ${Date.now() - started} ms`,
+    `bundle ${relative(process.cwd(), outfile)}: ${modules} modules, ${(size / 1e6).toFixed(1)} MB ` +
+      `(${dropped} __name calls dropped), in ${Date.now() - started} ms`,
   );
 }
 

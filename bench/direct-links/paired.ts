@@ -12,12 +12,11 @@
  *
  *   BENCH_BASELINE_DIR=/tmp/base npx ts-node --transpile-only bench/direct-links/paired.ts [rounds]
  */
-import { randomBytes } from 'node:crypto';
-import sharp from 'sharp';
 import { median } from '../lib/report';
 import { cpuMs, type Service, startService, wrk } from '../lib/service';
 import { freePort } from '../../test/setup/private-servers';
 import { REPO_DIR } from '../lib/app';
+import { image200k, uploadOne } from './rows';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 
@@ -26,23 +25,7 @@ async function prepare(
   appDir: string,
 ): Promise<{ service: Service; loads: Record<string, () => ReturnType<typeof wrk>> }> {
   const service = await startService(await freePort(), {}, appDir);
-  const side = 560;
-  const original = await sharp(randomBytes(side * side * 3), {
-    raw: { width: side, height: side, channels: 3 },
-  })
-    .jpeg({ quality: 80 })
-    .toBuffer();
-  const form = new FormData();
-  form.append('file', new Blob([original], { type: 'image/jpeg' }), 'a.jpg');
-  const up = await fetch(`${service.url}/api/v1/upload`, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${service.token}` },
-    body: form,
-  });
-  if (!up.ok) {
-    throw new Error(`upload failed: ${up.status} ${await up.text()}`);
-  }
-  const { filename } = (await up.json()) as { filename: string };
+  const filename = await uploadOne(service, await image200k());
   const variantPath = `/images/${filename}?w=640&format=webp`;
   const etags: string[] = [];
   for (const path of [`/images/${filename}`, variantPath]) {

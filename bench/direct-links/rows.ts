@@ -16,13 +16,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
-import { cpuMs, headLoad, startService, wrk } from '../lib/service';
+import { upload } from '../lib/app';
+import { cpuMs, headLoad, type Service, startService, wrk } from '../lib/service';
 import { freePort } from '../../test/setup/private-servers';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 
 /** A noise JPEG of about 200 KB (noise does not compress, so the size is predictable). */
-async function image200k(): Promise<Buffer> {
+export async function image200k(): Promise<Buffer> {
   const side = 560;
   return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } })
     .jpeg({ quality: 80 })
@@ -94,18 +95,7 @@ export const suite: BenchSuite = {
     const prefix = mkdtempSync(join(tmpdir(), 'fxf-bench-nginx-'));
     let nginx: ChildProcess | undefined;
     try {
-      const original = await image200k();
-      const form = new FormData();
-      form.append('file', new Blob([original], { type: 'image/jpeg' }), 'a.jpg');
-      const up = await fetch(`${service.url}/api/v1/upload`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${service.token}` },
-        body: form,
-      });
-      if (!up.ok) {
-        throw new Error(`upload failed: ${up.status} ${await up.text()}`);
-      }
-      const { filename } = (await up.json()) as { filename: string };
+      const filename = await uploadOne(service, await image200k());
       const shard = filename.slice(8, 10);
       const originalGet = await fetch(`${service.url}/images/${filename}`);
       const stored = Buffer.from(await originalGet.arrayBuffer());
@@ -246,6 +236,15 @@ export const suite: BenchSuite = {
     }
   },
 };
+
+/** Uploads `bytes` with the service's bench key; its filename (anything but a 200 ends the bench). */
+export async function uploadOne(service: Service, bytes: Buffer): Promise<string> {
+  const res = await upload(service.url, service.token, bytes, 'a.jpg');
+  if (res.status !== 200) {
+    throw new Error(`upload failed: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  return res.body.filename as string;
+}
 
 async function waitUp(url: string): Promise<void> {
   for (let i = 0; i < 100; i++) {

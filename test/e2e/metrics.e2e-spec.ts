@@ -210,6 +210,14 @@ describe('GET /metrics with METRICS_TOKEN (e2e)', () => {
       delivered: delta('fixitfy_webhook_deliveries_total', { outcome: 'delivered' }),
       refusals: delta('fixitfy_rate_limit_refusals_total', { group: 'uploads', code: 'rate_limit' }),
       errors: delta('fixitfy_http_errors_total', { code: 'nsfw_rejected' }),
+      // Each step, for the uploads that reached it: all five with a body admitted, four decoded (not the text file),
+      // four reviewed (the rejected one too), three stored and recorded.
+      stages: Object.fromEntries(
+        ['admission', 'receive', 'queue', 'decode', 'review', 'store', 'record'].map((stage) => [
+          stage,
+          delta('fixitfy_upload_stage_seconds_count', { stage }),
+        ]),
+      ),
     }).toEqual({
       ok: 3,
       nsfw: 1,
@@ -223,7 +231,19 @@ describe('GET /metrics with METRICS_TOKEN (e2e)', () => {
       delivered: 3,
       refusals: 1,
       errors: 1,
+      stages: { admission: 5, receive: 5, queue: 5, decode: 4, review: 4, store: 3, record: 3 },
     });
+    // The steps add up to no more than the answers' own times (each is timed from where the one before ended).
+    const stageSum = ['admission', 'receive', 'queue', 'decode', 'review', 'store', 'record'].reduce(
+      (sum, stage) => sum + delta('fixitfy_upload_stage_seconds_sum', { stage }),
+      0,
+    );
+    const answered = ['ok', 'nsfw_rejected', 'unsupported_type'].reduce(
+      (sum, outcome) => sum + delta('fixitfy_upload_duration_seconds_sum', { outcome }),
+      0,
+    );
+    expect(stageSum).toBeGreaterThan(0);
+    expect(stageSum).toBeLessThanOrEqual(answered);
     // The queue depth is read from Redis at scrape time.
     expect(
       samples(after).some((s) => s.name === 'fixitfy_webhook_queue_jobs' && s.labels.state === 'waiting'),

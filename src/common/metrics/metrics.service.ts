@@ -8,6 +8,20 @@ import { ClusterMetricsClient } from './cluster-metrics';
 /** Seconds buckets for request and work latencies: 5 ms to 60 s. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** Seconds buckets for the steps of one upload, most of which take a millisecond or less: 0.5 ms to 60 s. */
+const STAGE_BUCKETS = [0.0005, 0.001, 0.0025, ...LATENCY_BUCKETS];
+
+/**
+ * The steps of an upload's pipeline, in order, each timed from where the one before ended (README "Metrics"), from
+ * the pipeline's start (once the key is known): `admission` the rate limits' answer where it is still pending (the
+ * upload fast path asks for it beside the pipeline; Express's guards have it before), the key's upload slot and a
+ * ut_ token's use; `receive` what was left of the body; `queue` the dedupe lookup of a body on disk and the wait for
+ * the image byte budget; `decode` sniffing, the header read, the decode and the strip (the waits for their lanes
+ * included); `review` the NSFW review (its lane's wait included); `store` what the write had left once the review was
+ * done; `record` the database row.
+ */
+export type UploadStage = 'admission' | 'receive' | 'queue' | 'decode' | 'review' | 'store' | 'record';
+
 /** Webhook delivery jobs per BullMQ state, read from Redis at scrape time (the queue is shared: every instance sees it). */
 export type QueueDepthSource = () => Promise<Record<string, number>>;
 
@@ -29,6 +43,8 @@ export class Metrics implements OnApplicationShutdown {
   /** Every answer of POST /api/v1/upload, by outcome: `ok` or the error code (rate_limit, nsfw_rejected, ...). */
   readonly uploads: Counter<'outcome'>;
   readonly uploadDuration: Histogram<'outcome'>;
+  /** Each step of an upload that reached it (UploadStage). */
+  readonly uploadStages: Histogram<'stage'>;
   /** Every HTTP answer, by route pattern, method and status. */
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpDuration: Histogram<'route' | 'method'>;
@@ -64,6 +80,13 @@ export class Metrics implements OnApplicationShutdown {
       'Time from the upload request to its answer, by outcome.',
       ['outcome'],
     );
+    this.uploadStages = new Histogram<'stage'>({
+      name: 'fixitfy_upload_stage_seconds',
+      help: 'Time of each step of an upload that reached it (admission, receive, queue, decode, review, store, record).',
+      labelNames: ['stage'],
+      buckets: STAGE_BUCKETS,
+      registers: [r],
+    });
     this.httpRequests = counter('fixitfy_http_requests_total', 'HTTP answers by route, method and status.', [
       'route',
       'method',

@@ -1,6 +1,6 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { sha256HexAsync } from '../../common/crypto/sha256';
 import { leanQuery } from '../../database/lean-query';
 import { AppError } from '../../common/errors/app-error';
 import { DomainEvents } from '../../common/events/domain-events';
+import { Metrics, type UploadStage } from '../../common/metrics/metrics.service';
 import { clientIp } from '../../common/http/client-ip';
 import { AppConfig } from '../../config/app-config';
 import { ApiKeysService } from '../api-keys/api-keys.service';
@@ -73,6 +74,7 @@ export class UploadPipelineService {
     private readonly pool: ImagePool,
     private readonly tokenUses: UploadTokenUsesService,
     private readonly uploads: UploadsService,
+    @Optional() private readonly metrics?: Metrics,
   ) {}
 
   /**
@@ -86,14 +88,16 @@ export class UploadPipelineService {
     req: UploadRequest,
     admitted?: Promise<unknown>,
   ): Promise<UploadResponse> {
+    const lap = stageClock(this.metrics);
     const early = this.receiveEarly(principal, req);
     await admitted;
     const slot = await this.slots.acquire(principal);
     try {
       // A ut_ token's max_uploads: a use is taken now and given back if the upload fails.
       const giveBack = await this.tokenUses.reserve(principal);
+      lap('admission');
       try {
-        return await this.handleInSlot(principal, req, early);
+        return await this.handleInSlot(principal, req, early, lap);
       } catch (err) {
         await giveBack();
         throw err;
@@ -140,6 +144,7 @@ export class UploadPipelineService {
     principal: Principal,
     req: UploadRequest,
     early: Promise<ReceivedFile> | null,
+    lap: StageClock,
   ): Promise<UploadResponse> {
     const tempDir = join(this.config.dataDir, 'tmp');
     let received: ReceivedFile;
@@ -152,6 +157,7 @@ export class UploadPipelineService {
         // The loan ends with the receiving; a body in memory is counted by holdBytes below, or goes to disk.
         .finally(() => memory?.giveBack());
     }
+    lap('receive');
     try {
       const tags = withTokenTags(principal, received.tags);
       const expiresAt = resolveExpiry(principal, received.expiry, Date.now());
@@ -178,11 +184,16 @@ export class UploadPipelineService {
         received = await moveBodyToDisk(received, tempDir);
       }
       return await this.pool.holdBytes(received.size, async () => {
+        lap('queue');
         // A heavy image holds a slot of the heavy stage from its decode until its frames are dropped (ImageStage);
         // when they were decoded here, until the collection that frees them, which runs once the upload is answered.
         const stage = this.pool.stage((settle) => afterAnswer(req, settle));
         try {
-          return await this.processAndStore(principal, req, received, stage, dedupe, { tags, expiresAt });
+          return await this.processAndStore(principal, req, received, stage, dedupe, {
+            tags,
+            expiresAt,
+            lap,
+          });
         } finally {
           stage.done();
         }
@@ -226,7 +237,7 @@ export class UploadPipelineService {
     received: ReceivedFile,
     stage: ImageStage,
     dedupe: Promise<{ answer: UploadResponse | null; due: boolean }>,
-    { tags, expiresAt }: { tags: string[]; expiresAt: Date | null },
+    { tags, expiresAt, lap }: { tags: string[]; expiresAt: Date | null; lap: StageClock },
   ): Promise<UploadResponse> {
     let original: Buffer | null = received.body.data ?? (await readFile(received.body.path));
     // A dedupe hit stops processImage before a decode of its own (only the early one of a small still may have run).
@@ -289,6 +300,7 @@ export class UploadPipelineService {
       await discard();
       return answer;
     }
+    lap('decode');
     const { review, ...stored } = image;
     let written = storing;
     if (written === null || written.data !== stored.data) {
@@ -319,6 +331,7 @@ export class UploadPipelineService {
       review.length = 0;
       stage.done(framesHere);
     }
+    lap('review');
     if (verdict.rejected) {
       await discard();
       this.events.emit('upload.rejected', {
@@ -337,6 +350,7 @@ export class UploadPipelineService {
     let storedSha256: string;
     try {
       [, storedSha256] = await written.done;
+      lap('store');
     } catch (err) {
       await discard();
       throw err;
@@ -359,6 +373,7 @@ export class UploadPipelineService {
         expiresAt,
         scores: verdict.scores ? { ...verdict.scores } : null,
       });
+      lap('record');
       return this.mapper.toUploadResponse(upload, false, deleteToken);
     } catch (err) {
       await this.storage.delete(filename).catch(() => undefined);
@@ -582,6 +597,22 @@ export const EARLY_RECEIVE_MAX_BYTES = SINK_BUFFER_BYTES;
 function declaredLength(req: IncomingMessage): number | undefined {
   const header = req.headers['content-length'];
   return header !== undefined && /^\d+$/.test(header) ? Number(header) : undefined;
+}
+
+/** Observes the time since the last lap (or since the clock was made) as an upload's `stage`. */
+type StageClock = (stage: UploadStage) => void;
+
+/** A StageClock for one upload, into fixitfy_upload_stage_seconds; one that observes nothing without metrics. */
+function stageClock(metrics: Metrics | undefined): StageClock {
+  if (!metrics) {
+    return () => undefined;
+  }
+  let last = performance.now();
+  return (stage) => {
+    const now = performance.now();
+    metrics.uploadStages.observe({ stage }, (now - last) / 1000);
+    last = now;
+  };
 }
 
 /** SQL written with `?` placeholders (as the ORM's execute takes them), with `$1`, `$2`, … in their place, in order. */

@@ -75,10 +75,10 @@ async function main(): Promise<void> {
           if (run.non2xx > 0 && !what.endsWith('304')) {
             throw new Error(`${what}: ${run.non2xx} error answers from the ${side} service`);
           }
-          const into = ((seen[what] ??= {
+          const into = (seen[what] ??= {
             base: { rps: [], cpuUs: [] },
             ours: { rps: [], cpuUs: [] },
-          })[side] ??= { rps: [], cpuUs: [] });
+          })[side];
           into.rps.push(run.rps);
           into.cpuUs.push((used / run.requests) * 1000);
         }

@@ -30,6 +30,8 @@
  *
  * BENCH_UPLOAD_CASES=<regex> runs only the cases whose label matches (`BENCH_UPLOAD_CASES=RGBA`): a case alone, or
  * after another (`'12 MP|RGBA'`), since what ran before moves the numbers (docs/performance.md).
+ * BENCH_UPLOAD_STAGES=1 runs the service with metrics on and adds to each case's end-to-end row the mean of every step
+ * of its uploads as the service times them (stages.ts): off by default, so the service measured is the tables' own.
  */
 import { fork } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -44,6 +46,14 @@ import { startScriptEnv } from '../lib/service-process';
 import { RELEASE_IDLE_MS } from '../../src/modules/uploads/garbage-release';
 import type { PartsReply, PartsRequest, PartTimes } from './parts';
 import { freePort } from '../../test/setup/private-servers';
+import {
+  addStageDelta,
+  describeStages,
+  scrapeStages,
+  type StageTotals,
+  STAGES_METRICS_TOKEN,
+  STAGES_ON,
+} from './stages';
 
 const MODEL_CACHE = join(REPO_DIR, '.tmp', 'moderation-cache');
 /** MODERATION_THREADS' and MODERATION_SESSION_THREADS' default; the service and the review measured alone use the same. */
@@ -249,6 +259,7 @@ export const suite: BenchSuite = {
         MODERATION_MODEL_PATH: modelPath,
         MODERATION_THREADS: String(REVIEW_THREADS),
         MODERATION_SESSION_THREADS: String(REVIEW_THREADS),
+        ...(STAGES_ON ? { METRICS_TOKEN: STAGES_METRICS_TOKEN } : {}),
       },
     });
     const all = cases().filter((c) => !ONLY || ONLY.test(c.label));
@@ -262,6 +273,8 @@ export const suite: BenchSuite = {
     // CPU per upload, per run: the service's (every thread of its processes) and its parts' alone (parts.ts).
     const serviceCpu = all.map(() => [] as number[]);
     const partsCpu = all.map(() => [] as number[]);
+    // BENCH_UPLOAD_STAGES=1: each case's steps as the service reports them (stages.ts), over all its runs.
+    const stages = all.map((): StageTotals => new Map());
     const split = all.map(() => ({
       decode: [] as number[],
       review: [] as number[],
@@ -284,6 +297,8 @@ export const suite: BenchSuite = {
       await measureParts(parts, warmUp);
       for (let r = 0; r < runs; r++) {
         for (const [ci, c] of all.entries()) {
+          // Read before the bytes are made, so that the scrape is not the request just before the timed uploads.
+          const stagesBefore = STAGES_ON ? await scrapeStages(app.base) : undefined;
           // Every sample's bytes made first, and this process's garbage collected, so that nothing of the client's
           // own runs on the two cores while an upload is timed (parts.ts says what it did to the service).
           const tiny = c.label.startsWith('16×16');
@@ -321,6 +336,10 @@ export const suite: BenchSuite = {
           }
           const uploads = ours.length + leanOurs.length + steadyOurs.length;
           serviceCpu[ci].push((treeCpuMs(app.child.pid!) - cpuBefore) / uploads);
+          if (stagesBefore) {
+            // After the CPU is read: the scrape's own work is not the uploads'.
+            addStageDelta(stages[ci], stagesBefore, await scrapeStages(app.base));
+          }
           if (steadyOurs.length > 0) {
             steady[ci].push(median(steadyOurs));
           }
@@ -357,7 +376,8 @@ export const suite: BenchSuite = {
       const detail =
         `parts: decode ${median(p.decode).toFixed(1)}, review ${median(p.review).toFixed(1)}, ` +
         `hashes ${median(p.hash).toFixed(1)}, write ${median(p.write).toFixed(1)} ms; ` +
-        `${runs} runs × ${c.samples} uploads`;
+        `${runs} runs × ${c.samples} uploads` +
+        (STAGES_ON ? `; ${describeStages(stages[ci])}` : '');
       const cpu = row({
         label: `upload ${c.label}, the service's CPU per upload (ms)`,
         value: median(serviceCpu[ci]),

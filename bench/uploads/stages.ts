@@ -39,7 +39,9 @@ export function parseStageTotals(text: string): StageTotals {
 
 /** The service's stage totals now (`GET /metrics` with the suite's token). */
 export async function scrapeStages(base: string): Promise<StageTotals> {
-  const res = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${STAGES_METRICS_TOKEN}` } });
+  const res = await fetch(`${base}/metrics`, {
+    headers: { authorization: `Bearer ${STAGES_METRICS_TOKEN}` },
+  });
   if (res.status !== 200) {
     throw new Error(`GET /metrics answered ${res.status}`);
   }

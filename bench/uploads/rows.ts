@@ -373,11 +373,13 @@ export const suite: BenchSuite = {
     return all.flatMap((c, ci): BenchRow[] => {
       const ours = median(e2e[ci]);
       const p = split[ci];
+      // Empty unless BENCH_UPLOAD_STAGES=1 (nothing scraped).
+      const steps = describeStages(stages[ci]);
       const detail =
         `parts: decode ${median(p.decode).toFixed(1)}, review ${median(p.review).toFixed(1)}, ` +
         `hashes ${median(p.hash).toFixed(1)}, write ${median(p.write).toFixed(1)} ms; ` +
         `${runs} runs × ${c.samples} uploads` +
-        (STAGES_ON ? `; ${describeStages(stages[ci])}` : '');
+        (steps ? `; ${steps}` : '');
       const cpu = row({
         label: `upload ${c.label}, the service's CPU per upload (ms)`,
         value: median(serviceCpu[ci]),

@@ -3,6 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parser } from '@prometheus-io/lezer-promql';
+import { UPLOAD_STAGES } from '../../src/common/metrics/metrics.service';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
 import { png, solid } from '../fixtures/sample-images';
@@ -213,10 +214,7 @@ describe('GET /metrics with METRICS_TOKEN (e2e)', () => {
       // Each step, for the uploads that reached it: all five with a body admitted, four decoded (not the text file),
       // four reviewed (the rejected one too), three stored and recorded.
       stages: Object.fromEntries(
-        ['admission', 'receive', 'queue', 'decode', 'review', 'store', 'record'].map((stage) => [
-          stage,
-          delta('fixitfy_upload_stage_seconds_count', { stage }),
-        ]),
+        UPLOAD_STAGES.map((stage) => [stage, delta('fixitfy_upload_stage_seconds_count', { stage })]),
       ),
     }).toEqual({
       ok: 3,
@@ -234,7 +232,7 @@ describe('GET /metrics with METRICS_TOKEN (e2e)', () => {
       stages: { admission: 5, receive: 5, queue: 5, decode: 4, review: 4, store: 3, record: 3 },
     });
     // The steps add up to no more than the answers' own times (each is timed from where the one before ended).
-    const stageSum = ['admission', 'receive', 'queue', 'decode', 'review', 'store', 'record'].reduce(
+    const stageSum = UPLOAD_STAGES.reduce(
       (sum, stage) => sum + delta('fixitfy_upload_stage_seconds_sum', { stage }),
       0,
     );

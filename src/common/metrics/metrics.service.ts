@@ -20,7 +20,16 @@ const STAGE_BUCKETS = [0.0005, 0.001, 0.0025, ...LATENCY_BUCKETS];
  * included); `review` the NSFW review (its lane's wait included); `store` what the write had left once the review was
  * done; `record` the database row.
  */
-export type UploadStage = 'admission' | 'receive' | 'queue' | 'decode' | 'review' | 'store' | 'record';
+export const UPLOAD_STAGES = [
+  'admission',
+  'receive',
+  'queue',
+  'decode',
+  'review',
+  'store',
+  'record',
+] as const;
+export type UploadStage = (typeof UPLOAD_STAGES)[number];
 
 /** Webhook delivery jobs per BullMQ state, read from Redis at scrape time (the queue is shared: every instance sees it). */
 export type QueueDepthSource = () => Promise<Record<string, number>>;
@@ -82,7 +91,7 @@ export class Metrics implements OnApplicationShutdown {
     );
     this.uploadStages = new Histogram<'stage'>({
       name: 'fixitfy_upload_stage_seconds',
-      help: 'Time of each step of an upload that reached it (admission, receive, queue, decode, review, store, record).',
+      help: `Time of each step of an upload that reached it (${UPLOAD_STAGES.join(', ')}).`,
       labelNames: ['stage'],
       buckets: STAGE_BUCKETS,
       registers: [r],

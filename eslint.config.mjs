@@ -45,7 +45,19 @@ const noForeignTables = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**', 'eslint.config.mjs', 'jest.config.js'] },
+  // test/fixtures/preload: plain JavaScript that tests preload into the service with NODE_OPTIONS=--require.
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'data/**',
+      'coverage/**',
+      '.tmp/**',
+      'eslint.config.mjs',
+      'jest.config.js',
+      'test/fixtures/preload/**',
+    ],
+  },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   prettier,

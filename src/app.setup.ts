@@ -1,9 +1,10 @@
 import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Logger, PARAMS_PROVIDER_TOKEN, type Params } from 'nestjs-pino';
+import { Logger, PARAMS_PROVIDER_TOKEN, type Params, PinoLogger } from 'nestjs-pino';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type HttpLogger, pinoHttp } from 'pino-http';
 import { configureHttpServer } from './common/http/http-server';
+import { logCrashes } from './common/logging/crash-log';
 import { QuietStartupLogger } from './common/logging/logger-options';
 import { AppConfig } from './config/app-config';
 import { DeliveryCache } from './modules/delivery/delivery-cache';
@@ -35,6 +36,17 @@ export const HTTP_APP_OPTIONS = { bodyParser: false } as const;
 /** Nest's own lines go to the app's logger (JSON lines, LOG_LEVEL), Nest's start-up chatter at debug. */
 export function useAppLogger(app: INestApplicationContext): void {
   app.useLogger(new QuietStartupLogger(app.get(Logger)));
+}
+
+/**
+ * The service's own process (src/start.ts; not the tests' apps, which share a jest worker): a crash is written to the
+ * app's JSON log as well as to stderr (common/logging/crash-log.ts). Its logger is PinoLogger's, so a crash inside a
+ * request's work carries that request's binding, as the app's other lines do.
+ */
+export async function logProcessCrashes(app: INestApplicationContext): Promise<void> {
+  const logger = await app.resolve(PinoLogger);
+  logger.setContext('Process');
+  logCrashes(logger);
 }
 
 /** Everything main.ts and the tests both need on the HTTP app. */

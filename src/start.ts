@@ -92,8 +92,12 @@ async function serve(
 ): Promise<void> {
   // The app is loaded once its settings, database and Redis are known good (a bad setting fails in a moment), or by
   // the early worker while its primary checks them.
-  const [{ NestFactory }, { AppModule }, { configureApp, HTTP_APP_OPTIONS, useAppLogger }, { UsersService }] =
-    await modules;
+  const [
+    { NestFactory },
+    { AppModule },
+    { configureApp, HTTP_APP_OPTIONS, logProcessCrashes, useAppLogger },
+    { UsersService },
+  ] = await modules;
   // abortOnError: false — a failing module reaches our catch (one line) instead of Nest's logged stack and exit.
   // bufferLogs without autoFlushLogs: what the app logs while it starts is held, and dropped if the start fails (the
   // failure is one line); once it has started, flushLogs() writes what was held and ends the buffering, for good.
@@ -106,6 +110,7 @@ async function serve(
       await stop();
     });
     useAppLogger(worker);
+    await logProcessCrashes(worker);
     worker.flushLogs();
     process.stdout.write('Fixitfy Upload worker started\n');
     return;
@@ -115,6 +120,7 @@ async function serve(
     ...HTTP_APP_OPTIONS,
   });
   configureApp(app);
+  await logProcessCrashes(app);
   const close = closeOnSignals(async () => {
     await app.close();
     await stop();

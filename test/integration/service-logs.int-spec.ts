@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { freePort } from '../setup/private-servers';
 import { spawnedDeployment } from '../setup/spawned-deployment';
 import { TcpProxy } from '../setup/tcp-proxy';
@@ -17,19 +18,24 @@ describe('the service writes its log (src/main.ts)', () => {
     child: ChildProcess;
     lines: () => Record<string, any>[];
     stdout: () => string;
+    stderr: () => string;
     exited: Promise<number | null>;
   } {
     const child = deployment.start({ LOG_LEVEL: 'info', WEB_CONCURRENCY: '1', ...env });
     let out = '';
+    let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+      err += d.toString();
+    });
     const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     const lines = (): Record<string, any>[] =>
       out
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, any>);
-    return { child, lines, stdout: () => out, exited };
+    return { child, lines, stdout: () => out, stderr: () => err, exited };
   }
 
   it('should write what the app logs while it starts and after, an unexpected error with its request id', async () => {
@@ -100,4 +106,40 @@ describe('the service writes its log (src/main.ts)', () => {
       await svc.exited;
     }
   }, 180_000);
+
+  // A rejection nothing handles (a bug), made by a preloaded fixture once the process has started.
+  it.each([
+    ['the HTTP service', {}],
+    ['the worker role (APP_ROLE=worker)', { APP_ROLE: 'worker' }],
+  ])(
+    'should write a crash of %s to its log as one fatal line, and still stop with code 1',
+    async (_, env: Record<string, string>) => {
+      const svc = start({ ...env, NODE_OPTIONS: `--require ${CRASH_FIXTURE}` });
+      try {
+        expect(await svc.exited).toBe(1);
+        const fatal = svc.lines().filter((l) => l.level === 60);
+        expect(fatal).toEqual([
+          expect.objectContaining({
+            context: 'Process',
+            origin: 'unhandledRejection',
+            msg: 'A promise was rejected and nothing handled it: the process stops',
+            err: expect.objectContaining({
+              type: 'Error',
+              message: 'crash fixture: a rejection nothing handles',
+              stack: expect.stringContaining('crash-once-started.js'),
+            }),
+          }),
+        ]);
+        // Node's own report still goes to stderr, as before.
+        expect(svc.stderr()).toContain('crash fixture: a rejection nothing handles');
+      } catch (e) {
+        throw new Error(`${String(e)}\n${svc.stdout()}`);
+      } finally {
+        svc.child.kill('SIGKILL');
+      }
+    },
+    180_000,
+  );
 });
+
+const CRASH_FIXTURE = join(__dirname, '..', 'fixtures', 'preload', 'crash-once-started.js');

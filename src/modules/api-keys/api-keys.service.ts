@@ -250,16 +250,18 @@ export class ApiKeysService extends BearerAuthenticator {
   /**
    * authenticate() for an `fxf_` key, with a companion statement about the key's owner run in the same statement (a
    * lateral join on the key's user id): one round trip and one statement where a read would take two. The companion
-   * runs whatever the key turns out to be; its rows are read only for a live key of an owner not banned.
+   * runs whatever the key turns out to be; its rows are read only for a live key of an owner not banned. `tokenHash`:
+   * the token's hashToken(), when the caller has it already.
    */
   async authenticateWith<T>(
     token: string,
     companion: KeyCompanion<T>,
+    tokenHash: string = hashToken(token),
   ): Promise<{ principal: KeyPrincipal; data: T }> {
     if (!API_KEY_PATTERN.test(token)) {
       throw new AppError('unauthorized', 'Unknown or malformed API key.');
     }
-    const params: unknown[] = [hashToken(token)];
+    const params: unknown[] = [tokenHash];
     const param = (value: unknown): string => `$${params.push(value)}`;
     const data = companion.sql('k.user_id', param);
     if (companion.order) {

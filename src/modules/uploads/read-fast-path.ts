@@ -168,7 +168,7 @@ export function readFastPath(
     let principal;
     let data;
     try {
-      ({ principal, data } = await deps.keys.authenticateWith(token, read.data));
+      ({ principal, data } = await deps.keys.authenticateWith(token, read.data, hash));
     } catch {
       hints.drop(hash);
       fallback(req, res); // 401, 403 banned, or the database down: Express answers (and counts nothing more)

@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
-import { type RateWindow, RedisRateLimitStorage } from '../../src/common/rate-limit/redis-rate-limit.storage';
+import {
+  type RateWindow,
+  RedisRateLimitStorage,
+  storedKey,
+} from '../../src/common/rate-limit/redis-rate-limit.storage';
 import type { RedisService } from '../../src/common/redis/redis.module';
 import { FakeClock } from '../setup/fake-clock';
 import { readInfra } from '../setup/infra';
@@ -171,9 +175,9 @@ describe('Rate-limit windows in Redis (bounded size, one script)', () => {
       clock.advance(490);
     }
     const sizes = {
-      day: await memory(limits[1].key),
-      minute: await memory(`rlw:${m}:uploads-minute`),
-      management: await memory(`rlw:${mgmt}:management`),
+      day: await memory(storedKey(limits[1])),
+      minute: await memory(storedKey(uploads(m, 30, 2000)[0])),
+      management: await memory(storedKey({ key: `rlw:${mgmt}:management`, windowMs: MINUTE, limit: 120 })),
     };
     expect((await storage.consume(limits)).windows[1].count).toBe(2000);
     for (const size of Object.values(sizes)) {
@@ -199,9 +203,25 @@ describe('Rate-limit windows in Redis (bounded size, one script)', () => {
     const s = subject();
     const limits = uploads(s, 1, 10);
     expect((await storage.consume(limits)).admitted).toBe(true);
-    const before = await Promise.all(limits.map((w) => client.getBuffer(w.key)));
+    const before = await Promise.all(limits.map((w) => client.getBuffer(storedKey(w))));
+    expect(before.every((stored) => stored !== null)).toBe(true);
     clock.advance(SECOND);
     expect((await storage.consume(limits)).admitted).toBe(false);
-    expect(await Promise.all(limits.map((w) => client.getBuffer(w.key)))).toEqual(before);
+    expect(await Promise.all(limits.map((w) => client.getBuffer(storedKey(w))))).toEqual(before);
+  });
+
+  it('should read a value that is not of its format (another version, damage) as an empty window, and mend it', async () => {
+    const s = subject();
+    const minute: RateWindow = { key: `rlw:${s}:management`, windowMs: MINUTE, limit: 2 };
+    // One entry of the format before the header (12 bytes: time, count), a count far over the limit.
+    const old = Buffer.alloc(12);
+    old.writeDoubleBE(clock.now(), 0);
+    old.writeUInt32BE(1000, 8);
+    await client.set(storedKey(minute), old);
+    const first = await storage.consume([minute]);
+    expect({ admitted: first.admitted, count: first.windows[0].count }).toEqual({ admitted: true, count: 1 });
+    expect((await client.getBuffer(storedKey(minute)))?.length).toBe(4 + 12);
+    expect((await storage.consume([minute])).windows[0].count).toBe(2);
+    expect((await storage.consume([minute])).admitted).toBe(false);
   });
 });

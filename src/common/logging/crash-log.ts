@@ -11,8 +11,8 @@ export interface FatalLogger {
  * most needs went only to stderr, outside the JSON log that their collector reads. `uncaughtExceptionMonitor` only
  * observes: it neither keeps the process alive nor changes its exit code.
  */
-export function logCrashes(logger: FatalLogger, target: NodeJS.Process = process): void {
-  target.on('uncaughtExceptionMonitor', (err: unknown, origin: NodeJS.UncaughtExceptionOrigin) => {
+export function logCrashes(logger: FatalLogger): void {
+  process.on('uncaughtExceptionMonitor', (err: unknown, origin: NodeJS.UncaughtExceptionOrigin) => {
     logger.fatal(
       { err, origin },
       origin === 'unhandledRejection'

@@ -114,7 +114,7 @@ describe('the service writes its log (src/main.ts)', () => {
   ])(
     'should write a crash of %s to its log as one fatal line, and still stop with code 1',
     async (_, env: Record<string, string>) => {
-      const svc = start({ ...env, NODE_OPTIONS: `--require ${CRASH_FIXTURE}` });
+      const svc = start({ ...env, NODE_OPTIONS: `--require "${CRASH_FIXTURE}"` });
       try {
         expect(await svc.exited).toBe(1);
         const fatal = svc.lines().filter((l) => l.level === 60);

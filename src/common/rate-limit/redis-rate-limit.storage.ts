@@ -44,11 +44,14 @@ export const RING_BUCKET_MS = 60_000;
  * instance of the version before, during a rolling upgrade) must never be read as the other. For that upgrade's
  * minute, the two versions each count their own admissions.
  */
-export const LOG_KEY_SUFFIX = ':v2';
+const LOG_KEY_SUFFIX = ':v2';
+
+/** Whether a window is kept as a log (else as a ring of minute buckets). */
+const isLog = (w: RateWindow): boolean => w.windowMs <= LOG_MAX_WINDOW_MS;
 
 /** The Redis key that holds a window. */
 export function storedKey(w: RateWindow): string {
-  return w.windowMs <= LOG_MAX_WINDOW_MS ? `${w.key}${LOG_KEY_SUFFIX}` : w.key;
+  return isLog(w) ? `${w.key}${LOG_KEY_SUFFIX}` : w.key;
 }
 
 /**
@@ -272,13 +275,11 @@ export class RedisRateLimitStorage implements ThrottlerStorage {
   /** Admits the request only if every window has room; throws when Redis can't answer. */
   async consume(windows: RateWindow[]): Promise<RateDecision> {
     // A day window checked with a per-minute one can't take more than the minute's limit in one minute bucket.
-    const perMinute = windows
-      .filter((w) => w.windowMs >= RING_BUCKET_MS && w.windowMs <= LOG_MAX_WINDOW_MS)
-      .map((w) => w.limit);
+    const perMinute = windows.filter((w) => w.windowMs >= RING_BUCKET_MS && isLog(w)).map((w) => w.limit);
     const args = [
       String(this.clock.now()),
       ...windows.flatMap((w) =>
-        w.windowMs <= LOG_MAX_WINDOW_MS
+        isLog(w)
           ? ['log', String(w.windowMs), String(w.limit), String(LOG_BUCKET_MS), '0']
           : [
               'ring',

@@ -37,7 +37,7 @@ import { DeleteLinksService } from './delete-links.service';
 import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
 import { UploadRepository } from './upload.repository';
-import { UploadSlots } from './upload-slots.service';
+import { type UploadSlot, UploadSlots } from './upload-slots.service';
 import { UploadsService } from './uploads.service';
 import { resolveExpiry } from './expiry';
 import {
@@ -90,8 +90,7 @@ export class UploadPipelineService {
   ): Promise<UploadResponse> {
     const lap = stageClock(this.metrics);
     const early = this.receiveEarly(principal, req);
-    await admitted;
-    const slot = await this.slots.acquire(principal);
+    const slot = await this.slotBeside(principal, admitted);
     try {
       // A ut_ token's max_uploads: a use is taken now and given back if the upload fails.
       const giveBack = await this.tokenUses.reserve(principal);
@@ -108,6 +107,26 @@ export class UploadPipelineService {
       // finds the slot free: on this instance in order on the same connection, on another one a round trip later.
       void slot.release();
     }
+  }
+
+  /**
+   * The upload's slot, asked at once, beside the rate limits (`admitted`) rather than once they have answered: both
+   * go out together on the one Redis connection, so the upload waits one round trip for them instead of two. The
+   * limits' refusal is still the answer, before the slot's; a slot taken for an upload they refuse is given back
+   * before that refusal is answered (its reply comes with theirs), so the client never finds it held.
+   */
+  private async slotBeside(principal: Principal, admitted: Promise<unknown> | undefined): Promise<UploadSlot> {
+    const slot = this.slots.acquire(principal);
+    // Read below whatever the limits say; until then its failure must not count as unhandled.
+    slot.catch(() => undefined);
+    try {
+      await admitted;
+    } catch (err) {
+      const taken = await slot.catch(() => null);
+      void taken?.release();
+      throw err;
+    }
+    return slot;
   }
 
   /**

@@ -23,6 +23,7 @@ import {
   XMP_PACKET,
 } from '../../../test/fixtures/images/image-fixtures';
 import { AppError } from '../../common/errors/app-error';
+import { DEFAULT_IMAGE_OPTIONS } from './image-limits';
 import { processImage } from './image-processor';
 import type { ImageType } from './image.types';
 
@@ -233,6 +234,16 @@ describe(processImage.name, () => {
       expect(after.icc).toEqual(before.icc);
       expect(await pixels(result.data)).toEqual(await pixels(input));
       expect(result).toMatchObject({ width: 48, height: 40, pages: 1 });
+    });
+
+    it('should refuse a JPEG whose frame header is over the limits before any decode', async () => {
+      const plain = await noiseImage(40, 30).jpeg().toBuffer();
+      const sof = plain.indexOf(Buffer.from([0xff, 0xc0]));
+      const claiming = Buffer.from(plain);
+      claiming.writeUInt16BE(20_000, sof + 7); // the width
+      const error = await failure(processImage(claiming, JPG, { ...DEFAULT_IMAGE_OPTIONS, reviewFrames: 1 }));
+      expect(error.code).toBe('processing_failed');
+      expect(error.message).toBe('The image is 20000×30 px; at most 16384 px a side.');
     });
 
     it('should keep the entropy-coded data byte for byte', async () => {

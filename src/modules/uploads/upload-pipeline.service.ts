@@ -115,7 +115,10 @@ export class UploadPipelineService {
    * limits' refusal is still the answer, before the slot's; a slot taken for an upload they refuse is given back
    * before that refusal is answered (its reply comes with theirs), so the client never finds it held.
    */
-  private async slotBeside(principal: Principal, admitted: Promise<unknown> | undefined): Promise<UploadSlot> {
+  private async slotBeside(
+    principal: Principal,
+    admitted: Promise<unknown> | undefined,
+  ): Promise<UploadSlot> {
     const slot = this.slots.acquire(principal);
     // Read below whatever the limits say; until then its failure must not count as unhandled.
     slot.catch(() => undefined);

@@ -19,7 +19,8 @@ export interface FirstReviewReply {
   reviewMs: number[];
 }
 
-async function bytesOf(which: FirstReviewCase): Promise<Buffer> {
+/** The bytes of a case: the uploads bench's 1080p JPEG, or its half-transparent 16×16 PNG (rows.ts's pixels). */
+export async function bytesOf(which: FirstReviewCase): Promise<Buffer> {
   if (which === '1080p') {
     const pixels = variant(photoPixels(1920, 1080, 3, 1), 7, 1920, 3);
     return sharp(pixels, { raw: { width: 1920, height: 1080, channels: 3 } })

@@ -9,12 +9,11 @@
  *   npx ts-node --transpile-only bench/moderation/threads.ts [rounds]
  */
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { decodeFrame, type RawImage } from '../../src/modules/media/decode';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
 import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
 import { median } from '../lib/report';
-import { photoPixels, variant } from '../uploads/rows';
+import { bytesOf } from './first-review';
 
 const CACHE = join(__dirname, '..', '..', '.tmp', 'moderation-cache');
 const GAP_MS = 50;
@@ -24,19 +23,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The frames of the uploads bench's 1080p JPEG and half-transparent 16×16 PNG, decoded as the service decodes. */
 async function frames(): Promise<{ label: string; frame: RawImage }[]> {
-  const hd = await sharp(variant(photoPixels(1920, 1080, 3, 1), 7, 1920, 3), {
-    raw: { width: 1920, height: 1080, channels: 3 },
-  })
-    .jpeg({ quality: 85 })
-    .toBuffer();
-  const tiny = await sharp(variant(photoPixels(16, 16, 4, 4), 7, 16, 4), {
-    raw: { width: 16, height: 16, channels: 4 },
-  })
-    .png()
-    .toBuffer();
   return [
-    { label: "a 1080p JPEG's frame (one input)", frame: await decodeFrame(hd, 0) },
-    { label: "a half-transparent 16×16 PNG's frame (two inputs)", frame: await decodeFrame(tiny, 0) },
+    { label: "a 1080p JPEG's frame (one input)", frame: await decodeFrame(await bytesOf('1080p'), 0) },
+    {
+      label: "a half-transparent 16×16 PNG's frame (two inputs)",
+      frame: await decodeFrame(await bytesOf('16x16'), 0),
+    },
   ];
 }
 

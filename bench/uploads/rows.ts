@@ -30,6 +30,9 @@
  *
  * BENCH_UPLOAD_CASES=<regex> runs only the cases whose label matches (`BENCH_UPLOAD_CASES=RGBA`): a case alone, or
  * after another (`'12 MP|RGBA'`), since what ran before moves the numbers (docs/performance.md).
+ * BENCH_SESSION_THREADS=<1–4> runs the service and the review alone with that MODERATION_SESSION_THREADS instead of
+ * the default, named in each row's note: the way to choose the setting for a machine (the review alone, as
+ * bench/moderation/threads.ts times it, did not show the gain a lone input had from a second thread in the service).
  * BENCH_UPLOAD_STAGES=1 runs the service with metrics on and adds to each case's end-to-end row the mean of every step
  * of its uploads as the service times them (stages.ts): off by default, so the service measured is the tables' own.
  */
@@ -58,6 +61,23 @@ import {
 const MODEL_CACHE = join(REPO_DIR, '.tmp', 'moderation-cache');
 /** MODERATION_THREADS' and MODERATION_SESSION_THREADS' default; the service and the review measured alone use the same. */
 const REVIEW_THREADS = Math.min(2, availableParallelism());
+/**
+ * MODERATION_SESSION_THREADS for the service and the review measured alone: the default, or BENCH_SESSION_THREADS
+ * (1–4), to see how the setting moves the uploads on this machine (README, NSFW moderation).
+ */
+const SESSION_THREADS = sessionThreads(process.env.BENCH_SESSION_THREADS);
+
+function sessionThreads(value: string | undefined): number {
+  if (value === undefined) {
+    return REVIEW_THREADS;
+  }
+  if (!/^[1-4]$/.test(value)) {
+    throw new Error(
+      `BENCH_SESSION_THREADS must be 1, 2, 3 or 4 (MODERATION_SESSION_THREADS' range), not ${value}`,
+    );
+  }
+  return Number(value);
+}
 const ONLY = process.env.BENCH_UPLOAD_CASES ? new RegExp(process.env.BENCH_UPLOAD_CASES) : undefined;
 
 interface Case {
@@ -252,13 +272,13 @@ export const suite: BenchSuite = {
   async run({ runs }) {
     const modelPath = await ensureNsfwModel(MODEL_CACHE);
     const parts = partsProcess();
-    await parts.ask({ kind: 'load', modelPath, threads: REVIEW_THREADS, sessionThreads: REVIEW_THREADS });
+    await parts.ask({ kind: 'load', modelPath, threads: REVIEW_THREADS, sessionThreads: SESSION_THREADS });
     const app = await startApp({
       port: await freePort(),
       env: {
         MODERATION_MODEL_PATH: modelPath,
         MODERATION_THREADS: String(REVIEW_THREADS),
-        MODERATION_SESSION_THREADS: String(REVIEW_THREADS),
+        MODERATION_SESSION_THREADS: String(SESSION_THREADS),
         ...(STAGES_ON ? { METRICS_TOKEN: STAGES_METRICS_TOKEN } : {}),
       },
     });
@@ -379,6 +399,7 @@ export const suite: BenchSuite = {
         `parts: decode ${median(p.decode).toFixed(1)}, review ${median(p.review).toFixed(1)}, ` +
         `hashes ${median(p.hash).toFixed(1)}, write ${median(p.write).toFixed(1)} ms; ` +
         `${runs} runs × ${c.samples} uploads` +
+        (SESSION_THREADS !== REVIEW_THREADS ? `; MODERATION_SESSION_THREADS=${SESSION_THREADS}` : '') +
         (steps ? `; ${steps}` : '');
       const cpu = row({
         label: `upload ${c.label}, the service's CPU per upload (ms)`,

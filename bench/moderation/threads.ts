@@ -6,7 +6,7 @@
  * pause too); each row is the median of `rounds` reviews after five untimed ones, and its ratio is one thread against
  * two (below 1×: one thread is the faster). Which one wins differs between kinds of host (README, NSFW moderation).
  * It times the review alone, which can miss what the service gains: on two kinds of host a lone input was faster on two
- * threads in the service while here the two settings were even. To choose, run the uploads suite with each
+ * threads in the service but not here (even, or one thread the faster). To choose, run the uploads suite with each
  * (`BENCH_SESSION_THREADS=1 npm run bench -- 5 uploads` against `npm run bench -- 5 uploads`); this bench shows the
  * review's own part.
  *

@@ -26,6 +26,7 @@ describe('loadConfig', () => {
         frames: 3,
         threads: Math.min(2, availableParallelism()),
         sessionThreads: Math.min(2, availableParallelism()),
+        soloThreads: 0,
         concurrency: 2,
       },
       maxUploadBytes: 20 * 1024 * 1024,
@@ -181,6 +182,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATA_DIR: dir, MODERATION_SESSION_THREADS: '5' })).toThrow(
       /MODERATION_SESSION_THREADS/,
     );
+    expect(loadConfig({ DATA_DIR: dir, MODERATION_SOLO_THREADS: '2' }).moderation.soloThreads).toBe(2);
+    expect(loadConfig({ DATA_DIR: dir, MODERATION_SOLO_THREADS: '0' }).moderation.soloThreads).toBe(0);
+    for (const bad of ['5', '-1', 'two']) {
+      expect(() => loadConfig({ DATA_DIR: dir, MODERATION_SOLO_THREADS: bad })).toThrow(
+        /MODERATION_SOLO_THREADS/,
+      );
+    }
     expect(c.publicUrl).toBe('https://img.example.com');
     expect(() => loadConfig({ DATA_DIR: dir, TRUST_PROXY: 'maybe' })).toThrow(/TRUST_PROXY/);
   });

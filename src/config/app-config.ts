@@ -24,6 +24,8 @@ export interface ModerationConfig {
   threads: number;
   /** onnxruntime intra-op threads of each session: what one input (a lone review) runs on. */
   sessionThreads: number;
+  /** One more session, of this many intra-op threads, for single inputs while it is idle; 0: none (NsfwClassifier). */
+  soloThreads: number;
   concurrency: number;
 }
 
@@ -252,6 +254,8 @@ export function loadConfig(
       // And each of them runs one input on two threads, so a lone review (one frame, opaque) has both cores: on a
       // machine whose cores each do little per cycle, one input takes half the time (NsfwClassifier).
       sessionThreads: parsed.MODERATION_SESSION_THREADS ?? Math.min(2, availableParallelism()),
+      // Off unless set: a third session costs 32–35 MB, and which layout is faster differs between machines (README).
+      soloThreads: parsed.MODERATION_SOLO_THREADS ?? 0,
       concurrency: parsed.MODERATION_CONCURRENCY ?? 2,
     },
     rateLimit: {

@@ -114,6 +114,7 @@ export class EnvSchema {
   @IsOptional() @Transform(toInt) @IntIn(1, 16) MODERATION_FRAMES?: number;
   @IsOptional() @Transform(toInt) @IntIn(1, 4) MODERATION_THREADS?: number;
   @IsOptional() @Transform(toInt) @IntIn(1, 4) MODERATION_SESSION_THREADS?: number;
+  @IsOptional() @Transform(toInt) @IntIn(0, 4) MODERATION_SOLO_THREADS?: number;
   @IsOptional() @Transform(toInt) @IntIn(1, 64) MODERATION_CONCURRENCY?: number;
   @IsOptional() @Transform(toInt) @IntIn(1) RATE_LIMIT_UPLOADS_PER_MINUTE?: number;
   @IsOptional() @Transform(toInt) @IntIn(1) RATE_LIMIT_UPLOADS_PER_DAY?: number;
@@ -225,6 +226,7 @@ export const ENV_KEYS = [
   'MODERATION_FRAMES',
   'MODERATION_THREADS',
   'MODERATION_SESSION_THREADS',
+  'MODERATION_SOLO_THREADS',
   'MODERATION_CONCURRENCY',
   'RATE_LIMIT_UPLOADS_PER_MINUTE',
   'RATE_LIMIT_UPLOADS_PER_DAY',

@@ -324,6 +324,55 @@ describe(ModerationService.name, () => {
       }
     });
 
+    it('should send a single input to the single-input session while it is idle, and several to the others', async () => {
+      // A file of its own: sessions are shared per model file, and these must count from zero.
+      const soloPath = join(workDir, 'colour-solo.onnx');
+      await copyFile(colourModel, soloPath);
+      const one = await NsfwClassifier.load(colourModel, { threads: 1, concurrency: 1 });
+      const solo = await NsfwClassifier.load(soloPath, {
+        threads: 2,
+        sessionThreads: 1,
+        soloThreads: 2,
+        concurrency: 2,
+        warmUpRuns: 0,
+      });
+      // One session only: nothing to split, so no single-input session beside it.
+      const lone = await NsfwClassifier.load(soloPath, {
+        threads: 1,
+        soloThreads: 2,
+        concurrency: 1,
+        warmUpRuns: 0,
+      });
+      try {
+        expect(solo.inputsRun).toEqual([0, 0, 0]);
+        expect(lone.inputsRun).toHaveLength(1);
+        const [transparent, , opaque] = mixedFrames();
+        const expected = (await one.classify([transparent, opaque])).scores;
+        const near = (a: ModerationScores, b: ModerationScores) =>
+          (['porn', 'neutral', 'sexy'] as const).forEach((k) =>
+            expect(Math.abs(a[k] - b[k])).toBeLessThan(1e-3),
+          );
+
+        // An opaque frame: one input, to the single-input session.
+        const single = await solo.classify([opaque]);
+        near(single.scores[0], expected[2]);
+        expect(solo.inputsRun).toEqual([0, 0, 1]);
+        // A transparent frame: two inputs, one to each of the other sessions.
+        const both = await solo.classify([transparent]);
+        near(both.scores[0], expected[0]);
+        near(both.scores[1], expected[1]);
+        expect(solo.inputsRun).toEqual([1, 1, 1]);
+        // Two single inputs at once: the second finds the single-input session busy and goes to another.
+        const [first, second] = await Promise.all([solo.classify([opaque]), solo.classify([opaque])]);
+        near(first.scores[0], expected[2]);
+        near(second.scores[0], expected[2]);
+        expect(solo.inputsRun.reduce((a, b) => a + b, 0)).toBe(5);
+        expect(solo.inputsRun[2]).toBe(2);
+      } finally {
+        await Promise.all([one.close(), solo.close(), lone.close()]);
+      }
+    });
+
     it("should fill the memory of a review's batch again for the next one, as the worker hands it back", async () => {
       const classifier = await NsfwClassifier.load(colourModel, { threads: 1, concurrency: 1 });
       try {

@@ -142,6 +142,7 @@ export class InferenceWorker {
 
   private readonly jobs = new Map<number, Job>();
   private nextId = 1;
+  private inputs = 0;
   private failure: Error | undefined;
 
   private constructor(
@@ -224,12 +225,18 @@ export class InferenceWorker {
     return this.jobs.size;
   }
 
+  /** Model inputs sent to this session so far. */
+  get inputsRun(): number {
+    return this.inputs;
+  }
+
   /**
    * Runs `count` images of float32 RGB 0…255, 224×224 NHWC (concatenated) and returns count × 5
    * probabilities. The batch's whole buffer is transferred to the worker, not copied: the caller gives up every
    * view of it (the batch may be a view of the first values of a larger buffer).
    */
   run(batch: Float32Array, count: number): Promise<Float32Array> {
+    this.inputs += count;
     return this.post({ data: batch, dims: [count, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3] }, [
       batch.buffer as ArrayBuffer,
     ]);
@@ -256,6 +263,7 @@ export class InferenceWorker {
    * batch per input crossing to the worker. Each frame's pixels are copied (a few KB for the frames this is for).
    */
   runFrames(frames: readonly FrameInput[]): Promise<Float32Array> {
+    this.inputs += frames.length;
     return this.post(
       {
         frames: frames.map(({ image: { data, width, height, channels }, background }) => ({

@@ -136,6 +136,7 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
       const classifier = await NsfwClassifier.load(modelPath, {
         threads: moderation.threads,
         sessionThreads: moderation.sessionThreads,
+        soloThreads: moderation.soloThreads,
         concurrency: moderation.concurrency,
       });
       if (this.closed) {

@@ -19,6 +19,12 @@ export interface NsfwClassifierOptions {
   threads: number;
   /** onnxruntime intra-op threads of each session (the service's default: 2, or 1 on a one-core machine); 1 unless given. */
   sessionThreads?: number;
+  /**
+   * With more than one session: one more session, of this many intra-op threads, for reviews of a single input (an
+   * opaque still) while it is idle; the others then take the reviews of several inputs (and lone ones while it is
+   * busy). 0 or absent: none (the service's default).
+   */
+  soloThreads?: number;
   /** Reviews decoded and classified at once; the rest queue. */
   concurrency: number;
   /** Warm-up reviews load() makes before it resolves (WARM_UP_RUNS unless given; 0 for none). */
@@ -41,6 +47,9 @@ export interface Classification {
   /** One entry per model input: per frame, and per background when the frame is transparent. */
   scores: ModerationScores[];
 }
+
+/** InferenceWorker.acquire's instance for the single-input session: apart from the others' 0, 1, … */
+const SOLO_INSTANCE = -1;
 
 /** The model's classes, in its output's order. */
 const CLASSES = 5;
@@ -117,6 +126,8 @@ export class NsfwClassifier {
 
   private constructor(
     private readonly workers: readonly InferenceWorker[],
+    /** The session for single inputs (NsfwClassifierOptions.soloThreads), or null. */
+    private readonly solo: InferenceWorker | null,
     private readonly options: NsfwClassifierOptions,
   ) {
     this.gate = new Semaphore(options.concurrency);
@@ -127,18 +138,23 @@ export class NsfwClassifier {
    * (Drawing…Sexy).
    */
   static async load(modelPath: string, options: NsfwClassifierOptions): Promise<NsfwClassifier> {
-    const loads = await Promise.allSettled(
-      Array.from({ length: Math.max(1, options.threads) }, (_, i) =>
+    const sessions = Math.max(1, options.threads);
+    const soloThreads = sessions > 1 ? (options.soloThreads ?? 0) : 0;
+    const loads = await Promise.allSettled([
+      ...Array.from({ length: sessions }, (_, i) =>
         InferenceWorker.acquire(modelPath, { threads: options.sessionThreads ?? 1 }, i),
       ),
-    );
+      ...(soloThreads > 0
+        ? [InferenceWorker.acquire(modelPath, { threads: soloThreads }, SOLO_INSTANCE)]
+        : []),
+    ]);
     const workers = loads.flatMap((l) => (l.status === 'fulfilled' ? [l.value] : []));
     const failed = loads.find((l): l is PromiseRejectedResult => l.status === 'rejected');
     if (failed) {
       await Promise.all(workers.map((w) => w.release()));
       throw failed.reason;
     }
-    const classifier = new NsfwClassifier(workers, options);
+    const classifier = new NsfwClassifier(workers.slice(0, sessions), workers[sessions] ?? null, options);
     try {
       await classifier.warmUp(options.warmUpRuns ?? WARM_UP_RUNS);
     } catch (error) {
@@ -177,7 +193,17 @@ export class NsfwClassifier {
 
   /** Set when an inference worker died; the classifier cannot be used any more. */
   get failure(): Error | undefined {
-    return this.workers.find((w) => w.failed)?.failed;
+    return this.sessions.find((w) => w.failed)?.failed;
+  }
+
+  /** Inputs each session has run, the single-input session's last (its own, if any): for tests and the bench. */
+  get inputsRun(): number[] {
+    return this.sessions.map((w) => w.inputsRun);
+  }
+
+  /** Every session: those that split a review's inputs, then the single-input one if any. */
+  private get sessions(): InferenceWorker[] {
+    return this.solo ? [...this.workers, this.solo] : [...this.workers];
   }
 
   /**
@@ -228,7 +254,7 @@ export class NsfwClassifier {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.release()));
+    await Promise.all(this.sessions.map((w) => w.release()));
   }
 
   /** inferParts for inputs the workers make of small frames themselves (smallFrameInputs). */
@@ -257,12 +283,17 @@ export class NsfwClassifier {
   /**
    * Splits `count` inputs into parts of consecutive inputs, as many as there are sessions at most (the least busy
    * gets the first), runs them at once and puts their probabilities back in order. `part` is called for every part
-   * before any runs.
+   * before any runs. A single input goes to the single-input session while it is idle (soloThreads): on a machine of
+   * two cores, two inputs side by side ran faster on sessions of one intra-op thread each than on two of two (four
+   * threads on two cores), and a lone one faster on two threads than on one (README, NSFW moderation).
    */
   private async inferParts(
     count: number,
     part: (start: number, size: number) => (worker: InferenceWorker) => Promise<Float32Array>,
   ): Promise<Float32Array> {
+    if (count === 1 && this.solo !== null && this.solo.pending === 0) {
+      return part(0, 1)(this.solo);
+    }
     const workers = [...this.workers].sort((a, b) => a.pending - b.pending);
     const parts = Math.min(workers.length, count);
     if (parts <= 1) {

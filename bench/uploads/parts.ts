@@ -21,7 +21,7 @@ const REVIEW_FRAMES = 3;
 
 /** What rows.ts asks for: the classifier to load, then batches of files to measure. */
 export type PartsRequest =
-  | { kind: 'load'; modelPath: string; threads: number; sessionThreads: number }
+  | { kind: 'load'; modelPath: string; threads: number; sessionThreads: number; soloThreads: number }
   | { kind: 'measure'; files: { path: string; animated: boolean }[] };
 
 /** One file's parts, in ms. */
@@ -97,6 +97,7 @@ async function handle(request: PartsRequest): Promise<PartsReply> {
     classifier = await NsfwClassifier.load(request.modelPath, {
       threads: request.threads,
       sessionThreads: request.sessionThreads,
+      soloThreads: request.soloThreads,
       concurrency: 2,
     });
     return { kind: 'loaded' };

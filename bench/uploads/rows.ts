@@ -30,9 +30,10 @@
  *
  * BENCH_UPLOAD_CASES=<regex> runs only the cases whose label matches (`BENCH_UPLOAD_CASES=RGBA`): a case alone, or
  * after another (`'12 MP|RGBA'`), since what ran before moves the numbers (docs/performance.md).
- * BENCH_SESSION_THREADS=<1–4> runs the service and the review alone with that MODERATION_SESSION_THREADS instead of
- * the default, named in each row's note: the way to choose the setting for a machine (the review alone, as
- * bench/moderation/threads.ts times it, did not show the gain a lone input had from a second thread in the service).
+ * BENCH_SESSION_THREADS=<1–4> and BENCH_SOLO_THREADS=<0–4> run the service and the review alone with that
+ * MODERATION_SESSION_THREADS and MODERATION_SOLO_THREADS instead of the defaults, named in each row's note: the way to
+ * choose them for a machine (the review alone, as bench/moderation/threads.ts times it, did not show the gain a lone
+ * input had from a second thread in the service).
  * BENCH_UPLOAD_STAGES=1 runs the service with metrics on and adds to each case's end-to-end row the mean of every step
  * of its uploads as the service times them (stages.ts): off by default, so the service measured is the tables' own.
  */
@@ -65,19 +66,24 @@ const REVIEW_THREADS = Math.min(2, availableParallelism());
  * MODERATION_SESSION_THREADS for the service and the review measured alone: the default, or BENCH_SESSION_THREADS
  * (1–4), to see how the setting moves the uploads on this machine (README, NSFW moderation).
  */
-const SESSION_THREADS = sessionThreads(process.env.BENCH_SESSION_THREADS);
+const SESSION_THREADS = threadsSetting('BENCH_SESSION_THREADS', 1, REVIEW_THREADS);
+/** MODERATION_SOLO_THREADS likewise: its default (0, no single-input session), or BENCH_SOLO_THREADS (0–4). */
+const SOLO_THREADS = threadsSetting('BENCH_SOLO_THREADS', 0, 0);
 
-function sessionThreads(value: string | undefined): number {
+function threadsSetting(name: string, least: number, byDefault: number): number {
+  const value = process.env[name];
   if (value === undefined) {
-    return REVIEW_THREADS;
+    return byDefault;
   }
-  if (!/^[1-4]$/.test(value)) {
-    throw new Error(
-      `BENCH_SESSION_THREADS must be 1, 2, 3 or 4 (MODERATION_SESSION_THREADS' range), not ${value}`,
-    );
+  if (!/^[0-4]$/.test(value) || Number(value) < least) {
+    throw new Error(`${name} must be a whole number from ${least} to 4, not ${value}`);
   }
   return Number(value);
 }
+/** The settings measured when not the defaults, for each row's note. */
+const SETTINGS =
+  (SESSION_THREADS !== REVIEW_THREADS ? `; MODERATION_SESSION_THREADS=${SESSION_THREADS}` : '') +
+  (SOLO_THREADS !== 0 ? `; MODERATION_SOLO_THREADS=${SOLO_THREADS}` : '');
 const ONLY = process.env.BENCH_UPLOAD_CASES ? new RegExp(process.env.BENCH_UPLOAD_CASES) : undefined;
 
 interface Case {
@@ -272,13 +278,20 @@ export const suite: BenchSuite = {
   async run({ runs }) {
     const modelPath = await ensureNsfwModel(MODEL_CACHE);
     const parts = partsProcess();
-    await parts.ask({ kind: 'load', modelPath, threads: REVIEW_THREADS, sessionThreads: SESSION_THREADS });
+    await parts.ask({
+      kind: 'load',
+      modelPath,
+      threads: REVIEW_THREADS,
+      sessionThreads: SESSION_THREADS,
+      soloThreads: SOLO_THREADS,
+    });
     const app = await startApp({
       port: await freePort(),
       env: {
         MODERATION_MODEL_PATH: modelPath,
         MODERATION_THREADS: String(REVIEW_THREADS),
         MODERATION_SESSION_THREADS: String(SESSION_THREADS),
+        MODERATION_SOLO_THREADS: String(SOLO_THREADS),
         ...(STAGES_ON ? { METRICS_TOKEN: STAGES_METRICS_TOKEN } : {}),
       },
     });
@@ -399,7 +412,7 @@ export const suite: BenchSuite = {
         `parts: decode ${median(p.decode).toFixed(1)}, review ${median(p.review).toFixed(1)}, ` +
         `hashes ${median(p.hash).toFixed(1)}, write ${median(p.write).toFixed(1)} ms; ` +
         `${runs} runs × ${c.samples} uploads` +
-        (SESSION_THREADS !== REVIEW_THREADS ? `; MODERATION_SESSION_THREADS=${SESSION_THREADS}` : '') +
+        SETTINGS +
         (steps ? `; ${steps}` : '');
       const cpu = row({
         label: `upload ${c.label}, the service's CPU per upload (ms)`,

@@ -254,7 +254,7 @@ export function loadConfig(
       // And each of them runs one input on two threads, so a lone review (one frame, opaque) has both cores: on a
       // machine whose cores each do little per cycle, one input takes half the time (NsfwClassifier).
       sessionThreads: parsed.MODERATION_SESSION_THREADS ?? Math.min(2, availableParallelism()),
-      // Off unless set: a third session costs 32–35 MB, and which layout is faster differs between machines (README).
+      // Off unless set: it costs 25–34 MB of RSS a process, and which layout wins differs between machines (README).
       soloThreads: parsed.MODERATION_SOLO_THREADS ?? 0,
       concurrency: parsed.MODERATION_CONCURRENCY ?? 2,
     },

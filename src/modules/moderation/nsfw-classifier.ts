@@ -196,7 +196,7 @@ export class NsfwClassifier {
     return this.sessions.find((w) => w.failed)?.failed;
   }
 
-  /** Inputs each session has run, the single-input session's last (its own, if any): for tests and the bench. */
+  /** Inputs each session has run so far, the single-input session's count last (if there is one): for tests. */
   get inputsRun(): number[] {
     return this.sessions.map((w) => w.inputsRun);
   }

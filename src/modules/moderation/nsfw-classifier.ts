@@ -122,6 +122,8 @@ function opaque({ data, channels }: { data: Uint8Array; channels: number }): boo
  */
 export class NsfwClassifier {
   private readonly gate: Semaphore;
+  /** Every session: those that split a review's inputs, then the single-input one if any (read per review). */
+  private readonly sessions: readonly InferenceWorker[];
   private warmUps = 0;
 
   private constructor(
@@ -131,6 +133,7 @@ export class NsfwClassifier {
     private readonly options: NsfwClassifierOptions,
   ) {
     this.gate = new Semaphore(options.concurrency);
+    this.sessions = solo ? [...workers, solo] : workers;
   }
 
   /**
@@ -199,11 +202,6 @@ export class NsfwClassifier {
   /** Inputs each session has run so far, the single-input session's count last (if there is one): for tests. */
   get inputsRun(): number[] {
     return this.sessions.map((w) => w.inputsRun);
-  }
-
-  /** Every session: those that split a review's inputs, then the single-input one if any. */
-  private get sessions(): InferenceWorker[] {
-    return this.solo ? [...this.workers, this.solo] : [...this.workers];
   }
 
   /**

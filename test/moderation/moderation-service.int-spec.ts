@@ -437,6 +437,24 @@ describe(ModerationService.name, () => {
       }
     });
 
+    it("should warm up the single-input session with both of a lone input's ways: resized there, and resized here", async () => {
+      const soloPath = join(workDir, 'colour-warm-solo.onnx');
+      await copyFile(colourModel, soloPath);
+      const classifier = await NsfwClassifier.load(soloPath, {
+        threads: 2,
+        sessionThreads: 1,
+        soloThreads: 2,
+        concurrency: 1,
+      });
+      try {
+        // Each round: a half-transparent small frame (one input to each session of one thread), then a small opaque
+        // one and a large opaque one, each a lone input, so each to the single-input session (counted last).
+        expect(classifier.inputsRun).toEqual([WARM_UP_RUNS, WARM_UP_RUNS, 2 * WARM_UP_RUNS]);
+      } finally {
+        await classifier.close();
+      }
+    });
+
     it('should finish 16 parallel reviews (queued two at a time) with the right verdicts', async () => {
       const images = await Promise.all(
         Array.from({ length: 16 }, (_, i) => solidPng(i % 2 === 0 ? RED : BLUES[0])),

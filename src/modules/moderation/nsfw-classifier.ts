@@ -175,8 +175,9 @@ export class NsfwClassifier {
 
   /**
    * `rounds` reviews of grey frames, thrown away: small half-transparent frames, two inputs each (over white and over
-   * black), one input for every session, which resizes its own (as for a small upload); and an opaque frame this
-   * thread resizes (as for a large one).
+   * black), one input for every session, which resizes its own (as for a small upload); a small opaque one, which the
+   * single-input session resizes itself when there is one; and an opaque frame this thread resizes (as for a large
+   * one), which goes to the single-input session too.
    */
   private async warmUp(rounds: number): Promise<void> {
     const grey = (side: number, channels: 3 | 4): RawImage => ({
@@ -190,6 +191,9 @@ export class NsfwClassifier {
     const large = grey(SMALL_FRAME_SIDE + 8, 3);
     for (; this.warmUps < rounds; this.warmUps++) {
       await this.classify(small);
+      if (this.solo !== null) {
+        await this.classify([grey(4, 3)]);
+      }
       await this.classify([large]);
     }
   }

@@ -5,6 +5,7 @@
  * sample, because a classifier's first reviews are slow partly for this process's own first runs of the code.
  */
 import sharp from 'sharp';
+import { MODERATION_THREAD_DEFAULTS } from '../../src/config/app-config';
 import { decodeFrame } from '../../src/modules/media/decode';
 import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
 import { photoPixels, variant } from '../uploads/rows';
@@ -38,8 +39,7 @@ async function main(): Promise<void> {
   const frame = await decodeFrame(await bytesOf(which as FirstReviewCase), 0);
   const started = performance.now();
   const classifier = await NsfwClassifier.load(modelPath, {
-    threads: 2,
-    sessionThreads: 2,
+    ...MODERATION_THREAD_DEFAULTS,
     concurrency: 2,
     warmUpRuns: Number(runs),
   });

@@ -1,14 +1,15 @@
 /**
- * Which MODERATION_SESSION_THREADS is the faster on this machine: the service's two sessions with two intra-op threads
- * each (its default on two cores or more) against two sessions of one thread, side by side in one process, on the
- * uploads bench's images (rows.ts): a 1080p JPEG's frame (one input, resized on this thread) and a half-transparent
- * 16×16 PNG's (two inputs, one a session). The two layouts take turns, `GAP_MS` apart (an upload's review follows a
- * pause too); each row is the median of `rounds` reviews after five untimed ones, and its ratio is one thread against
- * two (below 1×: one thread is the faster). Which one wins differs between kinds of host (README, NSFW moderation).
- * It times the review alone, which can miss what the service gains: on two kinds of host a lone input was faster on two
- * threads in the service but not here (even, or one thread the faster). To choose, run the uploads suite with each
- * (`BENCH_SESSION_THREADS=1 npm run bench -- 5 uploads` against `npm run bench -- 5 uploads`); this bench shows the
- * review's own part.
+ * Which layout of the review's sessions is the faster on this machine, side by side in one process: the default on two
+ * cores or more (two sessions of one intra-op thread, and a session of two for a lone input while it is idle:
+ * MODERATION_SESSION_THREADS=1, MODERATION_SOLO_THREADS=2) against two sessions of two threads each and none beside
+ * them (MODERATION_SESSION_THREADS=2, MODERATION_SOLO_THREADS=0, the default before), on the uploads bench's images
+ * (rows.ts): a 1080p JPEG's frame (one input, resized on this thread) and a half-transparent 16×16 PNG's (two inputs,
+ * one a session). The two layouts take turns, `GAP_MS` apart (an upload's review follows a pause too); each row is the
+ * median of `rounds` reviews after five untimed ones, and its ratio is the default against the other (below 1×: the
+ * default is the faster). It times the review alone, which can miss what the service gains: on two kinds of host a
+ * lone input was faster on two threads in the service but not here. To choose, run the uploads suite with each
+ * (`BENCH_SESSION_THREADS=2 BENCH_SOLO_THREADS=0 npm run bench -- 5 uploads` against `npm run bench -- 5 uploads`);
+ * this bench shows the review's own part.
  *
  *   npx ts-node --transpile-only bench/moderation/threads.ts [rounds]
  */
@@ -39,36 +40,36 @@ async function frames(): Promise<{ label: string; frame: RawImage }[]> {
 async function main(): Promise<void> {
   const rounds = Math.max(1, Number(process.argv[2] ?? 40));
   const modelPath = await ensureNsfwModel(CACHE);
-  const [two, one] = await Promise.all(
-    [2, 1].map((sessionThreads) =>
-      NsfwClassifier.load(modelPath, { threads: 2, sessionThreads, concurrency: 2 }),
-    ),
-  );
+  const [layered, two] = await Promise.all([
+    NsfwClassifier.load(modelPath, { threads: 2, sessionThreads: 1, soloThreads: 2, concurrency: 2 }),
+    NsfwClassifier.load(modelPath, { threads: 2, sessionThreads: 2, soloThreads: 0, concurrency: 2 }),
+  ]);
   try {
     process.stdout.write(
-      `| review | one thread a session | two threads a session (the default) | ratio |\n|---|---|---|---|\n`,
+      '| review | one thread a session, a lone input on two (the default) | two threads a session | ratio |\n' +
+        '|---|---|---|---|\n',
     );
     for (const { label, frame } of await frames()) {
-      const times = { one: [] as number[], two: [] as number[] };
+      const times = { layered: [] as number[], two: [] as number[] };
       for (let round = 0; round < UNTIMED + rounds; round++) {
         // Alternate which layout goes first, so neither always follows the other's work.
-        const order = round % 2 === 0 ? (['one', 'two'] as const) : (['two', 'one'] as const);
+        const order = round % 2 === 0 ? (['layered', 'two'] as const) : (['two', 'layered'] as const);
         for (const layout of order) {
           await sleep(GAP_MS);
           const started = performance.now();
-          await (layout === 'one' ? one : two).classify([frame]);
+          await (layout === 'layered' ? layered : two).classify([frame]);
           if (round >= UNTIMED) {
             times[layout].push(performance.now() - started);
           }
         }
       }
-      const [m1, m2] = [median(times.one), median(times.two)];
+      const [m1, m2] = [median(times.layered), median(times.two)];
       process.stdout.write(
         `| ${label} | ${m1.toFixed(2)} ms | ${m2.toFixed(2)} ms | ${(m1 / m2).toFixed(2)}× |\n`,
       );
     }
   } finally {
-    await Promise.all([one.close(), two.close()]);
+    await Promise.all([layered.close(), two.close()]);
   }
 }
 

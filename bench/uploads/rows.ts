@@ -40,9 +40,9 @@
 import { fork } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { MODERATION_THREAD_DEFAULTS } from '../../src/config/app-config';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
 import { newKey, REPO_DIR, startApp, treeCpuMs, upload, uploadKeptAlive } from '../lib/app';
 import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
@@ -60,15 +60,15 @@ import {
 } from './stages';
 
 const MODEL_CACHE = join(REPO_DIR, '.tmp', 'moderation-cache');
-/** MODERATION_THREADS' and MODERATION_SESSION_THREADS' default; the service and the review measured alone use the same. */
-const REVIEW_THREADS = Math.min(2, availableParallelism());
+/** MODERATION_THREADS' default; the service and the review measured alone use the same. */
+const REVIEW_THREADS = MODERATION_THREAD_DEFAULTS.threads;
 /**
  * MODERATION_SESSION_THREADS for the service and the review measured alone: the default, or BENCH_SESSION_THREADS
  * (1–4), to see how the setting moves the uploads on this machine (README, NSFW moderation).
  */
-const SESSION_THREADS = threadsSetting('BENCH_SESSION_THREADS', 1, REVIEW_THREADS);
-/** MODERATION_SOLO_THREADS likewise: its default (0, no single-input session), or BENCH_SOLO_THREADS (0–4). */
-const SOLO_THREADS = threadsSetting('BENCH_SOLO_THREADS', 0, 0);
+const SESSION_THREADS = threadsSetting('BENCH_SESSION_THREADS', 1, MODERATION_THREAD_DEFAULTS.sessionThreads);
+/** MODERATION_SOLO_THREADS likewise: its default, or BENCH_SOLO_THREADS (0–4; 0, no single-input session). */
+const SOLO_THREADS = threadsSetting('BENCH_SOLO_THREADS', 0, MODERATION_THREAD_DEFAULTS.soloThreads);
 
 function threadsSetting(name: string, least: number, byDefault: number): number {
   const value = process.env[name];
@@ -82,8 +82,12 @@ function threadsSetting(name: string, least: number, byDefault: number): number 
 }
 /** The settings measured when not the defaults, for each row's note. */
 const SETTINGS =
-  (SESSION_THREADS !== REVIEW_THREADS ? `; MODERATION_SESSION_THREADS=${SESSION_THREADS}` : '') +
-  (SOLO_THREADS !== 0 ? `; MODERATION_SOLO_THREADS=${SOLO_THREADS}` : '');
+  (SESSION_THREADS !== MODERATION_THREAD_DEFAULTS.sessionThreads
+    ? `; MODERATION_SESSION_THREADS=${SESSION_THREADS}`
+    : '') +
+  (SOLO_THREADS !== MODERATION_THREAD_DEFAULTS.soloThreads
+    ? `; MODERATION_SOLO_THREADS=${SOLO_THREADS}`
+    : '');
 const ONLY = process.env.BENCH_UPLOAD_CASES ? new RegExp(process.env.BENCH_UPLOAD_CASES) : undefined;
 
 interface Case {

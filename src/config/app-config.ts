@@ -190,6 +190,22 @@ export interface MetricsConfig {
   instanceId: string | undefined;
 }
 
+/**
+ * The review's sessions by default (the bench runs the service and its parts with the same). On a machine of two
+ * cores or more: two sessions classify a transparent image's two backgrounds (or an animation's frames) side by side,
+ * and two reviews at once; each runs an input on one intra-op thread, since two inputs side by side ran faster so than
+ * on two threads each (four threads on two cores) on both kinds of machine where the two were compared; and one more
+ * session, of two threads, takes a lone input (an opaque still) while it is idle, since on one of them (AVX2 cores) a
+ * lone input took half the time on two threads (README, NSFW moderation). On one core: one session of one thread.
+ */
+export const MODERATION_THREAD_DEFAULTS: Readonly<
+  Pick<ModerationConfig, 'threads' | 'sessionThreads' | 'soloThreads'>
+> = Object.freeze({
+  threads: Math.min(2, availableParallelism()),
+  sessionThreads: 1,
+  soloThreads: availableParallelism() > 1 ? 2 : 0,
+});
+
 export class ConfigError extends Error {}
 
 /** Validates the environment and builds AppConfig; throws ConfigError naming every bad variable. */
@@ -248,14 +264,9 @@ export function loadConfig(
       pornHentaiThreshold: parsed.MODERATION_PORN_HENTAI_THRESHOLD ?? 0.7,
       pornThreshold: parsed.MODERATION_PORN_THRESHOLD ?? 0.5,
       frames: parsed.MODERATION_FRAMES ?? 3,
-      // Two sessions (a thread each) classify a transparent image's two backgrounds (or an animation's frames) side by
-      // side, and two reviews at once (NsfwClassifier).
-      threads: parsed.MODERATION_THREADS ?? Math.min(2, availableParallelism()),
-      // And each of them runs one input on two threads, so a lone review (one frame, opaque) has both cores: on a
-      // machine whose cores each do little per cycle, one input takes half the time (NsfwClassifier).
-      sessionThreads: parsed.MODERATION_SESSION_THREADS ?? Math.min(2, availableParallelism()),
-      // Off unless set: it costs 25–34 MB of RSS a process, and which layout wins differs between machines (README).
-      soloThreads: parsed.MODERATION_SOLO_THREADS ?? 0,
+      threads: parsed.MODERATION_THREADS ?? MODERATION_THREAD_DEFAULTS.threads,
+      sessionThreads: parsed.MODERATION_SESSION_THREADS ?? MODERATION_THREAD_DEFAULTS.sessionThreads,
+      soloThreads: parsed.MODERATION_SOLO_THREADS ?? MODERATION_THREAD_DEFAULTS.soloThreads,
       concurrency: parsed.MODERATION_CONCURRENCY ?? 2,
     },
     rateLimit: {

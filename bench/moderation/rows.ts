@@ -73,7 +73,8 @@ export const suite: BenchSuite = {
     }
     rows.push(
       row({
-        label: 'the model load, two sessions (in the service once it listens; /readyz waits for it)',
+        label:
+          "the model load, the service's sessions (in the service once it listens; /readyz waits for it)",
         value: median(loads.warm),
         baselineLabel: 'the same without warm-up rounds',
         baseline: median(loads.cold),

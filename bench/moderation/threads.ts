@@ -44,6 +44,8 @@ async function main(): Promise<void> {
     NsfwClassifier.load(modelPath, { threads: 2, sessionThreads: 1, soloThreads: 2, concurrency: 2 }),
     NsfwClassifier.load(modelPath, { threads: 2, sessionThreads: 2, soloThreads: 0, concurrency: 2 }),
   ]);
+  // Its single-input session loads once load() has resolved.
+  await layered.soloLoaded;
   try {
     process.stdout.write(
       '| review | one thread a session, a lone input on two (the default) | two threads a session | ratio |\n' +

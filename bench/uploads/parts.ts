@@ -100,6 +100,8 @@ async function handle(request: PartsRequest): Promise<PartsReply> {
       soloThreads: request.soloThreads,
       concurrency: 2,
     });
+    // The single-input session loads after load() resolves; the parts are timed with it in use, as the service's are.
+    await classifier.soloLoaded;
     return { kind: 'loaded' };
   }
   const times: PartTimes[] = [];

@@ -344,6 +344,11 @@ describe(ModerationService.name, () => {
         warmUpRuns: 0,
       });
       try {
+        // The single-input session loads once load() has resolved: until then the two others take every review.
+        expect(solo.inputsRun).toEqual([0, 0]);
+        await expect(solo.soloLoaded).resolves.toBe(true);
+        await expect(lone.soloLoaded).resolves.toBe(false);
+        expect(solo.soloFailure).toBeUndefined();
         expect(solo.inputsRun).toEqual([0, 0, 0]);
         expect(lone.inputsRun).toHaveLength(1);
         const [transparent, , opaque] = mixedFrames();
@@ -447,12 +452,33 @@ describe(ModerationService.name, () => {
         concurrency: 1,
       });
       try {
-        // Each round: a half-transparent small frame (one input to each session of one thread), then a small opaque
-        // one and a large opaque one, each a lone input, so each to the single-input session (counted last).
-        expect(classifier.inputsRun).toEqual([WARM_UP_RUNS, WARM_UP_RUNS, 2 * WARM_UP_RUNS]);
+        // Each round: a half-transparent small frame (one input to each session of one thread) and a large opaque one
+        // (to the least busy); then, once it has loaded, the single-input session's own rounds: a small opaque frame
+        // and a large one (counted last).
+        await expect(classifier.soloLoaded).resolves.toBe(true);
+        const [first, second, single] = classifier.inputsRun;
+        expect(first + second).toBe(3 * WARM_UP_RUNS);
+        expect(single).toBe(2 * WARM_UP_RUNS);
       } finally {
         await classifier.close();
       }
+    });
+
+    it('should give up the single-input session when closed before it loads, and release everything', async () => {
+      const soloPath = join(workDir, 'colour-closed-solo.onnx');
+      await copyFile(colourModel, soloPath);
+      const classifier = await NsfwClassifier.load(soloPath, {
+        threads: 2,
+        sessionThreads: 1,
+        soloThreads: 2,
+        concurrency: 1,
+        warmUpRuns: 0,
+      });
+      await classifier.close();
+      await expect(classifier.soloLoaded).resolves.toBe(false);
+      expect(classifier.soloFailure).toBeUndefined();
+      // Closed: its sessions are released, so a review fails rather than hangs.
+      expect(classifier.failure).toBeInstanceOf(Error);
     });
 
     it('should finish 16 parallel reviews (queued two at a time) with the right verdicts', async () => {

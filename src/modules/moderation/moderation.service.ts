@@ -145,6 +145,14 @@ export class ModerationService implements OnModuleInit, OnModuleDestroy {
       }
       this.classifier = classifier;
       this.logger.log(`Moderation model ${modelPath} loaded in ${Date.now() - started} ms`);
+      // Loaded after the others: without it every review still runs, on the other sessions.
+      void classifier.soloLoaded.then(() => {
+        if (classifier.soloFailure) {
+          this.logger.warn(
+            `The single-input moderation session did not load, so the other sessions take every review: ${classifier.soloFailure.message}`,
+          );
+        }
+      });
     } catch (e) {
       this.logger.error(`Cannot load the moderation model: ${e instanceof Error ? e.message : String(e)}`);
       throw e;

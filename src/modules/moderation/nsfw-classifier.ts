@@ -17,12 +17,13 @@ export interface NsfwClassifierOptions {
    * own worker thread.
    */
   threads: number;
-  /** onnxruntime intra-op threads of each session (the service's default: 2, or 1 on a one-core machine); 1 unless given. */
+  /** onnxruntime intra-op threads of each session (the service's default: 1); 1 unless given. */
   sessionThreads?: number;
   /**
    * With more than one session: one more session, of this many intra-op threads, for reviews of a single input (an
    * opaque still) while it is idle; the others then take the reviews of several inputs (and lone ones while it is
-   * busy). 0 or absent: none (the service's default).
+   * busy). It loads once load() has resolved (soloLoaded). 0 or absent: none (the service's default: 2 on two cores
+   * or more, MODERATION_THREAD_DEFAULTS).
    */
   soloThreads?: number;
   /** Reviews decoded and classified at once; the rest queue. */
@@ -77,6 +78,11 @@ function putInput(batch: Float32Array, index: number, input: Float32Array): void
  */
 const SMALL_FRAME_SIDE = Math.floor((MODEL_INPUT_SIZE - 1) / 2) + 1;
 
+/** A grey frame for the warm-up: a Buffer, as decoded frames are (the resize code first runs on the kind it will get). */
+function grey(side: number, channels: 3 | 4): RawImage {
+  return { data: Buffer.alloc(side * side * channels, 128), width: side, height: side, channels };
+}
+
 /**
  * The model inputs of `frames` as the workers make them (over white, and over black when a pixel is not opaque: the
  * inputs writeModelInputsAsync writes, in its order), or null unless every frame is pixels of at most
@@ -122,19 +128,34 @@ function opaque({ data, channels }: { data: Uint8Array; channels: number }): boo
  */
 export class NsfwClassifier {
   private readonly gate: Semaphore;
-  /** Every session: those that split a review's inputs, then the single-input one if any (read per review). */
-  private readonly sessions: readonly InferenceWorker[];
+  /** Every session: those that split a review's inputs, then the single-input one once it is in use (read per review). */
+  private sessions: readonly InferenceWorker[];
+  /** The session for single inputs (NsfwClassifierOptions.soloThreads) once loaded and warmed up, or null. */
+  private solo: InferenceWorker | null = null;
+  private closing = false;
   private warmUps = 0;
+  /**
+   * Settles once the single-input session is in use (true), or will not be (false: none asked for, it failed to load
+   * or to warm up, or the classifier was closed first). Never rejects; `soloFailure` says why it failed.
+   */
+  readonly soloLoaded: Promise<boolean>;
+  private soloError: Error | undefined;
 
   private constructor(
     private readonly workers: readonly InferenceWorker[],
-    /** The session for single inputs (NsfwClassifierOptions.soloThreads), or null. */
-    private readonly solo: InferenceWorker | null,
     private readonly options: NsfwClassifierOptions,
+    /** Loads the single-input session (acquired, not yet warmed up), or null for none. */
+    loadSolo: (() => Promise<InferenceWorker>) | null,
   ) {
     this.gate = new Semaphore(options.concurrency);
-    this.sessions = solo ? [...workers, solo] : workers;
+    this.sessions = workers;
+    this.soloGate = new Promise((open) => (this.openSoloGate = open));
+    this.soloLoaded = loadSolo ? this.takeSolo(loadSolo) : Promise.resolve(false);
   }
+
+  /** Opened once load() has warmed up the other sessions (or on close): the single-input session loads after it. */
+  private readonly soloGate: Promise<void>;
+  private openSoloGate: () => void = () => undefined;
 
   /**
    * Loads an ONNX model with input float32 [N,224,224,3] (RGB 0…255, NHWC) and output float32 [N,5]
@@ -143,21 +164,24 @@ export class NsfwClassifier {
   static async load(modelPath: string, options: NsfwClassifierOptions): Promise<NsfwClassifier> {
     const sessions = Math.max(1, options.threads);
     const soloThreads = sessions > 1 ? (options.soloThreads ?? 0) : 0;
-    const loads = await Promise.allSettled([
-      ...Array.from({ length: sessions }, (_, i) =>
+    const loads = await Promise.allSettled(
+      Array.from({ length: sessions }, (_, i) =>
         InferenceWorker.acquire(modelPath, { threads: options.sessionThreads ?? 1 }, i),
       ),
-      ...(soloThreads > 0
-        ? [InferenceWorker.acquire(modelPath, { threads: soloThreads }, SOLO_INSTANCE)]
-        : []),
-    ]);
+    );
     const workers = loads.flatMap((l) => (l.status === 'fulfilled' ? [l.value] : []));
     const failed = loads.find((l): l is PromiseRejectedResult => l.status === 'rejected');
     if (failed) {
       await Promise.all(workers.map((w) => w.release()));
       throw failed.reason;
     }
-    const classifier = new NsfwClassifier(workers.slice(0, sessions), workers[sessions] ?? null, options);
+    // The single-input session loads once the others are warmed up (soloGate), so that on two cores its load does not
+    // hold the model's readiness back (in the service, /readyz came 100–600 ms later with the three loading at once).
+    const loadSolo =
+      soloThreads > 0
+        ? () => InferenceWorker.acquire(modelPath, { threads: soloThreads }, SOLO_INSTANCE)
+        : null;
+    const classifier = new NsfwClassifier(workers, options, loadSolo);
     try {
       await classifier.warmUp(options.warmUpRuns ?? WARM_UP_RUNS);
     } catch (error) {
@@ -165,7 +189,45 @@ export class NsfwClassifier {
       await classifier.close().catch(() => undefined);
       throw error;
     }
+    classifier.openSoloGate();
     return classifier;
+  }
+
+  /** Why the single-input session is not in use, when it failed to load or to warm up. */
+  get soloFailure(): Error | undefined {
+    return this.soloError;
+  }
+
+  /**
+   * Loads the single-input session, warms it up as load() warms up the others (a small opaque frame it resizes
+   * itself, and a large one resized here, each round) before any review reaches it, then puts it in use. A failure
+   * leaves the classifier as it was: the other sessions take every review.
+   */
+  private async takeSolo(loadSolo: () => Promise<InferenceWorker>): Promise<boolean> {
+    let worker: InferenceWorker | undefined;
+    try {
+      await this.soloGate;
+      if (this.closing) {
+        return false;
+      }
+      worker = await loadSolo();
+      const rounds = this.options.warmUpRuns ?? WARM_UP_RUNS;
+      for (let round = 0; round < rounds && !this.closing; round++) {
+        await this.classifyOn([grey(4, 3)], worker);
+        await this.classifyOn([grey(SMALL_FRAME_SIDE + 8, 3)], worker);
+      }
+      if (this.closing) {
+        await worker.release();
+        return false;
+      }
+      this.solo = worker;
+      this.sessions = [...this.workers, worker];
+      return true;
+    } catch (error) {
+      this.soloError = error instanceof Error ? error : new Error(String(error));
+      await worker?.release().catch(() => undefined);
+      return false;
+    }
   }
 
   /** The warm-up rounds load() made (WARM_UP_RUNS). */
@@ -175,25 +237,14 @@ export class NsfwClassifier {
 
   /**
    * `rounds` reviews of grey frames, thrown away: small half-transparent frames, two inputs each (over white and over
-   * black), one input for every session, which resizes its own (as for a small upload); a small opaque one, which the
-   * single-input session resizes itself when there is one; and an opaque frame this thread resizes (as for a large
-   * one), which goes to the single-input session too.
+   * black), one input for every session, which resizes its own (as for a small upload); and an opaque frame this
+   * thread resizes (as for a large one). The single-input session has warm-up rounds of its own (takeSolo).
    */
   private async warmUp(rounds: number): Promise<void> {
-    const grey = (side: number, channels: 3 | 4): RawImage => ({
-      // A Buffer, as decoded frames are: the resize code is first run on the kind of array it will be given.
-      data: Buffer.alloc(side * side * channels, 128),
-      width: side,
-      height: side,
-      channels,
-    });
     const small = Array.from({ length: Math.ceil(this.workers.length / 2) }, () => grey(4, 4));
     const large = grey(SMALL_FRAME_SIDE + 8, 3);
     for (; this.warmUps < rounds; this.warmUps++) {
       await this.classify(small);
-      if (this.solo !== null) {
-        await this.classify([grey(4, 3)]);
-      }
       await this.classify([large]);
     }
   }
@@ -213,35 +264,38 @@ export class NsfwClassifier {
    * process already prepared (their model inputs).
    */
   classify(frames: readonly ReviewFrame[]): Promise<Classification> {
-    return this.gate.use(async () => {
-      const small = smallFrameInputs(frames);
-      if (small) {
-        const probabilities = await this.inferFrames(small);
-        return {
-          frames: frames.length,
-          scores: Array.from({ length: small.length }, (_, i) => toScores(probabilities, i)),
-        };
-      }
-      // The inputs are written straight into the batch the worker gets (no copy per input); a frame with alpha has
-      // room for two, and the batch sent is the inputs written.
-      const slots = frames.reduce((n, f) => n + ('inputs' in f ? f.inputs.length : modelInputSlots(f)), 0);
-      const batch = newBatch(slots);
-      let count = 0;
-      for (const frame of frames) {
-        if ('inputs' in frame) {
-          for (const input of frame.inputs) {
-            putInput(batch, count++, input);
-          }
-        } else {
-          count += await writeModelInputsAsync(frame, batch, count * MODEL_INPUT_VALUES);
-        }
-      }
-      const probabilities = await this.infer(batch.subarray(0, count * MODEL_INPUT_VALUES), count);
+    return this.gate.use(() => this.classifyOn(frames));
+  }
+
+  /** classify, outside the gate; with `only`, every input runs on that session (the single-input one's warm-up). */
+  private async classifyOn(frames: readonly ReviewFrame[], only?: InferenceWorker): Promise<Classification> {
+    const small = smallFrameInputs(frames);
+    if (small) {
+      const probabilities = await this.inferFrames(small, only);
       return {
         frames: frames.length,
-        scores: Array.from({ length: count }, (_, i) => toScores(probabilities, i)),
+        scores: Array.from({ length: small.length }, (_, i) => toScores(probabilities, i)),
       };
-    });
+    }
+    // The inputs are written straight into the batch the worker gets (no copy per input); a frame with alpha has
+    // room for two, and the batch sent is the inputs written.
+    const slots = frames.reduce((n, f) => n + ('inputs' in f ? f.inputs.length : modelInputSlots(f)), 0);
+    const batch = newBatch(slots);
+    let count = 0;
+    for (const frame of frames) {
+      if ('inputs' in frame) {
+        for (const input of frame.inputs) {
+          putInput(batch, count++, input);
+        }
+      } else {
+        count += await writeModelInputsAsync(frame, batch, count * MODEL_INPUT_VALUES);
+      }
+    }
+    const probabilities = await this.infer(batch.subarray(0, count * MODEL_INPUT_VALUES), count, only);
+    return {
+      frames: frames.length,
+      scores: Array.from({ length: count }, (_, i) => toScores(probabilities, i)),
+    };
   }
 
   /**
@@ -256,14 +310,19 @@ export class NsfwClassifier {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    // A single-input session still to load or warming up is released by takeSolo, which soloLoaded waits for.
+    this.openSoloGate();
     await Promise.all(this.sessions.map((w) => w.release()));
+    await this.soloLoaded;
   }
 
   /** inferParts for inputs the workers make of small frames themselves (smallFrameInputs). */
-  private inferFrames(inputs: readonly FrameInput[]): Promise<Float32Array> {
+  private inferFrames(inputs: readonly FrameInput[], only?: InferenceWorker): Promise<Float32Array> {
     return this.inferParts(
       inputs.length,
       (start, size) => (worker) => worker.runFrames(inputs.slice(start, start + size)),
+      only,
     );
   }
 
@@ -271,15 +330,19 @@ export class NsfwClassifier {
    * The probabilities of `count` inputs in `batch`: the first part is sent as a view of it (its buffer is transferred,
    * as InferenceWorker.run says), so the others are copied into batches of their own before any part is sent.
    */
-  private infer(batch: Float32Array, count: number): Promise<Float32Array> {
-    return this.inferParts(count, (start, size) => {
-      if (start === 0) {
-        return (worker) => worker.run(batch.subarray(0, size * MODEL_INPUT_VALUES), size);
-      }
-      const part = newBatch(size);
-      part.set(batch.subarray(start * MODEL_INPUT_VALUES, (start + size) * MODEL_INPUT_VALUES));
-      return (worker) => worker.run(part, size);
-    });
+  private infer(batch: Float32Array, count: number, only?: InferenceWorker): Promise<Float32Array> {
+    return this.inferParts(
+      count,
+      (start, size) => {
+        if (start === 0) {
+          return (worker) => worker.run(batch.subarray(0, size * MODEL_INPUT_VALUES), size);
+        }
+        const part = newBatch(size);
+        part.set(batch.subarray(start * MODEL_INPUT_VALUES, (start + size) * MODEL_INPUT_VALUES));
+        return (worker) => worker.run(part, size);
+      },
+      only,
+    );
   }
 
   /**
@@ -292,7 +355,11 @@ export class NsfwClassifier {
   private async inferParts(
     count: number,
     part: (start: number, size: number) => (worker: InferenceWorker) => Promise<Float32Array>,
+    only?: InferenceWorker,
   ): Promise<Float32Array> {
+    if (only) {
+      return part(0, count)(only);
+    }
     if (count === 1 && this.solo !== null && this.solo.pending === 0) {
       return part(0, 1)(this.solo);
     }

@@ -477,8 +477,9 @@ describe(ModerationService.name, () => {
       await classifier.close();
       await expect(classifier.soloLoaded).resolves.toBe(false);
       expect(classifier.soloFailure).toBeUndefined();
-      // Closed: its sessions are released, so a review fails rather than hangs.
+      // Closed: its sessions are released (each reports it), and the single-input one never joined them.
       expect(classifier.failure).toBeInstanceOf(Error);
+      expect(classifier.inputsRun).toHaveLength(2);
     });
 
     it('should finish 16 parallel reviews (queued two at a time) with the right verdicts', async () => {

@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import { writeFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,11 @@ import {
 import { ModerationModule } from '../../src/modules/moderation/moderation.module';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 import { newBatch } from '../../src/modules/moderation/inference-worker';
-import { NsfwClassifier, WARM_UP_RUNS } from '../../src/modules/moderation/nsfw-classifier';
+import {
+  NsfwClassifier,
+  type NsfwClassifierOptions,
+  WARM_UP_RUNS,
+} from '../../src/modules/moderation/nsfw-classifier';
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
 
 /** As the upload pipeline does it: media decodes the frames the service asks for, the service reviews them. */
@@ -130,6 +135,26 @@ describe(ModerationService.name, () => {
   });
 
   describe('with the colour test model', () => {
+    /**
+     * Two sessions of one thread and a single-input session of two, on a copy of the colour model in a file of its
+     * own (sessions are shared per model file, and these must start afresh).
+     */
+    async function loadWithSolo(
+      file: string,
+      options: Partial<NsfwClassifierOptions> = {},
+    ): Promise<{ path: string; classifier: NsfwClassifier }> {
+      const path = join(workDir, file);
+      await copyFile(colourModel, path);
+      const classifier = await NsfwClassifier.load(path, {
+        threads: 2,
+        sessionThreads: 1,
+        soloThreads: 2,
+        concurrency: 1,
+        ...options,
+      });
+      return { path, classifier };
+    }
+
     it('should load through ModerationModule with the global AppConfig and reject a red image', async () => {
       @Global()
       @Module({
@@ -325,14 +350,8 @@ describe(ModerationService.name, () => {
     });
 
     it('should send a single input to the single-input session while it is idle, and several to the others', async () => {
-      // A file of its own: sessions are shared per model file, and these must count from zero.
-      const soloPath = join(workDir, 'colour-solo.onnx');
-      await copyFile(colourModel, soloPath);
       const one = await NsfwClassifier.load(colourModel, { threads: 1, concurrency: 1 });
-      const solo = await NsfwClassifier.load(soloPath, {
-        threads: 2,
-        sessionThreads: 1,
-        soloThreads: 2,
+      const { path: soloPath, classifier: solo } = await loadWithSolo('colour-solo.onnx', {
         concurrency: 2,
         warmUpRuns: 0,
       });
@@ -443,14 +462,7 @@ describe(ModerationService.name, () => {
     });
 
     it("should warm up the single-input session with both of a lone input's ways: resized there, and resized here", async () => {
-      const soloPath = join(workDir, 'colour-warm-solo.onnx');
-      await copyFile(colourModel, soloPath);
-      const classifier = await NsfwClassifier.load(soloPath, {
-        threads: 2,
-        sessionThreads: 1,
-        soloThreads: 2,
-        concurrency: 1,
-      });
+      const { classifier } = await loadWithSolo('colour-warm-solo.onnx');
       try {
         // Each round: a half-transparent small frame (one input to each session of one thread) and a large opaque one
         // (to the least busy); then, once it has loaded, the single-input session's own rounds: a small opaque frame
@@ -465,21 +477,32 @@ describe(ModerationService.name, () => {
     });
 
     it('should give up the single-input session when closed before it loads, and release everything', async () => {
-      const soloPath = join(workDir, 'colour-closed-solo.onnx');
-      await copyFile(colourModel, soloPath);
-      const classifier = await NsfwClassifier.load(soloPath, {
-        threads: 2,
-        sessionThreads: 1,
-        soloThreads: 2,
-        concurrency: 1,
-        warmUpRuns: 0,
-      });
+      const { classifier } = await loadWithSolo('colour-closed-solo.onnx', { warmUpRuns: 0 });
       await classifier.close();
       await expect(classifier.soloLoaded).resolves.toBe(false);
       expect(classifier.soloFailure).toBeUndefined();
       // Closed: its sessions are released (each reports it), and the single-input one never joined them.
       expect(classifier.failure).toBeInstanceOf(Error);
       expect(classifier.inputsRun).toHaveLength(2);
+    });
+
+    it('should keep reviewing on the other sessions when the single-input session fails to load, and say why', async () => {
+      const { path, classifier } = await loadWithSolo('colour-broken-solo.onnx', { warmUpRuns: 0 });
+      try {
+        // load() has resolved and the single-input session's worker is still starting: the file it is about to read
+        // is no model any more.
+        writeFileSync(path, 'not an onnx model');
+        await expect(classifier.soloLoaded).resolves.toBe(false);
+        expect(classifier.soloFailure?.message).toMatch(/Cannot load the moderation model/);
+        expect(classifier.failure).toBeUndefined();
+        const red = { data: Buffer.alloc(120 * 120 * 3, 255), width: 120, height: 120, channels: 3 };
+        const { scores } = await classifier.classify([red]);
+        expect(scores).toHaveLength(1);
+        expect(classifier.inputsRun).toHaveLength(2);
+        expect(classifier.inputsRun[0] + classifier.inputsRun[1]).toBe(1);
+      } finally {
+        await classifier.close();
+      }
     });
 
     it('should finish 16 parallel reviews (queued two at a time) with the right verdicts', async () => {

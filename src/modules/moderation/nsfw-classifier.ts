@@ -140,6 +140,9 @@ export class NsfwClassifier {
    */
   readonly soloLoaded: Promise<boolean>;
   private soloError: Error | undefined;
+  /** Opened once load() has warmed up the other sessions (or on close): the single-input session loads after it. */
+  private readonly soloGate: Promise<void>;
+  private openSoloGate: () => void = () => undefined;
 
   private constructor(
     private readonly workers: readonly InferenceWorker[],
@@ -152,10 +155,6 @@ export class NsfwClassifier {
     this.soloGate = new Promise((open) => (this.openSoloGate = open));
     this.soloLoaded = loadSolo ? this.takeSolo(loadSolo) : Promise.resolve(false);
   }
-
-  /** Opened once load() has warmed up the other sessions (or on close): the single-input session loads after it. */
-  private readonly soloGate: Promise<void>;
-  private openSoloGate: () => void = () => undefined;
 
   /**
    * Loads an ONNX model with input float32 [N,224,224,3] (RGB 0…255, NHWC) and output float32 [N,5]

@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import {
   apngChunks,
+  jfifWithThumbnail,
   pngChunk,
   withDamagedPixelData,
+  withJpegSegments,
   withPngChunks,
 } from '../../../test/fixtures/images/image-fixtures';
 import { decodeFrames, pickFrames, type RawImage, type ReviewFrame } from './decode';
@@ -183,6 +185,21 @@ describe('the early decode of a small file', () => {
     expect(image).toMatchObject({ data: jpeg, width: 40, height: 24, pages: 1 });
     const [expected] = await decodeFrames(jpeg, 1);
     expect(Buffer.compare(Buffer.from(raw(image.review[0]).data), Buffer.from(expected.data))).toBe(0);
+  });
+
+  it('should make a small JPEG with a JFIF header and no thumbnail of its early decode alone', async () => {
+    const plain = await sharp(noise(40, 24, 3), { raw: { width: 40, height: 24, channels: 3 } })
+      .jpeg()
+      .toBuffer();
+    // libjpeg's own writer (cameras, editors, most of the web) puts one there; libvips' does not.
+    const jpeg = withJpegSegments(plain, jfifWithThumbnail(0, 0));
+    const { gate, pixels } = recordingGate();
+
+    const image = await processImage(jpeg, JPG, { ...DEFAULT_IMAGE_OPTIONS, reviewFrames: 1, gate });
+
+    // Stored as uploaded, so the early decode is the check: not decoded again from a copy.
+    expect(pixels).toEqual([EARLY_DECODE_MAX_PIXELS]);
+    expect(image.data).toBe(jpeg);
   });
 
   it('should hold a small file decoded early to the side limit and the frame cap, as the header read does', async () => {

@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { jfifWithThumbnail, withJpegSegments } from '../../../../test/fixtures/images/image-fixtures';
 import { loopTurnsDuring } from '../../../../test/setup/event-loop';
 import { joinParts } from './join-parts';
 import { stripJpegParts } from './jpeg-metadata';
@@ -62,6 +63,19 @@ describe('joinParts', () => {
       expect(await joinParts(input, strip(input))).toBe(input);
     },
   );
+
+  it('should store a JPEG whose JFIF header has no thumbnail as the uploaded buffer itself', async () => {
+    const clean = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#c84' } })
+      .jpeg()
+      .toBuffer();
+    const jfif = withJpegSegments(clean, jfifWithThumbnail(0, 0));
+    expect(await joinParts(jfif, stripJpegParts(jfif))).toBe(jfif);
+    // A thumbnail (3 × 2 pixels here) is a copy of the picture: that file is copied without it.
+    const withThumbnail = withJpegSegments(clean, jfifWithThumbnail(3, 2));
+    const out = await joinParts(withThumbnail, stripJpegParts(withThumbnail));
+    expect(out).not.toBe(withThumbnail);
+    expect(Buffer.compare(out, jfif)).toBe(0);
+  });
 
   it('should copy a JPEG whose comment is stripped, without the comment', async () => {
     const clean = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#c84' } })

@@ -13,7 +13,8 @@
  * BENCH_PAIRED_CLIENT=fetch sends through fetch and FormData (the bench row's client) instead of the lean one;
  * BENCH_PAIRED_OPAQUE=1 sends an opaque PNG (one review input) instead of a transparent one (two);
  * BENCH_PAIRED_IMAGE=hd sends the bench row's 1920×1080 JPEG, `rgba` its 1920×1080 RGBA PNG, `gif` its animated GIF
- * (24 frames of 480×270), instead of the 16×16. BENCH_PAIRED_GAP_MS sets the pause between uploads (default 8 ms): a
+ * (24 frames of 480×270), `jfif` a 200×150 JPEG with a JFIF header (as libjpeg writes one, under 64 KB), instead of
+ * the 16×16. BENCH_PAIRED_GAP_MS sets the pause between uploads (default 8 ms): a
  * longer one shows what a change does to uploads that find the service idle.
  */
 import { Agent } from 'node:http';
@@ -75,8 +76,24 @@ function imageMaker(channels: 3 | 4): { name: string; make: (n: number) => Promi
           .toBuffer(),
     };
   }
+  if (which === 'jfif') {
+    // A small photo as libjpeg's own writer makes it (cameras, editors, most JPEGs on the web): a JFIF header with no
+    // thumbnail after its start-of-image marker, which libvips' writer leaves out.
+    const [width, height] = [200, 150];
+    const pixels = photoPixels(width, height, 3, 6);
+    const jfif = Buffer.from([0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0]);
+    return {
+      name: 'small.jpg',
+      make: async (n) => {
+        const jpeg = await sharp(variant(pixels, n, width, 3), { raw: { width, height, channels: 3 } })
+          .jpeg({ quality: 85 })
+          .toBuffer();
+        return Buffer.concat([jpeg.subarray(0, 2), jfif, jpeg.subarray(2)]);
+      },
+    };
+  }
   if (which !== 'tiny') {
-    throw new Error(`BENCH_PAIRED_IMAGE: hd, rgba, gif or tiny, not ${which}`);
+    throw new Error(`BENCH_PAIRED_IMAGE: hd, rgba, gif, jfif or tiny, not ${which}`);
   }
   return { name: 'tiny.png', make: (n) => tinyPng(n, channels) };
 }

@@ -23,6 +23,7 @@ import sharp from 'sharp';
 import { ensureNsfwModel } from '../../src/modules/moderation/model/nsfw-model-cache';
 import { type BenchApp, newKey, REPO_DIR, startApp, upload, uploadKeptAlive } from '../lib/app';
 import { median } from '../lib/report';
+import { jfifWithThumbnail, withJpegSegments } from '../../test/fixtures/images/image-fixtures';
 import { freePort } from '../../test/setup/private-servers';
 import { photoPixels, variant } from './rows';
 
@@ -81,14 +82,13 @@ function imageMaker(channels: 3 | 4): { name: string; make: (n: number) => Promi
     // thumbnail after its start-of-image marker, which libvips' writer leaves out.
     const [width, height] = [200, 150];
     const pixels = photoPixels(width, height, 3, 6);
-    const jfif = Buffer.from([0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0]);
     return {
       name: 'small.jpg',
       make: async (n) => {
         const jpeg = await sharp(variant(pixels, n, width, 3), { raw: { width, height, channels: 3 } })
           .jpeg({ quality: 85 })
           .toBuffer();
-        return Buffer.concat([jpeg.subarray(0, 2), jfif, jpeg.subarray(2)]);
+        return withJpegSegments(jpeg, jfifWithThumbnail(0, 0));
       },
     };
   }

@@ -22,6 +22,11 @@
  * The 1080p JPEG is sent as many times again right after its timed uploads, each as the one before is answered, in an
  * informational row beside its own: the timed uploads come after the pause in which the parts were measured, and on
  * the machines of these tables the first uploads after a pause were slower at every step (docs/performance.md).
+ * Every case also reports the client's own part, in an informational row: the same bytes sent the same way to a bare
+ * node:http server in a process of its own that only reads them (sink.ts), from fetch and FormData against the lean
+ * client. The end-to-end row holds what fetch spends on its side (building the multipart stream, reading the Blob in
+ * pieces, each a turn of its event loop on the cores the service uses too): the row less this is about the service's
+ * part.
  * Every case also reports the service's CPU per upload (every thread of its processes, from /proc) against its parts'
  * CPU alone, in an informational row: the wall time of an upload also holds its round trips (the key, the limits,
  * the dedupe lookup, the record) and the client's own work on the same cores, which this row leaves out.
@@ -49,6 +54,7 @@ import { type BenchRow, type BenchSuite, median, row } from '../lib/report';
 import { startScriptEnv } from '../lib/service-process';
 import { RELEASE_IDLE_MS } from '../../src/modules/uploads/garbage-release';
 import type { PartsReply, PartsRequest, PartTimes } from './parts';
+import type { SinkListening } from './sink';
 import { freePort } from '../../test/setup/private-servers';
 import {
   addStageDelta,
@@ -249,6 +255,19 @@ function partsProcess(): { ask: (request: PartsRequest) => Promise<PartsReply>; 
   return { ask, stop: () => child.connected && child.disconnect() };
 }
 
+/** The client floor's server (sink.ts) in a process of its own: its base URL, and how to end it. */
+async function sinkProcess(): Promise<{ base: string; stop: () => void }> {
+  const child = fork(join(__dirname, 'sink.ts'), [], {
+    execArgv: ['-r', 'ts-node/register/transpile-only'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`the sink process exited (${code})`)));
+    child.once('message', (m: SinkListening) => resolve(m.port));
+  });
+  return { base: `http://127.0.0.1:${port}`, stop: () => child.connected && child.disconnect() };
+}
+
 /** `bytes` in a file of the parts process's to measure (then remove). */
 async function partsFile(
   dir: string,
@@ -273,6 +292,20 @@ async function measureParts(
 }
 
 /** A full collection of this process's garbage (run-all forks suites with `--expose-gc`), before timed uploads. */
+/** One request to the sink (sink.ts): its time in ms; anything but a 200 that read every byte ends the suite. */
+async function sunk(
+  bytes: number,
+  send: () => Promise<{ status: number; body: Record<string, unknown> }>,
+): Promise<number> {
+  const started = performance.now();
+  const res = await send();
+  const ms = performance.now() - started;
+  if (res.status !== 200 || typeof res.body.received !== 'number' || res.body.received <= bytes) {
+    throw new Error(`the sink answered ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  return ms;
+}
+
 function collect(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
@@ -289,6 +322,10 @@ export const suite: BenchSuite = {
       sessionThreads: SESSION_THREADS,
       soloThreads: SOLO_THREADS,
     });
+    const sink = await sinkProcess().catch((error: unknown) => {
+      parts.stop();
+      throw error;
+    });
     const app = await startApp({
       port: await freePort(),
       env: {
@@ -298,11 +335,18 @@ export const suite: BenchSuite = {
         MODERATION_SOLO_THREADS: String(SOLO_THREADS),
         ...(STAGES_ON ? { METRICS_TOKEN: STAGES_METRICS_TOKEN } : {}),
       },
+    }).catch((error: unknown) => {
+      parts.stop();
+      sink.stop();
+      throw error;
     });
     const all = cases().filter((c) => !ONLY || ONLY.test(c.label));
     const e2e = all.map(() => [] as number[]);
     // The 16×16 cases also through a lean client (uploadKeptAlive): the service's part of the fixed cost.
     const lean = all.map(() => [] as number[]);
+    // The client floor: each case's bytes from fetch and from the lean client to a bare server (sink.ts).
+    const sinkFetch = all.map(() => [] as number[]);
+    const sinkLean = all.map(() => [] as number[]);
     // The steady cases' uploads right after the timed ones (Case.steady).
     const steady = all.map(() => [] as number[]);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -400,12 +444,26 @@ export const suite: BenchSuite = {
           }
           sums[ci].push(median(times.map((t) => t.decode + t.review + t.hash + t.write)));
           partsCpu[ci].push(median(times.map((t) => t.cpu)));
+          // The same bytes to a server that only reads them, right after the parts as the next case's uploads come
+          // right after these: what the client and the connection cost, fetch's and the lean client's in turn.
+          collect();
+          const floorFetch: number[] = [];
+          const floorLean: number[] = [];
+          for (const { bytes } of samples) {
+            floorFetch.push(await sunk(bytes.length, () => upload(sink.base, token, bytes, c.name)));
+            floorLean.push(
+              await sunk(bytes.length, () => uploadKeptAlive(agent, sink.base, token, bytes, c.name)),
+            );
+          }
+          sinkFetch[ci].push(median(floorFetch));
+          sinkLean[ci].push(median(floorLean));
         }
       }
     } finally {
       agent.destroy();
       await app.stop();
       parts.stop();
+      sink.stop();
     }
     return all.flatMap((c, ci): BenchRow[] => {
       const ours = median(e2e[ci]);
@@ -429,6 +487,21 @@ export const suite: BenchSuite = {
           "(/proc/<pid>/task/*/schedstat), per upload, against the parts' process.cpuUsage() over its decode, review, " +
           'hashes and write: what the service spends beyond its image work, whatever the wall time',
       });
+      const floor = median(sinkFetch[ci]);
+      const servicePart = ours - floor;
+      const client = row({
+        label: `upload ${c.label}, the client's own part (ms)`,
+        value: floor,
+        baselineLabel: 'the lean client, same bytes and server',
+        baseline: median(sinkLean[ci]),
+        unit: 'ms',
+        note:
+          'informational: the same bytes from fetch and FormData, as the end-to-end row sends them, to a bare ' +
+          'node:http server in a process of its own that reads the body and answers at once (bench/uploads/sink.ts), ' +
+          'right after the parts; against the lean client (one buffer, one write, a kept-alive connection) to it. ' +
+          `The end-to-end row less this: ${servicePart.toFixed(1)} ms` +
+          (c.label.startsWith('16×16') ? '' : `, ${(servicePart / median(sums[ci])).toFixed(2)}× the parts`),
+      });
       if (c.label.startsWith('16×16')) {
         return [
           row({
@@ -450,6 +523,7 @@ export const suite: BenchSuite = {
               'informational: the same upload from a lean client (the multipart body in one buffer, one write, a ' +
               'kept-alive node:http connection) instead of fetch and FormData',
           }),
+          client,
           cpu,
         ];
       }
@@ -479,7 +553,7 @@ export const suite: BenchSuite = {
           }),
         );
       }
-      rows.push(cpu);
+      rows.push(client, cpu);
       return rows;
     });
   },

@@ -291,7 +291,6 @@ async function measureParts(
   return reply.times;
 }
 
-/** A full collection of this process's garbage (run-all forks suites with `--expose-gc`), before timed uploads. */
 /** One request to the sink (sink.ts): its time in ms; anything but a 200 that read every byte ends the suite. */
 async function sunk(
   bytes: number,
@@ -306,6 +305,7 @@ async function sunk(
   return ms;
 }
 
+/** A full collection of this process's garbage (run-all forks suites with `--expose-gc`), before timed uploads. */
 function collect(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }

@@ -1,5 +1,6 @@
-import { Worker } from 'node:worker_threads';
+import { isMainThread, Worker } from 'node:worker_threads';
 import { appModuleFile } from '../../app-paths';
+import { keepOrtTelemetryOff } from '../../config/ort-telemetry';
 import { MODEL_INPUT_SIZE, type RawImage } from './image-preprocess';
 
 export interface InferenceOptions {
@@ -176,6 +177,11 @@ export class InferenceWorker {
   }
 
   private static start(modelPath: string, options: InferenceOptions, key: string): Promise<InferenceWorker> {
+    if (!isMainThread) {
+      // Set in a worker thread, the variable would not reach the native library (keepOrtTelemetryOff).
+      throw new Error('Inference workers are started from the main thread only.');
+    }
+    keepOrtTelemetryOff();
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {

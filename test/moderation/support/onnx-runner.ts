@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { keepOrtTelemetryOff } from '../../../src/config/ort-telemetry';
 
 export interface Feed {
   type: 'float32' | 'uint8';
@@ -61,6 +62,8 @@ export class OnnxRunner {
   }
 
   static create(model: Uint8Array | string): Promise<OnnxRunner> {
+    // As the service's inference workers: no usage telemetry from the tests' sessions either.
+    keepOrtTelemetryOff();
     const worker = new Worker(SOURCE, {
       eval: true,
       workerData: { ortPath: require.resolve('onnxruntime-node'), model },

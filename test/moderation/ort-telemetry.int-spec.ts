@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeColourModel } from '../fixtures/moderation/make-colour-model';
+
+/**
+ * onnxruntime-node 1.30 reports usage to Microsoft from Linux unless ORT_DISABLE_TELEMETRY=1 when it starts; its traces
+ * are a device id and an offline event cache under $HOME/.cache/Microsoft and a `mat-debug-<pid>.log` and `.ses` in
+ * $TMPDIR (keepOrtTelemetryOff). Each case loads a real session through InferenceWorker in a process of its own, with
+ * a HOME and a TMPDIR of its own, and reads what the runtime left there.
+ */
+describe('onnxruntime usage telemetry', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fxf-ort-telemetry-'));
+  const modelPath = join(root, 'colour.onnx');
+
+  beforeAll(async () => {
+    await writeColourModel(modelPath);
+  });
+
+  afterAll(() => {
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /** The files onnxruntime's telemetry writes in TMPDIR. */
+  const fromOrt = (file: string): boolean => file === '.ses' || /^mat-debug-/.test(file);
+
+  /** Loads one session in a fresh process; resolves with what it saw and what the runtime wrote under HOME and TMPDIR. */
+  async function loadSession(
+    name: string,
+    env: Record<string, string>,
+  ): Promise<{ setting: string; home: string[]; tmp: string[] }> {
+    const home = join(root, `${name}-home`);
+    const tmp = join(root, `${name}-tmp`);
+    for (const dir of [home, tmp]) {
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir);
+    }
+    const script = `
+      const { InferenceWorker } = require('./src/modules/moderation/inference-worker');
+      InferenceWorker.acquire(${JSON.stringify(modelPath)}, { threads: 1 }).then(async (worker) => {
+        // The uploader writes its files while the session starts and shortly after: give it that time.
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await worker.release();
+        process.stdout.write(String(process.env.ORT_DISABLE_TELEMETRY));
+      }, (error) => { console.error(error); process.exit(1); });
+    `;
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script], {
+      cwd: join(__dirname, '..', '..'),
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMPDIR: tmp, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) {
+      throw new Error(`the session's process exited with ${code}: ${err}`);
+    }
+    return { setting: out, home: readdirSync(home), tmp: readdirSync(tmp) };
+  }
+
+  it('should leave no device id, event cache or log by default', async () => {
+    const { setting, home, tmp } = await loadSession('default', {});
+    expect(setting).toBe('1');
+    expect(home).toEqual([]);
+    // ts-node keeps its compile cache in TMPDIR too: only the runtime's own files are looked for.
+    expect(tmp.filter(fromOrt)).toEqual([]);
+  });
+
+  it('should keep the value an operator set, and the runtime then reports (the traces this test looks for)', async () => {
+    const { setting, home, tmp } = await loadSession('opted-in', { ORT_DISABLE_TELEMETRY: '0' });
+    expect(setting).toBe('0');
+    expect(home).toEqual(['.cache']);
+    expect(
+      existsSync(join(root, 'opted-in-home', '.cache', 'Microsoft', 'DeveloperTools', '.onnxruntime')),
+    ).toBe(true);
+    expect(tmp.filter(fromOrt).sort()).toEqual(['.ses', expect.stringMatching(/^mat-debug-\d+\.log$/)]);
+  });
+});

@@ -1,4 +1,5 @@
 import { GenericContainer, getContainerRuntimeClient, type StartedTestContainer, Wait } from 'testcontainers';
+import { keepOrtTelemetryOff } from '../../src/config/ort-telemetry';
 import { runMigrations } from '../../src/database/migrate';
 import { databaseUrl, INFRA_ENV, type TestInfra, withAdminClient } from './infra';
 
@@ -52,4 +53,7 @@ export default async function globalSetup(): Promise<void> {
   const infra: TestInfra = { adminUrl, templateDb, redisUrl };
   globalThis.__FXF_INFRA__ = infra;
   process.env[INFRA_ENV] = JSON.stringify(infra);
+  // onnxruntime's telemetry off in the test workers too: Jest gives each test file a copy of process.env, so the
+  // service's own call (InferenceWorker) does not reach a worker's real environment; set here, the workers inherit it.
+  keepOrtTelemetryOff();
 }

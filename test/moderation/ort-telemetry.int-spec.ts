@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeColourModel } from '../fixtures/moderation/make-colour-model';
@@ -7,8 +7,11 @@ import { writeColourModel } from '../fixtures/moderation/make-colour-model';
 /**
  * onnxruntime-node 1.30 reports usage to Microsoft from Linux unless ORT_DISABLE_TELEMETRY=1 when it starts; its traces
  * are a device id and an offline event cache under $HOME/.cache/Microsoft and a `mat-debug-<pid>.log` and `.ses` in
- * $TMPDIR (keepOrtTelemetryOff). Each case loads a real session through InferenceWorker in a process of its own, with
- * a HOME and a TMPDIR of its own, and reads what the runtime left there.
+ * $TMPDIR (keepOrtTelemetryOff). The case loads a real session through InferenceWorker in a process of its own, with a
+ * HOME and a TMPDIR of its own, and reads what the runtime left there. Without keepOrtTelemetryOff it fails: the
+ * device id, the cache, the log and `.ses` are all there (with ORT_DISABLE_TELEMETRY=0 likewise). No case here turns
+ * the telemetry on: on a machine with a network it would report the test's session (its DNS lookup of
+ * mobile.events.data.microsoft.com was seen). That the operator's own value is kept is keepOrtTelemetryOff's unit test.
  */
 describe('onnxruntime usage telemetry', () => {
   const root = mkdtempSync(join(tmpdir(), 'fxf-ort-telemetry-'));
@@ -26,10 +29,7 @@ describe('onnxruntime usage telemetry', () => {
   const fromOrt = (file: string): boolean => file === '.ses' || /^mat-debug-/.test(file);
 
   /** Loads one session in a fresh process; resolves with what it saw and what the runtime wrote under HOME and TMPDIR. */
-  async function loadSession(
-    name: string,
-    env: Record<string, string>,
-  ): Promise<{ setting: string; home: string[]; tmp: string[] }> {
+  async function loadSession(name: string): Promise<{ setting: string; home: string[]; tmp: string[] }> {
     const home = join(root, `${name}-home`);
     const tmp = join(root, `${name}-tmp`);
     for (const dir of [home, tmp]) {
@@ -43,11 +43,12 @@ describe('onnxruntime usage telemetry', () => {
         await new Promise((resolve) => setTimeout(resolve, 1500));
         await worker.release();
         process.stdout.write(String(process.env.ORT_DISABLE_TELEMETRY));
+        process.exit(0);
       }, (error) => { console.error(error); process.exit(1); });
     `;
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script], {
       cwd: join(__dirname, '..', '..'),
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMPDIR: tmp, ...env },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMPDIR: tmp },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -62,20 +63,10 @@ describe('onnxruntime usage telemetry', () => {
   }
 
   it('should leave no device id, event cache or log by default', async () => {
-    const { setting, home, tmp } = await loadSession('default', {});
+    const { setting, home, tmp } = await loadSession('default');
     expect(setting).toBe('1');
     expect(home).toEqual([]);
     // ts-node keeps its compile cache in TMPDIR too: only the runtime's own files are looked for.
     expect(tmp.filter(fromOrt)).toEqual([]);
-  });
-
-  it('should keep the value an operator set, and the runtime then reports (the traces this test looks for)', async () => {
-    const { setting, home, tmp } = await loadSession('opted-in', { ORT_DISABLE_TELEMETRY: '0' });
-    expect(setting).toBe('0');
-    expect(home).toEqual(['.cache']);
-    expect(
-      existsSync(join(root, 'opted-in-home', '.cache', 'Microsoft', 'DeveloperTools', '.onnxruntime')),
-    ).toBe(true);
-    expect(tmp.filter(fromOrt).sort()).toEqual(['.ses', expect.stringMatching(/^mat-debug-\d+\.log$/)]);
   });
 });

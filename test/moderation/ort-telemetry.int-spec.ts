@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,5 +69,29 @@ describe('onnxruntime usage telemetry', () => {
     expect(home).toEqual([]);
     // ts-node keeps its compile cache in TMPDIR too: only the runtime's own files are looked for.
     expect(tmp.filter(fromOrt)).toEqual([]);
+  });
+
+  it('should refuse to start a session from a worker thread, where the variable would not reach the runtime', async () => {
+    const worker = new Worker(
+      `require('ts-node/register/transpile-only');
+       const { parentPort, workerData } = require('node:worker_threads');
+       const { InferenceWorker } = require(workerData.module);
+       Promise.resolve()
+         .then(() => InferenceWorker.acquire(workerData.modelPath, { threads: 1 }))
+         .then(() => parentPort.postMessage('started'), (e) => parentPort.postMessage(String(e && e.message)));`,
+      {
+        eval: true,
+        workerData: {
+          module: join(__dirname, '..', '..', 'src/modules/moderation/inference-worker'),
+          modelPath,
+        },
+      },
+    );
+    try {
+      const said = await new Promise((resolve) => worker.once('message', resolve));
+      expect(said).toBe('Inference workers are started from the main thread only.');
+    } finally {
+      await worker.terminate();
+    }
   });
 });

@@ -8,6 +8,7 @@ import { requestIdOf } from '../../common/http/request-id';
 import type { AppConfig } from '../../config/app-config';
 import {
   parseVariantQuery,
+  type ResolveContext,
   type ResolvedVariant,
   resolveVariant,
   type SourceMime,
@@ -189,6 +190,7 @@ export function fastPath(
   const { cache, storage, config, variants } = deps;
   const accelPrefix = config.accelRedirectPrefix;
   const redirects = config.imagesRedirectBaseUrl !== undefined;
+  const resolve = variantResolver(config.variantSizes);
   return (req, res) => {
     const method = req.method;
     const url = req.url;
@@ -210,20 +212,11 @@ export function fastPath(
     if (query === '') {
       image = originalOf(upload);
     } else {
-      // Past the parser's key limit parameters would go unread: the slow path answers 400.
-      if (!PLAIN_QUERY.test(query) || tooManyParameters(query)) {
-        return false;
+      const found = resolve(query, upload, req.headers.accept);
+      if (!found) {
+        return false; // the slow path reads it (and answers 400 for a bad parameter)
       }
-      try {
-        resolved = resolveVariant(parseVariantQuery(parseQuery(query), config.variantSizes), {
-          sourceMime: upload.mime as SourceMime,
-          accept: req.headers.accept,
-          // As ImagesController resolves it: the same key for the same request on either path.
-          animated: upload.pages === null ? undefined : upload.pages > 1,
-        });
-      } catch {
-        return false; // a bad parameter: the slow path answers 400
-      }
+      resolved = found;
       varyAccept = resolved.varyAccept;
       image = resolved.kind === 'original' ? originalOf(upload) : cache.variant(filename, resolved.key);
     }
@@ -316,6 +309,68 @@ export function fastPath(
     res.once('close', () => stream.destroy());
     return true;
   };
+}
+
+/** Resolutions a fast path keeps: far more than the queries a site's pages use. */
+export const MAX_RESOLUTIONS = 1_000;
+/** Longer queries and Accept headers are resolved each time, not kept: with the count, at most about 1 MB kept. */
+const MAX_KEPT_ID_CHARS = 512;
+
+/**
+ * resolveVariant for a direct link's query, as ImagesController resolves it (the same key for the same request on
+ * either path), or null where the slow path must read the query: one not plain, past the parser's key limit (whose
+ * parameters would go unread: 400 there), or with a bad parameter (400 there).
+ *
+ * Each answer is kept by everything it depends on (the query, the original's type, whether it is animated, Accept),
+ * so a query asked again is not parsed again: parsing and resolving were a twentieth of a warm variant's 304. The
+ * results are shared between requests, frozen. Past MAX_RESOLUTIONS (a client inventing queries or Accept
+ * headers) the map starts again; a query and Accept longer than MAX_KEPT_ID_CHARS together are never kept.
+ */
+export function variantResolver(
+  variantSizes: readonly number[],
+): (query: string, upload: ServableUpload, accept: string | undefined) => ResolvedVariant | null {
+  const kept = new Map<string, ResolvedVariant | null>();
+  return (query, upload, accept) => {
+    const animated = upload.pages === null ? undefined : upload.pages > 1;
+    // A line break cannot be part of any of them (a request line or a header value).
+    const id = `${upload.mime}\n${animated}\n${query}\n${accept ?? ''}`;
+    let resolved = kept.get(id);
+    if (resolved === undefined) {
+      resolved = resolveQuery(query, variantSizes, {
+        sourceMime: upload.mime as SourceMime,
+        accept,
+        animated,
+      });
+      if (id.length <= MAX_KEPT_ID_CHARS) {
+        if (kept.size >= MAX_RESOLUTIONS) {
+          kept.clear();
+        }
+        kept.set(id, resolved);
+      }
+    }
+    return resolved;
+  };
+}
+
+function resolveQuery(
+  query: string,
+  variantSizes: readonly number[],
+  context: ResolveContext,
+): ResolvedVariant | null {
+  if (!PLAIN_QUERY.test(query) || tooManyParameters(query)) {
+    return null;
+  }
+  let resolved: ResolvedVariant;
+  try {
+    resolved = resolveVariant(parseVariantQuery(parseQuery(query), variantSizes), context);
+  } catch {
+    return null;
+  }
+  // Shared by every request that asks the same: nobody may change it.
+  if (resolved.kind === 'variant') {
+    Object.freeze(resolved.spec);
+  }
+  return Object.freeze(resolved);
 }
 
 /**

@@ -208,6 +208,10 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
   if (!header) {
     return false;
   }
+  // What a client sends back is almost always the one ETag it was given: no list to split.
+  if (header === etag) {
+    return true;
+  }
   return header.split(',').some((t) => {
     const v = t.trim();
     return v === '*' || v === etag || v === `W/${etag}`;

@@ -163,6 +163,25 @@ describe('Cold variants on the direct-link fast path (e2e)', () => {
     expect(head.text ?? '').toBe('');
   });
 
+  it('should leave a bad parameter to the slow path every time, its answer kept or not: 400 bad_request', async () => {
+    const filename = await cachedUpload(await photo(120, 80, 'png'));
+    const before = variants.renders;
+    // The second and third ask the fast path's kept answer for the same query (variantResolver): still the slow path's.
+    for (let ask = 0; ask < 3; ask++) {
+      const res = await t.http.get(`/images/${filename}?w=65&format=webp`).expect(400);
+      expect(res.body).toEqual({
+        ok: false,
+        code: 'bad_request',
+        error: expect.stringMatching(/^w must be one of /),
+      });
+    }
+    expect(serve).toHaveBeenCalledTimes(3);
+    expect(variants.renders - before).toBe(0);
+    // A good query after them is the fast path's as before.
+    await t.http.get(`/images/${filename}?w=64&format=webp`).expect(200);
+    expect(serve).toHaveBeenCalledTimes(3);
+  });
+
   it('should let the slow path answer a 416 from the same render, not a second one', async () => {
     const filename = await cachedUpload(await photo(300, 200, 'png'));
     const before = variants.renders;

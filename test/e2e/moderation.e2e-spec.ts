@@ -9,6 +9,7 @@ import { bearer, makeKey } from '../setup/factories';
 import { sql, storedFiles } from '../setup/db';
 import { waitFor } from '../setup/wait';
 import { createTestApp, type TestApp } from '../setup/test-app';
+import type { ReviewFrame } from '../../src/modules/media/decode';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 
 const RED = { r: 230, g: 20, b: 20 };
@@ -92,6 +93,36 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
     expect(res.status).toBe(415);
     expect(res.body.code).toBe('nsfw_rejected');
     await upload(await gif([BLUE, BLUE, BLUE]), 'b.gif').expect(200);
+  });
+
+  it('should free the frames it reviewed once the review is done, accepted or rejected', async () => {
+    const moderation = t.app.get(ModerationService);
+    const review = moderation.review.bind(moderation);
+    const seen: { frames: readonly ReviewFrame[]; bytes: number[] }[] = [];
+    moderation.review = async (frames: readonly ReviewFrame[]) => {
+      // A copy of the list: the pipeline empties its own once the review is done.
+      seen.push({ frames: [...frames], bytes: frames.map((f) => ('data' in f ? f.data.length : -1)) });
+      return review(frames);
+    };
+    try {
+      const still = await sharp({ create: { width: 640, height: 480, channels: 3, background: BLUE } })
+        .jpeg()
+        .toBuffer();
+      expect((await upload(still, 'still.jpg')).status).toBe(200);
+      const animation = await upload(await gif([BLUE, RED, BLUE]), 'c.gif');
+      expect(animation.status).toBe(415);
+      expect(animation.body.code).toBe('nsfw_rejected');
+
+      // The review had every pixel (the red frame was found), and by the answer their memory was given back: the
+      // frames read empty. The GIF's three frames (RGBA) are views of one decode, freed once.
+      expect(seen.map((s) => s.bytes)).toEqual([[640 * 480 * 3], [32 * 32 * 4, 32 * 32 * 4, 32 * 32 * 4]]);
+      expect(seen.map((s) => s.frames.map((f) => ('data' in f ? f.data.length : -1)))).toEqual([
+        [0],
+        [0, 0, 0],
+      ]);
+    } finally {
+      moderation.review = review;
+    }
   });
 
   it('should judge transparency by what a viewer sees', async () => {

@@ -1,4 +1,5 @@
 import sharp, { type SharpOptions } from 'sharp';
+import { ownDecoded } from './frame-memory';
 import { IMAGE_LIMITS } from './image-limits';
 
 /**
@@ -60,7 +61,7 @@ export async function decodeFrame(
     .toColourspace('srgb')
     .raw()
     .toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height, channels: info.channels };
+  return { data: ownDecoded(data), width: info.width, height: info.height, channels: info.channels };
 }
 
 /**
@@ -96,6 +97,7 @@ export async function decodeAllFrames(
     pipeline = pipeline.timeout(timeout);
   }
   const { data, info } = await pipeline.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  ownDecoded(data);
   const height = info.pageHeight ?? info.height;
   const pages = Math.max(1, Math.round(info.height / height));
   const frameBytes = info.width * height * info.channels;

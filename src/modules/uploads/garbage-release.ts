@@ -1,5 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { setTransferFlag } from '../media/frame-memory';
 
 /** How long the image stage must stay empty before the dead buffers are collected: a burst has ended. */
 export const RELEASE_IDLE_MS = 1000;
@@ -61,6 +62,7 @@ export function widenHeapGrowth(execArgv: readonly string[] = process.execArgv):
 export function setRuntimeV8Flags(): void {
   setFlagsFromString('--expose-gc');
   widenHeapGrowth();
+  setTransferFlag();
 }
 
 /**

@@ -37,6 +37,7 @@ import { DeleteLinksService } from './delete-links.service';
 import { Upload } from './upload.entity';
 import { UploadMapper } from './upload.mapper';
 import { UploadRepository } from './upload.repository';
+import { releaseFrames } from '../media/frame-memory';
 import { type UploadSlot, UploadSlots } from './upload-slots.service';
 import { UploadsService } from './uploads.service';
 import { resolveExpiry } from './expiry';
@@ -346,10 +347,13 @@ export class UploadPipelineService {
       await discard();
       throw err;
     } finally {
-      // The full-resolution frames are not needed past the review: the heavy stage's slot goes to the next image,
-      // once the collection that frees them has run after the answer. Frames from the heavy-image process are the
-      // classifier's inputs only (nothing big to collect here): their slot goes back now.
+      // The full-resolution frames are not needed past the review: their memory is freed now (releaseFrames), not
+      // whenever V8 next collects, so the next decode here writes into memory already in use. The heavy stage's slot
+      // goes to the next image once the collection after the answer has run: it frees the rest of the upload's dead
+      // buffers (its bytes, the stripped copy). Frames from the heavy-image process are the classifier's inputs only
+      // (nothing big to collect here): their slot goes back now.
       const framesHere = review.length === 0 || review.some((frame) => 'data' in frame);
+      releaseFrames(review);
       review.length = 0;
       stage.done(framesHere);
     }

@@ -235,12 +235,14 @@ describe('npm start: the bundle of the built app, and its code cache', () => {
       expect(
         files.filter((f) => /node_modules\/(@nestjs|rxjs|class-validator|class-transformer)\//.test(f)),
       ).toEqual([]);
-      // Of the app's own files, only the entry and its loader: the rest ran from the bundle.
+      // Of the app's own files, only the entry and its loader (with the run-time V8 flags it sets before the compile:
+      // garbage-release's and frame-memory's): the rest ran from the bundle.
       expect(own(files)).toEqual([
         'app-paths.js',
         'config/early-settings.js',
         'early-worker.js',
         'main.js',
+        'modules/media/frame-memory.js',
         'modules/uploads/garbage-release.js',
         'start-loader.js',
       ]);

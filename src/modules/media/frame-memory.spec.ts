@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { decodeAllFrames, decodeFrame, type RawImage } from './decode';
-import { releaseFrames } from './frame-memory';
+import { ownDecoded, releaseFrames } from './frame-memory';
 
 /** This process's resident memory, in bytes (Linux). */
 function residentBytes(): number {
@@ -75,6 +75,28 @@ describe('releaseFrames', () => {
     expect([...slice.data]).toEqual([1, 2, 3]);
     expect([...neighbour]).toEqual([4, 5, 6]);
     expect(prepared.inputs[0].length).toBe(4);
+  });
+
+  it('leaves a buffer V8 will not detach as it is, and frees the frames beside it', async () => {
+    // A WebAssembly memory's buffer cannot be detached: transfer() throws for it.
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const stuck: RawImage = {
+      data: ownDecoded(new Uint8Array(memory.buffer)),
+      width: 128,
+      height: 128,
+      channels: 4,
+    };
+    stuck.data[5] = 9;
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#204060' } })
+      .png()
+      .toBuffer();
+    const frame = await decodeFrame(png, 0);
+
+    expect(releaseFrames([stuck, frame])).toBe(8 * 8 * 3);
+
+    expect(stuck.data.length).toBe(65536);
+    expect(stuck.data[5]).toBe(9);
+    expect(frame.data.length).toBe(0);
   });
 
   it('frees a frame once: a second release of it is nothing', async () => {

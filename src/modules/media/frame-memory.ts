@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm';
 import type { ReviewFrame } from './decode';
 
 /** V8's flag for `ArrayBuffer.prototype.transfer` (ES2024), not on by default before V8 11.4 (Node 20 has 11.3). */
-export const TRANSFER_FLAG = '--harmony-rab-gsab-transfer';
+const TRANSFER_FLAG = '--harmony-rab-gsab-transfer';
 
 type Transfer = (this: ArrayBuffer, newLength?: number) => ArrayBuffer;
 
@@ -71,9 +71,8 @@ export function releaseFrames(frames: readonly ReviewFrame[]): number {
     try {
       transfer.call(buffer, 0);
     } catch {
-      // A Node that will not let go of such a buffer (not detachable): V8's collections free frames, as before.
-      transfer = undefined;
-      return freed;
+      // A buffer V8 will not detach: left to V8's collections, as before.
+      continue;
     }
     freed += bytes;
   }

@@ -11,6 +11,7 @@ import { waitFor } from '../setup/wait';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import type { ReviewFrame } from '../../src/modules/media/decode';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
+import { ImagePool } from '../../src/modules/uploads/image-pool.service';
 
 const RED = { r: 230, g: 20, b: 20 };
 const BLUE = { r: 20, g: 40, b: 230 };
@@ -108,7 +109,12 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
       const still = await sharp({ create: { width: 640, height: 480, channels: 3, background: BLUE } })
         .jpeg()
         .toBuffer();
+      const release = t.app.get(ImagePool).release;
+      const counted = release.pendingBytes;
       expect((await upload(still, 'still.jpg')).status).toBe(200);
+      // GarbageRelease counted its file bytes and at most four bytes a pixel decoded, less the frame freed: it no
+      // longer holds the 921,600 bytes of the frame as memory a collection must free.
+      expect(release.pendingBytes - counted).toBeLessThan(640 * 480 * 3);
       const animation = await upload(await gif([BLUE, RED, BLUE]), 'c.gif');
       expect(animation.status).toBe(415);
       expect(animation.body.code).toBe('nsfw_rejected');

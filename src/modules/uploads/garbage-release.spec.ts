@@ -48,6 +48,23 @@ describe('GarbageRelease', () => {
     expect(runs()).toBe(1);
   });
 
+  it('should not count bytes freed already, nor go below nothing', async () => {
+    const { release, runs } = made(20, 10 * MB);
+    release.add(12 * MB);
+    release.forget(4 * MB);
+    expect(release.pendingBytes).toBe(8 * MB);
+    release.idle();
+    await sleep(60);
+    expect(runs()).toBe(0);
+
+    release.forget(20 * MB);
+    expect(release.pendingBytes).toBe(0);
+    release.add(9 * MB);
+    release.idle();
+    await sleep(60);
+    expect(runs()).toBe(0);
+  });
+
   it('should stop a pending collection on close', async () => {
     const { release, runs } = made(20, MB);
     release.add(2 * MB);

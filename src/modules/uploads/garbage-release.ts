@@ -6,8 +6,9 @@ import { setTransferFlag } from '../media/frame-memory';
 export const RELEASE_IDLE_MS = 1000;
 /**
  * Below this many bytes of buffers since the last collection, V8's own collections are enough. Each collection pauses
- * the process (20–50 ms here): a trickle of 1080p uploads (about 9 MB each, decoded) pays one every seven uploads
- * or so, a burst's end one.
+ * the process (20–50 ms here): a trickle of 1080p JPEG uploads (about 2.6 MB each counted: the file twice, and the
+ * fourth of the 4 bytes a pixel counted for the frame, whose 3 are freed after the review) pays one every twenty-five
+ * uploads or so, a burst's end one.
  */
 export const RELEASE_MIN_BYTES = 64 * 1024 * 1024;
 
@@ -90,6 +91,20 @@ export class GarbageRelease {
   add(bytes: number): void {
     this.bytes += bytes;
     this.busy();
+  }
+
+  /**
+   * `bytes` that add() counted were freed already, not left to a collection: a decode's frames, detached once their
+   * review was done (releaseFrames). Without this, a trickle of 1080p uploads, whose frames are freed at once, still
+   * counted 8.3 MB each and paid a full collection every seven or so for buffers already gone.
+   */
+  forget(bytes: number): void {
+    this.bytes = Math.max(0, this.bytes - bytes);
+  }
+
+  /** Bytes counted since the last collection (tests). */
+  get pendingBytes(): number {
+    return this.bytes;
   }
 
   /** Work started in the stage: not the end of a burst. */

@@ -222,6 +222,11 @@ export class ImagePool implements OnModuleDestroy {
     });
   }
 
+  /** `bytes` of frames the gate let through were freed once their review was done (releaseFrames): not garbage. */
+  framesFreed(bytes: number): void {
+    this.release.forget(bytes);
+  }
+
   readonly gate: DecodeGate = (pixels, work, elsewhere = false) => {
     // The decoded frames: at most 4 bytes a pixel, garbage of this heap unless they are decoded elsewhere.
     this.release.add(elsewhere ? 0 : 4 * pixels);

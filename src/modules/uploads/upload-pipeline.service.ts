@@ -354,7 +354,7 @@ export class UploadPipelineService {
       // stripped copy). Frames from the heavy-image process are the classifier's inputs only (nothing big to collect
       // here): their slot goes back now.
       const framesHere = review.length === 0 || review.some((frame) => 'data' in frame);
-      this.pool.release.forget(releaseFrames(review));
+      this.pool.framesFreed(releaseFrames(review));
       review.length = 0;
       stage.done(framesHere);
     }

@@ -1,7 +1,13 @@
 import type { Logger } from '@nestjs/common';
+import { Queue, Worker } from 'bullmq';
+import Redis from 'ioredis';
+import { createHook } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppConfig } from '../../src/config/app-config';
+import { closeBull, closeRedis } from '../../src/common/jobs/bull';
 import { PeriodicJob } from '../../src/common/jobs/periodic-job';
+import { readInfra } from '../setup/infra';
 import { freePort, silentServer } from '../setup/private-servers';
 import { waitFor } from '../setup/wait';
 
@@ -52,5 +58,89 @@ describe('Closing BullMQ objects whose Redis is not up (integration)', () => {
     // Whatever the close left to the sockets' own close events has happened by now.
     await sleep(500);
     expect(unhandled.map((e) => String(e))).toEqual([]);
+  });
+});
+
+/** Tracks every timer made from now until stop(); pending() names those still pending by the stack that made each. */
+function trackTimers(): { pending: () => string[]; stop: () => void } {
+  const live = new Map<number, { timer: NodeJS.Timeout; stack: string }>();
+  const hook = createHook({
+    init(id, type, _trigger, resource) {
+      if (type === 'Timeout') {
+        live.set(id, { timer: resource as NodeJS.Timeout, stack: new Error().stack ?? '' });
+      }
+    },
+    destroy(id) {
+      live.delete(id);
+    },
+  });
+  hook.enable();
+  return {
+    pending: () =>
+      [...live.values()]
+        .filter(({ timer }) => timer.hasRef() && !(timer as unknown as { _destroyed: boolean })._destroyed)
+        .map(({ stack }) => stack),
+    stop: () => hook.disable(),
+  };
+}
+
+describe('A BullMQ worker that closeBull gives up on (integration)', () => {
+  it("should stop the worker's timers and drop its blocking connection when a run outlasts the polite close", async () => {
+    const prefix = `bullabandon${randomUUID().slice(0, 8)}`;
+    const connection = new Redis(readInfra().redisUrl, { maxRetriesPerRequest: null });
+    const queue = new Queue('q', { connection, prefix });
+    // Its own connection: giving up on the worker drops the connections it was given.
+    const workerConnection = new Redis(readInfra().redisUrl, { maxRetriesPerRequest: null });
+    const timers = trackTimers();
+    let started = false;
+    // A run that never ends: what a job stuck on a dependency that never answers looks like from BullMQ.
+    const worker = new Worker(
+      'q',
+      () => {
+        started = true;
+        return new Promise<void>(() => undefined);
+      },
+      // Short periods, so each timer has re-armed several times over the test: the lock extender every 100 ms.
+      { connection: workerConnection, prefix, lockDuration: 400, stalledInterval: 300 },
+    );
+    try {
+      await queue.add('n', {});
+      await waitFor('the run to start', () => started, 10_000);
+      const bullTimers = (): string[] =>
+        timers.pending().filter((stack) => /startLockExtenderTimer|stalledChecker/.test(stack));
+      // Both timers run while the worker runs.
+      await waitFor('the lock extender and the stalled-job checker', () => bullTimers().length >= 2, 5_000);
+      // Redis lists a worker by the name of the blocking connection BullMQ made for it.
+      expect(await queue.getWorkers()).toHaveLength(1);
+
+      expect(await closeBull(worker, true, 300)).toBe(false);
+      // Longer than either period: a timer that re-arms itself would be pending again by now.
+      await sleep(700);
+      expect(bullTimers()).toEqual([]);
+      expect(await queue.getWorkers()).toEqual([]);
+    } finally {
+      timers.stop();
+      await queue.obliterate({ force: true });
+      await closeBull(queue, true, 2000);
+      await closeRedis(connection);
+      await closeRedis(workerConnection);
+    }
+  });
+});
+
+describe('closeRedis (integration)', () => {
+  it('should leave no timer behind for a connection that has ended already', async () => {
+    const connection = new Redis(readInfra().redisUrl);
+    await connection.ping();
+    connection.disconnect();
+    await waitFor('the connection to end', () => connection.status === 'end', 5_000);
+    const timers = trackTimers();
+    try {
+      await closeRedis(connection);
+      // ioredis's disconnect would end the closed socket again and wait 2 s for a close event that came before.
+      expect(timers.pending()).toEqual([]);
+    } finally {
+      timers.stop();
+    }
   });
 });

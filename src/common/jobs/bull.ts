@@ -1,4 +1,4 @@
-import { RedisConnection } from 'bullmq';
+import { RedisConnection, Worker } from 'bullmq';
 import type Redis from 'ioredis';
 import type { AppConfig } from '../../config/app-config';
 import { settleWithin, withTimeout } from '../time/timeout';
@@ -54,6 +54,11 @@ const READY_WAIT_MS = 2000;
  * reply forever and hold the whole shutdown, so the QUIT gets QUIT_WAIT_MS.
  */
 export async function closeRedis(connection: Redis): Promise<void> {
+  if (connection.status === 'end') {
+    // Closed already (a BullMQ object given up on drops the connections it was given): ioredis's disconnect would end
+    // the closed socket again and keep a 2 s timer waiting for a close event that came long ago.
+    return;
+  }
   if (connection.status === 'ready') {
     await withTimeout(connection.quit(), QUIT_WAIT_MS, () => new Error('quit')).catch(() =>
       connection.disconnect(),
@@ -84,9 +89,10 @@ interface Closable {
 /**
  * Closes a BullMQ worker or queue at shutdown without ever hanging on Redis. While Redis answers (`answering`:
  * redisAnswers() on the connection the object was given), the close is polite: a worker lets the jobs it runs
- * finish, within `politeMs`, else its connections are dropped. While Redis does not answer (down, or a partition
- * that accepts and never answers), the close is forced at once: BullMQ's polite close QUITs its own blocking
- * connection, and that QUIT would wait for a reply forever. True when the close was polite and finished in time.
+ * finish, within `politeMs`, else its connections are dropped and it is abandoned (below). While Redis does not
+ * answer (down, or a partition that accepts and never answers), the close is forced at once: BullMQ's polite close
+ * QUITs its own blocking connection, and that QUIT would wait for a reply forever. True when the close was polite and
+ * finished in time.
  */
 export async function closeBull(target: Closable, answering: boolean, politeMs: number): Promise<boolean> {
   if (answering) {
@@ -101,8 +107,45 @@ export async function closeBull(target: Closable, answering: boolean, politeMs: 
       return true;
     }
     await settleWithin(target.disconnect(), QUIT_WAIT_MS);
+    await abandon(target);
     return false;
   }
   await settleWithin(target.close(true), QUIT_WAIT_MS);
+  await abandon(target);
   return false;
+}
+
+/** The parts of a BullMQ 5.63 Worker that its close() settles only once it has run to its end. */
+interface WorkerInternals {
+  closed: boolean;
+  extendLocksTimer?: ReturnType<typeof setTimeout> | null;
+  stalledCheckStopper?: () => void;
+  blockingConnection: RedisConnection;
+}
+
+/**
+ * What a worker's close() does at its end, for a worker whose close() did not get there: a run that outlasts the
+ * wait, or a blocking call stuck on a connection that came back. Its disconnect() drops only the connection it was
+ * given, not the blocking one BullMQ made for it, and until close() ends, its lock extender re-arms itself and its
+ * stalled-job checker goes on. Once closeBull has given up, nothing of the worker may run on: an abandoned run's lock
+ * must lapse so that another instance's stalled-job check takes the job back. (In a test process, those timers and
+ * that socket outlived the app that made them for the rest of the jest worker's life.)
+ */
+async function abandon(target: Closable): Promise<void> {
+  if (!(target instanceof Worker)) {
+    return;
+  }
+  const worker = target as unknown as WorkerInternals;
+  worker.closed = true;
+  clearTimeout(worker.extendLocksTimer ?? undefined);
+  worker.stalledCheckStopper?.();
+  // A check still waiting on Redis arms its next wait (stalledInterval, 30 s by default) when that call fails, and
+  // looks at the worker's state only once the wait is over: each wait it arms from now on ends as it is armed.
+  Object.defineProperty(worker, 'stalledCheckStopper', {
+    configurable: true,
+    get: () => undefined,
+    set: (stop: () => void) => stop(),
+  });
+  // Forced: a QUIT could wait on a Redis that does not answer. A no-op when close() got that far.
+  await settleWithin(worker.blockingConnection.close(true), QUIT_WAIT_MS);
 }

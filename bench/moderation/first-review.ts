@@ -1,13 +1,16 @@
 /**
  * One fresh process's first reviews (rows.ts forks this file once per sample): loads the model with `warmUpRuns`
  * warm-up rounds (argv[2]), then times its first REVIEWS reviews of one case (argv[3]: the 1080p JPEG's frame, or the
- * half-transparent 16×16 PNG's), each decoded before the load, and sends the times back. A process of its own per
- * sample, because a classifier's first reviews are slow partly for this process's own first runs of the code.
+ * half-transparent 16×16 PNG's), each decoded before the load, then waits for the single-input session (which loads
+ * once load() resolves, beside those reviews, as in the service once /readyz answers) and times as many more, and
+ * sends the times back. A process of its own per sample, because a classifier's first reviews are slow partly for
+ * this process's own first runs of the code.
  */
 import sharp from 'sharp';
 import { MODERATION_THREAD_DEFAULTS } from '../../src/config/app-config';
 import { decodeFrame } from '../../src/modules/media/decode';
 import { NsfwClassifier } from '../../src/modules/moderation/nsfw-classifier';
+import { median } from '../lib/report';
 import { photoPixels, variant } from '../uploads/rows';
 
 /** How many reviews are timed after the load. */
@@ -18,6 +21,10 @@ export type FirstReviewCase = '1080p' | '16x16';
 export interface FirstReviewReply {
   loadMs: number;
   reviewMs: number[];
+  /** From load()'s end until the single-input session was in use (it loads and warms up beside the reviews above). */
+  soloMs: number;
+  /** The median of REVIEWS more reviews once the single-input session is in use. */
+  afterSoloMs: number;
 }
 
 /** The bytes of a case: the uploads bench's 1080p JPEG, or its half-transparent 16×16 PNG (rows.ts's pixels). */
@@ -43,15 +50,25 @@ async function main(): Promise<void> {
     concurrency: 2,
     warmUpRuns: Number(runs),
   });
-  const loadMs = performance.now() - started;
+  const loaded = performance.now();
+  const loadMs = loaded - started;
   const reviewMs: number[] = [];
   for (let i = 0; i < REVIEWS; i++) {
     const at = performance.now();
     await classifier.classify([frame]);
     reviewMs.push(performance.now() - at);
   }
+  await classifier.soloLoaded;
+  const soloMs = performance.now() - loaded;
+  const afterSolo: number[] = [];
+  for (let i = 0; i < REVIEWS; i++) {
+    const at = performance.now();
+    await classifier.classify([frame]);
+    afterSolo.push(performance.now() - at);
+  }
+  const afterSoloMs = median(afterSolo);
   await classifier.close();
-  const reply: FirstReviewReply = { loadMs, reviewMs };
+  const reply: FirstReviewReply = { loadMs, reviewMs, soloMs, afterSoloMs };
   process.send!(reply, undefined, {}, () => process.exit(0));
 }
 

@@ -3,8 +3,10 @@
  * none, side by side in one run: each sample a fresh process (first-review.ts) that loads the real model with two
  * sessions and times its first reviews of one frame, the two settings alternating. Rows: the first and the second
  * review of a 1080p JPEG's frame and of a half-transparent 16×16 PNG's (two inputs), and what the warm-up adds to the
- * load, which the service runs once it listens (/readyz waits for it, /healthz does not). Informational: no goal of
- * issue 14's is about them; they are what the first uploads after a start pay.
+ * load, which the service runs once it listens (/readyz waits for it, /healthz does not). The single-input session
+ * (MODERATION_SOLO_THREADS) loads once that load is done, beside the first reviews, as in the service once /readyz
+ * answers: the review rows' note gives when it was in use and a review after that. Informational: no goal of issue
+ * 14's is about them; they are what the first uploads after a start pay.
  *
  *   npm run bench -- 5 moderation
  */
@@ -66,7 +68,12 @@ export const suite: BenchSuite = {
             baselineLabel: 'the same without warm-up rounds',
             baseline: median(cold.map((r) => r.reviewMs[nth])),
             unit: 'ms',
-            note: `informational; ${WARM_UP_RUNS} warm-up rounds; a fresh process a sample, ${runs} samples each, alternating; the third review: ${median(warm.map((r) => r.reviewMs[2])).toFixed(1)} ms`,
+            note:
+              `informational; ${WARM_UP_RUNS} warm-up rounds; a fresh process a sample, ${runs} samples each, alternating; ` +
+              `the third review: ${median(warm.map((r) => r.reviewMs[2])).toFixed(1)} ms; ` +
+              `the single-input session loads beside them, as in the service after /readyz, and was in use ` +
+              `${median(warm.map((r) => r.soloMs)).toFixed(0)} ms after the load; reviews then: ` +
+              `${median(warm.map((r) => r.afterSoloMs)).toFixed(1)} ms`,
           }),
         );
       }

@@ -21,6 +21,8 @@ export type FirstReviewCase = '1080p' | '16x16';
 export interface FirstReviewReply {
   loadMs: number;
   reviewMs: number[];
+  /** Whether a single-input session came into use (none on one core, or when it failed to load). */
+  solo: boolean;
   /** From load()'s end until the single-input session was in use (it loads and warms up beside the reviews above). */
   soloMs: number;
   /** The median of REVIEWS more reviews once the single-input session is in use. */
@@ -58,7 +60,7 @@ async function main(): Promise<void> {
     await classifier.classify([frame]);
     reviewMs.push(performance.now() - at);
   }
-  await classifier.soloLoaded;
+  const solo = await classifier.soloLoaded;
   const soloMs = performance.now() - loaded;
   const afterSolo: number[] = [];
   for (let i = 0; i < REVIEWS; i++) {
@@ -68,7 +70,7 @@ async function main(): Promise<void> {
   }
   const afterSoloMs = median(afterSolo);
   await classifier.close();
-  const reply: FirstReviewReply = { loadMs, reviewMs, soloMs, afterSoloMs };
+  const reply: FirstReviewReply = { loadMs, reviewMs, solo, soloMs, afterSoloMs };
   process.send!(reply, undefined, {}, () => process.exit(0));
 }
 

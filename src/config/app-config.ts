@@ -345,9 +345,6 @@ export function loadConfig(
   }
   if (env === process.env) {
     reserveThreadpool(config.images.concurrency);
-    // The AWS SDK prints a multi-line notice to stderr on Node 20 (its releases after January 2027 need Node 22;
-    // the pinned one runs on 20): it would break the JSON log and the one-line start-up errors. README says it.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   }
   // Returned complete (the generated secret read or made once the data dir is known good), never patched later.
   return config.secretKey ? config : { ...config, secretKey: loadOrCreateSecret(config.dataDir) };

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { AppError } from '../../common/errors/app-error';
 import type { S3Config } from '../../config/app-config';
+import { keepAwsSdkNoticeOff } from '../../config/aws-sdk-notice';
 import { contentTypeOfKey, objectCacheControl } from './content-type';
 import { type PutOptions, StorageDriver } from './storage-driver';
 
@@ -41,6 +42,7 @@ export class S3StorageDriver extends StorageDriver {
     this.prefix = config.prefix;
     this.timeoutMs = config.timeoutMs;
     this.listPageSize = options.listPageSize ?? 1000;
+    keepAwsSdkNoticeOff();
     this.client = new S3Client({
       endpoint: config.endpoint,
       region: config.region,

@@ -5,8 +5,8 @@
  * The baseline is another checkout, built (`git worktree add /tmp/base <commit>`, `node_modules` linked in,
  * `npx tsc -p tsconfig.build.json`, `dist/model` copied); this checkout's `dist` is the other side. Both services run at
  * once, each as `npm start` runs it with one HTTP process; every round sends one fresh 16×16 PNG (the bench row's) to
- * each, in an order that alternates, 8 ms apart (a lone upload, as in the bench). Each run prints both medians and
- * their ratio.
+ * each, in an order that alternates, 8 ms apart (a lone upload, as in the bench). It first prints the two checkouts
+ * (it refuses to compare one with itself), then each run both medians and their ratio.
  *
  *   BENCH_BASELINE_DIR=/tmp/base npx ts-node --transpile-only bench/uploads/paired.ts [runs] [uploads]
  *
@@ -16,7 +16,11 @@
  * (24 frames of 480×270), `jfif` a 200×150 JPEG with a JFIF header (as libjpeg writes one, under 64 KB), instead of
  * the 16×16. BENCH_PAIRED_GAP_MS sets the pause between uploads (default 8 ms): a
  * longer one shows what a change does to uploads that find the service idle.
+ *
+ * An A/A run of the 1080p JPEG 300 ms apart read 0.92–0.99, the side started second (this checkout) the faster in all
+ * five runs: for a change that small, run it both ways round (docs/performance.md, the forty-sixth session's entry).
  */
+import { realpathSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -103,6 +107,11 @@ async function main(): Promise<void> {
   if (!baseline) {
     throw new Error('Set BENCH_BASELINE_DIR to the built checkout to compare with.');
   }
+  // A run from the wrong directory (the baseline's own, say) would compare a build with itself and look like a tie.
+  if (realpathSync(baseline) === realpathSync(REPO_DIR)) {
+    throw new Error(`BENCH_BASELINE_DIR is this checkout (${REPO_DIR}): run the bench from the other one.`);
+  }
+  console.log(`baseline ${realpathSync(baseline)}, this build ${realpathSync(REPO_DIR)}`);
   const runs = Number(process.argv[2] ?? 3);
   const uploads = Number(process.argv[3] ?? 150);
   const viaFetch = process.env.BENCH_PAIRED_CLIENT === 'fetch';

@@ -266,7 +266,8 @@ describe('Redis unreachable: every route still answers the envelope (e2e)', () =
         expect.objectContaining({ level: 40, msg: expect.stringMatching(/^Redis sent nothing for \d+ ms/) }),
       ]);
     } finally {
-      // BullMQ's connections are still in the dead path (they wait for TCP): cut them, so the close is quick.
+      // A worker's blocking connection may still be in the dead path (BullMQ remakes it once its wait is over): cut
+      // it, so the close is quick.
       await proxy.setMode('refuse');
       await proxy.setMode('pass');
       await waitFor('Redis back', async () => (await t.http.get('/readyz')).status === 200);

@@ -1,7 +1,10 @@
 import { png } from '../fixtures/sample-images';
 import { sql } from '../setup/db';
 import { bearer, login, makeKey, makeUser, type TestKey, type TestSession } from '../setup/factories';
+import { readInfra } from '../setup/infra';
+import { capturedLogLines, logOutsideRequestsToNextApp } from '../setup/log-lines';
 import { PrivateRedis } from '../setup/private-servers';
+import { TcpProxy } from '../setup/tcp-proxy';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 import { Receiver, verifyPublished } from './webhooks-receiver';
@@ -174,6 +177,69 @@ describe('Webhooks under faults (e2e)', () => {
     } finally {
       await t?.close();
       await redis.stop();
+    }
+  });
+
+  it('should deliver again within seconds once a Redis path that went silent (no reset) is back', async () => {
+    const proxy = await TcpProxy.inFrontOf(readInfra().redisUrl);
+    const log = capturedLogLines();
+    logOutsideRequestsToNextApp();
+    const t = await createTestApp({
+      env: { ...log.env, REDIS_URL: proxy.via(readInfra().redisUrl), ALLOW_PRIVATE_WEBHOOKS: 'true' },
+      overrides: log.overrides,
+    });
+    try {
+      const o = await owner(t);
+      const r = await Receiver.start((_n, _req, res) => {
+        res.statusCode = 204;
+        res.end();
+      });
+      receivers.push(r);
+      const hookId = await addWebhook(t, o, r.url());
+      const [before] = await uploads(t, o, 1);
+      await waitFor('the first delivery', () => deliveredFilenames(r, () => true).has(before), 15_000);
+      // Every open connection (the queue's, the worker's and its blocking one) stays open and carries nothing, as
+      // when a Redis host is lost without a reset; ioredis would wait for TCP to give up (about 15 minutes).
+      await proxy.setMode('silence');
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      await proxy.setMode('pass');
+      await waitFor(
+        'uploads served again',
+        async () => (await t.http.get('/api/v1/me').set(...bearer(o.key.token))).status === 200,
+        15_000,
+      );
+      // The queue's and the worker's connections are found dead and made anew while idle (their heartbeat), each
+      // with a warning, before any job needs them.
+      const remade = (context: string): boolean =>
+        log.lines.some(
+          (l) =>
+            l.level === 40 &&
+            l.context === context &&
+            /Redis connection sent nothing for \d+ ms/.test(String(l.msg)),
+        );
+      await waitFor(
+        'both connections made anew',
+        () => remade('WebhookQueue') && remade('WebhookDeliveryProcessor'),
+        15_000,
+      );
+      const uploaded = Date.now();
+      const [after] = await uploads(t, o, 1);
+      // Unwatched, those connections waited for TCP: nothing was delivered for minutes.
+      await waitFor(
+        'the delivery after the silence',
+        () => deliveredFilenames(r, () => true).has(after),
+        30_000,
+      );
+      console.log(
+        `silent Redis path: the first upload after it was delivered in ${Date.now() - uploaded} ms`,
+      );
+      await waitFor('every event to settle', () => settled(t, hookId), 5_000);
+    } finally {
+      // Whatever is still in the dead path (when the test failed): cut it, so the close is quick.
+      await proxy.setMode('refuse');
+      await proxy.setMode('pass');
+      await t.close();
+      await proxy.close();
     }
   });
 });

@@ -1,6 +1,7 @@
 import { RedisConnection, Worker } from 'bullmq';
-import type Redis from 'ioredis';
+import Redis, { type RedisOptions } from 'ioredis';
 import type { AppConfig } from '../../config/app-config';
+import { REDIS_STALL_MS, watchForStalls } from '../redis/stall-watch';
 import { settleWithin, withTimeout } from '../time/timeout';
 
 /**
@@ -48,12 +49,49 @@ export const QUIT_WAIT_MS = 2000;
 /** How long a BullMQ object whose connections still come up may take to get ready before it is closed. */
 const READY_WAIT_MS = 2000;
 
+/** The stall watch and heartbeat of each connection bullConnection made, stopped by closeRedis. */
+const stallWatches = new WeakMap<Redis, () => void>();
+
+/**
+ * A Redis connection for BullMQ objects (a queue, a worker), watched as the shared client is (common/redis/
+ * stall-watch): once its commands have waited REDIS_STALL_MS for nothing, a connection whose path died without a
+ * reset (a Redis host lost, a NAT that forgot the flow) is dropped and made anew, instead of when TCP gives up, about
+ * 15 minutes later. Unwatched, it held the outbox relay's enqueues and a worker's scripts that long, and with them
+ * every webhook delivery and periodic job, though Redis was back. A PING every REDIS_STALL_MS / 2 while it is up
+ * gives the watch something to wait on when BullMQ sends nothing, so an idle connection is found dead too, before its
+ * next job needs it. `onStall` gets how long it had been silent. A worker's blocking connection (BZPOPMIN) is
+ * BullMQ's own, which drops it when a call outlasts its timeout by a second. closeRedis stops both timers.
+ */
+export function bullConnection(
+  url: string,
+  options: RedisOptions,
+  onStall: (silentMs: number) => void,
+): Redis {
+  const connection = new Redis(url, options);
+  // Connection errors surface through the commands that fail; don't crash on the emitter.
+  connection.on('error', () => undefined);
+  const stopWatching = watchForStalls(connection, onStall);
+  const heartbeat = setInterval(() => {
+    if (connection.status === 'ready') {
+      connection.ping().catch(() => undefined);
+    }
+  }, REDIS_STALL_MS / 2);
+  heartbeat.unref();
+  stallWatches.set(connection, () => {
+    stopWatching();
+    clearInterval(heartbeat);
+  });
+  return connection;
+}
+
 /**
  * QUIT when connected (pending replies arrive first), else drop the socket: never wait on a Redis that's down. A
  * connection that still says `ready` across a partition (the peer accepts and never answers) would wait for QUIT's
  * reply forever and hold the whole shutdown, so the QUIT gets QUIT_WAIT_MS.
  */
 export async function closeRedis(connection: Redis): Promise<void> {
+  stallWatches.get(connection)?.();
+  stallWatches.delete(connection);
   if (connection.status === 'end') {
     // Closed already (a BullMQ object given up on drops the connections it was given): ioredis's disconnect would end
     // the closed socket again and keep a 2 s timer waiting for a close event that came long ago.

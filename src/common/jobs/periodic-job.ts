@@ -1,8 +1,8 @@
 import type { Logger } from '@nestjs/common';
 import { Queue, Worker } from 'bullmq';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import type { AppConfig } from '../../config/app-config';
-import { bullPrefix, closeBull, closeRedis, QUIT_WAIT_MS, redisAnswers } from './bull';
+import { bullConnection, bullPrefix, closeBull, closeRedis, QUIT_WAIT_MS, redisAnswers } from './bull';
 
 /** How long shutdown waits for a run in progress; past it the run is left to fail against the closing database. */
 const RUN_WAIT_MS = 30_000;
@@ -40,8 +40,11 @@ export class PeriodicJob {
     private readonly logger: Logger,
   ) {
     // Workers block on Redis: BullMQ requires maxRetriesPerRequest null on their connection.
-    this.connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-    this.connection.on('error', () => undefined);
+    this.connection = bullConnection(config.redisUrl, { maxRetriesPerRequest: null }, (silentMs) =>
+      logger.warn(
+        `${spec.name}'s Redis connection sent nothing for ${silentMs} ms while commands waited: reconnecting`,
+      ),
+    );
     const options = { connection: this.connection, prefix: bullPrefix(config) };
     this.queue = new Queue(spec.queue, options);
     this.queue.on('error', () => undefined);

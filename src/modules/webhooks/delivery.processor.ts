@@ -6,11 +6,12 @@ import {
   Optional,
 } from '@nestjs/common';
 import { DelayedError, type Job, Worker } from 'bullmq';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { ProcessRoleService } from '../../common/jobs/process-role.service';
 import { Metrics } from '../../common/metrics/metrics.service';
 import { AppConfig } from '../../config/app-config';
 import {
+  bullConnection,
   bullPrefix,
   closeBull,
   closeRedis,
@@ -50,8 +51,11 @@ export class WebhookDeliveryProcessor implements OnApplicationBootstrap, BeforeA
       return;
     }
     // Workers block on Redis: BullMQ requires maxRetriesPerRequest null on their connection.
-    this.connection = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
-    this.connection.on('error', () => undefined);
+    this.connection = bullConnection(this.config.redisUrl, { maxRetriesPerRequest: null }, (silentMs) =>
+      this.logger.warn(
+        `the worker's Redis connection sent nothing for ${silentMs} ms while commands waited: reconnecting`,
+      ),
+    );
     this.worker = new Worker<WebhookDeliveryJob>(
       WEBHOOK_DELIVERY_QUEUE,
       (job, token) => this.process(job, token),

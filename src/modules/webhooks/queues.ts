@@ -52,4 +52,11 @@ export function deliveryJobOptions(eventId: string, maxAttempts: number): JobsOp
 }
 
 // Moved to common/jobs (the periodic jobs use them too); re-exported for the webhook code.
-export { bullPrefix, closeBull, closeRedis, QUIT_WAIT_MS, redisAnswers } from '../../common/jobs/bull';
+export {
+  bullConnection,
+  bullPrefix,
+  closeBull,
+  closeRedis,
+  QUIT_WAIT_MS,
+  redisAnswers,
+} from '../../common/jobs/bull';

@@ -1,9 +1,10 @@
-import { Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { Metrics } from '../../common/metrics/metrics.service';
 import { AppConfig } from '../../config/app-config';
 import {
+  bullConnection,
   bullPrefix,
   deliveryJobOptions,
   closeBull,
@@ -17,6 +18,7 @@ import {
 /** The producer side of the delivery queue, used by the outbox relay. */
 @Injectable()
 export class WebhookQueue implements OnApplicationShutdown {
+  private readonly logger = new Logger(WebhookQueue.name);
   private readonly connection: Redis;
   private readonly queue: Queue<WebhookDeliveryJob>;
 
@@ -26,8 +28,14 @@ export class WebhookQueue implements OnApplicationShutdown {
   ) {
     // Its own connection (BullMQ refuses ioredis keyPrefix). Commands fail fast while Redis is down, so the relay
     // rolls back and keeps the rows for its next poll instead of waiting on an offline queue.
-    this.connection = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
-    this.connection.on('error', () => undefined);
+    this.connection = bullConnection(
+      config.redisUrl,
+      { maxRetriesPerRequest: 1, connectTimeout: 2000 },
+      (silentMs) =>
+        this.logger.warn(
+          `the queue's Redis connection sent nothing for ${silentMs} ms while commands waited: reconnecting`,
+        ),
+    );
     this.queue = new Queue<WebhookDeliveryJob>(WEBHOOK_DELIVERY_QUEUE, {
       connection: this.connection,
       prefix: bullPrefix(config),

@@ -9,6 +9,7 @@ import { closeBull, closeRedis } from '../../src/common/jobs/bull';
 import { PeriodicJob } from '../../src/common/jobs/periodic-job';
 import { readInfra } from '../setup/infra';
 import { freePort, silentServer } from '../setup/private-servers';
+import { TcpProxy } from '../setup/tcp-proxy';
 import { waitFor } from '../setup/wait';
 
 /**
@@ -141,6 +142,47 @@ describe('closeRedis (integration)', () => {
       expect(timers.pending()).toEqual([]);
     } finally {
       timers.stop();
+    }
+  });
+});
+
+describe('A periodic job whose Redis path went silent (integration)', () => {
+  it('should make its connection anew while idle and run again once the path is back', async () => {
+    const proxy = await TcpProxy.inFrontOf(readInfra().redisUrl);
+    const prefix = `bullsilent${randomUUID().slice(0, 8)}:`;
+    const config = { redisUrl: proxy.via(readInfra().redisUrl), redisPrefix: prefix } as AppConfig;
+    const warnings: string[] = [];
+    const logger = {
+      warn: (m: unknown, text?: string) => warnings.push(String(text ?? m)),
+    } as unknown as Logger;
+    let runs = 0;
+    const job = PeriodicJob.start(
+      config,
+      { queue: 'q', schedulerId: 's', name: 'tick', everyMs: 500, run: () => Promise.resolve(++runs) },
+      logger,
+    );
+    try {
+      await waitFor('a first run', () => runs > 0, 10_000);
+      // Its open connections stay open and carry nothing, as when a Redis host is lost without a reset.
+      await proxy.setMode('silence');
+      await sleep(1000);
+      await proxy.setMode('pass');
+      // Found dead by its heartbeat, with no run asking anything of it: without the watch it waited for TCP (about
+      // 15 minutes), and the job did not run meanwhile.
+      await waitFor(
+        'the connection made anew',
+        () => warnings.some((w) => /^tick's Redis connection sent nothing for \d+ ms/.test(w)),
+        15_000,
+      );
+      const before = runs;
+      await waitFor('runs again', () => runs > before, 15_000);
+    } finally {
+      // A blocking connection still in the dead path: cut it, so the close is quick.
+      await proxy.setMode('refuse');
+      await proxy.setMode('pass');
+      await job.queue.obliterate({ force: true }).catch(() => undefined);
+      await job.close();
+      await proxy.close();
     }
   });
 });

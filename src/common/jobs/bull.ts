@@ -1,3 +1,4 @@
+import type { Logger } from '@nestjs/common';
 import { RedisConnection, Worker } from 'bullmq';
 import Redis, { type RedisOptions } from 'ioredis';
 import type { AppConfig } from '../../config/app-config';
@@ -49,7 +50,7 @@ export const QUIT_WAIT_MS = 2000;
 /** How long a BullMQ object whose connections still come up may take to get ready before it is closed. */
 const READY_WAIT_MS = 2000;
 
-/** The stall watch and heartbeat of each connection bullConnection made, stopped by closeRedis. */
+/** The stall watch (with its heartbeat) of each connection bullConnection made, stopped by closeRedis. */
 const stallWatches = new WeakMap<Redis, () => void>();
 
 /**
@@ -57,30 +58,25 @@ const stallWatches = new WeakMap<Redis, () => void>();
  * stall-watch): once its commands have waited REDIS_STALL_MS for nothing, a connection whose path died without a
  * reset (a Redis host lost, a NAT that forgot the flow) is dropped and made anew, instead of when TCP gives up, about
  * 15 minutes later. Unwatched, it held the outbox relay's enqueues and a worker's scripts that long, and with them
- * every webhook delivery and periodic job, though Redis was back. A PING every REDIS_STALL_MS / 2 while it is up
- * gives the watch something to wait on when BullMQ sends nothing, so an idle connection is found dead too, before its
- * next job needs it. `onStall` gets how long it had been silent. A worker's blocking connection (BZPOPMIN) is
- * BullMQ's own, which drops it when a call outlasts its timeout by a second. closeRedis stops both timers.
+ * every webhook delivery and periodic job, though Redis was back. The watch's heartbeat finds an idle connection dead
+ * too, before its next job needs it. A stall is a warning on `logger`: "<owner>'s Redis connection sent nothing for…".
+ * A worker's blocking connection (BZPOPMIN) is BullMQ's own, which drops it when a call outlasts its timeout by a
+ * second. closeRedis stops the watch.
  */
 export function bullConnection(
   url: string,
   options: RedisOptions,
-  onStall: (silentMs: number) => void,
+  logger: Pick<Logger, 'warn'>,
+  owner: string,
 ): Redis {
   const connection = new Redis(url, options);
   // Connection errors surface through the commands that fail; don't crash on the emitter.
   connection.on('error', () => undefined);
-  const stopWatching = watchForStalls(connection, onStall);
-  const heartbeat = setInterval(() => {
-    if (connection.status === 'ready') {
-      connection.ping().catch(() => undefined);
-    }
-  }, REDIS_STALL_MS / 2);
-  heartbeat.unref();
-  stallWatches.set(connection, () => {
-    stopWatching();
-    clearInterval(heartbeat);
-  });
+  const onStall = (silentMs: number): void =>
+    logger.warn(
+      `${owner}'s Redis connection sent nothing for ${silentMs} ms while commands waited: reconnecting`,
+    );
+  stallWatches.set(connection, watchForStalls(connection, onStall, REDIS_STALL_MS, { heartbeat: true }));
   return connection;
 }
 

@@ -40,11 +40,7 @@ export class PeriodicJob {
     private readonly logger: Logger,
   ) {
     // Workers block on Redis: BullMQ requires maxRetriesPerRequest null on their connection.
-    this.connection = bullConnection(config.redisUrl, { maxRetriesPerRequest: null }, (silentMs) =>
-      logger.warn(
-        `${spec.name}'s Redis connection sent nothing for ${silentMs} ms while commands waited: reconnecting`,
-      ),
-    );
+    this.connection = bullConnection(config.redisUrl, { maxRetriesPerRequest: null }, logger, spec.name);
     const options = { connection: this.connection, prefix: bullPrefix(config) };
     this.queue = new Queue(spec.queue, options);
     this.queue.on('error', () => undefined);

@@ -12,8 +12,6 @@ export const INVALIDATE_ALL = '*';
 export type InvalidationHandler = (what: string) => void;
 
 const PUBLISH_TIMEOUT_MS = 1000;
-/** A subscriber gets nothing back unless someone publishes: a PING this often lets the stall watch see it is alive. */
-const HEARTBEAT_MS = REDIS_STALL_MS / 2;
 
 /**
  * Tells every instance that something it may have cached changed (issue 14: per-instance caches of direct-link
@@ -30,7 +28,6 @@ export class InvalidationBus implements OnApplicationShutdown {
   private readonly channel: string;
   private subscriber: Redis | null = null;
   private stopWatching: (() => void) | null = null;
-  private heartbeat: NodeJS.Timeout | null = null;
   private subscribed = false;
   private closed = false;
 
@@ -72,9 +69,6 @@ export class InvalidationBus implements OnApplicationShutdown {
     this.closed = true;
     this.subscribed = false;
     this.stopWatching?.();
-    if (this.heartbeat) {
-      clearInterval(this.heartbeat);
-    }
     // disconnect, not quit: a subscriber has nothing to flush, and quit() would wait forever for a Redis that is gone.
     // Not a second time: ioredis's disconnect waits 2 s for a close event that an ended connection never sends.
     if (this.subscriber && this.subscriber.status !== 'end') {
@@ -110,15 +104,13 @@ export class InvalidationBus implements OnApplicationShutdown {
     sub.on('reconnecting', lost);
     // A subscription whose connection went silent without closing would look confirmed while messages are lost:
     // the heartbeat's PING goes unanswered, the watch drops the connection, `lost` runs, and it subscribes anew.
-    this.stopWatching = watchForStalls(sub, (silentMs) =>
-      this.logger.warn(`the invalidation subscription heard nothing for ${silentMs} ms: reconnecting`),
+    this.stopWatching = watchForStalls(
+      sub,
+      (silentMs) =>
+        this.logger.warn(`the invalidation subscription heard nothing for ${silentMs} ms: reconnecting`),
+      REDIS_STALL_MS,
+      { heartbeat: true },
     );
-    this.heartbeat = setInterval(() => {
-      if (sub.status === 'ready') {
-        sub.ping().catch(() => undefined);
-      }
-    }, HEARTBEAT_MS);
-    this.heartbeat.unref();
     sub.on('ready', () => {
       sub.subscribe(this.channel).then(
         () => {

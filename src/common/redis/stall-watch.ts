@@ -13,13 +13,17 @@ const TICK_MS = 1000;
  * 503 on its timeout, and ioredis reconnects only when TCP gives up, about 15 minutes later on Linux. A Redis that
  * is merely slow answers something within `stallMs` (each of ours is a short command or script); one that is dead
  * costs a reconnect, which ioredis keeps retrying until it is back. Commands written before the drop are resent
- * once by ioredis, as after any lost connection. Time this process spent held (watchInterval) is not counted. Returns
- * the stop function (the timer does not keep the process up).
+ * once by ioredis, as after any lost connection. Time this process spent held (watchInterval) is not counted.
+ *
+ * With `heartbeat`, a PING every `stallMs / 2` while the connection is up gives the watch something to wait on when
+ * nothing else is sent (a subscriber, an idle BullMQ connection), so a dead connection is found before it is needed.
+ * Returns the stop function (the timers do not keep the process up).
  */
 export function watchForStalls(
   client: Redis,
   onStall: (silentMs: number) => void,
   stallMs = REDIS_STALL_MS,
+  { heartbeat = false }: { heartbeat?: boolean } = {},
 ): () => void {
   let lastData = Date.now();
   let busySince: number | null = null;
@@ -46,5 +50,15 @@ export function watchForStalls(
       client.disconnect(true);
     }
   });
-  return () => clearInterval(timer);
+  const pinger = heartbeat
+    ? setInterval(() => {
+        if (client.status === 'ready') {
+          client.ping().catch(() => undefined);
+        }
+      }, stallMs / 2).unref()
+    : undefined;
+  return () => {
+    clearInterval(timer);
+    clearInterval(pinger);
+  };
 }

@@ -51,10 +51,11 @@ export class WebhookDeliveryProcessor implements OnApplicationBootstrap, BeforeA
       return;
     }
     // Workers block on Redis: BullMQ requires maxRetriesPerRequest null on their connection.
-    this.connection = bullConnection(this.config.redisUrl, { maxRetriesPerRequest: null }, (silentMs) =>
-      this.logger.warn(
-        `the worker's Redis connection sent nothing for ${silentMs} ms while commands waited: reconnecting`,
-      ),
+    this.connection = bullConnection(
+      this.config.redisUrl,
+      { maxRetriesPerRequest: null },
+      this.logger,
+      'the worker',
     );
     this.worker = new Worker<WebhookDeliveryJob>(
       WEBHOOK_DELIVERY_QUEUE,

@@ -31,10 +31,8 @@ export class WebhookQueue implements OnApplicationShutdown {
     this.connection = bullConnection(
       config.redisUrl,
       { maxRetriesPerRequest: 1, connectTimeout: 2000 },
-      (silentMs) =>
-        this.logger.warn(
-          `the queue's Redis connection sent nothing for ${silentMs} ms while commands waited: reconnecting`,
-        ),
+      this.logger,
+      'the queue',
     );
     this.queue = new Queue<WebhookDeliveryJob>(WEBHOOK_DELIVERY_QUEUE, {
       connection: this.connection,

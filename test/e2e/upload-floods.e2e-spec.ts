@@ -204,6 +204,39 @@ describe('Animation floods and uploads in flight (e2e)', () => {
     expect(Buffer.compare(served.body as Buffer, local.data)).toBe(0);
   });
 
+  it('should run a full collection after a heavy still decoded here, and none after a heavy animation decoded in the heavy-image process (review off)', async () => {
+    const { token } = await makeKey(t);
+    const pool = t.app.get(ImagePool);
+    // The stage's collections, counted (they still run).
+    const own = Object.getOwnPropertyDescriptor(pool, 'collect');
+    const collect = (pool as unknown as { collect: () => void }).collect;
+    let collections = 0;
+    Object.defineProperty(pool, 'collect', { value: () => (collections++, collect()) });
+    const send = (bytes: Buffer, name: string) =>
+      t.http
+        .post('/api/v1/upload')
+        .set(...bearer(token))
+        .attach('file', bytes, name);
+    try {
+      // The review is off in this app: no frames come back to say where the animation was decoded.
+      const gif = await (await animatedNoise(2000, 1700, 5)).gif({ effort: 1 }).toBuffer();
+      expect((await send(gif, 'heavy.gif')).body).toMatchObject({ ok: true, width: 2000, height: 1700 });
+      expect(pool.heavyPid).toBeDefined();
+      // Made after that answer (a collection would have run as it went out), and taking a while.
+      const still = await sharp({ create: { width: 4200, height: 4100, channels: 3, background: '#6a3' } })
+        .png()
+        .toBuffer();
+      expect(collections).toBe(0);
+      expect((await send(still, 'big.png')).body).toMatchObject({ ok: true, width: 4200, height: 4100 });
+      await waitFor('the collection after the still', () => collections > 0, 5000);
+      expect(collections).toBe(1);
+    } finally {
+      if (own) {
+        Object.defineProperty(pool, 'collect', own);
+      }
+    }
+  });
+
   it('should answer 415 processing_failed for a damaged heavy image, from the heavy-image process', async () => {
     const { token } = await makeKey(t);
     const gif = await (await animatedNoise(2000, 1700, 5)).gif({ effort: 1 }).toBuffer();

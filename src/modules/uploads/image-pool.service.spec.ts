@@ -137,7 +137,8 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     const first = heavy();
     await first.gate(17_000_000, () => Promise.resolve(events.push('first decoded')));
     const second = heavy();
-    const secondDecoded = second.gate(17_000_000, () => Promise.resolve(events.push('second decoded')));
+    // Decoded elsewhere (the heavy-image process).
+    const secondDecoded = second.gate(17_000_000, () => Promise.resolve(events.push('second decoded')), true);
     first.done();
     first.done(); // again: nothing more
     await tick();
@@ -148,10 +149,10 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     answers[0]();
     await secondDecoded;
     expect(events).toEqual(['first decoded', 'collected', 'second decoded']);
-    // Frames decoded elsewhere (the heavy-image process): no collection, the slot back at once, answered or not.
-    second.done(false);
+    // Decoded elsewhere: no collection, the slot back at once, answered or not.
+    second.done();
     const third = heavy();
-    await expect(third.gate(17_000_000, () => Promise.resolve('third decoded'))).resolves.toBe(
+    await expect(third.gate(17_000_000, () => Promise.resolve('third decoded'), true)).resolves.toBe(
       'third decoded',
     );
     expect(answers).toHaveLength(1);
@@ -160,7 +161,7 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     await light.gate(2_000_000, () => Promise.resolve());
     light.done();
     expect(answers).toHaveLength(1);
-    third.done(false);
+    third.done();
   });
 
   it('should give heavy images IMAGE_HEAVY_CONCURRENCY slots (default 1) and refuse a count outside 1–64', async () => {
@@ -172,11 +173,11 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
       let started = 0;
       const stages = Array.from({ length: count }, () => p.stage());
       for (const stage of stages) {
-        void stage.gate(17_000_000, () => Promise.resolve(started++));
+        void stage.gate(17_000_000, () => Promise.resolve(started++), true);
       }
       await tick();
       await tick();
-      return { started, done: () => stages.forEach((stage) => stage.done(false)) };
+      return { started, done: () => stages.forEach((stage) => stage.done()) };
     };
     const one = await heavyStarted(pool({ WEB_CONCURRENCY: '1' }), 3);
     expect(one.started).toBe(1);
@@ -187,9 +188,9 @@ describe('ImagePool: IMAGE_MEMORY_MB across the HTTP processes', () => {
     // Light images take no slot.
     const light = pool({ WEB_CONCURRENCY: '1' });
     const held = light.stage();
-    void held.gate(17_000_000, () => Promise.resolve());
+    void held.gate(17_000_000, () => Promise.resolve(), true);
     await expect(light.stage().gate(2_000_000, () => Promise.resolve('light'))).resolves.toBe('light');
-    held.done(false);
+    held.done();
     for (const bad of ['0', '65', 'two']) {
       expect(() => loadConfig({ DATA_DIR: dir, IMAGE_HEAVY_CONCURRENCY: bad })).toThrow(
         `IMAGE_HEAVY_CONCURRENCY must be a whole number from 1 to 64 (got "${bad}")`,

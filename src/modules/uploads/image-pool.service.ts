@@ -33,17 +33,20 @@ export const BODY_MEMORY_MAX_BYTES = 8 * 1024 * 1024;
 /**
  * One upload's way through the image stage: `gate` is processImage's DecodeGate, which for a heavy image first takes
  * a slot of the heavy stage (HeavyStage). `done` says the upload has dropped its decoded frames (after the review);
- * safe to call again, or when no slot was taken. With `framesHere` (the default) the frames were decoded in this
- * process, and a full collection runs before the slot goes back, so that they are gone, not merely dead, before the
- * next heavy image is decoded: dead buffers are freed only by a collection, and nothing else would start one in time
- * (sixteen 27 MP uploads at once, three runs of the big-uploads bench: 285 MB over idle at the peak without it,
- * 164 MB with it). That collection (20–50 ms here) and the slot's return wait for the upload's answer (the stage's
- * `afterAnswer`), so the upload's record and answer do not wait for it. An animation decoded in the heavy-image
- * process sends back only the classifier's inputs: `framesHere` false, no collection, the slot back at once.
+ * safe to call again, or when no slot was taken. When the heavy image was decoded in this process (the gate ran its
+ * work here, not `elsewhere`), a full collection runs before the slot goes back, so that its frames are gone, not
+ * merely dead, before the next heavy image is decoded: dead buffers are freed only by a collection, and nothing else
+ * would start one in time (sixteen 27 MP uploads at once, three runs of the big-uploads bench: 285 MB over idle at the
+ * peak without it, 164 MB with it). That collection (20–50 ms here) and the slot's return wait for the upload's answer
+ * (the stage's `afterAnswer`), so the upload's record and answer do not wait for it. An animation decoded in the
+ * heavy-image process leaves nothing big here (its bytes, and the classifier's inputs when the review is on): no
+ * collection, the slot back at once. The gate, not the review's frames, says where: with the review off there are no
+ * frames to tell, and every heavy animation paid a collection that froze this process's event loop for 25–65 ms
+ * (docs/performance.md, the forty-seventh session's entry).
  */
 export interface ImageStage {
   gate: DecodeGate;
-  done: (framesHere?: boolean) => void;
+  done: () => void;
 }
 
 /**
@@ -240,8 +243,10 @@ export class ImagePool implements OnModuleDestroy {
   stage(afterAnswer: (settle: () => void) => void = (settle) => settle()): ImageStage {
     let release: (() => void) | undefined;
     let done = false;
+    // Whether a heavy image's work ran in this process (its frames are this heap's garbage), not elsewhere.
+    let heavyHere = false;
     return {
-      gate: async (pixels, work, elsewhere) => {
+      gate: async (pixels, work, elsewhere = false) => {
         if (pixels > HEAVY_PIXELS && !done && !release) {
           release = await this.heavyStage.acquire();
           if (done) {
@@ -249,9 +254,10 @@ export class ImagePool implements OnModuleDestroy {
             release();
           }
         }
+        heavyHere ||= pixels > HEAVY_PIXELS && !elsewhere;
         return this.gate(pixels, work, elsewhere);
       },
-      done: (framesHere = true) => {
+      done: () => {
         if (done) {
           return;
         }
@@ -260,7 +266,7 @@ export class ImagePool implements OnModuleDestroy {
         if (!giveBack) {
           return;
         }
-        if (!framesHere) {
+        if (!heavyHere) {
           giveBack();
           return;
         }

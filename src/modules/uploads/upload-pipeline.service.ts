@@ -349,14 +349,12 @@ export class UploadPipelineService {
     } finally {
       // The full-resolution frames are not needed past the review: their memory is freed now (releaseFrames), not
       // whenever V8 next collects, so the next decode here writes into memory already in use; GarbageRelease no longer
-      // counts it among the dead buffers a collection must free. The heavy stage's slot goes to the next image once
-      // the collection after the answer has run: it frees the rest of the upload's dead buffers (its bytes, the
-      // stripped copy). Frames from the heavy-image process are the classifier's inputs only (nothing big to collect
-      // here): their slot goes back now.
-      const framesHere = review.length === 0 || review.some((frame) => 'data' in frame);
+      // counts it among the dead buffers a collection must free. A heavy image decoded here gives the heavy stage's
+      // slot to the next image once the collection after the answer has run: it frees the rest of the upload's dead
+      // buffers (its bytes, the stripped copy). One decoded in the heavy-image process gives it back now (ImageStage).
       this.pool.framesFreed(releaseFrames(review));
       review.length = 0;
-      stage.done(framesHere);
+      stage.done();
     }
     lap('review');
     if (verdict.rejected) {

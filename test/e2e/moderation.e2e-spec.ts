@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
@@ -12,6 +13,7 @@ import { createTestApp, type TestApp } from '../setup/test-app';
 import type { ReviewFrame } from '../../src/modules/media/decode';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 import { ImagePool } from '../../src/modules/uploads/image-pool.service';
+import { EARLY_DECODE_MAX_BYTES } from '../../src/modules/media/image-processor';
 
 const RED = { r: 230, g: 20, b: 20 };
 const BLUE = { r: 20, g: 40, b: 230 };
@@ -129,6 +131,84 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red �
     } finally {
       moderation.review = review;
     }
+  });
+
+  describe('a dedupe hit', () => {
+    /** Wraps the review for one test: `verdict` overrides what the model says for a call (undefined: the model's). */
+    function watchReviews(verdict: (call: number) => { rejected: boolean } | undefined = () => undefined) {
+      const moderation = t.app.get(ModerationService);
+      const review = moderation.review.bind(moderation);
+      const calls: ReviewFrame[][] = [];
+      moderation.review = async (frames: readonly ReviewFrame[]) => {
+        calls.push([...frames]);
+        const said = verdict(calls.length);
+        return said ? { ...said, scores: null } : review(frames);
+      };
+      return { calls, restore: () => (moderation.review = review) };
+    }
+
+    const rejectedAudits = (bytes: Buffer) =>
+      sql(t, "select id from audit_entries where action = 'upload.rejected' and metadata->>'sha256' = $1", [
+        createHash('sha256').update(bytes).digest('hex'),
+      ]);
+
+    it('should answer a small body’s hit as its live upload, whatever the review beside the lookup finds', async () => {
+      // The owner's red image, accepted when it was uploaded (as under another threshold): the review of a body of at
+      // most EARLY_DECODE_MAX_BYTES runs beside the dedupe lookup, and its verdict stands only if the lookup finds
+      // nothing. Here it finds the live upload, so the answer is that upload, not 415.
+      const bytes = await solid(RED, 24, 24);
+      expect(bytes.length).toBeLessThanOrEqual(EARLY_DECODE_MAX_BYTES);
+      const reviews = watchReviews((call) => (call === 1 ? { rejected: false } : undefined));
+      try {
+        const first = await upload(bytes, 'red.png').expect(200);
+        const files = storedFiles(t).length;
+        const again = await upload(bytes, 'red.png').expect(200);
+        expect(again.body).toMatchObject({ ok: true, filename: first.body.filename, deduplicated: true });
+        // The second review ran (beside the lookup) and found red; no rejection was recorded, no file was left.
+        expect(reviews.calls).toHaveLength(2);
+        expect(storedFiles(t).length).toBe(files);
+        expect(
+          await sql(t, 'select id from uploads where owner_id = $1 and sha256 = $2', [
+            userId,
+            createHash('sha256').update(bytes).digest('hex'),
+          ]),
+        ).toHaveLength(1);
+        // The answer did not wait for that review: its frames are freed once it is done.
+        await waitFor('the hit’s review frames freed', () =>
+          reviews.calls[1].every((f) => 'data' in f && f.data.length === 0) ? true : null,
+        );
+        expect(await rejectedAudits(bytes)).toHaveLength(0);
+      } finally {
+        reviews.restore();
+      }
+    });
+
+    it('should review a new small red image and reject it, and never review a larger body’s hit', async () => {
+      const reviews = watchReviews();
+      try {
+        // A small body reviewed beside a lookup that finds nothing: the verdict stands.
+        const red = await solid(RED, 20, 20);
+        expect((await upload(red, 'red.png')).body.code).toBe('nsfw_rejected');
+        await waitFor('the upload.rejected audit entry', async () =>
+          (await rejectedAudits(red)).length === 1 ? true : null,
+        );
+        // A body over EARLY_DECODE_MAX_BYTES waits for its lookup before its decode: a hit is neither decoded nor
+        // reviewed.
+        const noise = await sharp(randomBytes(200 * 200 * 3), {
+          raw: { width: 200, height: 200, channels: 3 },
+        })
+          .png()
+          .toBuffer();
+        expect(noise.length).toBeGreaterThan(EARLY_DECODE_MAX_BYTES);
+        const first = await upload(noise, 'noise.png').expect(200);
+        const reviewed = reviews.calls.length;
+        const again = await upload(noise, 'noise.png').expect(200);
+        expect(again.body).toMatchObject({ filename: first.body.filename, deduplicated: true });
+        expect(reviews.calls).toHaveLength(reviewed);
+      } finally {
+        reviews.restore();
+      }
+    });
   });
 
   it('should judge transparency by what a viewer sees', async () => {

@@ -16,9 +16,10 @@ const STAGE_BUCKETS = [0.0005, 0.001, 0.0025, ...LATENCY_BUCKETS];
  * the pipeline's start (once the key is known): `admission` the rate limits' answer where it is still pending (the
  * upload fast path asks for it beside the pipeline; Express's guards have it before), the key's upload slot and a
  * ut_ token's use; `receive` what was left of the body; `queue` the dedupe lookup of a body on disk and the wait for
- * the image byte budget; `decode` sniffing, the header read, the decode and the strip (the waits for their lanes
- * included); `review` the NSFW review (its lane's wait included); `store` what the write had left once the review was
- * done; `record` the database row.
+ * the image byte budget; `decode` sniffing, the header read, the decode and the strip (the waits for their lanes and
+ * the dedupe lookup's included); `review` the NSFW review (its lane's wait included; for a body of at most
+ * EARLY_DECODE_MAX_BYTES, reviewed beside its dedupe lookup, until both are done); `store` what the write had left
+ * once the review was done; `record` the database row.
  */
 export const UPLOAD_STAGES = [
   'admission',

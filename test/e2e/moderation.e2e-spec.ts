@@ -173,7 +173,8 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
             createHash('sha256').update(bytes).digest('hex'),
           ]),
         ).toHaveLength(1);
-        // The answer did not wait for that review: its frames are freed once it is done.
+        // The answer does not wait for that review; its frames are freed all the same once it is done, and only then
+        // is the absence of a rejection telling.
         await waitFor('the hitâ€™s review frames freed', () =>
           reviews.calls[1].every((f) => 'data' in f && f.data.length === 0) ? true : null,
         );

@@ -13,6 +13,7 @@ import { createTestApp, type TestApp } from '../setup/test-app';
 import type { ReviewFrame } from '../../src/modules/media/decode';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 import { ImagePool } from '../../src/modules/uploads/image-pool.service';
+import { AppConfig } from '../../src/config/app-config';
 import { EARLY_DECODE_MAX_BYTES } from '../../src/modules/media/image-processor';
 
 const RED = { r: 230, g: 20, b: 20 };
@@ -159,13 +160,20 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
       const bytes = await solid(RED, 24, 24);
       expect(bytes.length).toBeLessThanOrEqual(EARLY_DECODE_MAX_BYTES);
       const reviews = watchReviews((call) => (call === 1 ? { rejected: false } : undefined));
+      const lock = new Client({ connectionString: t.databaseUrl });
+      await lock.connect();
       try {
         const first = await upload(bytes, 'red.png').expect(200);
         const files = storedFiles(t).length;
-        const again = await upload(bytes, 'red.png').expect(200);
-        expect(again.body).toMatchObject({ ok: true, filename: first.body.filename, deduplicated: true });
-        // The second review ran (beside the lookup) and found red; no rejection was recorded, no file was left.
-        expect(reviews.calls).toHaveLength(2);
+        // The lookup waits on the table's lock while the image is decoded and reviewed beside it.
+        await lock.query('begin');
+        await lock.query('lock table uploads in access exclusive mode');
+        const again = upload(bytes, 'red.png').then((res) => res);
+        await waitFor('the review beside the held lookup', () => (reviews.calls.length === 2 ? true : null));
+        await lock.query('commit');
+        const res = await again;
+        expect(res.status).toBe(200);
+        expect(res.body).toMatchObject({ ok: true, filename: first.body.filename, deduplicated: true });
         expect(storedFiles(t).length).toBe(files);
         expect(
           await sql(t, 'select id from uploads where owner_id = $1 and sha256 = $2', [
@@ -180,6 +188,36 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
         );
         expect(await rejectedAudits(bytes)).toHaveLength(0);
       } finally {
+        await lock.query('rollback').catch(() => undefined);
+        await lock.end();
+        reviews.restore();
+      }
+    });
+
+    it('should not begin the review of a small body whose lookup found its hit before the reviewâ€™s turn', async () => {
+      const bytes = await solid(BLUE, 22, 22);
+      await upload(bytes, 'blue.png').expect(200);
+      const reviews = watchReviews();
+      // Every lane of the image pool held: the duplicate's decode, and so its review, wait while its lookup answers.
+      const pool = t.app.get(ImagePool);
+      let open: () => void = () => undefined;
+      const opened = new Promise<void>((resolve) => (open = resolve));
+      const held = Array.from({ length: t.app.get(AppConfig).images.concurrency }, () =>
+        pool.run(1, () => opened),
+      );
+      try {
+        const again = upload(bytes, 'blue.png').then((res) => res);
+        // Time for the key, the limits and the lookup (a few ms on loopback): nothing observable marks the lookup's
+        // answer, which the decode waiting on the lanes cannot precede.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        open();
+        const res = await again;
+        expect(res.status).toBe(200);
+        expect(res.body.deduplicated).toBe(true);
+        expect(reviews.calls).toHaveLength(0);
+      } finally {
+        open();
+        await Promise.all(held);
         reviews.restore();
       }
     });

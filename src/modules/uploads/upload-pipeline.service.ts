@@ -263,6 +263,13 @@ export class UploadPipelineService {
     dedupe: Promise<{ answer: UploadResponse | null; due: boolean }>,
     { tags, expiresAt, lap }: { tags: string[]; expiresAt: Date | null; lap: StageClock },
   ): Promise<UploadResponse> {
+    // Whether the lookup has already said the answer is not this upload's (a hit, or a failure): then a review not
+    // yet begun is not begun (reviewBeside). Set as soon as the lookup settles.
+    let answeredElsewise = false;
+    dedupe.then(
+      ({ answer }) => (answeredElsewise = answer !== null),
+      () => (answeredElsewise = true),
+    );
     let original: Buffer | null = received.body.data ?? (await readFile(received.body.path));
     // A dedupe hit stops processImage before a decode of its own (only the early one of a small still may have run).
     const notBefore = dedupe.then(({ answer }) => answer && Promise.reject(new Error('a dedupe hit')));
@@ -340,7 +347,13 @@ export class UploadPipelineService {
     // The moderation step: the classifier sees what a viewer would see (orientation applied, alpha flattened).
     const pixels = image.width * image.height * image.pages;
     const reviewing = this.pool
-      .run(pixels, () => this.moderation.review(review))
+      .run(pixels, () =>
+        // A review the lookup has made pointless before its lane let it begin is not begun: what runs on past a hit's
+        // answer is at most what the lanes were already running, never a queue of them.
+        answeredElsewise
+          ? Promise.reject(new Error('not reviewed: the dedupe lookup answered'))
+          : this.moderation.review(review),
+      )
       .catch((err: unknown) => {
         // Anything but a contract error while classifying the decoded frames stays the image's fault, as before.
         throw err instanceof AppError ? err : new AppError('processing_failed', undefined, { cause: err });
@@ -363,8 +376,8 @@ export class UploadPipelineService {
         reviewing.catch(() => undefined);
         looked = await dedupe;
         if (looked.answer) {
-          // The same bytes' upload answers, whatever this review finds: it runs on in its lane (which bounds it) and
-          // frees its frames when done, but no one waits for it.
+          // The same bytes' upload answers, whatever this review finds: begun, it runs on in its lane and frees its
+          // frames when done, but no one waits for it; not yet begun, it never is.
           await discard();
           return looked.answer;
         }
@@ -622,8 +635,10 @@ interface Recorded {
  * body of at most EARLY_DECODE_MAX_BYTES, decoded beside the lookup already (processImage's early decode), so that its
  * review need not wait for the rest of the lookup's round trip. Side by side with the build before, a 16×16 PNG from
  * fetch took 0.963 of the time (median of five runs of 20), and 0.956 with the two builds' start order swapped
- * (docs/performance.md). A dedupe hit of such a body pays one review for nothing (the answer does not wait for it); a
- * larger body's decode, and so its review, still waits for the lookup, so its hit pays for neither.
+ * (docs/performance.md). A dedupe hit of such a body pays for a review only when the review began before the lookup
+ * answered (the answer does not wait for it; a review still waiting for its lane then is never begun, so what runs on
+ * past the answers is bounded by the lanes); a larger body's decode, and so its review, still waits for the lookup,
+ * so its hit pays for neither.
  */
 export function reviewBeside(bytes: number): boolean {
   return bytes <= EARLY_DECODE_MAX_BYTES;

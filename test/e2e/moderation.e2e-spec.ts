@@ -194,6 +194,42 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red �
       }
     });
 
+    it('should answer 401 and keep no file when the key is revoked while a small duplicate’s lookup waits', async () => {
+      const key = await makeKey(t);
+      const bytes = await solid(BLUE, 26, 26);
+      await t.http
+        .post('/api/v1/upload')
+        .set(...bearer(key.token))
+        .attach('file', bytes, 'blue.png')
+        .expect(200);
+      const files = storedFiles(t).length;
+      const reviews = watchReviews();
+      const lock = new Client({ connectionString: t.databaseUrl });
+      await lock.connect();
+      try {
+        // The duplicate's file is written before its decode, and its review begins while the lookup waits on the lock;
+        // the key is revoked in the same transaction, so the lookup's hit then finds it gone.
+        await lock.query('begin');
+        await lock.query('lock table uploads in access exclusive mode');
+        const again = t.http
+          .post('/api/v1/upload')
+          .set(...bearer(key.token))
+          .attach('file', bytes, 'blue.png')
+          .then((res) => res);
+        await waitFor('the review beside the held lookup', () => (reviews.calls.length === 1 ? true : null));
+        await lock.query('update api_keys set revoked_at = now() where id = $1', [key.keyId]);
+        await lock.query('commit');
+        const res = await again;
+        expect(res.status).toBe(401);
+        expect(res.body).toMatchObject({ ok: false, code: 'unauthorized' });
+        expect(storedFiles(t).length).toBe(files);
+      } finally {
+        await lock.query('rollback').catch(() => undefined);
+        await lock.end();
+        reviews.restore();
+      }
+    });
+
     it('should not begin the review of a small body whose lookup found its hit before the review’s turn', async () => {
       const bytes = await solid(BLUE, 22, 22);
       await upload(bytes, 'blue.png').expect(200);

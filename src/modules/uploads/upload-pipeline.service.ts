@@ -640,7 +640,7 @@ interface Recorded {
  * past the answers is bounded by the lanes); a larger body's decode, and so its review, still waits for the lookup,
  * so its hit pays for neither.
  */
-export function reviewBeside(bytes: number): boolean {
+function reviewBeside(bytes: number): boolean {
   return bytes <= EARLY_DECODE_MAX_BYTES;
 }
 

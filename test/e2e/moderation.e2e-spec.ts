@@ -13,6 +13,7 @@ import { createTestApp, type TestApp } from '../setup/test-app';
 import type { ReviewFrame } from '../../src/modules/media/decode';
 import { ModerationService } from '../../src/modules/moderation/moderation.service';
 import { ImagePool } from '../../src/modules/uploads/image-pool.service';
+import { UploadPipelineService } from '../../src/modules/uploads/upload-pipeline.service';
 import { AppConfig } from '../../src/config/app-config';
 import { EARLY_DECODE_MAX_BYTES } from '../../src/modules/media/image-processor';
 
@@ -143,7 +144,7 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
       moderation.review = async (frames: readonly ReviewFrame[]) => {
         calls.push([...frames]);
         const said = verdict(calls.length);
-        return said ? { ...said, scores: null } : review(frames);
+        return said ? { ...said, scores: null, frames: frames.length } : review(frames);
       };
       return { calls, restore: () => (moderation.review = review) };
     }
@@ -241,11 +242,21 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
       const held = Array.from({ length: t.app.get(AppConfig).images.concurrency }, () =>
         pool.run(1, () => opened),
       );
+      // The lookup's answer, marked as it settles (the pipeline's own dedupe step, wrapped for this test).
+      const pipeline: { dedupe: (...args: unknown[]) => Promise<unknown> } = t.app.get(UploadPipelineService);
+      const dedupe = pipeline.dedupe.bind(pipeline);
+      let looked = false;
+      pipeline.dedupe = (...args: unknown[]) => {
+        const answer = dedupe(...args);
+        answer.then(
+          () => (looked = true),
+          () => (looked = true),
+        );
+        return answer;
+      };
       try {
         const again = upload(bytes, 'blue.png').then((res) => res);
-        // Time for the key, the limits and the lookup (a few ms on loopback): nothing observable marks the lookup's
-        // answer, which the decode waiting on the lanes cannot precede.
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        await waitFor('the duplicateâ€™s dedupe lookup answered', () => (looked ? true : null));
         open();
         const res = await again;
         expect(res.status).toBe(200);
@@ -254,6 +265,7 @@ describe('NSFW moderation through the upload API (e2e, tiny colour model: red â†
       } finally {
         open();
         await Promise.all(held);
+        pipeline.dedupe = dedupe;
         reviews.restore();
       }
     });

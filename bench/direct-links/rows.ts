@@ -7,7 +7,7 @@
  * the two servers measured alternately, and each round runs every measure on the original and then on the variant,
  * as a service serves both at once. Measured in blocks instead (all of the original's runs, then the variant's), the
  * variant, measured after 45 s of the original's traffic alone, took 7–55 % more CPU per 304 than the original in
- * five runs of this suite (interleaved: 4–11 % more); with the blocks the other way round, 4 % less. Rows: 304, HEAD
+ * five runs of this suite (interleaved: 0–11 % more); with the blocks the other way round, 4 % less. Rows: 304, HEAD
  * and a 200 KB GET, req/s, for an original and a warm variant, and the CPU the service spends per 304 (from
  * /proc/<pid>/stat over the run).
  *

@@ -4,10 +4,10 @@
  * The service runs as a real process (bench/lib/service.ts, one process, production's LOG_LEVEL=info); nginx 1.22
  * (Debian) runs with one worker, its root the service's stored file, and the same headers added. The load generator
  * is wrk (one thread, 32 connections, 3 s a measure; it saturates a single nginx worker, so it is not the limit),
- * the two servers measured alternately, and each round runs every measure on the original and then on the variant,
- * as a service serves both at once. Measured in blocks instead (all of the original's runs, then the variant's), the
- * variant, measured after 45 s of the original's traffic alone, took 7–55 % more CPU per 304 than the original in
- * five runs of this suite (interleaved: 0–11 % more); with the blocks the other way round, 4 % less. Rows: 304, HEAD
+ * the two servers measured alternately, and each round runs each measure (304, HEAD, GET) on the original and then
+ * on the variant, as a service serves both at once. Measured in blocks instead (all of the original's runs, then the
+ * variant's), the variant, after 45 s of the original's traffic alone, took 7–55 % more CPU per 304 than the original
+ * in five runs, and 4 % less with the blocks the other way round; interleaved, 0–11 % more in five. Rows: 304, HEAD
  * and a 200 KB GET, req/s, for an original and a warm variant, and the CPU the service spends per 304 (from
  * /proc/<pid>/stat over the run).
  *

@@ -2,6 +2,7 @@ import type supertest from 'supertest';
 import { ImagesController } from '../../src/modules/delivery/images.controller';
 import { VariantsService } from '../../src/modules/delivery/variants.service';
 import { DeliveryCache } from '../../src/modules/delivery/delivery-cache';
+import { UploadsService } from '../../src/modules/uploads/uploads.service';
 import { png } from '../fixtures/sample-images';
 import { sql } from '../setup/db';
 import { bearer, login, makeKey, makeUser, type TestKey } from '../setup/factories';
@@ -234,6 +235,112 @@ describe('Direct-link cache without Redis (e2e)', () => {
     await sql(t, 'update uploads set deleted_at = now() where filename = $1', [filename]);
     const gone = await t.http.get(`/images/${filename}`);
     expect({ status: gone.status, code: gone.body.code }).toEqual({ status: 404, code: 'not_found' });
+  });
+});
+
+/**
+ * A held entry is read again shortly before it expires (its last quarter, at most 2 s), in the background, so a hot
+ * image's requests keep being answered from memory across its expiries instead of all reaching Express and the
+ * database at once.
+ */
+describe('Direct-link cache entries read again before they expire (e2e)', () => {
+  let t: TestApp;
+  let key: TestKey;
+  let serve: jest.SpyInstance;
+  let findServable: jest.SpyInstance;
+
+  beforeAll(async () => {
+    // A 3 s life: the background read starts in its last 750 ms, room enough for a loaded machine's query.
+    t = await createTestApp({ env: { DELIVERY_CACHE_SECONDS: '3' } });
+    key = await makeKey(t);
+    await waitFor('the delivery cache', () => cacheOf(t).enabled);
+    serve = jest.spyOn(ImagesController.prototype as unknown as { serve: () => Promise<void> }, 'serve');
+    findServable = jest.spyOn(t.app.get(UploadsService), 'findServable');
+  });
+  afterAll(async () => {
+    serve.mockRestore();
+    findServable.mockRestore();
+    await t.close();
+  });
+  afterEach(() => {
+    findServable.mockReset();
+    findServable.mockImplementation(UploadsService.prototype.findServable.bind(t.app.get(UploadsService)));
+  });
+
+  /** An upload, its original and a variant served once each (the variant then stored and held too). */
+  const hotImage = async (seed: number): Promise<{ original: string; variant: string }> => {
+    const res = await t.http
+      .post('/api/v1/upload')
+      .set(...bearer(key.token))
+      .attach('file', await png(seed), 'a.png')
+      .expect(200);
+    const original = `/images/${res.body.filename as string}`;
+    const variant = `${original}?w=64&format=webp`;
+    await t.http.get(original).expect(200);
+    await t.http.get(variant).expect(200);
+    await t.app.get(VariantsService).idle();
+    await t.http.get(variant).expect(200); // the stored variant's row, held from here on
+    return { original, variant };
+  };
+
+  const statusesFor = async (paths: string[], ms: number): Promise<number[]> => {
+    const statuses: number[] = [];
+    for (const until = Date.now() + ms; Date.now() < until; ) {
+      for (const path of paths) {
+        statuses.push((await t.http.get(path)).status);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return statuses;
+  };
+
+  it("should answer a hot image from memory across its entry's expiries, reading its row in the background", async () => {
+    const { original, variant } = await hotImage(9201);
+    serve.mockClear();
+    findServable.mockClear();
+    // Seven seconds of hits: two expiries of a 3 s entry.
+    const statuses = await statusesFor([original, variant], 7000);
+    expect(new Set(statuses)).toEqual(new Set([200]));
+    // None reached Express: the entries (the variant's too) were renewed before they expired.
+    expect(serve).not.toHaveBeenCalled();
+    // Read again about once a life (3 s), from the fast path, never for each request.
+    expect(findServable.mock.calls.length).toBeGreaterThanOrEqual(2);
+    expect(findServable.mock.calls.length).toBeLessThanOrEqual(4);
+  });
+
+  it('should drop the entry when the row read again is gone (a delete made by plain SQL): 404 at once', async () => {
+    const { original, variant } = await hotImage(9202);
+    serve.mockClear();
+    findServable.mockClear();
+    await sql(t, 'update uploads set deleted_at = now() where filename = $1', [
+      original.slice('/images/'.length),
+    ]);
+    // Still held: served until the background read has found it gone.
+    await t.http.get(original).expect(200);
+    await waitFor('the background read', async () => {
+      await t.http.get(original);
+      return findServable.mock.calls.length > 0;
+    });
+    await expect(findServable.mock.results[0].value).resolves.toBeNull();
+    // Read by the fast path while the entry was still held: nothing reached Express (whose read would be the expiry's).
+    expect(serve).not.toHaveBeenCalled();
+    for (const path of [original, variant]) {
+      const gone = await t.http.get(path);
+      expect({ status: gone.status, code: gone.body.code }).toEqual({ status: 404, code: 'not_found' });
+    }
+  });
+
+  it('should let an entry expire when its background read fails, and read the row on the slow path then', async () => {
+    const { original } = await hotImage(9203);
+    serve.mockClear();
+    findServable.mockClear();
+    // The database fails the background read (once); the slow path's read after the expiry succeeds.
+    findServable.mockRejectedValueOnce(new Error('connection terminated'));
+    const statuses = await statusesFor([original], 4000);
+    expect(new Set(statuses)).toEqual(new Set([200]));
+    // The entry was not renewed: once it expired, a request went to Express, which read the row and held it again.
+    expect(serve).toHaveBeenCalled();
+    expect(findServable.mock.calls.length).toBeGreaterThanOrEqual(2);
   });
 });
 

@@ -12,7 +12,16 @@ export const MAX_CACHED_FILE_BYTES = 1024 * 1024;
 interface UploadEntry {
   upload: ServableUpload;
   expires: number;
+  /** From then on a hit asks for the row to be read again (refreshDue), once: `Infinity` once asked or never. */
+  refreshAt: number;
 }
+
+/**
+ * How long before its expiry a hit asks for an entry's row again: a quarter of the TTL, at most 2 s. Read in the
+ * background while hits go on, the row is there again before the entry expires, so a hot image's requests never all
+ * reach Express and the database at once (every request in flight for it did, each expiry).
+ */
+const REFRESH_AHEAD_MAX_MS = 2000;
 
 interface VariantEntry {
   image: ImageRepresentation;
@@ -38,6 +47,7 @@ type BytesEntry = { data: Buffer; mtimeMs: number } | { data: Buffer; etag: stri
 export class DeliveryCache {
   private epoch = 0;
   private readonly ttlMs: number;
+  private readonly refreshAheadMs: number;
   private readonly uploads = new Map<string, UploadEntry>();
   private readonly variants = new Map<string, VariantEntry>();
   private readonly bytes = new Map<string, BytesEntry>();
@@ -48,6 +58,7 @@ export class DeliveryCache {
     private readonly bus: InvalidationBus,
   ) {
     this.ttlMs = config.deliveryCacheSeconds * 1000;
+    this.refreshAheadMs = Math.min(this.ttlMs / 4, REFRESH_AHEAD_MAX_MS);
     if (this.ttlMs > 0) {
       bus.listen((what) => this.invalidate(what));
     }
@@ -78,7 +89,52 @@ export class DeliveryCache {
     if (mark !== this.epoch || !this.enabled) {
       return;
     }
-    bounded(this.uploads).set(upload.filename, { upload, expires: entryExpiry(upload, this.ttlMs) });
+    bounded(this.uploads).set(upload.filename, this.uploadEntry(upload));
+  }
+
+  /**
+   * Whether the row of this (held) upload should be read again now: true once, for a hit in the last quarter of its
+   * entry's life (at most its last 2 s). The caller reads it, after a mark(), and hands it to refreshed(). An entry
+   * that ends with its upload's own expiry is never refreshed (a new row would end there too).
+   */
+  refreshDue(filename: string): boolean {
+    const entry = this.uploads.get(filename);
+    if (!entry || Date.now() < entry.refreshAt) {
+      return false;
+    }
+    entry.refreshAt = Infinity;
+    return true;
+  }
+
+  /**
+   * The row refreshDue() asked for, read after `mark`: the entry starts a new life, and so do its variants' entries
+   * that the row still lists as stored (a variant's row never changes; one deleted goes from the row's list). Null
+   * (gone, expired or its owner banned): the upload's entries go, as a delete's message would take them. An
+   * invalidation that arrived meanwhile wins, as for any remember; a failed read leaves the entry to expire.
+   */
+  refreshed(filename: string, upload: ServableUpload | null, mark: number): void {
+    if (mark !== this.epoch || !this.enabled) {
+      return;
+    }
+    if (!upload) {
+      this.dropUpload(filename);
+      return;
+    }
+    this.uploads.delete(filename); // re-inserted at the end: it is the newest again
+    bounded(this.uploads).set(filename, this.uploadEntry(upload));
+    const expires = entryExpiry(upload, this.ttlMs);
+    for (const key of upload.storedVariants ?? []) {
+      const variant = this.variants.get(`${filename}/${key}`);
+      if (variant) {
+        variant.expires = expires;
+      }
+    }
+  }
+
+  private uploadEntry(upload: ServableUpload): UploadEntry {
+    const expires = entryExpiry(upload, this.ttlMs);
+    const refreshes = upload.expiresAt === null || expires < upload.expiresAt.getTime();
+    return { upload, expires, refreshAt: refreshes ? expires - this.refreshAheadMs : Infinity };
   }
 
   variant(filename: string, key: string): ImageRepresentation | undefined {
@@ -189,15 +245,7 @@ export class DeliveryCache {
       return;
     }
     if (what.startsWith('upload:')) {
-      const filename = what.slice('upload:'.length);
-      this.uploads.delete(filename);
-      this.dropBytes(filename);
-      for (const [id, entry] of this.variants) {
-        if (entry.filename === filename) {
-          this.variants.delete(id);
-          this.dropBytes(entry.image.key);
-        }
-      }
+      this.dropUpload(what.slice('upload:'.length));
       return;
     }
     if (what.startsWith('owner:')) {
@@ -211,6 +259,18 @@ export class DeliveryCache {
         if (entry.ownerId === ownerId) {
           this.variants.delete(id);
         }
+      }
+    }
+  }
+
+  /** An upload's entries, its variants' and their bytes. */
+  private dropUpload(filename: string): void {
+    this.uploads.delete(filename);
+    this.dropBytes(filename);
+    for (const [id, entry] of this.variants) {
+      if (entry.filename === filename) {
+        this.variants.delete(id);
+        this.dropBytes(entry.image.key);
       }
     }
   }

@@ -65,13 +65,11 @@ export function configureApp(app: INestApplication): void {
   express.use('/docs', requestLogMiddleware(app));
   setupSwagger(app);
   // Direct-link hits skip Express altogether (issue 14); everything else reaches it as before.
-  const uploads = app.get(UploadsService);
   installFastPath(express.getHttpServer(), {
     cache: app.get(DeliveryCache),
     storage: app.get(StorageDriver),
     config,
     variants: app.get(VariantsService),
-    refresh: (filename) => uploads.findServable(filename),
   });
   // So do the management API's hot reads with an API key (issue 14): in front of the above, for /api/v1/ paths only.
   installReadFastPath(express.getHttpServer(), readFastPathDeps(app));

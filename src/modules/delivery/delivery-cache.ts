@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { INVALIDATE_ALL, InvalidationBus } from '../../common/redis/invalidation-bus';
 import { AppConfig } from '../../config/app-config';
-import type { ServableUpload } from '../uploads/uploads.service';
+import { type ServableUpload, UploadsService } from '../uploads/uploads.service';
 import type { ImageRepresentation } from './image-response';
 
 /** Entries per map: far more than the hot set of any one instance, small enough to stay a few MB. */
@@ -12,7 +12,7 @@ export const MAX_CACHED_FILE_BYTES = 1024 * 1024;
 interface UploadEntry {
   upload: ServableUpload;
   expires: number;
-  /** From then on a hit asks for the row to be read again (refreshDue), once: `Infinity` once asked or never. */
+  /** From then on a hit has the row read again (upload()), once: `Infinity` once asked or never. */
   refreshAt: number;
 }
 
@@ -56,6 +56,7 @@ export class DeliveryCache {
   constructor(
     private readonly config: AppConfig,
     private readonly bus: InvalidationBus,
+    private readonly rows: UploadsService,
   ) {
     this.ttlMs = config.deliveryCacheSeconds * 1000;
     this.refreshAheadMs = Math.min(this.ttlMs / 4, REFRESH_AHEAD_MAX_MS);
@@ -73,14 +74,23 @@ export class DeliveryCache {
     return this.epoch;
   }
 
+  /**
+   * The held row, if any. A hit in the last quarter of its entry's life (at most its last 2 s) has the row read again
+   * in the background (once), so the entry starts a new life before it expires (refreshed()).
+   */
   upload(filename: string): ServableUpload | undefined {
     const entry = this.uploads.get(filename);
     if (!entry) {
       return undefined;
     }
-    if (entry.expires <= Date.now() || !this.enabled) {
+    const now = Date.now();
+    if (entry.expires <= now || !this.enabled) {
       this.uploads.delete(filename);
       return undefined;
+    }
+    if (now >= entry.refreshAt) {
+      entry.refreshAt = Infinity;
+      this.refresh(entry.upload.filename);
     }
     return entry.upload;
   }
@@ -92,27 +102,22 @@ export class DeliveryCache {
     bounded(this.uploads).set(upload.filename, this.uploadEntry(upload));
   }
 
-  /**
-   * Whether the row of this (held) upload should be read again now: true once, for a hit in the last quarter of its
-   * entry's life (at most its last 2 s). The caller reads it, after a mark(), and hands it to refreshed(). An entry
-   * that ends with its upload's own expiry is never refreshed (a new row would end there too).
-   */
-  refreshDue(filename: string): boolean {
-    const entry = this.uploads.get(filename);
-    if (!entry || Date.now() < entry.refreshAt) {
-      return false;
-    }
-    entry.refreshAt = Infinity;
-    return true;
+  /** Reads the row as the full path does; a failed read (the database down) leaves the entry to expire. */
+  private refresh(filename: string): void {
+    const mark = this.epoch;
+    this.rows.findServable(filename).then(
+      (upload) => this.refreshed(filename, upload, mark),
+      () => undefined,
+    );
   }
 
   /**
-   * The row refreshDue() asked for, read after `mark`: the entry starts a new life, and so do its variants' entries
+   * The row refresh() read after `mark`: the entry starts a new life, and so do its variants' entries
    * that the row still lists as stored (a variant's row never changes; one deleted goes from the row's list). Null
    * (gone, expired or its owner banned): the upload's entries go, as a delete's message would take them. An
    * invalidation that arrived meanwhile wins, as for any remember; a failed read leaves the entry to expire.
    */
-  refreshed(filename: string, upload: ServableUpload | null, mark: number): void {
+  private refreshed(filename: string, upload: ServableUpload | null, mark: number): void {
     if (mark !== this.epoch || !this.enabled) {
       return;
     }

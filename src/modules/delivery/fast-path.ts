@@ -34,11 +34,6 @@ export interface FastPathDeps {
   config: AppConfig;
   /** Renders a variant not made yet (without it, such requests go to Express). */
   variants?: VariantsService;
-  /**
-   * Reads an upload's servable row as the slow path does (UploadsService.findServable): a held entry near its
-   * expiry is read again in the background (DeliveryCache.refreshDue). Without it, entries just expire.
-   */
-  refresh?: (filename: string) => Promise<ServableUpload | null>;
 }
 
 /** A cold variant's failure, kept for the slow path to answer (ImagesController takes it back). */
@@ -192,17 +187,10 @@ export function fastPath(
   deps: FastPathDeps,
   fallback: Handler,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { cache, storage, config, variants, refresh } = deps;
+  const { cache, storage, config, variants } = deps;
   const accelPrefix = config.accelRedirectPrefix;
   const redirects = config.imagesRedirectBaseUrl !== undefined;
   const resolve = variantResolver(config.variantSizes);
-  const refreshUpload = (filename: string, read: NonNullable<typeof refresh>): void => {
-    const mark = cache.mark();
-    read(filename).then(
-      (upload) => cache.refreshed(filename, upload, mark),
-      () => undefined, // the database did not answer: the entry expires, and the slow path reads (and answers) then
-    );
-  };
   return (req, res) => {
     const method = req.method;
     const url = req.url;
@@ -216,9 +204,6 @@ export function fastPath(
     const upload = cache.upload(filename);
     if (!upload) {
       return false;
-    }
-    if (refresh && cache.refreshDue(upload.filename)) {
-      refreshUpload(upload.filename, refresh);
     }
     let image: ImageRepresentation | undefined;
     let varyAccept = false;

@@ -6,7 +6,9 @@ import { UploadsService } from '../../src/modules/uploads/uploads.service';
 import { png } from '../fixtures/sample-images';
 import { sql } from '../setup/db';
 import { bearer, login, makeKey, makeUser, type TestKey } from '../setup/factories';
+import { readInfra } from '../setup/infra';
 import { PrivateRedis } from '../setup/private-servers';
+import { TcpProxy } from '../setup/tcp-proxy';
 import { createTestApp, type TestApp } from '../setup/test-app';
 import { waitFor } from '../setup/wait';
 
@@ -248,23 +250,28 @@ describe('Direct-link cache entries read again before they expire (e2e)', () => 
   let key: TestKey;
   let serve: jest.SpyInstance;
   let findServable: jest.SpyInstance;
+  // The app's way to PostgreSQL, to cut it for real while a background read is due.
+  let database: TcpProxy;
 
   beforeAll(async () => {
+    database = await TcpProxy.inFrontOf(readInfra().adminUrl);
     // A 3 s life: the background read starts in its last 750 ms, room enough for a loaded machine's query.
-    t = await createTestApp({ env: { DELIVERY_CACHE_SECONDS: '3' } });
+    t = await createTestApp({
+      appDatabaseUrl: (url) => database.via(url),
+      env: { DELIVERY_CACHE_SECONDS: '3' },
+    });
     key = await makeKey(t);
     await waitFor('the delivery cache', () => cacheOf(t).enabled);
     serve = jest.spyOn(ImagesController.prototype as unknown as { serve: () => Promise<void> }, 'serve');
+    // Watched, not replaced: every call runs the service's own read.
     findServable = jest.spyOn(t.app.get(UploadsService), 'findServable');
   });
   afterAll(async () => {
+    await database.setMode('pass');
     serve.mockRestore();
     findServable.mockRestore();
     await t.close();
-  });
-  afterEach(() => {
-    findServable.mockReset();
-    findServable.mockImplementation(UploadsService.prototype.findServable.bind(t.app.get(UploadsService)));
+    await database.close();
   });
 
   /** An upload, its original and a variant served once each (the variant then stored and held too). */
@@ -330,17 +337,35 @@ describe('Direct-link cache entries read again before they expire (e2e)', () => 
     }
   });
 
-  it('should let an entry expire when its background read fails, and read the row on the slow path then', async () => {
+  it('should let an entry expire when its background read fails (the database cut), and read the row on the slow path then', async () => {
     const { original } = await hotImage(9203);
     serve.mockClear();
     findServable.mockClear();
-    // The database fails the background read (once); the slow path's read after the expiry succeeds.
-    findServable.mockRejectedValueOnce(new Error('connection terminated'));
-    const statuses = await statusesFor([original], 4000);
+    // PostgreSQL refuses the app's connections: the hits go on from memory, and the background read in the entry's
+    // last 750 ms fails.
+    await database.setMode('refuse');
+    const cut: number[] = [];
+    try {
+      await waitFor('the background read', async () => {
+        cut.push((await t.http.get(original)).status);
+        return findServable.mock.calls.length > 0;
+      });
+      await expect(findServable.mock.results[0].value).rejects.toThrow();
+      // Still held after the failure (the read began with the first hit of the entry's last 750 ms, and failed at
+      // once): served from memory, where a request sent to the full path now would answer 500 db_failed.
+      cut.push(...(await statusesFor([original], 100)));
+    } finally {
+      await database.setMode('pass');
+    }
+    expect(new Set(cut)).toEqual(new Set([200]));
+    // Not renewed: once the entry expired, a request went to Express, which read the row and held it again.
+    const statuses = await statusesFor([original], 3000);
     expect(new Set(statuses)).toEqual(new Set([200]));
-    // The entry was not renewed: once it expired, a request went to Express, which read the row and held it again.
     expect(serve).toHaveBeenCalled();
     expect(findServable.mock.calls.length).toBeGreaterThanOrEqual(2);
+    await expect(findServable.mock.results[1].value).resolves.toMatchObject({
+      filename: original.slice('/images/'.length),
+    });
   });
 });
 

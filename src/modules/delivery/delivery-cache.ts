@@ -125,13 +125,13 @@ export class DeliveryCache {
       this.dropUpload(filename);
       return;
     }
+    const entry = this.uploadEntry(upload);
     this.uploads.delete(filename); // re-inserted at the end: it is the newest again
-    bounded(this.uploads).set(filename, this.uploadEntry(upload));
-    const expires = entryExpiry(upload, this.ttlMs);
+    bounded(this.uploads).set(filename, entry);
     for (const key of upload.storedVariants ?? []) {
       const variant = this.variants.get(`${filename}/${key}`);
       if (variant) {
-        variant.expires = expires;
+        variant.expires = entry.expires;
       }
     }
   }
